@@ -1,0 +1,257 @@
+"""The immutable values that travel from the core to the CLI and to every panel.
+
+Shapes are written ``[axis, axis]``; ``T`` is the number of analysed tokens (the start token included), ``L`` the
+number of layers, ``H`` query heads, ``D`` the model width and ``V`` the vocabulary size. Probabilities are in
+[0, 1], surprisal in bits, ``sentence_logprob`` in nats (natural log). Arrays are read-only numpy arrays.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+def readonly(a: np.ndarray) -> np.ndarray:
+    """Return ``a`` (no copy) with its write flag cleared."""
+    a = np.asarray(a)
+    a.flags.writeable = False
+    return a
+
+
+_VISIBLE = {" ": "·", "\n": "⏎", "\t": "→", "\r": "␍"}
+
+
+def visible_text(s: str) -> str:
+    """Whitespace made visible: · for space, ⏎ for newline, → for tab; other control characters as ␀-style
+    symbols or <U+XXXX>."""
+    out = []
+    for ch in s:
+        if ch in _VISIBLE:
+            out.append(_VISIBLE[ch])
+        elif ord(ch) < 0x20:
+            out.append(chr(0x2400 + ord(ch)))  # Unicode "control pictures" block
+        elif ord(ch) == 0x7F:
+            out.append("␡")
+        elif ch.isspace():
+            out.append("⎵")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Token:
+    """One token of a tokenized text.
+
+    ``start``/``end`` are the character span ``text[start:end]`` that the token's bytes come from: the
+    characters containing its first and last byte. A character whose UTF-8 bytes are split over two tokens
+    belongs to the spans of both. Special tokens added by the app (the start token) have ``start == end``.
+    """
+
+    id: int
+    bytes: bytes
+    start: int
+    end: int
+    special: bool = False
+    added: bool = False  # inserted by the app (start token), not typed by the user
+
+    @property
+    def incomplete(self) -> bool:
+        """True when the bytes are not a complete UTF-8 sequence (part of a multi-byte character)."""
+        try:
+            self.bytes.decode("utf-8")
+            return False
+        except UnicodeDecodeError:
+            return True
+
+    @property
+    def text(self) -> str:
+        """The token's text; an incomplete UTF-8 piece decodes with U+FFFD (use ``display`` for screens)."""
+        return self.bytes.decode("utf-8", errors="replace")
+
+    @property
+    def display(self) -> str:
+        """Text for a chip: whitespace made visible; incomplete UTF-8 pieces as their bytes (<E6 97>)."""
+        if self.incomplete:
+            return "<" + " ".join(f"{b:02X}" for b in self.bytes) + ">"
+        return visible_text(self.text)
+
+
+@dataclass(frozen=True)
+class DroppedByte:
+    """A byte of the input that has no token in the vocabulary (it is left out, as Hugging Face does)."""
+
+    char_index: int  # index of the character in the text whose UTF-8 encoding contains the byte
+    value: int  # 0..255
+
+
+@dataclass(frozen=True)
+class Tokenization:
+    text: str
+    tokenizer: str  # "smollm2", "cl100k_base", "o200k_base"
+    tokens: tuple[Token, ...]
+    dropped: tuple[DroppedByte, ...] = ()
+    specials_parsed: bool = False  # True when "<|im_end|>" typed in the text became a special token
+
+    @property
+    def ids(self) -> list[int]:
+        return [t.id for t in self.tokens]
+
+    @property
+    def chars_per_token(self) -> float:
+        return len(self.text) / max(1, len(self.tokens))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the UI and CLI need to know about the loaded model (no tensors)."""
+
+    name: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    d_model: int
+    d_head: int
+    d_ff: int
+    vocab_size: int
+    n_params: int
+    context_length: int
+    rope_theta: float
+    norm_eps: float
+    path: str = ""
+
+
+class Attention:
+    """Attention weights ``[L, H, T, T]`` (query × key), stored as immutable row blocks.
+
+    Each block holds the rows of queries ``[q0, q1)`` against keys ``[0, q1)`` (the causal mask makes every
+    later key 0), shape ``[L, H, q1 - q0, q1]``. Results of successive keystrokes share their unchanged blocks,
+    so an incremental update adds only the new rows and copies nothing. Read it through the methods.
+    """
+
+    __slots__ = ("_blocks", "_starts", "n_tokens", "n_layers", "n_heads")
+
+    def __init__(self, blocks: Sequence[np.ndarray]):
+        starts, q = [], 0
+        for b in blocks:
+            if b.ndim != 4 or b.shape[3] != q + b.shape[2]:
+                raise ValueError(f"attention block of shape {b.shape} does not continue at query {q}")
+            b.flags.writeable = False
+            starts.append(q)
+            q += b.shape[2]
+        self._blocks: tuple[np.ndarray, ...] = tuple(blocks)
+        self._starts = tuple(starts)
+        self.n_tokens = q
+        first = blocks[0] if blocks else np.zeros((0, 0, 0, 0), np.float32)
+        self.n_layers, self.n_heads = first.shape[0], first.shape[1]
+
+    @property
+    def blocks(self) -> tuple[np.ndarray, ...]:
+        return self._blocks
+
+    def truncated(self, n_rows: int) -> "Attention":
+        """The first ``n_rows`` query rows (shares memory)."""
+        out = []
+        for s, b in zip(self._starts, self._blocks):
+            if s >= n_rows:
+                break
+            k = min(b.shape[2], n_rows - s)
+            out.append(b[:, :, :k, : s + k])
+        return Attention(out)
+
+    def extended(self, block: np.ndarray) -> "Attention":
+        return Attention(self._blocks + (block,))
+
+    def _fill(self, dst: np.ndarray, sel: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        for s, b in zip(self._starts, self._blocks):
+            part = sel(b)  # [..., rows, keys]
+            dst[..., s : s + part.shape[-2], : part.shape[-1]] = part
+        return readonly(dst)
+
+    def head(self, layer: int, head: int) -> np.ndarray:
+        """``[T, T]`` float32 for one head."""
+        T = self.n_tokens
+        return self._fill(np.zeros((T, T), np.float32), lambda b: b[layer, head])
+
+    def layer(self, layer: int) -> np.ndarray:
+        """``[H, T, T]`` float32."""
+        T = self.n_tokens
+        return self._fill(np.zeros((self.n_heads, T, T), np.float32), lambda b: b[layer])
+
+    def full(self) -> np.ndarray:
+        """``[L, H, T, T]`` float32 (T² memory: prefer ``head`` / ``layer``)."""
+        T = self.n_tokens
+        return self._fill(np.zeros((self.n_layers, self.n_heads, T, T), np.float32), lambda b: b)
+
+    def row(self, layer: int, head: int, query: int) -> np.ndarray:
+        """``[query + 1]`` weights of one query over keys ``0..query``."""
+        for s, b in zip(self._starts, self._blocks):
+            if s <= query < s + b.shape[2]:
+                return readonly(np.asarray(b[layer, head, query - s, : query + 1], np.float32))
+        raise IndexError(query)
+
+    def nbytes(self) -> int:
+        return sum(b.nbytes for b in self._blocks)
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything the panels show for one text. Built by ``core.analysis``; never modified.
+
+    Position ``i`` is the i-th analysed token (``tokens[0]`` is the start token when ``start_token``).
+    - ``token_prob[i]``: P(token i | tokens before it); NaN for i = 0.
+    - ``surprisal_bits[i]`` = −log2 ``token_prob[i]``; NaN for i = 0.
+    - ``top_ids[i]``, ``top_probs[i]``: the K most likely tokens to *follow* position i, best first.
+    - ``entropy_bits[i]``: entropy of the distribution that follows position i.
+    - ``hidden[0]`` the input embeddings, ``hidden[l]`` the residual stream after layer l: ``[L+1, T, D]``.
+    - ``final_normed``: the last residual after the final RMSNorm, ``[T, D]``; logits = final_normed @ Eᵀ.
+    """
+
+    text: str
+    model: ModelInfo
+    device: str
+    backend: str
+    tokenizer: str
+    tokens: tuple[Token, ...]
+    ids: np.ndarray  # [T] int64
+    start_token: bool
+    truncated: bool
+    dropped: tuple[DroppedByte, ...]
+    specials_parsed: bool
+    token_prob: np.ndarray  # [T] float32
+    surprisal_bits: np.ndarray  # [T] float32
+    entropy_bits: np.ndarray  # [T] float32
+    top_ids: np.ndarray  # [T, K] int64
+    top_probs: np.ndarray  # [T, K] float32
+    sentence_logprob: float  # Σ ln token_prob over positions that have one (nats)
+    hidden: np.ndarray  # [L+1, T, D] float32
+    final_normed: np.ndarray  # [T, D] float32
+    attention: Attention
+    unembedding: np.ndarray = field(repr=False)  # [V, D] float32, shared read-only view of the model's table
+    latency_ms: float = 0.0
+    generation: int = 0  # request number; the runtime drops stale results
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def sentence_log10(self) -> float:
+        return self.sentence_logprob / np.log(10.0)
+
+    @property
+    def sentence_bits(self) -> float:
+        """−log2 P(text): the total surprisal in bits."""
+        return -self.sentence_logprob / np.log(2.0)
+
+    def logits_at(self, position: int) -> np.ndarray:
+        """``[V]`` float32 logits of the token that follows ``position``."""
+        return self.unembedding @ self.final_normed[position]
+
+    def distribution(self, position: int, temperature: float = 1.0) -> np.ndarray:
+        """``[V]`` float64 probabilities of the next token after ``position`` at a temperature (> 0)."""
+        z = self.logits_at(position).astype(np.float64) / max(float(temperature), 1e-6)
+        z -= z.max()
+        p = np.exp(z)
+        return p / p.sum()
