@@ -29,6 +29,7 @@ def cache_dir() -> Path:
 @dataclass(frozen=True)
 class Manifest:
     name: str
+    display_name: str
     package: str
     version: str
     file: str

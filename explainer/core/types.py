@@ -163,6 +163,36 @@ class Attention:
     def extended(self, block: np.ndarray) -> "Attention":
         return Attention(self._blocks + (block,))
 
+    def compacted(self, max_blocks: int = 32, rows_per_block: int = 64) -> "Attention":
+        """Merge runs of small blocks (left by many one-token updates) into blocks of about
+        ``rows_per_block`` rows, so reads stay fast. Returns ``self`` when there are few blocks."""
+        if len(self._blocks) <= max_blocks:
+            return self
+        merged: list[np.ndarray] = []
+        run: list[tuple[int, np.ndarray]] = []
+
+        def flush():
+            if not run:
+                return
+            q0 = run[0][0]
+            q1 = run[-1][0] + run[-1][1].shape[2]
+            out = np.zeros(run[0][1].shape[:2] + (q1 - q0, q1), run[0][1].dtype)
+            for s, b in run:
+                out[:, :, s - q0 : s - q0 + b.shape[2], : b.shape[3]] = b
+            merged.append(out)
+            run.clear()
+
+        for s, b in zip(self._starts, self._blocks):
+            if b.shape[2] >= rows_per_block:
+                flush()
+                merged.append(b)
+                continue
+            run.append((s, b))
+            if sum(x.shape[2] for _, x in run) >= rows_per_block:
+                flush()
+        flush()
+        return Attention(merged)
+
     def _fill(self, dst: np.ndarray, sel: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         for s, b in zip(self._starts, self._blocks):
             part = sel(b)  # [..., rows, keys]
@@ -193,6 +223,28 @@ class Attention:
 
     def nbytes(self) -> int:
         return sum(b.nbytes for b in self._blocks)
+
+
+class WeightsView:
+    """Read-only numpy views of the model's parameters, for core functions that re-derive internals from a
+    result (attention walk-through: q, k, v of one layer; logit lens: final norm). Layers are fetched lazily
+    (a copy only when the model lives on a GPU).
+
+    ``layer(l)`` gives ``attn_norm [D]``, ``wq [H*hd, D]``, ``wk [Hkv*hd, D]``, ``wv [Hkv*hd, D]``,
+    ``wo [D, H*hd]``, ``ffn_norm [D]``, ``w_gate``, ``w_up [F, D]``, ``w_down [D, F]`` (rotate-half q/k layout).
+    """
+
+    def __init__(self, get_layer: Callable[[int], dict], final_norm: np.ndarray, norm_eps: float, rope_theta: float):
+        self._get_layer = get_layer
+        self._layers: dict[int, dict] = {}
+        self.final_norm = readonly(final_norm)
+        self.norm_eps = norm_eps
+        self.rope_theta = rope_theta
+
+    def layer(self, index: int) -> dict:
+        if index not in self._layers:
+            self._layers[index] = {k: readonly(v) for k, v in self._get_layer(index).items()}
+        return self._layers[index]
 
 
 @dataclass(frozen=True)
@@ -229,6 +281,7 @@ class AnalysisResult:
     final_normed: np.ndarray  # [T, D] float32
     attention: Attention
     unembedding: np.ndarray = field(repr=False)  # [V, D] float32, shared read-only view of the model's table
+    weights: "WeightsView | None" = field(default=None, repr=False, compare=False)  # the model's parameters
     latency_ms: float = 0.0
     generation: int = 0  # request number; the runtime drops stale results
 

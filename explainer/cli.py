@@ -1,0 +1,237 @@
+"""Command line: ``explainer analyze | tokenize | heads | bench``; with no subcommand, the window.
+
+Errors a user can cause print one sentence to stderr and exit with status 2; never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Sequence
+
+from explainer.core.errors import UserError
+
+SUBCOMMANDS = ("analyze", "tokenize", "heads", "bench")
+log = logging.getLogger("explainer")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one sentence (exit 2) instead of a usage dump."""
+
+    def error(self, message: str):  # noqa: D401
+        raise UserError(f"{message[:1].upper()}{message[1:]}; run '{self.prog} --help' for usage.")
+
+
+def clean_text(s: str) -> str:
+    """Text from argv or a file, as valid Unicode: undecodable bytes and lone surrogates become U+FFFD."""
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return os.fsencode(s).decode("utf-8", errors="replace") if _only_escapes(s) else s.encode(
+            "utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
+
+
+def _only_escapes(s: str) -> bool:
+    return all(not (0xD800 <= ord(c) <= 0xDFFF) or 0xDC80 <= ord(c) <= 0xDCFF for c in s)
+
+
+def read_texts(texts: Sequence[str], text_file: str | None) -> list[str]:
+    if text_file is not None:
+        if texts:
+            raise UserError("Give either TEXT arguments or --text-file, not both.")
+        try:
+            if text_file == "-":
+                data = sys.stdin.buffer.read()
+            else:
+                with open(text_file, "rb") as f:
+                    data = f.read()
+        except IsADirectoryError:
+            raise UserError(f"--text-file {text_file} is a folder; give a text file.") from None
+        except FileNotFoundError:
+            raise UserError(f"The text file {text_file} does not exist; check the path.") from None
+        except OSError as e:
+            raise UserError(f"The text file {text_file} cannot be read ({e.strerror}).") from None
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        return [data.decode("utf-8", errors="replace")]
+    if not texts:
+        raise UserError("Give the text to analyse as arguments, or use --text-file PATH (or - for standard input).")
+    return [clean_text(t) for t in texts]
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="PATH", help="a Llama-architecture GGUF file (default: the bundled SmolLM2-135M-Instruct)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when available)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="explainer", description="Watch a small language model think: tokens, attention, "
+                     "embeddings and next-token probabilities. Without a subcommand, opens the window.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    a = sub.add_parser("analyze", help="run the model on text and print per-token probabilities")
+    _add_model_args(a)
+    a.add_argument("--no-start-token", action="store_true", help="don't prepend <|endoftext|> as start of text")
+    a.add_argument("--top-k", type=int, default=10, metavar="K", help="next-token candidates per position (default 10)")
+    a.add_argument("--attention", action="store_true", help="include attention [layer][head][query][key] in --json")
+    a.add_argument("--max-tokens", type=int, default=1024, metavar="N", help="cut the text after N tokens (default 1024)")
+    a.add_argument("--parse-specials", action="store_true", help="treat typed <|im_end|> etc. as special tokens")
+    a.add_argument("--json", action="store_true", help="print a JSON array, one object per text")
+    a.add_argument("--text-file", metavar="PATH", help="read the text from a file, or - for standard input")
+    a.add_argument("text", nargs="*", metavar="TEXT")
+    t = sub.add_parser("tokenize", help="split text into tokens with one of the tokenizers")
+    t.add_argument("--tokenizer", default="smollm2", help="smollm2, cl100k_base or o200k_base (default smollm2)")
+    t.add_argument("--parse-specials", action="store_true", help="treat typed <|im_end|> etc. as special tokens")
+    t.add_argument("--json", action="store_true")
+    t.add_argument("--text-file", metavar="PATH", help="read the text from a file, or - for standard input")
+    t.add_argument("text", nargs="*", metavar="TEXT")
+    for name, mod in (("heads", "explainer.core.heads"), ("bench", "explainer.bench")):
+        try:
+            register = __import__(mod, fromlist=["add_arguments"]).add_arguments
+        except (ImportError, AttributeError):
+            continue
+        sp = sub.add_parser(name, help=register.__doc__)
+        _add_model_args(sp)
+        register(sp)
+    return parser
+
+
+def _out(obj) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=None) + "\n")
+
+
+def cmd_tokenize(args) -> int:
+    from explainer.core.tokenizers import get_tokenizer
+
+    tok = get_tokenizer(args.tokenizer)
+    rows = []
+    for text in read_texts(args.text, args.text_file):
+        tz = tok.tokenize(text, parse_specials=args.parse_specials)
+        rows.append({
+            "text": text, "tokenizer": tok.name, "ids": tz.ids,
+            "tokens": [{"id": t.id, "text": t.text, "bytes": t.bytes.hex(), "start": t.start, "end": t.end}
+                       for t in tz.tokens],
+            "dropped": [{"char_index": d.char_index, "byte": f"{d.value:02x}"} for d in tz.dropped],
+            "specials_parsed": tz.specials_parsed,
+        })
+    if args.json:
+        _out(rows)
+    else:
+        for r in rows:
+            print(f"{len(r['ids'])} tokens, {len(r['text'])} characters ({tok.name})")
+            for t in tz_tokens_display(r):
+                print(t)
+    return 0
+
+
+def tz_tokens_display(row) -> list[str]:
+    from explainer.core.types import visible_text
+
+    return [f"  {t['id']:>7}  {visible_text(t['text'])!s}" for t in row["tokens"]]
+
+
+def result_to_json(r, tokenizer, top_k: int, with_attention: bool) -> dict:
+    """The ``analyze --json`` object for one result (the contract in README / issue 3)."""
+    import math
+
+    def num(x):
+        x = float(x)
+        return None if math.isnan(x) else x
+
+    positions = []
+    for i in range(r.n_tokens):
+        top = [{"id": int(j), "text": tokenizer.decode([int(j)]), "prob": float(p)}
+               for j, p in zip(r.top_ids[i][:top_k], r.top_probs[i][:top_k])]
+        positions.append({"prob": num(r.token_prob[i]), "surprisal_bits": num(r.surprisal_bits[i]), "top": top})
+    out = {
+        "text": r.text, "model": r.model.name, "device": r.device, "backend": r.backend, "truncated": r.truncated,
+        "tokens": [{"id": t.id, "text": t.text, "bytes": t.bytes.hex(), "special": t.special} for t in r.tokens],
+        "positions": positions, "sentence_logprob": r.sentence_logprob,
+        "dropped": [{"char_index": d.char_index, "byte": f"{d.value:02x}"} for d in r.dropped],
+        "specials_parsed": r.specials_parsed,
+    }
+    if with_attention:
+        out["attention"] = r.attention.full().tolist()
+    return out
+
+
+def cmd_analyze(args) -> int:
+    from explainer.core.engine import Engine
+
+    if args.top_k < 1:
+        raise UserError("--top-k must be at least 1.")
+    if args.max_tokens < 1:
+        raise UserError("--max-tokens must be at least 1.")
+    texts = read_texts(args.text, args.text_file)
+    engine = Engine(args.model, device=args.device, progress=_stderr_progress)
+    k = min(args.top_k, engine.info.vocab_size)
+    results = [engine.analyze(t, start_token=not args.no_start_token, max_tokens=args.max_tokens, top_k=k,
+                              parse_specials=args.parse_specials) for t in texts]
+    if args.json:
+        _out([result_to_json(r, engine.tokenizer, k, args.attention) for r in results])
+        return 0
+    for r in results:
+        print_table(r, engine)
+    return 0
+
+
+def print_table(r, engine) -> None:
+    from explainer.core.types import visible_text
+
+    print(f"{r.model.name} on {r.device}: {r.n_tokens} tokens" + (" (truncated)" if r.truncated else ""))
+    print(f"{'#':>4}  {'token':<16} {'id':>6}  {'prob':>8}  {'bits':>6}  top next tokens")
+    for i, t in enumerate(r.tokens):
+        p = "" if r.token_prob[i] != r.token_prob[i] else f"{r.token_prob[i]:.4f}"
+        s = "" if r.surprisal_bits[i] != r.surprisal_bits[i] else f"{r.surprisal_bits[i]:.2f}"
+        tops = ", ".join(f"{visible_text(engine.tokenizer.decode([int(j)]))!r} {p_:.3f}"
+                         for j, p_ in zip(r.top_ids[i][:3], r.top_probs[i][:3]))
+        print(f"{i:>4}  {t.display[:16]:<16} {t.id:>6}  {p:>8}  {s:>6}  {tops}")
+    print(f"log P(text) = {r.sentence_logprob:.4f} nats = {r.sentence_log10:.4f} (log10) = {-r.sentence_bits:.3f} bits")
+
+
+def _stderr_progress(msg: str, frac: float) -> None:
+    if frac < 1.0 and sys.stderr.isatty():
+        sys.stderr.write(f"\r{msg} ({frac:.0%})\033[K")
+        sys.stderr.flush()
+    elif frac >= 1.0 and sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=os.environ.get("EXPLAINER_LOG", "WARNING").upper(),
+                        format="%(levelname)s %(name)s: %(message)s")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
+    if not argv or argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help"):
+        from explainer.ui.app import main as gui_main
+
+        return gui_main(argv)
+    try:
+        args = build_parser().parse_args(argv)
+        handler = {"analyze": cmd_analyze, "tokenize": cmd_tokenize}.get(args.command) or args.handler
+        return handler(args)
+    except UserError as e:
+        sys.stderr.write(f"explainer: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except MemoryError:
+        sys.stderr.write("explainer: out of memory; use a shorter text or a smaller --max-tokens.\n")
+        return 2
+    except Exception as e:  # a bug: say so in one line; EXPLAINER_DEBUG=1 shows the traceback
+        if os.environ.get("EXPLAINER_DEBUG"):
+            raise
+        sys.stderr.write(f"explainer: internal error ({type(e).__name__}: {e}); please report it.\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

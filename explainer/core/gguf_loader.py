@@ -1,0 +1,259 @@
+"""Read a Llama-architecture GGUF file into float32 weights, with a verified safetensors cache.
+
+The GGUF is only ever parsed as data (gguf-py) and the cache is safetensors: no pickle, no code from model files.
+llama.cpp stores the rows of ``attn_q`` / ``attn_k`` permuted for its rotary layout; we undo that here so the
+weights follow the Hugging Face layout (rotate-half RoPE) and q/k vectors can be compared with the reference.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from explainer.core.errors import ModelFileError
+from explainer.core.paths import cache_dir, sha256_file
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, float], None]
+CACHE_FORMAT = 1  # bump when the cached layout changes
+
+
+@dataclass(frozen=True)
+class LlamaConfig:
+    n_layers: int
+    d_model: int
+    d_ff: int
+    n_heads: int
+    n_kv_heads: int
+    vocab_size: int
+    context_length: int = 2048
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    name: str = "llama"
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+
+def _no_progress(msg: str, frac: float) -> None:
+    log.info("%s (%.0f%%)", msg, 100 * frac)
+
+
+def check_model_path(path: str | os.PathLike) -> Path:
+    """Raise ModelFileError with one sentence if ``path`` cannot be a GGUF model file."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelFileError(f"The model file {p} does not exist; check the path or omit --model to use the bundled model.")
+    if p.is_dir():
+        raise ModelFileError(f"{p} is a folder, not a model file; give the path of a .gguf file inside it.")
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ModelFileError(f"The model file {p} cannot be read ({e.strerror}); check its permissions.") from None
+    if size == 0:
+        raise ModelFileError(f"The model file {p} is empty (0 bytes); download or copy it again.")
+    if magic != b"GGUF":
+        raise ModelFileError(f"{p} is not a GGUF model file (it does not start with 'GGUF'); choose a .gguf file.")
+    return p
+
+
+def _field(reader, key: str, default=None):
+    f = reader.fields.get(key)
+    if f is None:
+        return default
+    v = f.contents()
+    return v
+
+
+def read_config(reader, path: Path) -> LlamaConfig:
+    arch = _field(reader, "general.architecture")
+    if arch != "llama":
+        raise ModelFileError(
+            f"{path.name} is a '{arch}' model; explainer supports Llama-architecture GGUF files (such as SmolLM2)."
+        )
+    need = {
+        "n_layers": "llama.block_count",
+        "d_model": "llama.embedding_length",
+        "d_ff": "llama.feed_forward_length",
+        "n_heads": "llama.attention.head_count",
+    }
+    vals = {}
+    for k, key in need.items():
+        v = _field(reader, key)
+        if v is None:
+            raise ModelFileError(f"{path.name} lacks the metadata '{key}'; the file is incomplete or not a Llama model.")
+        vals[k] = int(v)
+    tokens = _field(reader, "tokenizer.ggml.tokens")
+    vocab = int(_field(reader, "llama.vocab_size", len(tokens) if tokens is not None else 0))
+    return LlamaConfig(
+        **vals,
+        n_kv_heads=int(_field(reader, "llama.attention.head_count_kv", vals["n_heads"])),
+        vocab_size=vocab,
+        context_length=int(_field(reader, "llama.context_length", 2048)),
+        rope_theta=float(_field(reader, "llama.rope.freq_base", 10000.0)),
+        norm_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
+        name=str(_field(reader, "general.name", path.stem)),
+    )
+
+
+def _unpermute(w: np.ndarray, n_heads: int) -> np.ndarray:
+    """Undo llama.cpp's rotary row permutation: per head, rows are stored interleaved (pairs) instead of
+    in two halves. ``w``: [n_heads * d_head, d_in]."""
+    out_dim, d_in = w.shape
+    hd = out_dim // n_heads
+    return w.reshape(n_heads, hd // 2, 2, d_in).swapaxes(1, 2).reshape(out_dim, d_in)
+
+
+_NAMES = {
+    "attn_norm.weight": "attn_norm",
+    "attn_q.weight": "wq",
+    "attn_k.weight": "wk",
+    "attn_v.weight": "wv",
+    "attn_output.weight": "wo",
+    "ffn_norm.weight": "ffn_norm",
+    "ffn_gate.weight": "w_gate",
+    "ffn_up.weight": "w_up",
+    "ffn_down.weight": "w_down",
+}
+
+
+def dequantize_gguf(path: Path, progress: Progress = _no_progress) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
+    """Parse the GGUF and return (config, float32 weights in [out, in] layout, our names)."""
+    import gguf
+
+    progress("Reading the model file", 0.05)
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except Exception as e:  # gguf-py raises ValueError/IndexError/struct errors on damaged files
+        raise ModelFileError(
+            f"{path.name} is damaged or truncated and cannot be read as GGUF ({type(e).__name__}); download it again."
+        ) from None
+    cfg = read_config(reader, path)
+    weights: dict[str, np.ndarray] = {}
+    tensors = list(reader.tensors)
+    for i, t in enumerate(tensors):
+        if i % 16 == 0:
+            progress(f"Dequantizing weights ({i}/{len(tensors)})", 0.1 + 0.75 * i / max(1, len(tensors)))
+        try:
+            arr = gguf.quants.dequantize(t.data, t.tensor_type)
+        except Exception as e:
+            raise ModelFileError(f"Tensor {t.name} in {path.name} cannot be decoded ({e}); the file is damaged.") from None
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        name = t.name
+        if name == "token_embd.weight":
+            weights["embed"] = arr.reshape(cfg.vocab_size, cfg.d_model)
+        elif name == "output_norm.weight":
+            weights["norm"] = arr
+        elif name == "output.weight":
+            weights["lm_head"] = arr.reshape(cfg.vocab_size, cfg.d_model)
+        elif name.startswith("blk."):
+            _, idx, rest = name.split(".", 2)
+            if rest in _NAMES:
+                weights[f"layers.{int(idx)}.{_NAMES[rest]}"] = arr
+    _check_complete(cfg, weights, path)
+    for li in range(cfg.n_layers):
+        weights[f"layers.{li}.wq"] = _unpermute(weights[f"layers.{li}.wq"], cfg.n_heads)
+        weights[f"layers.{li}.wk"] = _unpermute(weights[f"layers.{li}.wk"], cfg.n_kv_heads)
+    return cfg, weights
+
+
+def _check_complete(cfg: LlamaConfig, w: dict[str, np.ndarray], path: Path) -> None:
+    hd = cfg.d_head
+    expect = {"embed": (cfg.vocab_size, cfg.d_model), "norm": (cfg.d_model,)}
+    for li in range(cfg.n_layers):
+        p = f"layers.{li}."
+        expect.update({
+            p + "attn_norm": (cfg.d_model,), p + "ffn_norm": (cfg.d_model,),
+            p + "wq": (cfg.n_heads * hd, cfg.d_model), p + "wk": (cfg.n_kv_heads * hd, cfg.d_model),
+            p + "wv": (cfg.n_kv_heads * hd, cfg.d_model), p + "wo": (cfg.d_model, cfg.n_heads * hd),
+            p + "w_gate": (cfg.d_ff, cfg.d_model), p + "w_up": (cfg.d_ff, cfg.d_model),
+            p + "w_down": (cfg.d_model, cfg.d_ff),
+        })
+    for k, shape in expect.items():
+        if k not in w:
+            raise ModelFileError(f"{path.name} has no tensor for '{k}'; it is incomplete or not a Llama model.")
+        if tuple(w[k].shape) != shape:
+            raise ModelFileError(f"Tensor '{k}' in {path.name} has shape {w[k].shape}, expected {shape}; the file is inconsistent.")
+
+
+# --- the safetensors cache ------------------------------------------------------------------------------
+
+def _cache_paths(gguf_sha: str) -> tuple[Path, Path]:
+    d = cache_dir() / "weights"
+    d.mkdir(parents=True, exist_ok=True)
+    stem = f"{gguf_sha[:24]}-v{CACHE_FORMAT}"
+    return d / f"{stem}.safetensors", d / f"{stem}.json"
+
+
+def atomic_write_bytes(dst: Path, write: Callable[[Path], None]) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename over ``dst``."""
+    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    tmp_p = Path(tmp)
+    try:
+        write(tmp_p)
+        with open(tmp_p, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_p, dst)
+    finally:
+        if tmp_p.exists():
+            tmp_p.unlink()
+
+
+def _load_cache(gguf_sha: str) -> tuple[LlamaConfig, dict[str, np.ndarray]] | None:
+    st_path, meta_path = _cache_paths(gguf_sha)
+    if not (st_path.is_file() and meta_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("size") != st_path.stat().st_size or meta.get("sha256") != sha256_file(st_path):
+            log.warning("weight cache %s failed verification; rebuilding", st_path)
+            return None
+        from safetensors.numpy import load_file
+
+        return LlamaConfig(**meta["config"]), load_file(str(st_path))
+    except Exception as e:  # a damaged cache entry is rebuilt, never trusted
+        log.warning("weight cache %s unreadable (%s); rebuilding", st_path, e)
+        return None
+
+
+def _save_cache(gguf_sha: str, cfg: LlamaConfig, weights: dict[str, np.ndarray]) -> None:
+    from safetensors.numpy import save_file
+
+    st_path, meta_path = _cache_paths(gguf_sha)
+    atomic_write_bytes(st_path, lambda p: save_file(weights, str(p)))
+    meta = {"config": asdict(cfg), "size": st_path.stat().st_size, "sha256": sha256_file(st_path), "gguf_sha256": gguf_sha}
+    atomic_write_bytes(meta_path, lambda p: p.write_text(json.dumps(meta, indent=1), encoding="utf-8"))
+
+
+def load_weights(path: str | os.PathLike, progress: Progress = _no_progress,
+                 expected_sha256: str | None = None) -> tuple[LlamaConfig, dict[str, np.ndarray], str]:
+    """Return (config, weights, gguf sha256), from the cache when it verifies, else from the GGUF."""
+    p = check_model_path(path)
+    progress("Checking the model file", 0.0)
+    gguf_sha = sha256_file(p)
+    if expected_sha256 and gguf_sha != expected_sha256:
+        raise ModelFileError(
+            f"{p.name} does not match its published checksum; the file is damaged or modified, reinstall it."
+        )
+    cached = _load_cache(gguf_sha)
+    if cached is not None:
+        progress("Loaded cached weights", 1.0)
+        return cached[0], cached[1], gguf_sha
+    cfg, weights = dequantize_gguf(p, progress)
+    progress("Writing the weight cache", 0.9)
+    try:
+        _save_cache(gguf_sha, cfg, weights)
+    except OSError as e:  # a read-only or full cache folder must not stop the app
+        log.warning("could not write weight cache: %s", e)
+    progress("Model ready", 1.0)
+    return cfg, weights, gguf_sha

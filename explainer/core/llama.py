@@ -1,0 +1,219 @@
+"""A small, readable Llama in plain PyTorch, written to be explained.
+
+One class per idea (RMSNorm, rotary positions, attention, SwiGLU MLP, block), shapes in comments, and the
+attention softmax written out so every head's weights can be kept. Batch size is always 1, so tensors carry
+no batch axis: T = tokens in this call, S = tokens in the cache + T, H = query heads, Hkv = key/value heads,
+hd = head dimension, D = model width.
+
+``Llama.forward`` takes new token ids and a ``KVCache`` holding the keys/values of the tokens before them (a
+causal model never needs to recompute those), and returns everything the panels show for the new positions.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from explainer.core.gguf_loader import LlamaConfig
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x):  # (T, D)
+        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding, rotate-half layout: dims i and i + hd/2 form one rotating pair."""
+
+    def __init__(self, d_head: int, theta: float):
+        super().__init__()
+        inv_freq = 1.0 / (theta ** (torch.arange(0, d_head, 2, dtype=torch.int64).float() / d_head))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, x, positions):  # x: (heads, T, hd), positions: (T,)
+        freqs = positions.float()[:, None] * self.inv_freq[None, :]  # (T, hd/2)
+        emb = torch.cat((freqs, freqs), dim=-1)  # (T, hd)
+        cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+        x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]
+        rotated = torch.cat((-x2, x1), dim=-1)
+        return x * cos + rotated * sin
+
+
+@dataclass
+class KVCache:
+    """Per layer, the rotated keys and the values of every token seen so far: (Hkv, S, hd)."""
+
+    keys: list[torch.Tensor] = field(default_factory=list)
+    values: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def length(self) -> int:
+        return self.keys[0].shape[1] if self.keys else 0
+
+    def truncated(self, n: int) -> "KVCache":
+        return KVCache([k[:, :n] for k in self.keys], [v[:, :n] for v in self.values])
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.n_heads, self.n_kv, self.hd = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
+        self.wq = nn.Linear(cfg.d_model, cfg.n_heads * self.hd, bias=False)
+        self.wk = nn.Linear(cfg.d_model, cfg.n_kv_heads * self.hd, bias=False)
+        self.wv = nn.Linear(cfg.d_model, cfg.n_kv_heads * self.hd, bias=False)
+        self.wo = nn.Linear(cfg.n_heads * self.hd, cfg.d_model, bias=False)
+
+    def forward(self, x, rotary: Rotary, positions, past_k, past_v):
+        T = x.shape[0]
+        q = self.wq(x).view(T, self.n_heads, self.hd).transpose(0, 1)  # (H, T, hd)
+        k = self.wk(x).view(T, self.n_kv, self.hd).transpose(0, 1)  # (Hkv, T, hd)
+        v = self.wv(x).view(T, self.n_kv, self.hd).transpose(0, 1)  # (Hkv, T, hd)
+        q, k = rotary(q, positions), rotary(k, positions)
+        if past_k is not None:
+            k = torch.cat((past_k, k), dim=1)  # (Hkv, S, hd)
+            v = torch.cat((past_v, v), dim=1)
+        S = k.shape[1]
+        group = self.n_heads // self.n_kv  # grouped-query attention: each KV head serves `group` query heads
+        k_full = k.repeat_interleave(group, dim=0)  # (H, S, hd)
+        v_full = v.repeat_interleave(group, dim=0)
+        scores = torch.matmul(q, k_full.transpose(1, 2)) * (1.0 / math.sqrt(self.hd))  # (H, T, S)
+        # causal mask: query at absolute position S - T + i sees keys 0 .. S - T + i
+        key_pos = torch.arange(S, device=x.device)
+        mask = key_pos[None, :] > positions[:, None]  # (T, S)
+        scores = scores.masked_fill(mask, float("-inf"))
+        weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)  # (H, T, S), rows sum to 1
+        out = torch.matmul(weights, v_full)  # (H, T, hd)
+        out = out.transpose(0, 1).reshape(T, self.n_heads * self.hd)
+        return self.wo(out), weights, k, v
+
+
+class MLP(nn.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.w_gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+        self.w_up = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+        self.w_down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+
+    def forward(self, x):
+        return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x, rotary, positions, past_k, past_v):
+        a, weights, k, v = self.attn(self.attn_norm(x), rotary, positions, past_k, past_v)
+        x = x + a
+        x = x + self.mlp(self.ffn_norm(x))
+        return x, weights, k, v
+
+
+@dataclass
+class ForwardOut:
+    """Outputs for the T new positions (absolute positions start .. start + T)."""
+
+    embeddings: torch.Tensor  # (T, D) input embeddings
+    hidden: list[torch.Tensor]  # L × (T, D): residual stream after each layer
+    final_normed: torch.Tensor  # (T, D): last residual after the final RMSNorm
+    attention: list[torch.Tensor]  # L × (H, T, S): attention weights of the new queries over all keys
+    cache: KVCache  # keys/values of all S tokens
+
+
+class Llama(nn.Module):
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.rotary = Rotary(cfg.d_head, cfg.rope_theta)
+        self.lm_head: torch.Tensor | None = None  # None: tied to the input embeddings
+
+    @property
+    def unembedding(self) -> torch.Tensor:  # (V, D)
+        return self.embed.weight if self.lm_head is None else self.lm_head
+
+    @torch.inference_mode()
+    def forward(self, ids: torch.Tensor, cache: KVCache | None = None) -> ForwardOut:  # ids: (T,)
+        start = cache.length if cache is not None else 0
+        positions = torch.arange(start, start + ids.shape[0], device=ids.device)
+        x = self.embed(ids)  # (T, D)
+        emb = x
+        hidden, attention, new_cache = [], [], KVCache()
+        for li, block in enumerate(self.layers):
+            pk = cache.keys[li] if cache is not None and cache.keys else None
+            pv = cache.values[li] if cache is not None and cache.values else None
+            x, w, k, v = block(x, self.rotary, positions, pk, pv)
+            hidden.append(x)
+            attention.append(w)
+            new_cache.keys.append(k)
+            new_cache.values.append(v)
+        return ForwardOut(emb, hidden, self.norm(x), attention, new_cache)
+
+    @torch.inference_mode()
+    def logits(self, normed: torch.Tensor) -> torch.Tensor:  # (T, D) -> (T, V)
+        return normed @ self.unembedding.T
+
+
+_PARAM = {
+    "attn_norm": "attn_norm.weight", "ffn_norm": "ffn_norm.weight",
+    "wq": "attn.wq.weight", "wk": "attn.wk.weight", "wv": "attn.wv.weight", "wo": "attn.wo.weight",
+    "w_gate": "mlp.w_gate.weight", "w_up": "mlp.w_up.weight", "w_down": "mlp.w_down.weight",
+}
+
+
+def build_model(cfg: LlamaConfig, weights: dict, device: str = "cpu") -> Llama:
+    """Create the module and copy the loader's float32 numpy weights into it (no gradients)."""
+    model = Llama(cfg)
+    state = {"embed.weight": weights["embed"], "norm.weight": weights["norm"]}
+    for key, arr in weights.items():
+        if key.startswith("layers."):
+            _, idx, name = key.split(".", 2)
+            state[f"layers.{idx}.{_PARAM[name]}"] = arr
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+    if "lm_head" in weights:
+        model.lm_head = torch.from_numpy(weights["lm_head"])
+    model.requires_grad_(False)
+    model.eval()
+    return model.to(device)
+
+
+def random_weights(cfg: LlamaConfig, seed: int = 0) -> dict:
+    """Random float32 weights in the loader's layout, for fast tests and demos."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def w(*shape, scale=None):
+        s = scale if scale is not None else 1.0 / math.sqrt(shape[-1])
+        return (rng.standard_normal(shape) * s).astype(np.float32)
+
+    hd = cfg.d_head
+    out = {"embed": w(cfg.vocab_size, cfg.d_model, scale=1.0), "norm": np.ones(cfg.d_model, np.float32)}
+    for li in range(cfg.n_layers):
+        p = f"layers.{li}."
+        out[p + "attn_norm"] = (1 + 0.1 * rng.standard_normal(cfg.d_model)).astype(np.float32)
+        out[p + "ffn_norm"] = (1 + 0.1 * rng.standard_normal(cfg.d_model)).astype(np.float32)
+        out[p + "wq"] = w(cfg.n_heads * hd, cfg.d_model, scale=2.0 / math.sqrt(cfg.d_model))
+        out[p + "wk"] = w(cfg.n_kv_heads * hd, cfg.d_model, scale=2.0 / math.sqrt(cfg.d_model))
+        out[p + "wv"] = w(cfg.n_kv_heads * hd, cfg.d_model)
+        out[p + "wo"] = w(cfg.d_model, cfg.n_heads * hd)
+        out[p + "w_gate"] = w(cfg.d_ff, cfg.d_model)
+        out[p + "w_up"] = w(cfg.d_ff, cfg.d_model)
+        out[p + "w_down"] = w(cfg.d_model, cfg.d_ff)
+    return out

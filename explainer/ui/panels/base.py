@@ -1,0 +1,71 @@
+"""The base every panel shares: a title, a hideable "What am I seeing?" paragraph, the linked-token protocol.
+
+A panel takes an immutable ``AnalysisResult`` in ``set_result`` and only draws it. Linking: a panel emits
+``tokenHovered(position)`` / ``tokenSelected(position)`` (position = index into ``result.tokens``, -1 for none);
+the main window forwards them to every panel's ``highlight_token`` / ``select_position``.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QLabel, QToolButton, QVBoxLayout, QHBoxLayout, QWidget
+
+from explainer.core.types import AnalysisResult
+from explainer.ui import theme as th
+
+
+class Panel(QWidget):
+    tokenHovered = Signal(int)
+    tokenSelected = Signal(int)
+
+    title = "Panel"
+    explanation = ""  # one short paragraph, shown under the title; must be correct
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.result: AnalysisResult | None = None
+        self.theme: th.Theme = th.LIGHT
+        self.selected_position = -1
+        self.hovered_position = -1
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 6, 6, 6)
+        outer.setSpacing(4)
+        head = QHBoxLayout()
+        self._title = QLabel(f"<b>{self.title}</b>")
+        self._help_button = QToolButton(text="What am I seeing?", checkable=True, checked=True)
+        self._help_button.setAutoRaise(True)
+        head.addWidget(self._title)
+        head.addStretch(1)
+        head.addWidget(self._help_button)
+        outer.addLayout(head)
+        self._help = QLabel(self.explanation)
+        self._help.setWordWrap(True)
+        self._help.setTextFormat(Qt.RichText)
+        self._help.setObjectName("panelHelp")
+        outer.addWidget(self._help)
+        self._help_button.toggled.connect(self._help.setVisible)
+        self.body = QVBoxLayout()
+        self.body.setContentsMargins(0, 0, 0, 0)
+        outer.addLayout(self.body, 1)
+
+    # --- protocol used by the main window -------------------------------------------------------------
+    def set_result(self, result: AnalysisResult) -> None:
+        self.result = result
+        if self.selected_position >= result.n_tokens:
+            self.selected_position = -1
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw from ``self.result``; subclasses implement."""
+
+    def highlight_token(self, position: int) -> None:
+        self.hovered_position = position
+
+    def select_position(self, position: int) -> None:
+        self.selected_position = position
+
+    def set_theme(self, theme: th.Theme) -> None:
+        self.theme = theme
+        self.refresh()
+
+    def set_help_visible(self, visible: bool) -> None:
+        self._help_button.setChecked(visible)

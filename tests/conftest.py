@@ -1,0 +1,46 @@
+"""Shared fixtures: an isolated cache folder, the real bundled model, a tiny GGUF written on the fly, and the
+Hugging Face reference model (only for tests marked ``reference``)."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+_CACHE = tempfile.mkdtemp(prefix="explainer-test-cache-")
+os.environ.setdefault("EXPLAINER_CACHE", _CACHE)
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def bundled_gguf():
+    from explainer.core.bundled import bundled_model_path
+
+    return bundled_model_path(fetch=False)
+
+
+@pytest.fixture(scope="session")
+def real_engine():
+    """The real SmolLM2-135M-Instruct engine on CPU (loads once per test session)."""
+    from explainer.core.engine import Engine
+
+    return Engine(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_engine():
+    from explainer.core.engine import demo_engine
+
+    return demo_engine()
+
+
+@pytest.fixture(scope="session")
+def hf_model(bundled_gguf):
+    """transformers' own Llama on the same GGUF, eager attention so it returns attention weights."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        str(bundled_gguf.parent), gguf_file=bundled_gguf.name, attn_implementation="eager", dtype=torch.float32)
+    model.eval()
+    return model
