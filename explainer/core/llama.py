@@ -11,6 +11,8 @@ causal model never needs to recompute those), and returns everything the panels 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from dataclasses import dataclass, field
 
 import torch
@@ -185,7 +187,7 @@ def build_model(cfg: LlamaConfig, weights: dict, device: str = "cpu") -> Llama:
         if key.startswith("layers."):
             _, idx, name = key.split(".", 2)
             state[f"layers.{idx}.{_PARAM[name]}"] = arr
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+    model.load_state_dict({k: torch.from_numpy(np.require(v, requirements="W")) for k, v in state.items()}, strict=True)
     if "lm_head" in weights:
         model.lm_head = torch.from_numpy(weights["lm_head"])
     model.requires_grad_(False)

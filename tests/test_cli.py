@@ -1,0 +1,108 @@
+"""The CLI contract: analyze / tokenize JSON schema, exit 2 with one sentence for user errors."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from explainer.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_tokenize_json(capsys):
+    code, out, err = run(capsys, "tokenize", "--json", "strawberry", " strawberry")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert rows[0]["ids"] == [302, 1709, 9500] and rows[1]["ids"] == [35199]
+    # NOTES says "str" "aw" "berry"; the vocabulary itself says ids 302/1709/9500 are "st" "raw" "berry"
+    assert [t["text"] for t in rows[0]["tokens"]] == ["st", "raw", "berry"]
+    assert rows[0]["tokens"][1] == {"id": 1709, "text": "raw", "bytes": "726177", "start": 2, "end": 5}
+
+
+@pytest.mark.parametrize("name,ids", [("cl100k_base", [496, 675, 15717]), ("o200k_base", [302, 1618, 19772])])
+def test_tokenize_openai(capsys, name, ids):
+    code, out, _ = run(capsys, "tokenize", "--json", "--tokenizer", name, "strawberry")
+    assert code == 0 and json.loads(out)[0]["ids"] == ids
+
+
+def test_unknown_tokenizer_is_exit_2(capsys):
+    code, out, err = run(capsys, "tokenize", "--tokenizer", "gpt7", "hi")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "gpt7" in err and "Traceback" not in err
+
+
+def test_analyze_json_schema_tiny(capsys, tmp_path, bundled_gguf):
+    from explainer.core.engine import TINY_CONFIG
+    from explainer.core.llama import random_weights
+    from tests.gguf_factory import write_tiny_llama
+
+    model = write_tiny_llama(tmp_path / "tiny.gguf", TINY_CONFIG, random_weights(TINY_CONFIG), bundled_gguf)
+    code, out, err = run(capsys, "analyze", "--model", str(model), "--json", "--top-k", "3", "--attention",
+                         "The cat", "")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert len(rows) == 2
+    r = rows[0]
+    assert set(r) >= {"text", "model", "device", "truncated", "tokens", "positions", "sentence_logprob", "attention"}
+    assert r["text"] == "The cat" and r["truncated"] is False and r["device"] == "cpu"
+    assert r["tokens"][0] == {"id": 0, "text": "<|endoftext|>", "bytes": b"<|endoftext|>".hex(), "special": True}
+    assert [t["id"] for t in r["tokens"][1:]] == [504, 2644]
+    assert r["positions"][0]["prob"] is None and r["positions"][0]["surprisal_bits"] is None
+    for p in r["positions"][1:]:
+        assert 0 < p["prob"] <= 1 and p["surprisal_bits"] == pytest.approx(-math.log2(p["prob"]), rel=1e-4)
+    for p in r["positions"]:
+        assert len(p["top"]) == 3 and set(p["top"][0]) == {"id", "text", "prob"}
+        assert p["top"][0]["prob"] >= p["top"][1]["prob"] >= p["top"][2]["prob"]
+    assert r["sentence_logprob"] == pytest.approx(sum(math.log(p["prob"]) for p in r["positions"][1:]), rel=1e-5)
+    att = r["attention"]
+    assert len(att) == TINY_CONFIG.n_layers and len(att[0]) == TINY_CONFIG.n_heads and len(att[0][0]) == 3
+    assert rows[1]["tokens"][0]["special"] and len(rows[1]["tokens"]) == 1  # empty text: only the start token
+    code, out, _ = run(capsys, "analyze", "--model", str(model), "--json", "--no-start-token", "--max-tokens",
+                       "2", "The cat sat")
+    r = json.loads(out)[0]
+    assert r["truncated"] is True and len(r["tokens"]) == 2 and r["positions"][0]["prob"] is None
+    assert "attention" not in r
+
+
+def test_text_file_and_stdin(capsys, tmp_path, monkeypatch):
+    f = tmp_path / "t.txt"
+    f.write_bytes("caf\xe9 \xff bad bytes".encode("latin-1"))
+    code, out, err = run(capsys, "tokenize", "--json", "--text-file", str(f))
+    assert code == 0 and json.loads(out)[0]["text"] == "caf\ufffd \ufffd bad bytes"
+    for bad in (str(tmp_path / "missing.txt"), str(tmp_path)):
+        code, out, err = run(capsys, "tokenize", "--text-file", bad)
+        assert code == 2 and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [["analyze"], ["analyze", "--top-k", "0", "x"], ["analyze", "--max-tokens", "x", "y"],
+                                  ["analyze", "--bogus", "x"], ["analyze", "--model", "/no/such/file.gguf", "x"]])
+def test_user_errors_exit_2_with_one_sentence(capsys, args):
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == ""
+    assert err.startswith("explainer: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_subprocess_bad_model_no_traceback(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 10)
+    p = subprocess.run([sys.executable, "-m", "explainer", "analyze", "--model", str(bad), "hi"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_analyze_real_model_mat(capsys):
+    code, out, err = run(capsys, "analyze", "--json", "The cat sat on the")
+    assert code == 0, err
+    r = json.loads(out)[0]
+    assert r["model"] == "SmolLM2-135M-Instruct"
+    top = r["positions"][-1]["top"][0]
+    assert top["text"] == " mat" and top["id"] == 1171 and top["prob"] == pytest.approx(0.325, abs=0.01)
