@@ -1,0 +1,374 @@
+"""Chat template panel: compose a conversation and see the exact ChatML text and tokens the model reads.
+
+Left: the turns (role + message), "add generation prompt". Right: the rendered text with its special tokens
+highlighted, the token chips (special tokens in the SPECIAL colour) and, once the main window has analysed that
+very text (after "Send to editor"), the model's top 5 candidates for the assistant's first token.
+"""
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QFontMetricsF, QPainter
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea,
+                               QSizePolicy, QSplitter, QTextEdit, QToolButton, QVBoxLayout, QWidget)
+
+from explainer.core import chat
+from explainer.core.chat import Message
+from explainer.core.types import Token, Tokenization, visible_text
+from explainer.ui import theme as th
+from explainer.ui.panels.base import Panel
+from explainer.ui.panels.chips import Chip, ChipView
+
+TOP_N = 5
+DEFAULT_CONVERSATION = (Message("user", "What is the powerhouse of the cell?"),)
+
+
+class TurnEditor(QWidget):
+    """One message: role, text, remove button."""
+
+    changed = Signal()
+    removeRequested = Signal(object)
+
+    def __init__(self, message: Message, parent: QWidget | None = None):
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.role = QComboBox()
+        self.role.addItems(list(chat.ROLES))
+        if message.role not in chat.ROLES:
+            self.role.addItem(message.role)
+        self.role.setCurrentText(message.role)
+        self.content = QPlainTextEdit(message.content)
+        self.content.setTabChangesFocus(True)
+        fm = QFontMetricsF(self.content.font())
+        self.content.setFixedHeight(int(fm.lineSpacing() * 3 + 14))
+        self.remove = QToolButton(text="✕")
+        self.remove.setToolTip("Remove this turn")
+        lay.addWidget(self.role, 0, Qt.AlignTop)
+        lay.addWidget(self.content, 1)
+        lay.addWidget(self.remove, 0, Qt.AlignTop)
+        self.role.currentTextChanged.connect(lambda _t: self.changed.emit())
+        self.content.textChanged.connect(self.changed.emit)
+        self.remove.clicked.connect(lambda: self.removeRequested.emit(self))
+
+    def message(self) -> Message:
+        return Message(self.role.currentText(), self.content.toPlainText())
+
+
+class TopBars(QWidget):
+    """A few rows: token label | probability bar | percentage."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.theme = th.LIGHT
+        self.rows: list[tuple[str, float]] = []
+        self._font = QFont(self.font())
+        self._font.setPointSizeF(th.LABEL_FONT_PT)
+        self._fm = QFontMetricsF(self._font)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.setFixedHeight(int(TOP_N * self.row_height + 4))
+
+    @property
+    def row_height(self) -> float:
+        return self._fm.height() * 1.35
+
+    def set_rows(self, rows: list[tuple[str, float]]) -> None:
+        self.rows = rows
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(360, int(TOP_N * self.row_height + 4))
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setFont(self._font)
+        label_w = min(self.width() * 0.4, max([self._fm.horizontalAdvance(s) for s, _ in self.rows] + [40.0]) + 12)
+        pct_w = self._fm.horizontalAdvance("100.0 %") + 8
+        bar_w = max(20.0, self.width() - label_w - pct_w)
+        rh = self.row_height
+        for i, (label, prob) in enumerate(self.rows):
+            y = i * rh
+            text = self._fm.elidedText(label, Qt.ElideRight, label_w - 12)
+            p.setPen(QColor(self.theme.text))
+            p.drawText(QRectF(0, y, label_w - 8, rh), Qt.AlignRight | Qt.AlignVCenter, text)
+            p.fillRect(QRectF(label_w, y + rh * 0.18, bar_w, rh * 0.64), QColor(self.theme.surface if not
+                                                                                 self.theme.is_dark else self.theme.grid))
+            p.fillRect(QRectF(label_w, y + rh * 0.18, bar_w * max(0.0, min(1.0, prob)), rh * 0.64),
+                       QColor(th.ACCENTS[0]))
+            p.drawText(QRectF(label_w + bar_w + 4, y, pct_w, rh), Qt.AlignLeft | Qt.AlignVCenter,
+                       f"{100 * prob:.1f} %")
+        p.end()
+
+
+class ChatTemplatePanel(Panel):
+    title = "Chat template"
+    explanation = (
+        "An assistant model reads one stream of tokens, not separate messages. The chat template (ChatML here) "
+        "wraps every message as <b>&lt;|im_start|&gt;</b>role ⏎ message <b>&lt;|im_end|&gt;</b>: those markers are "
+        "<b>special tokens</b> (pink): single ids, not text, that the model was trained to read as turn markers. "
+        "SmolLM2's template adds a default system message when the conversation does not start with one. With "
+        "“add generation prompt” the text ends in &lt;|im_start|&gt;assistant ⏎, so what the model predicts next "
+        "is the start of the assistant's answer.")
+
+    textRequested = Signal(str, bool)  # the ChatML text, parse_specials
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        from explainer.core.tokenizers import get_tokenizer
+
+        self.tokenizer = get_tokenizer("smollm2")
+        self._decode = self.tokenizer.token_bytes
+        self.turns: list[TurnEditor] = []
+        self.tokenization: Tokenization | None = None
+        self.text = ""
+
+        split = QSplitter(Qt.Horizontal)
+        self.body.addWidget(split, 1)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 6, 0)
+        lv.addWidget(QLabel("<b>Conversation</b>"))
+        turns_box = QWidget()
+        self.turns_layout = QVBoxLayout(turns_box)
+        self.turns_layout.setContentsMargins(0, 0, 0, 0)
+        self.turns_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(turns_box)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        lv.addWidget(scroll, 1)
+        row = QHBoxLayout()
+        self.add_button = QPushButton("+ Add turn")
+        self.generation = QCheckBox("Add generation prompt")
+        self.generation.setChecked(True)
+        self.generation.setToolTip("End with <|im_start|>assistant and a new line: the model's next tokens are "
+                                   "the assistant's reply.")
+        row.addWidget(self.add_button)
+        row.addWidget(self.generation)
+        row.addStretch(1)
+        lv.addLayout(row)
+        self.send_button = QPushButton("Send to editor ▶")
+        self.send_button.setToolTip("Put this exact text in the editor with special-token parsing on; the "
+                                    "Next-token panel then shows what the model predicts.")
+        lv.addWidget(self.send_button)
+        self.prediction_title = QLabel()
+        self.prediction_title.setTextFormat(Qt.RichText)
+        self.prediction_title.setWordWrap(True)
+        lv.addWidget(self.prediction_title)
+        self.bars = TopBars()
+        lv.addWidget(self.bars)
+        split.addWidget(left)
+
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(6, 0, 0, 0)
+        self.summary = QLabel()
+        self.summary.setTextFormat(Qt.RichText)
+        self.summary.setWordWrap(True)
+        rv.addWidget(self.summary)
+        self.text_view = QTextEdit()
+        self.text_view.setReadOnly(True)
+        self.text_view.setLineWrapMode(QTextEdit.WidgetWidth)
+        mono = QFontDatabase.systemFont(QFontDatabase.FixedFont)
+        mono.setPointSizeF(th.LABEL_FONT_PT - 1)
+        self.text_view.setFont(mono)
+        vsplit = QSplitter(Qt.Vertical)
+        vsplit.setChildrenCollapsible(False)
+        vsplit.addWidget(self.text_view)
+        self.chips = ChipView()
+        self.chips.tooltip_for = self._chip_tooltip
+        chip_scroll = QScrollArea()
+        chip_scroll.setWidget(self.chips)
+        chip_scroll.setWidgetResizable(True)
+        chip_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        chip_scroll.setFrameShape(QScrollArea.NoFrame)
+        vsplit.addWidget(chip_scroll)
+        vsplit.setSizes([150, 250])
+        rv.addWidget(vsplit, 1)
+        split.addWidget(right)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+
+        self.add_button.clicked.connect(self._on_add_clicked)
+        self.generation.toggled.connect(lambda _on: self._recompose())
+        self.send_button.clicked.connect(self.send_to_editor)
+        self.set_messages(DEFAULT_CONVERSATION)
+
+    # --- public API -------------------------------------------------------------------------------------------
+    def set_messages(self, messages) -> None:
+        for t in list(self.turns):
+            self._remove_turn(t, recompose=False)
+        for m in chat.normalise(messages):
+            self._add_turn(m, recompose=False)
+        self._recompose()
+
+    def messages(self) -> list[Message]:
+        return [t.message() for t in self.turns]
+
+    def add_turn(self, role: str | None = None, content: str = "") -> TurnEditor:
+        if role is None:  # alternate: a user turn is answered by the assistant, anything else by the user
+            role = "assistant" if self.turns and self.turns[-1].role.currentText() == "user" else "user"
+        return self._add_turn(Message(role, content))
+
+    def remove_turn(self, index: int) -> None:
+        self._remove_turn(self.turns[index])
+
+    def chatml_text(self) -> str:
+        return self.text
+
+    def send_to_editor(self) -> None:
+        self.textRequested.emit(self.text, True)
+
+    def set_token_decoder(self, decode) -> None:
+        """``decode(token_id) -> bytes`` for the prediction labels (default: SmolLM2's tokenizer)."""
+        self._decode = decode
+        self._update_prediction()
+
+    def refresh(self) -> None:
+        self._update_prediction()
+
+    def set_theme(self, theme: th.Theme) -> None:
+        self.chips.set_theme(theme)
+        self.bars.theme = theme
+        self.theme = theme
+        self._recompose()
+
+    def prediction(self) -> list[tuple[int, float]]:
+        """(token id, probability) of the model's top candidates after the composed text, or [] when the
+        current result is not for this text (with its special tokens parsed)."""
+        r = self.result
+        if r is None or r.text != self.text or not self.text or r.n_tokens == 0:
+            return []
+        if not r.specials_parsed and any(s in self.text for s in (chat.IM_START, chat.IM_END)):
+            return []
+        return [(int(i), float(p)) for i, p in zip(r.top_ids[-1][:TOP_N], r.top_probs[-1][:TOP_N])]
+
+    # --- turns ------------------------------------------------------------------------------------------------
+    def _add_turn(self, message: Message, recompose: bool = True) -> TurnEditor:
+        t = TurnEditor(message)
+        t.changed.connect(self._recompose)
+        t.removeRequested.connect(self._remove_turn)
+        self.turns_layout.insertWidget(len(self.turns), t)
+        self.turns.append(t)
+        if recompose:
+            self._recompose()
+        return t
+
+    def _remove_turn(self, turn: TurnEditor, recompose: bool = True) -> None:
+        self.turns.remove(turn)
+        self.turns_layout.removeWidget(turn)
+        turn.setParent(None)
+        turn.deleteLater()
+        if recompose:
+            self._recompose()
+
+    def _on_add_clicked(self) -> None:
+        t = self.add_turn()
+        t.content.setFocus()
+
+    # --- drawing ----------------------------------------------------------------------------------------------
+    def _recompose(self) -> None:
+        msgs = self.messages()
+        gen = self.generation.isChecked()
+        segments = chat.render_segments(msgs, gen)
+        self.text = "".join(s.text for s in segments)
+        self.tokenization = self.tokenizer.tokenize(self.text, parse_specials=True)
+        toks = self.tokenization.tokens
+        self.chips.set_chips([Chip(t.text if t.special else t.display, str(t.id),
+                                   th.SPECIAL if t.special else th.chip_colour(self.theme, i),
+                                   border=th.WARNING if t.incomplete else "",
+                                   line_break=t.bytes.endswith(b"\n") and not t.special)
+                              for i, t in enumerate(toks)])
+        self.text_view.setHtml(self._text_html(segments))
+        n_special = sum(1 for t in toks if t.special)
+        notes = [f"<b>{len(toks)}</b> tokens, <b>{n_special}</b> of them special · {len(self.text)} characters"]
+        if chat.uses_default_system_prompt(msgs):
+            notes.append("<i>The conversation does not start with a system message, so the template added "
+                         "SmolLM2's default one (shown in italics).</i>")
+        if not msgs:
+            notes.append("Add a turn to start a conversation.")
+        self.summary.setText("<br>".join(notes))
+        self._update_prediction()
+
+    def _text_html(self, segments) -> str:
+        t = self.theme
+        out = []
+        for s in segments:
+            text = html.escape(s.text)
+            if s.kind == "special":
+                glued = html.escape("\u2060".join(s.text))  # word joiners: a special token never wraps
+                piece = (f"<span style='background:{th.SPECIAL}; color:{th.text_on(th.SPECIAL)}'>"
+                         f"&nbsp;{glued}&nbsp;</span>")
+            elif s.kind == "newline":
+                piece = f"<span style='color:{t.muted}'>⏎</span><br>"
+            elif s.kind == "role":
+                piece = f"<b>{text}</b>"
+            else:
+                piece = text.replace("\n", f"<span style='color:{t.muted}'>⏎</span><br>")
+            out.append(f"<i>{piece}</i>" if s.inserted and s.kind != "special" else piece)
+        return f"<div style='color:{t.text}; white-space:pre-wrap'>{''.join(out)}</div>"
+
+    def _label(self, token_id: int) -> str:
+        try:
+            return Token(token_id, self._decode(token_id), 0, 0).display
+        except (KeyError, ValueError):
+            return f"#{token_id}"
+
+    def _update_prediction(self) -> None:
+        pred = self.prediction()
+        if pred:
+            where = "the assistant's first token" if self.generation.isChecked() else "the next token"
+            self.prediction_title.setText(f"The model's top {len(pred)} guesses for <b>{where}</b>:")
+            self.bars.set_rows([(self._label(i), p) for i, p in pred])
+        else:
+            self.prediction_title.setText(
+                "<i>Press “Send to editor” to see what the model predicts next.</i>" if self.text else "")
+            self.bars.set_rows([])
+
+    def _chip_tooltip(self, index: int) -> str:
+        t = self.tokenization.tokens[index] if self.tokenization else None
+        if t is None:
+            return ""
+        kind = "a <b>special token</b>: one id that marks a turn, not text" if t.special else "ordinary text"
+        return (f"<b>{html.escape(visible_text(t.text))}</b> &nbsp; id <b>{t.id}</b><br>{kind}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the panel alone; "Send to editor" analyses the text (special tokens parsed) with the demo engine."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m explainer.ui.panels.chat_template")
+    ap.add_argument("--real", action="store_true", help="use the bundled SmolLM2 model (slower to start)")
+    ap.add_argument("--dark", action="store_true")
+    ap.add_argument("--screenshot", metavar="FILE.png")
+    ap.add_argument("--size", default="1100x650")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+
+    from PySide6.QtWidgets import QApplication
+
+    from explainer.core.engine import Engine, demo_engine
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    theme = th.DARK if args.dark else th.LIGHT
+    th.apply_theme(app, theme)
+    engine = Engine() if args.real else demo_engine()
+    panel = ChatTemplatePanel()
+    panel.set_theme(theme)
+    panel.textRequested.connect(lambda text, ps: panel.set_result(engine.analyze(text, parse_specials=ps)))
+    panel.send_to_editor()
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    panel.resize(w, h)
+    panel.setWindowTitle(f"explainer – {panel.title} ({'SmolLM2' if args.real else 'demo'})")
+    panel.show()
+    if args.screenshot:
+        app.processEvents()
+        ok = panel.grab().save(args.screenshot)
+        panel.close()
+        return 0 if ok else 1
+    return app.exec()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,285 @@
+"""The tokenization panels (side by side, variants / BPE merges / bytes, chat template) against the core.
+
+Each panel is checked against the tokenizer's own output, and drawn offscreen: screenshots go to /tmp/shots/
+(or $EXPLAINER_SHOTS) for a human to look at.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from explainer.core import chat
+from explainer.core.chat import Message
+from explainer.core.tokenizers import get_tokenizer
+
+SHOTS = Path(os.environ.get("EXPLAINER_SHOTS", "/tmp/shots"))
+
+
+def shoot(widget, name: str, size=(1000, 620)) -> None:
+    """Draw ``widget`` offscreen, save it, and check the picture is not blank."""
+    widget.resize(*size)
+    widget.show()
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.processEvents()
+    pix = widget.grab()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pix.save(str(SHOTS / f"{name}.png"))
+    img = pix.toImage()
+    colours = {img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)}
+    assert len(colours) > 20, f"{name} looks blank"
+
+
+@pytest.fixture
+def compare(qtbot):
+    from explainer.ui.panels.tokenizers_compare import TokenizersComparePanel
+
+    p = TokenizersComparePanel()
+    qtbot.addWidget(p)
+    return p
+
+
+@pytest.fixture
+def bpe(qtbot):
+    from explainer.ui.panels.bpe_view import BpePanel
+
+    p = BpePanel()
+    qtbot.addWidget(p)
+    return p
+
+
+@pytest.fixture
+def chat_panel(qtbot):
+    from explainer.ui.panels.chat_template import ChatTemplatePanel
+
+    p = ChatTemplatePanel()
+    qtbot.addWidget(p)
+    return p
+
+
+# --- side by side ---------------------------------------------------------------------------------------------
+TEXTS = ["The cat sat on the mat", "How many r's are in strawberry?\nPhotosynthesis: 6 CO2 + 6 H2O",
+         "Café naïve 你好 🍓 👍🏽 ١٢٣", "a\x04b  spaces   and\ttabs\n\n"]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_side_by_side_counts_equal_each_tokenizer(compare, demo, text):
+    compare.set_result(demo.analyze(text))
+    stats = compare.stats.text()
+    for name in ("smollm2", "cl100k_base", "o200k_base"):
+        tok = get_tokenizer(name)
+        expected = tok.tokenize(text)
+        assert compare.counts()[name] == len(expected.tokens)
+        assert [t.id for t in compare.tokenizations[name].tokens] == expected.ids
+        n = len(expected.tokens)
+        assert f"{tok.vocab_size:,} pieces · <b>{n:,}</b> token" in stats
+        assert f"{len(text) / n:.1f} chars/token" in stats
+    assert "49,152 pieces" in stats
+    rows = compare.view.row_of
+    assert [rows.count(r) for r in range(3)] == [compare.counts()[n] for n in compare.names]
+
+
+def test_side_by_side_rows_align_where_all_cut(compare, demo):
+    text = "The cat sat on the mat and the dog ate the bone"
+    compare.resize(1000, 600)
+    compare.set_result(demo.analyze(text))
+    v = compare.view
+    starts = {}
+    for i, (s, _e) in enumerate(v.spans):
+        starts.setdefault(s, {})[v.row_of[i]] = v.chips[i].rect
+    common = {s: rects for s, rects in starts.items() if len(rects) == 3}
+    assert len(common) >= 10  # these words are whole tokens in all three
+    for rects in common.values():
+        assert len({round(r.left(), 3) for r in rects.values()}) == 1
+        assert len({round(r.top(), 3) for r in rects.values()}) == 3  # one row per tokenizer
+
+
+def test_side_by_side_hover_marks_same_characters_in_all_rows(compare, demo, qtbot):
+    text = "strawberry fields"
+    compare.set_result(demo.analyze(text))
+    v = compare.view
+    i = next(k for k, (s, e) in enumerate(v.spans) if v.row_of[k] == 0 and s == 0)  # SmolLM2's "st"
+    with qtbot.waitSignal(compare.tokenHovered) as sig:
+        v.chipHovered.emit(i)
+    assert sig.args == [1]  # position 1 of the demo result (0 is the start token)
+    marked = v.highlighted
+    assert {v.row_of[k] for k in marked} == {0, 1, 2}
+    s, e = v.spans[i]
+    assert all(v.spans[k][0] < e and s < v.spans[k][1] for k in marked)
+    assert "Characters 1–2" in compare.info.text()
+    v.chipHovered.emit(-1)
+    assert v.highlighted == set()
+    compare.highlight_token(1)  # from another panel: the model's token 1
+    assert v.highlighted == marked
+
+
+def test_side_by_side_caps_long_text(compare, demo):
+    from explainer.ui.panels.tokenizers_compare import MAX_CHARS
+
+    text = "word " * (MAX_CHARS // 5 + 400)
+    compare.set_result(demo.analyze(text, max_tokens=64))
+    assert compare.text == text[:MAX_CHARS]
+    assert compare.counts()["smollm2"] == len(get_tokenizer("smollm2").tokenize(text[:MAX_CHARS]).tokens)
+    assert f"Only the first {MAX_CHARS:,}" in compare.stats.text()
+
+
+def test_side_by_side_screenshot(compare, demo):
+    compare.set_result(demo.analyze("How many r's are in strawberry? Photosynthesis turns light into sugar.\n"
+                                    "Café naïve 你好 🍓 12345"))
+    compare.view.chipHovered.emit(6)
+    shoot(compare, "tokenizers_compare", (1000, 760))
+
+
+# --- variants, merges, bytes ------------------------------------------------------------------------------------
+def test_variants_rows_equal_tokenize(bpe):
+    tok = get_tokenizer("smollm2")
+    bpe.set_cursor_word("strawberry")
+    texts = ["strawberry", " strawberry", "Strawberry", " Strawberry", "STRAWBERRY"]
+    shown = [(name.text(), [int(c.sub) for c in view.chips]) for name, view, _ in bpe.variant_rows[: len(texts)]]
+    assert [ids for _, ids in shown] == [tok.encode(t) for t in texts]
+    assert [label for label, _ in shown] == [f"<tt>{t.replace(' ', '·')}</tt>" for t in texts]
+    assert tok.encode(" strawberry") == [35199]  # one token after a space; three without
+    assert "[302, 1709, 9500]" in bpe.variant_note.text()
+    assert "never sees letters" in bpe.variant_note.text()
+    bpe.set_cursor_word("")  # no word under the cursor: keep the last one
+    assert bpe.field.text() == "strawberry"
+
+
+@pytest.mark.parametrize("word", ["strawberry", "Unbelievable", "naïve", "🍓", " strawberry", "Ünbelievable",
+                                  "hello, world!", "12345", "a", "中文"])
+def test_bpe_last_step_is_the_tokenizer(bpe, word):
+    tok = get_tokenizer("smollm2")
+    bpe.set_word(word)
+    n = len(bpe.steps)
+    assert bpe.slider.maximum() == n and bpe.step == n
+    assert bpe.ids_at(n) == tok.encode(word)
+    assert bpe.final_step_matches()
+    assert "✓" in bpe.check.text()
+    assert [int(c.sub) for c in bpe.merge_view.chips if c.sub] == tok.encode(word)
+    bpe.set_step(0)
+    assert [c for c in bpe.merge_view.chips if c.sub].__len__() == len(
+        word.encode("utf-8").translate(None, bytes(sorted(tok.missing_bytes))))
+    assert "✓" not in bpe.check.text() or n == 0
+    assert not bpe.prev_button.isEnabled()
+    bpe.next_button.click() if n else None
+    assert bpe.step == min(1, n)
+
+
+def test_bpe_step_describes_merge(bpe):
+    bpe.set_word("strawberry")
+    s = bpe.steps[0]
+    bpe.set_step(1)
+    assert f"rank <b>{s.rank:,}</b>" in bpe.merge_text.text()
+    assert bpe.merge_view.selected  # the merged part is outlined
+    assert bpe.merge_list.currentRow() == 1
+
+
+def test_byte_inspector_bytes(bpe):
+    bpe.set_word("é🍓中")
+    rows = bpe.strip.rows
+    assert [r.char for r in rows] == ["é", "🍓", "中"]
+    assert [r.hex for r in rows] == ["C3 A9", "F0 9F 8D 93", "E4 B8 AD"]
+    assert [c.value for c in bpe.strip.cells] == list("é🍓中".encode("utf-8"))
+    toks = bpe.tokenization.tokens
+    assert [t.id for t in toks] == get_tokenizer("smollm2").encode("é🍓中")
+    # SmolLM2 cuts the strawberry emoji into pieces: boundaries inside character 1, incomplete tokens
+    cuts = bpe.strip.cuts_inside_characters()
+    assert cuts and {ri for ri, _ in cuts} == {1}
+    assert any(toks[i].incomplete for i in set(rows[1].tokens))
+    assert not any(toks[i].incomplete for i in set(rows[0].tokens) | set(rows[2].tokens))
+    assert "1 character split" in bpe.bytes_summary.text()
+
+
+def test_bpe_panel_takes_last_word_of_text(bpe, demo):
+    bpe.set_result(demo.analyze("How many r's are in strawberry?"))
+    assert bpe.field.text() == "strawberry"
+
+
+@pytest.mark.parametrize("tab,word,name", [(0, "strawberry", "bpe_variants"), (1, "Unbelievable", "bpe_merges"),
+                                           (2, "é🍓中 naïve", "bpe_bytes")])
+def test_bpe_screenshots(bpe, tab, word, name):
+    bpe.set_word(word)
+    bpe.tabs.setCurrentIndex(tab)
+    if tab == 1:
+        bpe.set_step(3)
+    shoot(bpe, name)
+
+
+# --- chat template ------------------------------------------------------------------------------------------------
+def test_chat_panel_text_is_the_template(chat_panel):
+    p = chat_panel
+    assert p.chatml_text() == chat.render([Message("user", "What is the powerhouse of the cell?")])
+    msgs = [Message("system", "You are a biology tutor."), Message("user", "Why are leaves green?"),
+            Message("assistant", "Chlorophyll."), Message("user", "And in autumn?")]
+    p.set_messages(msgs)
+    assert p.messages() == msgs
+    assert p.chatml_text() == chat.render(msgs, add_generation_prompt=True)
+    p.generation.setChecked(False)
+    assert p.chatml_text() == chat.render(msgs, add_generation_prompt=False)
+    p.generation.setChecked(True)
+    p.remove_turn(0)
+    assert p.chatml_text() == chat.render(msgs[1:])
+    assert "default one" in p.summary.text()
+    t = p.add_turn()
+    assert t.role.currentText() == "assistant"  # answers the last user turn
+    t.content.setPlainText("Pigments.")
+    assert p.chatml_text() == chat.render(msgs[1:] + [Message("assistant", "Pigments.")])
+
+
+def test_chat_panel_tokens_highlight_specials(chat_panel):
+    from explainer.ui import theme as th
+
+    p = chat_panel
+    tok = get_tokenizer("smollm2")
+    assert p.tokenization.ids == tok.encode(p.chatml_text(), parse_specials=True)
+    specials = [c for c in p.chips.chips if c.fill == th.SPECIAL]
+    assert [c.label for c in specials] == ["<|im_start|>", "<|im_end|>"] * 2 + ["<|im_start|>"]
+    assert [c.sub for c in specials] == ["1", "2", "1", "2", "1"]
+
+
+def test_chat_panel_send_and_prediction(chat_panel, demo, qtbot):
+    p = chat_panel
+    with qtbot.waitSignal(p.textRequested) as sig:
+        p.send_button.click()
+    assert sig.args == [p.chatml_text(), True]
+    assert p.prediction() == []  # nothing analysed yet
+    result = demo.analyze(sig.args[0], parse_specials=sig.args[1])
+    p.set_result(result)
+    pred = p.prediction()
+    assert [i for i, _ in pred] == [int(i) for i in result.top_ids[-1][:5]]
+    assert [round(x, 6) for _, x in pred] == [round(float(x), 6) for x in result.top_probs[-1][:5]]
+    assert len(p.bars.rows) == 5
+    assert "first token" in p.prediction_title.text()
+    shoot(p, "chat_template", (1100, 650))
+    p.set_result(demo.analyze(sig.args[0], parse_specials=False))  # specials typed as text: not a chat
+    assert p.prediction() == []
+    p.set_result(demo.analyze("something else"))
+    assert p.prediction() == [] and p.bars.rows == []
+
+
+def test_panels_in_dark_theme(compare, bpe, chat_panel, demo):
+    from PySide6.QtWidgets import QApplication
+
+    from explainer.ui import theme as th
+
+    r = demo.analyze("Café 🍓 strawberry")
+    th.apply_theme(QApplication.instance(), th.DARK)
+    try:
+        bpe.tabs.setCurrentIndex(2)
+        for panel, name in ((compare, "tokenizers_compare_dark"), (bpe, "bpe_bytes_dark"), (chat_panel, "chat_dark")):
+            panel.set_theme(th.DARK)
+            panel.set_result(r)
+            shoot(panel, name)
+    finally:
+        th.apply_theme(QApplication.instance(), th.LIGHT)
+
+
+def test_tooltips(compare, bpe, chat_panel, demo):
+    compare.set_result(demo.analyze("Café 🍓"))
+    tips = [compare._tooltip(i) for i in range(len(compare.view.chips))]
+    assert all("id <b>" in t for t in tips) and any("part of a character" in t for t in tips)
+    bpe.set_word("strawberry")
+    assert "token id 302" in bpe._merge_tooltip(0)
+    assert "special token" in chat_panel._chip_tooltip(0)
