@@ -1,0 +1,110 @@
+"""Logit lens: what the model would predict if it stopped after layer l.
+
+For one position, each residual-stream vector ``hidden[l]`` (l = 0: the input embedding; l ≥ 1: after layer l)
+goes through the model's own final RMSNorm and unembedding, exactly as the last layer's does, and the softmax
+gives a next-token distribution per layer. At l = L this *is* the model's output. Early layers were never
+trained to be read this way, so their guesses are rough (often the current token itself): watching the right
+answer rise through the layers is the point.
+
+Also: nearest neighbours in the input-embedding table (from ``core.projection`` when present).
+No Qt here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+try:  # the projection module owns the neighbour search when it exists
+    from explainer.core.projection import nearest_neighbours
+except ImportError:  # pragma: no cover - only when projection.py is absent
+    def nearest_neighbours(embedding_table: np.ndarray, token_id: int, k: int = 10) -> list[tuple[int, float]]:
+        """The ``k`` tokens with the highest cosine similarity to ``token_id`` in the table (itself excluded),
+        best first, as ``(id, cosine)``."""
+        table = np.asarray(embedding_table, np.float32)
+        q = table[token_id]
+        norms = np.sqrt(np.einsum("ij,ij->i", table, table))
+        cos = (table @ q) / (np.maximum(norms, 1e-12) * max(float(np.linalg.norm(q)), 1e-12))
+        cos[token_id] = -np.inf
+        k = max(0, min(k, table.shape[0] - 1))
+        if k == 0:
+            return []
+        top = np.argpartition(-cos, k - 1)[:k]
+        top = top[np.argsort(-cos[top], kind="stable")]
+        return [(int(i), float(cos[i])) for i in top]
+
+__all__ = ["LensResult", "logit_lens", "rms_norm", "nearest_neighbours", "embedding_table_of"]
+
+
+@dataclass(frozen=True)
+class LensResult:
+    """Per layer ``l = 0..L`` (row 0: input embedding, row l: after layer l), for one position.
+
+    ``next_id`` is the token that actually follows the position in the text (-1 at the last position);
+    ``next_rank`` is its rank (1 = top guess) and ``next_prob`` its probability per layer (-1 / NaN when there is
+    no next token)."""
+
+    position: int
+    top_ids: np.ndarray  # [L+1, k] int64, best first
+    top_probs: np.ndarray  # [L+1, k] float32
+    next_id: int
+    next_rank: np.ndarray  # [L+1] int64
+    next_prob: np.ndarray  # [L+1] float32
+    entropy_bits: np.ndarray  # [L+1] float32
+
+    @property
+    def n_rows(self) -> int:
+        return self.top_ids.shape[0]
+
+
+def rms_norm(x: np.ndarray, gain: np.ndarray, eps: float) -> np.ndarray:
+    """``gain * x / sqrt(mean(x²) + eps)`` over the last axis, in float64 (the model's RMSNorm)."""
+    x = np.asarray(x, np.float64)
+    return np.asarray(gain, np.float64) * (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps))
+
+
+def logit_lens(result, position: int, k: int = 5) -> LensResult:
+    """The logit lens at ``position`` of an ``AnalysisResult`` (needs ``result.weights`` for the final norm)."""
+    if result.weights is None:
+        raise ValueError("the logit lens needs the model's weights (result.weights is None)")
+    T = result.n_tokens
+    if not 0 <= position < T:
+        raise IndexError(f"position {position} is outside 0..{T - 1}")
+    w = result.weights
+    x = result.hidden[:, position, :]  # [L+1, D]
+    normed = rms_norm(x, w.final_norm, w.norm_eps).astype(np.float32)
+    z = normed @ np.asarray(result.unembedding, np.float32).T  # [L+1, V] logits
+    z -= z.max(-1, keepdims=True)
+    e = np.exp(z)
+    total = e.sum(-1, keepdims=True, dtype=np.float64)
+    p = (e / total).astype(np.float32)  # softmax
+    k = max(1, min(k, p.shape[1]))
+    top = np.argpartition(-p, k - 1, axis=-1)[:, :k]
+    order = np.argsort(-np.take_along_axis(p, top, -1), axis=-1, kind="stable")
+    top = np.take_along_axis(top, order, -1)
+    top_p = np.take_along_axis(p, top, -1)
+    # entropy in bits: log Z − Σ p·z, with z the shifted logits (natural log), over ln 2
+    ent = (np.log(total[:, 0]) - np.einsum("lv,lv->l", p, z, dtype=np.float64)) / np.log(2.0)
+    rows = p.shape[0]
+    if position + 1 < T:
+        nid = int(result.ids[position + 1])
+        np_ = p[:, nid]
+        rank = 1 + (p > np_[:, None]).sum(-1)
+    else:
+        nid, np_, rank = -1, np.full(rows, np.nan), np.full(rows, -1)
+    return LensResult(position, _ro(top.astype(np.int64)), _ro(top_p.astype(np.float32)), nid,
+                      _ro(np.asarray(rank, np.int64)), _ro(np.asarray(np_, np.float32)), _ro(ent.astype(np.float32)))
+
+
+def embedding_table_of(result) -> np.ndarray | None:
+    """The input-embedding table, when the result's unembedding is tied to it (checked on the result's own
+    tokens: ``hidden[0]`` holds their input embeddings); else None."""
+    U, ids = result.unembedding, np.asarray(result.ids)
+    if U is None or ids.size == 0 or result.hidden.shape[-1] != U.shape[1]:
+        return None
+    return U if np.allclose(U[ids], result.hidden[0], atol=1e-6) else None
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
