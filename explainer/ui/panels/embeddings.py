@@ -1,0 +1,255 @@
+"""Embeddings panel: every token as a point on a fixed 2-D map (PCA), layer by layer.
+
+Run alone: ``python -m explainer.ui.panels.embeddings [--real] [--dark] [--layer N] [--screenshot out.png]``.
+The panel needs a ``core.projection.Projector`` (``set_projector``). By default it only uses axes that are in
+memory or in the disk cache (``Projector.axes_if_available``) and never runs the model itself: call
+``projector.prepare()`` in the model's worker thread, then ``panel.refresh()``. ``fit_missing=True`` fits on
+demand on the calling thread (demos, tests).
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
+
+from explainer.core.projection import nearest_neighbours
+from explainer.ui import theme as th
+from explainer.ui.panels.attention import token_font
+from explainer.ui.panels.base import Panel
+from explainer.ui.widgets.embedding_map import EmbeddingMap
+
+
+def explanation_for(d_model: int = 576) -> str:
+    return (
+        f"Each token is a vector of {d_model} numbers. To draw it we <b>project</b> it onto two directions: the "
+        "two main directions of variation (PCA) of reference data, fitted once per layer — on the whole "
+        "vocabulary for layer 0, on a fixed built-in English text for later layers — so the map stays still "
+        "while you type. Before fitting, every vector is scaled to the same overall size (RMS-normalised, as "
+        "the model does itself) and each dimension is standardised, because a few dimensions are thousands of "
+        "times larger than the rest. <b>Layer 0</b> shows the input embeddings: one fixed vector per token, the "
+        "same in every context. <b>After layer N</b> the vector has passed through N layers of attention and "
+        "MLP and depends on the context, so the same word can move apart (“bank” of a river vs. a bank "
+        "account). Two directions keep only a few per cent of the spread: close on the map is not always close "
+        "in the full space. Grey dots: reference vectors; open diamonds: tokens outside the map, pinned to "
+        "its edge; the dashed path (optional): the selected token after each earlier layer, on this map.")
+
+
+def layer_name(layer: int) -> str:
+    return "Layer 0 (input embeddings)" if layer == 0 else f"after layer {layer}"
+
+
+class EmbeddingsPanel(Panel):
+    title = "Embeddings: a 2-D map of the token vectors"
+    explanation = explanation_for()
+    layerChanged = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None, projector=None, *, fit_missing: bool = False):
+        super().__init__(parent)
+        self.projector = projector
+        self.fit_missing = fit_missing
+        self.layer = 0
+        self._coords = np.zeros((0, 2), np.float32)
+        self._shown_axes = None
+        self._applied = None
+        row = QHBoxLayout()
+        self.slider = QSlider(Qt.Horizontal, minimum=0, maximum=1, pageStep=5)
+        self.slider.setTickPosition(QSlider.TicksBelow)
+        self.slider.setTickInterval(5)
+        self.layer_label = QLabel(layer_name(0))
+        self.layer_label.setMinimumWidth(self.layer_label.fontMetrics().horizontalAdvance(layer_name(0)) + 12)
+        self.path_box = QCheckBox("Path of the selected token")
+        self.path_box.setToolTip("The selected token's vector after each earlier layer (numbered), drawn on this "
+                                 "layer's map: how it drifted to where it is now.")
+        row.addWidget(self.layer_label)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.path_box)
+        self.body.addLayout(row)
+        self.info = QLabel(" ", wordWrap=True)
+        self.info.setTextFormat(Qt.RichText)
+        self.body.addWidget(self.info)
+        self.map = EmbeddingMap()
+        self.body.addWidget(self.map, 1)
+        self.neighbours = QLabel(" ", wordWrap=True)
+        self.neighbours.setTextFormat(Qt.RichText)
+        self.body.addWidget(self.neighbours)
+        self.slider.valueChanged.connect(self._on_slider_changed)
+        self.path_box.toggled.connect(lambda _on: self._update_path())
+        self.map.pointHovered.connect(self._on_map_hovered)
+        self.map.pointClicked.connect(self._on_map_clicked)
+        self._apply_theme()
+
+    # --- public API ------------------------------------------------------------------------------------------
+    def set_projector(self, projector, *, fit_missing: bool | None = None) -> None:
+        self.projector = projector
+        if fit_missing is not None:
+            self.fit_missing = fit_missing
+        self._shown_axes = None
+        self.refresh()
+
+    def set_layer(self, layer: int) -> None:
+        """0 = input embeddings, ``l`` = the residual stream after layer ``l``."""
+        self.slider.setValue(layer)  # → _on_slider_changed
+
+    def coordinates(self) -> np.ndarray:
+        """``[T, 2]`` the true (unclamped) map coordinates of the shown result at the current layer."""
+        return self._coords
+
+    # --- Panel protocol --------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        self._apply_theme()
+        r = self.result
+        if r is None:
+            return
+        n_layers = r.model.n_layers
+        if self.slider.maximum() != n_layers:
+            self.slider.blockSignals(True)
+            self.slider.setMaximum(n_layers)
+            self.slider.blockSignals(False)
+        self.layer = min(self.layer, n_layers)
+        self._help.setText(explanation_for(r.model.d_model))
+        axes = self._axes()
+        if axes is None:
+            self._coords = np.zeros((0, 2), np.float32)
+            self.map.set_points(self._coords, [], np.zeros(0, np.int64), np.zeros(0, bool))
+            self.map.set_cloud(np.zeros((0, 2)))
+            self.map.set_path(None)
+            self.info.setText("The map for this layer is being prepared (once per model)…"
+                              if self.projector is not None else "No projection available.")
+            return
+        if axes is not self._shown_axes:  # a new layer: new fixed view, cloud and axis titles
+            self._shown_axes = axes
+            self.map.set_bounds(axes.bounds)
+            self.map.set_cloud(axes.reference)
+            ev = axes.explained * 100
+            self.map.set_axes_labels(f"axis 1 ({ev[0]:.1f}% of the spread)", f"axis 2 ({ev[1]:.1f}%)")
+            what = ("the whole vocabulary" if self.layer == 0 else "the built-in reference text")
+            self.info.setText(f"<b>{layer_name(self.layer)}</b> — axes fitted on {what}; "
+                              f"together they show {ev.sum():.1f}% of its spread.")
+        self._coords = axes.project(r.hidden[self.layer])
+        self.map.set_points(self._coords, [t.display for t in r.tokens], r.ids,
+                            np.array([t.special for t in r.tokens], bool))
+        self.map.set_selected(self.selected_position)
+        self.map.set_hovered(self.hovered_position)
+        self._update_path()
+        self._update_neighbours()
+
+    def highlight_token(self, position: int) -> None:
+        super().highlight_token(position)
+        self.map.set_hovered(position)
+
+    def select_position(self, position: int) -> None:
+        super().select_position(position)
+        self.map.set_selected(position)
+        self._update_path()
+        self._update_neighbours()
+
+    # --- internals -------------------------------------------------------------------------------------------
+    def _axes(self, layer: int | None = None):
+        p = self.projector
+        if p is None:
+            return None
+        layer = self.layer if layer is None else layer
+        axes = p.axes_if_available(layer)
+        if axes is None and self.fit_missing:
+            axes = p.fit_layer(layer)
+        return axes
+
+    def _apply_theme(self) -> None:
+        key = (self.theme, self.font().pointSizeF())
+        if key == self._applied:
+            return
+        self._applied = key
+        self.map.set_theme(self.theme)
+        self.map.set_font(token_font(self.font(), th.LABEL_FONT_PT - 1))
+        self.neighbours.setStyleSheet(f"color: {self.theme.muted};")
+
+    def _update_path(self) -> None:
+        r, pos = self.result, self.selected_position
+        axes = self._axes() if r is not None else None
+        if not self.path_box.isChecked() or axes is None or not 0 <= pos < r.n_tokens or self.layer == 0:
+            self.map.set_path(None)
+            return
+        xy = axes.project(r.hidden[: self.layer + 1, pos])  # = Projector.trajectory(r, pos, self.layer)
+        x0, x1, y0, y1 = self.map.bounds
+        xy = np.column_stack([np.clip(xy[:, 0], x0, x1), np.clip(xy[:, 1], y0, y1)])
+        names = [str(lay) if lay in (0, self.layer) or lay % 5 == 0 else "" for lay in range(self.layer + 1)]
+        self.map.set_path(xy, names)
+
+    def _update_neighbours(self) -> None:
+        r, pos = self.result, self.selected_position
+        if r is None or self.layer != 0 or not 0 <= pos < r.n_tokens or self.projector is None:
+            self.neighbours.setText("Select a token at layer 0 to list its nearest neighbours in the vocabulary."
+                                    if self.layer == 0 else " ")
+            return
+        label = self.projector.token_label
+        nn = nearest_neighbours(self.projector.embedding_table, int(r.ids[pos]), k=8)
+        items = [f"{_esc(label(i) or str(i))} ({c:.2f})" for i, c in nn]
+        self.neighbours.setText(f"Nearest to <b>{_esc(r.tokens[pos].display)}</b> in the input-embedding "
+                                "table (cosine similarity, all 576 dimensions): " + ", ".join(items))
+
+    def _on_slider_changed(self, value: int) -> None:
+        self.layer = value
+        self.layer_label.setText(layer_name(value))
+        self._shown_axes = None
+        self.refresh()
+        self.layerChanged.emit(value)
+
+    def _on_map_hovered(self, position: int) -> None:
+        self.hovered_position = position
+        self.tokenHovered.emit(position)
+
+    def _on_map_clicked(self, position: int) -> None:
+        self.select_position(position)
+        self.tokenSelected.emit(position)
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - manual demo
+    """Like ``_run_alone.run_alone`` (same options), plus the projector the map needs."""
+    import argparse
+    import sys
+
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    from explainer.core.projection import Projector
+    from explainer.ui.panels import demo_data
+
+    ap = argparse.ArgumentParser(prog="python -m explainer.ui.panels.embeddings")
+    ap.add_argument("--text", default=demo_data.DEMO_TEXT)
+    ap.add_argument("--real", action="store_true", help="use the bundled SmolLM2 model (slower to start)")
+    ap.add_argument("--dark", action="store_true")
+    ap.add_argument("--layer", type=int, default=0, help="0 = input embeddings, l = after layer l")
+    ap.add_argument("--screenshot", metavar="FILE.png")
+    ap.add_argument("--size", default="1000x750")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    theme = th.DARK if args.dark else th.LIGHT
+    th.apply_theme(app, theme)
+    engine = demo_data.real_engine() if args.real else demo_data.demo_engine_or_fake()
+    projector = Projector(engine)
+    projector.prepare()  # standalone: fit (or load from the cache) every layer's axes up front
+    panel = EmbeddingsPanel(projector=projector)
+    panel.tokenHovered.connect(panel.highlight_token)
+    panel.tokenSelected.connect(panel.select_position)
+    panel.set_theme(theme)
+    panel.set_result(engine.analyze(args.text))
+    panel.set_layer(min(max(args.layer, 0), engine.info.n_layers))
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    panel.resize(w, h)
+    panel.setWindowTitle(f"explainer – {panel.title} (demo)")
+    panel.show()
+    if args.screenshot:
+        app.processEvents()
+        ok = panel.grab().save(args.screenshot)
+        panel.close()
+        return 0 if ok else 1
+    return app.exec()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""A query × key heatmap with token labels on both axes, a fixed 0..1 colour bar and an empty causal triangle.
+
+Row ``q`` is the query token (the one looking), column ``k`` the key token (the one looked at); cell ``(q, k)``
+spans ``[k, k+1) × [q, q+1)`` in view coordinates, with the first token at the top left. NaN cells (the masked
+future, a hidden column) are transparent over a light grey backdrop.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtWidgets import QGraphicsRectItem
+
+from explainer.ui import theme as th
+from explainer.ui.widgets.token_axis import TokenAxis
+
+
+class AttentionHeatmap(pg.PlotWidget):
+    cellHovered = Signal(int, int)  # (query, key); (-1, -1) when leaving
+    cellClicked = Signal(int, int)
+
+    def __init__(self, parent=None):
+        self.left_axis = TokenAxis("left", max_chars=14)
+        self.bottom_axis = TokenAxis("bottom", max_chars=14)
+        super().__init__(parent, enableMenu=False, axisItems={"left": self.left_axis, "bottom": self.bottom_axis})
+        self.setFocusPolicy(Qt.NoFocus)
+        self.n = 0
+        item = self.getPlotItem()
+        item.hideButtons()
+        item.setContentsMargins(2, 12, 2, 2)  # room for the first row's label
+        item.setLabel("left", "query: the token that is looking")
+        item.setLabel("bottom", "key: the token looked at")
+        self.vb = item.getViewBox()
+        self.vb.invertY(True)
+        self.vb.setAspectLocked(True)
+        self.vb.setDefaultPadding(0.0)
+        self.vb.sigResized.connect(lambda *_: self.reset_view())
+        self.backdrop = QGraphicsRectItem()  # shows through the transparent (masked / hidden) cells
+        self.backdrop.setPen(pg.mkPen(None))
+        self.backdrop.setZValue(-10)
+        self.addItem(self.backdrop)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), interactive=False, width=18, colorMapMenu=False,
+                                        label="attention weight (0 to 1)")
+        self.colorbar.setImageItem(self.image, insert_in=item)
+        self.masked_text = pg.TextItem("", anchor=(0.5, 0.5))
+        self.masked_text.setZValue(5)
+        self.addItem(self.masked_text)
+        self.row_box = self._rect(pg.mkPen(th.HIGHLIGHT, width=2, cosmetic=True))
+        self.col_box = self._rect(pg.mkPen(th.HIGHLIGHT, width=2, cosmetic=True))
+        self.sel_box = self._rect(pg.mkPen(th.HIGHLIGHT, width=3, style=Qt.DashLine, cosmetic=True))
+        self.cell_box = self._rect(pg.mkPen("#ffffff", width=2, cosmetic=True))
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
+        self._hover = (-1, -1)
+
+    def _rect(self, pen) -> QGraphicsRectItem:
+        r = QGraphicsRectItem()
+        r.setPen(pen)
+        r.setZValue(10)
+        r.hide()
+        self.addItem(r)
+        return r
+
+    # --- data ------------------------------------------------------------------------------------------------
+    def set_theme(self, theme: th.Theme) -> None:
+        cmap = pg.colormap.get(theme.colormap)
+        self.colorbar.setColorMap(cmap)
+        self.setBackground(theme.background)
+        self.backdrop.setBrush(pg.mkBrush(theme.grid))
+        for name in ("left", "bottom"):
+            ax = self.getPlotItem().getAxis(name)
+            ax.setTextPen(theme.text)
+            ax.setPen(theme.muted)
+        self.colorbar.axis.setTextPen(theme.text)
+        self.colorbar.axis.setPen(theme.muted)
+        self.masked_text.setColor(theme.muted)
+
+    def set_font(self, font) -> None:
+        for ax in (self.left_axis, self.bottom_axis, self.colorbar.axis):
+            ax.setStyle(tickFont=font)
+            ax.label.setFont(font)
+        self.left_axis.set_font(font)
+        self.bottom_axis.set_font(font)
+        self.masked_text.setFont(font)
+
+    def set_matrix(self, drawn: np.ndarray, labels: list[str]) -> None:
+        """``drawn`` [T, T]: the weights with NaN where nothing is shown; the upper triangle is hidden here."""
+        n = drawn.shape[0]
+        if n == 0:  # an empty text
+            self.image.clear()
+            self.n = 0
+            self._labels = []
+            self.left_axis.set_labels([])
+            self.bottom_axis.set_labels([])
+            self.masked_text.hide()
+            for box in (self.row_box, self.col_box, self.sel_box, self.cell_box):
+                box.hide()
+            return
+        img = np.array(drawn, np.float32)
+        img[np.triu_indices(n, 1)] = np.nan
+        self.image.setImage(img, levels=(0.0, 1.0), autoLevels=False)
+        self.image.setRect(QRectF(0, 0, n, n))
+        self.backdrop.setRect(QRectF(0, 0, n, n))
+        if n != self.n or labels != getattr(self, "_labels", None):
+            self._labels = list(labels)
+            self.left_axis.set_labels(labels)
+            self.bottom_axis.set_labels(labels)
+        if n != self.n:
+            self.n = n
+            self.reset_view()
+        if n >= 3:
+            self.masked_text.setText("future tokens:\nmasked (cannot be seen)" if n >= 6 else "masked")
+            self.masked_text.setPos(n * 0.68, n * 0.3)
+            self.masked_text.show()
+        else:
+            self.masked_text.hide()
+        self._hover = (-1, -1)
+
+    def reset_view(self) -> None:
+        """Show the whole matrix (square cells; the aspect lock widens the shorter side)."""
+        m = max(self.n, 1)
+        self.vb.setRange(QRectF(0, 0, m, m), padding=0)
+
+    def show_token(self, position: int) -> None:
+        """Outline row and column ``position`` (a token hovered here or in another panel)."""
+        if 0 <= position < self.n:
+            self.row_box.setRect(QRectF(0, position, position + 1, 1))
+            self.col_box.setRect(QRectF(position, position, 1, self.n - position))
+            self.row_box.show()
+            self.col_box.show()
+        else:
+            self.row_box.hide()
+            self.col_box.hide()
+        self.left_axis.set_emphasis([position])
+        self.bottom_axis.set_emphasis([position])
+
+    def show_selected(self, position: int) -> None:
+        if 0 <= position < self.n:
+            self.sel_box.setRect(QRectF(0, position, self.n, 1))
+            self.sel_box.show()
+        else:
+            self.sel_box.hide()
+
+    def cell_at(self, scene_pos) -> tuple[int, int]:
+        if self.n == 0 or not self.vb.sceneBoundingRect().contains(scene_pos):
+            return (-1, -1)
+        p = self.vb.mapSceneToView(scene_pos)
+        q, k = int(np.floor(p.y())), int(np.floor(p.x()))
+        return (q, k) if 0 <= q < self.n and 0 <= k < self.n else (-1, -1)
+
+    def _on_mouse_moved(self, pos) -> None:
+        cell = self.cell_at(pos)
+        if cell == self._hover:
+            return
+        self._hover = cell
+        if cell[0] >= 0:
+            self.cell_box.setRect(QRectF(cell[1], cell[0], 1, 1))
+            self.cell_box.show()
+        else:
+            self.cell_box.hide()
+        self.cellHovered.emit(*cell)
+
+    def _on_mouse_clicked(self, ev) -> None:
+        if ev.button() == Qt.LeftButton and ev.double():
+            self.reset_view()  # after zooming in with the wheel
+        elif ev.button() == Qt.LeftButton:
+            cell = self.cell_at(ev.scenePos())
+            if cell[0] >= 0:
+                self.cellClicked.emit(*cell)
+
+    def leaveEvent(self, ev):
+        self._on_mouse_moved(pg.QtCore.QPointF(-1e9, -1e9))
+        super().leaveEvent(ev)

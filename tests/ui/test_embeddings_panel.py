@@ -1,0 +1,177 @@
+"""Embeddings panel: the points are the projector's coordinates, on a fixed map per layer."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import QPointF, Qt  # noqa: E402
+
+from explainer.core.projection import Projector, nearest_neighbours  # noqa: E402
+from explainer.ui.panels import demo_data  # noqa: E402
+from explainer.ui.panels.embeddings import EmbeddingsPanel, layer_name  # noqa: E402
+
+TEXT = demo_data.DEMO_TEXT
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return demo_data.demo_engine_or_fake()
+
+
+@pytest.fixture(scope="module")
+def cache_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def projector(engine, cache_root):
+    p = Projector(engine, cache_dir=cache_root / "projection")  # the layout paths.cache_dir() uses
+    p.prepare()
+    return p
+
+
+@pytest.fixture
+def panel(qtbot, projector, engine):
+    p = EmbeddingsPanel(projector=projector)
+    qtbot.addWidget(p)
+    p.resize(1000, 750)
+    p.show()
+    p.set_result(engine.analyze(TEXT))
+    qtbot.waitExposed(p)
+    return p
+
+
+def test_coordinates_equal_projector(panel, projector):
+    r = panel.result
+    for layer in range(r.model.n_layers + 1):
+        panel.set_layer(layer)
+        np.testing.assert_array_equal(panel.coordinates(), projector.project(r, layer))
+        assert panel.coordinates().shape == (r.n_tokens, 2)
+        drawn = np.array([[s.pos().x(), s.pos().y()] for s in panel.map.points.points()])
+        x0, x1, y0, y1 = projector.fit_layer(layer).bounds
+        want = np.column_stack([np.clip(panel.coordinates()[:, 0], x0, x1), np.clip(panel.coordinates()[:, 1], y0, y1)])
+        np.testing.assert_allclose(drawn, want, rtol=1e-5, atol=1e-5)
+
+
+def test_slider_changes_layer_and_coordinates(panel, qtbot):
+    n = panel.result.model.n_layers
+    first = panel.coordinates().copy()
+    with qtbot.waitSignal(panel.layerChanged) as sig:
+        panel.slider.setValue(n)
+    assert sig.args == [n]
+    assert panel.layer == n and panel.layer_label.text() == layer_name(n) == f"after layer {n}"
+    assert not np.allclose(first, panel.coordinates())
+    panel.slider.setValue(0)
+    assert panel.layer_label.text() == "Layer 0 (input embeddings)"
+    np.testing.assert_array_equal(first, panel.coordinates())
+
+
+def test_view_is_fixed_while_typing(panel, projector, engine):
+    panel.set_layer(1)
+    fits = projector.fit_count
+    view = panel.map.vb.viewRange()
+    coords = panel.coordinates().copy()
+    for text in ("I sat", "I sat on the bank of the river. I put", TEXT):
+        panel.set_result(engine.analyze(text))
+        assert panel.map.vb.viewRange() == view
+    assert projector.fit_count == fits
+    # same text → same coordinates (up to the engine's float noise between full and incremental runs)
+    np.testing.assert_allclose(panel.coordinates(), coords, atol=1e-4)
+
+
+def test_same_token_context_moves_apart(panel):
+    """Layer 0 gives both "bank"s the same point; a later layer separates them (any model mixes context)."""
+    r = panel.result
+    banks = [i for i, t in enumerate(r.tokens) if t.display == "·bank"]
+    assert len(banks) == 2
+    panel.set_layer(0)
+    c = panel.coordinates()
+    assert np.allclose(c[banks[0]], c[banks[1]])
+    panel.set_layer(r.model.n_layers)
+    c = panel.coordinates()
+    assert np.linalg.norm(c[banks[0]] - c[banks[1]]) > 1e-3
+
+
+def test_click_and_hover_points(panel, qtbot):
+    panel.set_layer(0)
+    m = panel.map
+    i = 3
+    scene = m.vb.mapViewToScene(QPointF(*m.xy[i]))
+    with qtbot.waitSignal(panel.tokenHovered) as hov:
+        m._on_mouse_moved(scene)
+    assert hov.args[0] in np.nonzero(np.all(m.xy == m.xy[i], axis=1))[0]
+    with qtbot.waitSignal(panel.tokenSelected) as sel:
+        qtbot.mouseClick(m.viewport(), Qt.LeftButton, pos=m.mapFromScene(scene))
+    j = sel.args[0]
+    assert np.allclose(m.xy[j], m.xy[i]) and panel.selected_position == j
+    assert "Nearest to" in panel.neighbours.text()
+    tid = int(panel.result.ids[j])
+    first = nearest_neighbours(panel.projector.embedding_table, tid, 1)[0][0]
+    assert (panel.projector.token_label(first) or str(first)).replace("<", "&lt;") in panel.neighbours.text()
+
+
+def test_highlight_and_path(panel):
+    panel.highlight_token(2)
+    assert panel.map.hovered == 2
+    n = panel.result.model.n_layers
+    panel.select_position(5)
+    panel.set_layer(n)
+    panel.path_box.setChecked(True)
+    xs, ys = panel.map.path.getData()
+    assert len(xs) == n + 1
+    want = panel.projector.trajectory(panel.result, 5, n)
+    x0, x1, y0, y1 = panel.map.bounds
+    np.testing.assert_allclose(xs, np.clip(want[:, 0], x0, x1), rtol=1e-5)
+    np.testing.assert_allclose(ys, np.clip(want[:, 1], y0, y1), rtol=1e-5)
+    np.testing.assert_allclose(want[-1], panel.coordinates()[5], rtol=1e-5)
+    panel.path_box.setChecked(False)
+    xs, _ = panel.map.path.getData()
+    assert xs is None or len(xs) == 0
+
+
+def test_without_prepared_axes(qtbot, engine, tmp_path):
+    p = EmbeddingsPanel(projector=Projector(engine, cache_dir=tmp_path))  # nothing fitted, fit_missing False
+    qtbot.addWidget(p)
+    p.set_result(engine.analyze(TEXT))
+    assert "being prepared" in p.info.text() and p.coordinates().shape == (0, 2)
+    p.set_projector(p.projector, fit_missing=True)
+    assert p.coordinates().shape == (p.result.n_tokens, 2)
+    q = EmbeddingsPanel()
+    qtbot.addWidget(q)
+    q.set_result(engine.analyze(TEXT))
+    assert "No projection" in q.info.text()
+
+
+def test_grab_is_not_blank(panel):
+    img = panel.grab().toImage()
+    colours = {img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)}
+    assert len(colours) > 20
+
+
+def test_runs_alone(tmp_path, projector, cache_root):
+    shot = tmp_path / "embeddings.png"
+    # shares the module's projection cache: the demo engine is seeded, so the axes are found on disk
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", EXPLAINER_CACHE=str(cache_root))
+    subprocess.run([sys.executable, "-m", "explainer.ui.panels.embeddings", "--layer", "1", "--screenshot", str(shot)],
+                   check=True, env=env, timeout=180, capture_output=True)
+    assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("text, start", [("", False), ("", True), ("Hi", True)])
+def test_tiny_texts(qtbot, projector, engine, text, start):
+    r = engine.analyze(text, start_token=start)
+    p = EmbeddingsPanel(projector=projector)
+    qtbot.addWidget(p)
+    p.set_result(r)
+    p.select_position(0)
+    p.path_box.setChecked(True)
+    for layer in (0, r.model.n_layers):
+        p.set_layer(layer)
+        assert p.coordinates().shape == (r.n_tokens, 2)
+    p.grab()
