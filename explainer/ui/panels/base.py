@@ -29,8 +29,11 @@ class Panel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(6, 6, 6, 6)
         outer.setSpacing(4)
-        head = QHBoxLayout()
+        head = self._head = QHBoxLayout()
         self._title = QLabel(f"<b>{self.title}</b>")
+        title_font = self._title.font()
+        title_font.setPointSizeF(th.LABEL_FONT_PT)  # readable from the back of a lecture hall
+        self._title.setFont(title_font)
         self._help_button = QToolButton(text="What am I seeing?", checkable=True, checked=True)
         self._help_button.setAutoRaise(True)
         head.addWidget(self._title)
@@ -66,6 +69,12 @@ class Panel(QWidget):
     def set_theme(self, theme: th.Theme) -> None:
         self.theme = theme
         self.refresh()
+
+    def add_header_widget(self, widget: QWidget, stretch: int = 0) -> None:
+        """Put a small widget (a count, a toggle) in the title row, after the title."""
+        self._head.insertWidget(self._head.count() - 2, widget, stretch)
+        if stretch:
+            self._head.setStretch(self._head.count() - 2, 0)  # the widget takes the room the spacer had
 
     def set_help_visible(self, visible: bool) -> None:
         self._help_button.setChecked(visible)

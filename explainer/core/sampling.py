@@ -1,0 +1,82 @@
+"""How a next-token distribution is reshaped before a token is drawn: temperature, top-k, top-p (nucleus).
+
+Pure numpy, no Qt. The order follows Hugging Face ``generate``: temperature first (on the logits), then top-k,
+then top-p on what top-k left (renormalised), then one final renormalisation. Every function returns float64
+probabilities over the whole vocabulary ``[V]`` that sum to 1; filtered tokens get exactly 0.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["softmax", "apply_top_k", "apply_top_p", "filter_distribution", "sampling_distribution",
+           "entropy_bits", "rank_of"]
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """``[V]`` float64 probabilities of ``logits / temperature`` (temperature clamped to ≥ 1e-6)."""
+    z = np.asarray(logits, dtype=np.float64) / max(float(temperature), 1e-6)
+    z = z - z.max()
+    p = np.exp(z)
+    return p / p.sum()
+
+
+def _normalised(p: np.ndarray) -> np.ndarray:
+    s = p.sum()
+    return p / s if s > 0 else p
+
+
+def apply_top_k(probs: np.ndarray, k: int | None) -> np.ndarray:
+    """Keep the ``k`` most likely tokens (ties broken by the lower id), zero the rest, renormalise.
+
+    ``k`` of None, 0 or ≥ V leaves the distribution unchanged (as a float64 copy)."""
+    p = np.array(probs, dtype=np.float64)
+    if not k or k <= 0 or k >= p.size:
+        return p
+    # stable descending order: sort by (-p, id)
+    order = np.lexsort((np.arange(p.size), -p))
+    out = np.zeros_like(p)
+    keep = order[:k]
+    out[keep] = p[keep]
+    return _normalised(out)
+
+
+def apply_top_p(probs: np.ndarray, top_p: float | None) -> np.ndarray:
+    """Nucleus filtering: keep the smallest set of most likely tokens whose total probability reaches
+    ``top_p`` (always at least one token), zero the rest, renormalise. ``top_p`` ≥ 1 or None: unchanged."""
+    p = np.array(probs, dtype=np.float64)
+    if top_p is None or top_p >= 1.0:
+        return p
+    p = _normalised(p)
+    order = np.lexsort((np.arange(p.size), -p))
+    cum = np.cumsum(p[order])
+    # number of tokens needed so that the kept mass reaches top_p (tolerate float round-off)
+    n = int(np.searchsorted(cum, float(top_p) - 1e-12, side="left")) + 1
+    n = max(1, min(n, p.size))
+    out = np.zeros_like(p)
+    keep = order[:n]
+    out[keep] = p[keep]
+    return _normalised(out)
+
+
+def filter_distribution(probs: np.ndarray, top_k: int | None = None, top_p: float | None = None) -> np.ndarray:
+    """Top-k, then top-p, of an already temperature-scaled distribution ``[V]``."""
+    return apply_top_p(apply_top_k(probs, top_k), top_p)
+
+
+def sampling_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
+                          top_p: float | None = None) -> np.ndarray:
+    """The distribution a sampler actually draws from: softmax(logits / T), top-k, top-p, renormalised."""
+    return filter_distribution(softmax(logits, temperature), top_k, top_p)
+
+
+def entropy_bits(probs: np.ndarray) -> float:
+    """Shannon entropy in bits (zeros contribute nothing)."""
+    p = np.asarray(probs, dtype=np.float64)
+    nz = p[p > 0]
+    return float(-(nz * np.log2(nz)).sum())
+
+
+def rank_of(probs: np.ndarray, token_id: int) -> int:
+    """1-based rank of ``token_id`` (1 = most likely); ties count in the token's favour."""
+    p = np.asarray(probs)
+    return int((p > p[token_id]).sum()) + 1

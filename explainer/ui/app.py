@@ -1,0 +1,126 @@
+"""GUI entry point: ``explainer [--model PATH] [--device cpu|cuda|auto] [--text TEXT] [--demo]
+[--screenshot FILE.png] [--size WxH]``.
+
+The window is shown first; the model loads in the worker thread afterwards (first-run progress in the window).
+With ``--screenshot`` the program waits until the analysis of the text is drawn in every panel, saves a PNG of
+the whole window and exits 0 (2 with one sentence on stderr when the model cannot be loaded).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+SCREENSHOT_TIMEOUT_S = 300
+
+
+def parse_size(s: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in s.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1600x1000, not {s!r}") from None
+    if not (200 <= w <= 10000 and 200 <= h <= 10000):
+        raise argparse.ArgumentTypeError("width and height must be between 200 and 10000 pixels")
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="explainer", description="Watch a small language model think while you type.")
+    ap.add_argument("--model", metavar="PATH", help="a GGUF model file (default: the bundled SmolLM2-135M)")
+    ap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    ap.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
+    ap.add_argument("--text", help="start with this text (default: the text of the last session)")
+    ap.add_argument("--screenshot", metavar="FILE.png", help="save a picture of the window and exit")
+    ap.add_argument("--size", type=parse_size, metavar="WxH",
+                    help="window size (default: the last session's, else 1600x1000 or the screen if smaller)")
+    ap.add_argument("--demo", action="store_true", help="a tiny random-weight model (instant; numbers meaningless)")
+    ap.add_argument("--theme", choices=("light", "dark"), help=argparse.SUPPRESS)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    import pyqtgraph as pg
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from explainer.runtime.controller import Controller, engine_factory
+    from explainer.ui import theme as th
+    from explainer.ui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setOrganizationName("explainer")
+    app.setApplicationName("explainer")
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+    factory = engine_factory(args.model, device=args.device, backend=args.backend, demo=args.demo)
+    controller = Controller(factory)
+    window = MainWindow(controller, text=args.text, device=args.device, backend=args.backend)
+    if args.theme:
+        window.set_theme(th.THEMES[args.theme])
+    if args.size:
+        window.resize(*args.size)
+    elif args.screenshot:
+        window.resize(1600, 1000)
+    elif not window.geometry_restored:
+        window.resize_to_fit(1600, 1000)
+    outcome = {"rc": 0}
+
+    if args.screenshot:
+        want = window.editor.toPlainText()
+        state = {"drawn": False, "map": False, "taken": False}
+
+        def on_shown(result) -> None:
+            state["drawn"] = state["drawn"] or result.text == want
+            maybe_take()
+
+        def on_projection(_projector) -> None:
+            state["map"] = True
+            maybe_take()
+
+        def maybe_take() -> None:
+            if state["drawn"] and state["map"] and not state["taken"]:
+                state["taken"] = True
+                QTimer.singleShot(50, take)
+
+        def take() -> None:
+            if window.result is None or window.result.text != want:  # a later result replaced it: wait
+                state["taken"] = state["drawn"] = False
+                return
+            app.processEvents()
+            ok = window.grab().save(args.screenshot, "PNG")
+            if not ok:
+                print(f"Could not write the screenshot to {args.screenshot}.", file=sys.stderr)
+                outcome["rc"] = 1
+            window.close()
+
+        def fail(message: str) -> None:
+            print(message, file=sys.stderr)
+            outcome["rc"] = 2
+            window.close()
+
+        def timeout() -> None:
+            fail(f"No picture after {SCREENSHOT_TIMEOUT_S} s; the screenshot was not taken.")
+
+        window.resultShown.connect(on_shown)
+        controller.projectionReady.connect(on_projection)  # the embeddings map is part of the picture
+        controller.modelLoadFailed.connect(fail)
+        controller.errorOccurred.connect(fail)
+        guard = QTimer(window)
+        guard.setSingleShot(True)
+        guard.timeout.connect(timeout)
+        guard.start(SCREENSHOT_TIMEOUT_S * 1000)
+        app.aboutToQuit.connect(guard.stop)
+
+    window.show()
+    QTimer.singleShot(0, controller.start)  # the window appears before the model loads
+    app.setQuitOnLastWindowClosed(True)
+    rc = app.exec()
+    controller.shutdown()  # no-op when the window already did it
+    return outcome["rc"] or rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""Run one panel alone on demo data: ``python -m explainer.ui.panels.tokens [--text T] [--real] [--dark]
+[--screenshot FILE.png]``.
+
+Uses the core's tiny demo engine (random weights, real tokenizer) unless ``--real`` loads the bundled model.
+With ``--screenshot`` the panel is drawn offscreen-capable, saved and the program exits.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def run_alone(panel_cls, default_text: str, argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog=f"python -m {panel_cls.__module__}")
+    ap.add_argument("--text", default=default_text)
+    ap.add_argument("--real", action="store_true", help="use the bundled SmolLM2 model (slower to start)")
+    ap.add_argument("--dark", action="store_true")
+    ap.add_argument("--screenshot", metavar="FILE.png")
+    ap.add_argument("--size", default="1000x600")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    from explainer.ui import theme as th
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    theme = th.DARK if args.dark else th.LIGHT
+    th.apply_theme(app, theme)
+
+    if args.real:
+        from explainer.core.engine import Engine
+
+        engine = Engine()
+    else:
+        from explainer.core.engine import demo_engine
+
+        engine = demo_engine()
+    panel = panel_cls()
+    if hasattr(panel, "set_token_decoder"):
+        panel.set_token_decoder(engine.tokenizer.token_bytes)
+    panel.tokenHovered.connect(panel.highlight_token)
+    panel.tokenSelected.connect(panel.select_position)
+    if hasattr(panel, "candidateChosen"):
+        def append(token_id: int) -> None:
+            text = panel.result.text + engine.tokenizer.decode([token_id])
+            panel.set_result(engine.analyze(text))
+        panel.candidateChosen.connect(append)
+    panel.set_theme(theme)
+    panel.set_result(engine.analyze(args.text))
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    panel.resize(w, h)
+    panel.setWindowTitle(f"explainer – {panel.title} (demo)")
+    panel.show()
+    if args.screenshot:
+        app.processEvents()
+        ok = panel.grab().save(args.screenshot)
+        panel.close()
+        return 0 if ok else 1
+    return app.exec()

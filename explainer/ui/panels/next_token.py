@@ -1,0 +1,337 @@
+"""Next-token panel: the model's top candidates after the selected position, and what a sampler would draw.
+
+Left bar of each row: the model's own probability (temperature 1, from ``result.top_probs``). Right bar: the
+*sampling* distribution after temperature, top-k and top-p (``core.sampling``), renormalised. Click a row to
+append that token to the text (step-by-step generation).
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QWidget
+from superqt import QLabeledDoubleSlider, QLabeledSlider
+
+from explainer.core import sampling
+from explainer.core.types import Token
+from explainer.ui import theme as th
+from explainer.ui.panels.base import Panel
+
+RAW_COLOUR, SAMPLE_COLOUR = th.ACCENTS[0], th.ACCENTS[1]
+MAX_ROWS = 15
+
+
+def token_label(data: bytes) -> str:
+    return Token(0, data, 0, 0).display
+
+
+class BarsView(QWidget):
+    """Custom-painted rows: label | model bar | sampling bar, with percentages big enough for a projector."""
+
+    rowClicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setMouseTracking(True)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setToolTip("A full bar is 100 %. Click a row to append that token to the text.")
+        self.theme = th.LIGHT
+        self.labels: list[str] = []
+        self.raw: list[float] = []
+        self.sampled: list[float] = []
+        self.marked = -1  # the row of the token that actually follows
+        self.hovered = -1
+        self._font = QFont(self.font())
+        self._font.setPointSizeF(th.LABEL_FONT_PT)
+        self._small = QFont(self.font())
+        self._small.setPointSizeF(th.SMALL_FONT_PT + 1)
+        self._fm, self._fm_small = QFontMetricsF(self._font), QFontMetricsF(self._small)
+
+    def set_rows(self, labels: list[str], raw: list[float], sampled: list[float], marked: int = -1) -> None:
+        self.labels, self.raw, self.sampled, self.marked = labels, raw, sampled, marked
+        self.update()
+
+    @property
+    def row_height(self) -> float:
+        return self._fm.height() * 1.45
+
+    @property
+    def header_height(self) -> float:
+        return self._fm_small.height() + 6
+
+    def visible_rows(self) -> int:
+        return max(1, min(len(self.labels), int((self.height() - self.header_height) / self.row_height)))
+
+    def capacity(self) -> int:
+        return max(3, min(MAX_ROWS, int((self.height() - self.header_height) / self.row_height)))
+
+    def sizeHint(self) -> QSize:
+        return QSize(420, int(self.header_height + 8 * self.row_height))
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(260, int(self.header_height + 3 * self.row_height))
+
+    def _geometry(self):
+        label_w = min(self.width() * 0.34, max([self._fm.horizontalAdvance(s) for s in self.labels[:MAX_ROWS]]
+                                                + [40.0]) + 12)
+        pct_w = self._fm_small.horizontalAdvance("100.0 %") + 8
+        bar_w = max(20.0, (self.width() - label_w - 2 * pct_w - 8) / 2)
+        return label_w, pct_w, bar_w
+
+    def row_at(self, y: float) -> int:
+        i = int((y - self.header_height) // self.row_height)
+        return i if 0 <= i < self.visible_rows() and y >= self.header_height else -1
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.Antialiasing)
+        t = self.theme
+        label_w, pct_w, bar_w = self._geometry()
+        n = self.visible_rows() if self.labels else 0
+        scale = 1.0  # bars always measure 0–100 %: the honest picture of how peaked the distribution is
+        x_raw, x_smp = label_w, label_w + bar_w + pct_w + 8
+        p.setFont(self._small)
+        for x0, colour, title in ((x_raw, RAW_COLOUR, "model"), (x_smp, SAMPLE_COLOUR, "sampling")):
+            p.fillRect(QRectF(x0, 4, 10, 10), QColor(colour))
+            p.setPen(QColor(t.muted))
+            title = self._fm_small.elidedText(title, Qt.ElideRight, bar_w + pct_w - 20)
+            p.drawText(QPointF(x0 + 14, 4 + self._fm_small.ascent() - 1), title)
+        rh = self.row_height
+        for i in range(n):
+            y = self.header_height + i * rh
+            if i == self.hovered:
+                p.fillRect(QRectF(0, y, self.width(), rh), QColor(t.grid))
+            p.setFont(self._font)
+            p.setPen(QColor(t.text))
+            label = self._fm.elidedText(self.labels[i], Qt.ElideRight, label_w - 12)
+            lw = self._fm.horizontalAdvance(label)
+            base = y + (rh + self._fm.ascent() - self._fm.descent()) / 2
+            p.drawText(QPointF(label_w - 8 - lw, base), label)
+            for x0, values, colour in ((x_raw, self.raw, RAW_COLOUR), (x_smp, self.sampled, SAMPLE_COLOUR)):
+                v = values[i] if i < len(values) else 0.0
+                p.fillRect(QRectF(x0, y + rh * 0.18, bar_w, rh * 0.64), QColor(t.grid if t.is_dark else t.surface))
+                p.fillRect(QRectF(x0, y + rh * 0.18, bar_w * min(1.0, v / scale), rh * 0.64), QColor(colour))
+                p.setFont(self._small)
+                p.setPen(QColor(t.text))
+                txt = "cut" if v == 0 else f"{100 * v:.1f} %" if v >= 0.001 else "<0.1 %"
+                p.drawText(QPointF(x0 + bar_w + 4, y + (rh + self._fm_small.ascent()) / 2 - 2), txt)
+            if i == self.marked:
+                p.setPen(QPen(QColor(th.HIGHLIGHT), 2.5))
+                p.setBrush(Qt.NoBrush)
+                p.drawRoundedRect(QRectF(1.5, y + 1.5, self.width() - 3, rh - 3), 5, 5)
+        p.end()
+
+    def mouseMoveEvent(self, event) -> None:
+        i = self.row_at(event.position().y())
+        if i != self.hovered:
+            self.hovered = i
+            self.setCursor(Qt.PointingHandCursor if i >= 0 else Qt.ArrowCursor)
+            self.update()
+
+    def leaveEvent(self, event) -> None:
+        self.hovered = -1
+        self.update()
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.LeftButton:
+            i = self.row_at(event.position().y())
+            if i >= 0:
+                self.rowClicked.emit(i)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.update()
+
+
+class NextTokenPanel(Panel):
+    title = "Next token"
+    explanation = (
+        "The model's probability for every possible next token after the selected position (default: the "
+        "end of the text). The probabilities sum to 100 % over the whole vocabulary of {vocab:,} tokens; only "
+        "the most likely are drawn. <span style='color:{raw}'>■</span> the model's own distribution, "
+        "<span style='color:{smp}'>■</span> what a sampler draws from after temperature, top-k and top-p. "
+        "Sampling changes only the choice, not the model. Entropy measures the uncertainty. The model always "
+        "offers a fluent next token, true or not. Click a bar to append that token to the text.")
+
+    candidateChosen = Signal(int)  # token id
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._decode = None  # id -> bytes
+        self._logits_for: tuple[object, int] | None = None  # (result, position) the cached logits belong to
+        self._logits: np.ndarray | None = None
+        self._row_ids: list[int] = []
+        self._help.setText(self._explanation(49152))
+
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(2)
+        self.temperature = QLabeledDoubleSlider(Qt.Horizontal)
+        self.temperature.setRange(0.1, 2.0)
+        self.temperature.setValue(1.0)
+        self.temperature.setToolTip("Temperature divides the logits before softmax: below 1 sharpens the "
+                                    "distribution (safer choices), above 1 flattens it (more surprising).")
+        self.top_k = QLabeledSlider(Qt.Horizontal)
+        self.top_k.setRange(0, 100)
+        self.top_k.setValue(0)
+        self.top_k.setToolTip("Top-k keeps only the k most likely tokens (0 = off).")
+        self.top_p = QLabeledDoubleSlider(Qt.Horizontal)
+        self.top_p.setRange(0.05, 1.0)
+        self.top_p.setValue(1.0)
+        self.top_p.setToolTip("Top-p (nucleus) keeps the fewest most likely tokens that together reach p "
+                              "(1 = off).")
+        reset = QPushButton("Reset")
+        reset.setToolTip("Temperature 1, top-k off, top-p off")
+        reset.clicked.connect(self.reset_sampling)
+        for col, (name, w) in enumerate((("Temperature", self.temperature), ("Top-k (0 = off)", self.top_k),
+                                         ("Top-p (1 = off)", self.top_p))):
+            grid.addWidget(QLabel(name), 0, col)
+            grid.addWidget(w, 1, col)
+        grid.addWidget(reset, 1, 3)
+        self.body.addLayout(grid)
+
+        self.summary = QLabel()
+        self.summary.setTextFormat(Qt.RichText)
+        self.summary.setWordWrap(True)
+        self.body.addWidget(self.summary)
+        self.bars = BarsView()
+        self.body.addWidget(self.bars, 1)
+        self.footer = QLabel()
+        self.footer.setTextFormat(Qt.RichText)
+        self.footer.setWordWrap(True)
+        self.body.addWidget(self.footer)
+
+        for s in (self.temperature, self.top_k, self.top_p):
+            s.valueChanged.connect(self._redraw_bars)
+        self.bars.rowClicked.connect(self._on_row_clicked)
+
+    def _explanation(self, vocab: int) -> str:
+        return self.explanation.format(vocab=vocab, raw=RAW_COLOUR, smp=SAMPLE_COLOUR)
+
+    # --- protocol ---------------------------------------------------------------------------------------------
+    def set_token_decoder(self, decode) -> None:
+        """``decode(token_id) -> bytes`` for the candidates' labels (the model's tokenizer)."""
+        self._decode = decode
+        self.refresh()
+
+    def reset_sampling(self) -> None:
+        self.temperature.setValue(1.0)
+        self.top_k.setValue(0)
+        self.top_p.setValue(1.0)
+
+    def sampling_settings(self) -> tuple[float, int, float]:
+        return float(self.temperature.value()), int(self.top_k.value()), float(self.top_p.value())
+
+    @property
+    def position(self) -> int:
+        """The position whose next-token distribution is shown (the selected one, else the last)."""
+        r = self.result
+        if r is None:
+            return -1
+        p = self.selected_position
+        return p if 0 <= p < r.n_tokens else r.n_tokens - 1
+
+    def select_position(self, position: int) -> None:
+        super().select_position(position)
+        self.refresh()
+
+    def set_theme(self, theme: th.Theme) -> None:
+        self.bars.theme = theme
+        super().set_theme(theme)
+
+    def refresh(self) -> None:
+        r = self.result
+        if r is None or r.n_tokens == 0:
+            self.summary.setText("<i>Waiting for the model…</i>")
+            self.footer.setText("")
+            self.bars.set_rows([], [], [])
+            return
+        self._help.setText(self._explanation(r.model.vocab_size))
+        self._redraw_bars()
+
+    # --- computing --------------------------------------------------------------------------------------------
+    def _label(self, token_id: int) -> str:
+        try:
+            if self._decode is not None:
+                return token_label(self._decode(int(token_id)))
+            from explainer.core.tokenizers import TOKENIZER_NAMES, get_tokenizer
+
+            if self.result is not None and self.result.tokenizer in TOKENIZER_NAMES:
+                return token_label(get_tokenizer(self.result.tokenizer).token_bytes(int(token_id)))
+        except Exception:  # noqa: BLE001 - a label must never break drawing
+            pass
+        return f"#{int(token_id)}"
+
+    def _full_logits(self, position: int) -> np.ndarray:
+        cached = self._logits_for
+        if cached is None or cached[0] is not self.result or cached[1] != position:  # identity, not id()
+            self._logits = self.result.logits_at(position)
+            self._logits_for = (self.result, position)
+        return self._logits
+
+    def sampled_distribution(self) -> np.ndarray:
+        """``[V]`` the distribution a sampler draws from at the shown position with the current settings."""
+        t, k, top_p = self.sampling_settings()
+        return sampling.sampling_distribution(self._full_logits(self.position), t, k, top_p)
+
+    def _redraw_bars(self, *_args) -> None:
+        r = self.result
+        if r is None or r.n_tokens == 0:
+            return
+        pos = self.position
+        n = min(self.bars.capacity(), r.top_ids.shape[1])
+        ids = [int(i) for i in r.top_ids[pos, :n]]
+        raw = [float(x) for x in r.top_probs[pos, :n]]
+        if self.sampling_settings() == (1.0, 0, 1.0):
+            # untouched settings: the sampler draws from the model's own distribution, which the core already
+            # summarised (no [V] logits needed while typing)
+            smp_rows, h_smp, kept = raw, float(r.entropy_bits[pos]), r.model.vocab_size
+        else:
+            smp = self.sampled_distribution()
+            smp_rows, h_smp, kept = [float(smp[i]) for i in ids], sampling.entropy_bits(smp), int(np.count_nonzero(smp))
+        self._row_ids = ids
+        actual = int(r.tokens[pos + 1].id) if pos + 1 < r.n_tokens else None
+        marked = ids.index(actual) if actual in ids else -1
+        self.bars.set_rows([self._label(i) for i in ids], raw, smp_rows, marked)
+        self._write_texts(pos, raw, h_smp, kept, actual)
+
+    def _write_texts(self, pos: int, raw: list[float], h_smp: float, kept: int, actual: int | None) -> None:
+        r = self.result
+        before = r.text[: r.tokens[pos].end] if not r.tokens[pos].added else ""
+        ctx = before[-28:].replace("\n", "⏎").replace("\t", "→") if before else "the start token"
+        ctx = ("…" if len(before) > 28 else "") + ctx
+        h_raw = float(r.entropy_bits[pos])
+        where = "at the end" if pos == r.n_tokens - 1 else f"at position {pos}"
+        like = (" (the model is almost sure)" if h_raw < 0.1 else
+                f" (as uncertain as a choice among {2 ** h_raw:.3g} equally likely tokens)")
+        self.summary.setText(
+            f"After “<b>{html.escape(ctx)}</b>” ({where}): entropy <b>{h_raw:.2f} bits</b>{like} → sampling "
+            f"<b>{h_smp:.2f} bits</b>, {kept:,} token{'s' if kept != 1 else ''} left to choose from.")
+        shown = sum(raw)
+        lines = [f"The {len(raw)} bars hold {100 * shown:.1f} % of the model's probability; the other "
+                 f"{r.model.vocab_size - len(raw):,} tokens share {100 * max(0.0, 1 - shown):.1f} %."]
+        if actual is not None:
+            p_act = float(r.token_prob[pos + 1])
+            rank = sampling.rank_of(self._full_logits(pos), actual)  # softmax keeps the order of the logits
+            best = self._label(int(r.top_ids[pos, 0]))
+            act = f"“<b style='color:{th.HIGHLIGHT}'>{html.escape(self._label(actual))}</b>”"
+            if rank == 1:
+                lines.insert(0, f"The model expected {act} ({100 * p_act:.3g} %), and the text does continue with "
+                                f"it: rank 1 of {r.model.vocab_size:,}.")
+            else:
+                lines.insert(0, f"The model expected “<b>{html.escape(best)}</b>” "
+                                f"({100 * float(r.top_probs[pos, 0]):.1f} %); the text continues with {act}: "
+                                f"{100 * p_act:.3g} %, rank {rank:,} of {r.model.vocab_size:,}.")
+        self.footer.setText("<br>".join(lines))
+
+    def _on_row_clicked(self, row: int) -> None:
+        if 0 <= row < len(self._row_ids):
+            self.candidateChosen.emit(self._row_ids[row])
+
+
+if __name__ == "__main__":
+    from explainer.ui.panels._run_alone import run_alone
+
+    raise SystemExit(run_alone(NextTokenPanel, "The cat sat on the"))

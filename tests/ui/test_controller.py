@@ -1,0 +1,245 @@
+"""The runtime: one worker thread, debounce, coalescing, stale results dropped, errors as sentences, clean exit."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import shiboken6
+
+from explainer.runtime.controller import Controller
+
+
+def make(engine, **kw) -> Controller:
+    kw.setdefault("projection", False)  # the embedding map's preparation would add reference analyses
+    return Controller(lambda progress: engine, **kw)
+
+
+def assert_shut_down(c: Controller) -> None:
+    worker = c.worker
+    c.shutdown()
+    if c.thread is not None:
+        assert not c.thread.isRunning()
+    assert not shiboken6.isValid(worker) or worker.engine is None
+    assert not c._debouncer._timer.isActive()
+
+
+def test_sync_mode_delivers_immediately(qtbot, fakes):
+    engine = fakes.FakeEngine()
+    c = make(engine, sync=True, debounce_ms=0)
+    got = []
+    c.resultReady.connect(got.append)
+    c.start()
+    assert c.model is not None and c.model.info is engine.info
+    c.set_text("hello world")
+    assert [r.text for r in got] == ["hello world"]
+    assert c.shown_generation == c.generation == 1
+    c.submit("hello there")
+    assert got[-1].text == "hello there"
+    assert engine.threads == {threading.current_thread().name}
+    c.shutdown()
+    qtbot.wait(1)
+
+
+def test_model_runs_in_worker_thread_and_results_reach_ui(qtbot, fakes):
+    engine = fakes.FakeEngine()
+    c = make(engine)
+    got = []
+    c.resultReady.connect(got.append)
+    loaded = []
+    c.modelLoaded.connect(loaded.append)
+    c.start()
+    c.set_text("The cat sat")
+    qtbot.waitUntil(lambda: bool(got), timeout=5000)
+    assert loaded == [engine.info]
+    assert got[-1].text == "The cat sat"
+    assert threading.current_thread().name not in engine.threads
+    assert_shut_down(c)
+
+
+def test_requests_before_model_loaded_wait_for_it(qtbot, fakes):
+    ready = threading.Event()
+    engine = fakes.FakeEngine()
+
+    def slow_factory(progress):
+        progress("Reading the weights…", 0.3)
+        ready.wait(5)
+        progress("Done", 1.0)
+        return engine
+
+    c = Controller(slow_factory, projection=False)
+    progress, got = [], []
+    c.progressChanged.connect(lambda m, f: progress.append((m, f)))
+    c.resultReady.connect(got.append)
+    c.start()
+    c.set_text("one")
+    c.set_text("two")
+    qtbot.wait(100)
+    assert not got
+    ready.set()
+    qtbot.waitUntil(lambda: bool(got), timeout=5000)
+    qtbot.wait(50)
+    assert [r.text for r in got] == ["two"]
+    assert progress[0] == ("Reading the weights…", 0.3) and progress[-1][1] == 1.0
+    assert_shut_down(c)
+
+
+def test_coalescing_keeps_only_newest_and_drops_stale(qtbot, fakes):
+    engine = fakes.FakeEngine(delay_s=0.15)
+    c = make(engine, debounce_ms=0, refresh_while_typing_ms=None)
+    got = []
+    c.resultReady.connect(got.append)
+    c.start()
+    qtbot.waitUntil(lambda: c.model is not None, timeout=5000)
+    texts = [f"text {i}" for i in range(12)]
+    for t in texts:
+        c.set_text(t)
+        qtbot.wait(20)  # faster than the engine
+    qtbot.waitUntil(lambda: c.shown_generation == c.generation and not c.busy, timeout=10000)
+    assert got[-1].text == texts[-1]
+    assert got[-1].generation == c.generation == len(texts)
+    assert len(engine.calls) < len(texts)  # pending requests were coalesced
+    assert engine.calls[-1] == texts[-1]
+    assert c.dropped >= 1  # a result that was stale on arrival was not shown
+    assert all(r.text == texts[-1] for r in got)  # only the final generation was shown
+    assert_shut_down(c)
+
+
+def test_refresh_while_typing_shows_some_intermediate_pictures(qtbot, fakes):
+    engine = fakes.FakeEngine(delay_s=0.1)
+    c = make(engine, debounce_ms=0, refresh_while_typing_ms=150)
+    got = []
+    c.resultReady.connect(got.append)
+    c.start()
+    qtbot.waitUntil(lambda: c.model is not None, timeout=5000)
+    for i in range(20):
+        c.set_text("x" * (i + 1))
+        qtbot.wait(30)
+    qtbot.waitUntil(lambda: c.shown_generation == c.generation and not c.busy, timeout=10000)
+    gens = [r.generation for r in got]
+    assert gens == sorted(gens) and gens[-1] == c.generation
+    assert len(got) >= 2  # the picture followed the typing instead of freezing until it stopped
+    assert_shut_down(c)
+
+
+def test_debounce_merges_a_burst(qtbot, fakes):
+    engine = fakes.FakeEngine()
+    c = make(engine, debounce_ms=50)
+    got = []
+    c.resultReady.connect(got.append)
+    c.start()
+    qtbot.waitUntil(lambda: c.model is not None, timeout=5000)
+    for i in range(10):
+        c.set_text("abcdefghij"[: i + 1])
+    qtbot.waitUntil(lambda: bool(got), timeout=5000)
+    qtbot.wait(120)
+    assert engine.calls == ["abcdefghij"]
+    assert_shut_down(c)
+
+
+def test_analysis_error_becomes_one_sentence_and_recovers(qtbot, fakes, caplog):
+    engine = fakes.FakeEngine(fail_on="boom")
+    c = make(engine, debounce_ms=0)
+    errors, got = [], []
+    c.errorOccurred.connect(errors.append)
+    c.resultReady.connect(got.append)
+    c.start()
+    c.set_text("this goes boom")
+    qtbot.waitUntil(lambda: bool(errors), timeout=5000)
+    assert errors[0].startswith("The analysis failed") and errors[0].endswith(".")
+    assert "\n" not in errors[0]
+    assert "Traceback" in caplog.text or any(r.exc_info for r in caplog.records)
+    c.set_text("this is fine")
+    qtbot.waitUntil(lambda: bool(got), timeout=5000)
+    assert got[-1].text == "this is fine"
+    assert_shut_down(c)
+
+
+def test_load_failure_is_reported_and_keeps_current_model(qtbot, fakes):
+    engine = fakes.FakeEngine()
+    c = make(engine, debounce_ms=0)
+    failures = []
+    c.modelLoadFailed.connect(failures.append)
+    c.start()
+    qtbot.waitUntil(lambda: c.model is not None, timeout=5000)
+    c.load_model(fakes.FailingFactory("That file is not a GGUF model."))
+    qtbot.waitUntil(lambda: bool(failures), timeout=5000)
+    assert failures == ["That file is not a GGUF model."]
+    assert c.model.info is engine.info
+    got = []
+    c.resultReady.connect(got.append)
+    c.set_text("still works")
+    qtbot.waitUntil(lambda: bool(got), timeout=5000)
+    assert_shut_down(c)
+
+
+def test_initial_load_failure(qtbot, fakes):
+    c = Controller(fakes.FailingFactory())
+    failures = []
+    c.modelLoadFailed.connect(failures.append)
+    c.start()
+    c.set_text("anything")
+    qtbot.waitUntil(lambda: bool(failures), timeout=5000)
+    assert c.model is None and not c.busy
+    assert_shut_down(c)
+
+
+def test_shutdown_during_a_long_load_is_quick(qtbot, fakes):
+    def endless(progress):
+        for i in range(1000):
+            progress("Dequantizing…", i / 1000)
+            time.sleep(0.01)
+        return fakes.FakeEngine()
+
+    c = Controller(endless)
+    c.start()
+    qtbot.wait(50)
+    t0 = time.perf_counter()
+    assert_shut_down(c)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_shutdown_while_analysing_waits_and_deletes_worker(qtbot, fakes):
+    engine = fakes.FakeEngine(delay_s=0.2)
+    c = make(engine, debounce_ms=0)
+    c.start()
+    qtbot.waitUntil(lambda: c.model is not None, timeout=5000)
+    c.set_text("slow")
+    qtbot.wait(20)
+    worker = c.worker
+    c.shutdown()
+    assert not c.thread.isRunning()
+    assert not shiboken6.isValid(worker)
+    c.shutdown()  # twice is fine
+    c.set_text("after close")  # ignored, no crash
+
+
+@pytest.mark.parametrize("exc", [ValueError("bad"), KeyError("x")])
+def test_unexpected_exceptions_in_load(qtbot, exc):
+    def factory(progress):
+        raise exc
+
+    c = Controller(factory, sync=True)
+    failures = []
+    c.modelLoadFailed.connect(failures.append)
+    c.start()
+    assert failures and failures[0].startswith("The model load failed")
+    c.shutdown()
+
+
+def test_embedding_map_is_prepared_in_the_worker_when_idle(qtbot, fakes, temp_cache):
+    engine = fakes.FakeEngine()
+    c = Controller(lambda progress: engine, debounce_ms=0)
+    maps, busy = [], []
+    c.projectionReady.connect(maps.append)
+    c.busyChanged.connect(busy.append)
+    c.start()
+    c.set_text("first picture first")
+    qtbot.waitUntil(lambda: bool(maps), timeout=10000)
+    projector = maps[0]
+    assert projector is c.model.projector
+    assert all(projector.is_ready(layer) for layer in range(engine.info.n_layers + 1))
+    assert engine.calls[0] == "first picture first"  # the user's text goes before the reference texts
+    assert threading.current_thread().name not in engine.threads
+    assert busy == [True, False]  # preparing the map does not show the busy indicator
+    assert_shut_down(c)

@@ -1,0 +1,129 @@
+"""Next-token panel: bars equal the core's top candidates, sampling controls reshape the right-hand bars, clicks."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QImage
+
+from explainer.core import sampling
+from explainer.ui.panels.next_token import NextTokenPanel
+
+
+def make_panel(qtbot, result, decoder=None):
+    panel = NextTokenPanel()
+    qtbot.addWidget(panel)
+    panel.resize(700, 700)
+    panel.show()
+    if decoder is not None:
+        panel.set_token_decoder(decoder)
+    panel.set_result(result)
+    qtbot.waitExposed(panel)
+    return panel
+
+
+def row_point(panel, row: int) -> QPoint:
+    b = panel.bars
+    return QPoint(b.width() // 2, int(b.header_height + (row + 0.5) * b.row_height))
+
+
+@pytest.fixture
+def result(demo):
+    return demo.analyze("The cat sat on the")
+
+
+def test_bars_are_the_core_top_candidates(qtbot, demo, result):
+    panel = make_panel(qtbot, result, demo.tokenizer.token_bytes)
+    n = len(panel.bars.labels)
+    assert 3 <= n <= 15
+    last = result.n_tokens - 1
+    assert panel._row_ids == [int(i) for i in result.top_ids[last, :n]]
+    assert np.allclose(panel.bars.raw, result.top_probs[last, :n])
+    # default settings: the sampling distribution is the model's own
+    assert np.allclose(panel.bars.sampled, panel.bars.raw, atol=1e-5)
+    labels = [demo.tokenizer.token_bytes(i).decode("utf-8", "replace") for i in panel._row_ids]
+    assert [lb.replace("·", " ") for lb in panel.bars.labels] == labels
+    assert f"{float(result.entropy_bits[last]):.2f} bits" in panel.summary.text()
+    assert "49,152" in panel._help.text()
+
+
+def test_labels_without_an_explicit_decoder(qtbot, demo, result):
+    panel = make_panel(qtbot, result)
+    assert not any(lb.startswith("#") for lb in panel.bars.labels)
+
+
+def test_temperature_top_k_top_p_reshape_sampling(qtbot, result):
+    panel = make_panel(qtbot, result)
+    last = result.n_tokens - 1
+    panel.temperature.setValue(0.5)
+    expected = sampling.sampling_distribution(result.logits_at(last), 0.5)
+    assert np.allclose(panel.bars.sampled, expected[panel._row_ids])
+    assert panel.bars.sampled[0] > panel.bars.raw[0]  # colder: the favourite gains
+    panel.top_k.setValue(1)
+    assert panel.bars.sampled[0] == pytest.approx(1.0)
+    assert all(v == 0 for v in panel.bars.sampled[1:])
+    assert "1 token left" in panel.summary.text()
+    panel.reset_sampling()
+    panel.top_p.setValue(0.5)
+    expected = sampling.sampling_distribution(result.logits_at(last), 1.0, 0, 0.5)
+    assert np.allclose(panel.bars.sampled, expected[panel._row_ids])
+    kept = int(np.count_nonzero(expected))
+    assert f"{kept:,} token" in panel.summary.text()
+    raw = sampling.softmax(result.logits_at(last))[np.flatnonzero(expected)]
+    assert raw.sum() >= 0.5 - 1e-9 and raw.sum() - raw.min() < 0.5  # the smallest nucleus reaching p
+    panel.reset_sampling()
+    assert panel.sampling_settings() == (1.0, 0, 1.0)
+
+
+def test_click_emits_candidate(qtbot, result):
+    panel = make_panel(qtbot, result)
+    with qtbot.waitSignal(panel.candidateChosen, timeout=1000) as sig:
+        qtbot.mouseClick(panel.bars, Qt.LeftButton, pos=row_point(panel, 1))
+    assert sig.args == [panel._row_ids[1]]
+
+
+def test_selected_position_shows_what_the_model_expected(qtbot, demo, result):
+    panel = make_panel(qtbot, result, demo.tokenizer.token_bytes)
+    pos = 2  # after "The cat"; the text continues with " sat"
+    panel.select_position(pos)
+    assert panel.position == pos
+    assert panel._row_ids == [int(i) for i in result.top_ids[pos, :len(panel._row_ids)]]
+    actual = int(result.tokens[pos + 1].id)
+    rank = sampling.rank_of(result.distribution(pos), actual)
+    text = panel.footer.text()
+    assert "The model expected" in text and "·sat" in text and f"rank {rank:,}" in text
+    assert f"{100 * float(result.token_prob[pos + 1]):.3g} %" in text
+    if actual in panel._row_ids:
+        assert panel.bars.marked == panel._row_ids.index(actual)
+    panel.select_position(-1)
+    assert panel.position == result.n_tokens - 1 and "The model expected" not in panel.footer.text()
+
+
+def test_position_beyond_a_shorter_result_falls_back_to_last(qtbot, demo):
+    panel = make_panel(qtbot, demo.analyze("one two three four five"))
+    panel.select_position(5)
+    r = demo.analyze("one")
+    panel.set_result(r)
+    assert panel.position == r.n_tokens - 1
+
+
+def test_small_panel_still_draws_three_rows(qtbot, result):
+    panel = make_panel(qtbot, result)
+    panel.resize(420, 380)
+    qtbot.wait(20)
+    assert panel.bars.visible_rows() >= 3 or panel.bars.height() < panel.bars.minimumSizeHint().height()
+    assert not panel.grab().toImage().isNull()
+
+
+def test_panel_runs_alone(tmp_path):
+    out = tmp_path / "next.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-m", "explainer.ui.panels.next_token", "--screenshot", str(out),
+                           "--size", "640x600", "--dark"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    img = QImage(str(out))
+    assert (img.width(), img.height()) == (640, 600)

@@ -1,0 +1,178 @@
+"""Tokens panel: chips equal the analysed tokens, the selector re-tokenizes, heat, tooltips, linking, dropped bytes."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QImage, QMouseEvent
+from PySide6.QtWidgets import QToolTip
+
+from explainer.ui import theme as th
+from explainer.ui.panels.tokens import TokensPanel, format_probability
+
+
+def make_panel(qtbot, result):
+    panel = TokensPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 400)
+    panel.show()
+    panel.set_result(result)
+    qtbot.waitExposed(panel)
+    return panel
+
+
+def chip_center(panel, i) -> QPoint:
+    return panel.view.chips[i].rect.center().toPoint()
+
+
+def test_chips_are_the_model_tokens(qtbot, demo):
+    r = demo.analyze("How many r's are in strawberry?")
+    panel = make_panel(qtbot, r)
+    chips = panel.view.chips
+    assert len(chips) == r.n_tokens
+    assert [c.sub for c in chips] == [str(t.id) for t in r.tokens]
+    assert chips[0].fill == th.SPECIAL  # the start token is special
+    assert [c.label for c in chips[1:]] == [t.display for t in r.tokens[1:]]
+    assert "·strawberry" in [c.label for c in chips]
+    assert panel.counts.full_text() == "8 tokens (+ start) · 31 characters · 3.88 characters/token"
+    assert panel.vocab.text() == "vocabulary 49,152"
+    assert f"{r.sentence_log10:.2f}" in panel.chain.text() and f"{r.sentence_bits:.1f} bits" in panel.chain.text()
+    # every chip is inside the widget and chips don't overlap
+    rects = [c.rect for c in chips]
+    assert all(panel.view.rect().contains(rc.toRect()) for rc in rects)
+    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+
+
+def test_wraps_and_breaks_lines(qtbot, demo):
+    r = demo.analyze("one two three four five six seven eight nine ten\nnext line " * 4)
+    panel = make_panel(qtbot, r)
+    panel.resize(400, 400)
+    qtbot.wait(10)
+    tops = sorted({round(c.rect.top()) for c in panel.view.chips})
+    assert len(tops) > 4
+    assert max(c.rect.right() for c in panel.view.chips) <= panel.view.width()
+    nl = next(i for i, t in enumerate(r.tokens) if t.text.endswith("\n"))
+    assert panel.view.chips[nl + 1].rect.left() == panel.view.MARGIN  # a new line starts after ⏎
+
+
+def test_selector_switches_tokenizer(qtbot, demo):
+    from explainer.core.tokenizers import get_tokenizer
+
+    r = demo.analyze("strawberry")
+    panel = make_panel(qtbot, r)
+    assert [c.sub for c in panel.view.chips[1:]] == ["302", "1709", "9500"]
+    panel.set_tokenizer("cl100k_base")
+    assert [c.sub for c in panel.view.chips] == ["496", "675", "15717"]
+    assert "no probabilities" in panel.chain.text()
+    assert panel.vocab.text() == f"vocabulary {get_tokenizer('cl100k_base').vocab_size:,}"
+    assert not panel.heat.isEnabled()
+    panel.set_tokenizer("o200k_base")
+    assert [c.sub for c in panel.view.chips] == [str(i) for i in get_tokenizer("o200k_base").encode("strawberry")]
+    assert [c.sub for c in panel.view.chips] == ["302", "1618", "19772"]
+    panel.set_tokenizer("smollm2")
+    assert len(panel.view.chips) == r.n_tokens
+
+
+def test_foreign_tokenizer_links_by_character_span(qtbot, demo):
+    r = demo.analyze("The cat sat on the mat")
+    panel = make_panel(qtbot, r)
+    panel.set_tokenizer("cl100k_base")
+    hovered = []
+    panel.tokenHovered.connect(hovered.append)
+    qtbot.mouseMove(panel.view, chip_center(panel, 1))  # " cat" in cl100k
+    assert hovered and r.tokens[hovered[-1]].text == " cat"
+    panel.select_position(3)  # " sat" in the model's tokens
+    assert panel.view.selected == {2}
+
+
+def test_heat_colours_chips_by_surprisal(qtbot, demo):
+    r = demo.analyze("The cat sat on the mat")
+    panel = make_panel(qtbot, r)
+    plain = [c.fill for c in panel.view.chips]
+    panel.set_heat(True)
+    assert panel.legend.isVisible()
+    heat = [c.fill for c in panel.view.chips]
+    assert heat[0] == plain[0] == th.SPECIAL
+    for i in range(1, r.n_tokens):
+        assert heat[i] == th.surprisal_colour(float(r.surprisal_bits[i]))
+
+
+def test_hover_click_and_tooltip(qtbot, demo):
+    r = demo.analyze("The cat sat on the mat")
+    panel = make_panel(qtbot, r)
+    hovered, selected = [], []
+    panel.tokenHovered.connect(hovered.append)
+    panel.tokenSelected.connect(selected.append)
+    qtbot.mouseMove(panel.view, chip_center(panel, 2))
+    assert hovered[-1] == 2
+    qtbot.mouseClick(panel.view, Qt.LeftButton, pos=chip_center(panel, 2))
+    assert selected == [2] and panel.view.selected == {2}
+    qtbot.mouseClick(panel.view, Qt.LeftButton, pos=chip_center(panel, 2))  # click again: unselect
+    assert selected == [2, -1]
+    tip = panel._tooltip(2)
+    t = r.tokens[2]
+    assert " ".join(f"{b:02X}" for b in t.bytes) in tip
+    assert f"characters {t.start + 1}–{t.end}" in tip
+    assert f"{100 * float(r.token_prob[2]):.3g} %" in tip and f"{float(r.surprisal_bits[2]):.2f} bits" in tip
+    assert "Start token" in panel._tooltip(0)
+    ev = QMouseEvent(QEvent.Leave, QPointF(), QPointF(), Qt.NoButton, Qt.NoButton, Qt.NoModifier)
+    panel.view.leaveEvent(ev)
+    assert hovered[-1] == -1
+    QToolTip.hideText()
+
+
+def test_linked_highlight_from_other_panels(qtbot, demo):
+    panel = make_panel(qtbot, demo.analyze("a b c d"))
+    panel.highlight_token(3)
+    assert panel.view.highlighted == {3}
+    panel.highlight_token(-1)
+    assert panel.view.highlighted == set()
+
+
+def test_dropped_bytes_and_incomplete_pieces(qtbot, demo):
+    r = demo.analyze("a\x04b 👍")
+    panel = make_panel(qtbot, r)
+    assert r.dropped
+    labels = [c.label for c in panel.view.chips]
+    assert "dropped 0x04" in labels
+    assert any(c.border == th.WARNING for c in panel.view.chips)
+    assert "no token" in panel.chain.text()
+    assert any(label.startswith("<") and label.endswith(">") for label in labels)  # 👍 split into byte pieces
+    assert "left out" in panel._tooltip(len(panel.view.chips) - 1)
+
+
+def test_empty_text_and_no_result(qtbot, demo):
+    panel = TokensPanel()
+    qtbot.addWidget(panel)
+    panel.refresh()
+    assert "Waiting" in panel.chain.text()
+    panel.set_result(demo.analyze(""))
+    assert len(panel.view.chips) == 1
+    assert "Type some text" in panel.chain.text()
+
+
+def test_theme_switch_repaints(qtbot, demo):
+    panel = make_panel(qtbot, demo.analyze("The cat"))
+    panel.set_theme(th.DARK)
+    assert panel.view.chips[1].fill == th.chip_colour(th.DARK, 1)
+    img = panel.grab().toImage()
+    assert not img.isNull()
+
+
+def test_format_probability():
+    assert format_probability(math.log10(0.25)) == "25 %"
+    assert format_probability(-23.4) == "4.0 × 10⁻²⁴"
+    assert format_probability(-5.0) == "1.0 × 10⁻⁵"
+
+
+def test_panel_runs_alone(tmp_path):
+    out = tmp_path / "tokens.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-m", "explainer.ui.panels.tokens", "--screenshot", str(out),
+                           "--size", "800x400"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    img = QImage(str(out))
+    assert (img.width(), img.height()) == (800, 400)
