@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TEXT = "How many r's are in strawberry?"
 BUSY_DELAY_MS = 150
-SETTINGS_VERSION = 3  # bump when the splitter layout changes
+SETTINGS_VERSION = 4  # bump when the splitter layout changes
 
 
 def app_settings() -> QSettings:
@@ -168,7 +168,7 @@ class MainWindow(QMainWindow):
         self.vsplit.setSizes([100, 860])
         self.hsplit.setSizes([720, 880])
         self.left_split.setSizes([310, 550])
-        self.right_split.setSizes([430, 430])
+        self.right_split.setSizes([520, 340])
 
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")

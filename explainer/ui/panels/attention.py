@@ -30,20 +30,25 @@ THUMB_PIXELS = 32  # thumbnails are max-pooled to at most this many cells per si
 def explanation_for(info=None) -> str:
     h, kv, dk = (info.n_heads, info.n_kv_heads, info.d_head) if info else (9, 3, 64)
     return (
-        "Each square shows how strongly one token (row: the <i>query</i>, the token that is looking) attends to a "
-        "token (column: the <i>key</i>, the token looked at) in one attention head. The weights are "
-        f"softmax(QK<sup>T</sup>/√d<sub>k</sub>) with d<sub>k</sub> = {dk}: each row is one query token and sums "
-        "to 1. The model is GPT-style and only looks left (the causal mask), so the upper triangle is empty "
-        "— unlike BERT, which sees both sides. Each layer has "
-        f"{h} query heads that share {kv} key/value heads (grouped-query attention); word order enters by "
-        "rotating queries and keys according to their position (rotary positions). The grid shows every head of "
-        "every layer (each pixel: the strongest weight in its block); click one to open it. "
-        "Keys: ↑ ↓ layer, ← → head.")
+        "Row = the token that is looking (<i>query</i>), column = the token it looks at (<i>key</i>); colour = "
+        f"attention weight, softmax(QK<sup>T</sup>/√d<sub>k</sub>), d<sub>k</sub> = {dk}. Every row sums to 1. "
+        "The upper triangle is empty: this GPT-style model only looks left (causal mask), unlike BERT. "
+        "Click any of the layers × heads in the grid (↑↓ layer, ←→ head).")
+
+
+DETAILS = (
+    "Each head computes, for every token, a query q (what it is looking for) and a key k (what it offers); the "
+    "weight of key j for query i is softmax over j of q<sub>i</sub>·k<sub>j</sub>/√d<sub>k</sub>, and the "
+    "head's output is the weighted sum of the value vectors. Groups of query heads share one key/value head "
+    "(grouped-query attention). Word order enters through rotary positions: queries and keys are rotated by "
+    "an angle proportional to their position before the dot product. Each grid pixel shows the strongest "
+    "weight in its block of the head's matrix.")
 
 
 class AttentionPanel(Panel):
     title = "Attention"
     explanation = explanation_for()
+    details = DETAILS
     headSelected = Signal(int, int)  # (layer, head), 0-based
 
     def __init__(self, parent: QWidget | None = None):
@@ -147,7 +152,7 @@ class AttentionPanel(Panel):
         self.layer = min(self.layer, n_layers - 1)
         self.head = min(self.head, n_heads - 1)
         self._sync_controls(average=self.average)
-        self._labels = [t.display for t in r.tokens]
+        self._labels = ["(start)" if t.added else t.display for t in r.tokens]
         self._update_thumbnails()
         self._update_head()
 

@@ -18,7 +18,8 @@ class Panel(QWidget):
     tokenSelected = Signal(int)
 
     title = "Panel"
-    explanation = ""  # one short paragraph, shown under the title; must be correct
+    explanation = ""  # one short paragraph (2–3 lines), shown under the title; must be correct
+    details = ""  # the longer explanation, shown when hovering the paragraph
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -44,6 +45,8 @@ class Panel(QWidget):
         self._help.setWordWrap(True)
         self._help.setTextFormat(Qt.RichText)
         self._help.setObjectName("panelHelp")
+        if self.details:
+            self._help.setToolTip(f"<p style='max-width: 520px'>{self.details}</p>")
         outer.addWidget(self._help)
         self._help_button.toggled.connect(self._help.setVisible)
         self.body = QVBoxLayout()

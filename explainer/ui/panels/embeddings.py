@@ -21,17 +21,19 @@ from explainer.ui.widgets.embedding_map import EmbeddingMap
 
 def explanation_for(d_model: int = 576) -> str:
     return (
-        f"Each token is a vector of {d_model} numbers. To draw it we <b>project</b> it onto two directions: the "
-        "two main directions of variation (PCA) of reference data, fitted once per layer — on the whole "
-        "vocabulary for layer 0, on a fixed built-in English text for later layers — so the map stays still "
-        "while you type. Before fitting, every vector is scaled to the same overall size (RMS-normalised, as "
-        "the model does itself) and each dimension is standardised, because a few dimensions are thousands of "
-        "times larger than the rest. <b>Layer 0</b> shows the input embeddings: one fixed vector per token, the "
-        "same in every context. <b>After layer N</b> the vector has passed through N layers of attention and "
-        "MLP and depends on the context, so the same word can move apart (“bank” of a river vs. a bank "
-        "account). Two directions keep only a few per cent of the spread: close on the map is not always close "
-        "in the full space. Grey dots: reference vectors; open diamonds: tokens outside the map, pinned to "
-        "its edge; the dashed path (optional): the selected token after each earlier layer, on this map.")
+        f"Each token is a vector of {d_model} numbers, drawn on the two main directions (PCA) of reference data, "
+        "fitted once per layer so points stay still while you type. <b>Layer 0</b>: the input embedding, the "
+        "same in every context. <b>After layer N</b>: the vector has taken in context, so one word can move "
+        "apart (“bank” of a river vs. a bank account).")
+
+
+DETAILS = (
+    "Before fitting, every vector is scaled to the same overall size (RMS-normalised, as the model does "
+    "itself) and each dimension is standardised, because a few dimensions are thousands of times larger than "
+    "the rest. Layer 0's axes are fitted on the whole vocabulary, later layers' on a fixed built-in English "
+    "text. Two directions keep only a few per cent of the spread: close on the map is not always close in the "
+    "full space. Grey dots: reference vectors; open diamonds: tokens outside the map, pinned to its edge; the "
+    "dashed path (optional): the selected token after each earlier layer, on this map.")
 
 
 def layer_name(layer: int) -> str:
@@ -41,6 +43,7 @@ def layer_name(layer: int) -> str:
 class EmbeddingsPanel(Panel):
     title = "Embeddings: a 2-D map of the token vectors"
     explanation = explanation_for()
+    details = DETAILS
     layerChanged = Signal(int)
 
     def __init__(self, parent: QWidget | None = None, projector=None, *, fit_missing: bool = False):

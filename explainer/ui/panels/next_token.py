@@ -148,12 +148,14 @@ class BarsView(QWidget):
 class NextTokenPanel(Panel):
     title = "Next token"
     explanation = (
-        "The model's probability for every possible next token after the selected position (default: the "
-        "end of the text). The probabilities sum to 100 % over the whole vocabulary of {vocab:,} tokens; only "
-        "the most likely are drawn. <span style='color:{raw}'>■</span> the model's own distribution, "
+        "The probability of each possible next token after the selected position (default: the end); over all "
+        "{vocab:,} tokens they sum to 100 %. <span style='color:{raw}'>■</span> the model, "
         "<span style='color:{smp}'>■</span> what a sampler draws from after temperature, top-k and top-p. "
-        "Sampling changes only the choice, not the model. Entropy measures the uncertainty. The model always "
-        "offers a fluent next token, true or not. Click a bar to append that token to the text.")
+        "Click a bar to append that token.")
+    details = (
+        "Sampling changes only the choice, not the model. Entropy (in bits) measures the uncertainty: 3.9 bits "
+        "is as uncertain as a choice among 15 equally likely tokens. The model always offers a fluent next "
+        "token, true or not. Select a token elsewhere to see what the model expected at that position.")
 
     candidateChosen = Signal(int)  # token id
 

@@ -50,10 +50,14 @@ def hex_bytes(data: bytes, limit: int = 24) -> str:
 class TokensPanel(Panel):
     title = "Tokens"
     explanation = (
-        "The model never sees letters: the text is cut into <b>tokens</b>, pieces from a fixed vocabulary "
-        "learned by byte-pair encoding (BPE). Each chip is one token with its id underneath; · is a space, "
-        "⏎ a new line. A leading space is part of the token, and a rare word is often split into several pieces. "
-        "Switch the tokenizer to compare with GPT-4's; hover a chip for its bytes and probability.")
+        "The model never sees letters: the text is cut into <b>tokens</b>, pieces of a fixed vocabulary learned "
+        "by byte-pair encoding. Each chip is one token with its id; · is a space (part of the token), ⏎ a new "
+        "line. Hover a chip for its bytes and probability.")
+    details = (
+        "A common word with a leading space is usually one token; a rare word is split into several pieces. "
+        "Switch the tokenizer to compare with GPT-4's (cl100k_base) and GPT-4o's (o200k_base). Surprisal heat "
+        "colours each chip by −log₂ P(token | the tokens before it): how unexpected it was. The chain rule "
+        "multiplies these probabilities into the probability of the whole text.")
 
     tokenizerChanged = Signal(str)
 

@@ -21,7 +21,7 @@ class AttentionHeatmap(pg.PlotWidget):
 
     def __init__(self, parent=None):
         self.left_axis = TokenAxis("left", max_chars=14)
-        self.bottom_axis = TokenAxis("bottom", max_chars=14)
+        self.bottom_axis = TokenAxis("bottom", max_chars=9)
         super().__init__(parent, enableMenu=False, axisItems={"left": self.left_axis, "bottom": self.bottom_axis})
         self.setFocusPolicy(Qt.NoFocus)
         self.n = 0
@@ -44,7 +44,7 @@ class AttentionHeatmap(pg.PlotWidget):
         self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), interactive=False, width=18, colorMapMenu=False,
                                         label="attention weight (0 to 1)")
         self.colorbar.setImageItem(self.image, insert_in=item)
-        self.masked_text = pg.TextItem("", anchor=(0.5, 0.5))
+        self.masked_text = pg.TextItem("", anchor=(1.0, 0.0))  # top-right corner, inside the empty triangle
         self.masked_text.setZValue(5)
         self.addItem(self.masked_text)
         self.row_box = self._rect(pg.mkPen(th.HIGHLIGHT, width=2, cosmetic=True))
@@ -111,8 +111,8 @@ class AttentionHeatmap(pg.PlotWidget):
             self.n = n
             self.reset_view()
         if n >= 3:
-            self.masked_text.setText("future tokens:\nmasked (cannot be seen)" if n >= 6 else "masked")
-            self.masked_text.setPos(n * 0.68, n * 0.3)
+            self.masked_text.setText("future: masked" if n >= 6 else "masked")
+            self.masked_text.setPos(n, 0)
             self.masked_text.show()
         else:
             self.masked_text.hide()

@@ -52,7 +52,8 @@ class TokenAxis(pg.AxisItem):
     def _fit_extent(self) -> None:
         fm = QFontMetrics(self.style["tickFont"] or self.font())
         widest = max((fm.horizontalAdvance(s) for s in self.labels), default=fm.horizontalAdvance("00"))
-        widest += fm.horizontalAdvance(f"{len(self.labels)}: ")  # room for the index shown when thinned
+        if len(self.labels) > 12:  # room for the index shown when labels are thinned
+            widest += fm.horizontalAdvance(f"{len(self.labels)}: ")
         extent = widest + 12
         if self.label.isVisible():
             extent += self.label.boundingRect().height() * 0.8
