@@ -11,6 +11,16 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
 
+_DATA_ROOT = tempfile.mkdtemp(prefix="explainer-test-data-")
+_data_dirs = iter(range(1 << 62))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_autosave(monkeypatch):
+    """Issue 7 (robustness helper): the main window autosaves its text and scene to $EXPLAINER_DATA and
+    restores them at start; each test gets its own (not yet created) folder, never the user's."""
+    monkeypatch.setenv("EXPLAINER_DATA", os.path.join(_DATA_ROOT, f"t{next(_data_dirs)}"))
+
 
 @pytest.fixture(scope="session")
 def bundled_gguf():

@@ -152,14 +152,16 @@ class Tokenizer:
                     break
         elif text:
             cut = 0
+        over = False  # issue 7: tokens were made past the limit (then the output is never complete)
         if cut is not None:
+            over = len(tokens) > limit
             del tokens[limit:]
             if len(tokens) == limit and tokens:
                 cut = min(cut, tokens[-1].end)
             dropped = [d for d in dropped if d.char_index < cut]
             parsed = any(t.special for t in tokens)
         # issue 7: say whether the whole text was looked at (see Tokenization.complete)
-        complete = cut is None or cut >= len(clean)
+        complete = cut is None or (not over and cut >= len(clean))
         return Tokenization(text, self.name, tuple(tokens), tuple(dropped), parsed, complete)
 
     def pieces(self, text: str) -> list[tuple[int, str, bytes]]:

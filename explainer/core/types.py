@@ -93,6 +93,9 @@ class Tokenization:
     tokens: tuple[Token, ...]
     dropped: tuple[DroppedByte, ...] = ()
     specials_parsed: bool = False  # True when "<|im_end|>" typed in the text became a special token
+    # False when max_tokens (or too many bytes without a token) stopped the tokenizer before the end of the text
+    # (issue 7: a paste of thousands of such bytes used to hide the rest of the text without saying so)
+    complete: bool = True
 
     @property
     def ids(self) -> list[int]:
@@ -187,6 +190,8 @@ class Attention:
                 flush()
                 merged.append(b)
                 continue
+            if run and run[0][1].dtype != b.dtype:  # float32 rows and float16 rows (engine.FP32_ROWS) stay apart
+                flush()
             run.append((s, b))
             if sum(x.shape[2] for _, x in run) >= rows_per_block:
                 flush()
