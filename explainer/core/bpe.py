@@ -12,8 +12,7 @@ import base64
 import gzip
 import hashlib
 import json
-import os
-import tempfile
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,21 +112,12 @@ def _write_vocab_cache(path: Path, key: str, ranks: dict[bytes, int], specials: 
         "tokens": [[base64.b64encode(b).decode("ascii"), i] for b, i in ranks.items()],
         "specials": specials,
     }
-    tmp = None
+    from explainer.core.paths import atomic_write
+
     try:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, separators=(",", ":"))
-        os.replace(tmp, path)
-        tmp = None
-    except OSError:
-        pass  # the cache is only a speed-up
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        atomic_write(path, json.dumps(payload, separators=(",", ":")).encode("utf-8"))
+    except OSError as e:  # the cache is only a speed-up: say so, and go on without it
+        logging.getLogger(__name__).warning("could not write the vocabulary cache %s: %s", path, e)
 
 
 def read_gguf_vocab(path: Path) -> tuple[dict[bytes, int], dict[str, int]]:

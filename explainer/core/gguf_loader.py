@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from explainer.core.errors import ModelFileError
-from explainer.core.paths import cache_dir, sha256_file
+from explainer.core.paths import atomic_write, cache_dir, sha256_file
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
@@ -194,19 +193,7 @@ def _cache_paths(gguf_sha: str) -> tuple[Path, Path]:
     return d / f"{stem}.safetensors", d / f"{stem}.json"
 
 
-def atomic_write_bytes(dst: Path, write: Callable[[Path], None]) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename over ``dst``."""
-    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    tmp_p = Path(tmp)
-    try:
-        write(tmp_p)
-        with open(tmp_p, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_p, dst)
-    finally:
-        if tmp_p.exists():
-            tmp_p.unlink()
+atomic_write_bytes = atomic_write  # the one atomic writer lives in paths.py
 
 
 def _load_cache(gguf_sha: str) -> tuple[LlamaConfig, dict[str, np.ndarray]] | None:

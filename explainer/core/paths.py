@@ -5,8 +5,10 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 CACHE_ENV = "EXPLAINER_CACHE"
 MANIFEST_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -50,6 +52,34 @@ def _manifest_path(name: str) -> Path:
         return p
     # installed without the repo next to it: the manifest is packaged as explainer/models_manifest
     return Path(__file__).resolve().parent / "manifests" / f"{name}.json"
+
+
+def atomic_write(dst: Path, data: "bytes | Callable[[Path], None]") -> None:
+    """Replace ``dst`` atomically: write a temporary file in the same folder (``data`` bytes, or a function
+    that writes the given path), fsync it, ``os.replace`` it over ``dst``, then fsync the folder. Readers and a
+    crash see the old file or the new one, never a mix. Raises OSError; the temporary file never stays."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    tmp_p = Path(tmp)
+    try:
+        if isinstance(data, (bytes, bytearray)):
+            tmp_p.write_bytes(data)
+        else:
+            data(tmp_p)
+        with open(tmp_p, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_p, dst)
+    finally:
+        if tmp_p.exists():
+            tmp_p.unlink()
+    if os.name == "posix":  # make the rename itself durable
+        dfd = os.open(dst.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,20 +175,14 @@ def model_key(info, embedding_table: np.ndarray) -> str:
 
 
 def save_atomic(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` as .npy via a temporary file in the same folder and an atomic rename."""
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    """Write ``array`` as .npy atomically (never a pickle)."""
+    from explainer.core.paths import atomic_write
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             np.save(f, array, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    atomic_write(path, write)
 
 
 def reference_hidden_from_engine(engine) -> tuple[np.ndarray, np.ndarray]:
