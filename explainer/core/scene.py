@@ -32,7 +32,11 @@ class Scene:
     def from_dict(cls, data: dict) -> "Scene":
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
             raise UserError("This scene file has no text; it is not an explainer scene.")
-        if int(data.get("version", 1)) > SCENE_VERSION:
+        try:
+            version = int(data.get("version", 1))
+        except (TypeError, ValueError):
+            raise UserError("This scene file's version is not a number; it is not an explainer scene.") from None
+        if version > SCENE_VERSION:
             raise UserError("This scene was saved by a newer explainer; update explainer to open it.")
         panels = data.get("panels", {})
         return cls(title=str(data.get("title", "Untitled scene")), text=data["text"],

@@ -60,6 +60,8 @@ class Controller(QObject):
         self.dropped = 0  # stale results not shown
         self.last_latency_ms = float("nan")  # request issued → result back on the UI thread
         self.loading = False
+        self.factory: EngineFactory | None = None  # the factory of the loaded model (to reopen it otherwise)
+        self._factories: list[EngineFactory] = []  # requested loads, oldest first
         self._text: str | None = None
         self._pending: Request | None = None
         self._in_flight: Request | None = None
@@ -107,6 +109,7 @@ class Controller(QObject):
         if self._closed:
             return
         self.loading = True
+        self._factories.append(factory)
         self._update_busy()
         self._loadRequested.emit(factory)
 
@@ -247,6 +250,7 @@ class Controller(QObject):
             return
         first = self.model is None
         self.model = loaded
+        self.factory = self._factories.pop(0) if self._factories else None
         self.loading = False
         self._projection_due = self.projection and loaded.projector is not None
         self.modelLoaded.emit(loaded.info)
@@ -263,6 +267,8 @@ class Controller(QObject):
         if self._closed:
             return
         self.loading = False
+        if self._factories:
+            self._factories.pop(0)
         self._dispatch()
         self._update_busy()
         self.modelLoadFailed.emit(message)

@@ -68,6 +68,8 @@ def engine_factory(model_path: str | None = None, *, device: str = "auto", backe
         return eng.Engine(model_path, device=device, backend=backend, progress=progress)
 
     make.description = "demo model" if demo else (model_path or "bundled model")  # type: ignore[attr-defined]
+    make.options = {"model_path": model_path, "device": device, "backend": backend,  # type: ignore[attr-defined]
+                    "demo": demo}  # to reopen the same model with another backend
     return make
 
 

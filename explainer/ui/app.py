@@ -1,5 +1,5 @@
 """GUI entry point: ``explainer [--model PATH] [--device cpu|cuda|auto] [--text TEXT] [--demo]
-[--screenshot FILE.png] [--size WxH]``.
+[--screenshot FILE.png] [--size WxH] [--scene FILE|NAME] [--view NAME] [--presenter]``.
 
 The window is shown first; the model loads in the worker thread afterwards (first-run progress in the window).
 With ``--screenshot`` the program waits until the analysis of the text is drawn in every panel, saves a PNG of
@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="window size (default: the last session's, else 1600x1000 or the screen if smaller)")
     ap.add_argument("--demo", action="store_true", help="a tiny random-weight model (instant; numbers meaningless)")
     ap.add_argument("--theme", choices=("light", "dark"), help=argparse.SUPPRESS)
+    ap.add_argument("--scene", metavar="FILE|NAME",
+                    help="open a scene file, or a lecture scene by name or number (strawberry, 04, sink)")
+    ap.add_argument("--view", metavar="NAME", help="show this view: live, tokens, next_token, attention, embeddings, "
+                                                   "compare, bpe, heads, walkthrough, lens, chat")
+    ap.add_argument("--presenter", action="store_true",
+                    help="start in presenter mode (full screen unless --size is given; large fonts)")
     return ap
 
 
@@ -67,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     elif not window.geometry_restored:
         window.resize_to_fit(1600, 1000)
     outcome = {"rc": 0}
+    problem = _start_view(window, args)
+    if problem:
+        print(problem, file=sys.stderr)
+        controller.shutdown()
+        window.close()
+        return 2
 
     if args.screenshot:
         want = window.editor.toPlainText()
@@ -120,6 +132,33 @@ def main(argv: list[str] | None = None) -> int:
     rc = app.exec()
     controller.shutdown()  # no-op when the window already did it
     return outcome["rc"] or rc
+
+
+def _start_view(window, args) -> str:
+    """Apply --scene, --view and --presenter; one sentence when one cannot be."""
+    if args.scene:
+        from pathlib import Path
+
+        from explainer.core.errors import UserError
+        from explainer.core.scene import load_scene
+        from explainer.ui.scenes_ui import find_scene
+
+        found = find_scene(args.scene, window.scenes.lecture) if not Path(args.scene).is_file() else None
+        if found is not None:
+            window.scenes.open_lecture(found[0])
+        else:
+            try:
+                load_scene(args.scene)
+            except UserError as e:
+                names = ", ".join(p.stem for p, _ in window.scenes.lecture)
+                return f"{e} (lecture scenes: {names})" if not Path(args.scene).exists() else str(e)
+            window.scenes.open_path(args.scene)
+    if args.view and not window.teach.show_view(args.view):
+        return f"There is no view called {args.view!r}."
+    if args.presenter:
+        window.presenter.fullscreen = args.size is None
+        window.presenter.enter()
+    return ""
 
 
 if __name__ == "__main__":

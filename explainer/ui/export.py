@@ -8,6 +8,7 @@ import csv
 import datetime as _dt
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -106,9 +107,11 @@ def export_data(data: dict, path: str | Path, caption: str = "") -> Path:
 
 def _plain(v):
     if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, (np.floating, np.integer)):
-        return v.item()
+        return _plain(v.tolist())
+    if isinstance(v, (np.floating, np.integer, np.bool_)):
+        return _plain(v.item())
+    if isinstance(v, float) and not math.isfinite(v):
+        return None  # JSON has no NaN or infinity (a hidden attention column, a missing probability)
     if isinstance(v, dict):
         return {k: _plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):

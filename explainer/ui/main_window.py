@@ -81,6 +81,7 @@ class Banner(QFrame):
 
 class MainWindow(QMainWindow):
     resultShown = Signal(object)  # AnalysisResult, after every panel has it
+    themeChanged = Signal(object)  # Theme, after the live panels have it
 
     def __init__(self, controller: Controller, *, text: str | None = None, device: str = "auto",
                  backend: str = "torch"):
@@ -157,6 +158,10 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self._restore(text)
+        # issue 6: teaching views as tabs, presenter mode, scenes, export, backend menu (ui/integration.py)
+        from explainer.ui import integration
+
+        integration.install(self, app_settings())
         # issue 7 (robustness helper): autosave the text, scene and settings every ~3 s and on close, and
         # restore them now, also after a crash or kill (an explicit ``text`` wins). See ui/autosave.py.
         from explainer.ui import autosave
@@ -171,14 +176,14 @@ class MainWindow(QMainWindow):
         self.right_split.setSizes([520, 340])
 
     def _build_menus(self) -> None:
-        m = self.menuBar().addMenu("&File")
+        m = self.file_menu = self.menuBar().addMenu("&File")
         act = m.addAction("&Open model…", self.open_model_dialog)
         act.setShortcut(QKeySequence.Open)
         m.addAction("Save &screenshot…", self._save_screenshot_dialog)
         m.addSeparator()
         act = m.addAction("&Quit", self.close)
         act.setShortcut(QKeySequence.Quit)
-        v = self.menuBar().addMenu("&View")
+        v = self.view_menu = self.menuBar().addMenu("&View")
         group = QActionGroup(self)
         self.theme_actions: dict[str, QAction] = {}
         for name, label in (("light", "&Light theme"), ("dark", "&Dark theme")):
@@ -267,6 +272,7 @@ class MainWindow(QMainWindow):
         self.theme_actions[theme.name].setChecked(True)
         for p in self.panels.values():
             p.set_theme(theme)
+        self.themeChanged.emit(theme)
         if self.banner.isVisible():
             self.banner.show_message(self.banner.kind, self.banner.label.text().lstrip("⚠ "), theme,
                                      self.banner.progress.value() / 100 if self.banner.progress.isVisible() else None)

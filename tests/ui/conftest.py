@@ -160,3 +160,43 @@ def temp_cache(_session_cache, monkeypatch):
     """EXPLAINER_CACHE in a temporary folder, for tests that write caches (the embedding map's axes)."""
     monkeypatch.setenv("EXPLAINER_CACHE", str(_session_cache))
     return _session_cache
+
+
+# --- the main window (issue 6 tests) --------------------------------------------------------------------------
+@pytest.fixture
+def make_main_window(qtbot):
+    """``make(factory=None, text="", size=(1280, 800), **controller_kw)``: a shown MainWindow on the demo engine
+    (no embedding map unless ``projection=True``), its controller started; closed after the test."""
+    import shiboken6
+
+    from explainer.runtime.controller import Controller, engine_factory
+    from explainer.ui.main_window import MainWindow
+
+    made = []
+
+    def make(factory=None, *, text="", size=(1280, 800), **controller_kw):
+        controller_kw.setdefault("projection", False)
+        controller = Controller(factory or engine_factory(demo=True), **controller_kw)
+        w = MainWindow(controller, text=text)
+        qtbot.addWidget(w)
+        w.resize(*size)
+        w.show()
+        controller.start()
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        if shiboken6.isValid(w):
+            w.close()
+
+
+def wait_for_result(qtbot, window, text=None, timeout=20000):
+    """Until the window shows a result (for ``text``, if given) and the controller is idle."""
+    qtbot.waitUntil(lambda: window.result is not None and (text is None or window.result.text == text)
+                    and not window.controller.busy, timeout=timeout)
+
+
+@pytest.fixture
+def wait_result(qtbot):
+    return lambda window, text=None, timeout=20000: wait_for_result(qtbot, window, text, timeout)

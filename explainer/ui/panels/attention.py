@@ -300,6 +300,38 @@ class AttentionPanel(Panel):
             self.headSelected.emit(self.layer, self.head)
         ev.accept()
 
+    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    def scene_state(self) -> dict:
+        return {"layer": self.layer, "head": self.head, "average": self.average, "hide_sink": self.hide_first,
+                "tab": self.tabs.currentIndex()}
+
+    def apply_scene_state(self, state: dict) -> None:
+        if isinstance(state.get("average"), bool):
+            self.set_average(state["average"])
+        if isinstance(state.get("hide_sink"), bool):
+            self.set_hide_first(state["hide_sink"])
+        tab = state.get("tab")
+        if isinstance(tab, int) and not isinstance(tab, bool) and 0 <= tab < self.tabs.count():
+            self.tabs.setCurrentIndex(tab)
+        layer, head = state.get("layer"), state.get("head")
+        if isinstance(layer, int) and not isinstance(layer, bool) and layer >= 0:
+            self.layer = layer  # clipped to the model by refresh
+        if isinstance(head, int) and not isinstance(head, bool) and head >= 0:
+            self.head = head
+        if self.result is not None:
+            self.refresh()
+
+    def export_data(self) -> dict:
+        labels = [t.display for t in self.result.tokens] if self.result is not None else []
+        return {"matrix": np.asarray(self.current_matrix()), "row_labels": labels, "col_labels": labels,
+                "layer": self.layer + 1, "head": "average" if self.average else self.head + 1,
+                "first_token_hidden": self.hide_first}
+
+    def caption_extra(self) -> str:
+        what = (f"attention, layer {self.layer + 1}, " +
+                ("average of heads" if self.average else f"head {self.head + 1}"))
+        return what + (", first token hidden" if self.hide_first else "")
+
 
 def token_font(base, min_pt: float):
     """``base`` at ``min_pt`` points or more: token labels must be readable on a projector."""

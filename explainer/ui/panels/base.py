@@ -3,6 +3,11 @@
 A panel takes an immutable ``AnalysisResult`` in ``set_result`` and only draws it. Linking: a panel emits
 ``tokenHovered(position)`` / ``tokenSelected(position)`` (position = index into ``result.tokens``, -1 for none);
 the main window forwards them to every panel's ``highlight_token`` / ``select_position``.
+
+Scenes and export: ``scene_state() -> dict`` / ``apply_scene_state(dict)`` save and restore a panel's own controls
+(layer, sliders…; the text, settings and selected position belong to the scene itself), ``export_data() -> dict``
+gives the numbers behind the view and ``caption_extra()`` what an exported picture's caption adds. The defaults
+save nothing, export the tokens, and name the panel.
 """
 from __future__ import annotations
 
@@ -81,3 +86,25 @@ class Panel(QWidget):
 
     def set_help_visible(self, visible: bool) -> None:
         self._help_button.setChecked(visible)
+
+    # --- scenes and export (issue 6) ---------------------------------------------------------------------------
+    def scene_state(self) -> dict:
+        """What a saved scene needs to show this panel the same way again (JSON-able); {} when nothing."""
+        return {}
+
+    def apply_scene_state(self, state: dict) -> None:
+        """Show ``state`` (from :meth:`scene_state`, perhaps from an older version: ignore unknown keys and bad
+        values). May be called before the first result arrives and again after it."""
+
+    def export_data(self) -> dict:
+        """The numbers behind the view, for ``ui.export.export_data``: ``rows`` (list of dicts) and/or
+        ``matrix`` with ``row_labels`` / ``col_labels``. Default: the analysed tokens and their ids."""
+        r = self.result
+        if r is None:
+            return {"rows": []}
+        return {"rows": [{"position": i, "token": t.display, "id": int(t.id), "start": t.start, "end": t.end,
+                          "special": bool(t.special)} for i, t in enumerate(r.tokens)]}
+
+    def caption_extra(self) -> str:
+        """What a caption should say about this view besides model and text (e.g. "layer 3, head 5")."""
+        return self.title

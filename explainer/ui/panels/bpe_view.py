@@ -349,6 +349,30 @@ class BpePanel(Panel):
             text += f" · <span style='color:{th.WARNING}'>{len(t.dropped)} byte(s) have no token</span>"
         self.bytes_summary.setText(text + ". Plain ASCII takes 1 byte per character; accented Latin letters 2; most CJK 3; emoji 4.")
 
+    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    def scene_state(self) -> dict:
+        return {"word": self.word, "tab": self.tabs.currentIndex(), "step": self.step}
+
+    def apply_scene_state(self, state: dict) -> None:
+        if isinstance(state.get("word"), str) and state["word"]:
+            self.set_word(state["word"])
+        tab = state.get("tab")
+        if isinstance(tab, int) and not isinstance(tab, bool) and 0 <= tab < self.tabs.count():
+            self.tabs.setCurrentIndex(tab)
+        step = state.get("step")
+        if isinstance(step, int) and not isinstance(step, bool):
+            self.set_step(step)
+
+    def export_data(self) -> dict:
+        rows = [{"step": 0, "merge": "", "rank": None, "ids": " ".join(map(str, self.ids_at(0))) if self.word else ""}]
+        for k, s in enumerate(self.steps, 1):
+            rows.append({"step": k, "merge": f"{part_label(s.left)} + {part_label(s.right)}", "rank": s.rank,
+                         "ids": " ".join(map(str, s.ids))})
+        return {"rows": rows, "word": self.word}
+
+    def caption_extra(self) -> str:
+        return f"“{self.word}”: {self.tabs.tabText(self.tabs.currentIndex())}"
+
 
 def _incomplete(data: bytes) -> bool:
     try:

@@ -333,6 +333,24 @@ class ChatTemplatePanel(Panel):
         kind = "a <b>special token</b>: one id that marks a turn, not text" if t.special else "ordinary text"
         return (f"<b>{html.escape(visible_text(t.text))}</b> &nbsp; id <b>{t.id}</b><br>{kind}")
 
+    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    def scene_state(self) -> dict:
+        return {"messages": [{"role": m.role, "content": m.content} for m in self.messages()],
+                "generation": self.generation.isChecked()}
+
+    def apply_scene_state(self, state: dict) -> None:
+        if isinstance(state.get("generation"), bool):
+            self.generation.setChecked(state["generation"])
+        msgs = state.get("messages")
+        if isinstance(msgs, list) and all(isinstance(m, dict) and isinstance(m.get("role"), str)
+                                          and isinstance(m.get("content"), str) for m in msgs):
+            self.set_messages([{"role": m["role"], "content": m["content"]} for m in msgs])
+
+    def export_data(self) -> dict:
+        toks = self.tokenization.tokens if self.tokenization else ()
+        return {"rows": [{"index": i, "token": t.text if t.special else t.display, "id": int(t.id),
+                          "special": bool(t.special)} for i, t in enumerate(toks)], "text": self.text}
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the panel alone; "Send to editor" analyses the text (special tokens parsed) with the demo engine."""

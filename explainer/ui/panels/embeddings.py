@@ -205,6 +205,31 @@ class EmbeddingsPanel(Panel):
         self.select_position(position)
         self.tokenSelected.emit(position)
 
+    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    def scene_state(self) -> dict:
+        return {"layer": self.layer, "path": self.path_box.isChecked()}
+
+    def apply_scene_state(self, state: dict) -> None:
+        if isinstance(state.get("path"), bool):
+            self.path_box.setChecked(state["path"])
+        layer = state.get("layer")
+        if isinstance(layer, int) and not isinstance(layer, bool) and layer >= 0:
+            if self.result is None and layer > self.slider.maximum():  # no model yet: refresh clips it later
+                self.slider.blockSignals(True)
+                self.slider.setMaximum(layer)
+                self.slider.blockSignals(False)
+            self.set_layer(min(layer, self.slider.maximum()))
+
+    def export_data(self) -> dict:
+        r, xy = self.result, self.coordinates()
+        rows = [] if r is None else [
+            {"position": i, "token": r.tokens[i].display, "id": int(r.ids[i]), "x": float(xy[i, 0]),
+             "y": float(xy[i, 1])} for i in range(min(len(xy), r.n_tokens))]
+        return {"rows": rows, "layer": self.layer}
+
+    def caption_extra(self) -> str:
+        return f"embeddings map, {layer_name(self.layer)}"
+
 
 def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -272,6 +272,28 @@ class HeadRolesPanel(Panel):
             self.set_role(ROLES[col])
             self._on_grid_clicked(*item.data(Qt.UserRole))
 
+    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    def scene_state(self) -> dict:
+        return {"role": self.role, "source": self.source}
+
+    def apply_scene_state(self, state: dict) -> None:
+        if state.get("role") in ROLES:
+            self.set_role(state["role"])
+        if state.get("source") in (LIVE, REFERENCE):
+            self.set_source(state["source"])
+
+    def export_data(self) -> dict:
+        scores = self.current_scores()
+        if scores is None:
+            return {"matrix": np.zeros((0, 0)), "role": self.role}
+        m = scores.role(self.role)
+        return {"matrix": m, "row_labels": [f"layer {i + 1}" for i in range(m.shape[0])],
+                "col_labels": [f"head {j + 1}" for j in range(m.shape[1])], "role": self.role, "source": self.source}
+
+    def caption_extra(self) -> str:
+        src = "this text" if self.source == LIVE else "reference test"
+        return f"head roles: {ROLE_LABELS[self.role]} ({src})"
+
 
 def _demo_panel() -> HeadRolesPanel:
     """For ``python -m``: the reference test runs on its own copy of the same model, in the background."""

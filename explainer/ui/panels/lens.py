@@ -251,6 +251,27 @@ class LensPanel(tc.TokenLabels, Panel):
             item.setToolTip(f"id {tid}")
             self.nb_table.setItem(i, 1, item)
 
+    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    def export_data(self) -> dict:
+        lz = self.lens
+        if lz is None:
+            return {"rows": []}
+        rows = []
+        for layer in range(lz.n_rows):
+            row = {"layer": layer}
+            for c in range(lz.top_ids.shape[1]):
+                row[f"guess_{c + 1}"] = self.token_text(int(lz.top_ids[layer, c]))
+                row[f"p_{c + 1}"] = float(lz.top_probs[layer, c])
+            if lz.next_id >= 0:
+                row["next_token_rank"], row["next_token_p"] = int(lz.next_rank[layer]), float(lz.next_prob[layer])
+            rows.append(row)
+        return {"rows": rows, "position": lz.position,
+                "next_token": self.token_text(lz.next_id) if lz.next_id >= 0 else None}
+
+    def caption_extra(self) -> str:
+        r, pos = self.result, self.position
+        return f"logit lens after “{tc.position_label(r, pos)}” (position {pos})" if pos >= 0 else "logit lens"
+
 
 if __name__ == "__main__":
     from explainer.ui.panels._run_alone import run_alone

@@ -332,6 +332,44 @@ class NextTokenPanel(Panel):
         if 0 <= row < len(self._row_ids):
             self.candidateChosen.emit(self._row_ids[row])
 
+    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    def scene_state(self) -> dict:
+        t, k, p = self.sampling_settings()
+        state = {"temperature": t, "top_k": k, "top_p": p}
+        if self.selected_position >= 0:
+            state["position"] = self.selected_position  # the window links it to every panel
+        return state
+
+    def apply_scene_state(self, state: dict) -> None:
+        for key, slider, kind in (("temperature", self.temperature, float), ("top_k", self.top_k, int),
+                                  ("top_p", self.top_p, float)):
+            v = state.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                slider.setValue(kind(min(max(v, slider.minimum()), slider.maximum())))
+        pos = state.get("position")
+        if isinstance(pos, int) and not isinstance(pos, bool) and self.result is not None \
+                and -1 <= pos < self.result.n_tokens:
+            self.select_position(pos)
+
+    def export_data(self) -> dict:
+        r = self.result
+        if r is None or r.n_tokens == 0:
+            return {"rows": []}
+        pos = self.position
+        smp = self.sampled_distribution()
+        rows = [{"rank": k + 1, "token": self._label(int(i)), "id": int(i), "probability": float(p),
+                 "sampling_probability": float(smp[int(i)])}
+                for k, (i, p) in enumerate(zip(r.top_ids[pos], r.top_probs[pos]))]
+        t, k, p = self.sampling_settings()
+        return {"rows": rows, "position": pos, "temperature": t, "top_k": k, "top_p": p}
+
+    def caption_extra(self) -> str:
+        r, pos = self.result, self.position
+        where = "at the end" if r is None or pos == r.n_tokens - 1 else f"after token {pos}"
+        t, k, p = self.sampling_settings()
+        extra = "" if (t, k, p) == (1.0, 0, 1.0) else f" (temperature {t:g}, top-k {k}, top-p {p:g})"
+        return f"next token {where}{extra}"
+
 
 if __name__ == "__main__":
     from explainer.ui.panels._run_alone import run_alone

@@ -390,6 +390,16 @@ class TokenizersComparePanel(Panel):
                 f"characters {tok.start + 1}–{tok.end}"]
         return "<br>".join(rows)
 
+    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    def export_data(self) -> dict:
+        rows = [{"tokenizer": name, "index": i, "token": t.display, "id": int(t.id), "start": t.start, "end": t.end}
+                for name in self.names if name in self.tokenizations
+                for i, t in enumerate(self.tokenizations[name].tokens)]
+        return {"rows": rows, "counts": self.counts()}
+
+    def caption_extra(self) -> str:
+        return "tokenizers side by side: " + ", ".join(f"{SHORT_NAMES[n]} {k}" for n, k in self.counts().items())
+
 
 if __name__ == "__main__":
     from explainer.ui.panels._run_alone import run_alone

@@ -310,6 +310,32 @@ class TokensPanel(Panel):
                         f"not among the model's top {len(prev)} guesses")
         return "<br>".join(rows)
 
+    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    def scene_state(self) -> dict:
+        return {"tokenizer": self.tokenizer_name, "surprisal_heat": self.heat.isChecked()}
+
+    def apply_scene_state(self, state: dict) -> None:
+        if isinstance(state.get("tokenizer"), str):
+            self.set_tokenizer(state["tokenizer"])
+        if isinstance(state.get("surprisal_heat"), bool):
+            self.set_heat(state["surprisal_heat"])
+
+    def export_data(self) -> dict:
+        r, model = self.result, self.is_model_tokenizer
+        rows = []
+        for i, t in enumerate(self._tokens):
+            row = {"position": i, "token": t.display, "id": int(t.id), "start": t.start, "end": t.end,
+                   "special": bool(t.special)}
+            if model and r is not None and i < r.n_tokens:
+                p = float(r.token_prob[i])
+                row |= {"probability": None if math.isnan(p) else p,
+                        "surprisal_bits": None if math.isnan(p) else float(r.surprisal_bits[i])}
+            rows.append(row)
+        return {"rows": rows, "tokenizer": self.tokenizer_name}
+
+    def caption_extra(self) -> str:
+        return f"tokens ({dict(TOKENIZERS)[self.tokenizer_name]})"
+
 
 if __name__ == "__main__":
     from explainer.ui.panels._run_alone import run_alone

@@ -256,6 +256,29 @@ class WalkthroughPanel(Panel):
         if 0 <= row <= self.query:
             self.tokenHovered.emit(row)
 
+    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    def scene_state(self) -> dict:
+        return {"layer": self.layer, "head": self.head}
+
+    def apply_scene_state(self, state: dict) -> None:
+        layer, head = state.get("layer", self.layer), state.get("head", self.head)
+        if all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (layer, head)):
+            self.set_head(layer, head)
+
+    def export_data(self) -> dict:
+        w, r = self.walk, self.result
+        if w is None:
+            return {"rows": []}
+        rows = [{"key_position": k, "key_token": tc.position_label(r, k), "q_dot_k": float(w.scores[k]),
+                 "scaled": float(w.scaled[k]), "weight": float(w.weights[k])} for k in range(w.query + 1)]
+        return {"rows": rows, "layer": w.layer + 1, "head": w.head + 1, "query_position": w.query,
+                "query_token": tc.position_label(r, w.query), "output": w.output}
+
+    def caption_extra(self) -> str:
+        r, q = self.result, self.query
+        tok = f", query “{tc.position_label(r, q)}”" if q >= 0 else ""
+        return f"attention step by step, layer {self.layer + 1}, head {self.head + 1}{tok}"
+
 
 def _vec(v: np.ndarray, n: int) -> str:
     return "[" + ", ".join(tc.num(x) for x in v[:n]) + (", …]" if v.size > n else "]")

@@ -1,0 +1,364 @@
+"""Presenter mode (F11, View ▸ Presenter mode): the window as a lecturer shows it on a projector.
+
+Full screen, every font ×1.6 (``theme.PRESENTER_SCALE``), a high-contrast variant of the theme, no menu bar,
+status bar or "What am I seeing?" texts, and the keyboard drives it:
+
+- PageDown / PageUp (what a presentation clicker sends), or N / P outside a text field: next / previous scene of
+  the lecture set; the scene's title and note show in a caption strip at the bottom;
+- Ctrl+= / Ctrl+- / Ctrl+0: zoom in / out / back (also outside presenter mode);
+- arrow keys in the attention panel: layer and head (the panel's own keys);
+- Esc or F11: back to the normal window, as it was.
+
+Fonts: the application font is scaled (everything that inherits it follows), so are widgets with a font of
+their own, table rows, and the fonts that the custom-drawn views (token chips, bars, badges, byte strip) keep
+in attributes (``CACHED_FONTS``; a view added later with its own cached font belongs in that table).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QAction, QFont, QFontMetricsF, QKeySequence
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QFrame, QLabel, QLineEdit, QMainWindow,
+                               QPlainTextEdit, QTableView, QTextEdit, QVBoxLayout, QWidget)
+
+from explainer.ui import theme as th
+
+ZOOM_STEP, ZOOM_MIN, ZOOM_MAX = 1.15, 0.6, 3.0
+# class name → (font attribute, its QFontMetricsF attribute or None), for views that keep fonts they paint with
+CACHED_FONTS = {
+    "ChipView": (("_font", "_fm"), ("_small", "_fm_small")),
+    "BarsView": (("_font", "_fm"), ("_small", "_fm_small")),
+    "TopBars": (("_font", "_fm"),),
+    "BadgeGrid": (("_font", None),),
+    "ByteStrip": (("_big", "_fm_big"), ("_chip", "_fm_chip"), ("_small", "_fm_small"), ("_mono", "_fm_mono")),
+}
+_BASE_FONTS = "_presenter_base_fonts"
+# Presenter mode shows a scene's live panel large: (its share of its column, what else is hidden). The heatmap and
+# the map take their whole column (the other panel of it is hidden); the token chips and the next-token bars take
+# the whole width (the attention / embeddings column is hidden): at 1.6× fonts four panels do not fit a projector.
+EMPHASIS = {"attention": (1.0, "sibling"), "embeddings": (1.0, "sibling"), "next_token": (0.65, "column"),
+            "tokens": (0.45, "column")}
+EDITOR_LINES = 4  # presenter mode shows at most this many lines of the editor's text
+EMPHASIS_WIDTH = 0.6  # the emphasised column's share of the width, when both columns show
+
+
+def high_contrast(theme: th.Theme) -> th.Theme:
+    """The same theme (same name, so the rest of the app treats it alike) with pure black / white and stronger
+    secondary text and grid lines: projectors wash out greys."""
+    if theme.is_dark:
+        return replace(theme, background="#000000", surface="#0b0c0e", text="#ffffff", muted="#d0d4da",
+                       grid="#6b717b")
+    return replace(theme, background="#ffffff", surface="#ffffff", text="#000000", muted="#30343a", grid="#8a9099")
+
+
+# --- fonts ------------------------------------------------------------------------------------------------------
+def _scaled(font: QFont, scale: float) -> QFont:
+    f = QFont(font)
+    if font.pointSizeF() > 0:
+        f.setPointSizeF(font.pointSizeF() * scale)
+    elif font.pixelSize() > 0:
+        f.setPixelSize(max(1, round(font.pixelSize() * scale)))
+    return f
+
+
+def _cached_font_attrs(w: QWidget):
+    for cls in type(w).__mro__:
+        if cls.__name__ in CACHED_FONTS:
+            return CACHED_FONTS[cls.__name__]
+    return ()
+
+
+def apply_font_scale(root: QWidget, scale: float, app: QApplication | None = None) -> None:
+    """Scale every font under ``root`` (and the application font) to ``scale`` × its original size; 1 restores."""
+    app = app or QApplication.instance()
+    base = getattr(app, _BASE_FONTS, None)
+    if base is None:
+        base = QFont(app.font())
+        setattr(app, _BASE_FONTS, base)
+    app.setFont(_scaled(base, scale))
+    sheet = app.styleSheet()
+    if sheet:  # widgets polished by a style sheet keep the font they had: polish them again
+        app.setStyleSheet("")
+        app.setStyleSheet(sheet)
+    for w in [root] + root.findChildren(QWidget):
+        originals = w.__dict__.setdefault(_BASE_FONTS, {})
+        if w.testAttribute(Qt.WA_SetFont) or "" in originals:
+            originals.setdefault("", QFont(w.font()))
+            w.setFont(_scaled(originals[""], scale))
+        attrs = _cached_font_attrs(w)
+        for font_attr, fm_attr in attrs:
+            f = getattr(w, font_attr, None)
+            if isinstance(f, QFont):
+                originals.setdefault(font_attr, QFont(f))
+                new = _scaled(originals[font_attr], scale)
+                setattr(w, font_attr, new)
+                if fm_attr:
+                    setattr(w, fm_attr, QFontMetricsF(new))
+        if attrs:
+            _relayout(w)
+        if isinstance(w, QTableView):
+            header = w.verticalHeader()
+            originals.setdefault("rows", header.defaultSectionSize())
+            header.setDefaultSectionSize(max(8, round(originals["rows"] * scale)))
+    from explainer.ui.panels.base import Panel
+
+    for p in [root] + root.findChildren(Panel):
+        if isinstance(p, Panel):
+            p.refresh()  # panels re-read their fonts (plots, chip sizes, table heights) when they redraw
+
+
+def _relayout(w: QWidget) -> None:
+    """A custom view measured its contents with the old fonts: measure again."""
+    chips = getattr(w, "chips", None)
+    if hasattr(w, "set_rows") and hasattr(w, "row_of") and hasattr(w, "spans"):  # AlignedChipView
+        rows = [[(c, *w.spans[i]) for i, c in enumerate(w.chips) if w.row_of[i] == r] for r in range(len(w.row_names))]
+        w.set_rows(w.row_names, rows, w.n_chars)
+    elif isinstance(chips, list) and hasattr(w, "set_chips"):  # ChipView
+        w.set_chips(list(chips))
+    elif hasattr(w, "rows") and hasattr(w, "_relayout"):  # ByteStrip
+        w._laid_out_width = -1
+        w._relayout()
+    if type(w).__name__ == "TopBars":
+        w.setFixedHeight(w.sizeHint().height())
+    w.updateGeometry()
+    w.update()
+
+
+# --- the caption strip ------------------------------------------------------------------------------------------
+class CaptionStrip(QFrame):
+    """The scene's title and note at the bottom of the window (presenter mode)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("captionStrip")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(16, 6, 16, 8)
+        lay.setSpacing(2)
+        self.title = QLabel()
+        self.title.setTextFormat(Qt.PlainText)
+        f = QFont(self.title.font())
+        f.setPointSizeF(th.LABEL_FONT_PT + 3)
+        f.setBold(True)
+        self.title.setFont(f)
+        self.note = QLabel()
+        self.note.setTextFormat(Qt.PlainText)
+        self.note.setWordWrap(True)
+        f = QFont(self.note.font())
+        f.setPointSizeF(th.LABEL_FONT_PT)
+        self.note.setFont(f)
+        lay.addWidget(self.title)
+        lay.addWidget(self.note)
+        self.hide()
+
+    def set_caption(self, title: str, note: str) -> None:
+        self.title.setText(title)
+        self.note.setText(note)
+        self.note.setVisible(bool(note))
+
+    def set_theme(self, theme: th.Theme) -> None:
+        self.setStyleSheet(f"QFrame#captionStrip {{ background: {theme.surface}; border-top: 2px solid "
+                           f"{th.HIGHLIGHT}; }} QFrame#captionStrip QLabel {{ color: {theme.text}; }}")
+
+    @property
+    def has_caption(self) -> bool:
+        return bool(self.title.text() or self.note.text())
+
+
+# --- presenter mode ---------------------------------------------------------------------------------------------
+class Presenter(QObject):
+    """Owns presenter mode and zoom for a main window. ``next_scene`` / ``previous_scene`` are callables set by
+    the scenes menu."""
+
+    def __init__(self, window: QMainWindow):
+        super().__init__(window)
+        self.main = window
+        self.active = False
+        self.zoom = 1.0
+        self.fullscreen = True  # False: keep the window's size (scripted screenshots)
+        self._saved: dict = {}
+        self.focus_view: str | None = None  # the scene's live panel, given most of the room in presenter mode
+        self._hidden: list[QWidget] = []  # panels hidden to make room for it
+        self.next_scene = self.previous_scene = lambda: None
+        # the caption strip goes under the window's central widget
+        central = window.takeCentralWidget()
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(central, 1)
+        self.caption = CaptionStrip()
+        lay.addWidget(self.caption)
+        window.setCentralWidget(box)
+        self.caption.set_theme(window.theme)
+        self.action = self._action("&Presenter mode", [QKeySequence(Qt.Key_F11)], self.toggle, checkable=True)
+        self.zoom_in_action = self._action("Zoom &in", [QKeySequence("Ctrl+="), QKeySequence.ZoomIn],
+                                           lambda: self.set_zoom(self.zoom * ZOOM_STEP))
+        self.zoom_out_action = self._action("Zoom &out", [QKeySequence("Ctrl+-"), QKeySequence.ZoomOut],
+                                            lambda: self.set_zoom(self.zoom / ZOOM_STEP))
+        self.zoom_reset_action = self._action("&Actual size", [QKeySequence("Ctrl+0")], lambda: self.set_zoom(1.0))
+        window.installEventFilter(self)
+        window.resultShown.connect(self._on_window_result_shown)  # the text may have grown a line
+
+    def _action(self, text: str, keys, slot, checkable: bool = False) -> QAction:
+        a = QAction(text, self.main, checkable=checkable)
+        a.setShortcuts(keys)
+        a.setShortcutContext(Qt.WindowShortcut)
+        a.triggered.connect(lambda *_: slot())
+        self.main.addAction(a)  # works while the menu bar is hidden
+        return a
+
+    def add_menu_actions(self, menu) -> None:
+        for a in (self.action, self.zoom_in_action, self.zoom_out_action, self.zoom_reset_action):
+            menu.addAction(a)
+
+    @property
+    def scale(self) -> float:
+        return (th.PRESENTER_SCALE if self.active else 1.0) * self.zoom
+
+    def set_zoom(self, zoom: float) -> None:
+        self.zoom = min(ZOOM_MAX, max(ZOOM_MIN, float(zoom)))
+        apply_font_scale(self.main, self.scale)
+        self.fit_editor()
+
+    def set_caption(self, title: str, note: str) -> None:
+        self.caption.set_caption(title, note)
+        self.caption.setVisible(self.active and self.caption.has_caption)
+
+    def set_focus_view(self, key: str | None) -> None:
+        """The view a scene brings forward; in presenter mode a live panel among them gets most of the room."""
+        self.focus_view = key
+        self._emphasise()
+
+    def _on_window_result_shown(self, _result) -> None:
+        self.fit_editor()
+
+    def fit_editor(self) -> None:
+        """In presenter mode, make the editor as tall as its text (up to EDITOR_LINES lines): whole lines only, and
+        the rest of the screen for the views."""
+        w = self.main
+        if not self.active or not hasattr(w, "vsplit"):
+            return
+        ed = w.editor
+        fm, width = ed.fontMetrics(), max(1, ed.viewport().width() - 8)
+        block, lines = ed.document().begin(), 0
+        while block.isValid() and lines < EDITOR_LINES:
+            lines += max(1, math.ceil(fm.horizontalAdvance(block.text()) / width))
+            block = block.next()
+        chrome = ed.height() - ed.viewport().height() + 2 * ed.document().documentMargin()
+        top = w.vsplit.widget(0)
+        extra = top.height() - ed.height() if top.height() > ed.height() else 12
+        need = int(min(max(lines, 1), EDITOR_LINES) * fm.lineSpacing() + chrome + extra + 4)
+        total = sum(w.vsplit.sizes())
+        if total > need:
+            w.vsplit.setSizes([need, total - need])
+
+    def _emphasise(self) -> None:
+        w, key = self.main, self.focus_view
+        self.fit_editor()
+        self._show_hidden()
+        if not self.active or key not in EMPHASIS:
+            return
+        panel, (share, hide) = w.panels[key], EMPHASIS[key]
+        col = w.left_split if w.left_split.indexOf(panel) >= 0 else w.right_split
+        other_col = w.right_split if col is w.left_split else w.left_split
+        hidden = [other_col] if hide == "column" else [col.widget(i) for i in range(col.count())
+                                                        if col.widget(i) is not panel]
+        for widget in hidden:
+            if widget.isVisibleTo(w):
+                widget.hide()
+                self._hidden.append(widget)
+        if hide != "column":
+            total = sum(w.hsplit.sizes()) or 1000
+            wide, narrow = round(total * EMPHASIS_WIDTH), round(total * (1 - EMPHASIS_WIDTH))
+            w.hsplit.setSizes([wide, narrow] if col is w.left_split else [narrow, wide])
+        if share < 1.0:
+            tot = sum(col.sizes()) or 1000
+            sizes = [round(tot * (1 - share))] * col.count()
+            sizes[col.indexOf(panel)] = round(tot * share)
+            col.setSizes(sizes)
+
+    def _show_hidden(self) -> None:
+        for widget in self._hidden:
+            widget.show()
+        self._hidden = []
+
+    def on_theme_changed(self, theme: th.Theme) -> None:
+        self.caption.set_theme(theme)
+
+    # --- entering and leaving -------------------------------------------------------------------------------
+    def toggle(self) -> None:
+        self.leave() if self.active else self.enter()
+
+    def enter(self) -> None:
+        if self.active:
+            return
+        w = self.main
+        self._saved = {"theme": w.theme, "help": w.help_action.isChecked(), "menu": not w.menuBar().isHidden(),
+                       "status": not w.statusBar().isHidden(), "geometry": w.saveGeometry(),
+                       "state": w.windowState(),
+                       "splitters": {k: sp.saveState() for k, sp in getattr(w, "splitters", {}).items()}}
+        self.active = True
+        w.set_help_visible(False)
+        w.menuBar().hide()
+        w.statusBar().hide()
+        w.set_theme(high_contrast(w.theme))
+        apply_font_scale(w, self.scale)
+        self.caption.setVisible(self.caption.has_caption)
+        self.action.setChecked(True)
+        if self.fullscreen:
+            w.showFullScreen()
+        self._emphasise()
+        QApplication.instance().installEventFilter(self)
+
+    def leave(self) -> None:
+        if not self.active:
+            return
+        w, s = self.main, self._saved
+        QApplication.instance().removeEventFilter(self)
+        self.active = False
+        self.caption.hide()
+        apply_font_scale(w, self.scale)
+        w.set_theme(s["theme"])
+        w.set_help_visible(s["help"])
+        w.menuBar().setVisible(s["menu"])
+        w.statusBar().setVisible(s["status"])
+        self.action.setChecked(False)
+        self._show_hidden()
+        for k, state in s["splitters"].items():
+            w.splitters[k].restoreState(state)
+        if w.isFullScreen() and not (s["state"] & Qt.WindowFullScreen):
+            w.setWindowState(s["state"])
+            if not (s["state"] & Qt.WindowMaximized):
+                w.restoreGeometry(s["geometry"])
+
+    # --- keys -----------------------------------------------------------------------------------------------------
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.main and event.type() == QEvent.Close:
+            self.leave()  # the window saves its normal layout, theme and help switch
+            return False
+        if not self.active or event.type() != QEvent.KeyPress or not isinstance(obj, QWidget) \
+                or obj.window() is not self.main or event.modifiers() & (Qt.ControlModifier | Qt.AltModifier):
+            return False
+        key = event.key()
+        typing = _is_text_input(QApplication.focusWidget())
+        if key == Qt.Key_PageDown or (key == Qt.Key_N and not typing):
+            self.next_scene()
+        elif key == Qt.Key_PageUp or (key == Qt.Key_P and not typing):
+            self.previous_scene()
+        elif key == Qt.Key_Escape:
+            self.leave()
+        else:
+            return False
+        return True
+
+
+def _is_text_input(w: QWidget | None) -> bool:
+    if isinstance(w, (QLineEdit, QAbstractSpinBox)):
+        return True
+    if isinstance(w, QComboBox):
+        return w.isEditable()
+    if isinstance(w, (QPlainTextEdit, QTextEdit)):
+        return not w.isReadOnly()
+    return False

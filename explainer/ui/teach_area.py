@@ -1,0 +1,358 @@
+"""The window's views as tabs under the editor: "Live" (the four linked panels) and the teaching views.
+
+::
+
+    editor
+    ┌ Live │ Side by side │ Tokens are not letters │ Head roles │ Attention step by step │ Logit lens │ Chat ┐
+    │  the tab's view                                                                                      │
+
+Every view shows the newest ``AnalysisResult`` and follows the linked hover / selection of the live panels. A
+teaching view that is not on screen is brought up to date when its tab is shown (the logit lens alone costs tens
+of milliseconds per result; a hidden view must not slow typing down). Head selection is linked: choosing a head in
+the attention panel, the walk-through or the head roles chooses it in all three (the attention panel is the
+reference). The word under the editor's cursor goes to "Tokens are not letters". The chat view's "Send to
+editor" puts its ChatML text in the editor with special tokens parsed and no start token.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QApplication, QMenu, QTabWidget
+
+from explainer.ui.panels.base import Panel
+from explainer.ui.panels.bpe_view import BpePanel
+from explainer.ui.panels.chat_template import ChatTemplatePanel
+from explainer.ui.panels.heads import HeadRolesPanel
+from explainer.ui.panels.lens import LensPanel
+from explainer.ui.panels.tokenizers_compare import TokenizersComparePanel
+from explainer.ui.panels.walkthrough import WalkthroughPanel
+
+log = logging.getLogger(__name__)
+
+LIVE = "live"
+LIVE_PANELS = ("tokens", "next_token", "attention", "embeddings")
+# key, tab label, panel class, tooltip
+VIEWS = (
+    ("compare", "Side by side", TokenizersComparePanel, "The text cut by three tokenizers, lined up"),
+    ("bpe", "Tokens are not letters", BpePanel, "The word under the cursor: variants, BPE merges, bytes"),
+    ("heads", "Head roles", HeadRolesPanel, "Which heads copy, look back, or park on the first token"),
+    ("walkthrough", "Attention step by step", WalkthroughPanel, "One head's computation with the real numbers"),
+    ("lens", "Logit lens", LensPanel, "What each layer would predict"),
+    ("chat", "Chat template", ChatTemplatePanel, "How a conversation becomes one stream of tokens"),
+)
+ALIASES = {"side_by_side": "compare", "tokenizers": "compare", "tokens_are_not_letters": "bpe",
+           "variants": "bpe", "merges": "bpe", "head_roles": "heads", "attention_step_by_step": "walkthrough",
+           "walk": "walkthrough", "logit_lens": "lens", "chat_template": "chat", "next": "next_token",
+           "probabilities": "next_token", "embedding": "embeddings"}
+CURSOR_WORD_MS = 150
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # as the BPE view splits words
+
+
+def view_key(name: str) -> str | None:
+    """A view's key from a key, a label or an alias ("Head roles", "head-roles", "heads"); None if unknown."""
+    k = re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+    k = ALIASES.get(k, k)
+    labels = {re.sub(r"\s+", "_", label.lower()): key for key, label, _, _ in VIEWS}
+    k = labels.get(k, k)
+    return k if k == LIVE or k in LIVE_PANELS or any(k == v[0] for v in VIEWS) else None
+
+
+def word_at(text: str, pos: int) -> str:
+    """The word touching position ``pos`` of ``text`` (the cursor just after a word counts), or ""."""
+    for m in _WORD.finditer(text):
+        if m.start() <= pos <= m.end():
+            return m.group()
+        if m.start() > pos:
+            break
+    return ""
+
+
+class TeachArea(QTabWidget):
+    viewChanged = Signal(str)  # "live" or a teaching view's key
+
+    def __init__(self, window, settings: QSettings | None = None):
+        super().__init__()
+        self.main = window
+        self._settings = settings
+        self.setObjectName("teachArea")
+        self.setDocumentMode(True)
+        self.tabBar().setFocusPolicy(Qt.NoFocus)
+        self.panels: dict[str, Panel] = {key: cls() for key, _, cls, _ in VIEWS}
+        self.keys = [LIVE] + [key for key, *_ in VIEWS]
+        # the live splitter moves from the window's vertical splitter into the first tab
+        vsplit, live = window.vsplit, window.hsplit
+        index, state = vsplit.indexOf(live), vsplit.saveState()  # sizes restored from the last session
+        self.addTab(live, "Live")
+        self.setTabToolTip(0, "Tokens, next token, attention and embeddings, linked")
+        for key, label, _, tip in VIEWS:
+            self.setTabToolTip(self.addTab(self.panels[key], label), tip)
+        vsplit.insertWidget(index, self)
+        vsplit.restoreState(state)
+        self._linking = False
+        self._cursor_word = ""  # the last word sent to the BPE view (or skipped)
+        self._cursor_timer = QTimer(self, singleShot=True, interval=CURSOR_WORD_MS)
+        self._cursor_timer.timeout.connect(self._on_cursor_timer_timeout)
+        self.view_actions: dict[str, QAction] = {}
+        self.last_live = "attention"  # the live panel last clicked or focused (what "export this view" means)
+        for p in self.panels.values():
+            p.set_theme(window.theme)
+            p.set_help_visible(window.help_action.isChecked())
+        self._connect()
+
+    # --- wiring -------------------------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        w = self.main
+        self.currentChanged.connect(self._on_current_changed)
+        w.installEventFilter(self)  # its Close: stop the cursor-word timer
+        w.resultShown.connect(self._on_window_result_shown)
+        w.help_action.toggled.connect(self._on_help_toggled)
+        w.editor.cursorPositionChanged.connect(self._cursor_timer.start)
+        w.controller.modelLoaded.connect(self._on_controller_model_loaded)
+        for p in w.panels.values():
+            p.tokenHovered.connect(self._on_live_token_hovered)
+            p.tokenSelected.connect(self._on_live_token_selected)
+            p.tokenSelected.connect(lambda _pos, p=p: self._note_live_panel(p))
+        w.attention.headSelected.connect(lambda *_: self._note_live_panel(w.attention))
+        w.embeddings.layerChanged.connect(lambda *_: self._note_live_panel(w.embeddings))
+        w.next_token.candidateChosen.connect(lambda *_: self._note_live_panel(w.next_token))
+        QApplication.instance().focusChanged.connect(self._on_app_focus_changed)
+        for p in self.panels.values():
+            p.tokenHovered.connect(self._on_teach_token_hovered)
+            p.tokenSelected.connect(self._on_teach_token_selected)
+        w.attention.headSelected.connect(self._on_attention_head_selected)
+        self.panels["walkthrough"].headSelected.connect(self._on_walkthrough_head_selected)
+        self.panels["heads"].headSelected.connect(self._on_heads_head_selected)
+        self.panels["chat"].textRequested.connect(self._on_chat_text_requested)
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.main and event.type() == QEvent.Close:
+            self._cursor_timer.stop()
+        return False
+
+    # --- views --------------------------------------------------------------------------------------------------
+    def current_key(self) -> str:
+        return self.keys[self.currentIndex()]
+
+    def current_panel(self) -> Panel | None:
+        """The teaching view on screen, or None when the live panels are."""
+        return self.panels.get(self.current_key())
+
+    def focused_key(self) -> str:
+        """The view "this view" means: the teaching tab on screen, else the live panel last used."""
+        key = self.current_key()
+        return self.last_live if key == LIVE else key
+
+    def focused_panel(self) -> Panel:
+        key = self.focused_key()
+        return self.panels.get(key) or self.main.panels[key]
+
+    def visible_panels(self) -> dict[str, Panel]:
+        p = self.current_panel()
+        return dict(self.main.panels) if p is None else {self.current_key(): p}
+
+    def all_panels(self) -> dict[str, Panel]:
+        return {**self.main.panels, **self.panels}
+
+    def _note_live_panel(self, panel: Panel) -> None:
+        for key, p in self.main.panels.items():
+            if p is panel:
+                self.last_live = key
+
+    def _on_app_focus_changed(self, _old, new) -> None:
+        live = set(self.main.panels.values())
+        while new is not None:
+            if new in live:
+                self._note_live_panel(new)
+                return
+            new = new.parentWidget()
+
+    def show_view(self, name: str) -> bool:
+        """Bring a view forward: a teaching tab, "live", or a live panel ("attention": the Live tab, and that
+        panel gets the keyboard focus). False when the name is unknown."""
+        key = view_key(name)
+        if key is None:
+            return False
+        if key in LIVE_PANELS:
+            self.setCurrentIndex(0)
+            self.last_live = key
+            panel = self.main.panels[key]
+            if panel.focusPolicy() & Qt.TabFocus:  # the attention panel: its arrow keys pick layer and head
+                panel.setFocus(Qt.OtherFocusReason)
+        else:
+            self.setCurrentIndex(self.keys.index(key))
+        return True
+
+    def add_menu_actions(self, menu: QMenu) -> None:
+        """"Live" and each teaching view as radio items with Ctrl+1…Ctrl+7 (also while the menu bar is hidden)."""
+        group = QActionGroup(self)
+        for i, key in enumerate(self.keys):
+            a = QAction(self.tabText(i), self.main, checkable=True)
+            a.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            a.setData(key)
+            a.setToolTip(self.tabToolTip(i))
+            group.addAction(a)
+            menu.addAction(a)
+            self.main.addAction(a)  # shortcuts keep working with the menu bar hidden (presenter mode)
+            self.view_actions[key] = a
+        group.triggered.connect(lambda a: self.show_view(a.data()))
+        self.view_actions[self.current_key()].setChecked(True)
+
+    def restore_view(self) -> None:
+        s = self._settings
+        if s is not None:
+            self.show_view(str(s.value("view/current", LIVE)))
+
+    # --- bringing a view up to date --------------------------------------------------------------------------------
+    def shared_position(self) -> int:
+        return self.main.next_token.selected_position
+
+    def sync(self, panel: Panel) -> None:
+        """Give ``panel`` the newest result, the linked selection and the linked head."""
+        w, r = self.main, self.main.result
+        pos = self.shared_position()
+        att = w.attention
+        if isinstance(panel, WalkthroughPanel):
+            panel.layer, panel.head = att.layer, att.head
+            drawn = panel.walk
+            if panel.result is r and drawn is not None and (drawn.layer, drawn.head) != (att.layer, att.head):
+                panel.refresh()
+        if isinstance(panel, BpePanel) and self._cursor_word and panel.field.text() != self._cursor_word:
+            panel.set_cursor_word(self._cursor_word)
+        if r is not None and panel.result is not r:
+            panel.selected_position = pos if pos < r.n_tokens else -1
+            panel.hovered_position = -1
+            panel.set_result(r)
+        elif panel.result is not None and panel.selected_position != pos:
+            panel.select_position(pos)
+
+    def sync_visible(self) -> None:
+        p = self.current_panel()
+        if p is not None:
+            self.sync(p)
+
+    def set_theme(self, theme) -> None:
+        for p in self.panels.values():
+            p.set_theme(theme)
+
+    def _on_current_changed(self, index: int) -> None:
+        key = self.keys[index]
+        self.sync_visible()
+        if key in self.view_actions:
+            self.view_actions[key].setChecked(True)
+        if self._settings is not None:
+            self._settings.setValue("view/current", key)
+        self.viewChanged.emit(key)
+
+    def _on_window_result_shown(self, _result) -> None:
+        self.sync_visible()
+
+    def _on_help_toggled(self, visible: bool) -> None:
+        for p in self.panels.values():
+            p.set_help_visible(visible)
+
+    # --- linked tokens --------------------------------------------------------------------------------------------
+    def _on_live_token_hovered(self, position: int) -> None:
+        p = self.current_panel()
+        if p is not None and p.result is not None:
+            p.highlight_token(position)
+
+    def _on_live_token_selected(self, _position: int) -> None:
+        self.sync_visible()  # the window has told the live panels; read the position back from them
+
+    def _on_teach_token_hovered(self, position: int) -> None:
+        for p in self.main.panels.values():
+            p.highlight_token(position)
+
+    def _on_teach_token_selected(self, position: int) -> None:
+        for p in self.main.panels.values():
+            p.select_position(position)
+        self.sync_visible()
+
+    # --- linked heads ---------------------------------------------------------------------------------------------
+    def link_head(self, layer: int, head: int) -> None:
+        """Select head ``head`` of layer ``layer`` (0-based) in the attention panel, the walk-through and the head
+        roles."""
+        if self._linking:
+            return
+        self._linking = True
+        try:
+            att = self.main.attention
+            if (att.layer, att.head) != (layer, head) or att.average:
+                att.select_head(layer, head)  # clips to the model; emits headSelected (ignored: linking)
+            layer, head = att.layer, att.head
+            self.panels["heads"].select_head(layer, head)
+            walk = self.panels["walkthrough"]
+            if walk is self.current_panel():
+                if (walk.layer, walk.head) != (layer, head):
+                    walk.set_head(layer, head)
+            else:
+                walk.layer, walk.head = layer, head  # drawn when its tab is shown
+        finally:
+            self._linking = False
+
+    def _on_attention_head_selected(self, layer: int, head: int) -> None:
+        self.link_head(layer, head)
+
+    def _on_walkthrough_head_selected(self, layer: int, head: int) -> None:
+        self.link_head(layer, head)
+
+    def _on_heads_head_selected(self, layer: int, head: int) -> None:
+        """A badge or a table cell in "Head roles": select it everywhere and open it in the attention panel."""
+        self.link_head(layer, head)
+        self.show_view("attention")
+        self.main.statusBar().showMessage(
+            f"Layer {layer + 1}, head {head + 1} is open in the Attention panel (and in Attention step by step). "
+            "Ctrl+4 goes back to Head roles.", 8000)
+
+    # --- the editor's cursor word -----------------------------------------------------------------------------------
+    def skip_cursor_word(self) -> None:
+        """Treat the word now under the cursor as already sent (a scene sets the BPE view's word itself)."""
+        self._cursor_timer.stop()
+        self._cursor_word = self._word_under_cursor() or self._cursor_word
+
+    def _word_under_cursor(self) -> str:
+        c = self.main.editor.textCursor()
+        return word_at(c.block().text(), c.positionInBlock())
+
+    def _on_cursor_timer_timeout(self) -> None:
+        word = self._word_under_cursor()
+        if not word or word == self._cursor_word:
+            return
+        self._cursor_word = word
+        bpe = self.panels["bpe"]
+        if bpe is self.current_panel():
+            bpe.set_cursor_word(word)  # else when its tab is shown (sync)
+
+    # --- model and chat ---------------------------------------------------------------------------------------------
+    def _on_controller_model_loaded(self, _info) -> None:
+        m = self.main.controller.model
+        if m is None:
+            return
+        lens, chat, heads = self.panels["lens"], self.panels["chat"], self.panels["heads"]
+        lens.result = None  # an older model's result must not meet the new model's tables
+        if m.tokenizer is not None:
+            lens.set_token_decoder(m.tokenizer.token_bytes)
+            chat.set_token_decoder(m.tokenizer.token_bytes)
+        table = getattr(m.projector, "embedding_table", None)
+        if table is not None:
+            lens.set_embedding_table(table)
+        heads.reference = None  # the reference test belongs to the previous model
+        jobs = getattr(self.main, "jobs", None)
+        if jobs is not None and hasattr(m, "info"):
+            from explainer.core import heads as core_heads
+
+            heads.set_reference_runner(lambda: jobs.call_blocking(core_heads.cached_reference_scores))
+        self.sync_visible()
+
+    def _on_chat_text_requested(self, text: str, parse_specials: bool) -> None:
+        from explainer.ui.analysis_menu import set_text_and_settings
+
+        # a chat starts with <|im_start|>, not with a start-of-text token
+        start = not (parse_specials and text.lstrip().startswith("<|im_start|>"))
+        set_text_and_settings(self.main, text, parse_specials=parse_specials, start_token=start)
+        self.main.statusBar().showMessage(
+            "The chat is in the editor: special tokens are read as single tokens, and there is no start-of-text "
+            "token (View menu).", 8000)

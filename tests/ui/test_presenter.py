@@ -1,0 +1,153 @@
+"""Presenter mode: large fonts, high contrast, no chrome, keys for scenes and zoom, and everything back after."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from explainer.ui import theme as th
+from explainer.ui.presenter import high_contrast
+
+TEXT = "The cat sat on the mat."
+
+
+@pytest.fixture
+def window(make_main_window, wait_result):
+    w = make_main_window(text=TEXT)
+    wait_result(w, TEXT)
+    w.presenter.fullscreen = False  # keep the test window's size
+    return w
+
+
+def _sizes(w):
+    chips = w.tokens.view
+    return {"app": QApplication.font().pointSizeF(), "editor": w.editor.font().pointSizeF(),
+            "chips": chips._font.pointSizeF(), "bars": w.next_token.bars._font.pointSizeF(),
+            "title": w.tokens._title.font().pointSizeF(), "table": w.teach.panels["lens"].table.font().pointSizeF()}
+
+
+def test_enter_and_leave_presenter_mode(qtbot, window):
+    w = window
+    before = _sizes(w)
+    chip_w = w.tokens.view.chips[1].width
+    w.set_help_visible(True)
+    w.presenter.enter()
+    assert w.presenter.active and w.presenter.action.isChecked()
+    after = _sizes(w)
+    for k, v in before.items():
+        assert after[k] == pytest.approx(v * th.PRESENTER_SCALE), k
+    assert w.tokens.view.chips[1].width > 1.3 * chip_w  # chips measured again with the larger font
+    assert w.menuBar().isHidden() and w.statusBar().isHidden()
+    assert not w.help_action.isChecked() and not w.tokens._help.isVisibleTo(w)
+    assert w.theme == high_contrast(th.LIGHT) and w.theme.text == "#000000" and w.theme.name == "light"
+    qtbot.keyClick(w.editor, Qt.Key_Escape)
+    assert not w.presenter.active and not w.presenter.action.isChecked()
+    assert _sizes(w) == pytest.approx(before)
+    assert not w.menuBar().isHidden() and not w.statusBar().isHidden()
+    assert w.help_action.isChecked() and w.theme is th.LIGHT
+
+
+def test_f11_toggles_and_dark_stays_dark(qtbot, window):
+    w = window
+    w.set_theme(th.DARK)
+    w.presenter.action.trigger()  # F11 / View ▸ Presenter mode
+    assert w.presenter.active and w.theme.is_dark and w.theme.background == "#000000"
+    w.presenter.action.trigger()
+    assert not w.presenter.active and w.theme is th.DARK
+
+
+def test_scene_keys_change_the_text(qtbot, window, wait_result):
+    w = window
+    lecture = w.scenes.lecture
+    w.presenter.enter()
+    qtbot.keyClick(w.editor, Qt.Key_PageDown)  # from no scene: the first
+    assert w.editor.toPlainText() == lecture[0][1].text
+    assert w.presenter.caption.isVisibleTo(w) and w.presenter.caption.title.text() == lecture[0][1].title
+    qtbot.keyClick(w.editor, Qt.Key_PageDown)
+    assert w.editor.toPlainText() == lecture[1][1].text
+    qtbot.keyClick(w.editor, Qt.Key_PageUp)
+    assert w.editor.toPlainText() == lecture[0][1].text
+    wait_result(w, lecture[0][1].text)
+    w.tokens.setFocus()  # outside a text field, N and P step too
+    qtbot.keyClick(w.tokens, Qt.Key_N)
+    assert w.editor.toPlainText() == lecture[1][1].text
+    qtbot.keyClick(w.tokens, Qt.Key_P)
+    assert w.editor.toPlainText() == lecture[0][1].text
+    w.editor.setFocus()  # in the editor, N is a letter
+    w.editor.moveCursor(w.editor.textCursor().MoveOperation.End)
+    qtbot.keyClick(w.editor, Qt.Key_N)
+    assert w.editor.toPlainText() == lecture[0][1].text + "n"
+    w.presenter.leave()
+    assert w.presenter.caption.isHidden()
+    qtbot.keyClick(w.editor, Qt.Key_PageDown)  # outside presenter mode, PageDown is the editor's again
+    assert w.scenes.index == 0
+
+
+def test_zoom_keys(qtbot, window):
+    w = window
+    base = w.editor.font().pointSizeF()
+    w.presenter.zoom_in_action.trigger()
+    assert w.editor.font().pointSizeF() == pytest.approx(base * 1.15)
+    w.presenter.zoom_out_action.trigger()
+    w.presenter.zoom_out_action.trigger()
+    assert w.editor.font().pointSizeF() == pytest.approx(base / 1.15)
+    w.presenter.zoom_reset_action.trigger()
+    assert w.editor.font().pointSizeF() == pytest.approx(base)
+    shortcuts = {s.toString() for s in w.presenter.zoom_in_action.shortcuts()}
+    assert "Ctrl+=" in shortcuts
+
+
+def test_closing_in_presenter_mode_saves_the_normal_window(qtbot, window):
+    from explainer.ui.main_window import app_settings
+
+    w = window
+    w.set_help_visible(True)
+    w.presenter.enter()
+    w.close()
+    assert str(app_settings().value("view/help")).lower() == "true"
+    assert QApplication.font().pointSizeF() == pytest.approx(getattr(QApplication.instance(),
+                                                                     "_presenter_base_fonts").pointSizeF())
+
+
+def test_a_scenes_live_panel_gets_the_room_in_presenter_mode(qtbot, window, wait_result):
+    from explainer.ui.scenes_ui import find_scene
+
+    w = window
+    w.resize(1600, 1000)
+    qtbot.wait(50)
+    before = {k: sp.sizes() for k, sp in w.splitters.items()}
+    w.presenter.enter()
+    w.scenes.open_lecture(find_scene("sink", w.scenes.lecture)[0])
+    wait_result(w, w.scenes.current.text)
+    qtbot.wait(50)
+    left, right = w.hsplit.sizes()
+    assert right > 1.3 * left and w.embeddings.isHidden() and not w.attention.isHidden()
+    w.scenes.open_lecture(find_scene("bank", w.scenes.lecture)[0])
+    assert not w.embeddings.isHidden() and w.attention.isHidden()
+    w.scenes.open_lecture(find_scene("close", w.scenes.lecture)[0])  # the next-token bars: the whole width
+    assert w.right_split.isHidden() and not w.attention.isHidden() and not w.embeddings.isHidden()
+    w.scenes.open_lecture(find_scene("bank", w.scenes.lecture)[0])
+    assert not w.right_split.isHidden() and w.attention.isHidden()
+    w.presenter.leave()
+    qtbot.wait(50)
+    after = {k: sp.sizes() for k, sp in w.splitters.items()}
+    share = {k: [x / sum(v) for x in v] for k, v in before.items()}
+    assert all(abs(x / sum(after[k]) - y) < 0.01 for k in after for x, y in zip(after[k], share[k])), (before, after)
+    assert not w.right_split.isHidden() and not w.attention.isHidden() and not w.embeddings.isHidden()
+
+
+def test_the_editor_shows_whole_lines_in_presenter_mode(qtbot, window, wait_result):
+    from explainer.ui.scenes_ui import find_scene
+
+    w = window
+    w.resize(1600, 1000)
+    w.presenter.enter()
+    w.scenes.open_lecture(find_scene("in-context", w.scenes.lecture)[0])  # four short lines
+    wait_result(w, w.scenes.current.text)
+    qtbot.wait(50)
+    line = w.editor.fontMetrics().lineSpacing()
+    assert w.editor.viewport().height() >= 4 * line
+    w.scenes.open_lecture(find_scene("close", w.scenes.lecture)[0])  # one line: the views get the room
+    wait_result(w, w.scenes.current.text)
+    qtbot.wait(50)
+    assert line <= w.editor.viewport().height() < 2.6 * line

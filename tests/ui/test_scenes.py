@@ -1,0 +1,173 @@
+"""Scenes in the window: the lecture set, save → load round trips, damaged files, defaults between scenes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from explainer.core.scene import Scene
+from explainer.ui.scenes_ui import find_scene, lecture_set
+from explainer.ui.teach_area import view_key
+
+TEXT = "The cat sat on the mat. The cat sat on the mat."
+LECTURE_KEYWORDS = ("strawberry", "cat", "induction", "sink", "chat", "bank", "hallucination", "context", "close")
+
+
+def test_the_lecture_set_is_complete_and_findable():
+    scenes = lecture_set()
+    assert len(scenes) == 9
+    stems = " ".join(p.stem for p, _ in scenes)
+    assert all(k in stems for k in LECTURE_KEYWORDS)
+    for path, scene in scenes:
+        assert scene.title and scene.text and scene.note, path
+        assert view_key(scene.view) is not None, (path, scene.view)
+    assert find_scene("strawberry", scenes)[1].stem == "01-strawberry"
+    assert find_scene("4", scenes)[1].stem == "04-attention-sink"
+    assert find_scene("Canberra", scenes)[1].stem == "09-close-call"
+    assert find_scene("nothing like this", scenes) is None
+
+
+def test_every_lecture_scene_loads_and_applies(qtbot, make_main_window, wait_result):
+    w = make_main_window(text=TEXT)
+    wait_result(w, TEXT)
+    info = w.result.model
+    for i, (path, scene) in enumerate(w.scenes.lecture):
+        w.scenes.open_lecture(i)
+        wait_result(w, scene.text)
+        assert w.editor.toPlainText() == scene.text, path
+        assert w.result.specials_parsed == scene.parse_specials and w.result.start_token == scene.start_token
+        assert w.teach.focused_key() == view_key(scene.view), path
+        assert w.presenter.caption.title.text() == scene.title
+        att = scene.panels.get("attention", {})
+        if "layer" in att:
+            assert w.attention.layer == min(att["layer"], info.n_layers - 1)
+            assert w.attention.hide_first == att.get("hide_sink", False)
+        if "tokens" in scene.panels:
+            assert w.tokens.heat.isChecked() == scene.panels["tokens"]["surprisal_heat"]
+        if "embeddings" in scene.panels:
+            assert w.embeddings.layer == min(scene.panels["embeddings"]["layer"], info.n_layers)
+        t = scene.panels.get("next_token", {}).get("temperature", 1.0)
+        assert w.next_token.sampling_settings()[0] == pytest.approx(t)
+        assert w.scenes.index == i
+
+
+def test_save_then_load_restores_the_same_view(qtbot, make_main_window, wait_result, tmp_path):
+    w = make_main_window(text=TEXT)
+    wait_result(w, TEXT)
+    teach = w.teach.panels
+    w.tokens.set_heat(True)
+    w.attention.select_head(1, 2)
+    w.attention.set_hide_first(True)
+    w.attention.tabs.setCurrentIndex(1)
+    w.embeddings.set_layer(2)
+    w.next_token.temperature.setValue(1.5)
+    w.next_token.top_k.setValue(10)
+    w.next_token.top_p.setValue(0.8)
+    for p in w.panels.values():
+        p.select_position(4)
+    teach["heads"].set_role("previous_token")
+    teach["chat"].set_messages([{"role": "user", "content": "Hello there"}])
+    teach["chat"].generation.setChecked(False)
+    teach["bpe"].set_word("photosynthesis")
+    teach["bpe"].tabs.setCurrentIndex(1)
+    teach["bpe"].set_step(3)
+    w.controller.set_settings(parse_specials=True)
+    w.teach.show_view("walkthrough")
+    wait_result(w, TEXT)
+    saved_states = {k: p.scene_state() for k, p in w.teach.all_panels().items()}
+    path = tmp_path / "my scene.json"
+    assert w.scenes.save_path(path, "My scene", "A note")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["title"] == "My scene" and data["view"] == "walkthrough" and data["parse_specials"] is True
+
+    # change everything, then load the scene again
+    other = "A different text entirely."
+    w.editor.setPlainText(other)
+    w.tokens.set_heat(False)
+    w.attention.select_head(0, 0)
+    w.attention.set_hide_first(False)
+    w.attention.tabs.setCurrentIndex(0)
+    w.embeddings.set_layer(0)
+    w.next_token.reset_sampling()
+    teach["heads"].set_role("induction")
+    teach["chat"].set_messages([])
+    teach["bpe"].set_word("cat")
+    w.controller.set_settings(parse_specials=False)
+    w.teach.show_view("live")
+    wait_result(w, other)
+
+    assert w.scenes.open_path(path)
+    wait_result(w, TEXT)
+    assert w.editor.toPlainText() == TEXT and w.controller.settings.parse_specials
+    assert w.teach.current_key() == "walkthrough"
+    assert {k: p.scene_state() for k, p in w.teach.all_panels().items()} == saved_states
+    assert (w.attention.layer, w.attention.head) == (1, 2) and w.attention.hide_first
+    walk = teach["walkthrough"]
+    assert (walk.walk.layer, walk.walk.head, walk.walk.query) == (1, 2, 4)
+    assert w.next_token.position == 4 and w.embeddings.layer == 2
+    assert w.next_token.sampling_settings() == pytest.approx((1.5, 10, 0.8))
+    assert w.presenter.caption.title.text() == "My scene" and w.presenter.caption.note.text() == "A note"
+
+
+def test_scenes_do_not_carry_state_into_the_next_one(qtbot, make_main_window, wait_result):
+    w = make_main_window(text=TEXT)
+    wait_result(w, TEXT)
+    i = find_scene("sink", w.scenes.lecture)[0]
+    w.scenes.open_lecture(i)
+    wait_result(w, w.scenes.current.text)
+    w.attention.set_hide_first(True)
+    w.next_token.temperature.setValue(1.8)
+    w.scenes.step(-1)  # the induction scene says nothing about them: defaults again
+    wait_result(w, w.scenes.current.text)
+    assert "nduction" in w.scenes.current.title
+    assert not w.attention.hide_first and w.next_token.sampling_settings() == (1.0, 0, 1.0)
+    w.scenes.index = len(w.scenes.lecture) - 1
+    w.scenes.step(1)  # past the last scene: stays, says so
+    assert "last scene" in w.statusBar().currentMessage()
+
+
+@pytest.mark.parametrize("content, sentence", [
+    (b"this is not json", "not a valid scene file"),
+    (b'{"title": "no text"}', "has no text"),
+    (b'{"text": "x", "version": "seven"}', "version is not a number"),
+    (b'{"text": "x", "version": 99}', "newer explainer"),
+    (b"\xff\xfe\x00garbage", "cannot be read"),
+])
+def test_a_broken_scene_file_gives_a_sentence_not_a_crash(qtbot, make_main_window, wait_result, tmp_path, content,
+                                                         sentence):
+    w = make_main_window(text=TEXT)
+    wait_result(w, TEXT)
+    path = tmp_path / "broken.json"
+    path.write_bytes(content)
+    assert not w.scenes.open_path(path)
+    box = w.scenes.last_dialog
+    assert box is not None and sentence in box.text() and "\n" not in box.text().strip()
+    assert w.editor.toPlainText() == TEXT  # nothing changed
+    box.close()
+    assert not w.scenes.open_path(tmp_path / "missing.json")
+    assert "does not exist" in w.scenes.last_dialog.text()
+
+
+def test_odd_panel_values_in_a_scene_are_ignored(qtbot, make_main_window, wait_result, tmp_path):
+    w = make_main_window(text=TEXT)
+    wait_result(w, TEXT)
+    scene = Scene("Odd", "Odd values here.", view="no such view", panels={
+        "attention": {"layer": "x", "head": -3, "tab": 99, "hide_sink": "yes"},
+        "next_token": {"temperature": "hot", "top_k": 1e9, "position": 10_000},
+        "embeddings": {"layer": 99}, "heads": {"role": "juggler"}, "chat": {"messages": "hello"},
+        "unknown_panel": {"x": 1}})
+    w.scenes.apply(scene)
+    wait_result(w, "Odd values here.")
+    assert w.attention.layer in range(w.result.model.n_layers) and not w.attention.hide_first
+    assert w.next_token.position == w.result.n_tokens - 1 and w.next_token.top_k.value() == 100
+    assert w.embeddings.layer == w.result.model.n_layers
+
+
+def test_app_start_options_fail_with_a_sentence(tmp_path, capsys):
+    from explainer.ui.app import main
+
+    shot = str(tmp_path / "x.png")
+    assert main(["--demo", "--scene", "no such scene", "--screenshot", shot]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["--demo", "--view", "no such view", "--screenshot", shot]) == 2
+    assert "no view called" in capsys.readouterr().err
