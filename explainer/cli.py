@@ -54,6 +54,8 @@ def read_texts(texts: Sequence[str], text_file: str | None) -> list[str]:
             raise UserError(f"The text file {text_file} does not exist; check the path.") from None
         except OSError as e:
             raise UserError(f"The text file {text_file} cannot be read ({e.strerror}).") from None
+        except ValueError:  # issue 7: a NUL in the path (only possible in-process, not from a real argv)
+            raise UserError(f"--text-file {text_file!r} is not a valid path.") from None
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
         return [data.decode("utf-8", errors="replace")]
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--attention", action="store_true", help="include attention [layer][head][query][key] in --json")
     a.add_argument("--max-tokens", type=int, default=1024, metavar="N", help="cut the text after N tokens (default 1024)")
     a.add_argument("--parse-specials", action="store_true", help="treat typed <|im_end|> etc. as special tokens")
+    a.add_argument("--backend", default="torch", choices=("torch", "onnx", "auto"),
+                   help="run the model with torch, ONNX Runtime (exported once) or auto (default torch)")
     a.add_argument("--json", action="store_true", help="print a JSON array, one object per text")
     a.add_argument("--text-file", metavar="PATH", help="read the text from a file, or - for standard input")
     a.add_argument("text", nargs="*", metavar="TEXT")
@@ -165,9 +169,15 @@ def cmd_analyze(args) -> int:
     if args.max_tokens < 1:
         raise UserError("--max-tokens must be at least 1.")
     texts = read_texts(args.text, args.text_file)
-    engine = Engine(args.model, device=args.device, progress=_stderr_progress)
+    engine = Engine(args.model, device=args.device, backend=args.backend, progress=_stderr_progress)
+    if args.backend == "auto":
+        engine.wait_for_backend(_stderr_progress)
+    if engine.notice:
+        sys.stderr.write(f"explainer: {engine.notice}\n")
     k = min(args.top_k, engine.info.vocab_size)
-    results = [engine.analyze(t, start_token=not args.no_start_token, max_tokens=args.max_tokens, top_k=k,
+    # issue 7: never analyse past the model's context (memory grows with T²); "truncated" says it was cut
+    max_tokens = min(args.max_tokens, engine.info.context_length)
+    results = [engine.analyze(t, start_token=not args.no_start_token, max_tokens=max_tokens, top_k=k,
                               parse_specials=args.parse_specials) for t in texts]
     if args.json:
         _out([result_to_json(r, engine.tokenizer, k, args.attention) for r in results])
@@ -217,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {"analyze": cmd_analyze, "tokenize": cmd_tokenize}.get(args.command) or args.handler
         return handler(args)
     except UserError as e:
-        sys.stderr.write(f"explainer: {e}\n")
+        sys.stderr.write(f"explainer: {_one_line(str(e))}\n")  # issue 7: a path may hold a newline
         return 2
     except KeyboardInterrupt:
         return 130
@@ -229,8 +239,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug: say so in one line; EXPLAINER_DEBUG=1 shows the traceback
         if os.environ.get("EXPLAINER_DEBUG"):
             raise
-        sys.stderr.write(f"explainer: internal error ({type(e).__name__}: {e}); please report it.\n")
+        if _is_out_of_memory(e):  # issue 7: torch reports a failed allocation as a RuntimeError
+            sys.stderr.write("explainer: out of memory; use a shorter text or a smaller --max-tokens.\n")
+            return 2
+        sys.stderr.write(f"explainer: internal error ({type(e).__name__}: {_one_line(str(e))}); please report it.\n")
         return 1
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    return type(e).__name__ == "OutOfMemoryError" or (
+        isinstance(e, RuntimeError) and "can't allocate memory" in str(e))
+
+
+def _one_line(s: str) -> str:
+    """Control characters and line breaks in a message (from a hostile path, say) written as escapes."""
+    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in s)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,23 @@ from typing import Callable
 import numpy as np
 import torch
 
+from explainer.core.backends.memory import release_free_memory
+from explainer.core.backends.select import BackendSelector
+from explainer.core.backends.stats import row_stats, token_logp
 from explainer.core.gguf_loader import LlamaConfig, load_weights
-from explainer.core.llama import KVCache, Llama, build_model, random_weights
+from explainer.core.llama import Llama, build_model, random_weights
 from explainer.core.types import AnalysisResult, Attention, ModelInfo, Token, WeightsView, readonly
 
 log = logging.getLogger(__name__)
 START_TOKEN_ID = 0  # <|endoftext|>, used as "start of text"
 DEFAULT_MAX_TOKENS = 1024
 LN2 = math.log(2.0)
+# Attention rows of query positions < FP32_ROWS are stored as float32; later rows as float16 (half the memory
+# of the part that grows fastest; |error| <= 2.4e-4 for weights near 1, relative 4.9e-4, read back as float32).
+# Analyses of up to 512 tokens are therefore exact float32. Longer analyses run the forward pass in chunks of
+# CHUNK_ROWS rows (bounding the temporary float32 attention of one call) that never straddle FP32_ROWS.
+FP32_ROWS = 512
+CHUNK_ROWS = 64
 
 
 def pick_device(device: str = "auto") -> str:
@@ -52,7 +61,7 @@ class _State:
     """What the previous request left behind, for incremental updates. Rows are positions."""
 
     ids: list[int]
-    cache: KVCache
+    cache: object  # the backend's key/value cache
     hidden: np.ndarray  # [L+1, T, D]
     final_normed: np.ndarray  # [T, D]
     attention: Attention
@@ -60,9 +69,26 @@ class _State:
     entropy_bits: np.ndarray  # [T]
     top_ids: np.ndarray  # [T, K]
     top_probs: np.ndarray  # [T, K]
+    lse: np.ndarray  # [T] float32: log-sum-exp of each row's logits
+    backend: object = None  # the Backend that made ``cache``
+
+
+def attention_chunks(p: int, T: int):
+    """Row ranges ``[a, b)`` of the forward calls that compute rows ``p..T-1`` (see FP32_ROWS)."""
+    step = FP32_ROWS if T <= FP32_ROWS else CHUNK_ROWS
+    a = p
+    while a < T:
+        b = min(T, a + step)
+        if a < FP32_ROWS < b:
+            b = FP32_ROWS
+        yield a, b
+        a = b
 
 
 class Engine:
+    """One model, its tokenizer and the incremental state. ``backend``: "torch", "onnx" or "auto" (which one
+    runs the forward pass; rules in ``explainer.core.backends``); ``engine.notice`` says when one fell back."""
+
     def __init__(self, model_path: str | Path | None = None, *, device: str = "auto", backend: str = "torch",
                  progress: Callable[[str, float], None] | None = None, _weights=None):
         from explainer.core.tokenizers import get_tokenizer
@@ -78,11 +104,11 @@ class Engine:
 
                 path = bundled_model_path(progress)
                 manifest = Manifest.load()
-                cfg, weights, _ = load_weights(path, progress or _log_progress, manifest.sha256)
+                cfg, weights, sha = load_weights(path, progress or _log_progress, manifest.sha256)
                 cfg = dataclasses.replace(cfg, name=manifest.display_name)
             else:
                 path = Path(model_path).expanduser()
-                cfg, weights, _ = load_weights(path, progress or _log_progress)
+                cfg, weights, sha = load_weights(path, progress or _log_progress)
         self.tokenizer = get_tokenizer("smollm2", gguf_path=path)
         if self.tokenizer.vocab_size > cfg.vocab_size:
             from explainer.core.errors import ModelFileError
@@ -90,7 +116,6 @@ class Engine:
             raise ModelFileError(f"{Path(path).name} has a tokenizer larger than its embedding table; the file is inconsistent.")
         self.model: Llama = build_model(cfg, weights, self.device_kind)
         self.cfg: LlamaConfig = cfg
-        self.backend = backend
         self.device = device_label(self.device_kind)
         n_params = sum(p.numel() for p in self.model.parameters()) + (
             self.model.lm_head.numel() if self.model.lm_head is not None else 0)
@@ -102,6 +127,15 @@ class Engine:
         self.unembedding = (self.embedding_table if self.model.lm_head is None
                             else readonly(self.model.lm_head.detach().cpu().numpy()))
         self.weights = self._weights_view()
+        weights = None  # the model holds the arrays now; with ONNX its layer weights are swapped for memory maps
+        if _weights is not None:
+            from explainer.core.backends.onnx_export import model_fingerprint
+
+            identity, gguf = (lambda: model_fingerprint(self.model)), None
+        else:
+            identity, gguf = (lambda: f"gguf-{sha}"), path
+        self._backends = BackendSelector(backend, self.model, self.device_kind, self.embedding_table,
+                                         self.unembedding, identity, gguf, progress)
         self._state: _State | None = None
         self._state_k = 0
         self.load_seconds = time.perf_counter() - t0
@@ -109,9 +143,11 @@ class Engine:
     # ------------------------------------------------------------------------------------------------------
     def tokens_for(self, text: str, *, start_token: bool, max_tokens: int, parse_specials: bool):
         """Tokenize and cut at ``max_tokens`` analysed tokens (start token included)."""
-        budget = max(1, max_tokens - (1 if start_token else 0))
+        # issue 7: max_tokens=1 with the start token used to give 2 tokens; and a tokenizer that stopped early
+        # (thousands of bytes without a token) used to report truncated=False
+        budget = max(0, max(1, max_tokens) - (1 if start_token else 0))
         tok = self.tokenizer.tokenize(text, parse_specials=parse_specials, max_tokens=budget + 1)
-        truncated = len(tok.tokens) > budget
+        truncated = len(tok.tokens) > budget or not getattr(tok, "complete", True)
         tokens = list(tok.tokens[:budget])
         if start_token:
             tokens.insert(0, Token(START_TOKEN_ID, self.tokenizer.token_bytes(START_TOKEN_ID), 0, 0, True, True))
@@ -155,9 +191,34 @@ class Engine:
         """Forget the incremental state (the next analyze recomputes everything)."""
         self._state = None
 
+    @property
+    def backend(self) -> str:
+        """The backend running the model now: "torch" or "onnx"."""
+        return self._backends.active.name
+
+    @property
+    def backend_label(self) -> str:
+        return self._backends.active.label
+
+    @property
+    def notice(self) -> str | None:
+        """One sentence for the status bar when a backend or provider fell back; None when all is well."""
+        return self._backends.notice
+
+    def wait_for_backend(self, progress: Callable[[str, float], None] | None = None) -> str:
+        """Block until a background ONNX export (``backend="auto"``) has finished; return the backend."""
+        if self._backends.wait(progress):
+            self._state = None
+        return self.backend
+
     # ------------------------------------------------------------------------------------------------------
     def _update(self, ids: list[int], incremental_k: int | None, top_k: int) -> _State:
+        if self._backends.poll():  # a background ONNX export finished: its cache format differs
+            self._state = None
+        be = self._backends.active
         old = self._state if (incremental_k is not None and self._state_k == top_k) else None
+        if old is not None and old.backend is not be:
+            old = None
         p = 0
         if old is not None:
             n = min(len(old.ids), len(ids))
@@ -168,82 +229,64 @@ class Engine:
             if p == len(ids):  # text shortened to a prefix: everything is already known
                 self._state = self._truncate(old, p)
                 return self._state
-        T = len(ids)
-        cache = old.cache.truncated(p) if (old is not None and p > 0) else None
-        new_ids = torch.tensor(ids[p:], dtype=torch.long, device=self.device_kind)
-        out = self.model(new_ids, cache)
-        new_hidden = torch.stack([out.embeddings] + out.hidden).float().cpu().numpy()  # [L+1, T-p, D]
-        new_normed = out.final_normed.float().cpu().numpy()
-        block = torch.stack(out.attention).float().cpu().numpy()  # [L, H, T-p, T]
-        if old is not None and p > 0:
-            hidden = np.concatenate([old.hidden[:, :p], new_hidden], axis=1)
-            final_normed = np.concatenate([old.final_normed[:p], new_normed], axis=0)
-            attention = old.attention.truncated(p).extended(block).compacted()
-        else:
-            hidden, final_normed, attention = new_hidden, new_normed, Attention([block])
-        # next-token statistics for rows r0..T-1 (row p-1 is needed again: the token after it changed)
-        r0 = max(p - 1, 0)
-        normed_rows = out.final_normed if r0 == p else torch.cat(
-            [torch.from_numpy(final_normed[r0:p]).to(self.device_kind), out.final_normed])
-        logp_rows, ent, top_i, top_p = self._next_token_stats(normed_rows, ids, r0, top_k)
-        token_logp = np.empty(T, np.float64)
-        entropy = np.empty(T, np.float32)
-        tops_i = np.empty((T, top_k), np.int64)
-        tops_p = np.empty((T, top_k), np.float32)
-        if old is not None and r0 > 0:
-            token_logp[: r0 + 1] = old.token_logp[: r0 + 1]
-            entropy[:r0] = old.entropy_bits[:r0]
-            tops_i[:r0] = old.top_ids[:r0]
-            tops_p[:r0] = old.top_probs[:r0]
-        token_logp[0] = np.nan
-        token_logp[r0 + 1:] = logp_rows
-        entropy[r0:], tops_i[r0:], tops_p[r0:] = ent, top_i, top_p
-        self._state = _State(ids, out.cache, readonly(hidden), readonly(final_normed), attention,
-                             readonly(token_logp), readonly(entropy), readonly(tops_i), readonly(tops_p))
+        try:
+            self._state = self._compute(ids, old, p, top_k, be)
+        except BaseException:
+            self._state = None  # the backend may already have reused cache memory the old state counts on
+            raise
         self._state_k = top_k
+        if len(ids) - p > 2 * CHUNK_ROWS:  # a long pass (and the state it replaced) left freed blocks behind
+            release_free_memory()
         return self._state
+
+    def _compute(self, ids: list[int], old: _State | None, p: int, k: int, be) -> _State:
+        """Positions ``p..T-1`` computed, ``0..p-1`` taken from ``old`` (``p == 0`` when ``old`` is None)."""
+        c, T = self.cfg, len(ids)
+        ids_arr = np.asarray(ids, np.int64)
+        hidden = np.empty((c.n_layers + 1, T, c.d_model), np.float32)
+        final = np.empty((T, c.d_model), np.float32)
+        token_lp = np.empty(T, np.float64)
+        lse, entropy = np.empty(T, np.float32), np.empty(T, np.float32)
+        tops_i, tops_p = np.empty((T, k), np.int64), np.empty((T, k), np.float32)
+        cache, blocks = None, []
+        if p:
+            hidden[:, :p], final[:p] = old.hidden[:, :p], old.final_normed[:p]
+            token_lp[:p], lse[:p], entropy[:p] = old.token_logp[:p], old.lse[:p], old.entropy_bits[:p]
+            tops_i[:p], tops_p[:p] = old.top_ids[:p], old.top_probs[:p]
+            blocks = list(old.attention.truncated(p).blocks)
+            cache = be.truncate(old.cache, p)
+        for a, b in attention_chunks(p, T):
+            step = be.forward(ids_arr[a:b], cache, np.float32 if a < FP32_ROWS else np.float16)
+            cache = step.cache
+            hidden[:, a:b], final[a:b] = step.hidden, step.final_normed
+            blocks.append(step.attention)
+            del step
+        # next-token statistics of the new rows; row p-1 keeps its distribution, only its next token changed
+        unembedding = self.model.unembedding
+        nxt = np.append(ids_arr[p + 1:], -1)
+        st = row_stats(final[p:], unembedding, nxt, k)
+        token_lp[0] = np.nan
+        if p:
+            token_lp[p] = token_logp(final[p - 1], unembedding, ids[p], float(old.lse[p - 1]))
+        token_lp[p + 1:] = st.next_logp[:-1]
+        lse[p:], entropy[p:], tops_i[p:], tops_p[p:] = st.lse, st.entropy_bits, st.top_ids, st.top_probs
+        return _State(ids, cache, readonly(hidden), readonly(final), Attention(blocks).compacted(),
+                      readonly(token_lp), readonly(entropy), readonly(tops_i), readonly(tops_p), readonly(lse), be)
 
     def _empty(self, k: int) -> _State:
         """Nothing to analyse (empty text without a start token): arrays with zero positions."""
         c, L = self.cfg, self.cfg.n_layers
-        return _State([], KVCache(), readonly(np.zeros((L + 1, 0, c.d_model), np.float32)),
+        return _State([], None, readonly(np.zeros((L + 1, 0, c.d_model), np.float32)),
                       readonly(np.zeros((0, c.d_model), np.float32)),
                       Attention([np.zeros((L, c.n_heads, 0, 0), np.float32)]), readonly(np.zeros(0)),
                       readonly(np.zeros(0, np.float32)), readonly(np.zeros((0, k), np.int64)),
-                      readonly(np.zeros((0, k), np.float32)))
+                      readonly(np.zeros((0, k), np.float32)), readonly(np.zeros(0, np.float32)))
 
     def _truncate(self, s: _State, p: int) -> _State:
-        logp = s.token_logp[:p]
-        return _State(s.ids[:p], s.cache.truncated(p), readonly(s.hidden[:, :p]), readonly(s.final_normed[:p]),
-                      s.attention.truncated(p), readonly(logp), readonly(s.entropy_bits[:p]),
-                      readonly(s.top_ids[:p]), readonly(s.top_probs[:p]))
-
-    @torch.inference_mode()
-    def _next_token_stats(self, normed: torch.Tensor, ids: list[int], r0: int, k: int, chunk: int = 64):
-        """For rows r0.. of the sequence: log P(actual next token), entropy (bits), top-k ids and probs."""
-        n = normed.shape[0]
-        logp_next = np.empty(max(0, len(ids) - 1 - r0), np.float64)
-        ent = np.empty(n, np.float32)
-        top_i = np.empty((n, k), np.int64)
-        top_p = np.empty((n, k), np.float32)
-        W = self.model.unembedding
-        for a in range(0, n, chunk):
-            b = min(n, a + chunk)
-            logits = (normed[a:b] @ W.T).float()  # [rows, V]
-            logp = torch.log_softmax(logits, dim=-1)
-            probs = logp.exp()
-            ent[a:b] = (-(probs * logp).sum(-1) / LN2).cpu().numpy()
-            tp, ti = torch.topk(probs, k, dim=-1)
-            top_i[a:b], top_p[a:b] = ti.cpu().numpy(), tp.cpu().numpy()
-            # next actual token for sequence row r = r0 + a + j is ids[r + 1]
-            rows = torch.arange(a, b, device=logp.device)
-            nxt = rows + r0 + 1
-            valid = nxt < len(ids)
-            if valid.any():
-                nid = torch.tensor([ids[i] for i in nxt[valid].tolist()], device=logp.device)
-                vals = logp[rows[valid] - a, nid]
-                logp_next[rows[valid].cpu().numpy()] = vals.double().cpu().numpy()
-        return logp_next, ent, top_i, top_p
+        return _State(s.ids[:p], s.backend.truncate(s.cache, p), readonly(s.hidden[:, :p]),
+                      readonly(s.final_normed[:p]), s.attention.truncated(p), readonly(s.token_logp[:p]),
+                      readonly(s.entropy_bits[:p]), readonly(s.top_ids[:p]), readonly(s.top_probs[:p]),
+                      readonly(s.lse[:p]), s.backend)
 
 
 def _log_progress(msg: str, frac: float) -> None:

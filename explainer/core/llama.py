@@ -180,14 +180,17 @@ _PARAM = {
 
 
 def build_model(cfg: LlamaConfig, weights: dict, device: str = "cpu") -> Llama:
-    """Create the module and copy the loader's float32 numpy weights into it (no gradients)."""
-    model = Llama(cfg)
+    """Create the module around the loader's float32 numpy weights (shared, not copied; no gradients)."""
+    with torch.device("meta"):  # no allocation and no random init for parameters that are assigned below
+        model = Llama(cfg)
+    model.rotary = Rotary(cfg.d_head, cfg.rope_theta)  # its buffer is computed, not part of the state dict
     state = {"embed.weight": weights["embed"], "norm.weight": weights["norm"]}
     for key, arr in weights.items():
         if key.startswith("layers."):
             _, idx, name = key.split(".", 2)
             state[f"layers.{idx}.{_PARAM[name]}"] = arr
-    model.load_state_dict({k: torch.from_numpy(np.require(v, requirements="W")) for k, v in state.items()}, strict=True)
+    model.load_state_dict({k: torch.from_numpy(np.require(v, requirements="W")) for k, v in state.items()}, strict=True,
+                          assign=True)
     if "lm_head" in weights:
         model.lm_head = torch.from_numpy(weights["lm_head"])
     model.requires_grad_(False)

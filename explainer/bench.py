@@ -1,0 +1,244 @@
+"""``explainer bench``: how fast the engine is, the way the app uses it.
+
+For T in (8, 32, 128, 512) tokens (the start token included):
+
+- ``full_ms``: ``engine.reset()`` then ``engine.analyze(text)`` — everything recomputed (median of a few);
+- ``keystroke_ms``: the median over >= 10 single-character appends to the T-token text, each an incremental
+  ``engine.analyze(new_text)`` exactly as the app calls it (tokenization, forward, next-token statistics and
+  the whole result object included). The characters are the text's own continuation, so some keystrokes
+  extend the last token and some start a new one;
+- with ``--compare-hf``: ``hf_ms``, one plain Hugging Face transformers forward (eager attention,
+  ``output_attentions=True``) on the same ids — what a keystroke costs without an incremental engine.
+
+``peak_rss_mb`` is the process's peak resident memory before the HF model (if any) is loaded; ``--memory``
+adds ``rss_1024_mb`` and ``peak_rss_1024_mb``: the RSS (psutil) of a fresh process after it analysed a
+1024-token text and typed into it, and that process's peak (model load included). MB are MiB.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Sequence
+
+CASES = (8, 32, 128, 512)
+TARGETS = "targets (2 CPU cores): keystroke p50 <= 50 ms at 128 and <= 150 ms at 512; full <= 200 ms at 128; " \
+          ">= 5x faster per keystroke than HF at 128"
+_PARAGRAPH = (
+    "The river bank was quiet in the early morning, and the old ferryman counted the boats that came down "
+    "from the hills. Some carried grain, some carried wool, and one carried a piano that nobody could play. "
+    "He wrote each name in a small blue notebook: the Heron, the Lantern, the Stubborn Goat. In the evening "
+    "he read the list aloud to his cat, who listened with the patience of a judge and then fell asleep. "
+)
+CORPUS = "".join(_PARAGRAPH.replace("the", w, i % 3) for i, w in enumerate(["the", "a", "that"] * 12))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (current RSS where the platform keeps no peak)."""
+    try:  # Linux: VmHWM belongs to this program image (ru_maxrss also counts the parent's RSS at fork time)
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+    except ImportError:  # Windows
+        import psutil
+
+        info = psutil.Process().memory_info()
+        return getattr(info, "peak_wset", info.rss) / (1 << 20)
+
+
+def text_with_tokens(engine, n_tokens: int, corpus: str = CORPUS) -> str:
+    """A prefix of ``corpus`` that the engine analyses as exactly ``n_tokens`` tokens (start token included)
+    where the tokenizer allows it, else the nearest shorter one."""
+    while len(engine.tokenizer.tokenize(corpus).tokens) < n_tokens:
+        corpus += corpus
+    toks = engine.tokenizer.tokenize(corpus).tokens
+    k = max(1, n_tokens - 1)
+    while k > 1:
+        text = corpus[: toks[k - 1].end]
+        if len(engine.tokenizer.tokenize(text).tokens) + 1 <= n_tokens:
+            return text
+        k -= 1
+    return corpus[: toks[0].end]
+
+
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+def bench_case(engine, n_tokens: int, keystrokes: int = 12, full_repeats: int = 3) -> dict:
+    text = text_with_tokens(engine, n_tokens)
+    tail = CORPUS[len(text) % len(CORPUS):] * 2
+
+    def full():
+        engine.reset()
+        return engine.analyze(text)
+
+    actual = full().n_tokens
+    full_ms = _median_ms(full, full_repeats)
+    engine.reset()
+    engine.analyze(text)  # the state a user has before typing
+    times, typed = [], text
+    for ch in tail[:keystrokes]:
+        typed += ch
+        t0 = time.perf_counter()
+        engine.analyze(typed)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    case = {"tokens": actual, "full_ms": round(full_ms, 2), "keystroke_ms": round(statistics.median(times), 2),
+            "keystroke_p90_ms": round(sorted(times)[int(0.9 * (len(times) - 1))], 2)}
+    return case
+
+
+def hf_ms(engine, hf, n_tokens: int, repeats: int = 3) -> float:
+    """Median ms of one Hugging Face forward with attentions on the ids the engine analyses for the case."""
+    import torch
+
+    ids = torch.tensor([engine.analyze(text_with_tokens(engine, n_tokens), incremental=False).ids.tolist()])
+    with torch.inference_mode():
+        hf(ids, output_attentions=True)  # warm-up
+        return round(_median_ms(lambda: hf(ids, output_attentions=True), repeats), 2)
+
+
+def load_hf(engine):
+    """Hugging Face transformers' Llama on the same GGUF (eager attention, so it returns attentions)."""
+    from pathlib import Path
+
+    import torch
+
+    try:
+        import transformers
+    except ImportError:
+        from explainer.core.errors import UserError
+
+        raise UserError("--compare-hf needs transformers: pip install transformers accelerate") from None
+    path = Path(engine.info.path)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, attn_implementation="eager", dtype=torch.float32)
+    return model.eval()
+
+
+def run_bench(engine, cases: Sequence[int] = CASES, keystrokes: int = 12, full_repeats: int = 3,
+              compare_hf: bool = False, progress: Callable[[str], None] | None = None) -> dict:
+    """Time ``engine`` on every case; returns the JSON object of ``explainer bench --json``."""
+    import torch
+
+    say = progress or (lambda msg: None)
+    engine.wait_for_backend()
+    engine.analyze("warm up")
+    out = {"device": engine.device, "backend": engine.backend, "backend_label": engine.backend_label,
+           "notice": engine.notice, "model": engine.info.name, "load_s": round(engine.load_seconds, 3),
+           "threads": torch.get_num_threads(), "peak_rss_mb": 0.0, "cases": []}
+    for n in cases:
+        say(f"{n} tokens")
+        out["cases"].append(bench_case(engine, n, keystrokes, full_repeats))
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    if compare_hf:
+        say("loading the Hugging Face model")
+        t0 = time.perf_counter()
+        hf = load_hf(engine)
+        out["hf_load_s"] = round(time.perf_counter() - t0, 2)
+        for n, case in zip(cases, out["cases"]):
+            say(f"{n} tokens with Hugging Face")
+            case["hf_ms"] = hf_ms(engine, hf, n, full_repeats)
+            case["keystroke_speedup_vs_hf"] = round(case["hf_ms"] / max(case["keystroke_ms"], 1e-9), 1)
+    return out
+
+
+def memory_probe(n_tokens: int = 1024, backend: str = "auto", device: str = "cpu", model: str | None = None,
+                 keystrokes: int = 5) -> dict:
+    """A fresh process analyses an ``n_tokens`` text and types ``keystrokes`` characters into it: its RSS
+    afterwards (psutil) and its peak RSS (load included), in MB."""
+    code = (
+        "import json, psutil\n"
+        "from explainer.bench import peak_rss_mb, text_with_tokens, CORPUS\n"
+        "from explainer.core.engine import Engine\n"
+        f"e = Engine({model!r}, device={device!r}, backend={backend!r})\n"
+        "e.wait_for_backend()\n"
+        "load_peak = peak_rss_mb()\n"
+        f"t = text_with_tokens(e, {n_tokens})\n"
+        f"r = e.analyze(t, max_tokens={n_tokens + keystrokes + 8})\n"
+        f"for ch in CORPUS[:{keystrokes}]:\n"
+        "    t += ch\n"
+        f"    r = e.analyze(t, max_tokens={n_tokens + keystrokes + 8})\n"
+        "print(json.dumps({'rss_mb': psutil.Process().memory_info().rss / 2**20, 'peak_rss_mb': peak_rss_mb(),\n"
+        "                  'load_peak_rss_mb': load_peak, 'tokens': r.n_tokens, 'backend': e.backend}))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    return {k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def format_table(res: dict) -> str:
+    lines = [f"{res['model']} on {res['device']}, backend {res['backend_label']} ({res['threads']} threads)",
+             f"load {res['load_s']:.2f} s, peak RSS {res['peak_rss_mb']:.0f} MB"
+             + (f"; 1024 tokens: RSS {res['rss_1024_mb']:.0f} MB, peak {res['peak_rss_1024_mb']:.0f} MB"
+                if "rss_1024_mb" in res else "")]
+    if res.get("notice"):
+        lines.append(f"notice: {res['notice']}")
+    hf = any("hf_ms" in c for c in res["cases"])
+    lines.append(f"{'tokens':>6}  {'full ms':>9}  {'keystroke ms':>12}  {'p90':>8}" + (
+        f"  {'HF ms':>9}  {'speed-up':>8}" if hf else ""))
+    for c in res["cases"]:
+        row = f"{c['tokens']:>6}  {c['full_ms']:>9.1f}  {c['keystroke_ms']:>12.1f}  {c['keystroke_p90_ms']:>8.1f}"
+        if hf:
+            row += f"  {c.get('hf_ms', float('nan')):>9.1f}  {c.get('keystroke_speedup_vs_hf', 0):>7.1f}x"
+        lines.append(row)
+    lines.append(TARGETS)
+    return "\n".join(lines)
+
+
+def _handler(args) -> int:
+    from explainer.core.engine import Engine
+    from explainer.core.errors import UserError
+
+    cases = tuple(int(x) for x in args.tokens.split(",") if x.strip()) if args.tokens else CASES
+    if not cases or min(cases) < 1:
+        raise UserError("--tokens takes positive numbers separated by commas, such as 8,32,128.")
+    if args.keystrokes < 1:
+        raise UserError("--keystrokes must be at least 1.")
+
+    def say(msg: str, frac: float | None = None) -> None:
+        if not args.json and sys.stderr.isatty():
+            sys.stderr.write(f"\r{msg}\033[K")
+            sys.stderr.flush()
+
+    engine = Engine(args.model, device=args.device, backend=args.backend, progress=say)
+    engine.wait_for_backend(say)
+    res = run_bench(engine, cases, args.keystrokes, compare_hf=args.compare_hf, progress=say)
+    if args.memory:
+        say("memory at 1024 tokens (a fresh process)")
+        mem = memory_probe(1024, engine.backend, engine.device_kind, args.model)
+        res["rss_1024_mb"], res["peak_rss_1024_mb"] = mem["rss_mb"], mem["peak_rss_mb"]
+    if not args.json and sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+    print(json.dumps(res) if args.json else format_table(res))
+    return 0
+
+
+def add_arguments(parser) -> None:
+    """time model load, full analyses and single keystrokes at 8-512 tokens (optionally against transformers)"""
+    parser.add_argument("--backend", default="auto", choices=("torch", "onnx", "auto"),
+                        help="torch, onnx or auto (default auto: see explainer/core/backends)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--compare-hf", action="store_true",
+                        help="also time a plain Hugging Face transformers forward (needs transformers)")
+    parser.add_argument("--tokens", metavar="N,N,...", help="token counts to time (default 8,32,128,512)")
+    parser.add_argument("--keystrokes", type=int, default=12, metavar="K",
+                        help="single-character appends per case; the median is reported (default 12)")
+    parser.add_argument("--memory", action="store_true",
+                        help="also measure the peak RSS of a fresh process analysing 1024 tokens")
+    parser.set_defaults(handler=_handler)

@@ -1,0 +1,121 @@
+"""Which backend the engine runs, and switching to ONNX once its export is ready (rules: package docstring)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from explainer.core.backends import BACKENDS, ExportJob, check_agreement
+from explainer.core.backends.base import Backend
+from explainer.core.backends.torch_backend import TorchBackend
+from explainer.core.errors import UserError
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, float], None]
+
+
+class BackendSelector:
+    """Owns the torch backend (always there: the fallback) and, when chosen and working, the ONNX one.
+
+    ``identity`` is called at most once, when an export has to be looked up (hashing an in-memory model's
+    weights costs time). ``gguf_path``: the model file, for exporting in a child process; None for in-memory
+    models, which are exported in this process (only when ``onnx`` is asked for explicitly).
+    """
+
+    def __init__(self, choice: str, model, device: str, embedding: np.ndarray, unembedding: np.ndarray,
+                 identity: Callable[[], str], gguf_path: Path | None = None, progress: Progress | None = None):
+        if choice not in BACKENDS:
+            raise UserError(f"Unknown backend '{choice}'; use {', '.join(BACKENDS)}.")
+        self.choice, self.model, self.device = choice, model, device
+        self._embedding, self._unembedding = embedding, unembedding
+        self._identity_fn, self._identity = identity, None
+        self.gguf_path = gguf_path
+        self.torch = TorchBackend(model, device)
+        self.active: Backend = self.torch
+        self._notice: str | None = None
+        self.job: ExportJob | None = None
+        if choice == "torch" or (choice == "auto" and device.startswith("cuda")):
+            return
+        try:
+            from explainer.core.backends.onnx_export import cached_export
+
+            path = cached_export(self.identity)
+            if path is None and choice == "auto":
+                if gguf_path is not None:
+                    self.job = ExportJob(gguf_path, self.identity)  # torch until it is done
+                return
+            if path is None:
+                path = self._export_now(progress)
+        except Exception as e:  # noqa: BLE001 - no onnxruntime/onnxscript, exporter failure, disk full…
+            self._give_up(e)
+            return
+        self._activate(path)
+
+    @property
+    def identity(self) -> str:
+        if self._identity is None:
+            self._identity = self._identity_fn()
+        return self._identity
+
+    @property
+    def notice(self) -> str | None:
+        return self.active.notice or self._notice
+
+    def _export_now(self, progress: Progress | None) -> Path:
+        if self.gguf_path is None:
+            from explainer.core.backends.onnx_export import export_model
+
+            import copy
+
+            cpu_model = self.model if self.device == "cpu" else copy.deepcopy(self.model).to("cpu")
+            return export_model(cpu_model, self.identity, progress)
+        job = ExportJob(self.gguf_path, self.identity)
+        job.wait(progress)
+        return job.result()
+
+    def _give_up(self, exc: BaseException) -> None:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        self._notice = f"The ONNX backend is not available ({detail}); running with torch."
+        log.warning("%s", self._notice, exc_info=not isinstance(exc, (RuntimeError, ImportError)))
+
+    def _activate(self, path: Path) -> bool:
+        if self.gguf_path is not None and self.identity.startswith("gguf-") and self.device == "cpu":
+            # before the session exists, so the two copies of the weights are never resident together
+            from explainer.core.backends.memory import map_layers_from_weight_cache
+
+            map_layers_from_weight_cache(self.model, self.identity[len("gguf-"):])
+        try:
+            from explainer.core.backends.onnx_backend import OnnxBackend
+            from explainer.core.backends.onnx_export import export_record
+
+            be = OnnxBackend(path, self.model.cfg, self._embedding, self.device)
+            diff = check_agreement(be, export_record(path)["probe"], self._unembedding)
+        except Exception as e:  # noqa: BLE001
+            self._give_up(e)
+            return False
+        log.info("ONNX backend %s agrees with torch (max probability difference %.2g)", be.label, diff)
+        self.active, self._notice = be, None
+        from explainer.core.backends.memory import release_free_memory
+
+        release_free_memory()  # the torch layer weights that were freed for the memory maps
+        return True
+
+    def poll(self) -> bool:
+        """Switch to ONNX if a background export has finished; True when the active backend changed."""
+        if self.job is None or not self.job.done():
+            return False
+        job, self.job = self.job, None
+        try:
+            path = job.result()
+        except Exception as e:  # noqa: BLE001
+            self._give_up(e)
+            return False
+        return self._activate(path)
+
+    def wait(self, progress: Progress | None = None) -> bool:
+        """Block until a background export (if any) has finished, then ``poll``."""
+        if self.job is not None:
+            self.job.wait(progress)
+        return self.poll()

@@ -1,0 +1,221 @@
+"""Incremental analysis equals a full recompute, for any sequence of edits (issue 5).
+
+One engine analyses every edit incrementally (the way the app does while you type); a second engine sharing
+the same model recomputes every text from scratch (``incremental=False``). Every field must agree within 1e-5
+(hidden states relative to their scale: the residual stream reaches ~2e4 in a few dimensions); top-k ids must
+be equal except where probabilities tie.
+
+The real model is held to 1e-4 instead: the same row computed in a 1-row and in a 17-row pass differs by float32
+rounding (differently blocked matrix products) that 30 layers amplify, most on the start token, whose residual
+carries the "massive activations": measured 4.5e-5 relative in the last residual and 1.8e-5 in its top
+probability. That is not an incremental bug (a full pass of the prefix alone differs from the longer pass just
+as much); 1e-4 is also the tolerance of the reference tests against transformers.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+TOL = 1e-5
+REAL_TOL = 1e-4
+ALPHABET = list("abcdefgh xyz  ,.!?'\n\t0123456789") + ["é", "数", "字", "🍓", "👍🏽", "<|im_end|>", "strawberry"]
+chunk = st.lists(st.sampled_from(ALPHABET), min_size=1, max_size=6).map("".join)
+
+# An edit is a function old text -> new text, drawn with its parameters.
+edits = st.one_of(
+    st.tuples(st.just("append"), chunk),
+    st.tuples(st.just("append_char"), st.sampled_from(ALPHABET[:20])),
+    st.tuples(st.just("delete"), st.floats(0, 1), st.integers(1, 8)),
+    st.tuples(st.just("backspace"), st.integers(1, 3)),
+    st.tuples(st.just("insert"), st.floats(0, 1), chunk),
+    st.tuples(st.just("replace_all"), st.lists(chunk, max_size=8).map("".join)),
+    st.tuples(st.just("prefix"), st.floats(0, 1)),
+    st.tuples(st.just("empty")),
+)
+
+
+def apply_edit(text: str, edit) -> str:
+    kind, *args = edit
+    at = lambda f: int(round(f * len(text)))  # noqa: E731
+    if kind == "append":
+        return text + args[0]
+    if kind == "append_char":
+        return text + args[0]
+    if kind == "delete":
+        i = at(args[0])
+        return text[:i] + text[i + args[1]:]
+    if kind == "backspace":
+        return text[: max(0, len(text) - args[0])]
+    if kind == "insert":
+        i = at(args[0])
+        return text[:i] + args[1] + text[i:]
+    if kind == "replace_all":
+        return args[0]
+    if kind == "prefix":
+        return text[: at(args[0])]
+    if kind == "empty":
+        return ""
+    raise AssertionError(kind)
+
+
+def assert_same(inc, full, tol: float = TOL) -> None:
+    """``inc`` (incremental) equals ``full`` (recomputed) within ``tol``."""
+    assert inc.ids.tolist() == full.ids.tolist()
+    assert inc.tokens == full.tokens
+    np.testing.assert_allclose(inc.token_prob, full.token_prob, atol=tol, rtol=0, equal_nan=True)
+    np.testing.assert_allclose(inc.surprisal_bits, full.surprisal_bits, atol=1e-3, rtol=tol, equal_nan=True)
+    np.testing.assert_allclose(inc.top_probs, full.top_probs, atol=tol, rtol=0)
+    np.testing.assert_allclose(inc.entropy_bits, full.entropy_bits, atol=tol, rtol=tol)
+    assert inc.sentence_logprob == pytest.approx(full.sentence_logprob, rel=1e-5, abs=1e-4)
+    differ = inc.top_ids != full.top_ids
+    if differ.any():  # only ties may come out in another order
+        rows, cols = np.nonzero(differ)
+        for r, c in zip(rows, cols):
+            p_inc = full.top_probs[r][full.top_ids[r] == inc.top_ids[r, c]]
+            assert p_inc.size == 0 or abs(float(p_inc[0]) - float(full.top_probs[r, c])) <= tol, (r, c)
+            assert abs(float(inc.top_probs[r, c]) - float(full.top_probs[r, c])) <= tol
+    assert inc.hidden.shape == full.hidden.shape
+    for layer in range(full.hidden.shape[0]):
+        scale = max(1.0, float(np.abs(full.hidden[layer]).max(initial=0.0)))
+        np.testing.assert_allclose(inc.hidden[layer], full.hidden[layer], atol=tol * scale, rtol=0)
+    np.testing.assert_allclose(inc.final_normed, full.final_normed, atol=tol * max(
+        1.0, float(np.abs(full.final_normed).max(initial=0.0))), rtol=0)
+    a_inc, a_full = inc.attention.full(), full.attention.full()
+    assert a_inc.dtype == np.float32 and a_inc.shape == a_full.shape
+    np.testing.assert_allclose(a_inc, a_full, atol=tol, rtol=0)
+
+
+def twin(engine):
+    """A second engine over the same model with its own incremental state (for the full recomputes)."""
+    other = copy.copy(engine)
+    other.reset()
+    return other
+
+
+def run_sequence(engine, start: str, steps, tol: float = TOL, **kw) -> None:
+    inc, ref = twin(engine), twin(engine)
+    text = start
+    for step in [None, *steps]:
+        if step is not None:
+            text = apply_edit(text, step)
+        r_inc = inc.analyze(text, **kw)
+        r_full = ref.analyze(text, incremental=False, **kw)
+        assert_same(r_inc, r_full, tol)
+
+
+# ----------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny():
+    from explainer.core.engine import demo_engine
+
+    return demo_engine()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=st.lists(chunk, max_size=6).map("".join), steps=st.lists(edits, min_size=1, max_size=8),
+       start_token=st.booleans())
+def test_tiny_random_edit_sequences(tiny, start, steps, start_token):
+    run_sequence(tiny, start, steps, start_token=start_token)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(edits, min_size=1, max_size=6), max_tokens=st.integers(1, 12), top_k=st.sampled_from([1, 5]),
+       parse_specials=st.booleans())
+def test_tiny_settings_change_between_edits(tiny, steps, max_tokens, top_k, parse_specials):
+    """Truncation, another top-k and special-token parsing in the middle of a sequence."""
+    inc, ref = twin(tiny), twin(tiny)
+    text = "The cat sat on the mat. <|im_end|>"
+    inc.analyze(text)
+    for i, step in enumerate(steps):
+        text = apply_edit(text, step)
+        kw = dict(max_tokens=max_tokens, top_k=top_k, parse_specials=parse_specials) if i % 2 else {}
+        assert_same(inc.analyze(text, **kw), ref.analyze(text, incremental=False, **kw))
+
+
+def test_typing_char_by_char_then_deleting(tiny):
+    text = "How many r's are in strawberry? 数字 123 🍓"
+    steps = [("append_char", c) for c in text] + [("backspace", 1)] * 10 + [("prefix", 0.3), ("empty",),
+                                                                           ("append", "again")]
+    run_sequence(tiny, "", steps)
+
+
+def test_results_stay_immutable_and_unchanged(tiny):
+    """A later incremental update must not change an earlier result (they share memory)."""
+    eng = twin(tiny)
+    r1 = eng.analyze("The quick brown fox")
+    snapshot = (r1.hidden.copy(), r1.attention.full(), r1.top_probs.copy(), r1.token_prob.copy())
+    for t in ("The quick brown fo", "The quick brown fix", "The quick", "The quick brown fox jumps"):
+        eng.analyze(t)
+    np.testing.assert_array_equal(r1.hidden, snapshot[0])
+    np.testing.assert_array_equal(r1.attention.full(), snapshot[1])
+    np.testing.assert_array_equal(r1.top_probs, snapshot[2])
+    np.testing.assert_array_equal(r1.token_prob, snapshot[3])
+
+
+def test_a_failed_forward_does_not_poison_the_state(tiny, monkeypatch):
+    eng = twin(tiny)
+    eng.analyze("A sentence that is long enough")
+    backend = eng._backends.active
+    real = backend.forward
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(backend, "forward", boom)
+    with pytest.raises(RuntimeError):
+        eng.analyze("A sentence that is long enough to fail")
+    monkeypatch.setattr(backend, "forward", real)
+    assert_same(eng.analyze("A sentence that is long"), twin(tiny).analyze("A sentence that is long"))
+
+
+# ----------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])  # shrinking a 30-layer model takes minutes
+@given(steps=st.lists(edits, min_size=2, max_size=5))
+def test_real_model_random_edit_sequences(real_engine, steps):
+    run_sequence(real_engine, "The cat sat on the mat. How many r's are in strawberry?", steps, REAL_TOL)
+
+
+@pytest.mark.slow
+def test_real_model_shrink_to_the_start_token(real_engine):
+    """The case hypothesis found: the start token's row kept from a 17-token pass vs computed alone."""
+    run_sequence(real_engine, "The cat sat on the mat. How many r's are in strawberry?",
+                 [("append", "a"), ("prefix", 0.0)], REAL_TOL)
+
+
+@pytest.mark.slow
+def test_real_model_typing(real_engine):
+    text = "I sat on the bank of the river."
+    steps = [("append_char", c) for c in " Then I went"] + [("backspace", 2), ("insert", 0.5, " big"),
+                                                            ("delete", 0.2, 3), ("prefix", 0.5), ("empty",)]
+    run_sequence(real_engine, text, steps, REAL_TOL)
+
+
+def test_long_texts_keep_rows_after_512_as_float16(tiny):
+    """Rows of queries >= 512 are stored as float16 (memory); reads stay float32; rows < 512 stay exact."""
+    from explainer.bench import text_with_tokens
+    from explainer.core.engine import FP32_ROWS
+
+    eng, ref = twin(tiny), twin(tiny)
+    text = text_with_tokens(eng, 700)
+    r = eng.analyze(text, max_tokens=2048)
+    assert r.n_tokens == 700
+    starts = np.cumsum([0] + [b.shape[2] for b in r.attention.blocks])[:-1]
+    for s, b in zip(starts, r.attention.blocks):
+        assert b.dtype == (np.float32 if s < FP32_ROWS else np.float16)
+    full = r.attention.full()
+    assert full.dtype == np.float32 and r.attention.row(0, 0, 650).dtype == np.float32
+    np.testing.assert_allclose(full.sum(-1), 1.0, atol=2e-3)
+    short = ref.analyze(text_with_tokens(eng, FP32_ROWS), max_tokens=2048, incremental=False)
+    np.testing.assert_allclose(full[:, :, :FP32_ROWS, :FP32_ROWS], short.attention.full(), atol=TOL, rtol=0)
+    # typing at the end of a long text: float16 rows agree with a recompute to float16 precision
+    for ch in " and so on":
+        text += ch
+        r = eng.analyze(text, max_tokens=2048)
+    assert len(r.attention.blocks) <= 40
+    assert_same(r, ref.analyze(text, max_tokens=2048, incremental=False), tol=1e-3)
