@@ -50,21 +50,21 @@ def row_stats(normed: np.ndarray, unembedding: torch.Tensor, next_ids: np.ndarra
         m = z.amax(dim=-1, keepdim=True)
         d = z.sub_(m)  # in place: d = z - max <= 0
         e = torch.exp(d, out=p_buf[:r])
-        s = e.sum(dim=-1)  # [rows], >= 1
+        s = e.sum(dim=-1, dtype=torch.float64)  # [rows], >= 1; sums over 49k terms accumulate in float64
         log_s = torch.log(s)
-        lse = m[:, 0] + log_s
-        # entropy = log s - Σ e d / s: two non-negative terms (lse - Σ p z would cancel two numbers near 30
-        # and lose ~4e-5 bits); the row dot products as one batched matrix product
-        ent = (log_s - torch.bmm(e.unsqueeze(1), d.unsqueeze(2))[:, 0, 0] / s) / LN2
+        lse = m[:, 0].double() + log_s
+        # entropy = log s - Σ e d / s: two non-negative terms (lse - Σ p z would cancel two numbers near 30);
+        # the 49k-term dot products accumulate in float64 (float32 lost ~5e-4 bits)
+        ent = (log_s - (e.double() * d.double()).sum(dim=-1) / s) / LN2
         out.lse[a:b] = lse.cpu().numpy()
         out.entropy_bits[a:b] = ent.cpu().numpy()
         out.top_ids[a:b] = ti.cpu().numpy()
-        out.top_probs[a:b] = torch.exp(tz - lse[:, None]).cpu().numpy()
+        out.top_probs[a:b] = torch.exp(tz.double() - lse[:, None]).float().cpu().numpy()
         nxt = next_ids[a:b]
         rows = np.flatnonzero(nxt >= 0)
         if len(rows):
             rr = torch.from_numpy(rows).to(dev)
-            vals = d[rr, torch.from_numpy(nxt[rows]).to(dev)] - log_s[rr]
+            vals = d[rr, torch.from_numpy(nxt[rows]).to(dev)].double() - log_s[rr]
             out.next_logp[a + rows] = vals.double().cpu().numpy()
     return out
 
