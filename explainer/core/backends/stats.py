@@ -55,17 +55,17 @@ def row_stats(normed: np.ndarray, unembedding: torch.Tensor, next_ids: np.ndarra
         lse = m[:, 0].double() + log_s
         # entropy = log s - Σ e d / s: two non-negative terms (lse - Σ p z would cancel two numbers near 30);
         # the 49k-term dot products accumulate in float64 (float32 lost ~5e-4 bits)
-        ent = (log_s - (e.double() * d.double()).sum(dim=-1) / s) / LN2
+        nxt = next_ids[a:b]
+        rows = np.flatnonzero(nxt >= 0)
+        if len(rows):  # before d is overwritten below
+            rr = torch.from_numpy(rows).to(dev)
+            vals = d[rr, torch.from_numpy(nxt[rows]).to(dev)].double() - log_s[rr]
+            out.next_logp[a + rows] = vals.cpu().numpy()
+        ent = (log_s - d.mul_(e).sum(dim=-1, dtype=torch.float64) / s) / LN2
         out.lse[a:b] = lse.cpu().numpy()
         out.entropy_bits[a:b] = ent.cpu().numpy()
         out.top_ids[a:b] = ti.cpu().numpy()
         out.top_probs[a:b] = torch.exp(tz.double() - lse[:, None]).float().cpu().numpy()
-        nxt = next_ids[a:b]
-        rows = np.flatnonzero(nxt >= 0)
-        if len(rows):
-            rr = torch.from_numpy(rows).to(dev)
-            vals = d[rr, torch.from_numpy(nxt[rows]).to(dev)].double() - log_s[rr]
-            out.next_logp[a + rows] = vals.double().cpu().numpy()
     return out
 
 
