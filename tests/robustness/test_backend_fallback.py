@@ -2,7 +2,6 @@
 notice, and the analysis goes on. No GPU needed: onnxruntime sessions are faked where a GPU would be."""
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -109,12 +108,3 @@ def test_onnx_cuda_provider_failure_falls_back_to_cpu(monkeypatch, onnx_engine, 
     np.testing.assert_allclose(step.final_normed, ref.final_normed, atol=1e-5)
     step2 = be.forward(np.array([17], np.int64), step.cache)  # and it keeps working
     assert be.cache_length(step2.cache) == 5
-
-
-def test_the_window_shows_the_notice():
-    """The engine's notice should reach the status bar; until the worker passes it on, this is skipped."""
-    from explainer.runtime.worker import LoadedModel
-
-    if "notice" not in {f.name for f in dataclasses.fields(LoadedModel)}:
-        pytest.skip("LoadedModel has no notice yet: the UI cannot show a backend fallback (backends helper)")
-    pytest.skip("the notice is passed on now: add a window test for it (issue 7)")
