@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from explainer.core.gguf_loader import LlamaConfig, atomic_write_bytes
+from explainer.core.gguf_loader import atomic_write_bytes
 from explainer.core.paths import cache_dir, sha256_file
 
 log = logging.getLogger(__name__)
