@@ -15,23 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-try:  # the projection module owns the neighbour search when it exists
-    from explainer.core.projection import nearest_neighbours
-except ImportError:  # pragma: no cover - only when projection.py is absent
-    def nearest_neighbours(embedding_table: np.ndarray, token_id: int, k: int = 10) -> list[tuple[int, float]]:
-        """The ``k`` tokens with the highest cosine similarity to ``token_id`` in the table (itself excluded),
-        best first, as ``(id, cosine)``."""
-        table = np.asarray(embedding_table, np.float32)
-        q = table[token_id]
-        norms = np.sqrt(np.einsum("ij,ij->i", table, table))
-        cos = (table @ q) / (np.maximum(norms, 1e-12) * max(float(np.linalg.norm(q)), 1e-12))
-        cos[token_id] = -np.inf
-        k = max(0, min(k, table.shape[0] - 1))
-        if k == 0:
-            return []
-        top = np.argpartition(-cos, k - 1)[:k]
-        top = top[np.argsort(-cos[top], kind="stable")]
-        return [(int(i), float(cos[i])) for i in top]
+from explainer.core.projection import nearest_neighbours  # noqa: F401 (re-exported for the lens panel)
 
 __all__ = ["LensResult", "logit_lens", "rms_norm", "nearest_neighbours", "embedding_table_of"]
 

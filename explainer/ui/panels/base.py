@@ -74,6 +74,15 @@ class Panel(QWidget):
     def select_position(self, position: int) -> None:
         self.selected_position = position
 
+    @property
+    def focus_position(self) -> int:
+        """The selected position, or the last token when nothing (valid) is selected; -1 without tokens."""
+        r = self.result
+        if r is None or r.n_tokens == 0:
+            return -1
+        p = self.selected_position
+        return p if 0 <= p < r.n_tokens else r.n_tokens - 1
+
     def set_theme(self, theme: th.Theme) -> None:
         self.theme = theme
         self.refresh()

@@ -136,11 +136,7 @@ class LensPanel(tc.TokenLabels, Panel):
 
     @property
     def position(self) -> int:
-        r = self.result
-        if r is None or r.n_tokens == 0:
-            return -1
-        p = self.selected_position
-        return p if 0 <= p < r.n_tokens else r.n_tokens - 1
+        return self.focus_position
 
     def select_position(self, position: int) -> None:
         super().select_position(position)
