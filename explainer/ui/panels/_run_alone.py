@@ -10,13 +10,19 @@ import argparse
 import sys
 
 
-def run_alone(panel_cls, default_text: str, argv: list[str] | None = None) -> int:
+def run_alone(panel_cls, default_text: str, argv: list[str] | None = None, *, size: str = "1000x600",
+              add_arguments=None, make_engine=None, make_panel=None, start=None) -> int:
+    """Show one panel on demo data. Hooks for panels that need more: ``add_arguments(parser)`` adds options,
+    ``make_engine(args)`` replaces the engine choice, ``make_panel(engine, args)`` builds the panel, and
+    ``start(panel, engine, args)`` gives it its first data (default: the analysis of ``--text``)."""
     ap = argparse.ArgumentParser(prog=f"python -m {panel_cls.__module__}")
     ap.add_argument("--text", default=default_text)
     ap.add_argument("--real", action="store_true", help="use the bundled SmolLM2 model (slower to start)")
     ap.add_argument("--dark", action="store_true")
     ap.add_argument("--screenshot", metavar="FILE.png")
-    ap.add_argument("--size", default="1000x600")
+    ap.add_argument("--size", default=size)
+    if add_arguments is not None:
+        add_arguments(ap)
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
 
     import pyqtgraph as pg
@@ -29,7 +35,9 @@ def run_alone(panel_cls, default_text: str, argv: list[str] | None = None) -> in
     theme = th.DARK if args.dark else th.LIGHT
     th.apply_theme(app, theme)
 
-    if args.real:
+    if make_engine is not None:
+        engine = make_engine(args)
+    elif args.real:
         from explainer.core.engine import Engine
 
         engine = Engine()
@@ -37,7 +45,7 @@ def run_alone(panel_cls, default_text: str, argv: list[str] | None = None) -> in
         from explainer.core.engine import demo_engine
 
         engine = demo_engine()
-    panel = panel_cls()
+    panel = make_panel(engine, args) if make_panel is not None else panel_cls()
     if hasattr(panel, "set_token_decoder"):
         panel.set_token_decoder(engine.tokenizer.token_bytes)
     panel.tokenHovered.connect(panel.highlight_token)
@@ -48,10 +56,13 @@ def run_alone(panel_cls, default_text: str, argv: list[str] | None = None) -> in
             panel.set_result(engine.analyze(text))
         panel.candidateChosen.connect(append)
     panel.set_theme(theme)
-    panel.set_result(engine.analyze(args.text))
+    if start is not None:
+        start(panel, engine, args)
+    else:
+        panel.set_result(engine.analyze(args.text))
     w, h = (int(v) for v in args.size.lower().split("x"))
     panel.resize(w, h)
-    panel.setWindowTitle(f"explainer – {panel.title} (demo)")
+    panel.setWindowTitle(f"explainer – {panel.title} ({'SmolLM2' if args.real else 'demo'})")
     panel.show()
     if args.screenshot:
         app.processEvents()

@@ -354,38 +354,13 @@ class ChatTemplatePanel(Panel):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the panel alone; "Send to editor" analyses the text (special tokens parsed) with the demo engine."""
-    import argparse
-    import sys
+    from explainer.ui.panels._run_alone import run_alone
 
-    ap = argparse.ArgumentParser(prog="python -m explainer.ui.panels.chat_template")
-    ap.add_argument("--real", action="store_true", help="use the bundled SmolLM2 model (slower to start)")
-    ap.add_argument("--dark", action="store_true")
-    ap.add_argument("--screenshot", metavar="FILE.png")
-    ap.add_argument("--size", default="1100x650")
-    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    def start(panel, engine, args):
+        panel.textRequested.connect(lambda text, ps: panel.set_result(engine.analyze(text, parse_specials=ps)))
+        panel.send_to_editor()
 
-    from PySide6.QtWidgets import QApplication
-
-    from explainer.core.engine import Engine, demo_engine
-
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    theme = th.DARK if args.dark else th.LIGHT
-    th.apply_theme(app, theme)
-    engine = Engine() if args.real else demo_engine()
-    panel = ChatTemplatePanel()
-    panel.set_theme(theme)
-    panel.textRequested.connect(lambda text, ps: panel.set_result(engine.analyze(text, parse_specials=ps)))
-    panel.send_to_editor()
-    w, h = (int(v) for v in args.size.lower().split("x"))
-    panel.resize(w, h)
-    panel.setWindowTitle(f"explainer – {panel.title} ({'SmolLM2' if args.real else 'demo'})")
-    panel.show()
-    if args.screenshot:
-        app.processEvents()
-        ok = panel.grab().save(args.screenshot)
-        panel.close()
-        return 0 if ok else 1
-    return app.exec()
+    return run_alone(ChatTemplatePanel, "", argv, size="1100x650", start=start)
 
 
 if __name__ == "__main__":

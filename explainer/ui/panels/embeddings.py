@@ -236,47 +236,26 @@ def _esc(s: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - manual demo
-    """Like ``_run_alone.run_alone`` (same options), plus the projector the map needs."""
-    import argparse
-    import sys
-
-    import pyqtgraph as pg
-    from PySide6.QtWidgets import QApplication
-
+    """``_run_alone.run_alone`` with ``--layer`` and the projector the map needs."""
     from explainer.core.projection import Projector
     from explainer.ui.panels import demo_data
+    from explainer.ui.panels._run_alone import run_alone
 
-    ap = argparse.ArgumentParser(prog="python -m explainer.ui.panels.embeddings")
-    ap.add_argument("--text", default=demo_data.DEMO_TEXT)
-    ap.add_argument("--real", action="store_true", help="use the bundled SmolLM2 model (slower to start)")
-    ap.add_argument("--dark", action="store_true")
-    ap.add_argument("--layer", type=int, default=0, help="0 = input embeddings, l = after layer l")
-    ap.add_argument("--screenshot", metavar="FILE.png")
-    ap.add_argument("--size", default="1000x750")
-    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
-    theme = th.DARK if args.dark else th.LIGHT
-    th.apply_theme(app, theme)
-    engine = demo_data.real_engine() if args.real else demo_data.demo_engine_or_fake()
-    projector = Projector(engine)
-    projector.prepare()  # standalone: fit (or load from the cache) every layer's axes up front
-    panel = EmbeddingsPanel(projector=projector)
-    panel.tokenHovered.connect(panel.highlight_token)
-    panel.tokenSelected.connect(panel.select_position)
-    panel.set_theme(theme)
-    panel.set_result(engine.analyze(args.text))
-    panel.set_layer(min(max(args.layer, 0), engine.info.n_layers))
-    w, h = (int(v) for v in args.size.lower().split("x"))
-    panel.resize(w, h)
-    panel.setWindowTitle(f"explainer – {panel.title} (demo)")
-    panel.show()
-    if args.screenshot:
-        app.processEvents()
-        ok = panel.grab().save(args.screenshot)
-        panel.close()
-        return 0 if ok else 1
-    return app.exec()
+    def make_panel(engine, args):
+        projector = Projector(engine)
+        projector.prepare()  # standalone: fit (or load from the cache) every layer's axes up front
+        return EmbeddingsPanel(projector=projector)
+
+    def start(panel, engine, args):
+        panel.set_result(engine.analyze(args.text))
+        panel.set_layer(min(max(args.layer, 0), engine.info.n_layers))
+
+    return run_alone(
+        EmbeddingsPanel, demo_data.DEMO_TEXT, argv, size="1000x750",
+        add_arguments=lambda ap: ap.add_argument("--layer", type=int, default=0,
+                                                 help="0 = input embeddings, l = after layer l"),
+        make_engine=lambda args: demo_data.real_engine() if args.real else demo_data.demo_engine_or_fake(),
+        make_panel=make_panel, start=start)
 
 
 if __name__ == "__main__":  # pragma: no cover
