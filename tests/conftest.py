@@ -22,6 +22,18 @@ def _isolated_autosave(monkeypatch):
     monkeypatch.setenv("EXPLAINER_DATA", os.path.join(_DATA_ROOT, f"t{next(_data_dirs)}"))
 
 
+@pytest.fixture(scope="module")
+def module_cache_folder(tmp_path_factory):
+    """A fresh EXPLAINER_CACHE for one test module (tests that build caches from nothing)."""
+    old = os.environ.get("EXPLAINER_CACHE")
+    os.environ["EXPLAINER_CACHE"] = str(tmp_path_factory.mktemp("explainer-cache"))
+    yield
+    if old is None:
+        os.environ.pop("EXPLAINER_CACHE", None)
+    else:
+        os.environ["EXPLAINER_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def bundled_gguf():
     from explainer.core.bundled import bundled_model_path

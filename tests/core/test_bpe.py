@@ -1,7 +1,6 @@
 """BPE merge replay, byte inspector rows and spelling variants."""
 from __future__ import annotations
 
-import os
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -19,15 +18,7 @@ WORDS = ["strawberry", " strawberry", "hello", "Hello world", "unbelievable", "a
          "    ", "\n\n", "e\u0301", "<|im_end|>", "", "a", "\ud800z"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache_folder(tmp_path_factory):
-    old = os.environ.get("EXPLAINER_CACHE")
-    os.environ["EXPLAINER_CACHE"] = str(tmp_path_factory.mktemp("explainer-cache"))
-    yield
-    if old is None:
-        os.environ.pop("EXPLAINER_CACHE", None)
-    else:
-        os.environ["EXPLAINER_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("module_cache_folder")
 
 
 def final_ids(tok, word):

@@ -3,7 +3,6 @@ early stop, and the GGUF vocabulary cache."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -28,15 +27,7 @@ ANY_TEXT = st.lists(
 NO_SURROGATES = st.text(st.characters(exclude_categories=("Cs",)), max_size=80)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache_folder(tmp_path_factory):
-    old = os.environ.get("EXPLAINER_CACHE")
-    os.environ["EXPLAINER_CACHE"] = str(tmp_path_factory.mktemp("explainer-cache"))
-    yield
-    if old is None:
-        os.environ.pop("EXPLAINER_CACHE", None)
-    else:
-        os.environ["EXPLAINER_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("module_cache_folder")
 
 
 def get(name):

@@ -13,7 +13,7 @@ import unicodedata
 
 import pytest
 
-pytestmark = pytest.mark.reference
+pytestmark = [pytest.mark.reference, pytest.mark.usefixtures("module_cache_folder")]
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
@@ -94,15 +94,6 @@ STRINGS = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache_folder(tmp_path_factory):
-    old = os.environ.get("EXPLAINER_CACHE")
-    os.environ["EXPLAINER_CACHE"] = str(tmp_path_factory.mktemp("explainer-cache"))
-    yield
-    if old is None:
-        os.environ.pop("EXPLAINER_CACHE", None)
-    else:
-        os.environ["EXPLAINER_CACHE"] = old
 
 
 @pytest.fixture(scope="module")
