@@ -76,9 +76,11 @@ def snapshot() -> Snapshot:
     import shiboken6
     from PySide6.QtCore import QObject, QTimer
 
+    from explainer.core.backends.memory import release_free_memory
     from explainer.core.types import AnalysisResult
 
     gc.collect()
+    release_free_memory()  # freed heap pages back to the OS: RSS then counts live memory, not allocator slack
     timers = active = qobjects = results = 0
     with warnings.catch_warnings():  # isinstance() on some lazy torch attributes warns
         warnings.simplefilter("ignore")

@@ -15,6 +15,22 @@ _DATA_ROOT = tempfile.mkdtemp(prefix="explainer-test-data-")
 _data_dirs = iter(range(1 << 62))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _gui_thread_garbage_collection(qapp):
+    """As in the app: cycles are collected only on a GUI-thread timer, between events (never from a model
+    worker thread, never inside a Qt call that walks the widgets); see explainer.runtime.gui_gc."""
+    from explainer.runtime import gui_gc
+
+    gui_gc.install()
+    yield gui_gc
+
+
+@pytest.fixture(autouse=True)
+def _collect_between_tests(_gui_thread_garbage_collection):
+    yield
+    _gui_thread_garbage_collection.collect_if_due()  # what automatic collection would have done by now
+
+
 @pytest.fixture(autouse=True)
 def _isolated_autosave(monkeypatch):
     """Issue 7 (robustness helper): the main window autosaves its text and scene to $EXPLAINER_DATA and

@@ -19,15 +19,24 @@ import logging
 import time
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QDeadlineTimer, QObject, QThread, Signal, Slot
 from superqt.utils import QSignalDebouncer
 
-from explainer.runtime.worker import (AnalysisSettings, AnalysisWorker, EngineFactory, LoadedModel, Request,
-                                      engine_factory)
+from explainer.runtime import gui_gc
+from explainer.runtime.worker import (
+    AnalysisSettings,
+    AnalysisWorker,
+    EngineFactory,
+    LoadedModel,
+    Request,
+    engine_factory,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Controller", "AnalysisSettings", "engine_factory"]
+__all__ = ["AnalysisSettings", "Controller", "engine_factory"]
+SHUTDOWN_WAIT_MS = 30_000  # a running analysis finishes in well under a second; a load checks cancel often
+_UNFINISHED: list = []  # threads that did not stop at shutdown (kept referenced: deleting a running one aborts)
 _PREPARE = Request(-1, "")  # marks the worker as busy preparing the embedding map
 
 
@@ -101,6 +110,7 @@ class Controller(QObject):
             return
         self._started = True
         if self._thread is not None:
+            gui_gc.install()  # cycles holding widgets must never be freed from the worker thread
             self._thread.start()
         self.load_model(self._factory)
 
@@ -123,13 +133,19 @@ class Controller(QObject):
         self._debouncer.flush(restart_timer=False)  # stops its timer
         self._worker.cancel.set()  # aborts a model load at its next progress report
         if self._thread is not None:
+            stopped = True
             if self._thread.isRunning():
                 self._releaseRequested.emit()
                 self._thread.quit()
-                self._thread.wait()
+                stopped = self._thread.wait(QDeadlineTimer(SHUTDOWN_WAIT_MS))
             else:
                 self._worker.deleteLater()
-            self._thread.deleteLater()
+            if stopped:
+                self._thread.deleteLater()
+            else:  # a step that never checks the cancel flag: never block the closing window on it
+                log.error("The model thread did not stop within %d s; leaving it to finish on its own.",
+                          SHUTDOWN_WAIT_MS // 1000)
+                _UNFINISHED.append((self._thread, self._worker))  # destroying a running QThread aborts
         else:
             self._worker.release()
             self._worker.deleteLater()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 SCREENSHOT_TIMEOUT_S = 300
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     from explainer.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
+    from explainer.runtime import gui_gc
+
+    gui_gc.install()  # garbage collection only between events, in this thread (see gui_gc)
     app.setOrganizationName("explainer")
     app.setApplicationName("explainer")
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
@@ -131,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     app.setQuitOnLastWindowClosed(True)
     rc = app.exec()
     controller.shutdown()  # no-op when the window already did it
+    from explainer.runtime import controller as controller_module
+
+    if controller_module._UNFINISHED:  # a stuck model thread: Qt would abort when it is destroyed at exit
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(outcome["rc"] or rc)
     return outcome["rc"] or rc
 
 

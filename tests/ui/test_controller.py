@@ -243,3 +243,83 @@ def test_embedding_map_is_prepared_in_the_worker_when_idle(qtbot, fakes, temp_ca
     assert threading.current_thread().name not in engine.threads
     assert busy == [True, False]  # preparing the map does not show the busy indicator
     assert_shut_down(c)
+
+
+# --- garbage collection stays in the GUI thread; shutdown never blocks forever --------------------------------------
+class _Cycle:
+    """A reference cycle that records which thread freed it."""
+
+    freed_in: list[str] = []
+
+    def __init__(self) -> None:
+        self.me = self
+
+    def __del__(self) -> None:
+        _Cycle.freed_in.append(threading.current_thread().name)
+
+
+class _Allocating:
+    """An engine whose analysis allocates many container objects (as the real one does): enough to trigger
+    CPython's cycle collector in the worker thread when automatic collection is on."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def analyze(self, text, **kw):
+        junk = [[i] for i in range(20_000)]
+        del junk
+        return self._engine.analyze(text, **kw)
+
+
+def test_cycles_are_collected_in_the_gui_thread_while_the_worker_runs(qtbot, fakes):
+    import gc
+
+    from explainer.runtime import gui_gc
+
+    c = make(_Allocating(fakes.FakeEngine()), debounce_ms=0)
+    got = []
+    c.resultReady.connect(got.append)
+    c.start()
+    installed = gui_gc.installed() and not gc.isenabled()
+    _Cycle.freed_in.clear()
+    for _ in range(30):
+        _Cycle()  # garbage at once, but only the cycle collector can free it
+    for i in range(200):  # the worker keeps allocating; the GUI thread's timer collects once the count is due
+        c.submit(f"text {i}")
+        qtbot.waitUntil(lambda i=i: bool(got) and got[-1].text == f"text {i}", timeout=5000)
+        if len(_Cycle.freed_in) == 30:
+            break
+    assert len(_Cycle.freed_in) == 30
+    assert set(_Cycle.freed_in) == {threading.current_thread().name}
+    assert installed
+    assert_shut_down(c)
+    assert not gc.isenabled()  # for the life of the process: never again in the middle of a Qt call
+
+
+def test_shutdown_does_not_wait_forever_for_a_stuck_worker(qtbot, fakes, monkeypatch, caplog):
+    from explainer.runtime import controller as ctl
+
+    monkeypatch.setattr(ctl, "SHUTDOWN_WAIT_MS", 300)
+    stuck, entered = threading.Event(), threading.Event()
+    engine = fakes.FakeEngine()
+
+    def factory(progress):  # never reports progress, so it never sees the cancel flag
+        entered.set()
+        stuck.wait(30)
+        return engine
+
+    c = Controller(factory, projection=False)
+    c.start()
+    assert entered.wait(5)
+    thread = c.thread
+    t0 = time.perf_counter()
+    c.shutdown()
+    assert time.perf_counter() - t0 < 5
+    assert "did not stop" in caplog.text and thread.isRunning()
+    assert any(t is thread for t, _ in ctl._UNFINISHED)
+    stuck.set()
+    assert thread.wait(10_000)
+    ctl._UNFINISHED[:] = [(t, w) for t, w in ctl._UNFINISHED if t is not thread]
