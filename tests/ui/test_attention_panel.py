@@ -5,17 +5,20 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import itertools  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PySide6.QtCore import QPointF, Qt  # noqa: E402
+from PySide6.QtCore import QPointF, QRectF, Qt  # noqa: E402
+from PySide6.QtGui import QFontMetricsF  # noqa: E402
 
 from explainer.core.types import Attention  # noqa: E402
 from explainer.ui.panels import attention_data as ad  # noqa: E402
 from explainer.ui.panels import demo_data  # noqa: E402
 from explainer.ui.panels.attention import AttentionPanel  # noqa: E402
+from explainer.ui.widgets.attention_heatmap import TITLES  # noqa: E402
 
 TEXT = demo_data.DEMO_TEXT
 
@@ -282,3 +285,113 @@ def test_tiny_texts(qtbot, engine, text, start):
         p.highlight_token(0)
         assert p.current_matrix().shape == (r.n_tokens, r.n_tokens)
         p.grab()
+
+
+# --- layout: the matrix fills its space, labels and titles fit (legibility on a projector) ----------------------
+def _matrix_rect(hm):
+    """The matrix's footprint in the heatmap widget's pixels."""
+    return hm.vb.mapViewToScene(QRectF(0, 0, hm.n, hm.n)).boundingRect()
+
+
+def _sized(qtbot, result, size):
+    p = AttentionPanel()
+    qtbot.addWidget(p)
+    p.resize(*size)
+    p.show()
+    p.set_result(result)
+    qtbot.waitExposed(p)
+    qtbot.wait(20)
+    return p
+
+
+def _assert_apart(rects, what):
+    rects = list(rects)
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert not a.intersects(b), (what, a, b)
+
+
+def test_heatmap_fills_its_width_and_height(panel, result):
+    hm = panel.heatmap
+    rect, vb = _matrix_rect(hm), hm.vb.sceneBoundingRect()
+    assert rect.width() >= 0.65 * hm.width()  # square cells used to leave much of the width empty
+    assert rect.width() >= vb.width() - 1 and rect.height() >= vb.height() - 1
+    assert abs(rect.width() / result.n_tokens - rect.height() / result.n_tokens) > 1  # cells need not be square
+
+
+@pytest.mark.parametrize("size", [(1100, 800), (760, 520), (600, 430)])
+def test_axis_titles_fit_their_axes(qtbot, result, size):
+    p = _sized(qtbot, result, size)
+    hm = p.heatmap
+    axes = hm._title_axes()
+    lengths = (axes[0].geometry().height(), axes[1].geometry().width(), axes[2].geometry().height())
+    for ax, length in zip(axes, lengths):
+        text_w = QFontMetricsF(ax.label.font()).horizontalAdvance(ax.labelText)
+        assert ax.labelText and text_w <= length, (size, ax.labelText, text_w, length)
+    assert hm.titles() in TITLES
+    if size == (1100, 800):
+        assert hm.titles()[0].startswith("query") and len(hm.titles()[0]) > len("query")
+
+
+@pytest.mark.parametrize("size, n_tokens", [((1100, 800), None), ((760, 520), None), ((1100, 800), 40),
+                                            ((600, 430), 40), ((1100, 800), 128)])
+def test_token_labels_never_overlap(qtbot, engine, result, size, n_tokens):
+    r = result if n_tokens is None else engine.analyze(" ".join(["The bank of the river flooded."] * 30),
+                                                       max_tokens=n_tokens)
+    p = _sized(qtbot, r, size)
+    hm = p.heatmap
+    for ax in (hm.left_axis, hm.bottom_axis):
+        rects = ax.label_rects()
+        assert rects, (ax.orientation, size)
+        _assert_apart(rects.values(), (ax.orientation, size, ax.mode))
+        shown = sorted(rects)
+        steps = {b - a for a, b in itertools.pairwise(shown)}
+        assert len(steps) <= 1  # every k-th token
+        box = ax.boundingRect()
+        for rect in rects.values():  # inside the axis (the room the widget gives it)
+            assert box.adjusted(-1, -1, 1, 1).contains(rect), (ax.orientation, rect, box)
+    if size == (1100, 800) and n_tokens is None:  # every token labelled
+        assert sorted(hm.left_axis.label_rects()) == list(range(r.n_tokens))
+        assert sorted(hm.bottom_axis.label_rects()) == list(range(r.n_tokens))
+
+
+def test_short_sentence_column_labels_stand_upright(qtbot, engine):
+    r = engine.analyze("How many r's are in strawberry?")
+    p = _sized(qtbot, r, (1100, 800))
+    ax = p.heatmap.bottom_axis
+    assert ax.mode in ("flat", "stagger") and ax.labels == ax.full_labels  # upright, nothing shortened
+    assert sorted(ax.label_rects()) == list(range(r.n_tokens))
+    assert ax.geometry().height() < 0.25 * p.heatmap.height()
+
+
+def test_narrow_heatmap_rotates_and_shortens_column_labels(qtbot, result):
+    p = _sized(qtbot, result, (420, 700))
+    ax = p.heatmap.bottom_axis
+    assert ax.mode in ("rotated", "stagger")
+    assert ax.geometry().height() <= 0.45 * p.heatmap.height()  # the matrix keeps most of the height
+    assert all(s == f or s.endswith("…") for s, f in zip(ax.labels, ax.full_labels))
+    _assert_apart(ax.label_rects().values(), "narrow")
+
+
+def test_masked_note_covers_no_weight(qtbot, engine, result):
+    for r, size in ((result, (1100, 800)), (engine.analyze("Hi there"), (500, 300)), (result, (600, 430))):
+        p = _sized(qtbot, r, size)
+        hm = p.heatmap
+        if not hm.masked_text.isVisible():
+            continue
+        hm.masked_text.updateTransform(force=True)
+        note = hm.masked_text.sceneBoundingRect()
+        for q in range(hm.n):
+            for k in range(q + 1):
+                cell = hm.vb.mapViewToScene(QRectF(k, q, 1, 1)).boundingRect().adjusted(1, 1, -1, -1)
+                assert not note.intersects(cell), (size, q, k)
+
+
+def test_colour_bar_numbers_do_not_collide(qtbot, result):
+    for size in ((1100, 800), (600, 380)):
+        p = _sized(qtbot, result, size)
+        ax = p.heatmap.colorbar.axis
+        ticks = p.heatmap.colorbar_ticks()
+        assert ticks[0] == 0.0 and ticks[-1] == 1.0
+        px_per_tick = ax.geometry().height() * (ticks[1] - ticks[0])
+        assert px_per_tick >= QFontMetricsF(ax.style["tickFont"]).height()

@@ -10,7 +10,7 @@ import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PySide6.QtCore import QPointF, Qt  # noqa: E402
+from PySide6.QtCore import QPointF, QRectF, Qt  # noqa: E402
 
 from explainer.core.projection import Projector, nearest_neighbours  # noqa: E402
 from explainer.ui.panels import demo_data  # noqa: E402
@@ -175,3 +175,86 @@ def test_tiny_texts(qtbot, projector, engine, text, start):
         p.set_layer(layer)
         assert p.coordinates().shape == (r.n_tokens, 2)
     p.grab()
+
+
+# --- layout: the map fills the plot, labels never overlap (legibility on a projector) ---------------------------
+def _label_boxes(m):
+    """``{position: scene rect}`` of the token labels as they are drawn."""
+    m.grab()  # paint: the view's transform and the labels' are brought up to date
+    boxes = {}
+    for i, t in enumerate(m.labels[: len(m.texts)]):
+        if t.isVisible():
+            t.updateTransform(force=True)
+            boxes[i] = t.sceneBoundingRect()
+    return boxes
+
+
+def _assert_legible(m, must_show=()):
+    boxes = _label_boxes(m)
+    items = list(boxes.items())
+    for k, (i, a) in enumerate(items):
+        for j, b in items[k + 1:]:
+            assert not a.intersects(b), (m.texts[i], m.texts[j], a, b)
+    plot = m.vb.sceneBoundingRect().adjusted(-1, -1, 1, 1)
+    for i, box in boxes.items():
+        if i not in must_show:
+            assert plot.contains(box), (m.texts[i], box, plot)
+            for j in range(len(m.texts)):  # an ordinary label hides no point
+                if not np.allclose(m.xy[j], m.xy[i]):
+                    c = m.vb.mapViewToScene(QPointF(*m.xy[j]))
+                    assert not box.adjusted(2, 2, -2, -2).contains(c), (m.texts[i], m.texts[j])
+    for i in must_show:
+        assert i in boxes and m.texts[i] in m.labels[i].toPlainText()
+    return boxes
+
+
+@pytest.mark.parametrize("size", [(1000, 750), (760, 330)])
+def test_labels_never_overlap(panel, qtbot, size):
+    panel.resize(*size)
+    qtbot.wait(20)
+    for layer in (0, 1, panel.result.model.n_layers):
+        panel.set_layer(layer)
+        boxes = _assert_legible(panel.map)
+        assert len(boxes) >= 4, (size, layer, len(boxes))
+
+
+def test_hovered_and_selected_labels_always_show(panel, qtbot):
+    panel.resize(760, 330)
+    qtbot.wait(20)
+    m = panel.map
+    for layer in (0, panel.result.model.n_layers):
+        panel.set_layer(layer)
+        panel.select_position(2)
+        for i in range(panel.result.n_tokens):
+            panel.highlight_token(i)
+            _assert_legible(m, must_show=(i, 2) if i != 2 else (2,))
+    panel.highlight_token(-1)
+    panel.select_position(-1)
+
+
+def test_map_fills_the_plot_area(panel, qtbot):
+    for size in ((1000, 750), (1200, 420)):  # a wide, short plot too: the map is stretched, not boxed
+        panel.resize(*size)
+        qtbot.wait(20)
+        m = panel.map
+        x0, x1, y0, y1 = m.bounds
+        drawn = m.vb.mapViewToScene(QRectF(x0, y0, x1 - x0, y1 - y0)).boundingRect()
+        vb = m.vb.sceneBoundingRect()
+        assert drawn.width() >= 0.9 * vb.width() and drawn.height() >= 0.9 * vb.height(), (size, drawn, vb)
+
+
+@pytest.mark.parametrize("size", [(1000, 750), (700, 300)])
+def test_axis_titles_fit(panel, qtbot, size):
+    from PySide6.QtGui import QFontMetricsF
+
+    panel.resize(*size)
+    qtbot.wait(20)
+    item = panel.map.getPlotItem()
+    x, y = panel.map.axis_titles()
+    assert x.startswith("axis 1") and y.startswith("axis 2")
+    for name, title in (("bottom", x), ("left", y)):
+        ax = item.getAxis(name)
+        length = ax.geometry().width() if name == "bottom" else ax.geometry().height()
+        assert QFontMetricsF(ax.label.font()).horizontalAdvance(title) <= length, (size, title, length)
+    if size == (1000, 750):
+        assert "%" in x and "%" in y  # the share of the spread, where there is room

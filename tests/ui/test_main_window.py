@@ -315,3 +315,41 @@ def test_screenshot_command_real_model(tmp_path):
     assert proc.returncode == 0, proc.stderr
     w, h, colours = _png_stats(out)
     assert (w, h) == (1600, 1000) and colours > 20
+
+
+def test_panels_use_their_room_at_1600x1000(qtbot, open_window):
+    """The lecture layout: the attention matrix fills its width with every token labelled, the embedding labels
+    never overlap, and the chain rule sits right under the token chips."""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QFontMetricsF
+
+    text = "How many r's are in strawberry?"
+    w = open_window(text=text, size=(1600, 1000))
+    wait_for_text(qtbot, w, text)
+    qtbot.waitUntil(lambda: len(w.embeddings.coordinates()) == w.result.n_tokens, timeout=60000)
+    qtbot.wait(50)
+    n = w.result.n_tokens
+    hm = w.attention.heatmap
+    matrix = hm.vb.mapViewToScene(QRectF(0, 0, n, n)).boundingRect()
+    assert matrix.width() >= 0.6 * hm.width(), (matrix, hm.width())
+    for ax in (hm.left_axis, hm.bottom_axis):
+        rects = ax.label_rects()
+        assert sorted(rects) == list(range(n)), ax.orientation  # every token labelled …
+        boxes = list(rects.values())
+        assert not any(a.intersects(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])  # … none overlapping
+    for ax, length in zip(hm._title_axes(), (hm.left_axis.geometry().height(), hm.bottom_axis.geometry().width(),
+                                             hm.colorbar.getAxis("left").geometry().height())):
+        assert QFontMetricsF(ax.label.font()).horizontalAdvance(ax.labelText) <= length  # titles not clipped
+    m = w.embeddings.map
+    m.grab()
+    shown = []
+    for t in m.labels[: len(m.texts)]:
+        if t.isVisible():
+            t.updateTransform(force=True)
+            shown.append(t.sceneBoundingRect())
+    assert len(shown) >= 5
+    assert not any(a.intersects(b) for i, a in enumerate(shown) for b in shown[i + 1:])
+    tokens = w.tokens
+    assert abs(tokens.scroll.height() - tokens.view._content_height) <= 2
+    chips_bottom = tokens.scroll.mapTo(tokens, QPoint(0, tokens.scroll.height())).y()
+    assert tokens.chain.mapTo(tokens, QPoint(0, 0)).y() - chips_bottom <= 12

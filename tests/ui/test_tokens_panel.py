@@ -176,3 +176,44 @@ def test_panel_runs_alone(tmp_path):
     assert proc.returncode == 0, proc.stderr
     img = QImage(str(out))
     assert (img.width(), img.height()) == (800, 400)
+
+
+# --- layout: the chips area is as tall as its chips --------------------------------------------------------------
+def _gap_below_chips(panel) -> int:
+    """Pixels between the last chip row's bottom and the chain-rule line."""
+    scroll_top = panel.scroll.mapTo(panel, QPoint(0, 0)).y()
+    return panel.chain.mapTo(panel, QPoint(0, 0)).y() - (scroll_top + int(panel.view._content_height))
+
+
+def test_chain_rule_sits_right_under_the_chips(qtbot, demo):
+    panel = make_panel(qtbot, demo.analyze("How many r's are in strawberry?"))  # 900 × 400, one row of chips
+    qtbot.wait(20)
+    content = panel.view._content_height
+    assert abs(panel.scroll.height() - content) <= 2, (panel.scroll.height(), content)
+    assert 0 <= _gap_below_chips(panel) <= 2 * panel.body.spacing() + 6  # no empty band above the chain rule
+    assert panel.scroll.verticalScrollBar().maximum() == 0
+    # more text: the area grows with its chips (three rows and more), still no gap
+    panel.resize(900, 700)
+    panel.set_result(demo.analyze("one two three four five six seven eight nine ten eleven twelve " * 3))
+    qtbot.wait(20)
+    content = panel.view._content_height
+    assert content > 2.5 * panel.view.chip_height
+    assert abs(panel.scroll.height() - content) <= 2, (panel.scroll.height(), content)
+    assert 0 <= _gap_below_chips(panel) <= 2 * panel.body.spacing() + 6
+    # narrower: the chips wrap into more rows and the area follows
+    before = panel.scroll.height()
+    panel.resize(600, 700)
+    qtbot.wait(20)
+    assert panel.scroll.height() > before
+    assert abs(panel.scroll.height() - panel.view._content_height) <= 2
+
+
+def test_many_chips_scroll_and_keep_the_chain_rule_visible(qtbot, demo):
+    panel = make_panel(qtbot, demo.analyze("The cat sat on the mat and looked at the dog. " * 12))
+    panel.resize(700, 330)
+    qtbot.wait(20)
+    assert panel.view._content_height > panel.scroll.height() >= panel.view.chip_height  # squeezed: it scrolls
+    assert panel.scroll.verticalScrollBar().maximum() > 0
+    chain_bottom = panel.chain.mapTo(panel, QPoint(0, panel.chain.height())).y()
+    assert panel.chain.isVisible() and chain_bottom <= panel.height()
+    assert panel.chain.height() >= panel.chain.heightForWidth(panel.chain.width()) - 1  # not cut

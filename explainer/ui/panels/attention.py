@@ -180,6 +180,7 @@ class AttentionPanel(Panel):
         self.heatmap.set_theme(self.theme)
         self.heatmap.set_font(token_font(self.font(), 12))
         self.grid.setBackground(self.theme.background)
+        self.grid.set_axis_style(token_font(self.font(), 11), self.theme.text, self.theme.muted)
         self.grid.set_colormap(pg.colormap.get(self.theme.colormap))
         self.lines.set_theme(self.theme)
         self.lines.setFont(token_font(self.font(), 12))

@@ -6,13 +6,14 @@ a callback so it is built only when asked for.
 """
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass
 from typing import Callable
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
-from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QToolTip, QWidget
 
 from explainer.ui import theme as th
 
@@ -33,6 +34,7 @@ class Chip:
 class ChipView(QWidget):
     chipHovered = Signal(int)  # -1 when the pointer leaves the chips
     chipClicked = Signal(int)
+    contentHeightChanged = Signal()  # the chips need a different height (new chips, fonts or width)
 
     PAD_X, PAD_Y, GAP_X, GAP_Y, MARGIN = 7.0, 4.0, 5.0, 7.0, 4.0
 
@@ -85,24 +87,41 @@ class ChipView(QWidget):
         return self._fm.height() + self._fm_small.height() + 2 * self.PAD_Y
 
     # --- layout -----------------------------------------------------------------------------------------------
-    def _relayout(self) -> None:
-        width = max(60, self.width())
+    def _flow(self, width: float) -> list[QRectF]:
+        """Each chip's rectangle when the chips wrap like text in ``width`` pixels."""
+        width = max(60, width)
         x, y = self.MARGIN, self.MARGIN
         h = self.chip_height
+        rects = []
         for c in self.chips:
             w = min(c.width, width - 2 * self.MARGIN)
             if x > self.MARGIN and x + w > width - self.MARGIN:
                 x, y = self.MARGIN, y + h + self.GAP_Y
-            c.rect = QRectF(x, y, w, h)
+            rects.append(QRectF(x, y, w, h))
             x += w + self.GAP_X
             if c.line_break:
                 x, y = self.MARGIN, y + h + self.GAP_Y
+        return rects
+
+    def _relayout(self) -> None:
+        for c, r in zip(self.chips, self._flow(self.width())):
+            c.rect = r
         bottom = (max((c.rect.bottom() for c in self.chips), default=self.MARGIN) + self.MARGIN)
+        changed = bottom != self._content_height
         self._content_height = bottom
         self._laid_out_width = self.width()
         if int(bottom) != self.minimumHeight():
             self.setMinimumHeight(int(bottom))
             self.updateGeometry()
+        if changed:
+            self.contentHeightChanged.emit()
+
+    def content_height_for(self, width: float) -> float:
+        """The height the chips need when the view is ``width`` pixels wide (margins included). A subclass with
+        a layout of its own answers with its current height."""
+        if width == self._laid_out_width or not self.chips or type(self)._relayout is not ChipView._relayout:
+            return max(self._content_height, self.MARGIN * 2)
+        return max((r.bottom() for r in self._flow(width)), default=self.MARGIN) + self.MARGIN
 
     def hasHeightForWidth(self) -> bool:
         return True
@@ -198,6 +217,54 @@ class ChipView(QWidget):
                 e.ignore()
             return True
         return super().event(e)
+
+
+class ChipScrollArea(QScrollArea):
+    """Scrolls a ``ChipView`` vertically and is exactly as tall as its chips need: never taller (so what follows
+    sits right under the chips), shorter only when the layout has no more room (then it scrolls), and never
+    shorter than one row of chips."""
+
+    def __init__(self, view: ChipView, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWidget(view)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setFrameShape(QFrame.NoFrame)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
+        self.setMinimumHeight(math.ceil(view.chip_height + 2 * view.MARGIN) + 2 * self.frameWidth())
+        view.contentHeightChanged.connect(self._on_content_changed)
+        self._hinted_width = -1
+
+    def content_height(self) -> int:
+        """The height the chips need at the area's width, without a scroll bar."""
+        view = self.widget()
+        width = max(1, self.width() - 2 * self.frameWidth())
+        return math.ceil(view.content_height_for(width)) + 2 * self.frameWidth()
+
+    def sizeHint(self) -> QSize:
+        return QSize(super().sizeHint().width(), max(self.minimumHeight(), self.content_height()))
+
+    def minimumSizeHint(self) -> QSize:
+        # QAbstractScrollArea's (room for both scroll bars) would be taken as a floor for the size hint
+        return QSize(super().minimumSizeHint().width(), self.minimumHeight())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._update_scroll_bar()
+        if event.size().width() != self._hinted_width:  # the chips wrap differently: ask for a new height
+            self._hinted_width = event.size().width()
+            self.updateGeometry()
+
+    def _on_content_changed(self) -> None:
+        self._update_scroll_bar()
+        self.updateGeometry()
+
+    def _update_scroll_bar(self) -> None:
+        """A scroll bar only when the chips, wrapped at the full width, do not fit: decided at the full width, so
+        a bar once shown (which narrows the chips and so makes them taller) does not keep itself on."""
+        policy = Qt.ScrollBarAlwaysOff if self.content_height() <= self.height() else Qt.ScrollBarAsNeeded
+        if self.verticalScrollBarPolicy() != policy:
+            self.setVerticalScrollBarPolicy(policy)
 
 
 class HeatLegend(QWidget):

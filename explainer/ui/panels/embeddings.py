@@ -32,8 +32,10 @@ DETAILS = (
     "itself) and each dimension is standardised, because a few dimensions are thousands of times larger than "
     "the rest. Layer 0's axes are fitted on the whole vocabulary, later layers' on a fixed built-in English "
     "text. Two directions keep only a few per cent of the spread: close on the map is not always close in the "
-    "full space. Grey dots: reference vectors; open diamonds: tokens outside the map, pinned to its edge; the "
-    "dashed path (optional): the selected token after each earlier layer, on this map.")
+    "full space. The map is stretched to fill the panel, so the two axes have different scales. Grey dots: "
+    "reference vectors; open diamonds: tokens outside the map, pinned to its edge; the dashed path (optional): "
+    "the selected token after each earlier layer, on this map. Labels that would overlap are left out: hover a "
+    "point to read its token.")
 
 
 def layer_name(layer: int) -> str:

@@ -12,13 +12,13 @@ import logging
 import math
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QScrollArea, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QWidget
 from superqt import QElidingLabel
 
 from explainer.core.types import Token
 from explainer.ui import theme as th
 from explainer.ui.panels.base import Panel
-from explainer.ui.panels.chips import Chip, ChipView, HeatLegend
+from explainer.ui.panels.chips import Chip, ChipScrollArea, ChipView, HeatLegend
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +96,8 @@ class TokensPanel(Panel):
 
         self.view = ChipView()
         self.view.set_tooltip_provider(self._tooltip)
-        self.scroll = QScrollArea()
-        self.scroll.setWidget(self.view)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.scroll.setFrameShape(QScrollArea.NoFrame)
-        self.scroll.setMinimumHeight(int(self.view.chip_height + 2 * self.view.MARGIN + 2))  # one full row
-        self.body.addWidget(self.scroll, 1)
+        self.scroll = ChipScrollArea(self.view)  # as tall as the chips (one row at least); scrolls when squeezed
+        self.body.addWidget(self.scroll)
 
         self.chain = QLabel()
         self.chain.setTextFormat(Qt.RichText)
@@ -110,6 +105,7 @@ class TokensPanel(Panel):
         self.chain.setToolTip("Chain rule: P(text) = P(t₁)·P(t₂ | t₁)·P(t₃ | t₁ t₂)·… — each factor is one "
                               "token's probability given everything before it.")
         self.body.addWidget(self.chain)
+        self.body.addStretch(1)  # spare height goes below the chain rule, not between it and the chips
 
         self.selector.currentIndexChanged.connect(self._on_selector_changed)
         self.heat.toggled.connect(self._on_heat_toggled)

@@ -3,16 +3,28 @@
 Row ``q`` is the query token (the one looking), column ``k`` the key token (the one looked at); cell ``(q, k)``
 spans ``[k, k+1) × [q, q+1)`` in view coordinates, with the first token at the top left. NaN cells (the masked
 future, a hidden column) are transparent over a light grey backdrop.
+
+The matrix fills the whole plot area (cells are as wide and as tall as the space allows, not square), and the axis
+titles take the longest wording that fits the axes' length (``TITLES``), so nothing is clipped in a small window.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QGraphicsRectItem
 
 from explainer.ui import theme as th
 from explainer.ui.widgets.token_axis import TokenAxis
+
+MAX_LABEL_SHARE = 0.4  # rotated column labels may take this share of the widget's height (then they are shortened)
+# axis titles, longest first: (left = rows, bottom = columns, colour bar); the first wording that fits is shown
+TITLES = (("query: the token that is looking", "key: the token looked at", "attention weight (0 to 1)"),
+          ("query (looking)", "key (looked at)", "weight (0 to 1)"),
+          ("query", "key", "weight"))
 
 
 class AttentionHeatmap(pg.PlotWidget):
@@ -28,13 +40,12 @@ class AttentionHeatmap(pg.PlotWidget):
         item = self.getPlotItem()
         item.hideButtons()
         item.setContentsMargins(2, 12, 2, 2)  # room for the first row's label
-        item.setLabel("left", "query: the token that is looking")
-        item.setLabel("bottom", "key: the token looked at")
+        item.setLabel("left", TITLES[0][0])
+        item.setLabel("bottom", TITLES[0][1])
         self.vb = item.getViewBox()
         self.vb.invertY(True)
-        self.vb.setAspectLocked(True)
-        self.vb.setDefaultPadding(0.0)
-        self.vb.sigResized.connect(lambda *_: self.reset_view())
+        self.vb.setDefaultPadding(0.0)  # no aspect lock: the matrix fills the plot area, cells need not be square
+        self.vb.sigResized.connect(self._on_view_resized)
         self.backdrop = QGraphicsRectItem()  # shows through the transparent (masked / hidden) cells
         self.backdrop.setPen(pg.mkPen(None))
         self.backdrop.setZValue(-10)
@@ -42,7 +53,7 @@ class AttentionHeatmap(pg.PlotWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.addItem(self.image)
         self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), interactive=False, width=18, colorMapMenu=False,
-                                        label="attention weight (0 to 1)")
+                                        label=TITLES[0][2])
         self.colorbar.setImageItem(self.image, insert_in=item)
         self.masked_text = pg.TextItem("", anchor=(1.0, 0.0))  # top-right corner, inside the empty triangle
         self.masked_text.setZValue(5)
@@ -54,6 +65,7 @@ class AttentionHeatmap(pg.PlotWidget):
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self._hover = (-1, -1)
+        self._colorbar_step = 0.2  # between the colour bar's numbers (fewer on a short bar)
 
     def _rect(self, pen) -> QGraphicsRectItem:
         r = QGraphicsRectItem()
@@ -75,15 +87,90 @@ class AttentionHeatmap(pg.PlotWidget):
             ax.setPen(theme.muted)
         self.colorbar.axis.setTextPen(theme.text)
         self.colorbar.axis.setPen(theme.muted)
+        self.colorbar.getAxis("left").setTextPen(theme.text)  # its title
         self.masked_text.setColor(theme.muted)
 
     def set_font(self, font) -> None:
         for ax in (self.left_axis, self.bottom_axis, self.colorbar.axis):
             ax.setStyle(tickFont=font)
+        for ax in self._title_axes():
             ax.label.setFont(font)
         self.left_axis.set_font(font)
         self.bottom_axis.set_font(font)
         self.masked_text.setFont(font)
+        self.fit_titles()
+        self._fit_colorbar_ticks()
+        self._fit_masked_text()
+
+    def _title_axes(self):
+        """The axes that carry the titles: rows, columns and the colour bar's (its left side; ticks on the right)."""
+        return self.left_axis, self.bottom_axis, self.colorbar.getAxis("left")
+
+    def titles(self) -> tuple[str, str, str]:
+        """The axis titles shown now: (rows, columns, colour bar)."""
+        return tuple(ax.labelText for ax in self._title_axes())
+
+    def fit_titles(self) -> None:
+        """Show the longest wording of the axis titles that fits along every axis (the same wording on all)."""
+        axes = self._title_axes()
+        lengths = (axes[0].geometry().height(), axes[1].geometry().width(), axes[2].geometry().height())
+        if min(lengths) <= 0:  # not laid out yet
+            return
+        chosen = TITLES[-1]
+        for titles in TITLES:
+            fits = [QFontMetricsF(ax.label.font()).horizontalAdvance(t) + 8 <= n  # + the text item's margins
+                    for ax, t, n in zip(axes, titles, lengths)]
+            if all(fits):
+                chosen = titles
+                break
+        for ax, title in zip(axes, chosen):
+            if ax.labelText != title:
+                ax.setLabel(title)
+                ax.resizeEvent()  # centre the new title along the axis
+
+    def _on_view_resized(self, *_args) -> None:
+        self.reset_view()
+        # upright column labels when they fit; rotated ones may take at most ~40 % of the height
+        self.bottom_axis.fit_to_length(self.vb.width(), max_extent=MAX_LABEL_SHARE * self.height())
+        self.left_axis.fit_to_length(self.vb.height())
+        self.fit_titles()
+        self._fit_colorbar_ticks()
+        self._fit_masked_text()
+
+    def _fit_colorbar_ticks(self) -> None:
+        """0, 0.2, … 1 on a tall colour bar; fewer where the numbers would run into each other."""
+        ax = self.colorbar.axis
+        length = ax.geometry().height()
+        line = QFontMetricsF(ax.style["tickFont"] or ax.font()).height() + 4
+        for step in (0.2, 0.5, 1.0):
+            if length * step >= line or step == 1.0:
+                break
+        if step != self._colorbar_step:
+            self._colorbar_step = step
+            ax.setTicks([[(v, f"{v:.1f}") for v in self.colorbar_ticks()], []])
+
+    def colorbar_ticks(self) -> list[float]:
+        """The numbers written on the colour bar."""
+        return [float(v) for v in np.round(np.arange(0.0, 1.0 + 1e-9, self._colorbar_step), 1)]
+
+    def _fit_masked_text(self) -> None:
+        """Write "future: masked" (or "masked") in the empty upper triangle, only where it covers no weight."""
+        n = self.n
+        w, h = self.vb.width(), self.vb.height()
+        if n < 2 or w <= 0 or h <= 0:
+            self.masked_text.hide()
+            return
+        cell_w, cell_h = w / n, h / n
+        for text in ("future: masked", "masked"):
+            self.masked_text.setText(text)
+            br = self.masked_text.textItem.boundingRect()
+            rows = math.ceil(br.height() / cell_h)  # the rows the text reaches down into …
+            first_col = n - br.width() / cell_w  # … from this column to the right edge
+            if rows <= n and first_col >= rows:  # row r has weights in columns 0..r: all left of the text
+                self.masked_text.setPos(n, 0)
+                self.masked_text.show()
+                return
+        self.masked_text.hide()
 
     def set_matrix(self, drawn: np.ndarray, labels: list[str]) -> None:
         """``drawn`` [T, T]: the weights with NaN where nothing is shown; the upper triangle is hidden here."""
@@ -109,17 +196,13 @@ class AttentionHeatmap(pg.PlotWidget):
             self.bottom_axis.set_labels(labels)
         if n != self.n:
             self.n = n
+            self.vb.setLimits(xMin=0, xMax=n, yMin=0, yMax=n)  # zooming and panning stay on the matrix
             self.reset_view()
-        if n >= 3:
-            self.masked_text.setText("future: masked" if n >= 6 else "masked")
-            self.masked_text.setPos(n, 0)
-            self.masked_text.show()
-        else:
-            self.masked_text.hide()
+        self._fit_masked_text()
         self._hover = (-1, -1)
 
     def reset_view(self) -> None:
-        """Show the whole matrix (square cells; the aspect lock widens the shorter side)."""
+        """Show the whole matrix, filling the plot area."""
         m = max(self.n, 1)
         self.vb.setRange(QRectF(0, 0, m, m), padding=0)
 

@@ -1,19 +1,32 @@
 """A fixed 2-D map of token vectors: a faint reference cloud, labelled token points, an optional path.
 
 The view range is set from the layer's reference data (``Axes.bounds``) and never follows the text, so points
-do not jump while typing. Points outside the range are pinned to its edge and drawn as open diamonds. Mouse
-pan/zoom is off: the map is fixed. Hovering or clicking a point emits its position.
+do not jump while typing; it fills the whole plot area (the two axes are scaled separately). Points outside the
+range are pinned to its edge and drawn as open diamonds. Mouse pan/zoom is off: the map is fixed. Hovering or
+clicking a point emits its position.
+
+Labels are placed greedily so that none overlaps another (``_place_labels``): the hovered / selected token's
+label first (always shown), then the tokens sharing its id, then the rest in text order; each tries a few spots
+around its point (right, left, above, below) and takes the first inside the map that overlaps no placed label and
+hides no other point; a label with no such spot is left out (hover its point to read it).
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QFontMetricsF
 
 from explainer.ui import theme as th
 
 MAX_LABELS = 80  # above this many tokens only the hovered / selected / same-token points are labelled
 PICK_PX = 12  # hover / click radius in pixels
+POINT_PX, HOT_POINT_PX = 11, 16  # marker sizes
+LABEL_GAP_PX = 3  # between a marker's edge and its label's box
+# where a label may go around its point, in order of preference: (anchor of the text box, direction from the point)
+PLACES = (((0.0, 0.5), (1, 0)), ((0.0, 1.0), (1, -1)), ((0.0, 0.0), (1, 1)),  # right, above right, below right
+          ((1.0, 0.5), (-1, 0)), ((1.0, 1.0), (-1, -1)), ((1.0, 0.0), (-1, 1)),  # left, above left, below left
+          ((0.5, 1.0), (0, -1)), ((0.5, 0.0), (0, 1)))  # above, below
 
 
 class EmbeddingMap(pg.PlotWidget):
@@ -23,15 +36,16 @@ class EmbeddingMap(pg.PlotWidget):
     def __init__(self, parent=None):
         super().__init__(parent, enableMenu=False)
         self.setFocusPolicy(Qt.NoFocus)
+        self._titles: dict[str, str] = {}  # axis → its full title (set_axes_labels)
+        self._label_order: list[tuple[int, bool]] = []  # (token position, must show), see _place_labels
         item = self.getPlotItem()
         item.hideButtons()
         item.setMouseEnabled(x=False, y=False)
         for name in ("left", "bottom"):
             item.getAxis(name).setStyle(showValues=False, tickLength=0)
             item.getAxis(name).setTicks([[], []])  # coordinates of a projection carry no meaning of their own
-        self.vb = item.getViewBox()
-        self.vb.setAspectLocked(True)
-        self.vb.sigResized.connect(lambda *_: self._apply_bounds())
+        self.vb = item.getViewBox()  # no aspect lock: the fixed range fills the plot area
+        self.vb.sigResized.connect(self._on_view_resized)
         self.cloud = pg.ScatterPlotItem(size=4, pen=None, pxMode=True)
         self.cloud.setZValue(-5)
         self.path = pg.PlotDataItem(pen=pg.mkPen(th.ACCENTS[4], width=2, style=Qt.DashLine), symbol="o",
@@ -72,12 +86,31 @@ class EmbeddingMap(pg.PlotWidget):
         self._font = font
         for name in ("left", "bottom"):
             self.getPlotItem().getAxis(name).label.setFont(font)
+        self._fit_axis_titles()
         for t in self.labels + self.path_labels:
             t.setFont(font)
+        self._place_labels()
 
     def set_axes_labels(self, x: str, y: str) -> None:
-        self.getPlotItem().setLabel("bottom", x)
-        self.getPlotItem().setLabel("left", y)
+        """Axis titles; where one is longer than its axis, its part in brackets is left out ("axis 2")."""
+        self._titles = {"bottom": x, "left": y}
+        self._fit_axis_titles()
+
+    def axis_titles(self) -> tuple[str, str]:
+        """The titles shown now: (x, y)."""
+        item = self.getPlotItem()
+        return item.getAxis("bottom").labelText, item.getAxis("left").labelText
+
+    def _fit_axis_titles(self) -> None:
+        item = self.getPlotItem()
+        for name, full in self._titles.items():
+            ax = item.getAxis(name)
+            length = ax.geometry().width() if name == "bottom" else ax.geometry().height()
+            fits = QFontMetricsF(ax.label.font()).horizontalAdvance(full) + 8 <= length or length <= 0
+            text = full if fits else full.split(" (")[0]
+            if ax.labelText != text or not ax.label.isVisible():
+                item.setLabel(name, text)
+                ax.resizeEvent()  # centre it along the axis
 
     def set_bounds(self, bounds: tuple[float, float, float, float]) -> None:
         self.bounds = tuple(float(b) for b in bounds)
@@ -86,6 +119,11 @@ class EmbeddingMap(pg.PlotWidget):
     def _apply_bounds(self) -> None:
         x0, x1, y0, y1 = self.bounds
         self.vb.setRange(QRectF(x0, y0, x1 - x0, y1 - y0), padding=0.02)
+        self._place_labels()
+
+    def _on_view_resized(self, *_args) -> None:
+        self._apply_bounds()
+        self._fit_axis_titles()
 
     def set_cloud(self, points: np.ndarray) -> None:
         self.cloud.setData(pos=np.asarray(points, np.float64))
@@ -126,6 +164,7 @@ class EmbeddingMap(pg.PlotWidget):
             t.setPos(float(x), float(y))
             self.addItem(t)
             self.path_labels.append(t)
+        self._place_labels()  # the path's numbers are obstacles for the token labels
 
     def set_hovered(self, position: int) -> None:
         if position != self.hovered:
@@ -142,6 +181,7 @@ class EmbeddingMap(pg.PlotWidget):
         n = len(self.texts)
         if n == 0:
             self.points.setData([])
+            self._label_order = []
             return
         focus = [p for p in (self.hovered, self.selected) if 0 <= p < n]
         same = set()
@@ -150,6 +190,9 @@ class EmbeddingMap(pg.PlotWidget):
         x0, x1, y0, y1 = self.bounds
         outside = (self.raw[:, 0] < x0) | (self.raw[:, 0] > x1) | (self.raw[:, 1] < y0) | (self.raw[:, 1] > y1)
         text_col = pg.mkColor(self.theme.text)
+        backing = pg.mkColor(self.theme.background)
+        backing.setAlpha(190)
+        backing = pg.mkBrush(backing)
         base = th.ACCENTS[5] if self.theme.is_dark else th.ACCENTS[0]  # blue / sky blue: contrast on either
         spots = []
         for i in range(n):
@@ -157,14 +200,15 @@ class EmbeddingMap(pg.PlotWidget):
             colour = th.HIGHLIGHT if hot else (th.SPECIAL if self.special[i] else base)
             pen = pg.mkPen(th.HIGHLIGHT, width=3) if (i in same and not hot) else pg.mkPen(self.theme.background)
             spots.append({"pos": (float(self.xy[i, 0]), float(self.xy[i, 1])), "data": i,
-                          "size": 16 if hot else 11, "symbol": "d" if outside[i] else "o",
+                          "size": HOT_POINT_PX if hot else POINT_PX, "symbol": "d" if outside[i] else "o",
                           "brush": pg.mkBrush(colour) if not outside[i] else pg.mkBrush(self.theme.background),
                           "pen": pen if not outside[i] else pg.mkPen(colour, width=2)})
         self.points.setData(spots)
         show_all = n <= MAX_LABELS
         seen: set = set()  # a label already drawn at (almost) the same place: identical vectors, e.g. layer 0
         span = max(x1 - x0, y1 - y0) * 1e-4
-        for i in range(n):
+        self._label_order = []  # (index, must show), in the order labels claim their place
+        for i in sorted(range(n), key=lambda k: (k not in focus, k not in same, k)):
             t = self.labels[i]
             spot = (self.texts[i], round(float(self.xy[i, 0]) / span), round(float(self.xy[i, 1]) / span))
             if not (show_all or i in focus or i in same) or (spot in seen and i not in focus):
@@ -172,11 +216,74 @@ class EmbeddingMap(pg.PlotWidget):
                 continue
             seen.add(spot)
             hot = i in focus or i in same
-            t.setText("\u2002" + self.texts[i] + (" (off the map)" if outside[i] and hot else ""))
+            t.setText(self.texts[i] + (" (off the map)" if outside[i] and hot else ""))
             t.setColor(pg.mkColor(th.HIGHLIGHT) if hot else text_col)
-            t.setZValue(8 if hot else 6)
-            t.setPos(float(self.xy[i, 0]), float(self.xy[i, 1]))
+            t.fill = backing  # the cloud's dots do not show through the letters
+            t.setZValue(8 if hot else 4)  # other labels under the points (they only meet around a hovered one)
+            self._label_order.append((i, i in focus))
+        self._place_labels()
+
+    def _place_labels(self) -> None:
+        """Put each label of ``_label_order`` at the first spot around its point (``PLACES``) that overlaps no
+        label placed before it, stays inside the map and covers no other point; hide it when there is no such
+        spot, unless it must show (the hovered / selected token), which then takes its best spot anyway."""
+        order = [(i, must) for i, must in self._label_order if i < len(self.texts)]
+        w, h = self.vb.width(), self.vb.height()
+        (vx0, vx1), (vy0, vy1) = self.vb.viewRange()
+        if not order or w <= 1 or h <= 1 or vx1 <= vx0 or vy1 <= vy0:
+            for i, _must in order:  # not laid out yet: a provisional spot, placed again on the first resize
+                self.labels[i].setAnchor(PLACES[0][0])
+                self.labels[i].setPos(float(self.xy[i, 0]), float(self.xy[i, 1]))
+                self.labels[i].show()
+            return
+        sx, sy = w / (vx1 - vx0), h / (vy1 - vy0)  # view units → pixels (pixel y grows downwards)
+        px = (self.xy[:, 0] - vx0) * sx
+        py = (vy1 - self.xy[:, 1]) * sy
+        focus = {i for i, must in order if must}
+        radius = np.where([k in focus for k in range(len(px))], HOT_POINT_PX, POINT_PX) / 2.0
+        marks = np.column_stack([px - radius, py - radius, px + radius, py + radius])  # l, t, r, b
+        placed = [self._pixel_box(t, vx0, vy1, sx, sy) for t in self.path_labels if t.isVisible()]
+        for i, must in order:
+            t = self.labels[i]
+            br = t.textItem.boundingRect()
+            tw, th_ = br.width(), br.height()
+            gap = radius[i] + LABEL_GAP_PX
+            others = np.ones(len(px), bool)
+            others[np.all(np.abs(self.xy - self.xy[i]) < 1e-12, axis=1)] = False  # its own point (and twins)
+            taken = np.array(placed, float).reshape(-1, 4)
+            best = None  # ((outside the map, points hidden, preference), box, anchor, spot)
+            for rank, ((ax, ay), (dx, dy)) in enumerate(PLACES):
+                k = 0.75 if dx and dy else 1.0  # diagonal spots: a little closer
+                ox, oy = px[i] + dx * gap * k, py[i] + dy * gap * k
+                box = (ox - ax * tw, oy - ay * th_, ox - ax * tw + tw, oy - ay * th_ + th_)
+                if len(taken) and _overlaps(taken, box).any():
+                    continue
+                inside = box[0] >= 0 and box[1] >= 0 and box[2] <= w and box[3] <= h
+                covered = int(_overlaps(marks[others], box).sum())
+                key = (not inside, covered, rank)
+                if best is None or key < best[0]:
+                    best = (key, box, (ax, ay), (ox, oy))
+                if inside and covered == 0:
+                    break
+            if best is None or ((best[0][0] or best[0][1]) and not must):  # no spot inside that hides no point
+                if not must:
+                    t.hide()
+                    continue
+                if best is None:  # the focus label shows even where it must overlap
+                    ox, oy = px[i] + gap, py[i]
+                    best = (None, (ox, oy - th_ / 2, ox + tw, oy + th_ / 2), PLACES[0][0], (ox, oy))
+            _key, box, anchor, (ox, oy) = best
+            t.setAnchor(anchor)
+            t.setPos(vx0 + ox / sx, vy1 - oy / sy)
             t.show()
+            placed.append(box)
+
+    def _pixel_box(self, t: pg.TextItem, vx0: float, vy1: float, sx: float, sy: float) -> tuple:
+        """A text item's box in the view box's pixels (left, top, right, bottom)."""
+        br = t.textItem.boundingRect()
+        ox, oy = (t.pos().x() - vx0) * sx, (vy1 - t.pos().y()) * sy
+        left, top = ox - t.anchor[0] * br.width(), oy - t.anchor[1] * br.height()
+        return (left, top, left + br.width(), top + br.height())
 
     # --- mouse -----------------------------------------------------------------------------------------------
     def point_at(self, scene_pos) -> int:
@@ -205,3 +312,8 @@ class EmbeddingMap(pg.PlotWidget):
             self.set_hovered(-1)
             self.pointHovered.emit(-1)
         super().leaveEvent(ev)
+
+
+def _overlaps(boxes: np.ndarray, box) -> np.ndarray:
+    """Which of ``boxes [k, 4]`` (left, top, right, bottom) intersect ``box``."""
+    return ((boxes[:, 0] < box[2]) & (box[0] < boxes[:, 2]) & (boxes[:, 1] < box[3]) & (box[1] < boxes[:, 3]))

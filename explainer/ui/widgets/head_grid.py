@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QGraphicsRectItem
 
 from explainer.ui import theme as th
@@ -22,6 +23,7 @@ class HeadGrid(pg.PlotWidget):
         super().__init__(parent, enableMenu=False)
         self.setFocusPolicy(Qt.NoFocus)
         self.n_layers = self.n_heads = 0
+        self._tick_steps = None  # the (heads, layers) ticks shown
         item = self.getPlotItem()
         item.hideButtons()
         item.setMouseEnabled(x=False, y=False)
@@ -51,6 +53,20 @@ class HeadGrid(pg.PlotWidget):
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self._hovered = (-1, -1)
 
+    def set_axis_style(self, font, text_colour: str, line_colour: str) -> None:
+        """Numbers and titles in ``font`` (readable on a projector) and the theme's colours."""
+        item = self.getPlotItem()
+        for name in ("top", "left"):
+            ax = item.getAxis(name)
+            ax.setStyle(tickFont=font)
+            ax.label.setFont(font)
+            ax.setTextPen(text_colour)
+            ax.setPen(line_colour)
+        half_line = QFontMetricsF(font).height() / 2  # the last layer's number reaches below the grid
+        item.setContentsMargins(2, 6, 2, half_line)  # and the "head" title above the axis
+        self._tick_steps = None
+        self._update_ticks()
+
     def set_colormap(self, cmap: pg.ColorMap) -> None:
         self.image.setColorMap(cmap)
 
@@ -58,11 +74,8 @@ class HeadGrid(pg.PlotWidget):
         if (n_layers, n_heads) == (self.n_layers, self.n_heads):
             return
         self.n_layers, self.n_heads = n_layers, n_heads
+        self._tick_steps = None
         item = self.getPlotItem()
-        step = 1 if n_layers <= 12 else 5
-        left = [(i + 0.5, str(i + 1)) for i in range(n_layers) if i == 0 or (i + 1) % step == 0]
-        item.getAxis("left").setTicks([left])
-        item.getAxis("top").setTicks([[(h + 0.5, str(h + 1)) for h in range(n_heads)]])
         item.setLabel("left", "layer")
         item.setLabel("top", "head")
         self.reset_view()
@@ -76,6 +89,25 @@ class HeadGrid(pg.PlotWidget):
             if self.vb.state["aspectLocked"] != ratio:
                 self.vb.setAspectLocked(True, ratio=ratio)
         self.vb.setRange(QRectF(0, 0, nh, nl), padding=0)
+        self._update_ticks()
+
+    def _update_ticks(self) -> None:
+        """Number every head and layer where the numbers fit their cells, else every 2nd, 5th, 10th …"""
+        item = self.getPlotItem()
+        fm = QFontMetricsF(item.getAxis("top").style["tickFont"] or self.font())
+        try:
+            px_w, px_h = self.vb.viewPixelSize()
+        except Exception:  # noqa: BLE001 - not laid out yet
+            px_w = px_h = 0.0
+        cell_w = 1.0 / px_w if px_w > 0 else 1e9
+        cell_h = 1.0 / px_h if px_h > 0 else 1e9
+        need = ((fm.horizontalAdvance(str(max(1, self.n_heads))) + 4) / cell_w, fm.height() * 0.95 / cell_h)
+        ticks = (_numbered(self.n_heads, need[0]), _numbered(self.n_layers, need[1]))
+        if ticks == self._tick_steps:
+            return
+        self._tick_steps = ticks
+        item.getAxis("top").setTicks([ticks[0]])
+        item.getAxis("left").setTicks([ticks[1]])
 
     def set_mosaic(self, img: np.ndarray) -> None:
         """``img`` from ``attention_data.mosaic``; spans the whole grid (each head is a 1×1 cell)."""
@@ -127,3 +159,14 @@ class HeadGrid(pg.PlotWidget):
     def leaveEvent(self, ev):
         self._on_mouse_moved(pg.QtCore.QPointF(-1e9, -1e9))
         super().leaveEvent(ev)
+
+
+def _numbered(n: int, cells_needed: float) -> list[tuple[float, str]]:
+    """Ticks for 1…n at cell centres, at least ``cells_needed`` cells apart: all, or 1, 3, 5 …, or every 5th,
+    10th … (with 1 too where it has room: 1, 5, 10 …)."""
+    step = next((s for s in (1, 2, 5, 10, 20, 50, 100) if s >= cells_needed), 100)
+    if step <= 2:
+        keep = list(range(0, n, step))
+    else:
+        keep = [i for i in range(n) if (i + 1) % step == 0 or (i == 0 and step - 1 >= cells_needed)]
+    return [(i + 0.5, str(i + 1)) for i in keep]

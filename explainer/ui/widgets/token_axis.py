@@ -1,8 +1,13 @@
 """A pyqtgraph axis whose ticks are token labels at integer cells (cell ``i`` spans ``[i, i+1)``).
 
 Labels are abbreviated to ``max_chars`` and thinned so they never overlap (every k-th token, k chosen from the
-pixel size of a cell; zooming in shows them all). A horizontal (bottom/top) axis draws its labels rotated by
-90° so long token texts fit.
+pixel size of a cell and the height of the labels' letters; zooming in shows them all).
+
+A horizontal (bottom/top) axis lays its labels out in one of three ways, chosen by ``fit_to_length`` from the
+axis' length in pixels: ``"flat"`` (one row of upright labels, when every label fits its column), ``"stagger"``
+(upright labels on two alternating rows, when every label fits two columns) or ``"rotated"`` (turned by 90°,
+thinned when the columns are narrower than a line). Upright labels read best on a projector and need far less
+height, which goes to the matrix instead.
 """
 from __future__ import annotations
 
@@ -10,7 +15,11 @@ import math
 
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QFont, QFontMetrics
+
+LABEL_GAP_PX = 3  # at least this much empty space between the letters of two neighbouring labels
+STEPS = (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10**9)  # label every k-th token, k from here
+MAX_UPRIGHT = 40  # more labels than this are always rotated (and thinned)
 
 
 def abbreviate(text: str, max_chars: int) -> str:
@@ -20,23 +29,30 @@ def abbreviate(text: str, max_chars: int) -> str:
 class TokenAxis(pg.AxisItem):
     def __init__(self, orientation: str, *, max_chars: int = 12, **kw):
         super().__init__(orientation, **kw)
-        self.labels: list[str] = []
+        self.full_labels: list[str] = []  # the labels at their longest (``max_chars``)
+        self.labels: list[str] = []  # as drawn: shortened further when the axis has little room (fit_to_length)
         self.max_chars = max_chars
-        self.rotated = orientation in ("bottom", "top")
+        self.horizontal = orientation in ("bottom", "top")
+        self.mode = "rotated" if self.horizontal else "flat"  # see the module docstring
         self.setStyle(tickLength=4, autoExpandTextSpace=False, hideOverlappingLabels=False)
         self.emphasis: set[int] = set()  # indices drawn bold in the highlight colour
         self.emphasis_colour = "#D55E00"
+        self._ink: tuple[float, float] | None = None  # the labels' letters, from / to, relative to a line's centre
+        self._fit_args: tuple[float, float] | None = None  # what fit_to_length was last given
+
+    @property
+    def rotated(self) -> bool:
+        return self.mode == "rotated"
 
     # --- public ---------------------------------------------------------------------------------------------
     def set_labels(self, labels: list[str]) -> None:
-        self.labels = [abbreviate(s, self.max_chars) for s in labels]
-        self._fit_extent()
-        self.picture = None
-        self.update()
+        self.full_labels = [abbreviate(s, self.max_chars) for s in labels]
+        self.labels = list(self.full_labels)
+        self._changed()
 
     def set_font(self, font) -> None:
         self.setStyle(tickFont=font)
-        self._fit_extent()
+        self._changed()
 
     def set_emphasis(self, indices) -> None:
         new = {i for i in indices if i >= 0}
@@ -45,32 +61,195 @@ class TokenAxis(pg.AxisItem):
             self.picture = None
             self.update()
 
-    # --- pyqtgraph hooks ------------------------------------------------------------------------------------
-    def _line_height(self) -> float:
-        return QFontMetrics(self.style["tickFont"] or self.font()).height()
+    def fit_to_length(self, length: float, max_extent: float = math.inf) -> None:
+        """The plot area is ``length`` pixels along this axis (showing every cell) and the axis may be at most
+        about ``max_extent`` pixels deep (across it, title included): choose how a horizontal axis lays out its
+        labels, shortening them only when nothing else fits, and set the axis' depth."""
+        self._fit_args = (float(length), float(max_extent))
+        if self.horizontal:
+            mode, labels = self._choose_layout(float(length), float(max_extent))
+            if (mode, labels) != (self.mode, self.labels):
+                self.mode, self.labels = mode, labels
+                self._ink = None
+                self.picture = None
+                self.update()
+        self._fit_extent()
 
-    def _fit_extent(self) -> None:
-        fm = QFontMetrics(self.style["tickFont"] or self.font())
-        widest = max((fm.horizontalAdvance(s) for s in self.labels), default=fm.horizontalAdvance("00"))
-        if len(self.labels) > 12:  # room for the index shown when labels are thinned
-            widest += fm.horizontalAdvance(f"{len(self.labels)}: ")
-        extent = widest + 12
+    def _choose_layout(self, length: float, max_extent: float) -> tuple[str, list[str]]:
+        """Upright on one row, upright on two rows, rotated (if not too deep), then the same with shorter labels:
+        staggered down to 4 characters, rotated down to 3."""
+        full, n = self.full_labels, len(self.full_labels)
+        px = length / max(n, 1)
+        upright = 0 < n <= MAX_UPRIGHT and px > 0
+        if upright and self._upright_fits(full, px, 1):
+            return "flat", full
+        if upright and self._upright_fits(full, px, 2):
+            return "stagger", full
+        if self._extent("rotated", full) <= max_extent:
+            return "rotated", full
+        longest = max((len(s) for s in full), default=0)
+        if upright:
+            for chars in range(longest - 1, 3, -1):
+                short = [abbreviate(s, chars) for s in full]
+                if self._upright_fits(short, px, 2):
+                    return "stagger", short
+        for chars in range(longest - 1, 2, -1):
+            short = [abbreviate(s, chars) for s in full]
+            if self._extent("rotated", short) <= max_extent:
+                return "rotated", short
+        return "rotated", [abbreviate(s, 3) for s in full]
+
+    def label_spacing(self) -> float:
+        """Pixels between two neighbouring labels' centres (across the text) so their letters never touch."""
+        top, bottom = self._ink_band()
+        return bottom - top + LABEL_GAP_PX
+
+    def label_step(self, px_per_cell: float) -> int:
+        """Label every k-th token: 1, 2, 5, 10, 20, 25, 50 … so the labelled positions read as a pattern."""
+        if not self.rotated and self.horizontal:
+            return 1  # upright labels are only chosen when every one of them fits
+        step = max(1, math.ceil(self.label_spacing() / max(px_per_cell, 1e-9)))
+        return step if step == 1 else min(s for s in STEPS if s >= step)
+
+    def label_rects(self) -> dict[int, QRectF]:
+        """Where each shown label's letters are drawn (axis coordinates; an upright box around the text, turned
+        for rotated labels), for the axis' current range and size: ``{token index: rect}``."""
+        return {idx: ink for idx, _box, ink, _text in self._layout()}
+
+    # --- layout ---------------------------------------------------------------------------------------------
+    def _changed(self) -> None:
+        self._ink = None
+        if self._fit_args is not None:
+            self.fit_to_length(*self._fit_args)
+        else:
+            self._fit_extent()
+        self.picture = None
+        self.update()
+
+    def _fonts(self) -> tuple[QFont, QFont]:
+        font = self.style["tickFont"] or self.font()
+        bold = QFont(font)
+        bold.setBold(True)
+        return font, bold
+
+    def _ink_band(self) -> tuple[float, float]:
+        """From where to where the letters of any label reach, relative to the centre of its line box."""
+        if self._ink is None:
+            fm = QFontMetrics(self._fonts()[1])  # bold (emphasised) letters are the largest
+            top, bottom = 0, 0
+            for s in self.labels + ["0123456789: "]:
+                r = fm.tightBoundingRect(s)
+                top, bottom = min(top, r.top()), max(bottom, r.bottom() + 1)
+            base = fm.ascent() - fm.height() / 2  # the baseline, from the centre of a line box
+            self._ink = (base + top, base + bottom)
+        return self._ink
+
+    def _upright_fits(self, labels: list[str], px: float, rows: int) -> bool:
+        """Every label upright, centred on its column, on ``rows`` alternating rows: no two on a row touch."""
+        fm = QFontMetrics(self._fonts()[1])
+        end = px * len(labels)
+        last = [-math.inf] * rows
+        for i, s in enumerate(labels):
+            w = fm.horizontalAdvance(s)
+            if w + LABEL_GAP_PX > px * rows:
+                return False
+            left = min(max(px * (i + 0.5) - w / 2, 0.0), end - w)  # edge labels are pushed inside the axis
+            if left < last[i % rows] + LABEL_GAP_PX:
+                return False
+            last[i % rows] = left + w
+        return True
+
+    def _extent(self, mode: str, labels: list[str]) -> float:
+        """How deep the axis must be (across it) for ``labels`` laid out as ``mode``, title included."""
+        fm = QFontMetrics(self._fonts()[0])
+        offset = max(0, self.style["tickLength"]) + 3
+        if self.horizontal and mode in ("flat", "stagger"):
+            extent = offset + fm.height() * (1 if mode == "flat" else 2) + 4
+        else:
+            widest = max((fm.horizontalAdvance(s) for s in labels), default=fm.horizontalAdvance("00"))
+            cells = self._fit_args[0] / max(len(labels), 1) if self._fit_args else math.inf
+            if len(labels) > 12 or cells < self.label_spacing():  # room for the index shown when thinned
+                widest += fm.horizontalAdvance(f"{len(labels)}: ")
+            extent = widest + 12
         if self.label.isVisible():
             extent += self.label.boundingRect().height() * 0.8
-        if self.rotated:
+        return extent
+
+    def _fit_extent(self) -> None:
+        extent = self._extent(self.mode, self.labels)
+        if self.horizontal:
             self.setHeight(int(extent))
         else:
             self.setWidth(int(extent))
 
+    def _layout(self):
+        """``[(index, box, ink, text)]`` for each label to draw: ``box`` is the text's line box before rotation
+        (in the rotated frame for rotated labels), ``ink`` where its letters land in axis coordinates."""
+        n = len(self.labels)
+        view = self.linkedView()
+        if n == 0 or view is None:
+            return []
+        (x0, x1), (y0, y1) = view.viewRange()
+        lo, hi = (x0, x1) if self.horizontal else (y0, y1)
+        bounds = self.mapRectFromParent(self.geometry())
+        size = bounds.width() if self.horizontal else bounds.height()
+        if size <= 0 or hi <= lo:
+            return []
+        px = size / (hi - lo)
+        step = self.label_step(px)
+        first = max(0, math.ceil(lo - 0.5))
+        first += (-first) % step
+        last = min(n - 1, math.floor(hi - 0.5))
+        font, bold = self._fonts()
+        h = QFontMetrics(font).height()
+        ink_top, ink_bottom = self._ink_band()
+        offset = max(0, self.style["tickLength"]) + 3
+        thinned = step > 1
+        inverted = view.yInverted() if not self.horizontal else view.xInverted()
+        out = []
+        for idx in range(first, last + 1, step):
+            label = f"{idx}: {self.labels[idx]}" if thinned else self.labels[idx]
+            fm = QFontMetrics(bold if idx in self.emphasis else font)
+            adv = fm.horizontalAdvance(label)
+            frac = (idx + 0.5 - lo) / (hi - lo)
+            if inverted:
+                frac = 1 - frac
+            if self.horizontal:
+                c = bounds.left() + frac * bounds.width()
+            else:
+                c = bounds.bottom() - frac * bounds.height()  # view y grows upwards unless inverted
+            if self.horizontal and not self.rotated:
+                row = idx % 2 if self.mode == "stagger" else 0
+                left = min(max(c - adv / 2, bounds.left()), bounds.right() - adv)
+                top = (bounds.top() + offset + row * h) if self.orientation == "bottom" else \
+                    (bounds.bottom() - offset - (row + 1) * h)
+                box = QRectF(left, top, adv, h)
+                ink = QRectF(left, top + h / 2 + ink_top, adv, ink_bottom - ink_top)
+            elif self.horizontal:  # rotated: reads upwards, ends next to the plot
+                if self.orientation == "bottom":
+                    y_near, box = bounds.top() + offset, QRectF(-adv, -h / 2, adv, h)
+                    ink = QRectF(c + ink_top, y_near, ink_bottom - ink_top, adv)
+                else:
+                    y_near, box = bounds.bottom() - offset, QRectF(0, -h / 2, adv, h)
+                    ink = QRectF(c + ink_top, y_near - adv, ink_bottom - ink_top, adv)
+                box = (c, y_near, box)
+            else:
+                if self.orientation == "left":
+                    left = bounds.right() - offset - adv
+                else:
+                    left = bounds.left() + offset
+                box = QRectF(left, c - h / 2, adv, h)
+                ink = QRectF(left, c + ink_top, adv, ink_bottom - ink_top)
+            out.append((idx, box, ink, label))
+        return out
+
+    # --- pyqtgraph hooks ------------------------------------------------------------------------------------
     def tickValues(self, minVal, maxVal, size):
         n = len(self.labels)
         minVal, maxVal = min(minVal, maxVal), max(minVal, maxVal)  # an inverted view passes them reversed
         if n == 0 or size <= 0 or maxVal <= minVal:
             return []
-        px_per_cell = size / (maxVal - minVal)
-        step = max(1, math.ceil(self._line_height() * 1.05 / max(px_per_cell, 1e-9)))
-        if step > 1:  # round to 2, 5, 10, 20, 50 … so the labelled positions read as a pattern
-            step = min(s for s in (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10**9) if s >= step)
+        step = self.label_step(size / (maxVal - minVal))
         first = max(0, math.ceil(minVal - 0.5))
         first += (-first) % step
         last = min(n - 1, math.floor(maxVal - 0.5))
@@ -81,47 +260,23 @@ class TokenAxis(pg.AxisItem):
         return [str(int(v)) for v in values]
 
     def drawPicture(self, p, axisSpec, tickSpecs, textSpecs):
-        super().drawPicture(p, axisSpec, tickSpecs, [])
-        font = self.style["tickFont"] or self.font()
-        bold = pg.QtGui.QFont(font)
-        bold.setBold(True)
-        fm = QFontMetrics(font)
-        h = fm.height()
-        bounding = self.boundingRect()
-        p.setClipRect(bounding)
-        offset = max(0, self.style["tickLength"]) + 3
-        thinned = len(textSpecs) > 1 and len(textSpecs) < len(self.labels) - 1
-        for rect, _flags, text in textSpecs:
-            try:
-                idx = int(text)
-            except ValueError:
-                continue
-            if not 0 <= idx < len(self.labels):
-                continue
-            label = self.labels[idx]
-            if thinned:  # only every k-th token is labelled: say which one
-                label = f"{idx}: {label}"
+        super().drawPicture(p, axisSpec, tickSpecs, [])  # the axis line and ticks; the labels are drawn here
+        font, bold = self._fonts()
+        p.setClipRect(self.boundingRect())
+        for idx, box, _ink, label in self._layout():
             if idx in self.emphasis:
                 p.setFont(bold)
                 p.setPen(pg.mkPen(self.emphasis_colour))
             else:
                 p.setFont(font)
                 p.setPen(self.textPen())
-            w = fm.horizontalAdvance(label) + 12
-            c = rect.center()
-            p.save()
-            if self.orientation == "bottom":
-                p.translate(c.x(), bounding.top() + offset)
+            if isinstance(box, tuple):  # rotated: (x, y, box in the turned frame)
+                x, y, rect = box
+                p.save()
+                p.translate(x, y)
                 p.rotate(-90)
-                p.drawText(QRectF(-w, -h / 2, w, h), int(Qt.AlignRight | Qt.AlignVCenter), label)
-            elif self.orientation == "top":
-                p.translate(c.x(), bounding.bottom() - offset)
-                p.rotate(-90)
-                p.drawText(QRectF(0, -h / 2, w, h), int(Qt.AlignLeft | Qt.AlignVCenter), label)
-            elif self.orientation == "left":
-                x = bounding.right() - offset
-                p.drawText(QRectF(x - w, c.y() - h / 2, w, h), int(Qt.AlignRight | Qt.AlignVCenter), label)
+                align = Qt.AlignRight if self.orientation == "bottom" else Qt.AlignLeft
+                p.drawText(rect, int(align | Qt.AlignVCenter), label)
+                p.restore()
             else:
-                x = bounding.left() + offset
-                p.drawText(QRectF(x, c.y() - h / 2, w, h), int(Qt.AlignLeft | Qt.AlignVCenter), label)
-            p.restore()
+                p.drawText(box, int(Qt.AlignLeft | Qt.AlignVCenter), label)
