@@ -58,6 +58,7 @@ def main() -> int:
     ap.add_argument("--chars", type=int, default=len(TYPED))
     ap.add_argument("--rate", type=float, default=10.0, help="characters per second")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--backend", default="auto", choices=("torch", "onnx", "auto"))
     args = ap.parse_args()
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -74,7 +75,8 @@ def main() -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     beat = Heartbeat()
-    controller = Controller(engine_factory(device=args.device, demo=args.demo))
+    controller = Controller(engine_factory(device=args.device, backend=args.backend, demo=args.demo))
+    controller.start()  # as the app does: the model loads while the window is built
     window = MainWindow(controller, text=TEXT)
     panel_ms: dict[str, list[float]] = {name: [] for name in window.panels}
 
@@ -91,7 +93,6 @@ def main() -> int:
     window.show()
     t_shown = time.perf_counter()
     beat.start()
-    controller.start()
     marks: dict[str, float] = {}
     controller.modelLoaded.connect(lambda _info: marks.setdefault("model loaded", time.perf_counter()))
     controller.projectionReady.connect(lambda _p: marks.setdefault("embedding map ready", time.perf_counter()))

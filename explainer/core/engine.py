@@ -187,6 +187,10 @@ class Engine:
         return WeightsView(get_layer, self.model.norm.weight.detach().cpu().numpy(), self.cfg.norm_eps,
                            self.cfg.rope_theta)
 
+    def close(self) -> None:
+        """Stop background work (an ONNX export in a child process); the engine still analyses after this."""
+        self._backends.close()
+
     def reset(self) -> None:
         """Forget the incremental state (the next analyze recomputes everything)."""
         self._state = None

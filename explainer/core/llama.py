@@ -137,13 +137,15 @@ class ForwardOut:
 
 
 class Llama(nn.Module):
-    def __init__(self, cfg: LlamaConfig):
+    def __init__(self, cfg: LlamaConfig, rotary: Rotary | None = None):
         super().__init__()
         self.cfg = cfg
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        # an explicit (empty) table skips nn.Embedding's random init: on the meta device (build_model) that init
+        # goes through torch's Python reference ops and imports torch._dynamo, 1.3-1.7 s of every model load
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, _weight=torch.empty(cfg.vocab_size, cfg.d_model))
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.rotary = Rotary(cfg.d_head, cfg.rope_theta)
+        self.rotary = rotary if rotary is not None else Rotary(cfg.d_head, cfg.rope_theta)
         self.lm_head: torch.Tensor | None = None  # None: tied to the input embeddings
 
     @property
@@ -181,9 +183,11 @@ _PARAM = {
 
 def build_model(cfg: LlamaConfig, weights: dict, device: str = "cpu") -> Llama:
     """Create the module around the loader's float32 numpy weights (shared, not copied; no gradients)."""
+    # the rotary buffer is computed, not part of the state dict: made outside the meta device (where its
+    # arithmetic would run through torch's Python reference ops, which import torch._dynamo: seconds)
+    rotary = Rotary(cfg.d_head, cfg.rope_theta)
     with torch.device("meta"):  # no allocation and no random init for parameters that are assigned below
-        model = Llama(cfg)
-    model.rotary = Rotary(cfg.d_head, cfg.rope_theta)  # its buffer is computed, not part of the state dict
+        model = Llama(cfg, rotary)
     state = {"embed.weight": weights["embed"], "norm.weight": weights["norm"]}
     for key, arr in weights.items():
         if key.startswith("layers."):

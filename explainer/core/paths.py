@@ -82,12 +82,67 @@ def atomic_write(dst: Path, data: "bytes | Callable[[Path], None]") -> None:
             os.close(dfd)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+def _sha256_read(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+# sha256 of big files (the model, its weight cache, its ONNX export: ~1 GB read at every start) remembered by
+# the file's identity and change stamps: size, mtime, ctime (which nothing but a change sets), inode. A file
+# changed in the last few seconds is not remembered (timestamps are coarse: a second write within the same tick
+# could keep them), as git does for its index.
+HASH_MEMO_FILE = "file-hashes.json"
+_MEMO_MIN_AGE_S = 3.0
+_MEMO_MAX = 64
+_memo: dict[str, list] | None = None
+_memo_dir: Path | None = None
+
+
+def _memo_table() -> dict[str, list]:
+    global _memo, _memo_dir
+    d = cache_dir()
+    if _memo is None or _memo_dir != d:
+        _memo, _memo_dir = {}, d
+        try:
+            loaded = json.loads((d / HASH_MEMO_FILE).read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                _memo = {k: v for k, v in loaded.items() if isinstance(v, list) and len(v) == 5}
+        except (OSError, ValueError):
+            pass
+    return _memo
+
+
+def _stamp(st: os.stat_result) -> list:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The file's sha256 (hex); read once per file version (see ``HASH_MEMO_FILE``)."""
+    import time
+
+    path = Path(path)
+    st = path.stat()
+    key = str(path.resolve())
+    stamp = _stamp(st)
+    table = _memo_table()
+    hit = table.get(key)
+    if hit is not None and hit[:4] == stamp:
+        return hit[4]
+    digest = _sha256_read(path, chunk)
+    settled = time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 > _MEMO_MIN_AGE_S
+    if settled and _stamp(path.stat()) == stamp:  # (not changed while it was read)
+        table.pop(key, None)
+        table[key] = stamp + [digest]
+        while len(table) > _MEMO_MAX:
+            table.pop(next(iter(table)))
+        try:
+            atomic_write(_memo_dir / HASH_MEMO_FILE, json.dumps(table).encode())
+        except OSError:  # a read-only cache folder: hash again next time
+            pass
+    return digest
 
 
 def find_installed_package_file(package: str, filename: str) -> Path | None:

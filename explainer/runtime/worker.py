@@ -73,6 +73,15 @@ def engine_factory(model_path: str | None = None, *, device: str = "auto", backe
     return make
 
 
+def _close(engine) -> None:
+    close = getattr(engine, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - closing must never stop the app from quitting or loading
+            log.exception("closing the engine failed")
+
+
 def one_sentence(exc: BaseException, what: str) -> str:
     """A user-facing sentence for an unexpected exception (the traceback goes to the log)."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -115,6 +124,7 @@ class AnalysisWorker(QObject):
             log.exception("loading the model failed")
             self.loadFailed.emit(one_sentence(e, "model load"))
             return
+        _close(self.engine)
         self.engine = engine  # the previous engine (if any) is released here, in this thread
         self.projector = None
         try:
@@ -165,6 +175,7 @@ class AnalysisWorker(QObject):
 
     @Slot()
     def release(self) -> None:
-        """Drop the engine in the thread that made it."""
+        """Drop the engine in the thread that made it (its background ONNX export, if any, is cancelled)."""
+        _close(self.engine)
         self.engine = None
         self.projector = None

@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="explainer", description="Watch a small language model think while you type.")
     ap.add_argument("--model", metavar="PATH", help="a GGUF model file (default: the bundled SmolLM2-135M)")
     ap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
-    ap.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
+    ap.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                    help="what runs the model: auto (ONNX Runtime once its one-time export is ready, else torch), "
+                         "torch or onnx (default auto)")
     ap.add_argument("--text", help="start with this text (default: the text of the last session)")
     ap.add_argument("--screenshot", metavar="FILE.png", help="save a picture of the window and exit")
     ap.add_argument("--size", type=parse_size, metavar="WxH",
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
     factory = engine_factory(args.model, device=args.device, backend=args.backend, demo=args.demo)
     controller = Controller(factory)
+    # the model loads in the worker thread while the window is built (the two take about as long)
+    controller.start()
     window = MainWindow(controller, text=args.text, device=args.device, backend=args.backend)
     if args.theme:
         window.set_theme(th.THEMES[args.theme])
@@ -131,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
         app.aboutToQuit.connect(guard.stop)
 
     window.show()
-    QTimer.singleShot(0, controller.start)  # the window appears before the model loads
     app.setQuitOnLastWindowClosed(True)
     rc = app.exec()
     controller.shutdown()  # no-op when the window already did it

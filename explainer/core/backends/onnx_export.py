@@ -165,6 +165,10 @@ def _main(argv: list[str]) -> int:
         return 2
     if hasattr(os, "nice"):
         os.nice(10)  # the app keeps analysing with torch meanwhile: let it have the CPU first
+    import signal
+
+    # cancelled (the app closed): unwind, so the atomic writer removes its temporary file
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     from explainer.core.gguf_loader import load_weights
     from explainer.core.llama import build_model
 

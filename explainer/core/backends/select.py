@@ -114,6 +114,12 @@ class BackendSelector:
             return False
         return self._activate(path)
 
+    def close(self) -> None:
+        """Cancel a background export still running (the next start exports again)."""
+        job, self.job = self.job, None
+        if job is not None:
+            job.cancel()
+
     def wait(self, progress: Progress | None = None) -> bool:
         """Block until a background export (if any) has finished, then ``poll``."""
         if self.job is not None:

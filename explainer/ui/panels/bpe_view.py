@@ -68,9 +68,7 @@ class BpePanel(Panel):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        from explainer.core.tokenizers import get_tokenizer
-
-        self.tokenizer = get_tokenizer("smollm2")
+        self._tokenizer = None  # built on first use: the window appears without waiting for it
         self.word = ""
         self.steps: list[MergeStep] = []
         self.start_parts: tuple[tuple[bytes, ...], ...] = ()
@@ -93,6 +91,14 @@ class BpePanel(Panel):
         self.tabs.addTab(self._build_merges(), "BPE merges")
         self.tabs.addTab(self._build_bytes(), "Bytes")
         self.field.textChanged.connect(self._on_field_changed)
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from explainer.core.tokenizers import get_tokenizer
+
+            self._tokenizer = get_tokenizer("smollm2")
+        return self._tokenizer
 
     # --- building the tabs --------------------------------------------------------------------------------
     def _build_variants(self) -> QWidget:

@@ -115,10 +115,8 @@ class ChatTemplatePanel(Panel):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        from explainer.core.tokenizers import get_tokenizer
-
-        self.tokenizer = get_tokenizer("smollm2")
-        self._decode = self.tokenizer.token_bytes
+        self._tokenizer = None  # built on first use: the window appears without waiting for it
+        self._decode = None
         self.turns: list[TurnEditor] = []
         self.tokenization: Tokenization | None = None
         self.text = ""
@@ -220,6 +218,14 @@ class ChatTemplatePanel(Panel):
     def send_to_editor(self) -> None:
         self.textRequested.emit(self.text, True)
 
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from explainer.core.tokenizers import get_tokenizer
+
+            self._tokenizer = get_tokenizer("smollm2")
+        return self._tokenizer
+
     def set_token_decoder(self, decode) -> None:
         """``decode(token_id) -> bytes`` for the prediction labels (default: SmolLM2's tokenizer)."""
         self._decode = decode
@@ -311,7 +317,8 @@ class ChatTemplatePanel(Panel):
 
     def _label(self, token_id: int) -> str:
         try:
-            return Token(token_id, self._decode(token_id), 0, 0).display
+            decode = self._decode or self.tokenizer.token_bytes
+            return Token(token_id, decode(token_id), 0, 0).display
         except (KeyError, ValueError):
             return f"#{token_id}"
 

@@ -1,0 +1,84 @@
+"""sha256 of big files, remembered per file version; a cancelled background export leaves nothing behind."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import pytest
+
+from explainer.core import paths
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(paths, "_memo", None)  # forget the table of the session's cache folder
+    return tmp_path / "cache"
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_a_settled_file_is_read_once(cache, tmp_path, monkeypatch):
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"weights" * 1000)
+    monkeypatch.setattr(paths, "_MEMO_MIN_AGE_S", 0.0)
+    assert paths.sha256_file(f) == digest(b"weights" * 1000)
+    table = json.loads((cache / paths.HASH_MEMO_FILE).read_text())
+    assert table[str(f.resolve())][4] == digest(b"weights" * 1000)
+
+    def no_reading(*a, **k):
+        raise AssertionError("the file was read again")
+
+    monkeypatch.setattr(paths, "_sha256_read", no_reading)
+    monkeypatch.setattr(paths, "_memo", None)  # a new process: the table comes from the cache folder
+    assert paths.sha256_file(f) == digest(b"weights" * 1000)
+
+
+def test_a_changed_file_is_hashed_again_even_with_the_same_size_and_mtime(cache, tmp_path, monkeypatch):
+    import os
+
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"A" * 4096)
+    monkeypatch.setattr(paths, "_MEMO_MIN_AGE_S", 0.0)
+    before = os.stat(f)
+    assert paths.sha256_file(f) == digest(b"A" * 4096)
+    time.sleep(0.05)  # past the file system's timestamp tick
+    with open(f, "r+b") as fh:  # one byte flipped in place, and the modification time put back
+        fh.seek(100)
+        fh.write(b"B")
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(f).st_size == before.st_size and os.stat(f).st_mtime_ns == before.st_mtime_ns
+    expected = digest(b"A" * 100 + b"B" + b"A" * 3995)
+    assert paths.sha256_file(f) == expected  # the ctime moved: nothing but a change sets it
+
+
+def test_a_file_written_just_now_is_not_remembered(cache, tmp_path):
+    f = tmp_path / "fresh.bin"
+    f.write_bytes(b"new")
+    assert paths.sha256_file(f) == digest(b"new")
+    memo = cache / paths.HASH_MEMO_FILE
+    assert not memo.exists() or str(f.resolve()) not in json.loads(memo.read_text())
+
+
+def test_a_damaged_memo_file_is_ignored(cache, tmp_path, monkeypatch):
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / paths.HASH_MEMO_FILE).write_bytes(b"\x00{not json")
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"x" * 10)
+    assert paths.sha256_file(f) == digest(b"x" * 10)
+
+
+@pytest.mark.slow
+def test_cancelled_background_export_stops_and_leaves_no_partial_file(cache, bundled_gguf):
+    from explainer.core.backends import ExportJob
+
+    job = ExportJob(bundled_gguf, "gguf-cancel-test")
+    time.sleep(3.0)  # the child is loading or exporting by now
+    assert not job.done()
+    t0 = time.perf_counter()
+    job.cancel()
+    assert job.done() and time.perf_counter() - t0 < 15
+    assert not [p.name for p in (cache / "onnx").glob("*") if p.suffix in (".tmp", ".onnx")]
