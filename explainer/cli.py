@@ -170,6 +170,8 @@ def cmd_analyze(args) -> int:
         raise UserError("--max-tokens must be at least 1.")
     texts = read_texts(args.text, args.text_file)
     engine = Engine(args.model, device=args.device, backend=args.backend, progress=_stderr_progress)
+    if args.attention:  # printed numbers: every attention row stays float32 (the app keeps long texts' as float16)
+        engine.fp32_rows = 1 << 30
     if args.backend == "auto":
         engine.wait_for_backend(_stderr_progress)
     if engine.notice:

@@ -30,10 +30,13 @@ DEFAULT_MAX_TOKENS = 1024
 LN2 = math.log(2.0)
 # Attention rows of query positions < FP32_ROWS are stored as float32; later rows as float16 (half the memory
 # of the part that grows fastest; |error| <= 2.4e-4 for weights near 1, relative 4.9e-4, read back as float32).
-# Analyses of up to 512 tokens are therefore exact float32. Longer analyses run the forward pass in chunks of
-# CHUNK_ROWS rows (bounding the temporary float32 attention of one call) that never straddle FP32_ROWS.
-FP32_ROWS = 512
+# Analyses of up to 256 tokens are therefore exact float32 (at 1024 tokens the float16 rows keep the process at
+# ~1.3 GB; ``Engine.fp32_rows`` raises the limit, as ``analyze --attention`` does). Texts longer than
+# SINGLE_CALL_ROWS run the forward pass in chunks of CHUNK_ROWS rows (bounding the temporary float32 attention of
+# one call); no call straddles the float32/float16 boundary.
+FP32_ROWS = 256
 CHUNK_ROWS = 64
+SINGLE_CALL_ROWS = 512  # texts up to this long run in one forward call (two when they straddle FP32_ROWS)
 
 
 def pick_device(device: str = "auto") -> str:
@@ -73,14 +76,14 @@ class _State:
     backend: object = None  # the Backend that made ``cache``
 
 
-def attention_chunks(p: int, T: int):
+def attention_chunks(p: int, T: int, fp32_rows: int = FP32_ROWS):
     """Row ranges ``[a, b)`` of the forward calls that compute rows ``p..T-1`` (see FP32_ROWS)."""
-    step = FP32_ROWS if T <= FP32_ROWS else CHUNK_ROWS
+    step = SINGLE_CALL_ROWS if T <= SINGLE_CALL_ROWS else CHUNK_ROWS
     a = p
     while a < T:
         b = min(T, a + step)
-        if a < FP32_ROWS < b:
-            b = FP32_ROWS
+        if a < fp32_rows < b:
+            b = fp32_rows
         yield a, b
         a = b
 
@@ -138,6 +141,7 @@ class Engine:
                                          self.unembedding, identity, gguf, progress)
         self._state: _State | None = None
         self._state_k = 0
+        self.fp32_rows = FP32_ROWS  # attention rows kept exact; set it higher to keep every row float32
         self.load_seconds = time.perf_counter() - t0
 
     # ------------------------------------------------------------------------------------------------------
@@ -259,8 +263,8 @@ class Engine:
             tops_i[:p], tops_p[:p] = old.top_ids[:p], old.top_probs[:p]
             blocks = list(old.attention.truncated(p).blocks)
             cache = be.truncate(old.cache, p)
-        for a, b in attention_chunks(p, T):
-            step = be.forward(ids_arr[a:b], cache, np.float32 if a < FP32_ROWS else np.float16)
+        for a, b in attention_chunks(p, T, self.fp32_rows):
+            step = be.forward(ids_arr[a:b], cache, np.float32 if a < self.fp32_rows else np.float16)
             cache = step.cache
             hidden[:, a:b], final[a:b] = step.hidden, step.final_normed
             blocks.append(step.attention)

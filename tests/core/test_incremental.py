@@ -197,8 +197,8 @@ def test_real_model_typing(real_engine):
     run_sequence(real_engine, text, steps, REAL_TOL)
 
 
-def test_long_texts_keep_rows_after_512_as_float16(tiny):
-    """Rows of queries >= 512 are stored as float16 (memory); reads stay float32; rows < 512 stay exact."""
+def test_long_texts_keep_later_rows_as_float16(tiny):
+    """Rows of queries >= FP32_ROWS are stored as float16 (memory); reads stay float32; earlier rows stay exact."""
     from explainer.bench import text_with_tokens
     from explainer.core.engine import FP32_ROWS
 
@@ -220,3 +220,24 @@ def test_long_texts_keep_rows_after_512_as_float16(tiny):
         r = eng.analyze(text, max_tokens=2048)
     assert len(r.attention.blocks) <= 40
     assert_same(r, ref.analyze(text, max_tokens=2048, incremental=False), tol=1e-3)
+
+
+def test_attention_chunks_cover_the_rows_once_and_never_straddle_the_float32_limit():
+    from explainer.core.engine import CHUNK_ROWS, SINGLE_CALL_ROWS, attention_chunks
+
+    for p, T, limit in [(0, 8, 256), (0, 300, 256), (5, 512, 256), (0, 1024, 256), (700, 1030, 256),
+                        (0, 1024, 1 << 30), (255, 257, 256)]:
+        chunks = list(attention_chunks(p, T, limit))
+        assert chunks[0][0] == p and chunks[-1][1] == T
+        assert all(b0 == a1 for (_, b0), (a1, _) in zip(chunks, chunks[1:]))
+        assert all(not (a < limit < b) for a, b in chunks)
+        assert all(b - a <= (SINGLE_CALL_ROWS if T <= SINGLE_CALL_ROWS else CHUNK_ROWS) for a, b in chunks)
+
+
+def test_engine_fp32_rows_keeps_every_row_exact(tiny):
+    from explainer.bench import text_with_tokens
+
+    eng = twin(tiny)
+    eng.fp32_rows = 1 << 30
+    r = eng.analyze(text_with_tokens(eng, 300), max_tokens=2048)
+    assert r.n_tokens == 300 and all(b.dtype == np.float32 for b in r.attention.blocks)
