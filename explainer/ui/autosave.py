@@ -17,6 +17,11 @@ optional: a missing attribute or a bad value is skipped, never an error. Window 
 
 :func:`attach` also installs the test hooks of :mod:`explainer.ui.automation` when their environment variables
 are set (the kill test types into a running app and reads the restored state back).
+
+Several windows at once (two app instances): each claims its own file, ``autosave.json`` for the first,
+``autosave-2.json`` … for the others, with a ``QLockFile`` in the temporary folder that the owner's exit (or
+death: a lock whose process is gone is stale) releases; so two windows never overwrite each other's text, and
+the next start of one instance gets back the text of the first slot that is free.
 """
 from __future__ import annotations
 
@@ -30,9 +35,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QEvent, QObject, QTimer, Signal
-from explainer.core.paths import atomic_write
+from PySide6.QtCore import QEvent, QLockFile, QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication
+
+from explainer.core.paths import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,38 @@ def data_dir() -> Path:
 
 def autosave_path() -> Path:
     return data_dir() / FILE_NAME
+
+
+MAX_SLOTS = 8
+
+
+def _lock_dir() -> Path:
+    import tempfile
+
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"explainer-locks-{user}"
+
+
+def claim_slot(base: Path | None = None) -> tuple[Path, QLockFile | None]:
+    """The autosave file of this window and the lock that reserves it (None: locking is impossible here,
+    then the first file is shared as before)."""
+    import hashlib
+
+    base = Path(base) if base is not None else autosave_path()
+    try:
+        folder = _lock_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        key = hashlib.sha256(str(base.expanduser().absolute()).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    except OSError as e:
+        log.warning("autosave: no lock folder (%s); sharing %s", e, base.name)
+        return base, None
+    for n in range(1, MAX_SLOTS + 1):
+        lock = QLockFile(str(folder / f"{key}-{n}.lock"))
+        lock.setStaleLockTime(0)  # only a lock whose process is gone is stale, however old
+        if lock.tryLock(0):
+            return (base if n == 1 else base.with_name(f"{base.stem}-{n}{base.suffix}")), lock
+    log.warning("autosave: %d windows are open; this one shares %s", MAX_SLOTS, base.name)
+    return base, None
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -186,7 +224,11 @@ class Autosaver(QObject):
     def __init__(self, window: Any, path: Path | None = None, interval_ms: int = INTERVAL_MS):
         super().__init__(window)
         self.window = window
-        self.path = Path(path) if path is not None else autosave_path()
+        self._slot_lock: QLockFile | None = None
+        if path is not None:
+            self.path = Path(path)
+        else:
+            self.path, self._slot_lock = claim_slot()
         self.last_error: str | None = None
         self.writes = 0  # successful writes (for tests)
         self._lock = threading.Lock()
@@ -275,6 +317,9 @@ class Autosaver(QObject):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._slot_lock is not None:  # the file is complete: the next window may take it over
+            self._slot_lock.unlock()
+            self._slot_lock = None
 
     # --- restoring -------------------------------------------------------------------------------------------------
     def restore(self, restore_text: bool = True, state: dict | None = None) -> bool:

@@ -193,3 +193,25 @@ def test_no_thread_or_timer_left_after_close(qtbot, make_window, tiny_engine):
     w.close()
     assert not w.autosaver.timer.isActive()
     assert not [t for t in threading.enumerate() if t.name.startswith("explainer-autosave")]
+
+
+def test_two_windows_at_once_keep_their_own_text(qtbot, make_window, tiny_engine):
+    """Two instances open together: each writes its own file, so neither overwrites the other; closing the first
+    frees its file for the next window, which gets that text back."""
+    a = make_window(factory(tiny_engine), text="first window's lecture notes")
+    b = make_window(factory(tiny_engine), text="second window's draft")
+    assert a.autosaver.path.name == "autosave.json" and b.autosaver.path.name == "autosave-2.json"
+    assert a.autosaver.save_if_changed(wait=True) and b.autosaver.save_if_changed(wait=True)
+    assert saved(a.autosaver.path)["text"] == "first window's lecture notes"
+    assert saved(b.autosaver.path)["text"] == "second window's draft"
+    a.close()
+    c = make_window(factory(tiny_engine), text=None)  # takes the freed first file
+    assert c.autosaver.path == a.autosaver.path and c.editor.toPlainText() == "first window's lecture notes"
+    d = make_window(factory(tiny_engine), text=None)  # the second file is still b's: d gets a third one
+    assert d.autosaver.path.name == "autosave-3.json"
+    d.set_text("third window")
+    assert d.autosaver.save_if_changed(wait=True)
+    assert saved(b.autosaver.path)["text"] == "second window's draft"
+    b.close()
+    e = make_window(factory(tiny_engine), text=None)
+    assert e.autosaver.path == b.autosaver.path and e.editor.toPlainText() == "second window's draft"

@@ -29,6 +29,7 @@ def test_soak_500_edits(qapp):
     assert report.after.active_qtimers <= report.before.active_qtimers, lines
     assert report.after.qtimers <= report.before.qtimers, lines
     assert report.after.qobjects <= report.before.qobjects, lines
-    assert report.after.results_alive <= 1, lines
+    # results of earlier tests' windows may still be alive in a full run: count only what the soak adds
+    assert report.after.results_alive <= max(1, report.before.results_alive), lines
     assert report.rss_growth_mb < 25, lines  # the same edits again: nothing should grow (~0-5 MB of noise)
     assert report.after_shutdown_threads < report.after.os_threads  # the worker thread is gone
