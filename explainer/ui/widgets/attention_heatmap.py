@@ -18,7 +18,12 @@ from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QGraphicsRectItem
 
 from explainer.ui import theme as th
-from explainer.ui.widgets.token_axis import TokenAxis
+from explainer.ui.widgets.token_axis import (
+    TokenAxis,
+    axis_length,
+    show_title,
+    title_fits,
+)
 
 MAX_LABEL_SHARE = 0.4  # rotated column labels may take this share of the widget's height (then they are shortened)
 # axis titles, longest first: (left = rows, bottom = columns, colour bar); the first wording that fits is shown
@@ -113,20 +118,13 @@ class AttentionHeatmap(pg.PlotWidget):
     def fit_titles(self) -> None:
         """Show the longest wording of the axis titles that fits along every axis (the same wording on all)."""
         axes = self._title_axes()
-        lengths = (axes[0].geometry().height(), axes[1].geometry().width(), axes[2].geometry().height())
+        lengths = [axis_length(ax) for ax in axes]
         if min(lengths) <= 0:  # not laid out yet
             return
-        chosen = TITLES[-1]
-        for titles in TITLES:
-            fits = [QFontMetricsF(ax.label.font()).horizontalAdvance(t) + 8 <= n  # + the text item's margins
-                    for ax, t, n in zip(axes, titles, lengths)]
-            if all(fits):
-                chosen = titles
-                break
+        chosen = next((titles for titles in TITLES
+                       if all(title_fits(ax, t, n) for ax, t, n in zip(axes, titles, lengths))), TITLES[-1])
         for ax, title in zip(axes, chosen):
-            if ax.labelText != title:
-                ax.setLabel(title)
-                ax.resizeEvent()  # centre the new title along the axis
+            show_title(ax, title)
 
     def _on_view_resized(self, *_args) -> None:
         self.reset_view()

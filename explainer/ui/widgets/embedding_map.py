@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QFontMetricsF
 
 from explainer.ui import theme as th
+from explainer.ui.widgets.token_axis import axis_length, show_title, title_fits
 
 MAX_LABELS = 80  # above this many tokens only the hovered / selected / same-token points are labelled
 PICK_PX = 12  # hover / click radius in pixels
@@ -105,12 +105,8 @@ class EmbeddingMap(pg.PlotWidget):
         item = self.getPlotItem()
         for name, full in self._titles.items():
             ax = item.getAxis(name)
-            length = ax.geometry().width() if name == "bottom" else ax.geometry().height()
-            fits = QFontMetricsF(ax.label.font()).horizontalAdvance(full) + 8 <= length or length <= 0
-            text = full if fits else full.split(" (")[0]
-            if ax.labelText != text or not ax.label.isVisible():
-                item.setLabel(name, text)
-                ax.resizeEvent()  # centre it along the axis
+            length = axis_length(ax)
+            show_title(ax, full if length <= 0 or title_fits(ax, full, length) else full.split(" (")[0])
 
     def set_bounds(self, bounds: tuple[float, float, float, float]) -> None:
         self.bounds = tuple(float(b) for b in bounds)

@@ -15,11 +15,32 @@ import math
 
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtGui import QFont, QFontMetrics, QFontMetricsF
 
 LABEL_GAP_PX = 3  # at least this much empty space between the letters of two neighbouring labels
 STEPS = (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10**9)  # label every k-th token, k from here
 MAX_UPRIGHT = 40  # more labels than this are always rotated (and thinned)
+
+
+TITLE_MARGIN_PX = 8  # an axis title's text item adds this much around its letters
+
+
+def axis_length(ax: pg.AxisItem) -> float:
+    """How long ``ax`` is along its direction, in pixels (0 before it is laid out)."""
+    g = ax.geometry()
+    return g.width() if ax.orientation in ("bottom", "top") else g.height()
+
+
+def title_fits(ax: pg.AxisItem, title: str, length: float) -> bool:
+    """Whether ``title`` fits along an axis ``length`` pixels long, in the axis title's font."""
+    return QFontMetricsF(ax.label.font()).horizontalAdvance(title) + TITLE_MARGIN_PX <= length
+
+
+def show_title(ax: pg.AxisItem, title: str) -> None:
+    """Show ``title`` on ``ax`` (nothing to do when it already shows), centred along the axis."""
+    if ax.labelText != title or not ax.label.isVisible():
+        ax.setLabel(title)
+        ax.resizeEvent()  # centre the new title along the axis
 
 
 def abbreviate(text: str, max_chars: int) -> str:
