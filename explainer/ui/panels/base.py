@@ -12,7 +12,7 @@ save nothing, export the tokens, and name the panel.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QToolButton, QVBoxLayout, QHBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QScrollArea, QToolButton, QVBoxLayout, QHBoxLayout, QWidget
 
 from explainer.core.types import AnalysisResult
 from explainer.ui import theme as th
@@ -117,3 +117,13 @@ class Panel(QWidget):
     def caption_extra(self) -> str:
         """What a caption should say about this view besides model and text (e.g. "layer 3, head 5")."""
         return self.title
+
+
+def vertical_scroll(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area that resizes it to its width and scrolls only vertically."""
+    s = QScrollArea()
+    s.setWidget(widget)
+    s.setWidgetResizable(True)
+    s.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    s.setFrameShape(QScrollArea.NoFrame)
+    return s

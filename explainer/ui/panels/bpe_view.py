@@ -15,13 +15,12 @@ import re
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QScrollArea,
-                               QSlider, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QSlider, QTabWidget, QVBoxLayout, QWidget)
 
 from explainer.core.bpe import MergeStep, byte_view, initial_pieces, replay_merges, variants
 from explainer.core.types import Token, Tokenization
 from explainer.ui import theme as th
-from explainer.ui.panels.base import Panel
+from explainer.ui.panels.base import Panel, vertical_scroll
 from explainer.ui.panels.chips import Chip, ChipView
 from explainer.ui.widgets.byte_strip import ByteStrip
 
@@ -44,15 +43,6 @@ def _label(text: str, size_delta: float = 3, wrap: bool = True) -> QLabel:
     f.setPointSizeF(th.SMALL_FONT_PT + size_delta)
     lab.setFont(f)
     return lab
-
-
-def _scroll(widget: QWidget) -> QScrollArea:
-    s = QScrollArea()
-    s.setWidget(widget)
-    s.setWidgetResizable(True)
-    s.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-    s.setFrameShape(QScrollArea.NoFrame)
-    return s
 
 
 class BpePanel(Panel):
@@ -115,7 +105,7 @@ class BpePanel(Panel):
         inner = QWidget()
         inner.setLayout(self.variant_grid)
         lay = QVBoxLayout(page)
-        lay.addWidget(_scroll(inner), 1)
+        lay.addWidget(vertical_scroll(inner), 1)
         self.variant_note = _label("")
         lay.addWidget(self.variant_note)
         return page
@@ -137,7 +127,7 @@ class BpePanel(Panel):
         left = QVBoxLayout()
         self.merge_view = ChipView()
         self.merge_view.tooltip_for = self._merge_tooltip
-        merge_scroll = _scroll(self.merge_view)
+        merge_scroll = vertical_scroll(self.merge_view)
         merge_scroll.setMaximumHeight(int(4 * (self.merge_view.chip_height + ChipView.GAP_Y) + 2 * ChipView.MARGIN))
         left.addWidget(merge_scroll)
         self.merge_text = _label("", 5)
@@ -165,7 +155,7 @@ class BpePanel(Panel):
         self.bytes_summary = _label("")
         lay.addWidget(self.bytes_summary)
         self.strip = ByteStrip()
-        lay.addWidget(_scroll(self.strip), 1)
+        lay.addWidget(vertical_scroll(self.strip), 1)
         lay.addWidget(_label(
             f"Coloured bands under the bytes are the tokens. <span style='color:{th.HIGHLIGHT}'>✂</span> marks a "
             "token boundary inside a character; a band with a dashed border is a token that is only part of a "

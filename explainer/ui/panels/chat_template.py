@@ -17,7 +17,7 @@ from explainer.core import chat
 from explainer.core.chat import Message
 from explainer.core.types import Token, Tokenization, visible_text
 from explainer.ui import theme as th
-from explainer.ui.panels.base import Panel
+from explainer.ui.panels.base import Panel, vertical_scroll
 from explainer.ui.panels.chips import Chip, ChipView
 
 TOP_N = 5
@@ -176,11 +176,7 @@ class ChatTemplatePanel(Panel):
         vsplit.addWidget(self.text_view)
         self.chips = ChipView()
         self.chips.tooltip_for = self._chip_tooltip
-        chip_scroll = QScrollArea()
-        chip_scroll.setWidget(self.chips)
-        chip_scroll.setWidgetResizable(True)
-        chip_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        chip_scroll.setFrameShape(QScrollArea.NoFrame)
+        chip_scroll = vertical_scroll(self.chips)
         vsplit.addWidget(chip_scroll)
         vsplit.setSizes([150, 250])
         rv.addWidget(vsplit, 1)

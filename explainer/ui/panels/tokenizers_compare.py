@@ -15,11 +15,11 @@ import threading
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
-from PySide6.QtWidgets import QLabel, QScrollArea, QWidget
+from PySide6.QtWidgets import QLabel, QWidget
 
 from explainer.core.types import Token, Tokenization, visible_text
 from explainer.ui import theme as th
-from explainer.ui.panels.base import Panel
+from explainer.ui.panels.base import Panel, vertical_scroll
 from explainer.ui.panels.chips import Chip, ChipView
 from explainer.ui.panels.tokens import TOKENIZERS
 
@@ -228,11 +228,7 @@ class TokenizersComparePanel(Panel):
         self.body.addWidget(self.stats)
         self.view = AlignedChipView()
         self.view.tooltip_for = self._tooltip
-        self.scroll = QScrollArea()
-        self.scroll.setWidget(self.view)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.scroll.setFrameShape(QScrollArea.NoFrame)
+        self.scroll = vertical_scroll(self.view)
         self.body.addWidget(self.scroll, 1)
         self.info = QLabel()
         self.info.setTextFormat(Qt.RichText)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QScrollArea, QSpinBox, QSplitter, QTableWidget,
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QSpinBox, QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from explainer.core.walkthrough import Walkthrough, walkthrough
 from explainer.ui import theme as th
 from explainer.ui.panels import _teach as tc
-from explainer.ui.panels.base import Panel
+from explainer.ui.panels.base import Panel, vertical_scroll
 
 COLUMNS = ("key token", "q·k", "÷ √d", "after mask", "softmax weight")
 N_DIMS_SHOWN = 6
@@ -80,11 +80,7 @@ class WalkthroughPanel(Panel):
         for w in (self.steps, self.rope, self.output):
             sl.addWidget(w)
         sl.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(side)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll = vertical_scroll(side)
         scroll.setMinimumWidth(290)
         split = QSplitter(Qt.Horizontal)
         split.addWidget(self.table)
