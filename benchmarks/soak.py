@@ -11,6 +11,7 @@ words. By default every edit is a request (no debounce), so the worker is always
 waits as "pending" and is replaced by a newer one; ``--debounce-ms 30`` uses the window's debounce instead. Exit status 1 when RSS grew by
 ``--max-rss-growth-mb`` (50) or more, or the number of threads or active QTimers grew.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,12 +29,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-WORDS = ("the cat sat on mat attention is all you need transformer token head layer softmax probability model "
-         "strawberry lecture students residual stream embedding next predict 漢字 العربية देवनागरी 👍 🇫🇷 "
-         "x² café naïve").split()
-PASTES = ["The quick brown fox jumps over the lazy dog. ", "def f(x):\n    return x**2\n",
-          "<|im_start|>user\nHello<|im_end|>\n", "\U0001F468\u200d\U0001F469\u200d\U0001F467 family ",
-          "Attention(Q, K, V) = softmax(QKᵀ / √d) V\n"]
+WORDS = (
+    "the cat sat on mat attention is all you need transformer token head layer softmax probability model "
+    "strawberry lecture students residual stream embedding next predict 漢字 العربية देवनागरी 👍 🇫🇷 "
+    "x² café naïve"
+).split()
+PASTES = [
+    "The quick brown fox jumps over the lazy dog. ",
+    "def f(x):\n    return x**2\n",
+    "<|im_start|>user\nHello<|im_end|>\n",
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467 family ",
+    "Attention(Q, K, V) = softmax(QKᵀ / √d) V\n",
+]
 
 
 @dataclass
@@ -65,10 +72,14 @@ class SoakReport:
         return self.after.rss_mb - self.before.rss_mb
 
     def ok(self, max_rss_growth_mb: float = 50.0) -> bool:
-        return (self.rss_growth_mb < max_rss_growth_mb and self.after.os_threads <= self.before.os_threads
-                and self.after.py_threads <= self.before.py_threads
-                and self.after.active_qtimers <= self.before.active_qtimers
-                and self.after.qtimers <= self.before.qtimers and self.errors == 0)
+        return (
+            self.rss_growth_mb < max_rss_growth_mb
+            and self.after.os_threads <= self.before.os_threads
+            and self.after.py_threads <= self.before.py_threads
+            and self.after.active_qtimers <= self.before.active_qtimers
+            and self.after.qtimers <= self.before.qtimers
+            and self.errors == 0
+        )
 
 
 def snapshot() -> Snapshot:
@@ -96,8 +107,9 @@ def snapshot() -> Snapshot:
         elif isinstance(o, AnalysisResult):
             results += 1
     proc = psutil.Process()
-    return Snapshot(proc.memory_info().rss / 2 ** 20, proc.num_threads(), threading.active_count(), timers, active,
-                    qobjects, results)
+    return Snapshot(
+        proc.memory_info().rss / 2**20, proc.num_threads(), threading.active_count(), timers, active, qobjects, results
+    )
 
 
 class Typist:
@@ -114,21 +126,21 @@ class Typist:
         r, t, rng = self.rng.random(), self.text, self.rng
         if len(t) > self.max_len:  # select a paragraph and delete it
             a = rng.randrange(0, len(t) // 2)
-            self.text, self.cursor = t[:a] + t[a + len(t) // 3:], a
+            self.text, self.cursor = t[:a] + t[a + len(t) // 3 :], a
         elif r < 0.62:  # type a character at the cursor (mostly the end)
             word = rng.choice(WORDS)
             ch = " " if rng.random() < 0.18 else word[rng.randrange(len(word))]
-            self.text, self.cursor = t[:self.cursor] + ch + t[self.cursor:], self.cursor + len(ch)
+            self.text, self.cursor = t[: self.cursor] + ch + t[self.cursor :], self.cursor + len(ch)
         elif r < 0.80 and self.cursor > 0:  # backspace
-            self.text, self.cursor = t[:self.cursor - 1] + t[self.cursor:], self.cursor - 1
+            self.text, self.cursor = t[: self.cursor - 1] + t[self.cursor :], self.cursor - 1
         elif r < 0.86:  # click somewhere else
             self.cursor = len(t) if rng.random() < 0.5 else rng.randrange(0, len(t) + 1)
         elif r < 0.93 and t:  # delete a word-sized range
             a = rng.randrange(0, len(t))
-            self.text, self.cursor = t[:a] + t[a + rng.randint(1, 12):], a
+            self.text, self.cursor = t[:a] + t[a + rng.randint(1, 12) :], a
         elif r < 0.985:  # paste
             p = rng.choice(PASTES)
-            self.text, self.cursor = t[:self.cursor] + p + t[self.cursor:], self.cursor + len(p)
+            self.text, self.cursor = t[: self.cursor] + p + t[self.cursor :], self.cursor + len(p)
         else:  # select all, type over
             self.text, self.cursor = rng.choice(WORDS), 0
             self.cursor = len(self.text)
@@ -148,8 +160,15 @@ def pump(app, seconds: float) -> None:
         time.sleep(min(left, 0.002))
 
 
-def run_soak(edits: int = 20_000, *, real: bool = False, seed: int = 0, debounce_ms: int = 0,
-             warmup_edits: int | None = None, log=print) -> SoakReport:
+def run_soak(
+    edits: int = 20_000,
+    *,
+    real: bool = False,
+    seed: int = 0,
+    debounce_ms: int = 0,
+    warmup_edits: int | None = None,
+    log=print,
+) -> SoakReport:
     """Warm up with the first ``warmup_edits`` (default: up to 1000) of the very edits that are then measured,
     so allocator pools, caches and text lengths are already seen: what still grows afterwards is a leak."""
     from PySide6.QtWidgets import QApplication
@@ -191,8 +210,10 @@ def run_soak(edits: int = 20_000, *, real: bool = False, seed: int = 0, debounce
     settle()
     typist = Typist(seed)  # the measured run replays the warm-up's edits first
     before = snapshot()
-    log(f"start: RSS {before.rss_mb:.1f} MB, {before.os_threads} OS threads ({before.py_threads} Python), "
-        f"{before.active_qtimers}/{before.qtimers} QTimers active, {before.qobjects} QObjects")
+    log(
+        f"start: RSS {before.rss_mb:.1f} MB, {before.os_threads} OS threads ({before.py_threads} Python), "
+        f"{before.active_qtimers}/{before.qtimers} QTimers active, {before.qobjects} QObjects"
+    )
     counts.update(results=0, errors=0)
     dropped0 = controller.dropped
     peak = before.rss_mb
@@ -204,25 +225,32 @@ def run_soak(edits: int = 20_000, *, real: bool = False, seed: int = 0, debounce
         controller.set_text(typist.text)
         pump(app, typist.edit())
         if i % 1000 == 0:
-            rss = proc.memory_info().rss / 2 ** 20
+            rss = proc.memory_info().rss / 2**20
             peak = max(peak, rss)
-            log(f"  {i:>6} edits  {time.perf_counter() - t0:6.1f} s  RSS {rss:7.1f} MB  results {counts['results']}"
-                f"  text {len(typist.text)} chars")
+            log(
+                f"  {i:>6} edits  {time.perf_counter() - t0:6.1f} s  RSS {rss:7.1f} MB  results {counts['results']}"
+                f"  text {len(typist.text)} chars"
+            )
     settle()
     seconds = time.perf_counter() - t0
     after = snapshot()
     peak = max(peak, after.rss_mb)
-    report = SoakReport(edits, seconds, counts["results"], counts["errors"], controller.dropped - dropped0, before,
-                        after, peak)
+    report = SoakReport(
+        edits, seconds, counts["results"], counts["errors"], controller.dropped - dropped0, before, after, peak
+    )
     controller.shutdown()
     controller.deleteLater()
     pump(app, 0.1)
     report.after_shutdown_threads = snapshot().os_threads
-    log(f"end:   RSS {after.rss_mb:.1f} MB (growth {report.rss_growth_mb:+.1f} MB, peak {peak:.1f}), "
+    log(
+        f"end:   RSS {after.rss_mb:.1f} MB (growth {report.rss_growth_mb:+.1f} MB, peak {peak:.1f}), "
         f"{after.os_threads} OS threads ({after.py_threads} Python), {after.active_qtimers}/{after.qtimers} QTimers "
-        f"active, {after.qobjects} QObjects, {after.results_alive} results alive")
-    log(f"{edits} edits in {seconds:.1f} s: {report.results} results shown, {report.dropped} stale dropped, "
-        f"{report.errors} errors; {report.after_shutdown_threads} OS threads after shutdown")
+        f"active, {after.qobjects} QObjects, {after.results_alive} results alive"
+    )
+    log(
+        f"{edits} edits in {seconds:.1f} s: {report.results} results shown, {report.dropped} stale dropped, "
+        f"{report.errors} errors; {report.after_shutdown_threads} OS threads after shutdown"
+    )
     return report
 
 
@@ -231,8 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--edits", type=int, default=20_000)
     ap.add_argument("--real", action="store_true", help="the real SmolLM2-135M instead of the tiny demo engine")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--debounce-ms", type=int, default=0,
-                    help="0: every edit is a request (the worker never idles); 30: the app's debounce")
+    ap.add_argument(
+        "--debounce-ms",
+        type=int,
+        default=0,
+        help="0: every edit is a request (the worker never idles); 30: the app's debounce",
+    )
     ap.add_argument("--max-rss-growth-mb", type=float, default=50.0)
     ap.add_argument("--json", action="store_true", help="print the report as JSON at the end")
     args = ap.parse_args(argv)

@@ -6,6 +6,7 @@
 
     QT_QPA_PLATFORM=offscreen python benchmarks/ui_stall.py [--demo] [--chars 40] [--rate 10]
 """
+
 from __future__ import annotations
 
 import time
@@ -18,12 +19,14 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 
-TEXT = ("The eagle circled high above the valley, watching the river below. Every morning it followed the "
-        "same path, from the old oak tree on the hill to the rocks where the fish jumped. The farmers in the "
-        "village knew the bird well; children waved when its shadow crossed the fields, and the old men "
-        "said it had lived there longer than any of them could remember. In winter it hunted hares in the snow; in "
-        "summer it rested on the warm stones by the water. One day a dark storm came from the west, the wind "
-        "bent the trees and the rain fell so hard that nobody could see the hills, and the eagle")
+TEXT = (
+    "The eagle circled high above the valley, watching the river below. Every morning it followed the "
+    "same path, from the old oak tree on the hill to the rocks where the fish jumped. The farmers in the "
+    "village knew the bird well; children waved when its shadow crossed the fields, and the old men "
+    "said it had lived there longer than any of them could remember. In winter it hunted hares in the snow; in "
+    "summer it rested on the warm stones by the water. One day a dark storm came from the west, the wind "
+    "bent the trees and the rain fell so hard that nobody could see the hills, and the eagle"
+)
 TYPED = " flew low over the water, searching for shelter among the trees near the bank."
 
 
@@ -85,6 +88,7 @@ def main() -> int:
             t = time.perf_counter()
             method(result)
             panel_ms[name].append((time.perf_counter() - t) * 1000)
+
         return wrapper
 
     for name, panel in window.panels.items():
@@ -116,8 +120,10 @@ def main() -> int:
     print(f"launch → window shown: {1000 * (t_shown - T0):.0f} ms")
     if "model loaded" in marks:
         print(f"launch → model loaded (worker thread): {1000 * (marks['model loaded'] - T0):.0f} ms")
-    print(f"launch → first picture: {1000 * (t_first - T0):.0f} ms "
-          f"(largest main-thread gap while loading: {max(load_gaps, default=0):.0f} ms)")
+    print(
+        f"launch → first picture: {1000 * (t_first - T0):.0f} ms "
+        f"(largest main-thread gap while loading: {max(load_gaps, default=0):.0f} ms)"
+    )
 
     # typing: one character every 1/rate s, each a real key event; the heartbeat keeps running
     typed = (TYPED * (1 + args.chars // len(TYPED)))[: args.chars]
@@ -126,7 +132,7 @@ def main() -> int:
     t_start = time.perf_counter()
     for i, ch in enumerate(typed):
         target = t_start + i / args.rate
-        wait_until(lambda: time.perf_counter() >= target, 10)
+        wait_until(lambda target=target: time.perf_counter() >= target, 10)
         for kind in (QEvent.KeyPress, QEvent.KeyRelease):
             QApplication.sendEvent(window.editor, QKeyEvent(kind, 0, Qt.NoModifier, ch))
     final = window.editor.toPlainText()
@@ -138,12 +144,18 @@ def main() -> int:
     gaps = beat.gaps
     results = [r for _, r in shown[n_before:]]
     model_ms = [r.latency_ms for r in results]
-    print(f"typing {len(typed)} chars at {args.rate:g}/s into a {first.n_tokens}-token text "
-          f"(→ {window.result.n_tokens} tokens):")
-    print(f"  largest main-thread gap: {max(gaps):.1f} ms (heartbeat 5 ms; p99 {statistics.quantiles(gaps, n=100)[98]:.1f} ms, "
-          f"median {statistics.median(gaps):.1f} ms, {sum(g > 50 for g in gaps)} gaps > 50 ms)")
-    print(f"  pictures shown: {len(results)} for {controller.generation - first.generation} requests "
-          f"({controller.dropped} stale results dropped)")
+    print(
+        f"typing {len(typed)} chars at {args.rate:g}/s into a {first.n_tokens}-token text "
+        f"(→ {window.result.n_tokens} tokens):"
+    )
+    print(
+        f"  largest main-thread gap: {max(gaps):.1f} ms (heartbeat 5 ms; p99 {statistics.quantiles(gaps, n=100)[98]:.1f} ms, "
+        f"median {statistics.median(gaps):.1f} ms, {sum(g > 50 for g in gaps)} gaps > 50 ms)"
+    )
+    print(
+        f"  pictures shown: {len(results)} for {controller.generation - first.generation} requests "
+        f"({controller.dropped} stale results dropped)"
+    )
     if model_ms:
         print(f"  model time per update: median {statistics.median(model_ms):.0f} ms, max {max(model_ms):.0f} ms")
     per_panel = ", ".join(f"{n} {statistics.median(v[1:] or v):.0f}/{max(v):.0f}" for n, v in panel_ms.items() if v)

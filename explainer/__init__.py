@@ -1,2 +1,3 @@
 """explainer: watch a small language model think while you type."""
+
 __version__ = "0.1.0"

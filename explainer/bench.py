@@ -14,6 +14,7 @@ For T in (8, 32, 128, 512) tokens (the start token included):
 adds ``rss_1024_mb`` and ``peak_rss_1024_mb``: the RSS (psutil) of a fresh process after it analysed a
 1024-token text and typed into it, and that process's peak (model load included). MB are MiB.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,11 +22,13 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 CASES = (8, 32, 128, 512)
-TARGETS = "targets (2 CPU cores): keystroke p50 <= 50 ms at 128 and <= 150 ms at 512; full <= 200 ms at 128; " \
-          ">= 5x faster per keystroke than HF at 128"
+TARGETS = (
+    "targets (2 CPU cores): keystroke p50 <= 50 ms at 128 and <= 150 ms at 512; full <= 200 ms at 128; "
+    ">= 5x faster per keystroke than HF at 128"
+)
 _PARAGRAPH = (
     "The river bank was quiet in the early morning, and the old ferryman counted the boats that came down "
     "from the hills. Some carried grain, some carried wool, and one carried a piano that nobody could play. "
@@ -82,7 +85,7 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
 
 def bench_case(engine, n_tokens: int, keystrokes: int = 12, full_repeats: int = 3) -> dict:
     text = text_with_tokens(engine, n_tokens)
-    tail = CORPUS[len(text) % len(CORPUS):] * 2
+    tail = CORPUS[len(text) % len(CORPUS) :] * 2
 
     def full():
         engine.reset()
@@ -98,8 +101,12 @@ def bench_case(engine, n_tokens: int, keystrokes: int = 12, full_repeats: int = 
         t0 = time.perf_counter()
         engine.analyze(typed)
         times.append((time.perf_counter() - t0) * 1000.0)
-    case = {"tokens": actual, "full_ms": round(full_ms, 2), "keystroke_ms": round(statistics.median(times), 2),
-            "keystroke_p90_ms": round(sorted(times)[int(0.9 * (len(times) - 1))], 2)}
+    case = {
+        "tokens": actual,
+        "full_ms": round(full_ms, 2),
+        "keystroke_ms": round(statistics.median(times), 2),
+        "keystroke_p90_ms": round(sorted(times)[int(0.9 * (len(times) - 1))], 2),
+    }
     return case
 
 
@@ -127,21 +134,36 @@ def load_hf(engine):
         raise UserError("--compare-hf needs transformers: pip install transformers accelerate") from None
     path = Path(engine.info.path)
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, attn_implementation="eager", dtype=torch.float32)
+        str(path.parent), gguf_file=path.name, attn_implementation="eager", dtype=torch.float32
+    )
     return model.eval()
 
 
-def run_bench(engine, cases: Sequence[int] = CASES, keystrokes: int = 12, full_repeats: int = 3,
-              compare_hf: bool = False, progress: Callable[[str], None] | None = None) -> dict:
+def run_bench(
+    engine,
+    cases: Sequence[int] = CASES,
+    keystrokes: int = 12,
+    full_repeats: int = 3,
+    compare_hf: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Time ``engine`` on every case; returns the JSON object of ``explainer bench --json``."""
     import torch
 
     say = progress or (lambda msg: None)
     engine.wait_for_backend()
     engine.analyze("warm up")
-    out = {"device": engine.device, "backend": engine.backend, "backend_label": engine.backend_label,
-           "notice": engine.notice, "model": engine.info.name, "load_s": round(engine.load_seconds, 3),
-           "threads": torch.get_num_threads(), "peak_rss_mb": 0.0, "cases": []}
+    out = {
+        "device": engine.device,
+        "backend": engine.backend,
+        "backend_label": engine.backend_label,
+        "notice": engine.notice,
+        "model": engine.info.name,
+        "load_s": round(engine.load_seconds, 3),
+        "threads": torch.get_num_threads(),
+        "peak_rss_mb": 0.0,
+        "cases": [],
+    }
     for n in cases:
         say(f"{n} tokens")
         out["cases"].append(bench_case(engine, n, keystrokes, full_repeats))
@@ -158,8 +180,9 @@ def run_bench(engine, cases: Sequence[int] = CASES, keystrokes: int = 12, full_r
     return out
 
 
-def memory_probe(n_tokens: int = 1024, backend: str = "auto", device: str = "cpu", model: str | None = None,
-                 keystrokes: int = 5) -> dict:
+def memory_probe(
+    n_tokens: int = 1024, backend: str = "auto", device: str = "cpu", model: str | None = None, keystrokes: int = 5
+) -> dict:
     """A fresh process analyses an ``n_tokens`` text and types ``keystrokes`` characters into it: its RSS
     afterwards (psutil) and its peak RSS (load included), in MB."""
     code = (
@@ -183,15 +206,22 @@ def memory_probe(n_tokens: int = 1024, backend: str = "auto", device: str = "cpu
 
 
 def format_table(res: dict) -> str:
-    lines = [f"{res['model']} on {res['device']}, backend {res['backend_label']} ({res['threads']} threads)",
-             f"load {res['load_s']:.2f} s, peak RSS {res['peak_rss_mb']:.0f} MB"
-             + (f"; 1024 tokens: RSS {res['rss_1024_mb']:.0f} MB, peak {res['peak_rss_1024_mb']:.0f} MB"
-                if "rss_1024_mb" in res else "")]
+    lines = [
+        f"{res['model']} on {res['device']}, backend {res['backend_label']} ({res['threads']} threads)",
+        f"load {res['load_s']:.2f} s, peak RSS {res['peak_rss_mb']:.0f} MB"
+        + (
+            f"; 1024 tokens: RSS {res['rss_1024_mb']:.0f} MB, peak {res['peak_rss_1024_mb']:.0f} MB"
+            if "rss_1024_mb" in res
+            else ""
+        ),
+    ]
     if res.get("notice"):
         lines.append(f"notice: {res['notice']}")
     hf = any("hf_ms" in c for c in res["cases"])
-    lines.append(f"{'tokens':>6}  {'full ms':>9}  {'keystroke ms':>12}  {'p90':>8}" + (
-        f"  {'HF ms':>9}  {'speed-up':>8}" if hf else ""))
+    lines.append(
+        f"{'tokens':>6}  {'full ms':>9}  {'keystroke ms':>12}  {'p90':>8}"
+        + (f"  {'HF ms':>9}  {'speed-up':>8}" if hf else "")
+    )
     for c in res["cases"]:
         row = f"{c['tokens']:>6}  {c['full_ms']:>9.1f}  {c['keystroke_ms']:>12.1f}  {c['keystroke_p90_ms']:>8.1f}"
         if hf:
@@ -231,14 +261,27 @@ def _handler(args) -> int:
 
 def add_arguments(parser) -> None:
     """time model load, full analyses and single keystrokes at 8-512 tokens (optionally against transformers)"""
-    parser.add_argument("--backend", default="auto", choices=("torch", "onnx", "auto"),
-                        help="torch, onnx or auto (default auto: see explainer/core/backends)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=("torch", "onnx", "auto"),
+        help="torch, onnx or auto (default auto: see explainer/core/backends)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--compare-hf", action="store_true",
-                        help="also time a plain Hugging Face transformers forward (needs transformers)")
+    parser.add_argument(
+        "--compare-hf",
+        action="store_true",
+        help="also time a plain Hugging Face transformers forward (needs transformers)",
+    )
     parser.add_argument("--tokens", metavar="N,N,...", help="token counts to time (default 8,32,128,512)")
-    parser.add_argument("--keystrokes", type=int, default=12, metavar="K",
-                        help="single-character appends per case; the median is reported (default 12)")
-    parser.add_argument("--memory", action="store_true",
-                        help="also measure the peak RSS of a fresh process analysing 1024 tokens")
+    parser.add_argument(
+        "--keystrokes",
+        type=int,
+        default=12,
+        metavar="K",
+        help="single-character appends per case; the median is reported (default 12)",
+    )
+    parser.add_argument(
+        "--memory", action="store_true", help="also measure the peak RSS of a fresh process analysing 1024 tokens"
+    )
     parser.set_defaults(handler=_handler)

@@ -2,6 +2,7 @@
 
 Errors a user can cause print one sentence to stderr and exit with status 2; never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ import json
 import logging
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from explainer.core.errors import UserError
 
@@ -20,7 +21,7 @@ log = logging.getLogger("explainer")
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error in one sentence (exit 2) instead of a usage dump."""
 
-    def error(self, message: str):  # noqa: D401
+    def error(self, message: str):
         raise UserError(f"{message[:1].upper()}{message[1:]}; run '{self.prog} --help' for usage.")
 
 
@@ -30,8 +31,11 @@ def clean_text(s: str) -> str:
         s.encode("utf-8")
         return s
     except UnicodeEncodeError:
-        return os.fsencode(s).decode("utf-8", errors="replace") if _only_escapes(s) else s.encode(
-            "utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
+        return (
+            os.fsencode(s).decode("utf-8", errors="replace")
+            if _only_escapes(s)
+            else s.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
+        )
 
 
 def _only_escapes(s: str) -> bool:
@@ -54,7 +58,7 @@ def read_texts(texts: Sequence[str], text_file: str | None) -> list[str]:
             raise UserError(f"The text file {text_file} does not exist; check the path.") from None
         except OSError as e:
             raise UserError(f"The text file {text_file} cannot be read ({e.strerror}).") from None
-        except ValueError:  # issue 7: a NUL in the path (only possible in-process, not from a real argv)
+        except ValueError:  # a NUL in the path (only possible in-process, not from a real argv)
             raise UserError(f"--text-file {text_file!r} is not a valid path.") from None
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
@@ -65,23 +69,34 @@ def read_texts(texts: Sequence[str], text_file: str | None) -> list[str]:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="PATH", help="a Llama-architecture GGUF file (default: the bundled SmolLM2-135M-Instruct)")
+    p.add_argument(
+        "--model", metavar="PATH", help="a Llama-architecture GGUF file (default: the bundled SmolLM2-135M-Instruct)"
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when available)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="explainer", description="Watch a small language model think: tokens, attention, "
-                     "embeddings and next-token probabilities. Without a subcommand, opens the window.")
+    parser = _Parser(
+        prog="explainer",
+        description="Watch a small language model think: tokens, attention, "
+        "embeddings and next-token probabilities. Without a subcommand, opens the window.",
+    )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     a = sub.add_parser("analyze", help="run the model on text and print per-token probabilities")
     _add_model_args(a)
     a.add_argument("--no-start-token", action="store_true", help="don't prepend <|endoftext|> as start of text")
     a.add_argument("--top-k", type=int, default=10, metavar="K", help="next-token candidates per position (default 10)")
     a.add_argument("--attention", action="store_true", help="include attention [layer][head][query][key] in --json")
-    a.add_argument("--max-tokens", type=int, default=1024, metavar="N", help="cut the text after N tokens (default 1024)")
+    a.add_argument(
+        "--max-tokens", type=int, default=1024, metavar="N", help="cut the text after N tokens (default 1024)"
+    )
     a.add_argument("--parse-specials", action="store_true", help="treat typed <|im_end|> etc. as special tokens")
-    a.add_argument("--backend", default="torch", choices=("torch", "onnx", "auto"),
-                   help="run the model with torch, ONNX Runtime (exported once) or auto (default torch)")
+    a.add_argument(
+        "--backend",
+        default="torch",
+        choices=("torch", "onnx", "auto"),
+        help="run the model with torch, ONNX Runtime (exported once) or auto (default torch)",
+    )
     a.add_argument("--json", action="store_true", help="print a JSON array, one object per text")
     a.add_argument("--text-file", metavar="PATH", help="read the text from a file, or - for standard input")
     a.add_argument("text", nargs="*", metavar="TEXT")
@@ -113,13 +128,19 @@ def cmd_tokenize(args) -> int:
     rows = []
     for text in read_texts(args.text, args.text_file):
         tz = tok.tokenize(text, parse_specials=args.parse_specials)
-        rows.append({
-            "text": text, "tokenizer": tok.name, "ids": tz.ids,
-            "tokens": [{"id": t.id, "text": t.text, "bytes": t.bytes.hex(), "start": t.start, "end": t.end}
-                       for t in tz.tokens],
-            "dropped": [{"char_index": d.char_index, "byte": f"{d.value:02x}"} for d in tz.dropped],
-            "specials_parsed": tz.specials_parsed,
-        })
+        rows.append(
+            {
+                "text": text,
+                "tokenizer": tok.name,
+                "ids": tz.ids,
+                "tokens": [
+                    {"id": t.id, "text": t.text, "bytes": t.bytes.hex(), "start": t.start, "end": t.end}
+                    for t in tz.tokens
+                ],
+                "dropped": [{"char_index": d.char_index, "byte": f"{d.value:02x}"} for d in tz.dropped],
+                "specials_parsed": tz.specials_parsed,
+            }
+        )
     if args.json:
         _out(rows)
     else:
@@ -137,7 +158,7 @@ def tz_tokens_display(row) -> list[str]:
 
 
 def result_to_json(r, tokenizer, top_k: int, with_attention: bool) -> dict:
-    """The ``analyze --json`` object for one result (the contract in README / issue 3)."""
+    """The ``analyze --json`` object for one result (the contract in the README)."""
     import math
 
     def num(x):
@@ -146,13 +167,20 @@ def result_to_json(r, tokenizer, top_k: int, with_attention: bool) -> dict:
 
     positions = []
     for i in range(r.n_tokens):
-        top = [{"id": int(j), "text": tokenizer.decode([int(j)]), "prob": float(p)}
-               for j, p in zip(r.top_ids[i][:top_k], r.top_probs[i][:top_k])]
+        top = [
+            {"id": int(j), "text": tokenizer.decode([int(j)]), "prob": float(p)}
+            for j, p in zip(r.top_ids[i][:top_k], r.top_probs[i][:top_k])
+        ]
         positions.append({"prob": num(r.token_prob[i]), "surprisal_bits": num(r.surprisal_bits[i]), "top": top})
     out = {
-        "text": r.text, "model": r.model.name, "device": r.device, "backend": r.backend, "truncated": r.truncated,
+        "text": r.text,
+        "model": r.model.name,
+        "device": r.device,
+        "backend": r.backend,
+        "truncated": r.truncated,
         "tokens": [{"id": t.id, "text": t.text, "bytes": t.bytes.hex(), "special": t.special} for t in r.tokens],
-        "positions": positions, "sentence_logprob": r.sentence_logprob,
+        "positions": positions,
+        "sentence_logprob": r.sentence_logprob,
         "dropped": [{"char_index": d.char_index, "byte": f"{d.value:02x}"} for d in r.dropped],
         "specials_parsed": r.specials_parsed,
     }
@@ -177,10 +205,14 @@ def cmd_analyze(args) -> int:
     if engine.notice:
         sys.stderr.write(f"explainer: {engine.notice}\n")
     k = min(args.top_k, engine.info.vocab_size)
-    # issue 7: never analyse past the model's context (memory grows with T²); "truncated" says it was cut
+    # never analyse past the model's context (memory grows with T²); "truncated" says it was cut
     max_tokens = min(args.max_tokens, engine.info.context_length)
-    results = [engine.analyze(t, start_token=not args.no_start_token, max_tokens=max_tokens, top_k=k,
-                              parse_specials=args.parse_specials) for t in texts]
+    results = [
+        engine.analyze(
+            t, start_token=not args.no_start_token, max_tokens=max_tokens, top_k=k, parse_specials=args.parse_specials
+        )
+        for t in texts
+    ]
     if args.json:
         _out([result_to_json(r, engine.tokenizer, k, args.attention) for r in results])
         return 0
@@ -197,8 +229,10 @@ def print_table(r, engine) -> None:
     for i, t in enumerate(r.tokens):
         p = "" if r.token_prob[i] != r.token_prob[i] else f"{r.token_prob[i]:.4f}"
         s = "" if r.surprisal_bits[i] != r.surprisal_bits[i] else f"{r.surprisal_bits[i]:.2f}"
-        tops = ", ".join(f"{visible_text(engine.tokenizer.decode([int(j)]))!r} {p_:.3f}"
-                         for j, p_ in zip(r.top_ids[i][:3], r.top_probs[i][:3]))
+        tops = ", ".join(
+            f"{visible_text(engine.tokenizer.decode([int(j)]))!r} {p_:.3f}"
+            for j, p_ in zip(r.top_ids[i][:3], r.top_probs[i][:3])
+        )
         print(f"{i:>4}  {t.display[:16]:<16} {t.id:>6}  {p:>8}  {s:>6}  {tops}")
     print(f"log P(text) = {r.sentence_logprob:.4f} nats = {r.sentence_log10:.4f} (log10) = {-r.sentence_bits:.3f} bits")
 
@@ -213,8 +247,9 @@ def _stderr_progress(msg: str, frac: float) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=os.environ.get("EXPLAINER_LOG", "WARNING").upper(),
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("EXPLAINER_LOG", "WARNING").upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(encoding="utf-8", errors="backslashreplace")
@@ -229,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {"analyze": cmd_analyze, "tokenize": cmd_tokenize}.get(args.command) or args.handler
         return handler(args)
     except UserError as e:
-        sys.stderr.write(f"explainer: {_one_line(str(e))}\n")  # issue 7: a path may hold a newline
+        sys.stderr.write(f"explainer: {_one_line(str(e))}\n")  # a path may hold a newline
         return 2
     except KeyboardInterrupt:
         return 130
@@ -241,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug: say so in one line; EXPLAINER_DEBUG=1 shows the traceback
         if os.environ.get("EXPLAINER_DEBUG"):
             raise
-        if _is_out_of_memory(e):  # issue 7: torch reports a failed allocation as a RuntimeError
+        if _is_out_of_memory(e):  # torch reports a failed allocation as a RuntimeError
             sys.stderr.write("explainer: out of memory; use a shorter text or a smaller --max-tokens.\n")
             return 2
         sys.stderr.write(f"explainer: internal error ({type(e).__name__}: {_one_line(str(e))}); please report it.\n")
@@ -249,8 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_out_of_memory(e: BaseException) -> bool:
-    return type(e).__name__ == "OutOfMemoryError" or (
-        isinstance(e, RuntimeError) and "can't allocate memory" in str(e))
+    return type(e).__name__ == "OutOfMemoryError" or (isinstance(e, RuntimeError) and "can't allocate memory" in str(e))
 
 
 def _one_line(s: str) -> str:

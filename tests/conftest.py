@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated cache folder, the real bundled model, a tiny GGUF written on the fly, and the
 Hugging Face reference model (only for tests marked ``reference``)."""
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,7 @@ def _collect_between_tests(_gui_thread_garbage_collection):
 
 @pytest.fixture(autouse=True)
 def _isolated_autosave(monkeypatch):
-    """Issue 7 (robustness helper): the main window autosaves its text and scene to $EXPLAINER_DATA and
+    """The main window autosaves its text and scene to $EXPLAINER_DATA and
     restores them at start; each test gets its own (not yet created) folder, never the user's."""
     monkeypatch.setenv("EXPLAINER_DATA", os.path.join(_DATA_ROOT, f"t{next(_data_dirs)}"))
 
@@ -79,6 +80,7 @@ def hf_model(bundled_gguf):
     import torch
 
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        str(bundled_gguf.parent), gguf_file=bundled_gguf.name, attn_implementation="eager", dtype=torch.float32)
+        str(bundled_gguf.parent), gguf_file=bundled_gguf.name, attn_implementation="eager", dtype=torch.float32
+    )
     model.eval()
     return model

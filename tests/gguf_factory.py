@@ -1,4 +1,5 @@
 """Write small GGUF files for tests: a tiny random Llama with the real vocabulary, and broken variants."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,8 +37,17 @@ def write_tiny_llama(path: Path, cfg, weights: dict, vocab_from: Path, arch: str
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)
-    names = {"attn_norm": "attn_norm", "ffn_norm": "ffn_norm", "wq": "attn_q", "wk": "attn_k", "wv": "attn_v",
-             "wo": "attn_output", "w_gate": "ffn_gate", "w_up": "ffn_up", "w_down": "ffn_down"}
+    names = {
+        "attn_norm": "attn_norm",
+        "ffn_norm": "ffn_norm",
+        "wq": "attn_q",
+        "wk": "attn_k",
+        "wv": "attn_v",
+        "wo": "attn_output",
+        "w_gate": "ffn_gate",
+        "w_up": "ffn_up",
+        "w_down": "ffn_down",
+    }
     w.add_tensor("token_embd.weight", weights["embed"])
     w.add_tensor("output_norm.weight", weights["norm"])
     for key, arr in weights.items():

@@ -1,4 +1,5 @@
 """The CLI contract: analyze / tokenize JSON schema, exit 2 with one sentence for user errors."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,9 @@ def test_analyze_json_schema_tiny(capsys, tmp_path, bundled_gguf):
     from tests.gguf_factory import write_tiny_llama
 
     model = write_tiny_llama(tmp_path / "tiny.gguf", TINY_CONFIG, random_weights(TINY_CONFIG), bundled_gguf)
-    code, out, err = run(capsys, "analyze", "--model", str(model), "--json", "--top-k", "3", "--attention",
-                         "The cat", "")
+    code, out, err = run(
+        capsys, "analyze", "--model", str(model), "--json", "--top-k", "3", "--attention", "The cat", ""
+    )
     assert code == 0, err
     rows = json.loads(out)
     assert len(rows) == 2
@@ -65,8 +67,9 @@ def test_analyze_json_schema_tiny(capsys, tmp_path, bundled_gguf):
     att = r["attention"]
     assert len(att) == TINY_CONFIG.n_layers and len(att[0]) == TINY_CONFIG.n_heads and len(att[0][0]) == 3
     assert rows[1]["tokens"][0]["special"] and len(rows[1]["tokens"]) == 1  # empty text: only the start token
-    code, out, _ = run(capsys, "analyze", "--model", str(model), "--json", "--no-start-token", "--max-tokens",
-                       "2", "The cat sat")
+    code, out, _ = run(
+        capsys, "analyze", "--model", str(model), "--json", "--no-start-token", "--max-tokens", "2", "The cat sat"
+    )
     r = json.loads(out)[0]
     assert r["truncated"] is True and len(r["tokens"]) == 2 and r["positions"][0]["prob"] is None
     assert "attention" not in r
@@ -82,8 +85,16 @@ def test_text_file_and_stdin(capsys, tmp_path, monkeypatch):
         assert code == 2 and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("args", [["analyze"], ["analyze", "--top-k", "0", "x"], ["analyze", "--max-tokens", "x", "y"],
-                                  ["analyze", "--bogus", "x"], ["analyze", "--model", "/no/such/file.gguf", "x"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["analyze"],
+        ["analyze", "--top-k", "0", "x"],
+        ["analyze", "--max-tokens", "x", "y"],
+        ["analyze", "--bogus", "x"],
+        ["analyze", "--model", "/no/such/file.gguf", "x"],
+    ],
+)
 def test_user_errors_exit_2_with_one_sentence(capsys, args):
     code, out, err = run(capsys, *args)
     assert code == 2 and out == ""
@@ -93,8 +104,12 @@ def test_user_errors_exit_2_with_one_sentence(capsys, args):
 def test_subprocess_bad_model_no_traceback(tmp_path):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF" + b"\x00" * 10)
-    p = subprocess.run([sys.executable, "-m", "explainer", "analyze", "--model", str(bad), "hi"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "explainer", "analyze", "--model", str(bad), "hi"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1
 
 

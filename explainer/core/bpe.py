@@ -6,6 +6,7 @@ pre-tokenized piece, start from single bytes and repeatedly merge the adjacent p
 lowest rank; on a tie the leftmost pair wins; stop when no adjacent pair joins into a token. A rank is the
 token's id.
 """
+
 from __future__ import annotations
 
 import base64
@@ -126,7 +127,7 @@ def read_gguf_vocab(path: Path) -> tuple[dict[bytes, int], dict[str, int]]:
 
     try:
         reader = gguf.GGUFReader(str(path), "r")
-    except Exception as e:  # the reader raises ValueError, struct errors, IndexError… on foreign files
+    except Exception as e:  # noqa: BLE001 - the reader raises ValueError, struct errors, IndexError… on foreign files
         raise ModelFileError(f"The file {path} is not a readable GGUF model file ({type(e).__name__}: {e}).") from None
 
     def field(name):

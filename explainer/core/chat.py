@@ -16,12 +16,13 @@ An empty conversation renders as the generation prompt alone (Hugging Face's ``a
 an empty conversation instead). The rendered text must be tokenized with special-token parsing on, so that
 ``<|im_start|>`` becomes the single special token 1 instead of seven ordinary pieces.
 """
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Union
 
 from .errors import ModelFileError
 
@@ -43,7 +44,7 @@ class Message:
     content: str
 
 
-MessageLike = Union[Message, Mapping[str, str]]
+MessageLike = Message | Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,14 @@ def uses_default_system_prompt(messages: Iterable[MessageLike]) -> bool:
 
 
 def _turn(role: str, content: str, turn: int, inserted: bool = False) -> list[Segment]:
-    parts = ((IM_START, "special"), (role, "role"), ("\n", "newline"), (content, "content"), (IM_END, "special"),
-             ("\n", "newline"))
+    parts = (
+        (IM_START, "special"),
+        (role, "role"),
+        ("\n", "newline"),
+        (content, "content"),
+        (IM_END, "special"),
+        ("\n", "newline"),
+    )
     return [Segment(text, kind, turn, role, inserted) for text, kind in parts]
 
 
@@ -116,7 +123,7 @@ def _read_chat_template(path: str) -> str | None:
 
     try:
         reader = gguf.GGUFReader(path, "r")
-    except Exception as e:  # the reader raises many kinds of errors on foreign files
+    except Exception as e:  # noqa: BLE001 - the reader raises many kinds of errors on foreign files
         raise ModelFileError(f"The file {path} is not a readable GGUF model file ({type(e).__name__}: {e}).") from None
     f = reader.fields.get(CHAT_TEMPLATE_KEY)
     if f is None or not f.data:

@@ -4,15 +4,16 @@ Analysis is incremental: the engine keeps the previous request's keys/values, hi
 and next-token statistics; a new text is tokenized, the first changed token found, and only the positions from
 there on are computed. Because the model is causal, the result equals a full recompute.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -92,8 +93,15 @@ class Engine:
     """One model, its tokenizer and the incremental state. ``backend``: "torch", "onnx" or "auto" (which one
     runs the forward pass; rules in ``explainer.core.backends``); ``engine.notice`` says when one fell back."""
 
-    def __init__(self, model_path: str | Path | None = None, *, device: str = "auto", backend: str = "torch",
-                 progress: Callable[[str, float], None] | None = None, _weights=None):
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        device: str = "auto",
+        backend: str = "torch",
+        progress: Callable[[str, float], None] | None = None,
+        _weights=None,
+    ):
         from explainer.core.tokenizers import get_tokenizer
 
         t0 = time.perf_counter()
@@ -116,19 +124,34 @@ class Engine:
         if self.tokenizer.vocab_size > cfg.vocab_size:
             from explainer.core.errors import ModelFileError
 
-            raise ModelFileError(f"{Path(path).name} has a tokenizer larger than its embedding table; the file is inconsistent.")
+            raise ModelFileError(
+                f"{Path(path).name} has a tokenizer larger than its embedding table; the file is inconsistent."
+            )
         self.model: Llama = build_model(cfg, weights, self.device_kind)
         self.cfg: LlamaConfig = cfg
         self.device = device_label(self.device_kind)
         n_params = sum(p.numel() for p in self.model.parameters()) + (
-            self.model.lm_head.numel() if self.model.lm_head is not None else 0)
+            self.model.lm_head.numel() if self.model.lm_head is not None else 0
+        )
         self.info = ModelInfo(
-            name=cfg.name, n_layers=cfg.n_layers, n_heads=cfg.n_heads, n_kv_heads=cfg.n_kv_heads,
-            d_model=cfg.d_model, d_head=cfg.d_head, d_ff=cfg.d_ff, vocab_size=cfg.vocab_size, n_params=n_params,
-            context_length=cfg.context_length, rope_theta=cfg.rope_theta, norm_eps=cfg.norm_eps, path=str(path))
+            name=cfg.name,
+            n_layers=cfg.n_layers,
+            n_heads=cfg.n_heads,
+            n_kv_heads=cfg.n_kv_heads,
+            d_model=cfg.d_model,
+            d_head=cfg.d_head,
+            d_ff=cfg.d_ff,
+            vocab_size=cfg.vocab_size,
+            n_params=n_params,
+            context_length=cfg.context_length,
+            rope_theta=cfg.rope_theta,
+            norm_eps=cfg.norm_eps,
+            path=str(path),
+        )
         self.embedding_table = readonly(self.model.embed.weight.detach().cpu().numpy())
-        self.unembedding = (self.embedding_table if self.model.lm_head is None
-                            else readonly(self.model.lm_head.detach().cpu().numpy()))
+        self.unembedding = (
+            self.embedding_table if self.model.lm_head is None else readonly(self.model.lm_head.detach().cpu().numpy())
+        )
         self.weights = self._weights_view()
         weights = None  # the model holds the arrays now; with ONNX its layer weights are swapped for memory maps
         if _weights is not None:
@@ -137,8 +160,9 @@ class Engine:
             identity, gguf = (lambda: model_fingerprint(self.model)), None
         else:
             identity, gguf = (lambda: f"gguf-{sha}"), path
-        self._backends = BackendSelector(backend, self.model, self.device_kind, self.embedding_table,
-                                         self.unembedding, identity, gguf, progress)
+        self._backends = BackendSelector(
+            backend, self.model, self.device_kind, self.embedding_table, self.unembedding, identity, gguf, progress
+        )
         self._state: _State | None = None
         self._state_k = 0
         self.fp32_rows = FP32_ROWS  # attention rows kept exact; set it higher to keep every row float32
@@ -147,7 +171,7 @@ class Engine:
     # ------------------------------------------------------------------------------------------------------
     def tokens_for(self, text: str, *, start_token: bool, max_tokens: int, parse_specials: bool):
         """Tokenize and cut at ``max_tokens`` analysed tokens (start token included)."""
-        # issue 7: max_tokens=1 with the start token used to give 2 tokens; and a tokenizer that stopped early
+        # max_tokens counts the start token too; a tokenizer that stopped early
         # (thousands of bytes without a token) used to report truncated=False
         budget = max(0, max(1, max_tokens) - (1 if start_token else 0))
         tok = self.tokenizer.tokenize(text, parse_specials=parse_specials, max_tokens=budget + 1)
@@ -157,39 +181,74 @@ class Engine:
             tokens.insert(0, Token(START_TOKEN_ID, self.tokenizer.token_bytes(START_TOKEN_ID), 0, 0, True, True))
         return tok, tuple(tokens), truncated
 
-    def analyze(self, text: str, *, start_token: bool = True, max_tokens: int = DEFAULT_MAX_TOKENS,
-                parse_specials: bool = False, top_k: int = 64, generation: int = 0,
-                incremental: bool = True) -> AnalysisResult:
+    def analyze(
+        self,
+        text: str,
+        *,
+        start_token: bool = True,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        parse_specials: bool = False,
+        top_k: int = 64,
+        generation: int = 0,
+        incremental: bool = True,
+    ) -> AnalysisResult:
         t0 = time.perf_counter()
-        tok, tokens, truncated = self.tokens_for(text, start_token=start_token, max_tokens=max_tokens,
-                                                 parse_specials=parse_specials)
+        tok, tokens, truncated = self.tokens_for(
+            text, start_token=start_token, max_tokens=max_tokens, parse_specials=parse_specials
+        )
         ids = [t.id for t in tokens]
         state = self._update(ids, top_k if incremental else None, top_k) if ids else self._empty(top_k)
         token_prob = np.exp(state.token_logp).astype(np.float32)
         surprisal = (-state.token_logp / LN2).astype(np.float32)
         logp = state.token_logp[1:]
         result = AnalysisResult(
-            text=text, model=self.info, device=self.device, backend=self.backend, tokenizer="smollm2",
-            tokens=tokens, ids=readonly(np.asarray(ids, np.int64)), start_token=start_token, truncated=truncated,
-            dropped=tok.dropped, specials_parsed=tok.specials_parsed,
-            token_prob=readonly(token_prob), surprisal_bits=readonly(surprisal),
-            entropy_bits=state.entropy_bits, top_ids=state.top_ids, top_probs=state.top_probs,
+            text=text,
+            model=self.info,
+            device=self.device,
+            backend=self.backend,
+            tokenizer="smollm2",
+            tokens=tokens,
+            ids=readonly(np.asarray(ids, np.int64)),
+            start_token=start_token,
+            truncated=truncated,
+            dropped=tok.dropped,
+            specials_parsed=tok.specials_parsed,
+            token_prob=readonly(token_prob),
+            surprisal_bits=readonly(surprisal),
+            entropy_bits=state.entropy_bits,
+            top_ids=state.top_ids,
+            top_probs=state.top_probs,
             sentence_logprob=float(np.sum(logp)) if len(logp) else 0.0,
-            hidden=state.hidden, final_normed=state.final_normed, attention=state.attention,
-            unembedding=self.unembedding, weights=self.weights, latency_ms=(time.perf_counter() - t0) * 1000.0, generation=generation)
+            hidden=state.hidden,
+            final_normed=state.final_normed,
+            attention=state.attention,
+            unembedding=self.unembedding,
+            weights=self.weights,
+            latency_ms=(time.perf_counter() - t0) * 1000.0,
+            generation=generation,
+        )
         return result
 
     def _weights_view(self) -> WeightsView:
-        names = {"attn_norm": "attn_norm", "ffn_norm": "ffn_norm", "wq": "attn.wq", "wk": "attn.wk",
-                 "wv": "attn.wv", "wo": "attn.wo", "w_gate": "mlp.w_gate", "w_up": "mlp.w_up",
-                 "w_down": "mlp.w_down"}
+        names = {
+            "attn_norm": "attn_norm",
+            "ffn_norm": "ffn_norm",
+            "wq": "attn.wq",
+            "wk": "attn.wk",
+            "wv": "attn.wv",
+            "wo": "attn.wo",
+            "w_gate": "mlp.w_gate",
+            "w_up": "mlp.w_up",
+            "w_down": "mlp.w_down",
+        }
 
         def get_layer(i: int) -> dict:
             block = self.model.layers[i]
             return {k: block.get_submodule(v).weight.detach().cpu().numpy() for k, v in names.items()}
 
-        return WeightsView(get_layer, self.model.norm.weight.detach().cpu().numpy(), self.cfg.norm_eps,
-                           self.cfg.rope_theta)
+        return WeightsView(
+            get_layer, self.model.norm.weight.detach().cpu().numpy(), self.cfg.norm_eps, self.cfg.rope_theta
+        )
 
     def close(self) -> None:
         """Stop background work (an ONNX export in a child process); the engine still analyses after this."""
@@ -271,38 +330,75 @@ class Engine:
             del step
         # next-token statistics of the new rows; row p-1 keeps its distribution, only its next token changed
         unembedding = self.model.unembedding
-        nxt = np.append(ids_arr[p + 1:], -1)
+        nxt = np.append(ids_arr[p + 1 :], -1)
         st = row_stats(final[p:], unembedding, nxt, k)
         token_lp[0] = np.nan
         if p:
             token_lp[p] = token_logp(final[p - 1], unembedding, ids[p], float(old.lse[p - 1]))
-        token_lp[p + 1:] = st.next_logp[:-1]
+        token_lp[p + 1 :] = st.next_logp[:-1]
         lse[p:], entropy[p:], tops_i[p:], tops_p[p:] = st.lse, st.entropy_bits, st.top_ids, st.top_probs
-        return _State(ids, cache, readonly(hidden), readonly(final), Attention(blocks).compacted(),
-                      readonly(token_lp), readonly(entropy), readonly(tops_i), readonly(tops_p), readonly(lse), be)
+        return _State(
+            ids,
+            cache,
+            readonly(hidden),
+            readonly(final),
+            Attention(blocks).compacted(),
+            readonly(token_lp),
+            readonly(entropy),
+            readonly(tops_i),
+            readonly(tops_p),
+            readonly(lse),
+            be,
+        )
 
     def _empty(self, k: int) -> _State:
         """Nothing to analyse (empty text without a start token): arrays with zero positions."""
         c, L = self.cfg, self.cfg.n_layers
-        return _State([], None, readonly(np.zeros((L + 1, 0, c.d_model), np.float32)),
-                      readonly(np.zeros((0, c.d_model), np.float32)),
-                      Attention([np.zeros((L, c.n_heads, 0, 0), np.float32)]), readonly(np.zeros(0)),
-                      readonly(np.zeros(0, np.float32)), readonly(np.zeros((0, k), np.int64)),
-                      readonly(np.zeros((0, k), np.float32)), readonly(np.zeros(0, np.float32)))
+        return _State(
+            [],
+            None,
+            readonly(np.zeros((L + 1, 0, c.d_model), np.float32)),
+            readonly(np.zeros((0, c.d_model), np.float32)),
+            Attention([np.zeros((L, c.n_heads, 0, 0), np.float32)]),
+            readonly(np.zeros(0)),
+            readonly(np.zeros(0, np.float32)),
+            readonly(np.zeros((0, k), np.int64)),
+            readonly(np.zeros((0, k), np.float32)),
+            readonly(np.zeros(0, np.float32)),
+        )
 
     def _truncate(self, s: _State, p: int) -> _State:
-        return _State(s.ids[:p], s.backend.truncate(s.cache, p), readonly(s.hidden[:, :p]),
-                      readonly(s.final_normed[:p]), s.attention.truncated(p), readonly(s.token_logp[:p]),
-                      readonly(s.entropy_bits[:p]), readonly(s.top_ids[:p]), readonly(s.top_probs[:p]),
-                      readonly(s.lse[:p]), s.backend)
+        return _State(
+            s.ids[:p],
+            s.backend.truncate(s.cache, p),
+            readonly(s.hidden[:, :p]),
+            readonly(s.final_normed[:p]),
+            s.attention.truncated(p),
+            readonly(s.token_logp[:p]),
+            readonly(s.entropy_bits[:p]),
+            readonly(s.top_ids[:p]),
+            readonly(s.top_probs[:p]),
+            readonly(s.lse[:p]),
+            s.backend,
+        )
 
 
 def _log_progress(msg: str, frac: float) -> None:
     log.info("%s (%.0f%%)", msg, 100 * frac)
 
 
-TINY_CONFIG = LlamaConfig(n_layers=2, d_model=64, d_ff=128, n_heads=4, n_kv_heads=2, vocab_size=49152,
-                          context_length=2048, rope_theta=10000.0, norm_eps=1e-5, name="tiny-random-llama")
+TINY_CONFIG = LlamaConfig(
+    n_layers=2,
+    d_model=64,
+    d_ff=128,
+    n_heads=4,
+    n_kv_heads=2,
+    vocab_size=49152,
+    context_length=2048,
+    rope_theta=10000.0,
+    norm_eps=1e-5,
+    name="tiny-random-llama",
+)
 
 
 def demo_engine(cfg: LlamaConfig = TINY_CONFIG, seed: int = 0) -> Engine:

@@ -1,4 +1,5 @@
 """Errors a user can cause. Each carries one clear sentence for the UI / CLI."""
+
 from __future__ import annotations
 
 

@@ -4,14 +4,15 @@ The GGUF is only ever parsed as data (gguf-py) and the cache is safetensors: no 
 llama.cpp stores the rows of ``attn_q`` / ``attn_k`` permuted for its rotary layout; we undo that here so the
 weights follow the Hugging Face layout (rotate-half RoPE) and q/k vectors can be compared with the reference.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -49,7 +50,9 @@ def check_model_path(path: str | os.PathLike) -> Path:
     """Raise ModelFileError with one sentence if ``path`` cannot be a GGUF model file."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise ModelFileError(f"The model file {p} does not exist; check the path or omit --model to use the bundled model.")
+        raise ModelFileError(
+            f"The model file {p} does not exist; check the path or omit --model to use the bundled model."
+        )
     if p.is_dir():
         raise ModelFileError(f"{p} is a folder, not a model file; give the path of a .gguf file inside it.")
     try:
@@ -89,7 +92,9 @@ def read_config(reader, path: Path) -> LlamaConfig:
     for k, key in need.items():
         v = _field(reader, key)
         if v is None:
-            raise ModelFileError(f"{path.name} lacks the metadata '{key}'; the file is incomplete or not a Llama model.")
+            raise ModelFileError(
+                f"{path.name} lacks the metadata '{key}'; the file is incomplete or not a Llama model."
+            )
         vals[k] = int(v)
     tokens = _field(reader, "tokenizer.ggml.tokens")
     vocab = int(_field(reader, "llama.vocab_size", len(tokens) if tokens is not None else 0))
@@ -132,7 +137,7 @@ def dequantize_gguf(path: Path, progress: Progress = _no_progress) -> tuple[Llam
     progress("Reading the model file", 0.05)
     try:
         reader = gguf.GGUFReader(str(path))
-    except Exception as e:  # gguf-py raises ValueError/IndexError/struct errors on damaged files
+    except Exception as e:  # noqa: BLE001 - gguf-py raises ValueError/IndexError/struct errors on damaged files
         raise ModelFileError(
             f"{path.name} is damaged or truncated and cannot be read as GGUF ({type(e).__name__}); download it again."
         ) from None
@@ -144,8 +149,10 @@ def dequantize_gguf(path: Path, progress: Progress = _no_progress) -> tuple[Llam
             progress(f"Dequantizing weights ({i}/{len(tensors)})", 0.1 + 0.75 * i / max(1, len(tensors)))
         try:
             arr = gguf.quants.dequantize(t.data, t.tensor_type)
-        except Exception as e:
-            raise ModelFileError(f"Tensor {t.name} in {path.name} cannot be decoded ({e}); the file is damaged.") from None
+        except Exception as e:  # noqa: BLE001 - any decoding failure means a damaged tensor
+            raise ModelFileError(
+                f"Tensor {t.name} in {path.name} cannot be decoded ({e}); the file is damaged."
+            ) from None
         arr = np.ascontiguousarray(arr, dtype=np.float32)
         name = t.name
         if name == "token_embd.weight":
@@ -170,21 +177,30 @@ def _check_complete(cfg: LlamaConfig, w: dict[str, np.ndarray], path: Path) -> N
     expect = {"embed": (cfg.vocab_size, cfg.d_model), "norm": (cfg.d_model,)}
     for li in range(cfg.n_layers):
         p = f"layers.{li}."
-        expect.update({
-            p + "attn_norm": (cfg.d_model,), p + "ffn_norm": (cfg.d_model,),
-            p + "wq": (cfg.n_heads * hd, cfg.d_model), p + "wk": (cfg.n_kv_heads * hd, cfg.d_model),
-            p + "wv": (cfg.n_kv_heads * hd, cfg.d_model), p + "wo": (cfg.d_model, cfg.n_heads * hd),
-            p + "w_gate": (cfg.d_ff, cfg.d_model), p + "w_up": (cfg.d_ff, cfg.d_model),
-            p + "w_down": (cfg.d_model, cfg.d_ff),
-        })
+        expect.update(
+            {
+                p + "attn_norm": (cfg.d_model,),
+                p + "ffn_norm": (cfg.d_model,),
+                p + "wq": (cfg.n_heads * hd, cfg.d_model),
+                p + "wk": (cfg.n_kv_heads * hd, cfg.d_model),
+                p + "wv": (cfg.n_kv_heads * hd, cfg.d_model),
+                p + "wo": (cfg.d_model, cfg.n_heads * hd),
+                p + "w_gate": (cfg.d_ff, cfg.d_model),
+                p + "w_up": (cfg.d_ff, cfg.d_model),
+                p + "w_down": (cfg.d_model, cfg.d_ff),
+            }
+        )
     for k, shape in expect.items():
         if k not in w:
             raise ModelFileError(f"{path.name} has no tensor for '{k}'; it is incomplete or not a Llama model.")
         if tuple(w[k].shape) != shape:
-            raise ModelFileError(f"Tensor '{k}' in {path.name} has shape {w[k].shape}, expected {shape}; the file is inconsistent.")
+            raise ModelFileError(
+                f"Tensor '{k}' in {path.name} has shape {w[k].shape}, expected {shape}; the file is inconsistent."
+            )
 
 
 # --- the safetensors cache ------------------------------------------------------------------------------
+
 
 def _cache_paths(gguf_sha: str) -> tuple[Path, Path]:
     d = cache_dir() / "weights"
@@ -208,7 +224,7 @@ def _load_cache(gguf_sha: str) -> tuple[LlamaConfig, dict[str, np.ndarray]] | No
         from safetensors.numpy import load_file
 
         return LlamaConfig(**meta["config"]), load_file(str(st_path))
-    except Exception as e:  # a damaged cache entry is rebuilt, never trusted
+    except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
         log.warning("weight cache %s unreadable (%s); rebuilding", st_path, e)
         return None
 
@@ -218,12 +234,18 @@ def _save_cache(gguf_sha: str, cfg: LlamaConfig, weights: dict[str, np.ndarray])
 
     st_path, meta_path = _cache_paths(gguf_sha)
     atomic_write_bytes(st_path, lambda p: save_file(weights, str(p)))
-    meta = {"config": asdict(cfg), "size": st_path.stat().st_size, "sha256": sha256_file(st_path), "gguf_sha256": gguf_sha}
+    meta = {
+        "config": asdict(cfg),
+        "size": st_path.stat().st_size,
+        "sha256": sha256_file(st_path),
+        "gguf_sha256": gguf_sha,
+    }
     atomic_write_bytes(meta_path, lambda p: p.write_text(json.dumps(meta, indent=1), encoding="utf-8"))
 
 
-def load_weights(path: str | os.PathLike, progress: Progress = _no_progress,
-                 expected_sha256: str | None = None) -> tuple[LlamaConfig, dict[str, np.ndarray], str]:
+def load_weights(
+    path: str | os.PathLike, progress: Progress = _no_progress, expected_sha256: str | None = None
+) -> tuple[LlamaConfig, dict[str, np.ndarray], str]:
     """Return (config, weights, gguf sha256), from the cache when it verifies, else from the GGUF."""
     p = check_model_path(path)
     progress("Checking the model file", 0.0)

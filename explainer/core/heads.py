@@ -21,6 +21,7 @@ Each is a sum of attention weights over distinct keys, so it lies in [0, 1].
 
 No Qt here. ``add_arguments`` registers the ``explainer heads`` subcommand.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,14 +37,18 @@ from explainer.core.types import Attention
 log = logging.getLogger(__name__)
 
 ROLES = ("induction", "previous_token", "first_token", "duplicate_token")
-ROLE_LABELS = {"induction": "Induction", "previous_token": "Previous token", "first_token": "First token (sink)",
-               "duplicate_token": "Duplicate token"}
+ROLE_LABELS = {
+    "induction": "Induction",
+    "previous_token": "Previous token",
+    "first_token": "First token (sink)",
+    "duplicate_token": "Duplicate token",
+}
 ROLE_HELP = {
     "induction": "after seeing “A B … A”, looks at B: the token that followed the earlier copy of the current "
-                 "token (copies a pattern)",
+    "token (copies a pattern)",
     "previous_token": "looks at the token just before the current one",
     "first_token": "puts its weight on the first token (an “attention sink”: a place to park attention when "
-                   "nothing else is relevant)",
+    "nothing else is relevant)",
     "duplicate_token": "looks at earlier copies of the current token",
 }
 WORD_ID_RANGE = (1000, 10000)  # ordinary-word token ids for the reference sequences (" [a-z]{3,}" tokens)
@@ -62,7 +67,8 @@ def method_text(seed: int = DEFAULT_SEED, length: int = DEFAULT_LENGTH, n_seeds:
         "queries, then over the seeds: previous_token = mean A[q, q-1] over q >= 2; first_token = mean A[q, 0] "
         "over q >= 1; duplicate_token = mean A[q, q-N] over the second copy (weight on the earlier occurrence "
         "of the same token); induction = mean A[q, q-N+1] over the second copy (weight on the token that "
-        "followed the earlier occurrence). Arrays are [layer][head], counted from 0 (the app labels them from 1).")
+        "followed the earlier occurrence). Arrays are [layer][head], counted from 0 (the app labels them from 1)."
+    )
 
 
 @dataclass(frozen=True)
@@ -125,8 +131,12 @@ def _pairs(ids: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 ik.append(p + 1)
         earlier.append(q)
     arr = lambda x: np.asarray(x, np.int64)  # noqa: E731
-    return {"previous_token": (q_prev, q_prev - 1), "first_token": (q_first, np.zeros_like(q_first)),
-            "duplicate_token": (arr(dq), arr(dk)), "induction": (arr(iq), arr(ik))}
+    return {
+        "previous_token": (q_prev, q_prev - 1),
+        "first_token": (q_first, np.zeros_like(q_first)),
+        "duplicate_token": (arr(dq), arr(dk)),
+        "induction": (arr(iq), arr(ik)),
+    }
 
 
 def _gather(attention: Attention, qs: np.ndarray, ks: np.ndarray) -> np.ndarray:
@@ -176,10 +186,15 @@ def _sum_by(vals: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
 
 def scores_from_result(result) -> HeadScores:
     """Live scores on the text of an ``AnalysisResult`` (induction / duplicate-token only where tokens repeat)."""
-    return score_attention(result.attention, result.ids, method=(
-        "Live on this text: previous_token = mean A[q, q-1] (q >= 2); first_token = mean A[q, 0] (q >= 1); "
-        "duplicate_token = weight on earlier copies of the query's token; induction = weight on the tokens "
-        "that followed those copies; the last two only where tokens repeat."))
+    return score_attention(
+        result.attention,
+        result.ids,
+        method=(
+            "Live on this text: previous_token = mean A[q, q-1] (q >= 2); first_token = mean A[q, 0] (q >= 1); "
+            "duplicate_token = weight on earlier copies of the query's token; induction = weight on the tokens "
+            "that followed those copies; the last two only where tokens repeat."
+        ),
+    )
 
 
 # --- the reference test ----------------------------------------------------------------------------------------
@@ -220,8 +235,9 @@ def attention_for_ids(engine, ids: np.ndarray) -> Attention:
     return Attention([torch.stack(out.attention).float().cpu().numpy()])
 
 
-def reference_scores(engine, seed: int = DEFAULT_SEED, length: int = DEFAULT_LENGTH,
-                     n_seeds: int = DEFAULT_SEEDS) -> HeadScores:
+def reference_scores(
+    engine, seed: int = DEFAULT_SEED, length: int = DEFAULT_LENGTH, n_seeds: int = DEFAULT_SEEDS
+) -> HeadScores:
     """The reference test on ``engine``'s model, averaged over seeds ``seed .. seed + n_seeds - 1``."""
     pool = word_pool(getattr(engine, "tokenizer", None), engine.info.vocab_size)
     runs = []
@@ -230,8 +246,14 @@ def reference_scores(engine, seed: int = DEFAULT_SEED, length: int = DEFAULT_LEN
         runs.append(score_attention(attention_for_ids(engine, ids), ids, method=f"seed {s}"))
     mean = {name: np.mean([r.role(name) for r in runs], axis=0).astype(np.float32) for name in ROLES}
     counts = {name: sum(r.counts[name] for r in runs) for name in ROLES}
-    return HeadScores(**mean, counts=counts, method=method_text(seed, length, n_seeds), per_seed=tuple(runs),
-                      seeds=tuple(range(seed, seed + n_seeds)), length=length)
+    return HeadScores(
+        **mean,
+        counts=counts,
+        method=method_text(seed, length, n_seeds),
+        per_seed=tuple(runs),
+        seeds=tuple(range(seed, seed + n_seeds)),
+        length=length,
+    )
 
 
 def _model_key(engine) -> str:
@@ -242,8 +264,9 @@ def _model_key(engine) -> str:
     return h.hexdigest()[:16]
 
 
-def cached_reference_scores(engine, seed: int = DEFAULT_SEED, length: int = DEFAULT_LENGTH,
-                            n_seeds: int = DEFAULT_SEEDS, use_cache: bool = True) -> HeadScores:
+def cached_reference_scores(
+    engine, seed: int = DEFAULT_SEED, length: int = DEFAULT_LENGTH, n_seeds: int = DEFAULT_SEEDS, use_cache: bool = True
+) -> HeadScores:
     """``reference_scores`` with a small JSON cache in ``paths.cache_dir()`` (keyed by the model's weights)."""
     from explainer.core import paths
 
@@ -252,8 +275,13 @@ def cached_reference_scores(engine, seed: int = DEFAULT_SEED, length: int = DEFA
         try:
             path = paths.cache_dir() / f"heads-v{CACHE_VERSION}-{_model_key(engine)}-{seed}-{length}-{n_seeds}.json"
             data = json.loads(path.read_text(encoding="utf-8"))
-            return HeadScores(**{n: np.asarray(data[n], np.float32) for n in ROLES}, counts=data["counts"],
-                              method=data["method"], seeds=tuple(data["seeds"]), length=int(data["length"]))
+            return HeadScores(
+                **{n: np.asarray(data[n], np.float32) for n in ROLES},
+                counts=data["counts"],
+                method=data["method"],
+                seeds=tuple(data["seeds"]),
+                length=int(data["length"]),
+            )
         except FileNotFoundError:
             pass
         except (OSError, ValueError, KeyError, TypeError) as e:
@@ -262,7 +290,11 @@ def cached_reference_scores(engine, seed: int = DEFAULT_SEED, length: int = DEFA
     if path is not None:
         try:
             data = {n: scores.role(n).tolist() for n in ROLES} | {
-                "counts": scores.counts, "method": scores.method, "seeds": list(scores.seeds), "length": length}
+                "counts": scores.counts,
+                "method": scores.method,
+                "seeds": list(scores.seeds),
+                "length": length,
+            }
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(data), encoding="utf-8")
             tmp.replace(path)
@@ -277,12 +309,27 @@ def add_arguments(parser) -> None:
     standard repeated-random-tokens test"""
     parser.description = "Score every attention head's role. " + method_text()
     parser.add_argument("--json", action="store_true", help="print the scores as one JSON object")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
-                        help=f"first random seed (default {DEFAULT_SEED}); seeds S, S+1, … are averaged (see --seeds)")
-    parser.add_argument("--length", type=int, default=DEFAULT_LENGTH, metavar="N",
-                        help=f"random tokens per copy (default {DEFAULT_LENGTH}); the sequence has 2N+1 tokens")
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="K",
-                        help=f"how many seeds to average (default {DEFAULT_SEEDS})")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        metavar="S",
+        help=f"first random seed (default {DEFAULT_SEED}); seeds S, S+1, … are averaged (see --seeds)",
+    )
+    parser.add_argument(
+        "--length",
+        type=int,
+        default=DEFAULT_LENGTH,
+        metavar="N",
+        help=f"random tokens per copy (default {DEFAULT_LENGTH}); the sequence has 2N+1 tokens",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=DEFAULT_SEEDS,
+        metavar="K",
+        help=f"how many seeds to average (default {DEFAULT_SEEDS})",
+    )
     parser.set_defaults(handler=_cmd_heads)
 
 

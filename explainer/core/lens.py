@@ -9,13 +9,14 @@ answer rise through the layers is the point.
 Also: nearest neighbours in the input-embedding table (from ``core.projection`` when present).
 No Qt here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from explainer.core.projection import nearest_neighbours  # noqa: F401 (re-exported for the lens panel)
+from explainer.core.projection import nearest_neighbours
 
 __all__ = ["LensResult", "logit_lens", "rms_norm", "nearest_neighbours", "embedding_table_of"]
 
@@ -76,8 +77,15 @@ def logit_lens(result, position: int, k: int = 5) -> LensResult:
         rank = 1 + (p > np_[:, None]).sum(-1)
     else:
         nid, np_, rank = -1, np.full(rows, np.nan), np.full(rows, -1)
-    return LensResult(position, _ro(top.astype(np.int64)), _ro(top_p.astype(np.float32)), nid,
-                      _ro(np.asarray(rank, np.int64)), _ro(np.asarray(np_, np.float32)), _ro(ent.astype(np.float32)))
+    return LensResult(
+        position,
+        _ro(top.astype(np.int64)),
+        _ro(top_p.astype(np.float32)),
+        nid,
+        _ro(np.asarray(rank, np.int64)),
+        _ro(np.asarray(np_, np.float32)),
+        _ro(ent.astype(np.float32)),
+    )
 
 
 def embedding_table_of(result) -> np.ndarray | None:

@@ -8,13 +8,13 @@ hd = head dimension, D = model width.
 ``Llama.forward`` takes new token ids and a ``KVCache`` holding the keys/values of the tokens before them (a
 causal model never needs to recompute those), and returns everything the panels show for the new positions.
 """
+
 from __future__ import annotations
 
 import math
-
-import numpy as np
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -60,7 +60,7 @@ class KVCache:
     def length(self) -> int:
         return self.keys[0].shape[1] if self.keys else 0
 
-    def truncated(self, n: int) -> "KVCache":
+    def truncated(self, n: int) -> KVCache:
         return KVCache([k[:, :n] for k in self.keys], [v[:, :n] for v in self.values])
 
 
@@ -175,9 +175,15 @@ class Llama(nn.Module):
 
 
 _PARAM = {
-    "attn_norm": "attn_norm.weight", "ffn_norm": "ffn_norm.weight",
-    "wq": "attn.wq.weight", "wk": "attn.wk.weight", "wv": "attn.wv.weight", "wo": "attn.wo.weight",
-    "w_gate": "mlp.w_gate.weight", "w_up": "mlp.w_up.weight", "w_down": "mlp.w_down.weight",
+    "attn_norm": "attn_norm.weight",
+    "ffn_norm": "ffn_norm.weight",
+    "wq": "attn.wq.weight",
+    "wk": "attn.wk.weight",
+    "wv": "attn.wv.weight",
+    "wo": "attn.wo.weight",
+    "w_gate": "mlp.w_gate.weight",
+    "w_up": "mlp.w_up.weight",
+    "w_down": "mlp.w_down.weight",
 }
 
 
@@ -193,8 +199,9 @@ def build_model(cfg: LlamaConfig, weights: dict, device: str = "cpu") -> Llama:
         if key.startswith("layers."):
             _, idx, name = key.split(".", 2)
             state[f"layers.{idx}.{_PARAM[name]}"] = arr
-    model.load_state_dict({k: torch.from_numpy(np.require(v, requirements="W")) for k, v in state.items()}, strict=True,
-                          assign=True)
+    model.load_state_dict(
+        {k: torch.from_numpy(np.require(v, requirements="W")) for k, v in state.items()}, strict=True, assign=True
+    )
     if "lm_head" in weights:
         model.lm_head = torch.from_numpy(weights["lm_head"])
     model.requires_grad_(False)

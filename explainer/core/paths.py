@@ -1,4 +1,5 @@
 """Where things live: the per-user cache folder and the bundled model file."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,9 +7,9 @@ import importlib.metadata
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 CACHE_ENV = "EXPLAINER_CACHE"
 MANIFEST_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -41,7 +42,7 @@ class Manifest:
     source: str
 
     @classmethod
-    def load(cls, name: str = BUNDLED_MODEL) -> "Manifest":
+    def load(cls, name: str = BUNDLED_MODEL) -> Manifest:
         data = json.loads((_manifest_path(name)).read_text(encoding="utf-8"))
         return cls(**{k: data[k] for k in cls.__dataclass_fields__})
 
@@ -54,7 +55,7 @@ def _manifest_path(name: str) -> Path:
     return Path(__file__).resolve().parent / "manifests" / f"{name}.json"
 
 
-def atomic_write(dst: Path, data: "bytes | Callable[[Path], None]") -> None:
+def atomic_write(dst: Path, data: bytes | Callable[[Path], None]) -> None:
     """Replace ``dst`` atomically: write a temporary file in the same folder (``data`` bytes, or a function
     that writes the given path), fsync it, ``os.replace`` it over ``dst``, then fsync the folder. Readers and a
     crash see the old file or the new one, never a mix. Raises OSError; the temporary file never stays."""

@@ -24,14 +24,15 @@ per cent: a 2-D map of 576 dimensions is a rough shadow).
 No Qt here. ``Projector.prepare()`` runs the engine on the reference text: call it from the model's worker
 thread (the engine is not shared between threads), after which ``fit_layer`` is only a memory look-up.
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -68,11 +69,19 @@ class Axes:
     def pack(self) -> np.ndarray:
         d, n = self.mean.size, self.reference.shape[0]
         head = [_MAGIC, ALGO_VERSION, self.layer, d, n, *self.explained, *self.bounds]
-        return np.concatenate([np.asarray(head, np.float64), self.mean, self.scale, self.components.ravel(),
-                               self.reference.ravel(), self.reference_ids]).astype(np.float64)
+        return np.concatenate(
+            [
+                np.asarray(head, np.float64),
+                self.mean,
+                self.scale,
+                self.components.ravel(),
+                self.reference.ravel(),
+                self.reference_ids,
+            ]
+        ).astype(np.float64)
 
     @classmethod
-    def unpack(cls, v: np.ndarray, layer: int, d_model: int) -> "Axes":
+    def unpack(cls, v: np.ndarray, layer: int, d_model: int) -> Axes:
         """Inverse of ``pack``; raises ValueError when ``v`` is not a valid cache vector for this layer."""
         if v.ndim != 1 or v.dtype != np.float64 or v.size < _HEADER or not np.all(np.isfinite(v)):
             raise ValueError("not a projection cache vector")
@@ -83,9 +92,9 @@ class Axes:
         if v.size != _HEADER + 4 * d + 3 * n:
             raise ValueError("projection cache has the wrong length")
         o = _HEADER
-        mean, scale, comps = v[o:o + d], v[o + d:o + 2 * d], v[o + 2 * d:o + 4 * d].reshape(2, d)
-        ref = v[o + 4 * d:o + 4 * d + 2 * n].reshape(n, 2)
-        ids = v[o + 4 * d + 2 * n:]
+        mean, scale, comps = v[o : o + d], v[o + d : o + 2 * d], v[o + 2 * d : o + 4 * d].reshape(2, d)
+        ref = v[o + 4 * d : o + 4 * d + 2 * n].reshape(n, 2)
+        ids = v[o + 4 * d + 2 * n :]
         if np.any(scale <= 0) or not np.allclose(comps @ comps.T, np.eye(2), atol=1e-5):
             raise ValueError("projection cache is inconsistent")
         return _make_axes(layer, mean, scale, comps, v[5:7], ref, ids, tuple(float(b) for b in v[7:11]))
@@ -131,8 +140,15 @@ def _orient(comps: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
     return comps
 
 
-def fit_axes(layer: int, vectors: np.ndarray, ids: np.ndarray, *, previous: np.ndarray | None = None,
-             cloud: np.ndarray | None = None, chunk: int = 8192) -> Axes:
+def fit_axes(
+    layer: int,
+    vectors: np.ndarray,
+    ids: np.ndarray,
+    *,
+    previous: np.ndarray | None = None,
+    cloud: np.ndarray | None = None,
+    chunk: int = 8192,
+) -> Axes:
     """Fit the normalisation and the two leading principal axes on ``vectors [N, D]``.
 
     ``cloud`` (indices into ``vectors``) picks the points kept as the background cloud (default: all).
@@ -142,7 +158,7 @@ def fit_axes(layer: int, vectors: np.ndarray, ids: np.ndarray, *, previous: np.n
 
     def chunks():  # RMS-normalised float64 chunks, recomputed per pass (the table is 49152 × 576)
         for i in range(0, n, chunk):
-            yield rms_normalise(vectors[i:i + chunk]).astype(np.float64)
+            yield rms_normalise(vectors[i : i + chunk]).astype(np.float64)
 
     mean = sum(x.sum(0) for x in chunks()) / n
     var = sum(np.square(x - mean).sum(0) for x in chunks()) / n
@@ -167,8 +183,10 @@ def model_key(info, embedding_table: np.ndarray) -> str:
     """Identity of a model for the cache: name, size, shape and a hash of a sparse sample of its embeddings."""
     h = hashlib.sha256()
     h.update(f"{info.name}|{info.n_params}|{info.n_layers}|{info.d_model}|{info.vocab_size}".encode())
-    sample = np.ascontiguousarray(embedding_table[:: max(1, embedding_table.shape[0] // 257),
-                                                  :: max(1, embedding_table.shape[1] // 31)], np.float32)
+    sample = np.ascontiguousarray(
+        embedding_table[:: max(1, embedding_table.shape[0] // 257), :: max(1, embedding_table.shape[1] // 31)],
+        np.float32,
+    )
     h.update(sample.tobytes())
     h.update(f"{REFERENCE_HASH}|v{ALGO_VERSION}".encode())
     return h.hexdigest()[:20]
@@ -205,9 +223,16 @@ class Projector:
     ``reference`` (a callable returning ``(hidden [L+1, N, D], ids [N])``) instead of an engine.
     """
 
-    def __init__(self, engine=None, *, info=None, embedding_table: np.ndarray | None = None,
-                 reference: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
-                 cache_dir: Path | str | None = None, disk_cache: bool = True):
+    def __init__(
+        self,
+        engine=None,
+        *,
+        info=None,
+        embedding_table: np.ndarray | None = None,
+        reference: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+        cache_dir: Path | str | None = None,
+        disk_cache: bool = True,
+    ):
         self.info = info if info is not None else engine.info
         self.embedding_table = embedding_table if embedding_table is not None else engine.embedding_table
         if reference is None and engine is not None:
@@ -302,7 +327,7 @@ class Projector:
             return None
         try:
             return Axes.unpack(np.load(p, allow_pickle=False), layer, self.info.d_model)
-        except Exception as e:  # corrupt, truncated, other version: rebuild
+        except Exception as e:  # noqa: BLE001 - corrupt, truncated, other version: rebuild
             log.warning("projection cache %s unusable (%s); refitting", p.name, e)
             return None
 

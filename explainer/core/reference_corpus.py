@@ -5,6 +5,7 @@ deliberately uses several ambiguous words in two senses each ("bank" of a river 
 "spring", "cell", "light") so that the axes of later layers have seen context-dependent meanings.
 Changing this text changes the fitted axes: the cache key includes a hash of it.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -4,12 +4,20 @@ Pure numpy, no Qt. The order follows Hugging Face ``generate``: temperature firs
 then top-p on what top-k left (renormalised), then one final renormalisation. Every function returns float64
 probabilities over the whole vocabulary ``[V]`` that sum to 1; filtered tokens get exactly 0.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["softmax", "apply_top_k", "apply_top_p", "filter_distribution", "sampling_distribution",
-           "entropy_bits", "rank_of"]
+__all__ = [
+    "softmax",
+    "apply_top_k",
+    "apply_top_p",
+    "filter_distribution",
+    "sampling_distribution",
+    "entropy_bits",
+    "rank_of",
+]
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -63,8 +71,9 @@ def filter_distribution(probs: np.ndarray, top_k: int | None = None, top_p: floa
     return apply_top_p(apply_top_k(probs, top_k), top_p)
 
 
-def sampling_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
-                          top_p: float | None = None) -> np.ndarray:
+def sampling_distribution(
+    logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> np.ndarray:
     """The distribution a sampler actually draws from: softmax(logits / T), top-k, top-p, renormalised."""
     return filter_distribution(softmax(logits, temperature), top_k, top_p)
 

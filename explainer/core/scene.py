@@ -2,6 +2,7 @@
 sliders. The window collects ``panels`` state from each panel's ``scene_state()`` and gives it back through
 ``apply_scene_state()``; unknown keys are ignored so old scenes keep loading.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ class Scene:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Scene":
+    def from_dict(cls, data: dict) -> Scene:
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
             raise UserError("This scene file has no text; it is not an explainer scene.")
         try:
@@ -39,10 +40,15 @@ class Scene:
         if version > SCENE_VERSION:
             raise UserError("This scene was saved by a newer explainer; update explainer to open it.")
         panels = data.get("panels", {})
-        return cls(title=str(data.get("title", "Untitled scene")), text=data["text"],
-                   parse_specials=bool(data.get("parse_specials", False)),
-                   start_token=bool(data.get("start_token", True)), view=str(data.get("view", "")),
-                   note=str(data.get("note", "")), panels=panels if isinstance(panels, dict) else {})
+        return cls(
+            title=str(data.get("title", "Untitled scene")),
+            text=data["text"],
+            parse_specials=bool(data.get("parse_specials", False)),
+            start_token=bool(data.get("start_token", True)),
+            view=str(data.get("view", "")),
+            note=str(data.get("note", "")),
+            panels=panels if isinstance(panels, dict) else {},
+        )
 
 
 def save_scene(scene: Scene, path: str | Path) -> Path:

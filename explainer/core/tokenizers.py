@@ -9,6 +9,7 @@ reported instead of crashing, and a long paste can stop after the first ``max_to
 Known limitation: characters assigned only in recent Unicode versions may be classed differently (letter or
 not) than by the Hugging Face / tiktoken regex engines, which can change how such text is split.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,8 +17,8 @@ import importlib.metadata
 import importlib.util
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import regex
 import tiktoken
@@ -27,16 +28,22 @@ from .errors import ModelFileError, TokenizerError
 from .paths import find_installed_package_file
 from .types import DroppedByte, Token, Tokenization
 
-__all__ = ["TOKENIZER_NAMES", "Tokenizer", "get_tokenizer", "bytes_to_unicode", "unicode_to_bytes", "gguf_vocab",
-           "read_gguf_vocab", "load_tiktoken_data"]
+__all__ = [
+    "TOKENIZER_NAMES",
+    "Tokenizer",
+    "get_tokenizer",
+    "bytes_to_unicode",
+    "unicode_to_bytes",
+    "gguf_vocab",
+    "read_gguf_vocab",
+    "load_tiktoken_data",
+]
 
 TOKENIZER_NAMES: tuple[str, ...] = ("smollm2", "cl100k_base", "o200k_base")
 
 # SmolLM2's published pre-tokenizer is Digits(individual) followed by GPT-2's ByteLevel regex; this single
 # pattern is equivalent (a digit is always its own piece; a whitespace run before a digit stays whole).
-SMOLLM2_PATTERN = (
-    r"""\p{N}|'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?![^\s\p{N}])|\s"""
-)
+SMOLLM2_PATTERN = r"""\p{N}|'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?![^\s\p{N}])|\s"""
 # The next two are tiktoken's own definitions (tiktoken_ext/openai_public.py).
 CL100K_PATTERN = (
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$"""
@@ -60,8 +67,13 @@ _OPENAI = {
         "cl100k_base.tiktoken.gz",
         "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
         CL100K_PATTERN,
-        {_ENDOFTEXT: 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259, "<|fim_suffix|>": 100260,
-         _ENDOFPROMPT: 100276},
+        {
+            _ENDOFTEXT: 100257,
+            "<|fim_prefix|>": 100258,
+            "<|fim_middle|>": 100259,
+            "<|fim_suffix|>": 100260,
+            _ENDOFPROMPT: 100276,
+        },
     ),
     "o200k_base": (
         "o200k_base.tiktoken.gz",
@@ -152,7 +164,7 @@ class Tokenizer:
                     break
         elif text:
             cut = 0
-        over = False  # issue 7: tokens were made past the limit (then the output is never complete)
+        over = False  # tokens were made past the limit (then the output is never complete)
         if cut is not None:
             over = len(tokens) > limit
             del tokens[limit:]
@@ -160,7 +172,7 @@ class Tokenizer:
                 cut = min(cut, tokens[-1].end)
             dropped = [d for d in dropped if d.char_index < cut]
             parsed = any(t.special for t in tokens)
-        # issue 7: say whether the whole text was looked at (see Tokenization.complete)
+        # say whether the whole text was looked at (see Tokenization.complete)
         complete = cut is None or (not over and cut >= len(clean))
         return Tokenization(text, self.name, tuple(tokens), tuple(dropped), parsed, complete)
 
@@ -168,8 +180,10 @@ class Tokenizer:
         """The pre-tokenized pieces of ``text`` (specials not parsed): ``(start char, piece text, the piece's
         UTF-8 bytes without the bytes that have no token)``."""
         clean = _SURROGATES.sub("\ufffd", text)
-        return [(m.start(), m.group(), m.group().encode("utf-8").translate(None, self._delete))
-                for m in self._re.finditer(clean)]
+        return [
+            (m.start(), m.group(), m.group().encode("utf-8").translate(None, self._delete))
+            for m in self._re.finditer(clean)
+        ]
 
     def _segments(self, text: str, parse_specials: bool) -> Iterator[tuple[int, int, int | None]]:
         """Ordinary stretches ``(start, end, None)`` and special tokens ``(start, end, id)``, in order, lazily."""

@@ -4,10 +4,11 @@ Shapes are written ``[axis, axis]``; ``T`` is the number of analysed tokens (the
 number of layers, ``H`` query heads, ``D`` the model width and ``V`` the vocabulary size. Probabilities are in
 [0, 1], surprisal in bits, ``sentence_logprob`` in nats (natural log). Arrays are read-only numpy arrays.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -94,7 +95,7 @@ class Tokenization:
     dropped: tuple[DroppedByte, ...] = ()
     specials_parsed: bool = False  # True when "<|im_end|>" typed in the text became a special token
     # False when max_tokens (or too many bytes without a token) stopped the tokenizer before the end of the text
-    # (issue 7: a paste of thousands of such bytes used to hide the rest of the text without saying so)
+    # (a paste of thousands of such bytes must not hide the rest of the text without saying so)
     complete: bool = True
 
     @property
@@ -153,7 +154,7 @@ class Attention:
     def blocks(self) -> tuple[np.ndarray, ...]:
         return self._blocks
 
-    def truncated(self, n_rows: int) -> "Attention":
+    def truncated(self, n_rows: int) -> Attention:
         """The first ``n_rows`` query rows (shares memory)."""
         out = []
         for s, b in zip(self._starts, self._blocks):
@@ -163,10 +164,10 @@ class Attention:
             out.append(b[:, :, :k, : s + k])
         return Attention(out)
 
-    def extended(self, block: np.ndarray) -> "Attention":
+    def extended(self, block: np.ndarray) -> Attention:
         return Attention(self._blocks + (block,))
 
-    def compacted(self, max_blocks: int = 32, rows_per_block: int = 64) -> "Attention":
+    def compacted(self, max_blocks: int = 32, rows_per_block: int = 64) -> Attention:
         """Merge runs of small blocks (left by many one-token updates) into blocks of about
         ``rows_per_block`` rows, so reads stay fast. Returns ``self`` when there are few blocks."""
         if len(self._blocks) <= max_blocks:
@@ -286,7 +287,7 @@ class AnalysisResult:
     final_normed: np.ndarray  # [T, D] float32
     attention: Attention
     unembedding: np.ndarray = field(repr=False)  # [V, D] float32, shared read-only view of the model's table
-    weights: "WeightsView | None" = field(default=None, repr=False, compare=False)  # the model's parameters
+    weights: WeightsView | None = field(default=None, repr=False, compare=False)  # the model's parameters
     latency_ms: float = 0.0
     generation: int = 0  # request number; the runtime drops stale results
 

@@ -12,6 +12,7 @@ From ``result.hidden[layer]`` (the residual stream entering the layer) and that 
 
 Computed in float64, so it matches the model's own float32 attention to ~1e-6. No Qt here.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,7 +69,7 @@ def apply_rope(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray
     hd = x.shape[-1]
     freqs = np.asarray(positions, np.float64)[:, None] * rope_inv_freq(hd, theta)[None, :]  # [T, hd/2]
     emb = np.concatenate([freqs, freqs], axis=-1)  # [T, hd]
-    x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
+    x1, x2 = x[..., : hd // 2], x[..., hd // 2 :]
     rotated = np.concatenate([-x2, x1], axis=-1)
     return x * np.cos(emb) + rotated * np.sin(emb)
 
@@ -85,15 +86,15 @@ def walkthrough(result, layer: int, head: int, query: int) -> Walkthrough:
     hd, group = info.d_head, info.n_heads // info.n_kv_heads
     kv = head // group
     x = rms_norm(result.hidden[layer], w["attn_norm"], result.weights.norm_eps)  # [T, D] float64
-    wq = np.asarray(w["wq"][head * hd:(head + 1) * hd], np.float64)  # [hd, D]
-    wk = np.asarray(w["wk"][kv * hd:(kv + 1) * hd], np.float64)
-    wv = np.asarray(w["wv"][kv * hd:(kv + 1) * hd], np.float64)
+    wq = np.asarray(w["wq"][head * hd : (head + 1) * hd], np.float64)  # [hd, D]
+    wk = np.asarray(w["wk"][kv * hd : (kv + 1) * hd], np.float64)
+    wv = np.asarray(w["wv"][kv * hd : (kv + 1) * hd], np.float64)
     q_pre = x[query] @ wq.T  # [hd]
     k_pre = x @ wk.T  # [T, hd]
     v = x @ wv.T
     theta = result.weights.rope_theta
     positions = np.arange(T)
-    q = apply_rope(q_pre[None, :], positions[query:query + 1], theta)[0]
+    q = apply_rope(q_pre[None, :], positions[query : query + 1], theta)[0]
     k = apply_rope(k_pre, positions, theta)
     scores = k @ q  # [T]
     scaled = scores / math.sqrt(hd)

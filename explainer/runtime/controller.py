@@ -12,6 +12,7 @@ With ``sync=True`` there is no thread: the engine runs in the caller's thread an
 debounce timer, cancels a model load in progress, lets a running analysis finish, stops the thread and
 deletes the worker.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,9 +55,17 @@ class Controller(QObject):
     _releaseRequested = Signal()
     _prepareRequested = Signal()
 
-    def __init__(self, factory: EngineFactory | None = None, *, sync: bool = False, debounce_ms: int = 30,
-                 refresh_while_typing_ms: int | None = 500, settings: AnalysisSettings | None = None,
-                 projection: bool = True, parent: QObject | None = None):
+    def __init__(
+        self,
+        factory: EngineFactory | None = None,
+        *,
+        sync: bool = False,
+        debounce_ms: int = 30,
+        refresh_while_typing_ms: int | None = 500,
+        settings: AnalysisSettings | None = None,
+        projection: bool = True,
+        parent: QObject | None = None,
+    ):
         super().__init__(parent)
         self._factory = factory or engine_factory()
         self.sync = sync
@@ -143,8 +152,10 @@ class Controller(QObject):
             if stopped:
                 self._thread.deleteLater()
             else:  # a step that never checks the cancel flag: never block the closing window on it
-                log.error("The model thread did not stop within %d s; leaving it to finish on its own.",
-                          SHUTDOWN_WAIT_MS // 1000)
+                log.error(
+                    "The model thread did not stop within %d s; leaving it to finish on its own.",
+                    SHUTDOWN_WAIT_MS // 1000,
+                )
                 _UNFINISHED.append((self._thread, self._worker))  # destroying a running QThread aborts
         else:
             self._worker.release()
@@ -231,8 +242,11 @@ class Controller(QObject):
             return
         now = time.perf_counter()
         stale = request.generation < self.generation
-        overdue = (self.refresh_while_typing_ms is not None and self.refresh_while_typing_ms > 0
-                   and (now - self._last_shown) * 1000 >= self.refresh_while_typing_ms)
+        overdue = (
+            self.refresh_while_typing_ms is not None
+            and self.refresh_while_typing_ms > 0
+            and (now - self._last_shown) * 1000 >= self.refresh_while_typing_ms
+        )
         if stale and not overdue:
             self.dropped += 1
             log.debug("dropped stale result %d (newest %d)", request.generation, self.generation)

@@ -12,12 +12,13 @@ pyqtgraph's ``GarbageCollector`` turns automatic collection off and collects on 
 so collection only ever happens between events. :func:`install` starts one for the life of the process (the
 application calls it at start; every controller calls it before starting its thread).
 """
+
 from __future__ import annotations
 
 import gc
 
-from PySide6.QtCore import QCoreApplication, QThread
 from pyqtgraph.util.garbage_collector import GarbageCollector
+from PySide6.QtCore import QCoreApplication, QThread
 
 _collector: GarbageCollector | None = None
 

@@ -12,11 +12,13 @@ behind the analyses on the worker's thread::
 In the controller's synchronous mode (tests) there is no worker thread: jobs run on the UI thread, queued when
 asked from another thread.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -50,7 +52,7 @@ class _Runner(QObject):
             job.result = job.fn(engine)
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException as e:  # noqa: BLE001 - reported to the caller as one sentence
+        except BaseException as e:
             log.exception("a job on the model's thread failed")
             job.exception = e
             job.error = str(e) if str(e) else type(e).__name__
@@ -96,5 +98,5 @@ class WorkerJobs(QObject):
         if job.callback is not None:
             try:
                 job.callback(job.result, job.error)
-            except Exception:  # noqa: BLE001 - a UI callback must not break the next job
+            except Exception:
                 log.exception("a job's callback failed")

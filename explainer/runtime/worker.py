@@ -5,12 +5,14 @@ into the engine happens on the worker's thread (the engine is thread-safe only f
 escape: a user error becomes its own sentence, anything else is logged with its traceback and becomes one
 sentence too.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -55,8 +57,9 @@ class Cancelled(Exception):
     """Raised from the progress callback when the application is closing during a model load."""
 
 
-def engine_factory(model_path: str | None = None, *, device: str = "auto", backend: str = "torch",
-                   demo: bool = False) -> EngineFactory:
+def engine_factory(
+    model_path: str | None = None, *, device: str = "auto", backend: str = "torch", demo: bool = False
+) -> EngineFactory:
     """A factory for the real engine (or the demo engine); the import of torch happens in the worker."""
 
     def make(progress: ProgressFn):
@@ -68,8 +71,12 @@ def engine_factory(model_path: str | None = None, *, device: str = "auto", backe
         return eng.Engine(model_path, device=device, backend=backend, progress=progress)
 
     make.description = "demo model" if demo else (model_path or "bundled model")  # type: ignore[attr-defined]
-    make.options = {"model_path": model_path, "device": device, "backend": backend,  # type: ignore[attr-defined]
-                    "demo": demo}  # to reopen the same model with another backend
+    make.options = {
+        "model_path": model_path,
+        "device": device,
+        "backend": backend,  # type: ignore[attr-defined]
+        "demo": demo,
+    }  # to reopen the same model with another backend
     return make
 
 
@@ -78,7 +85,7 @@ def _close(engine) -> None:
     if close is not None:
         try:
             close()
-        except Exception:  # noqa: BLE001 - closing must never stop the app from quitting or loading
+        except Exception:
             log.exception("closing the engine failed")
 
 
@@ -120,7 +127,7 @@ class AnalysisWorker(QObject):
             return
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException as e:  # noqa: BLE001 - pyo3 PanicException derives from BaseException
+        except BaseException as e:
             log.exception("loading the model failed")
             self.loadFailed.emit(one_sentence(e, "model load"))
             return
@@ -131,11 +138,17 @@ class AnalysisWorker(QObject):
             from explainer.core.projection import Projector
 
             self.projector = Projector(engine)
-        except Exception:  # noqa: BLE001 - the map is optional; everything else still works
+        except Exception:
             log.exception("no embedding projection for this model")
-        self.loaded.emit(LoadedModel(engine.info, str(getattr(engine, "device", "cpu")),
-                                     str(getattr(engine, "backend", "")), getattr(engine, "tokenizer", None),
-                                     self.projector))
+        self.loaded.emit(
+            LoadedModel(
+                engine.info,
+                str(getattr(engine, "device", "cpu")),
+                str(getattr(engine, "backend", "")),
+                getattr(engine, "tokenizer", None),
+                self.projector,
+            )
+        )
 
     @Slot(object)
     def analyze(self, request: Request) -> None:
@@ -144,15 +157,20 @@ class AnalysisWorker(QObject):
             return
         s = request.settings
         try:
-            result = self.engine.analyze(request.text, start_token=s.start_token, max_tokens=s.max_tokens,
-                                         parse_specials=s.parse_specials, top_k=s.top_k,
-                                         generation=request.generation)
+            result = self.engine.analyze(
+                request.text,
+                start_token=s.start_token,
+                max_tokens=s.max_tokens,
+                parse_specials=s.parse_specials,
+                top_k=s.top_k,
+                generation=request.generation,
+            )
         except UserError as e:
             self.analysisFailed.emit(request.generation, str(e))
             return
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             log.exception("analysis of generation %d failed", request.generation)
             self.analysisFailed.emit(request.generation, one_sentence(e, "analysis"))
             return
@@ -168,7 +186,7 @@ class AnalysisWorker(QObject):
                 projector.prepare()
             except (KeyboardInterrupt, SystemExit):
                 raise
-            except BaseException:  # noqa: BLE001
+            except BaseException:
                 log.exception("preparing the embedding map failed")
                 projector = None
         self.projectionReady.emit(projector)

@@ -11,6 +11,7 @@
 A small label in the status bar says when either setting differs from the default, so a lecturer who sent a chat
 to the editor knows why ordinary text now analyses differently.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,12 +23,16 @@ from PySide6.QtWidgets import QLabel, QMenu
 BACKENDS = (("torch", "torch"), ("onnx", "ONNX Runtime"), ("auto", "auto (torch, then ONNX Runtime when ready)"))
 
 
-def set_text_and_settings(window, text: str, *, parse_specials: bool | None = None,
-                          start_token: bool | None = None) -> None:
+def set_text_and_settings(
+    window, text: str, *, parse_specials: bool | None = None, start_token: bool | None = None
+) -> None:
     """Put ``text`` in the editor and analyse it with these settings (None: unchanged), in one request."""
     c = window.controller
-    changes = {k: v for k, v in (("parse_specials", parse_specials), ("start_token", start_token))
-               if v is not None and getattr(c.settings, k) != v}
+    changes = {
+        k: v
+        for k, v in (("parse_specials", parse_specials), ("start_token", start_token))
+        if v is not None and getattr(c.settings, k) != v
+    }
     if changes:
         c.settings = dataclasses.replace(c.settings, **changes)  # the text change below submits with them
     if window.editor.toPlainText() != text:
@@ -42,12 +47,15 @@ class AnalysisMenu(QObject):
         self.main = window
         self.specials = menu.addAction("Read <|…|> as special tokens")
         self.specials.setCheckable(True)
-        self.specials.setToolTip("On: a typed <|im_start|> or <|im_end|> is one special token, as in a chat. "
-                                 "Off: it is ordinary text.")
+        self.specials.setToolTip(
+            "On: a typed <|im_start|> or <|im_end|> is one special token, as in a chat. Off: it is ordinary text."
+        )
         self.start = menu.addAction("Add a start-of-text token")
         self.start.setCheckable(True)
-        self.start.setToolTip("Put <|endoftext|> (id 0) before the text: the model predicts the first words much "
-                              "better with it. A chat starts with <|im_start|> instead.")
+        self.start.setToolTip(
+            "Put <|endoftext|> (id 0) before the text: the model predicts the first words much "
+            "better with it. A chat starts with <|im_start|> instead."
+        )
         self.backend_menu = menu.addMenu("&Backend")
         group = QActionGroup(self)
         self.backend_actions: dict[str, QAction] = {}
@@ -78,8 +86,7 @@ class AnalysisMenu(QObject):
             action.blockSignals(True)
             action.setChecked(on)
             action.blockSignals(False)
-        notes = (["special tokens parsed"] if s.parse_specials else []) + ([] if s.start_token else
-                                                                           ["no start token"])
+        notes = (["special tokens parsed"] if s.parse_specials else []) + ([] if s.start_token else ["no start token"])
         self.label.setText(" · ".join(notes))
         self.label.setVisible(bool(notes))
         b = self.main.backend if self.main.backend in self.backend_actions else "torch"

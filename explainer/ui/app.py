@@ -5,6 +5,7 @@ The window is shown first; the model loads in the worker thread afterwards (firs
 With ``--screenshot`` the program waits until the analysis of the text is drawn in every panel, saves a PNG of
 the whole window and exits 0 (2 with one sentence on stderr when the model cannot be loaded).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,21 +30,39 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="explainer", description="Watch a small language model think while you type.")
     ap.add_argument("--model", metavar="PATH", help="a GGUF model file (default: the bundled SmolLM2-135M)")
     ap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
-    ap.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
-                    help="what runs the model: auto (ONNX Runtime once its one-time export is ready, else torch), "
-                         "torch or onnx (default auto)")
+    ap.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="what runs the model: auto (ONNX Runtime once its one-time export is ready, else torch), "
+        "torch or onnx (default auto)",
+    )
     ap.add_argument("--text", help="start with this text (default: the text of the last session)")
     ap.add_argument("--screenshot", metavar="FILE.png", help="save a picture of the window and exit")
-    ap.add_argument("--size", type=parse_size, metavar="WxH",
-                    help="window size (default: the last session's, else 1600x1000 or the screen if smaller)")
+    ap.add_argument(
+        "--size",
+        type=parse_size,
+        metavar="WxH",
+        help="window size (default: the last session's, else 1600x1000 or the screen if smaller)",
+    )
     ap.add_argument("--demo", action="store_true", help="a tiny random-weight model (instant; numbers meaningless)")
     ap.add_argument("--theme", choices=("light", "dark"), help=argparse.SUPPRESS)
-    ap.add_argument("--scene", metavar="FILE|NAME",
-                    help="open a scene file, or a lecture scene by name or number (strawberry, 04, sink)")
-    ap.add_argument("--view", metavar="NAME", help="show this view: live, tokens, next_token, attention, embeddings, "
-                                                   "compare, bpe, heads, walkthrough, lens, chat")
-    ap.add_argument("--presenter", action="store_true",
-                    help="start in presenter mode (full screen unless --size is given; large fonts)")
+    ap.add_argument(
+        "--scene",
+        metavar="FILE|NAME",
+        help="open a scene file, or a lecture scene by name or number (strawberry, 04, sink)",
+    )
+    ap.add_argument(
+        "--view",
+        metavar="NAME",
+        help="show this view: live, tokens, next_token, attention, embeddings, "
+        "compare, bpe, heads, walkthrough, lens, chat",
+    )
+    ap.add_argument(
+        "--presenter",
+        action="store_true",
+        help="start in presenter mode (full screen unless --size is given; large fonts)",
+    )
     return ap
 
 

@@ -8,12 +8,14 @@ Environment variables, read once when the window is made (by :func:`explainer.ui
 - ``EXPLAINER_PRINT_STATE=1``: print the restored state (text, scene, settings) as one JSON line and close the
   window.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtWidgets import QApplication
@@ -21,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 
 def install_from_environment(window: Any, saver: Any) -> None:
     if os.environ.get("EXPLAINER_PRINT_STATE"):
+
         def print_state() -> None:
             sys.stdout.write(json.dumps(saver.snapshot(), ensure_ascii=True) + "\n")
             sys.stdout.flush()
@@ -30,8 +33,9 @@ def install_from_environment(window: Any, saver: Any) -> None:
     text = os.environ.get("EXPLAINER_TEST_TYPE")
     if text:
         interval = int(os.environ.get("EXPLAINER_TEST_TYPE_INTERVAL_MS", "15"))
-        QTimer.singleShot(200, lambda: type_text(window.editor, text, interval, done=lambda: print(
-            f"TYPED {len(text)}", flush=True)))
+        QTimer.singleShot(
+            200, lambda: type_text(window.editor, text, interval, done=lambda: print(f"TYPED {len(text)}", flush=True))
+        )
 
 
 def type_text(editor, text: str, interval_ms: int = 15, done: Callable[[], None] | None = None) -> None:

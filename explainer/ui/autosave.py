@@ -23,6 +23,7 @@ Several windows at once (two app instances): each claims its own file, ``autosav
 death: a lock whose process is gone is stale) releases; so two windows never overwrite each other's text, and
 the next start of one instance gets back the text of the first slot that is free.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,9 +32,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QEvent, QLockFile, QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication
@@ -132,10 +134,18 @@ def scene_state(window: Any) -> dict:
     parts = {
         "theme": _try(lambda: str(window.theme.name)),
         "selected_position": _try(lambda: int(window.tokens.selected_position)),
-        "tokens": _try(lambda: {"tokenizer": str(window.tokens.tokenizer_name),
-                                "heat": bool(window.tokens.heat.isChecked())}),
-        "attention": _try(lambda: {"layer": int(att.layer), "head": int(att.head), "average": bool(att.average),
-                                   "hide_first": bool(att.hide_first), "tab": int(att.tabs.currentIndex())}),
+        "tokens": _try(
+            lambda: {"tokenizer": str(window.tokens.tokenizer_name), "heat": bool(window.tokens.heat.isChecked())}
+        ),
+        "attention": _try(
+            lambda: {
+                "layer": int(att.layer),
+                "head": int(att.head),
+                "average": bool(att.average),
+                "hide_first": bool(att.hide_first),
+                "tab": int(att.tabs.currentIndex()),
+            }
+        ),
     }
     return {k: v for k, v in parts.items() if v is not None}
 
@@ -168,8 +178,7 @@ def apply_scene(window: Any, scene: dict) -> None:
     if _is_int(att.get("tab")):
         _try(lambda: window.attention.tabs.setCurrentIndex(att["tab"]))
     position = scene.get("selected_position")
-    later = {"layer": att.get("layer"), "head": att.get("head"), "average": att.get("average"),
-             "position": position}
+    later = {"layer": att.get("layer"), "head": att.get("head"), "average": att.get("average"), "position": position}
     shown = getattr(window, "resultShown", None)
     if shown is None or not any(_is_int(later[k]) for k in ("layer", "head", "position")):
         return
@@ -250,8 +259,12 @@ class Autosaver(QObject):
     def snapshot(self) -> dict:
         if self._text is None:
             self._text = self.window.editor.toPlainText()
-        return {"format": FORMAT, "text": self._text, "scene": scene_state(self.window),
-                "settings": settings_state(self.window)}
+        return {
+            "format": FORMAT,
+            "text": self._text,
+            "scene": scene_state(self.window),
+            "settings": settings_state(self.window),
+        }
 
     @staticmethod
     def encode(state: dict) -> bytes:
@@ -266,7 +279,7 @@ class Autosaver(QObject):
             return False
         try:
             payload = self.encode(self.snapshot())
-        except Exception as e:  # noqa: BLE001 - never let saving take the window down
+        except Exception as e:
             log.exception("could not collect the state to autosave")
             self.last_error = f"The autosave failed ({type(e).__name__})."
             return False
@@ -311,7 +324,7 @@ class Autosaver(QObject):
         self.timer.stop()
         try:
             self.save_if_changed(wait=True)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("the last autosave failed")
         self._closed = True
         if self._pool is not None:
@@ -368,7 +381,7 @@ def attach(window: Any, *, restore_text: bool = True) -> Autosaver:
     remove_stale_temporaries(saver.path)
     try:
         saver.restore(restore_text=restore_text)
-    except Exception:  # noqa: BLE001 - a bad autosave must never stop the window from opening
+    except Exception:
         log.exception("could not restore the autosave")
     from explainer.ui import automation
 

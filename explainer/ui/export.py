@@ -2,6 +2,7 @@
 exporter fails on PySide6 6.11), and its data as CSV or JSON. Every export carries a caption: model, text,
 layer/head where it applies, and the date.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,7 +23,7 @@ CAPTION_PX = 28
 
 
 def caption_for(result, extra: str = "") -> str:
-    """"SmolLM2-135M-Instruct · "The cat sat…" · layer 3, head 5 · 2026-11-23"."""
+    """ "SmolLM2-135M-Instruct · "The cat sat…" · layer 3, head 5 · 2026-11-23"."""
     parts = []
     if result is not None:
         text = result.text.replace("\n", " ⏎ ")
@@ -50,14 +51,18 @@ def _paint(widget: QWidget, painter: QPainter, size: QSize, caption: str, backgr
         painter.drawText(QRect(8, body_h, size.width() - 16, CAPTION_PX), Qt.AlignVCenter | Qt.AlignLeft, caption)
 
 
-def export_png(widget: QWidget, path: str | Path, size: QSize | tuple[int, int] | None = None, caption: str = "") -> Path:
+def export_png(
+    widget: QWidget, path: str | Path, size: QSize | tuple[int, int] | None = None, caption: str = ""
+) -> Path:
     """Render ``widget`` into a PNG of exactly ``size`` pixels (default: the widget's size + caption)."""
     if size is None:
         size = QSize(widget.width(), widget.height() + (CAPTION_PX if caption else 0))
     elif isinstance(size, tuple):
         size = QSize(*size)
     if size.width() < 16 or size.height() < 16 or size.width() * size.height() > 16000 * 16000:
-        raise UserError(f"An export size of {size.width()}×{size.height()} pixels is not possible; choose 16 to 16000 per side.")
+        raise UserError(
+            f"An export size of {size.width()}×{size.height()} pixels is not possible; choose 16 to 16000 per side."
+        )
     img = QImage(size, QImage.Format_ARGB32)
     painter = QPainter(img)
     painter.setRenderHint(QPainter.Antialiasing)

@@ -6,14 +6,27 @@ you pick another visible one). The caption names the model, the text, what the v
 view's size ×2, sharp on a slide); SVG is vector; data is the view's numbers (``Panel.export_data``) as CSV or
 JSON.
 """
+
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QMenu, QMessageBox, QSpinBox, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QSpinBox,
+    QWidget,
+)
 
 from explainer.core.errors import UserError
 from explainer.ui.export import CAPTION_PX, caption_for, export_data, export_png, export_svg
@@ -25,7 +38,7 @@ FORMATS = {"png": "PNG picture", "svg": "SVG drawing", "data": "data (CSV or JSO
 def panel_caption(panel, result) -> str:
     try:
         extra = panel.caption_extra()
-    except Exception:  # noqa: BLE001 - a caption is never worth a failed export
+    except Exception:
         log.exception("caption_extra failed")
         extra = getattr(panel, "title", "")
     return caption_for(result, extra)
@@ -108,8 +121,11 @@ class ExportMenu(QObject):
         self.last_dialog: QMessageBox | None = None
 
     def add_menu_actions(self, menu: QMenu, before=None) -> None:
-        for fmt, label in (("png", "Export view as &PNG…"), ("svg", "Export view as S&VG…"),
-                           ("data", "Export view's &data (CSV or JSON)…")):
+        for fmt, label in (
+            ("png", "Export view as &PNG…"),
+            ("svg", "Export view as S&VG…"),
+            ("data", "Export view's &data (CSV or JSON)…"),
+        ):
             a = self.main.addAction(label)
             a.triggered.connect(lambda _=False, fmt=fmt: self.export_dialog(fmt))
             menu.insertAction(before, a) if before is not None else menu.addAction(a)
@@ -125,19 +141,22 @@ class ExportMenu(QObject):
     def export_dialog(self, fmt: str) -> None:
         panels = self.teach.visible_panels()
         current = self.teach.focused_key()
-        dlg = ExportDialog(fmt, panels, current if current in panels else next(iter(panels)), self.main.result,
-                           self.main)
+        dlg = ExportDialog(
+            fmt, panels, current if current in panels else next(iter(panels)), self.main.result, self.main
+        )
         if dlg.exec() != QDialog.Accepted:
             return
         stem = (dlg.view.currentData() or "view").replace("_", "-")
         if fmt == "data":
-            path, chosen = QFileDialog.getSaveFileName(self.main, "Export the view's data", f"{stem}.csv",
-                                                       "CSV table (*.csv);;JSON (*.json)")
+            path, chosen = QFileDialog.getSaveFileName(
+                self.main, "Export the view's data", f"{stem}.csv", "CSV table (*.csv);;JSON (*.json)"
+            )
             if path and not Path(path).suffix:
                 path += ".json" if "json" in chosen.lower() else ".csv"
         else:
-            path, _ = QFileDialog.getSaveFileName(self.main, "Export the view", f"{stem}.{fmt}",
-                                                  f"{FORMATS[fmt]} (*.{fmt})")
+            path, _ = QFileDialog.getSaveFileName(
+                self.main, "Export the view", f"{stem}.{fmt}", f"{FORMATS[fmt]} (*.{fmt})"
+            )
             if path and not path.lower().endswith(f".{fmt}"):
                 path += f".{fmt}"
         if path:

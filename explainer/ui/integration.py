@@ -1,4 +1,5 @@
-"""Everything issue 6 adds to the main window, installed by one call at the end of its construction.
+"""The window's teaching tabs, presenter mode, scenes, export and analysis menu, installed by one call at the end of
+its construction.
 
 - ``window.jobs``: functions run with the engine on the model's worker thread (``runtime.jobs``);
 - ``window.teach``: the views as tabs under the editor, Live + teaching views (``ui.teach_area``);
@@ -10,6 +11,7 @@
 Menus: File gains the scene and export items before its last separator (above Quit); View gains the views
 (Ctrl+1…7), presenter mode and zoom, and the analysis settings.
 """
+
 from __future__ import annotations
 
 from explainer.runtime.jobs import WorkerJobs

@@ -4,6 +4,7 @@ The window only draws. Keystrokes go to the :class:`~explainer.runtime.controlle
 ``AnalysisResult`` goes to every panel. Hover / selection in any panel is forwarded to all panels. Layout,
 theme, text and panel options are restored at the next start (QSettings, organisation "explainer").
 """
+
 from __future__ import annotations
 
 import logging
@@ -11,8 +12,21 @@ import math
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QFont, QKeySequence, QTextCursor
-from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                               QPlainTextEdit, QProgressBar, QSplitter, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explainer.core.types import AnalysisResult, Token
 from explainer.runtime.controller import Controller, engine_factory
@@ -70,8 +84,7 @@ class Banner(QFrame):
     def show_message(self, kind: str, text: str, theme: th.Theme, fraction: float | None = None) -> None:
         self.kind = kind
         bg = th.ERROR_BG["dark" if theme.is_dark else "light"] if kind == "error" else theme.surface
-        self.setStyleSheet(f"QFrame#banner {{ background: {bg}; border: 1px solid {theme.grid}; "
-                           f"border-radius: 6px; }}")
+        self.setStyleSheet(f"QFrame#banner {{ background: {bg}; border: 1px solid {theme.grid}; border-radius: 6px; }}")
         self.label.setText(("⚠ " if kind == "error" else "") + text)
         self.progress.setVisible(fraction is not None)
         if fraction is not None:
@@ -83,8 +96,9 @@ class MainWindow(QMainWindow):
     resultShown = Signal(object)  # AnalysisResult, after every panel has it
     themeChanged = Signal(object)  # Theme, after the live panels have it
 
-    def __init__(self, controller: Controller, *, text: str | None = None, device: str = "auto",
-                 backend: str = "torch"):
+    def __init__(
+        self, controller: Controller, *, text: str | None = None, device: str = "auto", backend: str = "torch"
+    ):
         super().__init__()
         self.controller = controller
         self.device, self.backend = device, backend
@@ -113,8 +127,12 @@ class MainWindow(QMainWindow):
         self.next_token = NextTokenPanel()
         self.attention = AttentionPanel()
         self.embeddings = EmbeddingsPanel()
-        self.panels: dict[str, Panel] = {"tokens": self.tokens, "embeddings": self.embeddings,
-                                         "attention": self.attention, "next_token": self.next_token}
+        self.panels: dict[str, Panel] = {
+            "tokens": self.tokens,
+            "embeddings": self.embeddings,
+            "attention": self.attention,
+            "next_token": self.next_token,
+        }
         # editor on top; below: [Tokens over Next token] | [Attention over Embeddings]
         self.left_split = QSplitter(Qt.Vertical)
         self.left_split.addWidget(self.tokens)
@@ -128,8 +146,12 @@ class MainWindow(QMainWindow):
         self.vsplit = QSplitter(Qt.Vertical)
         self.vsplit.addWidget(top)
         self.vsplit.addWidget(self.hsplit)
-        self.splitters = {"vsplit": self.vsplit, "hsplit": self.hsplit, "left": self.left_split,
-                          "right": self.right_split}
+        self.splitters = {
+            "vsplit": self.vsplit,
+            "hsplit": self.hsplit,
+            "left": self.left_split,
+            "right": self.right_split,
+        }
         for sp in self.splitters.values():
             sp.setChildrenCollapsible(False)
             sp.setHandleWidth(6)
@@ -158,11 +180,11 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self._restore(text)
-        # issue 6: teaching views as tabs, presenter mode, scenes, export, backend menu (ui/integration.py)
+        # teaching views as tabs, presenter mode, scenes, export, backend menu (ui/integration.py)
         from explainer.ui import integration
 
         integration.install(self, app_settings())
-        # issue 7 (robustness helper): autosave the text, scene and settings every ~3 s and on close, and
+        # autosave the text, scene and settings every ~3 s and on close, and
         # restore them now, also after a crash or kill (an explicit ``text`` wins). See ui/autosave.py.
         from explainer.ui import autosave
 
@@ -274,8 +296,12 @@ class MainWindow(QMainWindow):
             p.set_theme(theme)
         self.themeChanged.emit(theme)
         if self.banner.isVisible():
-            self.banner.show_message(self.banner.kind, self.banner.label.text().lstrip("⚠ "), theme,
-                                     self.banner.progress.value() / 100 if self.banner.progress.isVisible() else None)
+            self.banner.show_message(
+                self.banner.kind,
+                self.banner.label.text().lstrip("⚠ "),
+                theme,
+                self.banner.progress.value() / 100 if self.banner.progress.isVisible() else None,
+            )
 
     def _on_theme_action(self, action: QAction) -> None:
         self.set_theme(th.THEMES[action.data()])
@@ -309,13 +335,14 @@ class MainWindow(QMainWindow):
         for p in self.panels.values():
             try:
                 p.set_result(result)
-            except Exception:  # noqa: BLE001 - one broken panel must not take the others down
+            except Exception:
                 log.exception("panel %s failed to draw", type(p).__name__)
         typed = sum(1 for t in result.tokens if not t.added)
         self.status_tokens.setText(f"{typed} tokens" + (" (cut)" if result.truncated else ""))
         lat = self.controller.last_latency_ms
-        self.status_latency.setText(f"update {lat:.0f} ms (model {result.latency_ms:.0f} ms)"
-                                    if math.isfinite(lat) else "")
+        self.status_latency.setText(
+            f"update {lat:.0f} ms (model {result.latency_ms:.0f} ms)" if math.isfinite(lat) else ""
+        )
         self.status_device.setText(f"{result.device} · {result.backend}")
         self.resultShown.emit(result)
 
@@ -326,8 +353,10 @@ class MainWindow(QMainWindow):
         m = self.controller.model
         self.setWindowTitle(f"explainer — {info.name}")
         self.status_model.setText(f"{info.name} · {format_params(info.n_params)} parameters")
-        self.status_model.setToolTip(f"{info.n_layers} layers, {info.n_heads} heads, width {info.d_model}, "
-                                     f"vocabulary {info.vocab_size:,}\n{info.path}")
+        self.status_model.setToolTip(
+            f"{info.n_layers} layers, {info.n_heads} heads, width {info.d_model}, "
+            f"vocabulary {info.vocab_size:,}\n{info.path}"
+        )
         self.status_device.setText(f"{m.device} · {m.backend}" if m else "")
         if m is not None and m.tokenizer is not None:
             self.next_token.set_token_decoder(m.tokenizer.token_bytes)
@@ -348,15 +377,21 @@ class MainWindow(QMainWindow):
             self.status_model.setText("no model")
             self.banner.show_message("error", f"The model could not be loaded: {message}", self.theme)
             return
-        box = QMessageBox(QMessageBox.Warning, "Could not open the model",
-                          f"{message}\n\nThe current model stays in use.", QMessageBox.Ok, self)
+        box = QMessageBox(
+            QMessageBox.Warning,
+            "Could not open the model",
+            f"{message}\n\nThe current model stays in use.",
+            QMessageBox.Ok,
+            self,
+        )
         box.setAttribute(Qt.WA_DeleteOnClose)
         box.open()
         self.last_dialog = box
 
     def _on_controller_progress(self, message: str, fraction: float) -> None:
-        self.banner.show_message("progress", f"Preparing the model (only slow the first time): {message}",
-                                 self.theme, fraction)
+        self.banner.show_message(
+            "progress", f"Preparing the model (only slow the first time): {message}", self.theme, fraction
+        )
 
     def _on_controller_busy(self, busy: bool) -> None:
         if busy:
@@ -381,12 +416,15 @@ class MainWindow(QMainWindow):
         data = tok.token_bytes(token_id)
         t = Token(token_id, data, 0, 0, special=bool(getattr(tok, "is_special", lambda i: False)(token_id)))
         if t.special:
-            self.statusBar().showMessage(f"{t.text} is a special token (it marks the end of a turn or text); "
-                                         "it is not typed as text.", 6000)
+            self.statusBar().showMessage(
+                f"{t.text} is a special token (it marks the end of a turn or text); it is not typed as text.", 6000
+            )
             return
         if t.incomplete:
-            self.statusBar().showMessage(f"This token is only part of a character (bytes {t.display}); it "
-                                         "cannot be added as text on its own.", 6000)
+            self.statusBar().showMessage(
+                f"This token is only part of a character (bytes {t.display}); it cannot be added as text on its own.",
+                6000,
+            )
             return
         for p in self.panels.values():
             p.select_position(-1)  # show the prediction after the new end

@@ -13,6 +13,7 @@ Fonts: the application font is scaled (everything that inherits it follows), so 
 their own, table rows, and the fonts that the custom-drawn views (token chips, bars, badges, byte strip) keep
 in attributes (``CACHED_FONTS``; a view added later with its own cached font belongs in that table).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,20 @@ from dataclasses import replace
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QFont, QFontMetricsF, QKeySequence
-from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QFrame, QLabel, QLineEdit, QMainWindow,
-                               QPlainTextEdit, QTableView, QTextEdit, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QFrame,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QPlainTextEdit,
+    QTableView,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explainer.ui import theme as th
 
@@ -38,8 +51,12 @@ _BASE_FONTS = "_presenter_base_fonts"
 # Presenter mode shows a scene's live panel large: (its share of its column, what else is hidden). The heatmap and
 # the map take their whole column (the other panel of it is hidden); the token chips and the next-token bars take
 # the whole width (the attention / embeddings column is hidden): at 1.6× fonts four panels do not fit a projector.
-EMPHASIS = {"attention": (1.0, "sibling"), "embeddings": (1.0, "sibling"), "next_token": (0.65, "column"),
-            "tokens": (0.45, "column")}
+EMPHASIS = {
+    "attention": (1.0, "sibling"),
+    "embeddings": (1.0, "sibling"),
+    "next_token": (0.65, "column"),
+    "tokens": (0.45, "column"),
+}
 EDITOR_LINES = 4  # presenter mode shows at most this many lines of the editor's text
 EMPHASIS_WIDTH = 0.6  # the emphasised column's share of the width, when both columns show
 
@@ -48,8 +65,7 @@ def high_contrast(theme: th.Theme) -> th.Theme:
     """The same theme (same name, so the rest of the app treats it alike) with pure black / white and stronger
     secondary text and grid lines: projectors wash out greys."""
     if theme.is_dark:
-        return replace(theme, background="#000000", surface="#0b0c0e", text="#ffffff", muted="#d0d4da",
-                       grid="#6b717b")
+        return replace(theme, background="#000000", surface="#0b0c0e", text="#ffffff", muted="#d0d4da", grid="#6b717b")
     return replace(theme, background="#ffffff", surface="#ffffff", text="#000000", muted="#30343a", grid="#8a9099")
 
 
@@ -158,8 +174,10 @@ class CaptionStrip(QFrame):
         self.note.setVisible(bool(note))
 
     def set_theme(self, theme: th.Theme) -> None:
-        self.setStyleSheet(f"QFrame#captionStrip {{ background: {theme.surface}; border-top: 2px solid "
-                           f"{th.HIGHLIGHT}; }} QFrame#captionStrip QLabel {{ color: {theme.text}; }}")
+        self.setStyleSheet(
+            f"QFrame#captionStrip {{ background: {theme.surface}; border-top: 2px solid "
+            f"{th.HIGHLIGHT}; }} QFrame#captionStrip QLabel {{ color: {theme.text}; }}"
+        )
 
     @property
     def has_caption(self) -> bool:
@@ -193,10 +211,12 @@ class Presenter(QObject):
         window.setCentralWidget(box)
         self.caption.set_theme(window.theme)
         self.action = self._action("&Presenter mode", [QKeySequence(Qt.Key_F11)], self.toggle, checkable=True)
-        self.zoom_in_action = self._action("Zoom &in", [QKeySequence("Ctrl+="), QKeySequence.ZoomIn],
-                                           lambda: self.set_zoom(self.zoom * ZOOM_STEP))
-        self.zoom_out_action = self._action("Zoom &out", [QKeySequence("Ctrl+-"), QKeySequence.ZoomOut],
-                                            lambda: self.set_zoom(self.zoom / ZOOM_STEP))
+        self.zoom_in_action = self._action(
+            "Zoom &in", [QKeySequence("Ctrl+="), QKeySequence.ZoomIn], lambda: self.set_zoom(self.zoom * ZOOM_STEP)
+        )
+        self.zoom_out_action = self._action(
+            "Zoom &out", [QKeySequence("Ctrl+-"), QKeySequence.ZoomOut], lambda: self.set_zoom(self.zoom / ZOOM_STEP)
+        )
         self.zoom_reset_action = self._action("&Actual size", [QKeySequence("Ctrl+0")], lambda: self.set_zoom(1.0))
         window.installEventFilter(self)
         window.resultShown.connect(self._on_window_result_shown)  # the text may have grown a line
@@ -263,8 +283,11 @@ class Presenter(QObject):
         panel, (share, hide) = w.panels[key], EMPHASIS[key]
         col = w.left_split if w.left_split.indexOf(panel) >= 0 else w.right_split
         other_col = w.right_split if col is w.left_split else w.left_split
-        hidden = [other_col] if hide == "column" else [col.widget(i) for i in range(col.count())
-                                                        if col.widget(i) is not panel]
+        hidden = (
+            [other_col]
+            if hide == "column"
+            else [col.widget(i) for i in range(col.count()) if col.widget(i) is not panel]
+        )
         for widget in hidden:
             if widget.isVisibleTo(w):
                 widget.hide()
@@ -295,10 +318,15 @@ class Presenter(QObject):
         if self.active:
             return
         w = self.main
-        self._saved = {"theme": w.theme, "help": w.help_action.isChecked(), "menu": not w.menuBar().isHidden(),
-                       "status": not w.statusBar().isHidden(), "geometry": w.saveGeometry(),
-                       "state": w.windowState(),
-                       "splitters": {k: sp.saveState() for k, sp in getattr(w, "splitters", {}).items()}}
+        self._saved = {
+            "theme": w.theme,
+            "help": w.help_action.isChecked(),
+            "menu": not w.menuBar().isHidden(),
+            "status": not w.statusBar().isHidden(),
+            "geometry": w.saveGeometry(),
+            "state": w.windowState(),
+            "splitters": {k: sp.saveState() for k, sp in getattr(w, "splitters", {}).items()},
+        }
         self.active = True
         w.set_help_visible(False)
         w.menuBar().hide()
@@ -338,8 +366,13 @@ class Presenter(QObject):
         if obj is self.main and event.type() == QEvent.Close:
             self.leave()  # the window saves its normal layout, theme and help switch
             return False
-        if not self.active or event.type() != QEvent.KeyPress or not isinstance(obj, QWidget) \
-                or obj.window() is not self.main or event.modifiers() & (Qt.ControlModifier | Qt.AltModifier):
+        if (
+            not self.active
+            or event.type() != QEvent.KeyPress
+            or not isinstance(obj, QWidget)
+            or obj.window() is not self.main
+            or event.modifiers() & (Qt.ControlModifier | Qt.AltModifier)
+        ):
             return False
         key = event.key()
         typing = _is_text_input(QApplication.focusWidget())

@@ -8,6 +8,7 @@ lecture does not carry "hide the first token" from one scene into the next; the 
 where they are unless the scene says. The selected position is ``panels["next_token"]["position"]`` (default:
 none, i.e. the prediction after the end), linked to every panel.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,12 @@ def lecture_set(folder: Path = ASSET_SCENES) -> list[tuple[Path, Scene]]:
 def find_scene(name: str, scenes: list[tuple[Path, Scene]]) -> tuple[int, Path, Scene] | None:
     """A lecture scene by file stem, number, or part of the stem or title ("strawberry", "04", "sink")."""
     n = name.strip().lower()
-    for match in (lambda p, s: p.stem.lower() == n, lambda p, s: p.stem.split("-", 1)[0] == n.zfill(2),
-                  lambda p, s: n in p.stem.lower(), lambda p, s: n in s.title.lower()):
+    for match in (
+        lambda p, s: p.stem.lower() == n,
+        lambda p, s: p.stem.split("-", 1)[0] == n.zfill(2),
+        lambda p, s: n in p.stem.lower(),
+        lambda p, s: n in s.title.lower(),
+    ):
         for i, (p, s) in enumerate(scenes):
             if match(p, s):
                 return i, p, s
@@ -67,6 +72,7 @@ class SceneMenu(QObject):
 
     def add_menu_actions(self, menu: QMenu, before=None) -> None:
         """Open scene…, Save scene…, Lecture scenes ▸ (inserted before ``before``)."""
+
         def add(action):
             menu.insertAction(before, action) if before is not None else menu.addAction(action)
 
@@ -77,7 +83,7 @@ class SceneMenu(QObject):
         add(self.open_action)
         add(self.save_action)
         self.lecture_menu = QMenu("&Lecture scenes", menu)
-        for i, (path, scene) in enumerate(self.lecture):
+        for i, (_path, scene) in enumerate(self.lecture):
             a = self.lecture_menu.addAction(f"{i + 1}. {scene.title}")
             a.setToolTip(scene.note)
             a.triggered.connect(lambda _=False, i=i: self.open_lecture(i))
@@ -103,7 +109,7 @@ class SceneMenu(QObject):
         for key, p in self.teach.all_panels().items():
             try:
                 state = p.scene_state()
-            except Exception:  # noqa: BLE001 - one panel must not stop the others being saved
+            except Exception:
                 log.exception("scene_state of %s failed", key)
                 continue
             if state:
@@ -114,8 +120,15 @@ class SceneMenu(QObject):
         if note is None:
             note = cur.note if same else ""
         s = w.controller.settings
-        return Scene(title=title, text=text, parse_specials=s.parse_specials, start_token=s.start_token,
-                     view=self.teach.focused_key(), note=note, panels=panels)
+        return Scene(
+            title=title,
+            text=text,
+            parse_specials=s.parse_specials,
+            start_token=s.start_token,
+            view=self.teach.focused_key(),
+            note=note,
+            panels=panels,
+        )
 
     def apply(self, scene: Scene) -> None:
         """Show ``scene``: text and settings now (one analysis), view and panel states now and again after it."""
@@ -124,8 +137,12 @@ class SceneMenu(QObject):
         w = self.main
         self.current = scene
         settings = w.controller.settings
-        unchanged = (w.result is not None and w.result.text == scene.text and w.editor.toPlainText() == scene.text
-                     and (settings.parse_specials, settings.start_token) == (scene.parse_specials, scene.start_token))
+        unchanged = (
+            w.result is not None
+            and w.result.text == scene.text
+            and w.editor.toPlainText() == scene.text
+            and (settings.parse_specials, settings.start_token) == (scene.parse_specials, scene.start_token)
+        )
         set_text_and_settings(w, scene.text, parse_specials=scene.parse_specials, start_token=scene.start_token)
         self.teach.skip_cursor_word()
         if scene.view and not self.teach.show_view(scene.view):
@@ -153,7 +170,7 @@ class SceneMenu(QObject):
                 continue
             try:
                 p.apply_scene_state(state)
-            except Exception:  # noqa: BLE001 - a bad value in one panel's state must not stop the scene
+            except Exception:
                 log.exception("apply_scene_state of %s failed", key)
         given = scene.panels if isinstance(scene.panels, dict) else {}
         for key in ("attention", "walkthrough"):  # linked: the scene's head everywhere

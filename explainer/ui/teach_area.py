@@ -13,6 +13,7 @@ the attention panel, the walk-through or the head roles chooses it in all three 
 reference). The word under the editor's cursor goes to "Tokens are not letters". The chat view's "Send to
 editor" puts its ChatML text in the editor with special tokens parsed and no start token.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,10 +44,21 @@ VIEWS = (
     ("lens", "Logit lens", LensPanel, "What each layer would predict"),
     ("chat", "Chat template", ChatTemplatePanel, "How a conversation becomes one stream of tokens"),
 )
-ALIASES = {"side_by_side": "compare", "tokenizers": "compare", "tokens_are_not_letters": "bpe",
-           "variants": "bpe", "merges": "bpe", "head_roles": "heads", "attention_step_by_step": "walkthrough",
-           "walk": "walkthrough", "logit_lens": "lens", "chat_template": "chat", "next": "next_token",
-           "probabilities": "next_token", "embedding": "embeddings"}
+ALIASES = {
+    "side_by_side": "compare",
+    "tokenizers": "compare",
+    "tokens_are_not_letters": "bpe",
+    "variants": "bpe",
+    "merges": "bpe",
+    "head_roles": "heads",
+    "attention_step_by_step": "walkthrough",
+    "walk": "walkthrough",
+    "logit_lens": "lens",
+    "chat_template": "chat",
+    "next": "next_token",
+    "probabilities": "next_token",
+    "embedding": "embeddings",
+}
 CURSOR_WORD_MS = 150
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)  # as the BPE view splits words
 
@@ -186,7 +198,7 @@ class TeachArea(QTabWidget):
         return True
 
     def add_menu_actions(self, menu: QMenu) -> None:
-        """"Live" and each teaching view as radio items with Ctrl+1…Ctrl+7 (also while the menu bar is hidden)."""
+        """ "Live" and each teaching view as radio items with Ctrl+1…Ctrl+7 (also while the menu bar is hidden)."""
         group = QActionGroup(self)
         for i, key in enumerate(self.keys):
             a = QAction(self.tabText(i), self.main, checkable=True)
@@ -305,7 +317,9 @@ class TeachArea(QTabWidget):
         self.show_view("attention")
         self.main.statusBar().showMessage(
             f"Layer {layer + 1}, head {head + 1} is open in the Attention panel (and in Attention step by step). "
-            "Ctrl+4 goes back to Head roles.", 8000)
+            "Ctrl+4 goes back to Head roles.",
+            8000,
+        )
 
     # --- the editor's cursor word -----------------------------------------------------------------------------------
     def skip_cursor_word(self) -> None:
@@ -355,4 +369,6 @@ class TeachArea(QTabWidget):
         set_text_and_settings(self.main, text, parse_specials=parse_specials, start_token=start)
         self.main.statusBar().showMessage(
             "The chat is in the editor: special tokens are read as single tokens, and there is no start-of-text "
-            "token (View menu).", 8000)
+            "token (View menu).",
+            8000,
+        )

@@ -3,6 +3,7 @@
 Token chips alternate through the Okabe–Ito palette (safe for the common colour-vision deficiencies). Heat
 scales (attention, surprisal) use a single sequential map (viridis-like) so values read the same everywhere.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -87,13 +88,25 @@ def make_palette(theme: Theme):
     p = QPalette()
     c = QColor
     roles = {
-        QPalette.Window: theme.surface, QPalette.WindowText: theme.text, QPalette.Base: theme.background,
-        QPalette.AlternateBase: theme.surface, QPalette.Text: theme.text, QPalette.Button: theme.surface,
-        QPalette.ButtonText: theme.text, QPalette.ToolTipBase: theme.background, QPalette.ToolTipText: theme.text,
-        QPalette.PlaceholderText: theme.muted, QPalette.Highlight: ACCENTS[0], QPalette.HighlightedText: "#ffffff",
-        QPalette.Link: ACCENTS[5] if theme.is_dark else ACCENTS[0], QPalette.BrightText: HIGHLIGHT,
-        QPalette.Mid: theme.grid, QPalette.Midlight: theme.grid, QPalette.Dark: theme.muted,
-        QPalette.Light: theme.background, QPalette.Shadow: "#000000",
+        QPalette.Window: theme.surface,
+        QPalette.WindowText: theme.text,
+        QPalette.Base: theme.background,
+        QPalette.AlternateBase: theme.surface,
+        QPalette.Text: theme.text,
+        QPalette.Button: theme.surface,
+        QPalette.ButtonText: theme.text,
+        QPalette.ToolTipBase: theme.background,
+        QPalette.ToolTipText: theme.text,
+        QPalette.PlaceholderText: theme.muted,
+        QPalette.Highlight: ACCENTS[0],
+        QPalette.HighlightedText: "#ffffff",
+        QPalette.Link: ACCENTS[5] if theme.is_dark else ACCENTS[0],
+        QPalette.BrightText: HIGHLIGHT,
+        QPalette.Mid: theme.grid,
+        QPalette.Midlight: theme.grid,
+        QPalette.Dark: theme.muted,
+        QPalette.Light: theme.background,
+        QPalette.Shadow: "#000000",
     }
     for role, colour in roles.items():
         p.setColor(role, c(colour))
@@ -108,4 +121,5 @@ def apply_theme(app, theme: Theme) -> None:
     app.setPalette(make_palette(theme))
     app.setStyleSheet(
         f"QToolTip {{ color: {theme.text}; background: {theme.background}; border: 1px solid {theme.grid}; }}"
-        f" QLabel#panelHelp {{ color: {theme.muted}; }}")
+        f" QLabel#panelHelp {{ color: {theme.muted}; }}"
+    )

@@ -1,4 +1,5 @@
-"""Backends (issue 5): the ONNX export of the tiny model agrees with torch; caching, fallbacks and ``auto``."""
+"""Backends: the ONNX export of the tiny model agrees with torch; caching, fallbacks and ``auto``."""
+
 from __future__ import annotations
 
 import shutil
@@ -16,8 +17,11 @@ def tiny_engine(backend: str, seed: int = 0, device: str = "cpu"):
     from explainer.core.engine import TINY_CONFIG, Engine
     from explainer.core.llama import random_weights
 
-    return Engine(_weights=(TINY_CONFIG, random_weights(TINY_CONFIG, seed), bundled_model_path(fetch=False)),
-                  device=device, backend=backend)
+    return Engine(
+        _weights=(TINY_CONFIG, random_weights(TINY_CONFIG, seed), bundled_model_path(fetch=False)),
+        device=device,
+        backend=backend,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +64,13 @@ def test_onnx_probabilities_equal_torch(onnx_tiny, torch_tiny, text):
 
 
 def test_onnx_incremental_equals_full_recompute(onnx_tiny):
-    steps = [("append_char", c) for c in " and the dog"] + [("backspace", 3), ("insert", 0.3, "big "),
-                                                            ("prefix", 0.5), ("empty",), ("append", "again!")]
+    steps = [("append_char", c) for c in " and the dog"] + [
+        ("backspace", 3),
+        ("insert", 0.3, "big "),
+        ("prefix", 0.5),
+        ("empty",),
+        ("append", "again!"),
+    ]
     run_sequence(onnx_tiny, TEXTS[1], steps)
 
 
@@ -94,7 +103,7 @@ def test_damaged_export_is_rebuilt(onnx_tiny, tmp_path, monkeypatch):
     shutil.copy(good.with_suffix(".json"), meta)
     assert cached_export(identity) == dst
     data = bytearray(dst.read_bytes())
-    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64  # same size, damaged weights
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64  # same size, damaged weights
     dst.write_bytes(bytes(data))
     assert cached_export(identity) is None
     eng = tiny_engine("onnx")

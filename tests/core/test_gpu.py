@@ -1,7 +1,8 @@
-"""The engine on a CUDA GPU agrees with the CPU; ONNX Runtime's CUDA provider works (issue 5).
+"""The engine on a CUDA GPU agrees with the CPU; ONNX Runtime's CUDA provider works.
 
 Every test here needs a CUDA device and is skipped, with that reason, where torch sees none.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,11 @@ def _tiny(device: str, backend: str = "torch"):
     from explainer.core.engine import TINY_CONFIG, Engine
     from explainer.core.llama import random_weights
 
-    return Engine(_weights=(TINY_CONFIG, random_weights(TINY_CONFIG, 0), bundled_model_path(fetch=False)),
-                  device=device, backend=backend)
+    return Engine(
+        _weights=(TINY_CONFIG, random_weights(TINY_CONFIG, 0), bundled_model_path(fetch=False)),
+        device=device,
+        backend=backend,
+    )
 
 
 def _assert_close(a, b, tol=1e-3):

@@ -1,4 +1,4 @@
-"""Incremental analysis equals a full recompute, for any sequence of edits (issue 5).
+"""Incremental analysis equals a full recompute, for any sequence of edits.
 
 One engine analyses every edit incrementally (the way the app does while you type); a second engine sharing
 the same model recomputes every text from scratch (``incremental=False``). Every field must agree within 1e-5
@@ -11,6 +11,7 @@ carries the "massive activations": measured 4.5e-5 relative in the last residual
 probability. That is not an incremental bug (a full pass of the prefix alone differs from the longer pass just
 as much); 1e-4 is also the tolerance of the reference tests against transformers.
 """
+
 from __future__ import annotations
 
 import copy
@@ -47,7 +48,7 @@ def apply_edit(text: str, edit) -> str:
         return text + args[0]
     if kind == "delete":
         i = at(args[0])
-        return text[:i] + text[i + args[1]:]
+        return text[:i] + text[i + args[1] :]
     if kind == "backspace":
         return text[: max(0, len(text) - args[0])]
     if kind == "insert":
@@ -83,8 +84,12 @@ def assert_same(inc, full, tol: float = TOL) -> None:
     for layer in range(full.hidden.shape[0]):
         scale = max(1.0, float(np.abs(full.hidden[layer]).max(initial=0.0)))
         np.testing.assert_allclose(inc.hidden[layer], full.hidden[layer], atol=tol * scale, rtol=0)
-    np.testing.assert_allclose(inc.final_normed, full.final_normed, atol=tol * max(
-        1.0, float(np.abs(full.final_normed).max(initial=0.0))), rtol=0)
+    np.testing.assert_allclose(
+        inc.final_normed,
+        full.final_normed,
+        atol=tol * max(1.0, float(np.abs(full.final_normed).max(initial=0.0))),
+        rtol=0,
+    )
     a_inc, a_full = inc.attention.full(), full.attention.full()
     assert a_inc.dtype == np.float32 and a_inc.shape == a_full.shape
     np.testing.assert_allclose(a_inc, a_full, atol=tol, rtol=0)
@@ -117,15 +122,22 @@ def tiny():
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(start=st.lists(chunk, max_size=6).map("".join), steps=st.lists(edits, min_size=1, max_size=8),
-       start_token=st.booleans())
+@given(
+    start=st.lists(chunk, max_size=6).map("".join),
+    steps=st.lists(edits, min_size=1, max_size=8),
+    start_token=st.booleans(),
+)
 def test_tiny_random_edit_sequences(tiny, start, steps, start_token):
     run_sequence(tiny, start, steps, start_token=start_token)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(edits, min_size=1, max_size=6), max_tokens=st.integers(1, 12), top_k=st.sampled_from([1, 5]),
-       parse_specials=st.booleans())
+@given(
+    steps=st.lists(edits, min_size=1, max_size=6),
+    max_tokens=st.integers(1, 12),
+    top_k=st.sampled_from([1, 5]),
+    parse_specials=st.booleans(),
+)
 def test_tiny_settings_change_between_edits(tiny, steps, max_tokens, top_k, parse_specials):
     """Truncation, another top-k and special-token parsing in the middle of a sequence."""
     inc, ref = twin(tiny), twin(tiny)
@@ -139,8 +151,11 @@ def test_tiny_settings_change_between_edits(tiny, steps, max_tokens, top_k, pars
 
 def test_typing_char_by_char_then_deleting(tiny):
     text = "How many r's are in strawberry? 数字 123 🍓"
-    steps = [("append_char", c) for c in text] + [("backspace", 1)] * 10 + [("prefix", 0.3), ("empty",),
-                                                                           ("append", "again")]
+    steps = (
+        [("append_char", c) for c in text]
+        + [("backspace", 1)] * 10
+        + [("prefix", 0.3), ("empty",), ("append", "again")]
+    )
     run_sequence(tiny, "", steps)
 
 
@@ -175,8 +190,12 @@ def test_a_failed_forward_does_not_poison_the_state(tiny, monkeypatch):
 
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.slow
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
-          phases=[Phase.explicit, Phase.reuse, Phase.generate])  # shrinking a 30-layer model takes minutes
+@settings(
+    max_examples=5,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)  # shrinking a 30-layer model takes minutes
 @given(steps=st.lists(edits, min_size=2, max_size=5))
 def test_real_model_random_edit_sequences(real_engine, steps):
     run_sequence(real_engine, "The cat sat on the mat. How many r's are in strawberry?", steps, REAL_TOL)
@@ -185,15 +204,24 @@ def test_real_model_random_edit_sequences(real_engine, steps):
 @pytest.mark.slow
 def test_real_model_shrink_to_the_start_token(real_engine):
     """The case hypothesis found: the start token's row kept from a 17-token pass vs computed alone."""
-    run_sequence(real_engine, "The cat sat on the mat. How many r's are in strawberry?",
-                 [("append", "a"), ("prefix", 0.0)], REAL_TOL)
+    run_sequence(
+        real_engine,
+        "The cat sat on the mat. How many r's are in strawberry?",
+        [("append", "a"), ("prefix", 0.0)],
+        REAL_TOL,
+    )
 
 
 @pytest.mark.slow
 def test_real_model_typing(real_engine):
     text = "I sat on the bank of the river."
-    steps = [("append_char", c) for c in " Then I went"] + [("backspace", 2), ("insert", 0.5, " big"),
-                                                            ("delete", 0.2, 3), ("prefix", 0.5), ("empty",)]
+    steps = [("append_char", c) for c in " Then I went"] + [
+        ("backspace", 2),
+        ("insert", 0.5, " big"),
+        ("delete", 0.2, 3),
+        ("prefix", 0.5),
+        ("empty",),
+    ]
     run_sequence(real_engine, text, steps, REAL_TOL)
 
 
@@ -225,8 +253,15 @@ def test_long_texts_keep_later_rows_as_float16(tiny):
 def test_attention_chunks_cover_the_rows_once_and_never_straddle_the_float32_limit():
     from explainer.core.engine import CHUNK_ROWS, SINGLE_CALL_ROWS, attention_chunks
 
-    for p, T, limit in [(0, 8, 256), (0, 300, 256), (5, 512, 256), (0, 1024, 256), (700, 1030, 256),
-                        (0, 1024, 1 << 30), (255, 257, 256)]:
+    for p, T, limit in [
+        (0, 8, 256),
+        (0, 300, 256),
+        (5, 512, 256),
+        (0, 1024, 256),
+        (700, 1030, 256),
+        (0, 1024, 1 << 30),
+        (255, 257, 256),
+    ]:
         chunks = list(attention_chunks(p, T, limit))
         assert chunks[0][0] == p and chunks[-1][1] == T
         assert all(b0 == a1 for (_, b0), (a1, _) in zip(chunks, chunks[1:]))

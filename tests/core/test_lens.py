@@ -58,7 +58,8 @@ def test_nearest_neighbours_cosine():
 def test_embedding_table_is_found_when_tied(tiny_engine):
     r = tiny_engine.analyze("hello world")
     assert lens.embedding_table_of(r) is tiny_engine.embedding_table or np.shares_memory(
-        lens.embedding_table_of(r), tiny_engine.embedding_table)
+        lens.embedding_table_of(r), tiny_engine.embedding_table
+    )
 
 
 def test_lens_needs_weights_and_valid_position(tiny_engine):

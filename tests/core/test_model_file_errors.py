@@ -1,4 +1,5 @@
 """Every broken model file gives one clear sentence (ModelFileError), and the CLI exits 2 without a traceback."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,9 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from explainer.core.engine import TINY_CONFIG, Engine
 from explainer.core.errors import ModelFileError
 from explainer.core.gguf_loader import check_model_path, dequantize_gguf, load_weights
-from explainer.core.engine import TINY_CONFIG, Engine
 from explainer.core.llama import random_weights
 from tests.gguf_factory import write_tiny_llama
 

@@ -1,4 +1,5 @@
 """sha256 of big files, remembered per file version; a cancelled background export leaves nothing behind."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Projection axes: fitted once, cached on disk, stable while typing; nearest neighbours by cosine."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,6 +28,7 @@ def make_reference(calls: list):
         hidden = rng.standard_normal((L + 1, 150, D)).astype(np.float32)
         hidden[:, ::10, 5] = 2e4  # massive activations on some tokens in one dimension
         return hidden, np.arange(150)
+
     return reference
 
 
@@ -85,8 +87,9 @@ def test_cache_round_trip(projector, table, tmp_path):
 
 def test_other_model_does_not_share_cache(projector, table, tmp_path):
     projector.prepare()
-    other = pj.Projector(info=make_info("other"), embedding_table=table, reference=make_reference([]),
-                         cache_dir=tmp_path)
+    other = pj.Projector(
+        info=make_info("other"), embedding_table=table, reference=make_reference([]), cache_dir=tmp_path
+    )
     assert other.key != projector.key
     other.fit_layer(0)
     assert other.fit_count == 1

@@ -1,5 +1,6 @@
 """Tokenizers: published test vectors, agreement with tiktoken's own pipeline, spans, dropped bytes, specials,
 early stop, and the GGUF vocabulary cache."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from explainer.core import bpe, tokenizers as tk
+from explainer.core import bpe
+from explainer.core import tokenizers as tk
 from explainer.core.errors import ModelFileError, TokenizerError, UserError
 from explainer.core.paths import find_installed_package_file
 from explainer.core.types import DroppedByte, Tokenization
@@ -20,8 +23,12 @@ ALL = [pytest.param("smollm2", marks=needs_gguf), "cl100k_base", "o200k_base"]
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # any text a user can paste: every code point, lone surrogates, control characters, special-token strings
 ANY_TEXT = st.lists(
-    st.one_of(st.characters(), st.integers(0xD800, 0xDFFF).map(chr), st.integers(0, 0x1F).map(chr),
-              st.sampled_from(["<|im_end|>", "<|endoftext|>", "\U00040000", "👍🏽", "  ", "\n"])),
+    st.one_of(
+        st.characters(),
+        st.integers(0xD800, 0xDFFF).map(chr),
+        st.integers(0, 0x1F).map(chr),
+        st.sampled_from(["<|im_end|>", "<|endoftext|>", "\U00040000", "👍🏽", "  ", "\n"]),
+    ),
     max_size=40,
 ).map("".join)
 NO_SURROGATES = st.text(st.characters(exclude_categories=("Cs",)), max_size=80)
@@ -38,7 +45,7 @@ def surrogate_free(text: str) -> str:
     return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
 
 
-# -- published vectors (NOTES.md "Tokenizers") -------------------------------------------------------------------
+# -- published vectors (ids from the tokenizers' own data files) -------------------------------------------------------------------
 @pytest.mark.parametrize(
     "name, text, ids",
     [
@@ -68,8 +75,9 @@ def test_smollm2_vocabulary_facts():
     assert tok.special_ids["<|im_start|>"] == 1
     assert tok.special_ids["<|im_end|>"] == 2
     assert set(tok.special_ids.values()) == set(range(17))
-    assert tok.missing_bytes == frozenset([0x04, 0x06, 0x13, 0x14, 0x16, 0x1D, 0xC0, 0xC1, 0xF1, 0xF2,
-                                           *range(0xF5, 0x100)])
+    assert tok.missing_bytes == frozenset(
+        [0x04, 0x06, 0x13, 0x14, 0x16, 0x1D, 0xC0, 0xC1, 0xF1, 0xF2, *range(0xF5, 0x100)]
+    )
 
 
 def test_names_and_unknown_name():
@@ -109,8 +117,12 @@ def tiktoken_reference(name):
             with pytest.MonkeyPatch.context() as mp:
                 mp.setattr(openai_public, "load_tiktoken_bpe", lambda *a, **k: dict(tok._ranks))
                 spec = getattr(openai_public, name)()
-        enc = tiktoken.Encoding(name, pat_str=spec["pat_str"], mergeable_ranks=spec["mergeable_ranks"],
-                                special_tokens=spec["special_tokens"])
+        enc = tiktoken.Encoding(
+            name,
+            pat_str=spec["pat_str"],
+            mergeable_ranks=spec["mergeable_ranks"],
+            special_tokens=spec["special_tokens"],
+        )
         _REFERENCE[name] = spec, enc
     return _REFERENCE[name]
 
@@ -173,9 +185,22 @@ def check_tokenization(tok, text: str, tz: Tokenization, complete: bool = True) 
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize(
     "text",
-    ["", "hello world", "  a  b  \n\n\t", "你好世界", "👍🏽 👨‍👩‍👧 🇯🇵", "e\u0301\u0301", "x\U00040000y\U00040000",
-     "\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b"
-     "\x1c\x1d\x1e\x1f\x7f\x80\x9f", "a\ud800b", "\udfff", "\ud83d\udc4d", "1234567 12", "<|im_end|><|endoftext|>"],
+    [
+        "",
+        "hello world",
+        "  a  b  \n\n\t",
+        "你好世界",
+        "👍🏽 👨‍👩‍👧 🇯🇵",
+        "e\u0301\u0301",
+        "x\U00040000y\U00040000",
+        "\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b"
+        "\x1c\x1d\x1e\x1f\x7f\x80\x9f",
+        "a\ud800b",
+        "\udfff",
+        "\ud83d\udc4d",
+        "1234567 12",
+        "<|im_end|><|endoftext|>",
+    ],
 )
 def test_spans_and_bytes(name, text):
     tok = get(name)
@@ -279,8 +304,14 @@ def test_decode_replaces_incomplete_utf8_and_rejects_unknown_ids():
 
 
 # -- specials --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, special", [pytest.param("smollm2", "<|im_end|>", marks=needs_gguf),
-                                           ("cl100k_base", "<|endoftext|>"), ("o200k_base", "<|endofprompt|>")])
+@pytest.mark.parametrize(
+    "name, special",
+    [
+        pytest.param("smollm2", "<|im_end|>", marks=needs_gguf),
+        ("cl100k_base", "<|endoftext|>"),
+        ("o200k_base", "<|endofprompt|>"),
+    ],
+)
 def test_specials_on_and_off(name, special):
     tok = get(name)
     sid = tok.special_ids[special]

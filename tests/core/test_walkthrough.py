@@ -14,7 +14,7 @@ def _check_matches_model(r, heads_to_check):
         for q in (0, 1, T // 2, T - 1):
             w = wt.walkthrough(r, layer, head, q)
             np.testing.assert_allclose(w.weights[: q + 1], r.attention.row(layer, head, q), atol=1e-5)
-            assert np.all(w.weights[q + 1:] == 0) and np.all(np.isneginf(w.masked[q + 1:]))
+            assert np.all(w.weights[q + 1 :] == 0) and np.all(np.isneginf(w.masked[q + 1 :]))
             assert w.weights.sum() == pytest.approx(1.0)
             np.testing.assert_allclose(w.output, w.weights @ w.v, atol=1e-12)
             np.testing.assert_allclose(w.scaled, w.scores / math.sqrt(r.model.d_head))

@@ -1,5 +1,6 @@
 """explainer's ChatML renderer against transformers' ``apply_chat_template`` on the tokenizer it builds from the
 bundled GGUF (the same ``tokenizer.chat_template``): text and token ids."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,10 +21,15 @@ if GGUF is None:
 # pre-tokenizer (see test_tokenizer_hf.py), which would make the id comparison fail for an unrelated reason.
 CONVERSATIONS = [
     [{"role": "user", "content": "What is the powerhouse of the cell?"}],
-    [{"role": "system", "content": "You are a biology tutor. Answer in one sentence."},
-     {"role": "user", "content": "Why are leaves green?"}],
-    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
-     {"role": "user", "content": "Name a mammal that lays eggs."}],
+    [
+        {"role": "system", "content": "You are a biology tutor. Answer in one sentence."},
+        {"role": "user", "content": "Why are leaves green?"},
+    ],
+    [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "Name a mammal that lays eggs."},
+    ],
     [{"role": "assistant", "content": "I speak first."}, {"role": "user", "content": "OK."}],
     [{"role": "user", "content": ""}],
     [{"role": "user", "content": "  spaces kept \n\n and new lines\n"}],

@@ -1,4 +1,5 @@
 """The real model against Hugging Face transformers on the same GGUF: probabilities and attention within 1e-4."""
+
 from __future__ import annotations
 
 import numpy as np

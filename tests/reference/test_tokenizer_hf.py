@@ -6,6 +6,7 @@ while SmolLM2's published tokenizer.json (and llama.cpp's "smollm" pre-tokenizer
 splits the spaces as " " + " 1", SmolLM2 as "  " + "1"). So the main reference is HF's tokenizer with the
 published pre-tokenizer put back; the stock loader is compared on text without digits.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,8 @@ pytestmark = [pytest.mark.reference, pytest.mark.usefixtures("module_cache_folde
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from explainer.core.paths import find_installed_package_file  # noqa: E402
 from explainer.core.tokenizers import BUNDLED_GGUF, get_tokenizer  # noqa: E402
@@ -92,8 +94,6 @@ STRINGS = [
     "\ufeffBOM at start",
     "\ufffd replacement char",
 ]
-
-
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +184,11 @@ def test_every_vocabulary_entry_tokenizes_like_hf(hf, ours):
     assert len(texts) > 40000
     hf.encode_special_tokens = False
     expected = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
-    mismatches = [(t, ours.encode(t, parse_specials=True), e) for t, e in zip(texts, expected)
-                  if ours.encode(t, parse_specials=True) != e]
+    mismatches = [
+        (t, ours.encode(t, parse_specials=True), e)
+        for t, e in zip(texts, expected)
+        if ours.encode(t, parse_specials=True) != e
+    ]
     assert mismatches == []
 
 
@@ -193,8 +196,31 @@ def test_every_vocabulary_entry_tokenizes_like_hf(hf, ours):
 # surrogates (Rust strings cannot hold them).
 _TEXT = st.text(st.characters(exclude_categories=("Cs", "Cn")), max_size=60)
 _MIXED = st.lists(
-    st.sampled_from(["1", "23", " ", "  ", "\n", "\t", "a", "é", "👍", "\U0001f3fd", "\u200d", "'s", "<|im_end|>",
-                     "\x04", "\U00040000", "你", "x1", "!", "  \n ", "\r\n"]) | _TEXT,
+    st.sampled_from(
+        [
+            "1",
+            "23",
+            " ",
+            "  ",
+            "\n",
+            "\t",
+            "a",
+            "é",
+            "👍",
+            "\U0001f3fd",
+            "\u200d",
+            "'s",
+            "<|im_end|>",
+            "\x04",
+            "\U00040000",
+            "你",
+            "x1",
+            "!",
+            "  \n ",
+            "\r\n",
+        ]
+    )
+    | _TEXT,
     max_size=12,
 ).map("".join)
 

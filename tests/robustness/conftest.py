@@ -1,4 +1,5 @@
 """Fixtures for the robustness tests: a tiny GGUF model on disk and an in-process CLI runner."""
+
 from __future__ import annotations
 
 import io
@@ -118,12 +119,19 @@ def dialogs(monkeypatch):
     for kind in ("warning", "critical", "information", "question"):
         monkeypatch.setattr(QMessageBox, kind, static(kind))
     monkeypatch.setattr(QMessageBox, "open", lambda self, *a: shown.append(("open", self.windowTitle(), self.text())))
-    monkeypatch.setattr(QMessageBox, "exec", lambda self, *a: shown.append(("exec", self.windowTitle(), self.text())) or 0)
+    monkeypatch.setattr(
+        QMessageBox, "exec", lambda self, *a: shown.append(("exec", self.windowTitle(), self.text())) or 0
+    )
     return shown
 
 
 def wait_for_result(qtbot, w, text: str | None = None, timeout: int = 30000) -> None:
     """Until the window shows the analysis of ``text`` (default: the editor's text) and nothing is pending."""
-    qtbot.waitUntil(lambda: w.result is not None and w.result.text == (w.editor.toPlainText() if text is None
-                                                                        else text) and not w.controller.busy,
-                    timeout=timeout)
+    qtbot.waitUntil(
+        lambda: (
+            w.result is not None
+            and w.result.text == (w.editor.toPlainText() if text is None else text)
+            and not w.controller.busy
+        ),
+        timeout=timeout,
+    )

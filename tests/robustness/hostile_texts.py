@@ -7,17 +7,18 @@
 
 Bytes the SmolLM2 vocabulary cannot express (NOTES: 21 values) are listed in ``NO_TOKEN_BYTES``.
 """
+
 from __future__ import annotations
 
-# Byte values with no token in SmolLM2's vocabulary (NOTES.md, "Tokenizers").
+# Byte values with no token in SmolLM2's vocabulary (21 values; Hugging Face drops them silently).
 NO_TOKEN_BYTES = frozenset([0x04, 0x06, 0x13, 0x14, 0x16, 0x1D, 0xC0, 0xC1, 0xF1, 0xF2, *range(0xF5, 0x100)])
 
 C0_CONTROLS = "".join(chr(i) for i in range(0x20))
 ZWJ = "\u200d"
-FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"  # 👨‍👩‍👧‍👦
-RAINBOW_FLAG = "\U0001F3F3\ufe0f\u200d\U0001F308"  # 🏳️‍🌈
-FRENCH_FLAG = "\U0001F1EB\U0001F1F7"  # 🇫🇷 (two regional indicators)
-MATH_BOLD = "\U0001D400\U0001D401\U0001D402"  # 𝐀𝐁𝐂
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # 👨‍👩‍👧‍👦
+RAINBOW_FLAG = "\U0001f3f3\ufe0f\u200d\U0001f308"  # 🏳️‍🌈
+FRENCH_FLAG = "\U0001f1eb\U0001f1f7"  # 🇫🇷 (two regional indicators)
+MATH_BOLD = "\U0001d400\U0001d401\U0001d402"  # 𝐀𝐁𝐂
 MIXED_SCRIPTS = "漢字とかな 한국어 العربية مرحبا देवनागरी हिन्दी ไทย עברית"
 
 HOSTILE: dict[str, str] = {
@@ -36,9 +37,9 @@ HOSTILE: dict[str, str] = {
     "no_token_0x1d": "a\x1db",
     "no_token_only": "\x04\x06\x13\x14\x16\x1d",
     "plane4_U40000": "\U00040000",  # UTF-8 F1 80 80 80: lead byte 0xF1 has no token
-    "plane4_in_word": "x\U00040000y \U0004ABCDz",
-    "private_use": "\ue000\U000F0000\U0010FFFD",
-    "noncharacters": "\ufffe\uffff\U0001FFFE\U0010FFFF",
+    "plane4_in_word": "x\U00040000y \U0004abcdz",
+    "private_use": "\ue000\U000f0000\U0010fffd",
+    "noncharacters": "\ufffe\uffff\U0001fffe\U0010ffff",
     "replacement_char": "\ufffd\ufffd",
     "bom_inside": "\ufeffstart \ufeff middle",
     "lone_combining": "\u0301",
@@ -49,8 +50,8 @@ HOSTILE: dict[str, str] = {
     "zwj_family": FAMILY,
     "zwj_rainbow_flag": RAINBOW_FLAG,
     "flag_fr": FRENCH_FLAG,
-    "flags_many": FRENCH_FLAG * 50 + "\U0001F1FA\U0001F1F8",
-    "skin_tones": "\U0001F44D\U0001F3FB\U0001F44D\U0001F3FF",
+    "flags_many": FRENCH_FLAG * 50 + "\U0001f1fa\U0001f1f8",
+    "skin_tones": "\U0001f44d\U0001f3fb\U0001f44d\U0001f3ff",
     "math_alnum": MATH_BOLD,
     "fullwidth": "ＡＢＣ１２３",
     "special_im_end": "<|im_end|>",
@@ -58,9 +59,9 @@ HOSTILE: dict[str, str] = {
     "special_im_start_chat": "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
     "special_lookalike": "<|im_end| > <| endoftext|> <|IM_END|> <|im_end|<|im_end|>>",
     "special_fim": "<|fim_prefix|><|endofprompt|>",
-    "repeated_emoji": "\U0001F600" * 3000,
+    "repeated_emoji": "\U0001f600" * 3000,
     "zwj_storm": ZWJ * 5000,
-    "zwj_between_emoji": ZWJ.join(["\U0001F468"] * 500),
+    "zwj_between_emoji": ZWJ.join(["\U0001f468"] * 500),
     "long_word": "a" * 60_000,
     "long_word_mixed": "Supercalifragilistic" * 2000,
     "long_digits": "1234567890" * 2000,
@@ -82,8 +83,11 @@ ARGV_SAFE_NAMES = frozenset(k for k, v in HOSTILE.items() if "\x00" not in v and
 
 def big_paste(n_bytes: int = 1_000_000) -> str:
     """About ``n_bytes`` of UTF-8: prose, code, emoji, CJK, control characters, mixed; not one long piece."""
-    unit = ("The lecture starts at nine. Attention is all you need? " "def f(x):\n    return x**2\n"
-            "漢字とかな \U0001F600\U0001F44D " + FAMILY + " العربية देवनागरी \x04\x1d\x00 <|im_end|> 1234567\n")
+    unit = (
+        "The lecture starts at nine. Attention is all you need? "
+        "def f(x):\n    return x**2\n"
+        "漢字とかな \U0001f600\U0001f44d " + FAMILY + " العربية देवनागरी \x04\x1d\x00 <|im_end|> 1234567\n"
+    )
     reps = n_bytes // len(unit.encode("utf-8")) + 1
     return unit * reps
 

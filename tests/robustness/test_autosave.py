@@ -1,5 +1,6 @@
 """Nothing lost: the Autosaver writes text, scene and settings atomically, only when changed, on a timer and on
 close, and a new window restores them. Damaged or unwritable autosave files never stop the window."""
+
 from __future__ import annotations
 
 import json
@@ -85,13 +86,14 @@ def test_timer_saves_typing_within_the_interval(qtbot, make_window, tiny_engine)
     w.autosaver.timer.setInterval(200)
     automation.type_text(w.editor, "typed ✓ 👍\nline two", interval_ms=5)
     qtbot.waitUntil(lambda: w.editor.toPlainText() == "typed ✓ 👍\nline two", timeout=5000)
-    qtbot.waitUntil(lambda: autosave.autosave_path().exists() and saved()["text"] == "typed ✓ 👍\nline two",
-                    timeout=3000)
+    qtbot.waitUntil(
+        lambda: autosave.autosave_path().exists() and saved()["text"] == "typed ✓ 👍\nline two", timeout=3000
+    )
 
 
 def test_close_saves_even_before_the_first_tick(qtbot, make_window, tiny_engine):
     w = make_window(factory(tiny_engine), text="x", start=False)
-    w.autosaver.timer.setInterval(10 ** 7)
+    w.autosaver.timer.setInterval(10**7)
     w.set_text("last words before closing")
     w.close()
     assert saved()["text"] == "last words before closing"
@@ -131,14 +133,26 @@ def test_unwritable_data_folder_never_stops_the_window(qtbot, qt_isolated, make_
     w.close()  # the last save fails quietly
 
 
-BAD_EVERYTHING = (b'{"format": 1, "text": "ok", "scene": {"theme": "neon", "attention": {"layer": "x", "head": -5, '
-                  b'"tab": 99}, "selected_position": 10000, "tokens": {"tokenizer": "gpt7", "heat": "yes"}}, '
-                  b'"settings": {"max_tokens": -1, "top_k": true, "start_token": "no", "parse_specials": 1, "bogus": 3}}')
+BAD_EVERYTHING = (
+    b'{"format": 1, "text": "ok", "scene": {"theme": "neon", "attention": {"layer": "x", "head": -5, '
+    b'"tab": 99}, "selected_position": 10000, "tokens": {"tokenizer": "gpt7", "heat": "yes"}}, '
+    b'"settings": {"max_tokens": -1, "top_k": true, "start_token": "no", "parse_specials": 1, "bogus": 3}}'
+)
 
 
-@pytest.mark.parametrize("content", [
-    b"", b"{", b"\xff\xfe garbage", b"[1, 2, 3]", b"null", b'{"format": 99, "text": "future"}',
-    b'{"format": 1, "text": 42, "scene": "dark", "settings": [1]}', BAD_EVERYTHING])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{",
+        b"\xff\xfe garbage",
+        b"[1, 2, 3]",
+        b"null",
+        b'{"format": 99, "text": "future"}',
+        b'{"format": 1, "text": 42, "scene": "dark", "settings": [1]}',
+        BAD_EVERYTHING,
+    ],
+)
 def test_damaged_autosave_is_ignored(qtbot, qt_isolated, make_window, tiny_engine, content):
     from explainer.runtime.worker import AnalysisSettings
     from explainer.ui.main_window import DEFAULT_TEXT

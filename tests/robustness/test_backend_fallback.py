@@ -1,12 +1,11 @@
 """CUDA / ONNX provider failures fall back (to torch, or to ONNX Runtime's CPU provider) with a one-sentence
 notice, and the analysis goes on. No GPU needed: onnxruntime sessions are faked where a GPU would be."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import pytest
 
-pytest.importorskip("explainer.core.backends.select", reason="core/backends not there yet")
 ort = pytest.importorskip("onnxruntime")
 
 from explainer.core.backends import onnx_backend as ob  # noqa: E402
@@ -27,8 +26,11 @@ def test_onnx_session_failure_falls_back_to_torch_with_a_notice(monkeypatch, tmp
         raise RuntimeError("CUDAExecutionProvider: libcudnn.so.9: cannot open shared object file")
 
     monkeypatch.setattr(ob, "OnnxBackend", broken)
-    engine = Engine(_weights=(TINY_CONFIG, random_weights(TINY_CONFIG), bundled_model_path(fetch=False)),
-                    device="cpu", backend="onnx")
+    engine = Engine(
+        _weights=(TINY_CONFIG, random_weights(TINY_CONFIG), bundled_model_path(fetch=False)),
+        device="cpu",
+        backend="onnx",
+    )
     assert engine.backend == "torch"
     notice = engine.notice
     assert notice and "torch" in notice and "\n" not in notice and len(notice) < 300
@@ -44,8 +46,11 @@ def onnx_engine():
     from explainer.core.engine import TINY_CONFIG, Engine
     from explainer.core.llama import random_weights
 
-    engine = Engine(_weights=(TINY_CONFIG, random_weights(TINY_CONFIG), bundled_model_path(fetch=False)),
-                    device="cpu", backend="onnx")
+    engine = Engine(
+        _weights=(TINY_CONFIG, random_weights(TINY_CONFIG), bundled_model_path(fetch=False)),
+        device="cpu",
+        backend="onnx",
+    )
     if engine.backend != "onnx":
         pytest.skip(f"no ONNX backend here: {engine.notice}")
     return engine
@@ -73,8 +78,13 @@ def make_like(active, device: str):
     """Another OnnxBackend like ``active`` for ``device`` (the constructor's parameters are looked up by name)."""
     import inspect
 
-    known = {"path": active.path, "cfg": active.cfg, "embedding": getattr(active, "embedding", None),
-             "device": device, "threads": None}
+    known = {
+        "path": active.path,
+        "cfg": active.cfg,
+        "embedding": getattr(active, "embedding", None),
+        "device": device,
+        "threads": None,
+    }
     kwargs = {}
     for name, prm in list(inspect.signature(type(active).__init__).parameters.items())[1:]:
         if name in known and known[name] is not None:

@@ -5,6 +5,7 @@ sentence; never a traceback.
 In-process runs use ``explainer.cli.main`` with the tiny model written as a GGUF; a few subprocess runs send
 real argv bytes (invalid UTF-8 included) and pipes; one run uses the real model (marked slow).
 """
+
 from __future__ import annotations
 
 import json
@@ -90,10 +91,26 @@ def check_tokenize_row(row: dict, want: str) -> None:
     assert len(row["dropped"]) == len(SURROGATE.sub("\ufffd", text).encode("utf-8")) - len(kept_bytes(text))
 
 
-def check_analyze_row(row: dict, want: str, max_tokens: int = MAX_TOKENS, top_k: int = TOP_K,
-                      specials: bool = False, attention: bool = False) -> None:
-    keys = {"text", "model", "device", "backend", "truncated", "tokens", "positions", "sentence_logprob",
-            "dropped", "specials_parsed"}
+def check_analyze_row(
+    row: dict,
+    want: str,
+    max_tokens: int = MAX_TOKENS,
+    top_k: int = TOP_K,
+    specials: bool = False,
+    attention: bool = False,
+) -> None:
+    keys = {
+        "text",
+        "model",
+        "device",
+        "backend",
+        "truncated",
+        "tokens",
+        "positions",
+        "sentence_logprob",
+        "dropped",
+        "specials_parsed",
+    }
     assert set(row) == keys | ({"attention"} if attention else set())
     same_text(row["text"], want)
     toks, pos = row["tokens"], row["positions"]
@@ -147,20 +164,54 @@ def test_tokenize_hostile(cli, tmp_path, name, mode):
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_analyze_hostile(cli, tmp_path, tiny_gguf, name, mode):
     raw = HOSTILE[name]
-    r = feed(cli, tmp_path, mode, raw, "analyze", "--json", "--model", str(tiny_gguf), "--max-tokens",
-             str(MAX_TOKENS), "--top-k", str(TOP_K))
+    r = feed(
+        cli,
+        tmp_path,
+        mode,
+        raw,
+        "analyze",
+        "--json",
+        "--model",
+        str(tiny_gguf),
+        "--max-tokens",
+        str(MAX_TOKENS),
+        "--top-k",
+        str(TOP_K),
+    )
     assert r.code == 0, r.err
     rows = strict_json(r.out)
     assert len(rows) == 1
     check_analyze_row(rows[0], expected_text(raw, mode))
 
 
-@pytest.mark.parametrize("name", ["special_im_end", "special_endoftext", "special_im_start_chat",
-                                  "special_lookalike", "special_fim", "c0_controls", "zwj_family", "empty"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "special_im_end",
+        "special_endoftext",
+        "special_im_start_chat",
+        "special_lookalike",
+        "special_fim",
+        "c0_controls",
+        "zwj_family",
+        "empty",
+    ],
+)
 def test_analyze_parse_specials_with_attention(cli, tiny_gguf, name):
     raw = HOSTILE[name]
-    r = cli("analyze", "--json", "--model", str(tiny_gguf), "--max-tokens", "32", "--top-k", "2",
-            "--parse-specials", "--attention", raw)
+    r = cli(
+        "analyze",
+        "--json",
+        "--model",
+        str(tiny_gguf),
+        "--max-tokens",
+        "32",
+        "--top-k",
+        "2",
+        "--parse-specials",
+        "--attention",
+        raw,
+    )
     assert r.code == 0, r.err
     row = strict_json(r.out)[0]
     check_analyze_row(row, raw, 32, 2, specials=True, attention=True)
@@ -171,8 +222,17 @@ def test_analyze_parse_specials_with_attention(cli, tiny_gguf, name):
 
 def test_all_hostile_texts_in_one_call_keep_their_order(cli, tiny_gguf):
     names = sorted(HOSTILE)
-    r = cli("analyze", "--json", "--model", str(tiny_gguf), "--max-tokens", "16", "--top-k", "1",
-            *(HOSTILE[n] for n in names))
+    r = cli(
+        "analyze",
+        "--json",
+        "--model",
+        str(tiny_gguf),
+        "--max-tokens",
+        "16",
+        "--top-k",
+        "1",
+        *(HOSTILE[n] for n in names),
+    )
     assert r.code == 0, r.err
     rows = strict_json(r.out)
     assert len(rows) == len(names)
@@ -185,25 +245,36 @@ def test_table_output_hostile(cli, tiny_gguf, name):
     """Without --json: the human-readable tables print every hostile text without crashing."""
     r = cli("tokenize", HOSTILE[name])
     assert r.code == 0 and "Traceback" not in r.err
-    if name in ("zwj_family", "c0_controls", "special_im_end", "empty", "rtl_override", "plane4_U40000",
-                "lone_high_surrogate", "no_token_only"):
+    if name in (
+        "zwj_family",
+        "c0_controls",
+        "special_im_end",
+        "empty",
+        "rtl_override",
+        "plane4_U40000",
+        "lone_high_surrogate",
+        "no_token_only",
+    ):
         r = cli("analyze", "--model", str(tiny_gguf), "--max-tokens", "32", HOSTILE[name])
         assert r.code == 0 and "Traceback" not in r.err and "tokens" in r.out
 
 
 # --- user errors stay one sentence, even with hostile paths and options --------------------------------------------
-@pytest.mark.parametrize("argv", [
-    ["tokenize", "--text-file", "no\nsuch\nfile.txt"],
-    ["tokenize", "--text-file", "a\x00b"],
-    ["tokenize", "--text-file", "\udcff\udcfe.txt"],
-    ["tokenize", "--tokenizer", "\x1b[31mred\nline", "x"],
-    ["tokenize", "--text-file", "/", "x"],
-    ["analyze", "--model", "evil\nname\u202e.gguf", "x"],
-    ["analyze", "--model", "a\x00b.gguf", "x"],
-    ["analyze", "--device", "\u2028cuda", "x"],
-    ["analyze", "--max-tokens", "0", "x"],
-    ["analyze", "--top-k", "-1", "x"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tokenize", "--text-file", "no\nsuch\nfile.txt"],
+        ["tokenize", "--text-file", "a\x00b"],
+        ["tokenize", "--text-file", "\udcff\udcfe.txt"],
+        ["tokenize", "--tokenizer", "\x1b[31mred\nline", "x"],
+        ["tokenize", "--text-file", "/", "x"],
+        ["analyze", "--model", "evil\nname\u202e.gguf", "x"],
+        ["analyze", "--model", "a\x00b.gguf", "x"],
+        ["analyze", "--device", "\u2028cuda", "x"],
+        ["analyze", "--max-tokens", "0", "x"],
+        ["analyze", "--top-k", "-1", "x"],
+    ],
+)
 def test_hostile_options_are_one_sentence(cli, argv):
     r = cli(*argv)
     assert_one_sentence(r.code, r.out, r.err)
@@ -213,8 +284,18 @@ def test_directory_and_binary_text_files(cli, tmp_path, tiny_gguf):
     r = cli("tokenize", "--json", "--text-file", str(tmp_path))
     assert_one_sentence(r.code, r.out, r.err)
     # a binary file (the model itself) as the text: analysed up to --max-tokens, flagged truncated
-    r = cli("analyze", "--json", "--model", str(tiny_gguf), "--max-tokens", "64", "--top-k", "2",
-            "--text-file", str(tiny_gguf))
+    r = cli(
+        "analyze",
+        "--json",
+        "--model",
+        str(tiny_gguf),
+        "--max-tokens",
+        "64",
+        "--top-k",
+        "2",
+        "--text-file",
+        str(tiny_gguf),
+    )
     assert r.code == 0, r.err
     row = strict_json(r.out)[0]
     assert row["truncated"] is True and len(row["tokens"]) <= 64
@@ -244,8 +325,10 @@ def test_out_of_memory_is_one_sentence(cli, tiny_gguf, monkeypatch):
     from explainer.core import engine as eng
 
     def fail(*a, **k):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
-                           "you tried to allocate 160000000000 bytes.")
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
+            "you tried to allocate 160000000000 bytes."
+        )
 
     monkeypatch.setattr(eng.Engine, "analyze", fail)
     r = cli("analyze", "--model", str(tiny_gguf), "x")
@@ -294,14 +377,20 @@ def test_one_megabyte_tokenize_json(cli, big):
 def run_cli(*argv, stdin: bytes | None = None, env_extra: dict | None = None, timeout: float = 180):
     env = dict(os.environ, PYTHONPATH=str(ROOT), **(env_extra or {}))
     env.pop("EXPLAINER_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "explainer", *argv], input=stdin, capture_output=True,
-                          env=env, cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "explainer", *argv], input=stdin, capture_output=True, env=env, cwd=ROOT, timeout=timeout
+    )
 
 
 @pytest.mark.skipif(os.name != "posix", reason="bytes in argv are a POSIX thing")
 def test_subprocess_invalid_utf8_argv():
-    bad = [b"caf\xe9 \xff\xfe", b"\xed\xa0\x80 lone surrogate as bytes", b"\xf1\x80\x80\x80 plane 4",
-           b"\xc0\xaf overlong", os.fsencode(HOSTILE["zwj_family"] + HOSTILE["rtl_override"])]
+    bad = [
+        b"caf\xe9 \xff\xfe",
+        b"\xed\xa0\x80 lone surrogate as bytes",
+        b"\xf1\x80\x80\x80 plane 4",
+        b"\xc0\xaf overlong",
+        os.fsencode(HOSTILE["zwj_family"] + HOSTILE["rtl_override"]),
+    ]
     p = run_cli("tokenize", "--json", *bad)
     assert p.returncode == 0, p.stderr
     rows = strict_json(p.stdout.decode("utf-8"))
@@ -313,8 +402,17 @@ def test_subprocess_invalid_utf8_argv():
 @pytest.mark.skipif(os.name != "posix", reason="bytes in argv are a POSIX thing")
 def test_subprocess_analyze_every_argv_safe_text(tiny_gguf):
     names = sorted(ARGV_SAFE_NAMES)
-    p = run_cli("analyze", "--json", "--model", str(tiny_gguf), "--max-tokens", "24", "--top-k", "2",
-                *(os.fsencode(HOSTILE[n]) for n in names))
+    p = run_cli(
+        "analyze",
+        "--json",
+        "--model",
+        str(tiny_gguf),
+        "--max-tokens",
+        "24",
+        "--top-k",
+        "2",
+        *(os.fsencode(HOSTILE[n]) for n in names),
+    )
     assert p.returncode == 0, p.stderr
     assert b"Traceback" not in p.stderr
     rows = strict_json(p.stdout.decode("utf-8"))
@@ -324,8 +422,7 @@ def test_subprocess_analyze_every_argv_safe_text(tiny_gguf):
 
 def test_subprocess_stdin_with_nul_bom_and_invalid_utf8(tiny_gguf):
     data = b"\xef\xbb\xbfstart\x00mid\xff\xfe\x04\x1d end \xf0\x9f\x91" + HOSTILE["zwj_storm"].encode()
-    p = run_cli("analyze", "--json", "--model", str(tiny_gguf), "--max-tokens", "64", "--text-file", "-",
-                stdin=data)
+    p = run_cli("analyze", "--json", "--model", str(tiny_gguf), "--max-tokens", "64", "--text-file", "-", stdin=data)
     assert p.returncode == 0, p.stderr
     row = strict_json(p.stdout.decode("utf-8"))[0]
     check_analyze_row(row, data[3:].decode("utf-8", errors="replace"), 64, 10)
@@ -333,8 +430,12 @@ def test_subprocess_stdin_with_nul_bom_and_invalid_utf8(tiny_gguf):
 
 @pytest.mark.skipif(os.name != "posix", reason="locale environment variables")
 def test_subprocess_c_locale_prints_emoji():
-    p = run_cli("tokenize", "--json", HOSTILE["zwj_family"], env_extra={"LC_ALL": "C", "LANG": "C",
-                                                                        "PYTHONUTF8": "0", "PYTHONIOENCODING": ""})
+    p = run_cli(
+        "tokenize",
+        "--json",
+        HOSTILE["zwj_family"],
+        env_extra={"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""},
+    )
     assert p.returncode == 0, p.stderr
     assert strict_json(p.stdout.decode("utf-8"))[0]["text"] == HOSTILE["zwj_family"]
 
@@ -348,15 +449,23 @@ def test_subprocess_user_error_is_one_line_of_stderr():
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss units differ between systems")
 def test_subprocess_one_megabyte_paste_memory_is_bounded(tmp_path, tiny_gguf, big):
     """Peak memory for a 1 MB paste is about that of a short text: the paste is cut before the model."""
-    script = ("import os, resource, sys\nfrom explainer.cli import main\nrc = main(sys.argv[1:])\n"
-              "sys.stdout.flush()\nsys.stderr.write('MAXRSS %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-              "sys.exit(rc)\n")
+    script = (
+        "import os, resource, sys\nfrom explainer.cli import main\nrc = main(sys.argv[1:])\n"
+        "sys.stdout.flush()\nsys.stderr.write('MAXRSS %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "sys.exit(rc)\n"
+    )
     peaks = {}
     for label, data in (("short", b"The cat sat on the mat."), ("1MB", big.encode("utf-8"))):
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         t0 = time.perf_counter()
-        p = subprocess.run([sys.executable, "-c", script, "analyze", "--json", "--model", str(tiny_gguf),
-                            "--text-file", "-"], input=data, capture_output=True, env=env, cwd=ROOT, timeout=300)
+        p = subprocess.run(
+            [sys.executable, "-c", script, "analyze", "--json", "--model", str(tiny_gguf), "--text-file", "-"],
+            input=data,
+            capture_output=True,
+            env=env,
+            cwd=ROOT,
+            timeout=300,
+        )
         seconds = time.perf_counter() - t0
         assert p.returncode == 0, p.stderr
         peaks[label] = int(re.search(rb"MAXRSS (\d+)", p.stderr).group(1)) / 1024  # MiB
@@ -369,9 +478,26 @@ def test_subprocess_one_megabyte_paste_memory_is_bounded(tmp_path, tiny_gguf, bi
 # --- the real model ---------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_real_model_hostile_texts(cli, big):
-    names = ["nul_inside", "no_token_0x04", "no_token_only", "plane4_U40000", "zwj_family", "zwj_rainbow_flag",
-             "flag_fr", "math_alnum", "special_im_end", "special_lookalike", "rtl_override", "lone_combining",
-             "mixed_scripts", "lone_high_surrogate", "whitespace_only", "empty", "zwj_storm", "long_word"]
+    names = [
+        "nul_inside",
+        "no_token_0x04",
+        "no_token_only",
+        "plane4_U40000",
+        "zwj_family",
+        "zwj_rainbow_flag",
+        "flag_fr",
+        "math_alnum",
+        "special_im_end",
+        "special_lookalike",
+        "rtl_override",
+        "lone_combining",
+        "mixed_scripts",
+        "lone_high_surrogate",
+        "whitespace_only",
+        "empty",
+        "zwj_storm",
+        "long_word",
+    ]
     r = cli("analyze", "--json", "--max-tokens", "48", "--top-k", "3", *(HOSTILE[n] for n in names), big)
     assert r.code == 0, r.err
     rows = strict_json(r.out)

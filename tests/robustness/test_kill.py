@@ -3,6 +3,7 @@ shows it again. The app runs as a real process (``python -m explainer --demo``, 
 autosave module's test hooks: ``EXPLAINER_TEST_TYPE`` types key events into the editor, ``EXPLAINER_PRINT_STATE``
 prints the restored state as one JSON line and closes the window.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,13 +20,19 @@ import pytest
 from explainer.ui.main_window import DEFAULT_TEXT
 
 ROOT = Path(__file__).resolve().parents[2]
-TYPED = "Lecture 7: attention ✓ 漢字 العربية 👍 " + "\U0001F468\u200d\U0001F469\u200d\U0001F467" + "\nsecond line"
+TYPED = "Lecture 7: attention ✓ 漢字 العربية 👍 " + "\U0001f468\u200d\U0001f469\u200d\U0001f467" + "\nsecond line"
 START_TIMEOUT = 180  # seconds: importing torch and Qt on a loaded 2-core machine
 
 
 def app_env(tmp_path: Path, **extra: str) -> dict:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", EXPLAINER_DATA=str(tmp_path / "data"),
-               XDG_CONFIG_HOME=str(tmp_path / "config"), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        QT_QPA_PLATFORM="offscreen",
+        EXPLAINER_DATA=str(tmp_path / "data"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+    )
     for k in ("EXPLAINER_TEST_TYPE", "EXPLAINER_PRINT_STATE", "EXPLAINER_TEST_TYPE_INTERVAL_MS"):
         env.pop(k, None)
     env.update(extra)
@@ -33,9 +40,16 @@ def app_env(tmp_path: Path, **extra: str) -> dict:
 
 
 def start_app(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen, queue.Queue]:
-    proc = subprocess.Popen([sys.executable, "-m", "explainer", "--demo", "--size", "1280x720"], cwd=ROOT,
-                            env=app_env(tmp_path, **extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, encoding="utf-8", errors="replace")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "explainer", "--demo", "--size", "1280x720"],
+        cwd=ROOT,
+        env=app_env(tmp_path, **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+    )
     lines: queue.Queue = queue.Queue()
 
     def pump():
@@ -66,8 +80,13 @@ def read_autosave(path: Path) -> dict | None:
 
 
 def restart_and_print_state(tmp_path: Path) -> dict:
-    p = subprocess.run([sys.executable, "-m", "explainer", "--demo"], cwd=ROOT, capture_output=True,
-                       env=app_env(tmp_path, EXPLAINER_PRINT_STATE="1"), timeout=START_TIMEOUT)
+    p = subprocess.run(
+        [sys.executable, "-m", "explainer", "--demo"],
+        cwd=ROOT,
+        capture_output=True,
+        env=app_env(tmp_path, EXPLAINER_PRINT_STATE="1"),
+        timeout=START_TIMEOUT,
+    )
     assert p.returncode == 0, p.stderr.decode("utf-8", "replace")[-2000:]
     state_lines = [ln for ln in p.stdout.decode("utf-8").splitlines() if ln.startswith("{")]
     assert len(state_lines) == 1, p.stdout

@@ -4,6 +4,7 @@ Texts come from every Unicode category (lone surrogates and control characters i
 fragments known to be hostile (bytes without a token, ZWJ, combining marks, special-token look-alikes) and with
 long runs that exercise the tokenizer's long-piece windows.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,17 +18,55 @@ from hypothesis import strategies as st
 from explainer.core.tokenizers import LONG_PIECE, TOKENIZER_NAMES, get_tokenizer
 
 ALL_CATEGORIES = ["L", "M", "N", "P", "S", "Z", "C"]  # "C" includes Cs (surrogates) and Cc (controls)
-FRAGMENTS = ["\x04", "\x1d", "\x00", "\x7f", "\U00040000", "\u200d", "\u0301", "\u202e", "\ufe0f", " ", "  ",
-             "\n", "\r\n", "\t", "<|im_end|>", "<|endoftext|>", "<|im_start|>", "<|", "|>", "'s", "'ll", "1",
-             "23", "é", "漢", "\U0001F600", "\U0001F1EB\U0001F1F7", "\U0001F468\u200d\U0001F469", "\ud800", "\udfff",
-             "the", " the", "strawberry", "!!", "...", "\u00a0"]
+FRAGMENTS = [
+    "\x04",
+    "\x1d",
+    "\x00",
+    "\x7f",
+    "\U00040000",
+    "\u200d",
+    "\u0301",
+    "\u202e",
+    "\ufe0f",
+    " ",
+    "  ",
+    "\n",
+    "\r\n",
+    "\t",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|",
+    "|>",
+    "'s",
+    "'ll",
+    "1",
+    "23",
+    "é",
+    "漢",
+    "\U0001f600",
+    "\U0001f1eb\U0001f1f7",
+    "\U0001f468\u200d\U0001f469",
+    "\ud800",
+    "\udfff",
+    "the",
+    " the",
+    "strawberry",
+    "!!",
+    "...",
+    "\u00a0",
+]
 SURROGATES = re.compile("[\ud800-\udfff]")
 
 any_char = st.characters(categories=ALL_CATEGORIES)
 texts = st.lists(st.one_of(any_char, st.sampled_from(FRAGMENTS)), max_size=40).map("".join)
-long_runs = st.builds(lambda a, unit, n, b: a + unit * n + b, texts,
-                      st.sampled_from(["a", "ab", "!", "\x04", "é", "\U0001F600", "\u200d", " ", "1", "x\x04"]),
-                      st.integers(LONG_PIECE // 2, 3 * LONG_PIECE), texts)
+long_runs = st.builds(
+    lambda a, unit, n, b: a + unit * n + b,
+    texts,
+    st.sampled_from(["a", "ab", "!", "\x04", "é", "\U0001f600", "\u200d", " ", "1", "x\x04"]),
+    st.integers(LONG_PIECE // 2, 3 * LONG_PIECE),
+    texts,
+)
 any_text = st.one_of(texts, texts, texts, long_runs)
 
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -64,9 +103,9 @@ def test_tokenize_accounts_for_every_byte(tok, text, parse_specials):
         prev_start = t.start
         assert 0 <= t.id < tok.vocab_size and tok.token_bytes(t.id) == t.bytes
         if t.special:
-            assert clean[t.start:t.end] == t.bytes.decode("utf-8") and tok.is_special(t.id)
+            assert clean[t.start : t.end] == t.bytes.decode("utf-8") and tok.is_special(t.id)
         else:
-            assert t.bytes in clean[t.start:t.end].encode("utf-8").translate(None, delete)
+            assert t.bytes in clean[t.start : t.end].encode("utf-8").translate(None, delete)
 
 
 @PROPS
@@ -86,8 +125,8 @@ def test_max_tokens_gives_a_prefix(tok, text, n, parse_specials):
     full = tok.tokenize(text, parse_specials=parse_specials)
     cut = tok.tokenize(text, parse_specials=parse_specials, max_tokens=n)
     assert len(cut.tokens) <= n
-    assert cut.tokens == full.tokens[:len(cut.tokens)]
-    assert cut.dropped == full.dropped[:len(cut.dropped)]
+    assert cut.tokens == full.tokens[: len(cut.tokens)]
+    assert cut.dropped == full.dropped[: len(cut.dropped)]
     if 0 < n and len(full.tokens) <= n and len(full.dropped) < 4 * n + 1024:
         assert cut.tokens == full.tokens and cut.dropped == full.dropped
     assert full.complete
@@ -95,8 +134,12 @@ def test_max_tokens_gives_a_prefix(tok, text, n, parse_specials):
 
 
 @settings(max_examples=25, deadline=None)
-@given(text=st.sampled_from(["a", "!", "é", "\U0001F600", "1", "ab "]).flatmap(
-    lambda u: st.integers(LONG_PIECE, 4 * LONG_PIECE).map(lambda k: u * k)), n=st.integers(1, 400))
+@given(
+    text=st.sampled_from(["a", "!", "é", "\U0001f600", "1", "ab "]).flatmap(
+        lambda u: st.integers(LONG_PIECE, 4 * LONG_PIECE).map(lambda k: u * k)
+    ),
+    n=st.integers(1, 400),
+)
 def test_long_piece_windows_are_exact(text, n):
     tok = get_tokenizer("smollm2")
     assert tok.tokenize(text, max_tokens=n).tokens == tok.tokenize(text).tokens[:n]
@@ -146,18 +189,21 @@ def check_result(r, text: str, max_tokens: int, start_token: bool, top_k: int, v
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=any_text, max_tokens=st.integers(1, 48), start_token=st.booleans(), parse_specials=st.booleans())
 def test_analyze_invariants(tiny_engine, text, max_tokens, start_token, parse_specials):
-    r = tiny_engine.analyze(text, start_token=start_token, max_tokens=max_tokens, parse_specials=parse_specials,
-                            top_k=5)
+    r = tiny_engine.analyze(
+        text, start_token=start_token, max_tokens=max_tokens, parse_specials=parse_specials, top_k=5
+    )
     check_result(r, text, max_tokens, start_token, 5, tiny_engine.info.vocab_size)
     full = tiny_engine.tokenizer.tokenize(text, parse_specials=parse_specials)
     typed = [t for t in r.tokens if not t.added]
-    assert tuple(typed) == full.tokens[:len(typed)]
+    assert tuple(typed) == full.tokens[: len(typed)]
     if len(typed) < len(full.tokens):
         assert r.truncated
     elif r.truncated:  # nothing lost but the report of bytes without a token (past the tokenizer's cap)
         limit = max(1, max_tokens) - (1 if start_token else 0) + 1  # what the engine asks the tokenizer for
-        assert len(full.dropped) >= 1024 and not tiny_engine.tokenizer.tokenize(
-            text, parse_specials=parse_specials, max_tokens=limit).complete
+        assert (
+            len(full.dropped) >= 1024
+            and not tiny_engine.tokenizer.tokenize(text, parse_specials=parse_specials, max_tokens=limit).complete
+        )
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

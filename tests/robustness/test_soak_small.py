@@ -1,5 +1,6 @@
 """A short soak (the full one is ``python benchmarks/soak.py``): 500 edits through the Controller with a busy
 worker leave no extra thread, no extra QTimer, no result objects behind, and bounded memory growth."""
+
 from __future__ import annotations
 
 import importlib.util

@@ -3,6 +3,7 @@
 A lecture must go on: the old model keeps answering, the text stays, the last good picture stays, and the user
 sees one sentence (a dialog or the banner), never a crash.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,13 +47,23 @@ def broken_files(tmp_path, tiny_gguf) -> dict:
     return paths
 
 
-BROKEN = ["empty", "text", "gguf_magic_then_garbage", "gguf_header_only", "truncated_half", "truncated_last_byte",
-          "folder", "missing", "odd_name"]
+BROKEN = [
+    "empty",
+    "text",
+    "gguf_magic_then_garbage",
+    "gguf_header_only",
+    "truncated_half",
+    "truncated_last_byte",
+    "folder",
+    "missing",
+    "odd_name",
+]
 
 
 @pytest.mark.parametrize("name", BROKEN)
-def test_open_broken_model_shows_a_dialog_and_keeps_the_model(qtbot, make_window, dialogs, tmp_path, tiny_gguf,
-                                                                tiny_engine, name):
+def test_open_broken_model_shows_a_dialog_and_keeps_the_model(
+    qtbot, make_window, dialogs, tmp_path, tiny_gguf, tiny_engine, name
+):
     w = make_window(tiny_factory(tiny_engine), text="The lecture goes on")
     wait_for_result(qtbot, w)
     model = w.controller.model
@@ -98,7 +109,9 @@ def test_broken_model_at_start_then_a_good_one(qtbot, make_window, dialogs, tiny
 
     def broken(progress):
         progress("Reading the model file", 0.1)
-        raise ModelFileError("The model file x.gguf is damaged or truncated and cannot be read as GGUF; download it again.")
+        raise ModelFileError(
+            "The model file x.gguf is damaged or truncated and cannot be read as GGUF; download it again."
+        )
 
     w = make_window(broken, text="no model yet")
     qtbot.waitUntil(lambda: w.banner.isVisible() and w.banner.kind == "error", timeout=10000)
@@ -116,8 +129,15 @@ class Panic(BaseException):
     """Like pyo3's PanicException: not an Exception subclass."""
 
 
-@pytest.mark.parametrize("exc", [RuntimeError("fake failure inside the analysis"), MemoryError(),
-                                 Panic("tiktoken panicked"), ValueError("x" * 5000 + "\nsecond line")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        RuntimeError("fake failure inside the analysis"),
+        MemoryError(),
+        Panic("tiktoken panicked"),
+        ValueError("x" * 5000 + "\nsecond line"),
+    ],
+)
 def test_analysis_error_shows_banner_keeps_text_and_picture(qtbot, make_window, tiny_engine, exc):
     engine = FailOn(tiny_engine, "BOOM", exc)
     w = make_window(tiny_factory(engine), text="a good text")
@@ -151,10 +171,29 @@ def test_a_panel_that_raises_does_not_take_the_others_down(qtbot, make_window, t
 
 
 # --- hostile texts typed into the window ------------------------------------------------------------------------------
-UI_TEXTS = ["empty", "whitespace_only", "c0_controls", "nul_inside", "del", "no_token_only", "plane4_U40000",
-            "lone_combining", "rtl_override", "zwj_family", "zwj_rainbow_flag", "flag_fr", "math_alnum",
-            "special_im_end", "special_im_start_chat", "repeated_emoji", "zwj_storm", "long_word", "mixed_scripts_long",
-            "lone_high_surrogate", "surrogate_escapes"]
+UI_TEXTS = [
+    "empty",
+    "whitespace_only",
+    "c0_controls",
+    "nul_inside",
+    "del",
+    "no_token_only",
+    "plane4_U40000",
+    "lone_combining",
+    "rtl_override",
+    "zwj_family",
+    "zwj_rainbow_flag",
+    "flag_fr",
+    "math_alnum",
+    "special_im_end",
+    "special_im_start_chat",
+    "repeated_emoji",
+    "zwj_storm",
+    "long_word",
+    "mixed_scripts_long",
+    "lone_high_surrogate",
+    "surrogate_escapes",
+]
 
 
 def test_hostile_texts_in_the_editor(qtbot, make_window, tiny_engine, caplog):

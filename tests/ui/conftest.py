@@ -2,8 +2,9 @@
 
 The fake engine builds a real ``AnalysisResult`` from a deterministic toy model (word-ish tokens, random but
 seeded numbers), so controller tests can make it slow or make it fail on purpose. Tests that compare panels with
-the core use ``demo_engine`` (the lead's tiny random-weight Llama with the real tokenizer).
+the core use ``demo_engine`` (a tiny random-weight Llama with the real tokenizer).
 """
+
 from __future__ import annotations
 
 import os
@@ -33,27 +34,29 @@ def _isolated_settings(tmp_path, qapp, monkeypatch):
     yield
 
 
-def engine_available() -> bool:
-    try:
-        from explainer.core.engine import demo_engine  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="session")
 def demo():
-    """The lead's demo engine, shared by the session (it is read-only between analyses)."""
-    if not engine_available():
-        pytest.skip("explainer.core.engine is not there yet")
+    """The tiny demo engine, shared by the session (it is read-only between analyses)."""
     from explainer.core.engine import demo_engine
 
     return demo_engine()
 
 
 # --- a fake engine ---------------------------------------------------------------------------------------
-FAKE_INFO = ModelInfo(name="fake-llama", n_layers=2, n_heads=3, n_kv_heads=1, d_model=16, d_head=8, d_ff=32,
-                      vocab_size=300, n_params=123_456, context_length=512, rope_theta=1e4, norm_eps=1e-5)
+FAKE_INFO = ModelInfo(
+    name="fake-llama",
+    n_layers=2,
+    n_heads=3,
+    n_kv_heads=1,
+    d_model=16,
+    d_head=8,
+    d_ff=32,
+    vocab_size=300,
+    n_params=123_456,
+    context_length=512,
+    rope_theta=1e4,
+    norm_eps=1e-5,
+)
 
 
 class FakeTokenizer:
@@ -79,8 +82,16 @@ class FakeEngine:
         self.calls: list[str] = []
         self.threads: set[str] = set()
 
-    def analyze(self, text: str, *, start_token: bool = True, max_tokens: int = 512, parse_specials: bool = False,
-                top_k: int = 64, generation: int = 0) -> AnalysisResult:
+    def analyze(
+        self,
+        text: str,
+        *,
+        start_token: bool = True,
+        max_tokens: int = 512,
+        parse_specials: bool = False,
+        top_k: int = 64,
+        generation: int = 0,
+    ) -> AnalysisResult:
         self.calls.append(text)
         self.threads.add(threading.current_thread().name)
         if self.delay_s:
@@ -90,15 +101,16 @@ class FakeEngine:
         return fake_result(text, self, start_token=start_token, top_k=top_k, generation=generation)
 
 
-def fake_result(text: str, engine: FakeEngine | None = None, *, start_token: bool = True, top_k: int = 16,
-                generation: int = 0) -> AnalysisResult:
+def fake_result(
+    text: str, engine: FakeEngine | None = None, *, start_token: bool = True, top_k: int = 16, generation: int = 0
+) -> AnalysisResult:
     engine = engine or FakeEngine()
     info = engine.info
     toks: list[Token] = [Token(0, b"<s>", 0, 0, special=True, added=True)] if start_token else []
     for m in re.finditer(r"\s*\S+|\s+", text):
         data = m.group().encode()
         toks.append(Token(1 + (sum(data) % (info.vocab_size - 1)), data, m.start(), m.end()))
-    T, V, D, L = len(toks), info.vocab_size, info.d_model, info.n_layers
+    T, D, L = len(toks), info.d_model, info.n_layers
     ids = np.array([t.id for t in toks], np.int64)
     rng = np.random.default_rng(abs(hash(text)) % 2**32)
     hidden = rng.normal(size=(L + 1, T, D)).astype(np.float32)
@@ -115,13 +127,30 @@ def fake_result(text: str, engine: FakeEngine | None = None, *, start_token: boo
     att = rng.random((L, info.n_heads, T, T)).astype(np.float32) * np.tril(np.ones((T, T), np.float32))
     att /= att.sum(-1, keepdims=True)
     return AnalysisResult(
-        text=text, model=info, device=engine.device, backend=engine.backend, tokenizer="fake", tokens=tuple(toks),
-        ids=readonly(ids), start_token=start_token, truncated=False, dropped=(), specials_parsed=False,
-        token_prob=readonly(token_prob), surprisal_bits=readonly(-np.log2(token_prob)), entropy_bits=readonly(ent),
-        top_ids=readonly(top_ids), top_probs=readonly(top_probs),
-        sentence_logprob=float(np.nansum(np.log(token_prob.astype(np.float64)))), hidden=readonly(hidden),
-        final_normed=readonly(final.astype(np.float32)), attention=Attention([att]),
-        unembedding=engine.embedding_table, latency_ms=1.0, generation=generation)
+        text=text,
+        model=info,
+        device=engine.device,
+        backend=engine.backend,
+        tokenizer="fake",
+        tokens=tuple(toks),
+        ids=readonly(ids),
+        start_token=start_token,
+        truncated=False,
+        dropped=(),
+        specials_parsed=False,
+        token_prob=readonly(token_prob),
+        surprisal_bits=readonly(-np.log2(token_prob)),
+        entropy_bits=readonly(ent),
+        top_ids=readonly(top_ids),
+        top_probs=readonly(top_probs),
+        sentence_logprob=float(np.nansum(np.log(token_prob.astype(np.float64)))),
+        hidden=readonly(hidden),
+        final_normed=readonly(final.astype(np.float32)),
+        attention=Attention([att]),
+        unembedding=engine.embedding_table,
+        latency_ms=1.0,
+        generation=generation,
+    )
 
 
 class FailingFactory:
@@ -143,8 +172,9 @@ def fakes():
     """The fake engine pieces, for tests (import-free: test modules must not import conftest)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(FakeEngine=FakeEngine, FailingFactory=FailingFactory, fake_result=fake_result,
-                           FAKE_INFO=FAKE_INFO)
+    return SimpleNamespace(
+        FakeEngine=FakeEngine, FailingFactory=FailingFactory, fake_result=fake_result, FAKE_INFO=FAKE_INFO
+    )
 
 
 ORIGINAL_CACHE = os.environ.get("EXPLAINER_CACHE")
@@ -162,7 +192,7 @@ def temp_cache(_session_cache, monkeypatch):
     return _session_cache
 
 
-# --- the main window (issue 6 tests) --------------------------------------------------------------------------
+# --- the main window --------------------------------------------------------------------------
 @pytest.fixture
 def make_main_window(qtbot):
     """``make(factory=None, text="", size=(1280, 800), **controller_kw)``: a shown MainWindow on the demo engine
@@ -193,8 +223,12 @@ def make_main_window(qtbot):
 
 def wait_for_result(qtbot, window, text=None, timeout=20000):
     """Until the window shows a result (for ``text``, if given) and the controller is idle."""
-    qtbot.waitUntil(lambda: window.result is not None and (text is None or window.result.text == text)
-                    and not window.controller.busy, timeout=timeout)
+    qtbot.waitUntil(
+        lambda: (
+            window.result is not None and (text is None or window.result.text == text) and not window.controller.busy
+        ),
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

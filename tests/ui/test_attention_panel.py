@@ -1,24 +1,25 @@
 """Attention panel: what is drawn equals the model's weights; average, sink hiding, grid clicks, keys, hover."""
+
 from __future__ import annotations
 
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import itertools  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
+import itertools
+import subprocess
+import sys
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PySide6.QtCore import QPointF, QRectF, Qt  # noqa: E402
-from PySide6.QtGui import QFontMetricsF  # noqa: E402
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QFontMetricsF
 
-from explainer.core.types import Attention  # noqa: E402
-from explainer.ui.panels import attention_data as ad  # noqa: E402
-from explainer.ui.panels import demo_data  # noqa: E402
-from explainer.ui.panels.attention import AttentionPanel  # noqa: E402
-from explainer.ui.widgets.attention_heatmap import TITLES  # noqa: E402
+from explainer.core.types import Attention
+from explainer.ui.panels import attention_data as ad
+from explainer.ui.panels import demo_data
+from explainer.ui.panels.attention import AttentionPanel
+from explainer.ui.widgets.attention_heatmap import TITLES
 
 TEXT = demo_data.DEMO_TEXT
 
@@ -67,7 +68,7 @@ def test_select_head_shows_that_head(panel, result, qtbot):
     lower = np.tril_indices(result.n_tokens)
     np.testing.assert_array_equal(img[lower], want[lower])
     assert np.all(np.isnan(img[np.triu_indices(result.n_tokens, 1)]))  # the causal triangle is drawn empty
-    assert "Layer %d, head %d" % (L, H) in panel.info.text()
+    assert f"Layer {L}, head {H}" in panel.info.text()
     assert (panel.layer_spin.value(), panel.head_spin.value()) == (L, H)
 
 
@@ -98,8 +99,8 @@ def test_hide_sink_renormalises_rows(panel, result):
     T = result.n_tokens
     assert np.all(np.isnan(m[:, 0])) and np.all(np.isnan(m[0]))
     for q in range(1, T):
-        np.testing.assert_allclose(np.nansum(m[q, 1:q + 1]), 1.0, atol=1e-5)
-        np.testing.assert_allclose(m[q, 1:q + 1], raw[q, 1:q + 1] / raw[q, 1:q + 1].sum(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(np.nansum(m[q, 1 : q + 1]), 1.0, atol=1e-5)
+        np.testing.assert_allclose(m[q, 1 : q + 1], raw[q, 1 : q + 1] / raw[q, 1 : q + 1].sum(), rtol=1e-4, atol=1e-6)
     assert np.all(np.isnan(image_of(panel)[:, 0]))
     # with the average: mean first, then hide and renormalise
     panel.set_average(True)
@@ -120,7 +121,7 @@ def test_hide_sink_and_pooling_helpers():
     e = ad.bin_edges(T, 8)
     assert list(e) == [0, 8, 16, 24, 32]  # power-of-two bins: T=37 → bins of 8
     assert p.shape == (2, 5, 5)
-    np.testing.assert_allclose(p[1, 3, 2], a[1, e[3]:e[4], e[2]:e[3]].max())
+    np.testing.assert_allclose(p[1, 3, 2], a[1, e[3] : e[4], e[2] : e[3]].max())
     assert np.isnan(p[0, 0, 4]) and not np.isnan(p[0, 4, 0])  # wholly-future blocks are empty
     small = ad.pool_max(a[:, :5, :5], 8)
     assert small.shape == (2, 5, 5) and np.isnan(small[0, 0, 1])
@@ -163,13 +164,16 @@ def test_incremental_pooling_reuses_blocks():
     pooler = ad.ThumbnailPooler(32)
     att = Attention([a[:, :, :70, :70]])
     for stop in (71, 75, 90):  # keystrokes: new row blocks appended to the shared ones
-        att = att.truncated(att.n_tokens).extended(a[:, :, att.n_tokens:stop, :stop])  # fresh views, as the engine
+        att = att.truncated(att.n_tokens).extended(a[:, :, att.n_tokens : stop, :stop])  # fresh views, as the engine
         for hide in (False, True):
-            want = np.stack([ad.pool_max(ad.hide_sink(a[lay, :, :stop, :stop]) if hide else a[lay, :, :stop, :stop], 32)
-                             for lay in range(L)])
+            want = np.stack(
+                [
+                    ad.pool_max(ad.hide_sink(a[lay, :, :stop, :stop]) if hide else a[lay, :, :stop, :stop], 32)
+                    for lay in range(L)
+                ]
+            )
             got = pooler(att, hide)
-            np.testing.assert_allclose(np.nan_to_num(got, nan=-1), np.nan_to_num(want, nan=-1), rtol=1e-5,
-                                       atol=1e-6)
+            np.testing.assert_allclose(np.nan_to_num(got, nan=-1), np.nan_to_num(want, nan=-1), rtol=1e-5, atol=1e-6)
     assert len(pooler._cache) == 2 * len(att.blocks)
 
 
@@ -177,11 +181,14 @@ def test_grid_mosaic_matches_pooled_heads(panel, result):
     n = min(result.n_tokens, 32)
     thumbs = ad.thumbnails(result.attention, False, 32)
     assert thumbs.shape == (result.attention.n_layers, result.attention.n_heads, n, n)
-    np.testing.assert_array_equal(np.nan_to_num(panel.grid.image.image, nan=-1),
-                                  np.nan_to_num(ad.mosaic(thumbs), nan=-1))
+    np.testing.assert_array_equal(
+        np.nan_to_num(panel.grid.image.image, nan=-1), np.nan_to_num(ad.mosaic(thumbs), nan=-1)
+    )
     panel.set_hide_first(True)  # the grid follows the sink toggle
-    np.testing.assert_array_equal(np.nan_to_num(panel.grid.image.image, nan=-1),
-                                  np.nan_to_num(ad.mosaic(ad.thumbnails(result.attention, True, 32)), nan=-1))
+    np.testing.assert_array_equal(
+        np.nan_to_num(panel.grid.image.image, nan=-1),
+        np.nan_to_num(ad.mosaic(ad.thumbnails(result.attention, True, 32)), nan=-1),
+    )
 
 
 def test_arrow_keys_change_layer_and_head(panel, result, qtbot):
@@ -260,6 +267,7 @@ def test_partial_attention_blocks(qtbot, result):
     p.set_result(result)
     p.select_head(0, 1)
     from dataclasses import replace
+
     p.set_result(replace(result, attention=Attention(blocks)))
     np.testing.assert_array_equal(p.current_matrix(), result.attention.head(0, 1))
 
@@ -267,8 +275,13 @@ def test_partial_attention_blocks(qtbot, result):
 def test_runs_alone(tmp_path):
     shot = tmp_path / "attention.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    subprocess.run([sys.executable, "-m", "explainer.ui.panels.attention", "--screenshot", str(shot)],
-                   check=True, env=env, timeout=120, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "explainer.ui.panels.attention", "--screenshot", str(shot)],
+        check=True,
+        env=env,
+        timeout=120,
+        capture_output=True,
+    )
     assert shot.stat().st_size > 10_000
 
 
@@ -307,7 +320,7 @@ def _sized(qtbot, result, size):
 def _assert_apart(rects, what):
     rects = list(rects)
     for i, a in enumerate(rects):
-        for b in rects[i + 1:]:
+        for b in rects[i + 1 :]:
             assert not a.intersects(b), (what, a, b)
 
 
@@ -333,11 +346,15 @@ def test_axis_titles_fit_their_axes(qtbot, result, size):
         assert hm.titles()[0].startswith("query") and len(hm.titles()[0]) > len("query")
 
 
-@pytest.mark.parametrize("size, n_tokens", [((1100, 800), None), ((760, 520), None), ((1100, 800), 40),
-                                            ((600, 430), 40), ((1100, 800), 128)])
+@pytest.mark.parametrize(
+    "size, n_tokens", [((1100, 800), None), ((760, 520), None), ((1100, 800), 40), ((600, 430), 40), ((1100, 800), 128)]
+)
 def test_token_labels_never_overlap(qtbot, engine, result, size, n_tokens):
-    r = result if n_tokens is None else engine.analyze(" ".join(["The bank of the river flooded."] * 30),
-                                                       max_tokens=n_tokens)
+    r = (
+        result
+        if n_tokens is None
+        else engine.analyze(" ".join(["The bank of the river flooded."] * 30), max_tokens=n_tokens)
+    )
     p = _sized(qtbot, r, size)
     hm = p.heatmap
     for ax in (hm.left_axis, hm.bottom_axis):

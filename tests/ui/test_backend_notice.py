@@ -1,4 +1,5 @@
-"""A backend that fell back says so in the window (issue 7: provider failures fall back with a notice)."""
+"""A backend that fell back says so in the window (provider failures fall back with a notice)."""
+
 from __future__ import annotations
 
 

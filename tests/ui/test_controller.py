@@ -1,4 +1,5 @@
 """The runtime: one worker thread, debounce, coalescing, stale results dropped, errors as sentences, clean exit."""
+
 from __future__ import annotations
 
 import threading

@@ -1,20 +1,21 @@
 """Embeddings panel: the points are the projector's coordinates, on a fixed map per layer."""
+
 from __future__ import annotations
 
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import subprocess  # noqa: E402
-import sys  # noqa: E402
+import subprocess
+import sys
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PySide6.QtCore import QPointF, QRectF, Qt  # noqa: E402
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, QRectF, Qt
 
-from explainer.core.projection import Projector, nearest_neighbours  # noqa: E402
-from explainer.ui.panels import demo_data  # noqa: E402
-from explainer.ui.panels.embeddings import EmbeddingsPanel, layer_name  # noqa: E402
+from explainer.core.projection import Projector, nearest_neighbours
+from explainer.ui.panels import demo_data
+from explainer.ui.panels.embeddings import EmbeddingsPanel, layer_name
 
 TEXT = demo_data.DEMO_TEXT
 
@@ -158,8 +159,13 @@ def test_runs_alone(tmp_path, projector, cache_root):
     shot = tmp_path / "embeddings.png"
     # shares the module's projection cache: the demo engine is seeded, so the axes are found on disk
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", EXPLAINER_CACHE=str(cache_root))
-    subprocess.run([sys.executable, "-m", "explainer.ui.panels.embeddings", "--layer", "1", "--screenshot", str(shot)],
-                   check=True, env=env, timeout=180, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "explainer.ui.panels.embeddings", "--layer", "1", "--screenshot", str(shot)],
+        check=True,
+        env=env,
+        timeout=180,
+        capture_output=True,
+    )
     assert shot.stat().st_size > 10_000
 
 
@@ -193,7 +199,7 @@ def _assert_legible(m, must_show=()):
     boxes = _label_boxes(m)
     items = list(boxes.items())
     for k, (i, a) in enumerate(items):
-        for j, b in items[k + 1:]:
+        for j, b in items[k + 1 :]:
             assert not a.intersects(b), (m.texts[i], m.texts[j], a, b)
     plot = m.vb.sceneBoundingRect().adjusted(-1, -1, 1, 1)
     for i, box in boxes.items():

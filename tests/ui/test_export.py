@@ -1,4 +1,5 @@
 """Export a view for slides: PNG at the asked size, SVG with its caption, data as CSV / JSON with the caption."""
+
 from __future__ import annotations
 
 import csv
@@ -71,7 +72,7 @@ def test_every_view_exports_its_data(window, tmp_path):
         for suffix in ("csv", "json"):
             p = export_view(panel, "data", tmp_path / f"{key}.{suffix}", caption=caption)
             text = p.read_text(encoding="utf-8")
-            assert (text.startswith(f"# {caption}") if suffix == "csv" else json.loads(text)["caption"] == caption)
+            assert text.startswith(f"# {caption}") if suffix == "csv" else json.loads(text)["caption"] == caption
     rows = w.next_token.export_data()["rows"]
     assert rows[0]["rank"] == 1 and rows[0]["probability"] >= rows[1]["probability"]
 

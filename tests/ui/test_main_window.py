@@ -1,4 +1,5 @@
 """The main window end to end (offscreen): typing → worker → every panel; linking; errors; settings; shutdown."""
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,7 @@ def open_window(qtbot, temp_cache):
 
 
 def wait_for_text(qtbot, w: MainWindow, text: str, timeout=20000):
-    qtbot.waitUntil(lambda: w.result is not None and w.result.text == text and not w.controller.busy,
-                    timeout=timeout)
+    qtbot.waitUntil(lambda: w.result is not None and w.result.text == text and not w.controller.busy, timeout=timeout)
 
 
 def type_text(w: MainWindow, text: str) -> None:
@@ -87,8 +87,9 @@ def test_typing_updates_every_panel_with_the_core_result(qtbot, open_window):
     typed = direct.n_tokens - 1
     assert w.status_tokens.text() == f"{typed} tokens"
     assert "ms" in w.status_latency.text()
-    assert "tiny-random-llama" in w.status_model.text() and format_params(direct.model.n_params) in \
-        w.status_model.text()
+    assert (
+        "tiny-random-llama" in w.status_model.text() and format_params(direct.model.n_params) in w.status_model.text()
+    )
 
 
 def test_fast_typing_shows_only_the_final_generation(qtbot, open_window):
@@ -164,8 +165,7 @@ def test_open_model_failure_shows_dialog_and_keeps_model(qtbot, open_window, tmp
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"this is not a gguf file")
     w.open_model(str(bad))
-    qtbot.waitUntil(lambda: getattr(w, "last_dialog", None) is not None and w.last_dialog.isVisible(),
-                    timeout=20000)
+    qtbot.waitUntil(lambda: getattr(w, "last_dialog", None) is not None and w.last_dialog.isVisible(), timeout=20000)
     assert "current model stays" in w.last_dialog.text()
     assert w.controller.model is model
     w.last_dialog.close()
@@ -284,15 +284,20 @@ def _run_app(args, timeout=240, cache=None):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     if cache is not None:
         env["EXPLAINER_CACHE"] = str(cache)
-    return subprocess.run([sys.executable, "-c", "import sys; from explainer.ui.app import main; "
-                           "sys.exit(main(sys.argv[1:]))", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from explainer.ui.app import main; sys.exit(main(sys.argv[1:]))", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_screenshot_command_demo(tmp_path, temp_cache):
     out = tmp_path / "shot.png"
-    proc = _run_app(["--demo", "--text", "The cat sat on the mat", "--screenshot", str(out), "--size", "1280x720"],
-                    cache=temp_cache)
+    proc = _run_app(
+        ["--demo", "--text", "The cat sat on the mat", "--screenshot", str(out), "--size", "1280x720"], cache=temp_cache
+    )
     assert proc.returncode == 0, proc.stderr
     w, h, colours = _png_stats(out)
     assert (w, h) == (1280, 720) and colours > 20
@@ -336,9 +341,15 @@ def test_panels_use_their_room_at_1600x1000(qtbot, open_window):
         rects = ax.label_rects()
         assert sorted(rects) == list(range(n)), ax.orientation  # every token labelled …
         boxes = list(rects.values())
-        assert not any(a.intersects(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])  # … none overlapping
-    for ax, length in zip(hm._title_axes(), (hm.left_axis.geometry().height(), hm.bottom_axis.geometry().width(),
-                                             hm.colorbar.getAxis("left").geometry().height())):
+        assert not any(a.intersects(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])  # … none overlapping
+    for ax, length in zip(
+        hm._title_axes(),
+        (
+            hm.left_axis.geometry().height(),
+            hm.bottom_axis.geometry().width(),
+            hm.colorbar.getAxis("left").geometry().height(),
+        ),
+    ):
         assert QFontMetricsF(ax.label.font()).horizontalAdvance(ax.labelText) <= length  # titles not clipped
     m = w.embeddings.map
     m.grab()
@@ -348,7 +359,7 @@ def test_panels_use_their_room_at_1600x1000(qtbot, open_window):
             t.updateTransform(force=True)
             shown.append(t.sceneBoundingRect())
     assert len(shown) >= 5
-    assert not any(a.intersects(b) for i, a in enumerate(shown) for b in shown[i + 1:])
+    assert not any(a.intersects(b) for i, a in enumerate(shown) for b in shown[i + 1 :])
     tokens = w.tokens
     assert abs(tokens.scroll.height() - tokens.view._content_height) <= 2
     chips_bottom = tokens.scroll.mapTo(tokens, QPoint(0, tokens.scroll.height())).y()

@@ -1,4 +1,5 @@
 """Next-token panel: bars equal the core's top candidates, sampling controls reshape the right-hand bars, clicks."""
+
 from __future__ import annotations
 
 import os
@@ -91,7 +92,7 @@ def test_selected_position_shows_what_the_model_expected(qtbot, demo, result):
     pos = 2  # after "The cat"; the text continues with " sat"
     panel.select_position(pos)
     assert panel.position == pos
-    assert panel._row_ids == [int(i) for i in result.top_ids[pos, :len(panel._row_ids)]]
+    assert panel._row_ids == [int(i) for i in result.top_ids[pos, : len(panel._row_ids)]]
     actual = int(result.tokens[pos + 1].id)
     rank = sampling.rank_of(result.distribution(pos), actual)
     text = panel.footer.text()
@@ -122,8 +123,22 @@ def test_small_panel_still_draws_three_rows(qtbot, result):
 def test_panel_runs_alone(tmp_path):
     out = tmp_path / "next.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run([sys.executable, "-m", "explainer.ui.panels.next_token", "--screenshot", str(out),
-                           "--size", "640x600", "--dark"], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "explainer.ui.panels.next_token",
+            "--screenshot",
+            str(out),
+            "--size",
+            "640x600",
+            "--dark",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     img = QImage(str(out))
     assert (img.width(), img.height()) == (640, 600)

@@ -1,4 +1,5 @@
 """Presenter mode: large fonts, high contrast, no chrome, keys for scenes and zoom, and everything back after."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,9 +22,14 @@ def window(make_main_window, wait_result):
 
 def _sizes(w):
     chips = w.tokens.view
-    return {"app": QApplication.font().pointSizeF(), "editor": w.editor.font().pointSizeF(),
-            "chips": chips._font.pointSizeF(), "bars": w.next_token.bars._font.pointSizeF(),
-            "title": w.tokens._title.font().pointSizeF(), "table": w.teach.panels["lens"].table.font().pointSizeF()}
+    return {
+        "app": QApplication.font().pointSizeF(),
+        "editor": w.editor.font().pointSizeF(),
+        "chips": chips._font.pointSizeF(),
+        "bars": w.next_token.bars._font.pointSizeF(),
+        "title": w.tokens._title.font().pointSizeF(),
+        "table": w.teach.panels["lens"].table.font().pointSizeF(),
+    }
 
 
 def test_enter_and_leave_presenter_mode(qtbot, window):
@@ -105,8 +111,7 @@ def test_closing_in_presenter_mode_saves_the_normal_window(qtbot, window):
     w.presenter.enter()
     w.close()
     assert str(app_settings().value("view/help")).lower() == "true"
-    assert QApplication.font().pointSizeF() == pytest.approx(getattr(QApplication.instance(),
-                                                                     "_presenter_base_fonts").pointSizeF())
+    assert QApplication.font().pointSizeF() == pytest.approx(QApplication.instance()._presenter_base_fonts.pointSizeF())
 
 
 def test_a_scenes_live_panel_gets_the_room_in_presenter_mode(qtbot, window, wait_result):

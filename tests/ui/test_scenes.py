@@ -1,4 +1,5 @@
 """Scenes in the window: the lecture set, save → load round trips, damaged files, defaults between scenes."""
+
 from __future__ import annotations
 
 import json
@@ -126,15 +127,19 @@ def test_scenes_do_not_carry_state_into_the_next_one(qtbot, make_main_window, wa
     assert "last scene" in w.statusBar().currentMessage()
 
 
-@pytest.mark.parametrize("content, sentence", [
-    (b"this is not json", "not a valid scene file"),
-    (b'{"title": "no text"}', "has no text"),
-    (b'{"text": "x", "version": "seven"}', "version is not a number"),
-    (b'{"text": "x", "version": 99}', "newer explainer"),
-    (b"\xff\xfe\x00garbage", "cannot be read"),
-])
-def test_a_broken_scene_file_gives_a_sentence_not_a_crash(qtbot, make_main_window, wait_result, tmp_path, content,
-                                                         sentence):
+@pytest.mark.parametrize(
+    "content, sentence",
+    [
+        (b"this is not json", "not a valid scene file"),
+        (b'{"title": "no text"}', "has no text"),
+        (b'{"text": "x", "version": "seven"}', "version is not a number"),
+        (b'{"text": "x", "version": 99}', "newer explainer"),
+        (b"\xff\xfe\x00garbage", "cannot be read"),
+    ],
+)
+def test_a_broken_scene_file_gives_a_sentence_not_a_crash(
+    qtbot, make_main_window, wait_result, tmp_path, content, sentence
+):
     w = make_main_window(text=TEXT)
     wait_result(w, TEXT)
     path = tmp_path / "broken.json"
@@ -151,11 +156,19 @@ def test_a_broken_scene_file_gives_a_sentence_not_a_crash(qtbot, make_main_windo
 def test_odd_panel_values_in_a_scene_are_ignored(qtbot, make_main_window, wait_result, tmp_path):
     w = make_main_window(text=TEXT)
     wait_result(w, TEXT)
-    scene = Scene("Odd", "Odd values here.", view="no such view", panels={
-        "attention": {"layer": "x", "head": -3, "tab": 99, "hide_sink": "yes"},
-        "next_token": {"temperature": "hot", "top_k": 1e9, "position": 10_000},
-        "embeddings": {"layer": 99}, "heads": {"role": "juggler"}, "chat": {"messages": "hello"},
-        "unknown_panel": {"x": 1}})
+    scene = Scene(
+        "Odd",
+        "Odd values here.",
+        view="no such view",
+        panels={
+            "attention": {"layer": "x", "head": -3, "tab": 99, "hide_sink": "yes"},
+            "next_token": {"temperature": "hot", "top_k": 1e9, "position": 10_000},
+            "embeddings": {"layer": 99},
+            "heads": {"role": "juggler"},
+            "chat": {"messages": "hello"},
+            "unknown_panel": {"x": 1},
+        },
+    )
     w.scenes.apply(scene)
     wait_result(w, "Odd values here.")
     assert w.attention.layer in range(w.result.model.n_layers) and not w.attention.hide_first

@@ -1,5 +1,6 @@
 """The teaching views inside the main window: results, linked tokens and heads, cursor word, chat → editor, the
 reference test on the model's thread, the analysis settings and the backend menu."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import QThread
@@ -167,8 +168,14 @@ def test_backend_menu_reopens_the_model_with_that_backend(qtbot, make_main_windo
     assert w.analysis.backend_actions["torch"].isChecked()
     w.analysis.backend_actions["onnx"].trigger()
     assert asked[-1] == ("model.gguf", "cpu", "onnx") and w.backend == "onnx"
-    qtbot.waitUntil(lambda: w.controller.factory is not None and w.controller.factory.options["backend"] == "onnx"
-                    and not w.controller.loading, timeout=20000)
+    qtbot.waitUntil(
+        lambda: (
+            w.controller.factory is not None
+            and w.controller.factory.options["backend"] == "onnx"
+            and not w.controller.loading
+        ),
+        timeout=20000,
+    )
     assert w.analysis.backend_actions["onnx"].isChecked()
     wait_result(w)
     assert w.status_device.text().endswith(w.result.backend)  # the engine's own backend is shown

@@ -1,4 +1,5 @@
 """The teaching panels (head roles, attention walk-through, logit lens) on the demo engine's results."""
+
 from __future__ import annotations
 
 import os
@@ -160,7 +161,12 @@ def test_head_roles_reference_runs_in_background(qtbot, demo, result):
 def test_panel_runs_alone(module, tmp_path):
     out = tmp_path / f"{module}.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run([sys.executable, "-m", f"explainer.ui.panels.{module}", "--screenshot", str(out),
-                           "--size", "900x600"], env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-m", f"explainer.ui.panels.{module}", "--screenshot", str(out), "--size", "900x600"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert out.stat().st_size > 10_000

@@ -3,6 +3,7 @@
 Each panel is checked against the tokenizer's own output, and drawn offscreen: screenshots go to /tmp/shots/
 (or $EXPLAINER_SHOTS) for a human to look at.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,8 +61,12 @@ def chat_panel(qtbot):
 
 
 # --- side by side ---------------------------------------------------------------------------------------------
-TEXTS = ["The cat sat on the mat", "How many r's are in strawberry?\nPhotosynthesis: 6 CO2 + 6 H2O",
-         "Café naïve 你好 🍓 👍🏽 ١٢٣", "a\x04b  spaces   and\ttabs\n\n"]
+TEXTS = [
+    "The cat sat on the mat",
+    "How many r's are in strawberry?\nPhotosynthesis: 6 CO2 + 6 H2O",
+    "Café naïve 你好 🍓 👍🏽 ١٢٣",
+    "a\x04b  spaces   and\ttabs\n\n",
+]
 
 
 @pytest.mark.parametrize("text", TEXTS)
@@ -126,8 +131,9 @@ def test_side_by_side_caps_long_text(compare, demo):
 
 
 def test_side_by_side_screenshot(compare, demo):
-    compare.set_result(demo.analyze("How many r's are in strawberry? Photosynthesis turns light into sugar.\n"
-                                    "Café naïve 你好 🍓 12345"))
+    compare.set_result(
+        demo.analyze("How many r's are in strawberry? Photosynthesis turns light into sugar.\nCafé naïve 你好 🍓 12345")
+    )
     compare.view.chipHovered.emit(6)
     shoot(compare, "tokenizers_compare", (1000, 760))
 
@@ -147,8 +153,10 @@ def test_variants_rows_equal_tokenize(bpe):
     assert bpe.field.text() == "strawberry"
 
 
-@pytest.mark.parametrize("word", ["strawberry", "Unbelievable", "naïve", "🍓", " strawberry", "Ünbelievable",
-                                  "hello, world!", "12345", "a", "中文"])
+@pytest.mark.parametrize(
+    "word",
+    ["strawberry", "Unbelievable", "naïve", "🍓", " strawberry", "Ünbelievable", "hello, world!", "12345", "a", "中文"],
+)
 def test_bpe_last_step_is_the_tokenizer(bpe, word):
     tok = get_tokenizer("smollm2")
     bpe.set_word(word)
@@ -160,7 +168,8 @@ def test_bpe_last_step_is_the_tokenizer(bpe, word):
     assert [int(c.sub) for c in bpe.merge_view.chips if c.sub] == tok.encode(word)
     bpe.set_step(0)
     assert [c for c in bpe.merge_view.chips if c.sub].__len__() == len(
-        word.encode("utf-8").translate(None, bytes(sorted(tok.missing_bytes))))
+        word.encode("utf-8").translate(None, bytes(sorted(tok.missing_bytes)))
+    )
     assert "✓" not in bpe.check.text() or n == 0
     assert not bpe.prev_button.isEnabled()
     bpe.next_button.click() if n else None
@@ -181,7 +190,7 @@ def test_byte_inspector_bytes(bpe):
     rows = bpe.strip.rows
     assert [r.char for r in rows] == ["é", "🍓", "中"]
     assert [r.hex for r in rows] == ["C3 A9", "F0 9F 8D 93", "E4 B8 AD"]
-    assert [c.value for c in bpe.strip.cells] == list("é🍓中".encode("utf-8"))
+    assert [c.value for c in bpe.strip.cells] == list("é🍓中".encode())
     toks = bpe.tokenization.tokens
     assert [t.id for t in toks] == get_tokenizer("smollm2").encode("é🍓中")
     # SmolLM2 cuts the strawberry emoji into pieces: boundaries inside character 1, incomplete tokens
@@ -197,8 +206,10 @@ def test_bpe_panel_takes_last_word_of_text(bpe, demo):
     assert bpe.field.text() == "strawberry"
 
 
-@pytest.mark.parametrize("tab,word,name", [(0, "strawberry", "bpe_variants"), (1, "Unbelievable", "bpe_merges"),
-                                           (2, "é🍓中 naïve", "bpe_bytes")])
+@pytest.mark.parametrize(
+    "tab,word,name",
+    [(0, "strawberry", "bpe_variants"), (1, "Unbelievable", "bpe_merges"), (2, "é🍓中 naïve", "bpe_bytes")],
+)
 def test_bpe_screenshots(bpe, tab, word, name):
     bpe.set_word(word)
     bpe.tabs.setCurrentIndex(tab)
@@ -211,8 +222,12 @@ def test_bpe_screenshots(bpe, tab, word, name):
 def test_chat_panel_text_is_the_template(chat_panel):
     p = chat_panel
     assert p.chatml_text() == chat.render([Message("user", "What is the powerhouse of the cell?")])
-    msgs = [Message("system", "You are a biology tutor."), Message("user", "Why are leaves green?"),
-            Message("assistant", "Chlorophyll."), Message("user", "And in autumn?")]
+    msgs = [
+        Message("system", "You are a biology tutor."),
+        Message("user", "Why are leaves green?"),
+        Message("assistant", "Chlorophyll."),
+        Message("user", "And in autumn?"),
+    ]
     p.set_messages(msgs)
     assert p.messages() == msgs
     assert p.chatml_text() == chat.render(msgs, add_generation_prompt=True)

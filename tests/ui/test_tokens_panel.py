@@ -1,4 +1,5 @@
 """Tokens panel: chips equal the analysed tokens, the selector re-tokenizes, heat, tooltips, linking, dropped bytes."""
+
 from __future__ import annotations
 
 import math
@@ -43,7 +44,7 @@ def test_chips_are_the_model_tokens(qtbot, demo):
     # every chip is inside the widget and chips don't overlap
     rects = [c.rect for c in chips]
     assert all(panel.view.rect().contains(rc.toRect()) for rc in rects)
-    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1 :])
 
 
 def test_wraps_and_breaks_lines(qtbot, demo):
@@ -171,8 +172,13 @@ def test_format_probability():
 def test_panel_runs_alone(tmp_path):
     out = tmp_path / "tokens.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run([sys.executable, "-m", "explainer.ui.panels.tokens", "--screenshot", str(out),
-                           "--size", "800x400"], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "explainer.ui.panels.tokens", "--screenshot", str(out), "--size", "800x400"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     img = QImage(str(out))
     assert (img.width(), img.height()) == (800, 400)

@@ -17,6 +17,7 @@ An ONNX backend is accepted only after it reproduced torch's next-token probabil
 sequence (a full pass and an incremental step); torch's side is computed once, at export time, and kept in the
 export's record.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -85,8 +86,9 @@ class ExportJob:
         self._log = open(self.log_path, "wb")
         cmd = [sys.executable, "-m", "explainer.core.backends.onnx_export", str(gguf_path), identity]
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ))
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ)
+        )
         log.info("exporting the model to ONNX in process %d (log: %s)", self.proc.pid, self.log_path)
 
     def done(self) -> bool:

@@ -6,6 +6,7 @@ everything else: tokenization, the incremental bookkeeping, next-token statistic
 
 Shapes: ``n`` new tokens, ``P`` cached tokens, ``S = P + n``; ``L`` layers, ``H`` query heads, ``D`` width.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

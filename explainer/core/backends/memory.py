@@ -6,6 +6,7 @@ not resident: its layer tensors are swapped for copy-on-write memory maps of the
 cache, so pages are read from disk only when something touches them. The embedding table and the norms stay
 in memory (every analysis uses them).
 """
+
 from __future__ import annotations
 
 import json

@@ -10,6 +10,7 @@ and residual land directly in the result's arrays, and the keys/values in one ca
 ``[L, 2, capacity, Hkv, hd]`` that grows geometrically, whose first ``P`` positions are the next call's
 ``past`` (contiguous views, no copies).
 """
+
 from __future__ import annotations
 
 import logging
@@ -73,8 +74,9 @@ def _address(arr: np.ndarray) -> int:
 class OnnxBackend(Backend):
     name = "onnx"
 
-    def __init__(self, path: str | Path, cfg: LlamaConfig, embedding: np.ndarray, device: str = "cpu",
-                 threads: int | None = None):
+    def __init__(
+        self, path: str | Path, cfg: LlamaConfig, embedding: np.ndarray, device: str = "cpu", threads: int | None = None
+    ):
         import onnxruntime as ort
 
         self._ort, self.path, self.cfg = ort, Path(path), cfg
@@ -98,8 +100,7 @@ class OnnxBackend(Backend):
 
     def _open(self, providers: list[str]) -> None:
         ort = self._ort
-        self.session = ort.InferenceSession(str(self.path), _session_options(ort, self.threads),
-                                            providers=providers)
+        self.session = ort.InferenceSession(str(self.path), _session_options(ort, self.threads), providers=providers)
         self.provider = self.session.get_providers()[0]
 
     def _fall_back(self, why: str, exc: BaseException | None = None) -> None:
@@ -135,7 +136,7 @@ class OnnxBackend(Backend):
             outputs[f"new_key_{li}"], outputs[f"new_value_{li}"] = buf[li, 0, P:S], buf[li, 1, P:S]
         try:
             self._run(inputs, outputs)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             if self.provider == CPU:
                 raise
             self._fall_back(f"ONNX Runtime's {self.provider} failed while running ({type(e).__name__})", e)

@@ -15,6 +15,7 @@ The file is keyed by the model's identity (the GGUF's sha256, or a hash of the w
 and ``EXPORT_FORMAT``; it is written atomically next to a JSON record of its size and sha256, and an export
 that does not verify is rebuilt. Opset 18, torch's dynamo exporter (needs onnxscript).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,9 +25,9 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -44,8 +45,13 @@ def input_names(n_layers: int) -> list[str]:
 
 def output_names(n_layers: int) -> list[str]:
     L = range(n_layers)
-    return ([f"attention_{i}" for i in L] + [f"hidden_{i + 1}" for i in L] + ["final_normed"]
-            + [f"new_key_{i}" for i in L] + [f"new_value_{i}" for i in L])
+    return (
+        [f"attention_{i}" for i in L]
+        + [f"hidden_{i + 1}" for i in L]
+        + ["final_normed"]
+        + [f"new_key_{i}" for i in L]
+        + [f"new_value_{i}" for i in L]
+    )
 
 
 def model_fingerprint(model) -> str:
@@ -80,8 +86,11 @@ def cached_export(identity: str) -> Path | None:
         return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        ok = (meta.get("identity") == identity and meta.get("size") == onnx_path.stat().st_size
-              and meta.get("sha256") == sha256_file(onnx_path))
+        ok = (
+            meta.get("identity") == identity
+            and meta.get("size") == onnx_path.stat().st_size
+            and meta.get("sha256") == sha256_file(onnx_path)
+        )
     except (OSError, ValueError) as e:
         log.warning("ONNX export record %s unreadable (%s); rebuilding", meta_path, e)
         return None
@@ -138,19 +147,34 @@ def export_model(model, identity: str, progress: Callable[[str, float], None] | 
     shapes = {"x": {0: n_dim}, "past_keys": [{0: p_dim}] * L, "past_values": [{0: p_dim}] * L}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(step, (x, past[:L], past[L:]), None, dynamo=True, opset_version=OPSET,
-                                    input_names=input_names(L), output_names=output_names(L),
-                                    dynamic_shapes=shapes, verbose=False)
+        program = torch.onnx.export(
+            step,
+            (x, past[:L], past[L:]),
+            None,
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=input_names(L),
+            output_names=output_names(L),
+            dynamic_shapes=shapes,
+            verbose=False,
+        )
     progress("Writing the ONNX file", 0.8)
     atomic_write_bytes(onnx_path, lambda p: program.save(str(p), external_data=False))
-    del program
+    program = None  # the exported graph is large: free it before the probe runs
     from explainer.core.backends import probe_reference
     from explainer.core.backends.torch_backend import TorchBackend
 
     probe = probe_reference(TorchBackend(model, "cpu"), model.unembedding.detach().numpy())
-    meta = {"identity": identity, "format": EXPORT_FORMAT, "opset": OPSET, "config": asdict(cfg),
-            "size": onnx_path.stat().st_size, "sha256": sha256_file(onnx_path), "torch": torch.__version__,
-            "probe": probe}
+    meta = {
+        "identity": identity,
+        "format": EXPORT_FORMAT,
+        "opset": OPSET,
+        "config": asdict(cfg),
+        "size": onnx_path.stat().st_size,
+        "sha256": sha256_file(onnx_path),
+        "torch": torch.__version__,
+        "probe": probe,
+    }
     atomic_write_bytes(meta_path, lambda p: p.write_text(json.dumps(meta, indent=1), encoding="utf-8"))
     log.info("exported %s in %.1f s", onnx_path.name, time.perf_counter() - t0)
     progress("ONNX export ready", 1.0)

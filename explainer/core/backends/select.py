@@ -1,9 +1,10 @@
 """Which backend the engine runs, and switching to ONNX once its export is ready (rules: package docstring)."""
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -24,8 +25,17 @@ class BackendSelector:
     models, which are exported in this process (only when ``onnx`` is asked for explicitly).
     """
 
-    def __init__(self, choice: str, model, device: str, embedding: np.ndarray, unembedding: np.ndarray,
-                 identity: Callable[[], str], gguf_path: Path | None = None, progress: Progress | None = None):
+    def __init__(
+        self,
+        choice: str,
+        model,
+        device: str,
+        embedding: np.ndarray,
+        unembedding: np.ndarray,
+        identity: Callable[[], str],
+        gguf_path: Path | None = None,
+        progress: Progress | None = None,
+    ):
         if choice not in BACKENDS:
             raise UserError(f"Unknown backend '{choice}'; use {', '.join(BACKENDS)}.")
         self.choice, self.model, self.device = choice, model, device
@@ -65,9 +75,9 @@ class BackendSelector:
 
     def _export_now(self, progress: Progress | None) -> Path:
         if self.gguf_path is None:
-            from explainer.core.backends.onnx_export import export_model
-
             import copy
+
+            from explainer.core.backends.onnx_export import export_model
 
             cpu_model = self.model if self.device == "cpu" else copy.deepcopy(self.model).to("cpu")
             return export_model(cpu_model, self.identity, progress)
@@ -85,7 +95,7 @@ class BackendSelector:
             # before the session exists, so the two copies of the weights are never resident together
             from explainer.core.backends.memory import map_layers_from_weight_cache
 
-            map_layers_from_weight_cache(self.model, self.identity[len("gguf-"):])
+            map_layers_from_weight_cache(self.model, self.identity[len("gguf-") :])
         try:
             from explainer.core.backends.onnx_backend import OnnxBackend
             from explainer.core.backends.onnx_export import export_record

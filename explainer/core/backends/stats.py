@@ -5,6 +5,7 @@ token's log-probability costs one dot product instead of a pass over the vocabul
 the top-k ids and probabilities, and log P(the actual next token). Computed in float32 on the model's device,
 in chunks of rows so the ``[rows, V]`` logits stay small.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,13 +27,17 @@ class RowStats:
 
 
 @torch.inference_mode()
-def row_stats(normed: np.ndarray, unembedding: torch.Tensor, next_ids: np.ndarray, k: int,
-              chunk: int = 64) -> RowStats:
+def row_stats(normed: np.ndarray, unembedding: torch.Tensor, next_ids: np.ndarray, k: int, chunk: int = 64) -> RowStats:
     """``normed [n, D]`` final-normed residuals; ``unembedding [V, D]`` on the device to compute on;
     ``next_ids [n]`` the token that follows each row (-1: none)."""
     n = normed.shape[0]
-    out = RowStats(np.empty(n, np.float32), np.empty(n, np.float32), np.empty((n, k), np.int64),
-                   np.empty((n, k), np.float32), np.full(n, np.nan, np.float64))
+    out = RowStats(
+        np.empty(n, np.float32),
+        np.empty(n, np.float32),
+        np.empty((n, k), np.int64),
+        np.empty((n, k), np.float32),
+        np.full(n, np.nan, np.float64),
+    )
     dev, V = unembedding.device, unembedding.shape[0]
     x_all = torch.from_numpy(np.ascontiguousarray(normed, np.float32)).to(dev)
     rows_max = min(n, chunk)

@@ -4,6 +4,7 @@ It runs the model's own blocks, like ``Llama.forward``, but writes every layer's
 one preallocated host array instead of keeping a list and stacking it (which would briefly double the
 largest allocation of a long analysis).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,8 +58,12 @@ class TorchBackend(Backend):
             hidden_t[-1].copy_(x)
             return Step(hidden, normed.numpy(), attention, new_cache)
         dtype = torch.float16 if attention_dtype == np.float16 else torch.float32
-        return Step(torch.stack(states + [x]).float().cpu().numpy(), normed.float().cpu().numpy(),
-                    torch.stack(weights).to(dtype).cpu().numpy(), new_cache)
+        return Step(
+            torch.stack(states + [x]).float().cpu().numpy(),
+            normed.float().cpu().numpy(),
+            torch.stack(weights).to(dtype).cpu().numpy(),
+            new_cache,
+        )
 
     def cache_length(self, cache: KVCache | None) -> int:
         return 0 if cache is None else cache.length

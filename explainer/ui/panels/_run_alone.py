@@ -4,14 +4,24 @@
 Uses the core's tiny demo engine (random weights, real tokenizer) unless ``--real`` loads the bundled model.
 With ``--screenshot`` the panel is drawn offscreen-capable, saved and the program exits.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 
 
-def run_alone(panel_cls, default_text: str, argv: list[str] | None = None, *, size: str = "1000x600",
-              add_arguments=None, make_engine=None, make_panel=None, start=None) -> int:
+def run_alone(
+    panel_cls,
+    default_text: str,
+    argv: list[str] | None = None,
+    *,
+    size: str = "1000x600",
+    add_arguments=None,
+    make_engine=None,
+    make_panel=None,
+    start=None,
+) -> int:
     """Show one panel on demo data. Hooks for panels that need more: ``add_arguments(parser)`` adds options,
     ``make_engine(args)`` replaces the engine choice, ``make_panel(engine, args)`` builds the panel, and
     ``start(panel, engine, args)`` gives it its first data (default: the analysis of ``--text``)."""
@@ -51,9 +61,11 @@ def run_alone(panel_cls, default_text: str, argv: list[str] | None = None, *, si
     panel.tokenHovered.connect(panel.highlight_token)
     panel.tokenSelected.connect(panel.select_position)
     if hasattr(panel, "candidateChosen"):
+
         def append(token_id: int) -> None:
             text = panel.result.text + engine.tokenizer.decode([token_id])
             panel.set_result(engine.analyze(text))
+
         panel.candidateChosen.connect(append)
     panel.set_theme(theme)
     if start is not None:

@@ -1,8 +1,10 @@
 """Small pieces shared by the teaching panels (head roles, walk-through, logit lens): token labels, number
 formatting for a projector, the heat colour scale and a table cell that draws a bar."""
+
 from __future__ import annotations
 
 import html
+import logging
 import math
 
 from PySide6.QtCore import QRectF, Qt
@@ -11,6 +13,8 @@ from PySide6.QtWidgets import QStyledItemDelegate, QTableWidget
 
 from explainer.core.types import Token
 from explainer.ui import theme as th
+
+log = logging.getLogger(__name__)
 
 BAR_ROLE = Qt.UserRole + 1  # float in [0, 1] stored on a table item: the bar's length
 TABLE_FONT_PT = 12
@@ -37,8 +41,8 @@ class TokenLabels:
             r = getattr(self, "result", None)
             if r is not None and r.tokenizer in TOKENIZER_NAMES:
                 return Token(0, get_tokenizer(r.tokenizer).token_bytes(int(token_id)), 0, 0).display
-        except Exception:  # noqa: BLE001 - a label must never break drawing
-            pass
+        except Exception:
+            log.debug("no label for token %s", token_id, exc_info=True)
         return f"#{int(token_id)}"
 
 
@@ -91,8 +95,11 @@ def shade(base: str, amount: float, background: str) -> QColor:
     """``background`` blended towards ``base`` by ``amount`` in [0, 1]."""
     a = min(1.0, max(0.0, float(amount)))
     c0, c1 = QColor(background), QColor(base)
-    return QColor(round(c0.red() + (c1.red() - c0.red()) * a), round(c0.green() + (c1.green() - c0.green()) * a),
-                  round(c0.blue() + (c1.blue() - c0.blue()) * a))
+    return QColor(
+        round(c0.red() + (c1.red() - c0.red()) * a),
+        round(c0.green() + (c1.green() - c0.green()) * a),
+        round(c0.blue() + (c1.blue() - c0.blue()) * a),
+    )
 
 
 class BarDelegate(QStyledItemDelegate):

@@ -4,13 +4,13 @@ Run alone on demo data: ``python -m explainer.ui.panels.attention [--real] [--da
 Layers and heads are numbered from 1 on screen (layer 12 here feeds "after layer 12" in the embeddings
 panel); the API (``select_head``, ``headSelected``) uses 0-based indices like ``result.attention``.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QSplitter, QTabWidget,
-                               QWidget)
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QSplitter, QTabWidget, QWidget
 
 from explainer.core.types import readonly
 from explainer.ui.panels import attention_data as ad
@@ -19,11 +19,15 @@ from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
 from explainer.ui.widgets.attention_lines import AttentionLines
 from explainer.ui.widgets.head_grid import HeadGrid
 
-SINK_NOTE = ("Most heads park most of their attention on the first token when they have nothing better to do; "
-             "hiding it and renormalising shows what else they look at.")
-HINTS = ("Hover over a square to read its weight; click it to select the query token. Scroll to zoom, "
-         "double-click to see everything.",
-         "Hover over a token to see only its lines: on the left, what it looks at; on the right, who looks at it.")
+SINK_NOTE = (
+    "Most heads park most of their attention on the first token when they have nothing better to do; "
+    "hiding it and renormalising shows what else they look at."
+)
+HINTS = (
+    "Hover over a square to read its weight; click it to select the query token. Scroll to zoom, "
+    "double-click to see everything.",
+    "Hover over a token to see only its lines: on the left, what it looks at; on the right, who looks at it.",
+)
 THUMB_PIXELS = 32  # thumbnails are max-pooled to at most this many cells per side
 
 
@@ -33,7 +37,8 @@ def explanation_for(info=None) -> str:
         "Row = the token that is looking (<i>query</i>), column = the token it looks at (<i>key</i>); colour = "
         f"attention weight, softmax(QK<sup>T</sup>/√d<sub>k</sub>), d<sub>k</sub> = {dk}. Every row sums to 1. "
         "The upper triangle is empty: this GPT-style model only looks left (causal mask), unlike BERT. "
-        "Click any of the layers × heads in the grid (↑↓ layer, ←→ head).")
+        "Click any of the layers × heads in the grid (↑↓ layer, ←→ head)."
+    )
 
 
 DETAILS = (
@@ -42,7 +47,8 @@ DETAILS = (
     "head's output is the weighted sum of the value vectors. Groups of query heads share one key/value head "
     "(grouped-query attention). Word order enters through rotary positions: queries and keys are rotated by "
     "an angle proportional to their position before the dot product. Each grid pixel shows the strongest "
-    "weight in its block of the head's matrix.")
+    "weight in its block of the head's matrix."
+)
 
 
 class AttentionPanel(Panel):
@@ -239,8 +245,10 @@ class AttentionPanel(Panel):
             group = info.n_heads // max(1, info.n_kv_heads)
             kv = self.head // max(1, group)
             first, last = kv * group + 1, kv * group + group
-            what = (f"<b>Layer {self.layer + 1}, head {self.head + 1}</b> — shares its keys and values with "
-                    f"heads {first}–{last} (key/value head {kv + 1} of {info.n_kv_heads})")
+            what = (
+                f"<b>Layer {self.layer + 1}, head {self.head + 1}</b> — shares its keys and values with "
+                f"heads {first}–{last} (key/value head {kv + 1} of {info.n_kv_heads})"
+            )
         if self.hide_first:
             what += "; first token hidden, rows renormalised"
         self.info.setText(what)
@@ -269,13 +277,17 @@ class AttentionPanel(Panel):
             return
         lab = self._labels
         if k > q:
-            text = (f"<b>{_esc(lab[q])}</b> (token {q}) cannot look at <b>{_esc(lab[k])}</b> (token {k}): "
-                    "later tokens are masked.")
+            text = (
+                f"<b>{_esc(lab[q])}</b> (token {q}) cannot look at <b>{_esc(lab[k])}</b> (token {k}): "
+                "later tokens are masked."
+            )
         elif np.isnan(self._drawn[q, k]):
             text = f"<b>{_esc(lab[q])}</b> (token {q}) → first token: hidden (attention sink)."
         else:
-            text = (f"<b>{_esc(lab[q])}</b> (token {q}) looks at <b>{_esc(lab[k])}</b> (token {k}) "
-                    f"with weight <b>{self._drawn[q, k]:.3f}</b>")
+            text = (
+                f"<b>{_esc(lab[q])}</b> (token {q}) looks at <b>{_esc(lab[k])}</b> (token {k}) "
+                f"with weight <b>{self._drawn[q, k]:.3f}</b>"
+            )
         self.status.setText(text)
         self.tokenHovered.emit(q)
 
@@ -301,10 +313,15 @@ class AttentionPanel(Panel):
             self.headSelected.emit(self.layer, self.head)
         ev.accept()
 
-    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    # --- scenes and export -----------------------------------------------------------------------------------
     def scene_state(self) -> dict:
-        return {"layer": self.layer, "head": self.head, "average": self.average, "hide_sink": self.hide_first,
-                "tab": self.tabs.currentIndex()}
+        return {
+            "layer": self.layer,
+            "head": self.head,
+            "average": self.average,
+            "hide_sink": self.hide_first,
+            "tab": self.tabs.currentIndex(),
+        }
 
     def apply_scene_state(self, state: dict) -> None:
         if isinstance(state.get("average"), bool):
@@ -324,13 +341,19 @@ class AttentionPanel(Panel):
 
     def export_data(self) -> dict:
         labels = [t.display for t in self.result.tokens] if self.result is not None else []
-        return {"matrix": np.asarray(self.current_matrix()), "row_labels": labels, "col_labels": labels,
-                "layer": self.layer + 1, "head": "average" if self.average else self.head + 1,
-                "first_token_hidden": self.hide_first}
+        return {
+            "matrix": np.asarray(self.current_matrix()),
+            "row_labels": labels,
+            "col_labels": labels,
+            "layer": self.layer + 1,
+            "head": "average" if self.average else self.head + 1,
+            "first_token_hidden": self.hide_first,
+        }
 
     def caption_extra(self) -> str:
-        what = (f"attention, layer {self.layer + 1}, " +
-                ("average of heads" if self.average else f"head {self.head + 1}"))
+        what = f"attention, layer {self.layer + 1}, " + (
+            "average of heads" if self.average else f"head {self.head + 1}"
+        )
         return what + (", first token hidden" if self.hide_first else "")
 
 

@@ -3,6 +3,7 @@
 Conventions: ``[..., query, key]`` matrices whose rows sum to 1 over keys ``0..query`` (the causal mask makes
 later keys 0). NaN marks a cell that is not shown (a hidden first-token column, a row with nothing left).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -9,10 +9,11 @@ Scenes and export: ``scene_state() -> dict`` / ``apply_scene_state(dict)`` save 
 gives the numbers behind the view and ``caption_extra()`` what an exported picture's caption adds. The defaults
 save nothing, export the tokens, and name the panel.
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QScrollArea, QToolButton, QVBoxLayout, QHBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
 from explainer.core.types import AnalysisResult
 from explainer.ui import theme as th
@@ -96,7 +97,7 @@ class Panel(QWidget):
     def set_help_visible(self, visible: bool) -> None:
         self._help_button.setChecked(visible)
 
-    # --- scenes and export (issue 6) ---------------------------------------------------------------------------
+    # --- scenes and export -------------------------------------------------------------------------------------
     def scene_state(self) -> dict:
         """What a saved scene needs to show this panel the same way again (JSON-able); {} when nothing."""
         return {}
@@ -111,8 +112,19 @@ class Panel(QWidget):
         r = self.result
         if r is None:
             return {"rows": []}
-        return {"rows": [{"position": i, "token": t.display, "id": int(t.id), "start": t.start, "end": t.end,
-                          "special": bool(t.special)} for i, t in enumerate(r.tokens)]}
+        return {
+            "rows": [
+                {
+                    "position": i,
+                    "token": t.display,
+                    "id": int(t.id),
+                    "start": t.start,
+                    "end": t.end,
+                    "special": bool(t.special),
+                }
+                for i, t in enumerate(r.tokens)
+            ]
+        }
 
     def caption_extra(self) -> str:
         """What a caption should say about this view besides model and text (e.g. "layer 3, head 5")."""

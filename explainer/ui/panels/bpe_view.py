@@ -7,6 +7,7 @@
 The word comes from ``set_cursor_word`` (the main window wires the editor's cursor to it) or is typed into the
 panel's own field; until then the last word of the text is used. Everything here is SmolLM2's tokenizer.
 """
+
 from __future__ import annotations
 
 import html
@@ -15,7 +16,18 @@ import re
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QSlider, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QSlider,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explainer.core.bpe import MergeStep, byte_view, initial_pieces, replay_merges, variants
 from explainer.core.types import Token, Tokenization
@@ -52,7 +64,8 @@ class BpePanel(Panel):
         "tokens. <b>BPE merges</b>: byte-pair encoding starts from single bytes and repeatedly joins the "
         "neighbouring pair that was learned first (lowest rank) until no learned pair is left. "
         "<b>Bytes</b>: every character is stored as 1–4 bytes (UTF-8); a token can hold part of a character. "
-        "The model receives only the token ids.")
+        "The model receives only the token ids."
+    )
 
     wordChanged = Signal(str)
 
@@ -156,10 +169,13 @@ class BpePanel(Panel):
         lay.addWidget(self.bytes_summary)
         self.strip = ByteStrip()
         lay.addWidget(vertical_scroll(self.strip), 1)
-        lay.addWidget(_label(
-            f"Coloured bands under the bytes are the tokens. <span style='color:{th.HIGHLIGHT}'>✂</span> marks a "
-            "token boundary inside a character; a band with a dashed border is a token that is only part of a "
-            "character, so it cannot be shown as text on its own."))
+        lay.addWidget(
+            _label(
+                f"Coloured bands under the bytes are the tokens. <span style='color:{th.HIGHLIGHT}'>✂</span> marks a "
+                "token boundary inside a character; a band with a dashed border is a token that is only part of a "
+                "character, so it cannot be shown as text on its own."
+            )
+        )
         return page
 
     # --- protocol ---------------------------------------------------------------------------------------------
@@ -198,13 +214,20 @@ class BpePanel(Panel):
             self._update_bytes()
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException as e:  # noqa: BLE001 - user text must never crash the window
+        except BaseException as e:
             log.exception("BPE panel failed on %r", self.word)
             self.merge_text.setText(f"<span style='color:{th.HIGHLIGHT}'>{html.escape(str(e))}</span>")
 
     def _chips(self, tokens) -> list[Chip]:
-        return [Chip(t.display, str(t.id), th.SPECIAL if t.special else th.chip_colour(self.theme, i),
-                     border=th.WARNING if t.incomplete else "") for i, t in enumerate(tokens)]
+        return [
+            Chip(
+                t.display,
+                str(t.id),
+                th.SPECIAL if t.special else th.chip_colour(self.theme, i),
+                border=th.WARNING if t.incomplete else "",
+            )
+            for i, t in enumerate(tokens)
+        ]
 
     def _update_variants(self) -> None:
         rows = variants(self.tokenizer, self.word) if self.word.strip() else []
@@ -228,7 +251,8 @@ class BpePanel(Panel):
         self.variant_note.setText(
             f"The model never sees letters, only token ids: «{html.escape(self.word.strip())}» arrives as "
             f"<b>[{ids}]</b> ({pieces}). To count its letters it would have to have learned how each piece is "
-            "spelled. (· is a space, part of the token.)")
+            "spelled. (· is a space, part of the token.)"
+        )
 
     def _update_merges(self) -> None:
         word = self.word
@@ -241,8 +265,9 @@ class BpePanel(Panel):
         self.merge_list.clear()
         self.merge_list.addItem(f"0. start: {sum(len(p) for p in self.start_parts)} single bytes")
         for k, s in enumerate(self.steps, 1):
-            self.merge_list.addItem(f"{k}. {part_label(s.left)} + {part_label(s.right)} → {part_label(s.merged)}"
-                                    f"   (rank {s.rank:,})")
+            self.merge_list.addItem(
+                f"{k}. {part_label(s.left)} + {part_label(s.right)} → {part_label(s.merged)}   (rank {s.rank:,})"
+            )
         self.merge_list.blockSignals(False)
         self.slider.blockSignals(True)
         self.slider.setMaximum(len(self.steps))
@@ -277,8 +302,14 @@ class BpePanel(Panel):
             for j, part in enumerate(piece):
                 if step > 0 and k == self.steps[step - 1].piece and j == self.steps[step - 1].index:
                     merged_at = len(chips)
-                chips.append(Chip(part_label(part), str(self.tokenizer.rank(part)),
-                                  th.chip_colour(self.theme, flat), border=th.WARNING if _incomplete(part) else ""))
+                chips.append(
+                    Chip(
+                        part_label(part),
+                        str(self.tokenizer.rank(part)),
+                        th.chip_colour(self.theme, flat),
+                        border=th.WARNING if _incomplete(part) else "",
+                    )
+                )
                 flat += 1
         self.merge_view.set_chips(chips)
         self.merge_view.set_marks(selected={merged_at} if merged_at >= 0 else set(), highlighted=set())
@@ -292,31 +323,47 @@ class BpePanel(Panel):
             return
         if step == 0:
             nb = sum(len(p) for p in self.start_parts)
-            extra = (f" in {len(self.start_parts)} pieces (merges never cross a piece: a word with its leading "
-                     "space, a run of punctuation, one digit…)" if len(self.start_parts) > 1 else "")
-            self.merge_text.setText(f"Start: the text as <b>{nb}</b> single bytes{extra}. Every byte is a token "
-                                    "of its own; the number under each chip is its id.")
+            extra = (
+                f" in {len(self.start_parts)} pieces (merges never cross a piece: a word with its leading "
+                "space, a run of punctuation, one digit…)"
+                if len(self.start_parts) > 1
+                else ""
+            )
+            self.merge_text.setText(
+                f"Start: the text as <b>{nb}</b> single bytes{extra}. Every byte is a token "
+                "of its own; the number under each chip is its id."
+            )
         else:
             s = self.steps[step - 1]
-            head = (f"Merge {step}: «{html.escape(part_label(s.left))}» + «{html.escape(part_label(s.right))}» → "
-                    f"«<b>{html.escape(part_label(s.merged))}</b>», rank <b>{s.rank:,}</b>. ")
+            head = (
+                f"Merge {step}: «{html.escape(part_label(s.left))}» + «{html.escape(part_label(s.right))}» → "
+                f"«<b>{html.escape(part_label(s.merged))}</b>», rank <b>{s.rank:,}</b>. "
+            )
             if len(self.parts_at(step - 1)[s.piece]) - len(s.pieces[s.piece]) > 1:
-                self.merge_text.setText(head + "No learned pair was left, but the whole piece is itself a token, "
-                                               "so the tokenizer takes it as one.")
+                self.merge_text.setText(
+                    head + "No learned pair was left, but the whole piece is itself a token, "
+                    "so the tokenizer takes it as one."
+                )
             else:
-                self.merge_text.setText(head + "Of all neighbouring pairs that form a token, this one has the "
-                                               "lowest rank (it was learned earliest).")
+                self.merge_text.setText(
+                    head + "Of all neighbouring pairs that form a token, this one has the "
+                    "lowest rank (it was learned earliest)."
+                )
         if step < n:
             self.check.setText(f"{n - step} merge{'s' if n - step != 1 else ''} to go.")
             return
         ids = self.ids_at(step)
         expected = self.tokenizer.encode(self.word)
         if ids == expected:
-            self.check.setText(f"<span style='color:{th.ACCENTS[2]}'>✓</span> No learned pair is left: these are "
-                               f"exactly the tokenizer's ids <b>[{', '.join(map(str, expected))}]</b>.")
+            self.check.setText(
+                f"<span style='color:{th.ACCENTS[2]}'>✓</span> No learned pair is left: these are "
+                f"exactly the tokenizer's ids <b>[{', '.join(map(str, expected))}]</b>."
+            )
         else:
-            self.check.setText(f"<span style='color:{th.HIGHLIGHT}'>✗ The replay ends at {ids}, but the tokenizer "
-                               f"gives {expected}.</span>")
+            self.check.setText(
+                f"<span style='color:{th.HIGHLIGHT}'>✗ The replay ends at {ids}, but the tokenizer "
+                f"gives {expected}.</span>"
+            )
 
     def final_step_matches(self) -> bool:
         return self.ids_at(len(self.steps)) == self.tokenizer.encode(self.word)
@@ -336,16 +383,22 @@ class BpePanel(Panel):
         self.strip.set_data(rows, t.tokens)
         n_bytes = sum(len(r.bytes) for r in rows)
         split = {ri for ri, _ in self.strip.cuts_inside_characters()}
-        text = (f"<b>{len(rows)}</b> character{'s' if len(rows) != 1 else ''} · <b>{n_bytes}</b> bytes · "
-                f"<b>{len(t.tokens)}</b> token{'s' if len(t.tokens) != 1 else ''}")
+        text = (
+            f"<b>{len(rows)}</b> character{'s' if len(rows) != 1 else ''} · <b>{n_bytes}</b> bytes · "
+            f"<b>{len(t.tokens)}</b> token{'s' if len(t.tokens) != 1 else ''}"
+        )
         if split:
-            text += (f" · <span style='color:{th.HIGHLIGHT}'>{len(split)} character{'s' if len(split) != 1 else ''}"
-                     " split between tokens</span>")
+            text += (
+                f" · <span style='color:{th.HIGHLIGHT}'>{len(split)} character{'s' if len(split) != 1 else ''}"
+                " split between tokens</span>"
+            )
         if t.dropped:
             text += f" · <span style='color:{th.WARNING}'>{len(t.dropped)} byte(s) have no token</span>"
-        self.bytes_summary.setText(text + ". Plain ASCII takes 1 byte per character; accented Latin letters 2; most CJK 3; emoji 4.")
+        self.bytes_summary.setText(
+            text + ". Plain ASCII takes 1 byte per character; accented Latin letters 2; most CJK 3; emoji 4."
+        )
 
-    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    # --- scenes and export -----------------------------------------------------------------------------------
     def scene_state(self) -> dict:
         return {"word": self.word, "tab": self.tabs.currentIndex(), "step": self.step}
 
@@ -362,8 +415,14 @@ class BpePanel(Panel):
     def export_data(self) -> dict:
         rows = [{"step": 0, "merge": "", "rank": None, "ids": " ".join(map(str, self.ids_at(0))) if self.word else ""}]
         for k, s in enumerate(self.steps, 1):
-            rows.append({"step": k, "merge": f"{part_label(s.left)} + {part_label(s.right)}", "rank": s.rank,
-                         "ids": " ".join(map(str, s.ids))})
+            rows.append(
+                {
+                    "step": k,
+                    "merge": f"{part_label(s.left)} + {part_label(s.right)}",
+                    "rank": s.rank,
+                    "ids": " ".join(map(str, s.ids)),
+                }
+            )
         return {"rows": rows, "word": self.word}
 
     def caption_extra(self) -> str:

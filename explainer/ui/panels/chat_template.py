@@ -4,14 +4,28 @@ Left: the turns (role + message), "add generation prompt". Right: the rendered t
 highlighted, the token chips (special tokens in the SPECIAL colour) and, once the main window has analysed that
 very text (after "Send to editor"), the model's top 5 candidates for the assistant's first token.
 """
+
 from __future__ import annotations
 
 import html
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QFontMetricsF, QPainter
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea,
-                               QSizePolicy, QSplitter, QTextEdit, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSplitter,
+    QTextEdit,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explainer.core import chat
 from explainer.core.chat import Message
@@ -92,12 +106,14 @@ class TopBars(QWidget):
             text = self._fm.elidedText(label, Qt.ElideRight, label_w - 12)
             p.setPen(QColor(self.theme.text))
             p.drawText(QRectF(0, y, label_w - 8, rh), Qt.AlignRight | Qt.AlignVCenter, text)
-            p.fillRect(QRectF(label_w, y + rh * 0.18, bar_w, rh * 0.64), QColor(self.theme.surface if not
-                                                                                 self.theme.is_dark else self.theme.grid))
-            p.fillRect(QRectF(label_w, y + rh * 0.18, bar_w * max(0.0, min(1.0, prob)), rh * 0.64),
-                       QColor(th.ACCENTS[0]))
-            p.drawText(QRectF(label_w + bar_w + 4, y, pct_w, rh), Qt.AlignLeft | Qt.AlignVCenter,
-                       f"{100 * prob:.1f} %")
+            p.fillRect(
+                QRectF(label_w, y + rh * 0.18, bar_w, rh * 0.64),
+                QColor(self.theme.surface if not self.theme.is_dark else self.theme.grid),
+            )
+            p.fillRect(
+                QRectF(label_w, y + rh * 0.18, bar_w * max(0.0, min(1.0, prob)), rh * 0.64), QColor(th.ACCENTS[0])
+            )
+            p.drawText(QRectF(label_w + bar_w + 4, y, pct_w, rh), Qt.AlignLeft | Qt.AlignVCenter, f"{100 * prob:.1f} %")
         p.end()
 
 
@@ -109,7 +125,8 @@ class ChatTemplatePanel(Panel):
         "<b>special tokens</b> (pink): single ids, not text, that the model was trained to read as turn markers. "
         "SmolLM2's template adds a default system message when the conversation does not start with one. With "
         "“add generation prompt” the text ends in &lt;|im_start|&gt;assistant ⏎, so what the model predicts next "
-        "is the start of the assistant's answer.")
+        "is the start of the assistant's answer."
+    )
 
     textRequested = Signal(str, bool)  # the ChatML text, parse_specials
 
@@ -140,15 +157,18 @@ class ChatTemplatePanel(Panel):
         self.add_button = QPushButton("+ Add turn")
         self.generation = QCheckBox("Add generation prompt")
         self.generation.setChecked(True)
-        self.generation.setToolTip("End with <|im_start|>assistant and a new line: the model's next tokens are "
-                                   "the assistant's reply.")
+        self.generation.setToolTip(
+            "End with <|im_start|>assistant and a new line: the model's next tokens are the assistant's reply."
+        )
         row.addWidget(self.add_button)
         row.addWidget(self.generation)
         row.addStretch(1)
         lv.addLayout(row)
         self.send_button = QPushButton("Send to editor ▶")
-        self.send_button.setToolTip("Put this exact text in the editor with special-token parsing on; the "
-                                    "Next-token panel then shows what the model predicts.")
+        self.send_button.setToolTip(
+            "Put this exact text in the editor with special-token parsing on; the "
+            "Next-token panel then shows what the model predicts."
+        )
         lv.addWidget(self.send_button)
         self.prediction_title = QLabel()
         self.prediction_title.setTextFormat(Qt.RichText)
@@ -277,17 +297,26 @@ class ChatTemplatePanel(Panel):
         self.text = "".join(s.text for s in segments)
         self.tokenization = self.tokenizer.tokenize(self.text, parse_specials=True)
         toks = self.tokenization.tokens
-        self.chips.set_chips([Chip(t.text if t.special else t.display, str(t.id),
-                                   th.SPECIAL if t.special else th.chip_colour(self.theme, i),
-                                   border=th.WARNING if t.incomplete else "",
-                                   line_break=t.bytes.endswith(b"\n") and not t.special)
-                              for i, t in enumerate(toks)])
+        self.chips.set_chips(
+            [
+                Chip(
+                    t.text if t.special else t.display,
+                    str(t.id),
+                    th.SPECIAL if t.special else th.chip_colour(self.theme, i),
+                    border=th.WARNING if t.incomplete else "",
+                    line_break=t.bytes.endswith(b"\n") and not t.special,
+                )
+                for i, t in enumerate(toks)
+            ]
+        )
         self.text_view.setHtml(self._text_html(segments))
         n_special = sum(1 for t in toks if t.special)
         notes = [f"<b>{len(toks)}</b> tokens, <b>{n_special}</b> of them special · {len(self.text)} characters"]
         if chat.uses_default_system_prompt(msgs):
-            notes.append("<i>The conversation does not start with a system message, so the template added "
-                         "SmolLM2's default one (shown in italics).</i>")
+            notes.append(
+                "<i>The conversation does not start with a system message, so the template added "
+                "SmolLM2's default one (shown in italics).</i>"
+            )
         if not msgs:
             notes.append("Add a turn to start a conversation.")
         self.summary.setText("<br>".join(notes))
@@ -300,8 +329,9 @@ class ChatTemplatePanel(Panel):
             text = html.escape(s.text)
             if s.kind == "special":
                 glued = html.escape("\u2060".join(s.text))  # word joiners: a special token never wraps
-                piece = (f"<span style='background:{th.SPECIAL}; color:{th.text_on(th.SPECIAL)}'>"
-                         f"&nbsp;{glued}&nbsp;</span>")
+                piece = (
+                    f"<span style='background:{th.SPECIAL}; color:{th.text_on(th.SPECIAL)}'>&nbsp;{glued}&nbsp;</span>"
+                )
             elif s.kind == "newline":
                 piece = f"<span style='color:{t.muted}'>⏎</span><br>"
             elif s.kind == "role":
@@ -326,7 +356,8 @@ class ChatTemplatePanel(Panel):
             self.bars.set_rows([(self._label(i), p) for i, p in pred])
         else:
             self.prediction_title.setText(
-                "<i>Press “Send to editor” to see what the model predicts next.</i>" if self.text else "")
+                "<i>Press “Send to editor” to see what the model predicts next.</i>" if self.text else ""
+            )
             self.bars.set_rows([])
 
     def _chip_tooltip(self, index: int) -> str:
@@ -334,25 +365,33 @@ class ChatTemplatePanel(Panel):
         if t is None:
             return ""
         kind = "a <b>special token</b>: one id that marks a turn, not text" if t.special else "ordinary text"
-        return (f"<b>{html.escape(visible_text(t.text))}</b> &nbsp; id <b>{t.id}</b><br>{kind}")
+        return f"<b>{html.escape(visible_text(t.text))}</b> &nbsp; id <b>{t.id}</b><br>{kind}"
 
-    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    # --- scenes and export -----------------------------------------------------------------------------------
     def scene_state(self) -> dict:
-        return {"messages": [{"role": m.role, "content": m.content} for m in self.messages()],
-                "generation": self.generation.isChecked()}
+        return {
+            "messages": [{"role": m.role, "content": m.content} for m in self.messages()],
+            "generation": self.generation.isChecked(),
+        }
 
     def apply_scene_state(self, state: dict) -> None:
         if isinstance(state.get("generation"), bool):
             self.generation.setChecked(state["generation"])
         msgs = state.get("messages")
-        if isinstance(msgs, list) and all(isinstance(m, dict) and isinstance(m.get("role"), str)
-                                          and isinstance(m.get("content"), str) for m in msgs):
+        if isinstance(msgs, list) and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in msgs
+        ):
             self.set_messages([{"role": m["role"], "content": m["content"]} for m in msgs])
 
     def export_data(self) -> dict:
         toks = self.tokenization.tokens if self.tokenization else ()
-        return {"rows": [{"index": i, "token": t.text if t.special else t.display, "id": int(t.id),
-                          "special": bool(t.special)} for i, t in enumerate(toks)], "text": self.text}
+        return {
+            "rows": [
+                {"index": i, "token": t.text if t.special else t.display, "id": int(t.id), "special": bool(t.special)}
+                for i, t in enumerate(toks)
+            ],
+            "text": self.text,
+        }
 
 
 def main(argv: list[str] | None = None) -> int:

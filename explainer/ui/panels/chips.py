@@ -4,12 +4,13 @@ Each chip shows the token's visible text (whitespace as ·, ⏎, →) with its i
 chips, not tokens: the Tokens panel builds them. Hover and click report the chip index; the tooltip comes from
 a callback so it is built only when asked for.
 """
+
 from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
@@ -106,7 +107,7 @@ class ChipView(QWidget):
     def _relayout(self) -> None:
         for c, r in zip(self.chips, self._flow(self.width())):
             c.rect = r
-        bottom = (max((c.rect.bottom() for c in self.chips), default=self.MARGIN) + self.MARGIN)
+        bottom = max((c.rect.bottom() for c in self.chips), default=self.MARGIN) + self.MARGIN
         changed = bottom != self._content_height
         self._content_height = bottom
         self._laid_out_width = self.width()

@@ -4,6 +4,7 @@
 otherwise a fake engine whose results have the right shapes (causal attention rows that sum to 1, with an
 attention sink on the first token, and random hidden states). ``real_engine()`` loads the bundled model.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,20 @@ class FakeEngine:
     device = "cpu"
 
     def __init__(self, n_layers: int = 4, n_heads: int = 3, d_model: int = 32, vocab: int = 512, seed: int = 0):
-        self.info = ModelInfo("fake-model", n_layers, n_heads, 1, d_model, d_model // n_heads, 4 * d_model,
-                              vocab, 12345, 2048, 10000.0, 1e-5)
+        self.info = ModelInfo(
+            "fake-model",
+            n_layers,
+            n_heads,
+            1,
+            d_model,
+            d_model // n_heads,
+            4 * d_model,
+            vocab,
+            12345,
+            2048,
+            10000.0,
+            1e-5,
+        )
         rng = np.random.default_rng(seed)
         self.embedding_table = readonly(rng.standard_normal((vocab, d_model)).astype(np.float32))
         self._mix = rng.standard_normal((n_layers, d_model, d_model)).astype(np.float32) / np.sqrt(d_model)
@@ -58,13 +71,28 @@ class FakeEngine:
         top_ids = rng.integers(0, info.vocab_size, (T, 8))
         top_probs = np.sort(rng.dirichlet(np.ones(8), T), 1)[:, ::-1].astype(np.float32)
         return AnalysisResult(
-            text=text, model=info, device="cpu", backend="fake", tokenizer="fake", tokens=tuple(tokens),
-            ids=readonly(ids), start_token=start_token, truncated=False, dropped=(), specials_parsed=False,
-            token_prob=readonly(probs), surprisal_bits=readonly(-np.log2(probs)),
-            entropy_bits=readonly(np.full(T, 3.0, np.float32)), top_ids=readonly(top_ids),
-            top_probs=readonly(top_probs), sentence_logprob=float(np.nansum(np.log(probs))),
-            hidden=readonly(h), final_normed=readonly(h[-1].copy()),
-            attention=Attention([att]), unembedding=self.embedding_table)
+            text=text,
+            model=info,
+            device="cpu",
+            backend="fake",
+            tokenizer="fake",
+            tokens=tuple(tokens),
+            ids=readonly(ids),
+            start_token=start_token,
+            truncated=False,
+            dropped=(),
+            specials_parsed=False,
+            token_prob=readonly(probs),
+            surprisal_bits=readonly(-np.log2(probs)),
+            entropy_bits=readonly(np.full(T, 3.0, np.float32)),
+            top_ids=readonly(top_ids),
+            top_probs=readonly(top_probs),
+            sentence_logprob=float(np.nansum(np.log(probs))),
+            hidden=readonly(h),
+            final_normed=readonly(h[-1].copy()),
+            attention=Attention([att]),
+            unembedding=self.embedding_table,
+        )
 
 
 def demo_engine_or_fake():

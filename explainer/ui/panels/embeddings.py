@@ -6,6 +6,7 @@ memory or in the disk cache (``Projector.axes_if_available``) and never runs the
 ``projector.prepare()`` in the model's worker thread, then ``panel.refresh()``. ``fit_missing=True`` fits on
 demand on the calling thread (demos, tests).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,8 @@ def explanation_for(d_model: int = 576) -> str:
         f"Each token is a vector of {d_model} numbers, drawn on the two main directions (PCA) of reference data, "
         "fitted once per layer so points stay still while you type. <b>Layer 0</b>: the input embedding, the "
         "same in every context. <b>After layer N</b>: the vector has taken in context, so one word can move "
-        "apart (“bank” of a river vs. a bank account).")
+        "apart (“bank” of a river vs. a bank account)."
+    )
 
 
 DETAILS = (
@@ -35,7 +37,8 @@ DETAILS = (
     "full space. The map is stretched to fill the panel, so the two axes have different scales. Grey dots: "
     "reference vectors; open diamonds: tokens outside the map, pinned to its edge; the dashed path (optional): "
     "the selected token after each earlier layer, on this map. Labels that would overlap are left out: hover a "
-    "point to read its token.")
+    "point to read its token."
+)
 
 
 def layer_name(layer: int) -> str:
@@ -63,8 +66,10 @@ class EmbeddingsPanel(Panel):
         self.layer_label = QLabel(layer_name(0))
         self.layer_label.setMinimumWidth(self.layer_label.fontMetrics().horizontalAdvance(layer_name(0)) + 12)
         self.path_box = QCheckBox("Path of the selected token")
-        self.path_box.setToolTip("The selected token's vector after each earlier layer (numbered), drawn on this "
-                                 "layer's map: how it drifted to where it is now.")
+        self.path_box.setToolTip(
+            "The selected token's vector after each earlier layer (numbered), drawn on this "
+            "layer's map: how it drifted to where it is now."
+        )
         row.addWidget(self.layer_label)
         row.addWidget(self.slider, 1)
         row.addWidget(self.path_box)
@@ -118,8 +123,11 @@ class EmbeddingsPanel(Panel):
             self.map.set_points(self._coords, [], np.zeros(0, np.int64), np.zeros(0, bool))
             self.map.set_cloud(np.zeros((0, 2)))
             self.map.set_path(None)
-            self.info.setText("The map for this layer is being prepared (once per model)…"
-                              if self.projector is not None else "No projection available.")
+            self.info.setText(
+                "The map for this layer is being prepared (once per model)…"
+                if self.projector is not None
+                else "No projection available."
+            )
             return
         if axes is not self._shown_axes:  # a new layer: new fixed view, cloud and axis titles
             self._shown_axes = axes
@@ -127,12 +135,15 @@ class EmbeddingsPanel(Panel):
             self.map.set_cloud(axes.reference)
             ev = axes.explained * 100
             self.map.set_axes_labels(f"axis 1 ({ev[0]:.1f}% of the spread)", f"axis 2 ({ev[1]:.1f}%)")
-            what = ("the whole vocabulary" if self.layer == 0 else "the built-in reference text")
-            self.info.setText(f"<b>{layer_name(self.layer)}</b> — axes fitted on {what}; "
-                              f"together they show {ev.sum():.1f}% of its spread.")
+            what = "the whole vocabulary" if self.layer == 0 else "the built-in reference text"
+            self.info.setText(
+                f"<b>{layer_name(self.layer)}</b> — axes fitted on {what}; "
+                f"together they show {ev.sum():.1f}% of its spread."
+            )
         self._coords = axes.project(r.hidden[self.layer])
-        self.map.set_points(self._coords, [t.display for t in r.tokens], r.ids,
-                            np.array([t.special for t in r.tokens], bool))
+        self.map.set_points(
+            self._coords, [t.display for t in r.tokens], r.ids, np.array([t.special for t in r.tokens], bool)
+        )
         self.map.set_selected(self.selected_position)
         self.map.set_hovered(self.hovered_position)
         self._update_path()
@@ -183,14 +194,19 @@ class EmbeddingsPanel(Panel):
     def _update_neighbours(self) -> None:
         r, pos = self.result, self.selected_position
         if r is None or self.layer != 0 or not 0 <= pos < r.n_tokens or self.projector is None:
-            self.neighbours.setText("Select a token at layer 0 to list its nearest neighbours in the vocabulary."
-                                    if self.layer == 0 else " ")
+            self.neighbours.setText(
+                "Select a token at layer 0 to list its nearest neighbours in the vocabulary."
+                if self.layer == 0
+                else " "
+            )
             return
         label = self.projector.token_label
         nn = nearest_neighbours(self.projector.embedding_table, int(r.ids[pos]), k=8)
         items = [f"{_esc(label(i) or str(i))} ({c:.2f})" for i, c in nn]
-        self.neighbours.setText(f"Nearest to <b>{_esc(r.tokens[pos].display)}</b> in the input-embedding "
-                                "table (cosine similarity, all 576 dimensions): " + ", ".join(items))
+        self.neighbours.setText(
+            f"Nearest to <b>{_esc(r.tokens[pos].display)}</b> in the input-embedding "
+            "table (cosine similarity, all 576 dimensions): " + ", ".join(items)
+        )
 
     def _on_slider_changed(self, value: int) -> None:
         self.layer = value
@@ -207,7 +223,7 @@ class EmbeddingsPanel(Panel):
         self.select_position(position)
         self.tokenSelected.emit(position)
 
-    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    # --- scenes and export -----------------------------------------------------------------------------------
     def scene_state(self) -> dict:
         return {"layer": self.layer, "path": self.path_box.isChecked()}
 
@@ -224,9 +240,20 @@ class EmbeddingsPanel(Panel):
 
     def export_data(self) -> dict:
         r, xy = self.result, self.coordinates()
-        rows = [] if r is None else [
-            {"position": i, "token": r.tokens[i].display, "id": int(r.ids[i]), "x": float(xy[i, 0]),
-             "y": float(xy[i, 1])} for i in range(min(len(xy), r.n_tokens))]
+        rows = (
+            []
+            if r is None
+            else [
+                {
+                    "position": i,
+                    "token": r.tokens[i].display,
+                    "id": int(r.ids[i]),
+                    "x": float(xy[i, 0]),
+                    "y": float(xy[i, 1]),
+                }
+                for i in range(min(len(xy), r.n_tokens))
+            ]
+        )
         return {"rows": rows, "layer": self.layer}
 
     def caption_extra(self) -> str:
@@ -253,11 +280,17 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - manual dem
         panel.set_layer(min(max(args.layer, 0), engine.info.n_layers))
 
     return run_alone(
-        EmbeddingsPanel, demo_data.DEMO_TEXT, argv, size="1000x750",
-        add_arguments=lambda ap: ap.add_argument("--layer", type=int, default=0,
-                                                 help="0 = input embeddings, l = after layer l"),
+        EmbeddingsPanel,
+        demo_data.DEMO_TEXT,
+        argv,
+        size="1000x750",
+        add_arguments=lambda ap: ap.add_argument(
+            "--layer", type=int, default=0, help="0 = input embeddings, l = after layer l"
+        ),
         make_engine=lambda args: demo_data.real_engine() if args.real else demo_data.demo_engine_or_fake(),
-        make_panel=make_panel, start=start)
+        make_panel=make_panel,
+        start=start,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ from the reference test (random words written twice), which runs the model and s
 background thread through ``set_reference_runner(fn)``; ``set_reference_scores`` accepts precomputed scores.
 Layers and heads are numbered from 1 on screen; ``headSelected`` uses 0-based indices like the attention panel.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,19 @@ import threading
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSizePolicy, QSplitter,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explainer.core import heads as core_heads
 from explainer.core.heads import ROLE_HELP, ROLE_LABELS, ROLES, HeadScores
@@ -25,8 +37,12 @@ from explainer.ui.panels.base import Panel
 from explainer.ui.widgets.badge_grid import BadgeGrid
 
 TOP_N = 5
-SHORT_LABELS = {"induction": "Induction", "previous_token": "Previous\ntoken", "first_token": "First token\n(sink)",
-                "duplicate_token": "Duplicate\ntoken"}
+SHORT_LABELS = {
+    "induction": "Induction",
+    "previous_token": "Previous\ntoken",
+    "first_token": "First token\n(sink)",
+    "duplicate_token": "Duplicate\ntoken",
+}
 LIVE, REFERENCE = "live", "reference"
 
 
@@ -45,7 +61,8 @@ class HeadRolesPanel(Panel):
         "else is relevant. <b>Duplicate token</b>: earlier copies of the same token. <b>Induction</b>: after "
         "“A B … A”, the token B that followed the earlier A — how a model continues a pattern from the prompt "
         "(in-context learning). Scores come from your text (the last two only where tokens repeat) or from the "
-        "reference test: 50 random words written twice. Click a badge to open that head.")
+        "reference test: 50 random words written twice. Click a badge to open that head."
+    )
     headSelected = Signal(int, int)  # (layer, head), 0-based
 
     def __init__(self, parent: QWidget | None = None, reference_runner=None):
@@ -181,8 +198,11 @@ class HeadRolesPanel(Panel):
         if scores is None:
             self.grid.set_scores(np.zeros((0, 0)))
             self.table.clearContents()
-            self.note.setText("<i>Run the reference test to see its scores.</i>" if self.source == REFERENCE
-                              else "<i>Waiting for the model…</i>")
+            self.note.setText(
+                "<i>Run the reference test to see its scores.</i>"
+                if self.source == REFERENCE
+                else "<i>Waiting for the model…</i>"
+            )
             return
         self.grid.set_scores(scores.role(self.role))
         self._fill_table(scores)
@@ -214,12 +234,16 @@ class HeadRolesPanel(Panel):
         if self.source == REFERENCE:
             n, k = scores.length or core_heads.DEFAULT_LENGTH, len(scores.seeds) or core_heads.DEFAULT_SEEDS
             seeds = f"averaged over {k} random seeds" if k > 1 else "one random seed"
-            return (f"Reference test: {n} random ordinary words, written twice after the start token, {seeds}. "
-                    "In the second copy every word has been seen before, so an induction head looks at the word "
-                    "that came next last time.")
+            return (
+                f"Reference test: {n} random ordinary words, written twice after the start token, {seeds}. "
+                "In the second copy every word has been seen before, so an induction head looks at the word "
+                "that came next last time."
+            )
         if np.isnan(s).all():
-            return ("No token repeats in this text, so this role has no score here. Type a sentence twice (or "
-                    "switch to the reference test) to see induction and duplicate-token heads.")
+            return (
+                "No token repeats in this text, so this role has no score here. Type a sentence twice (or "
+                "switch to the reference test) to see induction and duplicate-token heads."
+            )
         n = scores.counts.get(self.role, 0)
         what = "tokens" if self.role in ("previous_token", "first_token") else "repeated tokens"
         return f"Scores on this text, averaged over {n} {what}. Short texts give noisy scores."
@@ -254,8 +278,7 @@ class HeadRolesPanel(Panel):
     def _on_reference_done(self, scores, error: str) -> None:
         self._running = False
         if scores is None:
-            self.status.setText(f"<span style='color:{th.HIGHLIGHT}'>The reference test failed: "
-                                f"{tc.esc(error)}</span>")
+            self.status.setText(f"<span style='color:{th.HIGHLIGHT}'>The reference test failed: {tc.esc(error)}</span>")
         else:
             self.status.setText("")
             self.reference = scores
@@ -272,7 +295,7 @@ class HeadRolesPanel(Panel):
             self.set_role(ROLES[col])
             self._on_grid_clicked(*item.data(Qt.UserRole))
 
-    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    # --- scenes and export -----------------------------------------------------------------------------------
     def scene_state(self) -> dict:
         return {"role": self.role, "source": self.source}
 
@@ -287,8 +310,13 @@ class HeadRolesPanel(Panel):
         if scores is None:
             return {"matrix": np.zeros((0, 0)), "role": self.role}
         m = scores.role(self.role)
-        return {"matrix": m, "row_labels": [f"layer {i + 1}" for i in range(m.shape[0])],
-                "col_labels": [f"head {j + 1}" for j in range(m.shape[1])], "role": self.role, "source": self.source}
+        return {
+            "matrix": m,
+            "row_labels": [f"layer {i + 1}" for i in range(m.shape[0])],
+            "col_labels": [f"head {j + 1}" for j in range(m.shape[1])],
+            "role": self.role,
+            "source": self.source,
+        }
 
     def caption_extra(self) -> str:
         src = "this text" if self.source == LIVE else "reference test"
@@ -312,5 +340,9 @@ _demo_panel.__module__ = "explainer.ui.panels.heads"  # the name run_alone shows
 if __name__ == "__main__":
     from explainer.ui.panels._run_alone import run_alone
 
-    raise SystemExit(run_alone(_demo_panel, "The cat sat on the mat. The cat sat on the mat. Then the dog sat on "
-                                            "the cat, and the cat sat on the dog."))
+    raise SystemExit(
+        run_alone(
+            _demo_panel,
+            "The cat sat on the mat. The cat sat on the mat. Then the dog sat on the cat, and the cat sat on the dog.",
+        )
+    )

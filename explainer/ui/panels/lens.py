@@ -5,13 +5,22 @@ Rows are layers 0..L (0: the input embedding; l: the residual stream after layer
 attention panel), columns the top-5 tokens with probability shading, and the rank of the token that actually
 follows. Computed by ``core.lens`` from the result (no model call), cached per (result, position).
 """
+
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
-from PySide6.QtWidgets import (QHeaderView, QLabel, QSplitter, QStyledItemDelegate, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QLabel,
+    QSplitter,
+    QStyledItemDelegate,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explainer.core import lens as core_lens
 from explainer.ui import theme as th
@@ -47,8 +56,9 @@ class _CellDelegate(QStyledItemDelegate):
         if frac is not None and rect.width() * float(frac) >= 1:
             c = QColor(self.bar_colour)
             c.setAlpha(150)
-            painter.fillRect(QRectF(rect.left() + 3, rect.top() + 4, (rect.width() - 6) * float(frac),
-                                    rect.height() - 8), c)
+            painter.fillRect(
+                QRectF(rect.left() + 3, rect.top() + 4, (rect.width() - 6) * float(frac), rect.height() - 8), c
+            )
         font = index.data(Qt.FontRole) or option.font
         painter.setFont(font)
         fg = index.data(Qt.ForegroundRole)
@@ -74,7 +84,8 @@ class LensPanel(tc.TokenLabels, Panel):
         "shaded by probability. The last row is the model's real prediction. Early layers were not trained to be "
         "read this way, so their guesses are rough; watch the answer form. The outlined cells and the last "
         "column follow the token that actually comes next. <b>Neighbours</b>: the tokens whose input embeddings "
-        "point in the most similar direction (cosine similarity): similar tokens sit close together.")
+        "point in the most similar direction (cosine similarity): similar tokens sit close together."
+    )
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -97,7 +108,9 @@ class LensPanel(tc.TokenLabels, Panel):
         hh.setSectionResizeMode(QHeaderView.Stretch)
         hh.setMinimumSectionSize(70)
         hh.setSectionResizeMode(TOP_K, QHeaderView.Fixed)
-        self.table.setColumnWidth(TOP_K, int(QFontMetricsF(self.table.font()).horizontalAdvance("#48,888  <0.1 %")) + 24)
+        self.table.setColumnWidth(
+            TOP_K, int(QFontMetricsF(self.table.font()).horizontalAdvance("#48,888  <0.1 %")) + 24
+        )
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.table.setMinimumWidth(480)
         self.nb_title = QLabel()
@@ -181,17 +194,21 @@ class LensPanel(tc.TokenLabels, Panel):
             self.info.setText(
                 f"After “<b>{tok}</b>” (position {pos}) the text continues with “<b>{nxt}</b>”: outlined where it "
                 f"appears; the last column gives its rank (1 = top guess) and probability at each layer. The model's "
-                f"own answer ranks it <b>{int(lz.next_rank[-1])}</b>.")
+                f"own answer ranks it <b>{int(lz.next_rank[-1])}</b>."
+            )
             last = f"rank of “{self.token_text(lz.next_id)}”"
         else:
-            self.info.setText(f"After “<b>{tok}</b>” (position {pos}, the last token): what comes next is not in the "
-                              "text yet. Click another token to follow a known next token.")
+            self.info.setText(
+                f"After “<b>{tok}</b>” (position {pos}, the last token): what comes next is not in the "
+                "text yet. Click another token to follow a known next token."
+            )
             last = "next token"
         self.table.setColumnCount(TOP_K + 1)
         self.table.setHorizontalHeaderLabels([f"guess {i + 1}" for i in range(TOP_K)] + [last])
         self.table.setRowCount(L + 1)
         self.table.setVerticalHeaderLabels(
-            ["input embedding"] + [f"after layer {i}" for i in range(1, L)] + [f"after layer {L} (output)"])
+            ["input embedding"] + [f"after layer {i}" for i in range(1, L)] + [f"after layer {L} (output)"]
+        )
         bg = self.theme.background
         base = th.ACCENTS[5] if self.theme.is_dark else th.ACCENTS[0]
         bold = QFont(self.table.font())
@@ -201,7 +218,7 @@ class LensPanel(tc.TokenLabels, Panel):
                 tid, p = int(lz.top_ids[row, c]), float(lz.top_probs[row, c])
                 item = QTableWidgetItem(self.token_text(tid))
                 item.setData(RIGHT_ROLE, tc.percent(p))
-                fill = tc.shade(base, min(1.0, p ** 0.5) * 0.85, bg)  # √p: small probabilities stay visible
+                fill = tc.shade(base, min(1.0, p**0.5) * 0.85, bg)  # √p: small probabilities stay visible
                 item.setBackground(fill)
                 item.setForeground(QColor(th.text_on(fill.name())))
                 item.setToolTip(f"id {tid}: probability {p:.4f} if the model stopped here")
@@ -247,7 +264,7 @@ class LensPanel(tc.TokenLabels, Panel):
             item.setToolTip(f"id {tid}")
             self.nb_table.setItem(i, 1, item)
 
-    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    # --- scenes and export -----------------------------------------------------------------------------------
     def export_data(self) -> dict:
         lz = self.lens
         if lz is None:
@@ -261,8 +278,11 @@ class LensPanel(tc.TokenLabels, Panel):
             if lz.next_id >= 0:
                 row["next_token_rank"], row["next_token_p"] = int(lz.next_rank[layer]), float(lz.next_prob[layer])
             rows.append(row)
-        return {"rows": rows, "position": lz.position,
-                "next_token": self.token_text(lz.next_id) if lz.next_id >= 0 else None}
+        return {
+            "rows": rows,
+            "position": lz.position,
+            "next_token": self.token_text(lz.next_id) if lz.next_id >= 0 else None,
+        }
 
     def caption_extra(self) -> str:
         r, pos = self.result, self.position

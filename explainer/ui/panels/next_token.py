@@ -4,9 +4,11 @@ Left bar of each row: the model's own probability (temperature 1, from ``result.
 *sampling* distribution after temperature, top-k and top-p (``core.sampling``), renormalised. Click a row to
 append that token to the text (step-by-step generation).
 """
+
 from __future__ import annotations
 
 import html
+import logging
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -18,6 +20,8 @@ from explainer.core import sampling
 from explainer.core.types import Token
 from explainer.ui import theme as th
 from explainer.ui.panels.base import Panel
+
+log = logging.getLogger(__name__)
 
 RAW_COLOUR, SAMPLE_COLOUR = th.ACCENTS[0], th.ACCENTS[1]
 MAX_ROWS = 15
@@ -74,8 +78,9 @@ class BarsView(QWidget):
         return QSize(260, int(self.header_height + 3 * self.row_height))
 
     def _geometry(self):
-        label_w = min(self.width() * 0.34, max([self._fm.horizontalAdvance(s) for s in self.labels[:MAX_ROWS]]
-                                                + [40.0]) + 12)
+        label_w = min(
+            self.width() * 0.34, max([self._fm.horizontalAdvance(s) for s in self.labels[:MAX_ROWS]] + [40.0]) + 12
+        )
         pct_w = self._fm_small.horizontalAdvance("100.0 %") + 8
         bar_w = max(20.0, (self.width() - label_w - 2 * pct_w - 8) / 2)
         return label_w, pct_w, bar_w
@@ -151,11 +156,13 @@ class NextTokenPanel(Panel):
         "The probability of each possible next token after the selected position (default: the end); over all "
         "{vocab:,} tokens they sum to 100 %. <span style='color:{raw}'>■</span> the model, "
         "<span style='color:{smp}'>■</span> what a sampler draws from after temperature, top-k and top-p. "
-        "Click a bar to append that token.")
+        "Click a bar to append that token."
+    )
     details = (
         "Sampling changes only the choice, not the model. Entropy (in bits) measures the uncertainty: 3.9 bits "
         "is as uncertain as a choice among 15 equally likely tokens. The model always offers a fluent next "
-        "token, true or not. Select a token elsewhere to see what the model expected at that position.")
+        "token, true or not. Select a token elsewhere to see what the model expected at that position."
+    )
 
     candidateChosen = Signal(int)  # token id
 
@@ -173,8 +180,10 @@ class NextTokenPanel(Panel):
         self.temperature = QLabeledDoubleSlider(Qt.Horizontal)
         self.temperature.setRange(0.1, 2.0)
         self.temperature.setValue(1.0)
-        self.temperature.setToolTip("Temperature divides the logits before softmax: below 1 sharpens the "
-                                    "distribution (safer choices), above 1 flattens it (more surprising).")
+        self.temperature.setToolTip(
+            "Temperature divides the logits before softmax: below 1 sharpens the "
+            "distribution (safer choices), above 1 flattens it (more surprising)."
+        )
         self.top_k = QLabeledSlider(Qt.Horizontal)
         self.top_k.setRange(0, 100)
         self.top_k.setValue(0)
@@ -182,13 +191,13 @@ class NextTokenPanel(Panel):
         self.top_p = QLabeledDoubleSlider(Qt.Horizontal)
         self.top_p.setRange(0.05, 1.0)
         self.top_p.setValue(1.0)
-        self.top_p.setToolTip("Top-p (nucleus) keeps the fewest most likely tokens that together reach p "
-                              "(1 = off).")
+        self.top_p.setToolTip("Top-p (nucleus) keeps the fewest most likely tokens that together reach p (1 = off).")
         reset = QPushButton("Reset")
         reset.setToolTip("Temperature 1, top-k off, top-p off")
         reset.clicked.connect(self.reset_sampling)
-        for col, (name, w) in enumerate((("Temperature", self.temperature), ("Top-k (0 = off)", self.top_k),
-                                         ("Top-p (1 = off)", self.top_p))):
+        for col, (name, w) in enumerate(
+            (("Temperature", self.temperature), ("Top-k (0 = off)", self.top_k), ("Top-p (1 = off)", self.top_p))
+        ):
             grid.addWidget(QLabel(name), 0, col)
             grid.addWidget(w, 1, col)
         grid.addWidget(reset, 1, 3)
@@ -262,8 +271,8 @@ class NextTokenPanel(Panel):
 
             if self.result is not None and self.result.tokenizer in TOKENIZER_NAMES:
                 return token_label(get_tokenizer(self.result.tokenizer).token_bytes(int(token_id)))
-        except Exception:  # noqa: BLE001 - a label must never break drawing
-            pass
+        except Exception:
+            log.debug("no label for token %s", token_id, exc_info=True)
         return f"#{int(token_id)}"
 
     def _full_logits(self, position: int) -> np.ndarray:
@@ -306,33 +315,45 @@ class NextTokenPanel(Panel):
         ctx = ("…" if len(before) > 28 else "") + ctx
         h_raw = float(r.entropy_bits[pos])
         where = "at the end" if pos == r.n_tokens - 1 else f"at position {pos}"
-        like = (" (the model is almost sure)" if h_raw < 0.1 else
-                f" (as uncertain as a choice among {2 ** h_raw:.3g} equally likely tokens)")
+        like = (
+            " (the model is almost sure)"
+            if h_raw < 0.1
+            else f" (as uncertain as a choice among {2**h_raw:.3g} equally likely tokens)"
+        )
         self.summary.setText(
             f"After “<b>{html.escape(ctx)}</b>” ({where}): entropy <b>{h_raw:.2f} bits</b>{like} → sampling "
-            f"<b>{h_smp:.2f} bits</b>, {kept:,} token{'s' if kept != 1 else ''} left to choose from.")
+            f"<b>{h_smp:.2f} bits</b>, {kept:,} token{'s' if kept != 1 else ''} left to choose from."
+        )
         shown = sum(raw)
-        lines = [f"The {len(raw)} bars hold {100 * shown:.1f} % of the model's probability; the other "
-                 f"{r.model.vocab_size - len(raw):,} tokens share {100 * max(0.0, 1 - shown):.1f} %."]
+        lines = [
+            f"The {len(raw)} bars hold {100 * shown:.1f} % of the model's probability; the other "
+            f"{r.model.vocab_size - len(raw):,} tokens share {100 * max(0.0, 1 - shown):.1f} %."
+        ]
         if actual is not None:
             p_act = float(r.token_prob[pos + 1])
             rank = sampling.rank_of(self._full_logits(pos), actual)  # softmax keeps the order of the logits
             best = self._label(int(r.top_ids[pos, 0]))
             act = f"“<b style='color:{th.HIGHLIGHT}'>{html.escape(self._label(actual))}</b>”"
             if rank == 1:
-                lines.insert(0, f"The model expected {act} ({100 * p_act:.3g} %), and the text does continue with "
-                                f"it: rank 1 of {r.model.vocab_size:,}.")
+                lines.insert(
+                    0,
+                    f"The model expected {act} ({100 * p_act:.3g} %), and the text does continue with "
+                    f"it: rank 1 of {r.model.vocab_size:,}.",
+                )
             else:
-                lines.insert(0, f"The model expected “<b>{html.escape(best)}</b>” "
-                                f"({100 * float(r.top_probs[pos, 0]):.1f} %); the text continues with {act}: "
-                                f"{100 * p_act:.3g} %, rank {rank:,} of {r.model.vocab_size:,}.")
+                lines.insert(
+                    0,
+                    f"The model expected “<b>{html.escape(best)}</b>” "
+                    f"({100 * float(r.top_probs[pos, 0]):.1f} %); the text continues with {act}: "
+                    f"{100 * p_act:.3g} %, rank {rank:,} of {r.model.vocab_size:,}.",
+                )
         self.footer.setText("<br>".join(lines))
 
     def _on_row_clicked(self, row: int) -> None:
         if 0 <= row < len(self._row_ids):
             self.candidateChosen.emit(self._row_ids[row])
 
-    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    # --- scenes and export -----------------------------------------------------------------------------------
     def scene_state(self) -> dict:
         t, k, p = self.sampling_settings()
         state = {"temperature": t, "top_k": k, "top_p": p}
@@ -341,14 +362,21 @@ class NextTokenPanel(Panel):
         return state
 
     def apply_scene_state(self, state: dict) -> None:
-        for key, slider, kind in (("temperature", self.temperature, float), ("top_k", self.top_k, int),
-                                  ("top_p", self.top_p, float)):
+        for key, slider, kind in (
+            ("temperature", self.temperature, float),
+            ("top_k", self.top_k, int),
+            ("top_p", self.top_p, float),
+        ):
             v = state.get(key)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 slider.setValue(kind(min(max(v, slider.minimum()), slider.maximum())))
         pos = state.get("position")
-        if isinstance(pos, int) and not isinstance(pos, bool) and self.result is not None \
-                and -1 <= pos < self.result.n_tokens:
+        if (
+            isinstance(pos, int)
+            and not isinstance(pos, bool)
+            and self.result is not None
+            and -1 <= pos < self.result.n_tokens
+        ):
             self.select_position(pos)
 
     def export_data(self) -> dict:
@@ -357,9 +385,16 @@ class NextTokenPanel(Panel):
             return {"rows": []}
         pos = self.position
         smp = self.sampled_distribution()
-        rows = [{"rank": k + 1, "token": self._label(int(i)), "id": int(i), "probability": float(p),
-                 "sampling_probability": float(smp[int(i)])}
-                for k, (i, p) in enumerate(zip(r.top_ids[pos], r.top_probs[pos]))]
+        rows = [
+            {
+                "rank": k + 1,
+                "token": self._label(int(i)),
+                "id": int(i),
+                "probability": float(p),
+                "sampling_probability": float(smp[int(i)]),
+            }
+            for k, (i, p) in enumerate(zip(r.top_ids[pos], r.top_probs[pos]))
+        ]
         t, k, p = self.sampling_settings()
         return {"rows": rows, "position": pos, "temperature": t, "top_k": k, "top_p": p}
 

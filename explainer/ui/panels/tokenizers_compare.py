@@ -5,6 +5,7 @@ chips start at the same x, so the places where they disagree stand out. Hovering
 the chips that share characters with it. Tokenizing runs on the UI thread, so only the first ``MAX_CHARS``
 characters are compared.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -194,8 +195,8 @@ def _warm_up(names) -> None:
         for name in names:
             try:
                 get_tokenizer(name)
-            except Exception:  # noqa: BLE001 - reported when the panel tokenizes
-                pass
+            except Exception:
+                log.debug("warming up the %s tokenizer failed", name, exc_info=True)
 
     threading.Thread(target=work, name="tokenizer-warm-up", daemon=True).start()
 
@@ -207,7 +208,8 @@ class TokenizersComparePanel(Panel):
         "(cl100k_base) and GPT-4o (o200k_base). Each was built by byte-pair encoding from different training "
         "text and has a different vocabulary size; a bigger vocabulary usually needs fewer tokens for the "
         "same text. Rows are lined up where all three cut at the same character. Hover a chip to outline the "
-        "chips covering the same characters in every row. Only SmolLM2's tokens go into this model.")
+        "chips covering the same characters in every row. Only SmolLM2's tokens go into this model."
+    )
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -250,8 +252,7 @@ class TokenizersComparePanel(Panel):
             self._key = key
             self._tokenize(r.text, r.specials_parsed)
             self.view.set_theme(self.theme)
-            self.view.set_rows([SHORT_NAMES[n] for n in self.names], [self._row(n) for n in self.names],
-                               len(self.text))
+            self.view.set_rows([SHORT_NAMES[n] for n in self.names], [self._row(n) for n in self.names], len(self.text))
             self._write_stats()
         self._update_marks()
 
@@ -282,7 +283,7 @@ class TokenizersComparePanel(Panel):
                 self.tokenizations[name] = get_tokenizer(name).tokenize(self.text, parse_specials=parse_specials)
             except (KeyboardInterrupt, SystemExit):
                 raise
-            except BaseException as e:  # noqa: BLE001 - a tokenizer panic must not reach Qt
+            except BaseException as e:
                 log.exception("tokenizer %s failed", name)
                 self.errors[name] = str(e) or type(e).__name__
 
@@ -293,8 +294,13 @@ class TokenizersComparePanel(Panel):
         out = []
         for i, tok in enumerate(t.tokens):
             fill = th.SPECIAL if tok.special else th.chip_colour(self.theme, i)
-            chip = Chip(tok.display, str(tok.id), fill, border=th.WARNING if tok.incomplete else "",
-                        line_break=tok.bytes.endswith(b"\n") and not tok.special)
+            chip = Chip(
+                tok.display,
+                str(tok.id),
+                fill,
+                border=th.WARNING if tok.incomplete else "",
+                line_break=tok.bytes.endswith(b"\n") and not tok.special,
+            )
             out.append((chip, tok.start, tok.end))
         return out
 
@@ -311,14 +317,20 @@ class TokenizersComparePanel(Panel):
             vocab = get_tokenizer(name).vocab_size
             n = len(t.tokens)
             cpt = len(self.text) / n if n else 0.0
-            line = (f"{head} ({name}{', this model' if name == 'smollm2' else ''}) · {vocab:,} pieces · "
-                    f"<b>{n:,}</b> token{'s' if n != 1 else ''} · {cpt:.1f} chars/token")
+            line = (
+                f"{head} ({name}{', this model' if name == 'smollm2' else ''}) · {vocab:,} pieces · "
+                f"<b>{n:,}</b> token{'s' if n != 1 else ''} · {cpt:.1f} chars/token"
+            )
             if t.dropped:
-                line += f" · <span style='color:{th.WARNING}'>⚠ {len(t.dropped)} byte(s) without a token left out</span>"
+                line += (
+                    f" · <span style='color:{th.WARNING}'>⚠ {len(t.dropped)} byte(s) without a token left out</span>"
+                )
             lines.append(line)
         if len(self.result.text) > MAX_CHARS:
-            lines.append(f"<span style='color:{th.WARNING}'>Only the first {MAX_CHARS:,} of "
-                         f"{len(self.result.text):,} characters are compared.</span>")
+            lines.append(
+                f"<span style='color:{th.WARNING}'>Only the first {MAX_CHARS:,} of "
+                f"{len(self.result.text):,} characters are compared.</span>"
+            )
         self.stats.setText("<br>".join(lines))
 
     # --- linking --------------------------------------------------------------------------------------------
@@ -336,8 +348,10 @@ class TokenizersComparePanel(Panel):
     def _update_marks(self) -> None:
         span = self._hover_span or self._model_span(self.hovered_position)
         sel = self._model_span(self.selected_position)
-        self.view.set_marks(highlighted=self.chips_covering(*span) if span else set(),
-                            selected=self.chips_covering(*sel) if sel else set())
+        self.view.set_marks(
+            highlighted=self.chips_covering(*span) if span else set(),
+            selected=self.chips_covering(*sel) if sel else set(),
+        )
         self._write_info(span)
 
     def _write_info(self, span: tuple[int, int] | None) -> None:
@@ -379,18 +393,23 @@ class TokenizersComparePanel(Panel):
         name = self.names[self.view.row_of[index]]
         t = self.tokenizations[name]
         tok: Token = t.tokens[index - self.view.row_of.index(self.view.row_of[index])]  # rows are contiguous
-        rows = [f"<b style='font-size:14pt'>{html.escape(tok.display)}</b> &nbsp; id <b>{tok.id}</b> in "
-                f"{html.escape(dict(TOKENIZERS)[name])}",
-                f"bytes: <tt>{' '.join(f'{b:02X}' for b in tok.bytes[:24])}</tt>"
-                + (" (part of a character)" if tok.incomplete else ""),
-                f"characters {tok.start + 1}–{tok.end}"]
+        rows = [
+            f"<b style='font-size:14pt'>{html.escape(tok.display)}</b> &nbsp; id <b>{tok.id}</b> in "
+            f"{html.escape(dict(TOKENIZERS)[name])}",
+            f"bytes: <tt>{' '.join(f'{b:02X}' for b in tok.bytes[:24])}</tt>"
+            + (" (part of a character)" if tok.incomplete else ""),
+            f"characters {tok.start + 1}–{tok.end}",
+        ]
         return "<br>".join(rows)
 
-    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    # --- scenes and export -----------------------------------------------------------------------------------
     def export_data(self) -> dict:
-        rows = [{"tokenizer": name, "index": i, "token": t.display, "id": int(t.id), "start": t.start, "end": t.end}
-                for name in self.names if name in self.tokenizations
-                for i, t in enumerate(self.tokenizations[name].tokens)]
+        rows = [
+            {"tokenizer": name, "index": i, "token": t.display, "id": int(t.id), "start": t.start, "end": t.end}
+            for name in self.names
+            if name in self.tokenizations
+            for i, t in enumerate(self.tokenizations[name].tokens)
+        ]
         return {"rows": rows, "counts": self.counts()}
 
     def caption_extra(self) -> str:
@@ -400,6 +419,9 @@ class TokenizersComparePanel(Panel):
 if __name__ == "__main__":
     from explainer.ui.panels._run_alone import run_alone
 
-    raise SystemExit(run_alone(TokenizersComparePanel,
-                               "How many r's are in strawberry? Photosynthesis turns light into sugar.\n"
-                               "Café naïve 你好 🍓 12345"))
+    raise SystemExit(
+        run_alone(
+            TokenizersComparePanel,
+            "How many r's are in strawberry? Photosynthesis turns light into sugar.\nCafé naïve 你好 🍓 12345",
+        )
+    )

@@ -5,6 +5,7 @@ the model's probabilities. With cl100k_base / o200k_base (GPT-4, GPT-4o) the pan
 itself, to compare: those tokens have ids, bytes and spans but no probabilities (this model never sees them).
 Hover and selection link to the other panels through character spans.
 """
+
 from __future__ import annotations
 
 import html
@@ -23,8 +24,11 @@ from explainer.ui.panels.chips import Chip, ChipScrollArea, ChipView, HeatLegend
 log = logging.getLogger(__name__)
 
 MODEL_TOKENIZER = "smollm2"
-TOKENIZERS = (("smollm2", "SmolLM2 (this model)"), ("cl100k_base", "cl100k_base (GPT-4)"),
-              ("o200k_base", "o200k_base (GPT-4o)"))
+TOKENIZERS = (
+    ("smollm2", "SmolLM2 (this model)"),
+    ("cl100k_base", "cl100k_base (GPT-4)"),
+    ("o200k_base", "o200k_base (GPT-4o)"),
+)
 MAX_FOREIGN_CHARS = 20_000  # other tokenizers run on the UI thread: cap the text
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -34,7 +38,7 @@ def format_probability(log10_p: float) -> str:
     if not math.isfinite(log10_p):
         return "0"
     if log10_p > -3:
-        return f"{100 * 10 ** log10_p:.3g} %"
+        return f"{100 * 10**log10_p:.3g} %"
     exp = math.floor(log10_p)
     mant = 10 ** (log10_p - exp)
     if mant >= 9.95:
@@ -52,12 +56,14 @@ class TokensPanel(Panel):
     explanation = (
         "The model never sees letters: the text is cut into <b>tokens</b>, pieces of a fixed vocabulary learned "
         "by byte-pair encoding. Each chip is one token with its id; · is a space (part of the token), ⏎ a new "
-        "line. Hover a chip for its bytes and probability.")
+        "line. Hover a chip for its bytes and probability."
+    )
     details = (
         "A common word with a leading space is usually one token; a rare word is split into several pieces. "
         "Switch the tokenizer to compare with GPT-4's (cl100k_base) and GPT-4o's (o200k_base). Surprisal heat "
         "colours each chip by −log₂ P(token | the tokens before it): how unexpected it was. The chain rule "
-        "multiplies these probabilities into the probability of the whole text.")
+        "multiplies these probabilities into the probability of the whole text."
+    )
 
     tokenizerChanged = Signal(str)
 
@@ -102,8 +108,10 @@ class TokensPanel(Panel):
         self.chain = QLabel()
         self.chain.setTextFormat(Qt.RichText)
         self.chain.setWordWrap(True)
-        self.chain.setToolTip("Chain rule: P(text) = P(t₁)·P(t₂ | t₁)·P(t₃ | t₁ t₂)·… — each factor is one "
-                              "token's probability given everything before it.")
+        self.chain.setToolTip(
+            "Chain rule: P(text) = P(t₁)·P(t₂ | t₁)·P(t₃ | t₁ t₂)·… — each factor is one "
+            "token's probability given everything before it."
+        )
         self.body.addWidget(self.chain)
         self.body.addStretch(1)  # spare height goes below the chain rule, not between it and the chips
 
@@ -167,7 +175,7 @@ class TokensPanel(Panel):
             return t.tokens
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException as e:  # noqa: BLE001 - a tokenizer panic must not reach Qt
+        except BaseException as e:
             log.exception("tokenizer %s failed", self.tokenizer_name)
             self._foreign_error = str(e) or type(e).__name__
             self._foreign_dropped = ()
@@ -190,11 +198,18 @@ class TokensPanel(Panel):
             else:
                 fill = th.chip_colour(theme, i)
             label = "⟨start⟩" if t.added else t.display
-            chips.append(Chip(label, str(t.id), fill, italic=t.added,
-                              line_break=t.bytes.endswith(b"\n") and not t.special))
+            chips.append(
+                Chip(label, str(t.id), fill, italic=t.added, line_break=t.bytes.endswith(b"\n") and not t.special)
+            )
         for d in self._dropped():
-            chips.append(Chip(f"dropped 0x{d.value:02X}", "no token", th.CHIP_COLOURS_LIGHT[1]
-                              if not theme.is_dark else theme.surface, border=th.WARNING))
+            chips.append(
+                Chip(
+                    f"dropped 0x{d.value:02X}",
+                    "no token",
+                    th.CHIP_COLOURS_LIGHT[1] if not theme.is_dark else theme.surface,
+                    border=th.WARNING,
+                )
+            )
         return chips
 
     def _update_labels(self) -> None:
@@ -208,28 +223,36 @@ class TokensPanel(Panel):
         self.vocab.setText(f"vocabulary {vocab:,}" if vocab else "")
         notes = []
         if self._dropped():
-            notes.append(f"<span style='color:{th.WARNING}'>⚠ {len(self._dropped())} byte(s) have no token and "
-                         "were left out.</span>")
+            notes.append(
+                f"<span style='color:{th.WARNING}'>⚠ {len(self._dropped())} byte(s) have no token and "
+                "were left out.</span>"
+            )
         if self.is_model_tokenizer and r.truncated:
-            notes.append(f"<span style='color:{th.WARNING}'>⚠ Only the first {r.n_tokens} tokens are "
-                         "analysed.</span>")
+            notes.append(f"<span style='color:{th.WARNING}'>⚠ Only the first {r.n_tokens} tokens are analysed.</span>")
         if not self.is_model_tokenizer:
             if self._foreign_error:
                 notes.insert(0, f"<span style='color:{th.HIGHLIGHT}'>{html.escape(self._foreign_error)}</span>")
             else:
-                notes.insert(0, "These are another model's tokens, for comparison: SmolLM2 does not use them, so "
-                                "there are no probabilities here.")
+                notes.insert(
+                    0,
+                    "These are another model's tokens, for comparison: SmolLM2 does not use them, so "
+                    "there are no probabilities here.",
+                )
             if self._foreign_truncated:
                 notes.append(f"Only the first {MAX_FOREIGN_CHARS:,} characters are shown.")
         elif len(typed) == 0:
             notes.insert(0, "Type some text to see its tokens.")
         else:
             n = int(sum(1 for p in r.token_prob if not math.isnan(float(p))))
-            notes.insert(0, (
-                f"Chain rule: P(text) = p₁ · p₂ · … · p<sub>{n}</sub> ≈ <b>{format_probability(r.sentence_log10)}"
-                f"</b> &nbsp;·&nbsp; log₁₀ P = <b>{r.sentence_log10:.2f}</b> &nbsp;·&nbsp; "
-                f"−log₂ P = <b>{r.sentence_bits:.1f} bits</b>"
-                + ("" if r.start_token else " (the first token has no probability without a start token)")))
+            notes.insert(
+                0,
+                (
+                    f"Chain rule: P(text) = p₁ · p₂ · … · p<sub>{n}</sub> ≈ <b>{format_probability(r.sentence_log10)}"
+                    f"</b> &nbsp;·&nbsp; log₁₀ P = <b>{r.sentence_log10:.2f}</b> &nbsp;·&nbsp; "
+                    f"−log₂ P = <b>{r.sentence_bits:.1f} bits</b>"
+                    + ("" if r.start_token else " (the first token has no probability without a start token)")
+                ),
+            )
         self.chain.setText("<br>".join(notes))
 
     # --- linking --------------------------------------------------------------------------------------------
@@ -252,8 +275,9 @@ class TokensPanel(Panel):
         return {i for i, t in enumerate(self._tokens) if t.start < m.end and m.start < t.end}
 
     def _update_marks(self) -> None:
-        self.view.set_marks(highlighted=self._chips_for(self.hovered_position),
-                            selected=self._chips_for(self.selected_position))
+        self.view.set_marks(
+            highlighted=self._chips_for(self.hovered_position), selected=self._chips_for(self.selected_position)
+        )
 
     def _on_chip_hovered(self, index: int) -> None:
         pos = min(self._model_positions_for(index), default=-1)
@@ -284,16 +308,22 @@ class TokensPanel(Panel):
             return ""
         if index >= len(self._tokens):
             d = self._dropped()[index - len(self._tokens)]
-            return (f"Byte 0x{d.value:02X} (in character {d.char_index + 1}) has no token in this vocabulary; "
-                    "it is left out, so the model never sees it.")
+            return (
+                f"Byte 0x{d.value:02X} (in character {d.char_index + 1}) has no token in this vocabulary; "
+                "it is left out, so the model never sees it."
+            )
         t = self._tokens[index]
         name = dict(TOKENIZERS)[self.tokenizer_name]
         if t.added:
-            return (f"<b>Start token</b> {html.escape(t.text)} (id {t.id}), added so the model knows where the "
-                    "text begins. It is not part of your text and has no probability.")
-        rows = [f"<b style='font-size:14pt'>{html.escape(t.display)}</b> &nbsp; id <b>{t.id}</b> in {name}",
-                f"bytes: <tt>{hex_bytes(t.bytes)}</tt>" + (" (part of a character)" if t.incomplete else ""),
-                f"characters {t.start + 1}–{t.end} of the text" if t.end > t.start else "no characters"]
+            return (
+                f"<b>Start token</b> {html.escape(t.text)} (id {t.id}), added so the model knows where the "
+                "text begins. It is not part of your text and has no probability."
+            )
+        rows = [
+            f"<b style='font-size:14pt'>{html.escape(t.display)}</b> &nbsp; id <b>{t.id}</b> in {name}",
+            f"bytes: <tt>{hex_bytes(t.bytes)}</tt>" + (" (part of a character)" if t.incomplete else ""),
+            f"characters {t.start + 1}–{t.end} of the text" if t.end > t.start else "no characters",
+        ]
         if t.special:
             rows.append("a <b>special token</b>: it marks structure (e.g. a chat turn), it is not text")
         if self.is_model_tokenizer and index < r.n_tokens and not math.isnan(float(r.token_prob[index])):
@@ -302,11 +332,12 @@ class TokensPanel(Panel):
             rows.append(f"surprisal: <b>{s:.2f} bits</b>")
             prev = r.top_ids[index - 1]
             hits = [k for k, tid in enumerate(prev) if int(tid) == t.id]
-            rows.append(f"the model's guess no. {hits[0] + 1}" if hits else
-                        f"not among the model's top {len(prev)} guesses")
+            rows.append(
+                f"the model's guess no. {hits[0] + 1}" if hits else f"not among the model's top {len(prev)} guesses"
+            )
         return "<br>".join(rows)
 
-    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    # --- scenes and export -----------------------------------------------------------------------------------
     def scene_state(self) -> dict:
         return {"tokenizer": self.tokenizer_name, "surprisal_heat": self.heat.isChecked()}
 
@@ -320,12 +351,20 @@ class TokensPanel(Panel):
         r, model = self.result, self.is_model_tokenizer
         rows = []
         for i, t in enumerate(self._tokens):
-            row = {"position": i, "token": t.display, "id": int(t.id), "start": t.start, "end": t.end,
-                   "special": bool(t.special)}
+            row = {
+                "position": i,
+                "token": t.display,
+                "id": int(t.id),
+                "start": t.start,
+                "end": t.end,
+                "special": bool(t.special),
+            }
             if model and r is not None and i < r.n_tokens:
                 p = float(r.token_prob[i])
-                row |= {"probability": None if math.isnan(p) else p,
-                        "surprisal_bits": None if math.isnan(p) else float(r.surprisal_bits[i])}
+                row |= {
+                    "probability": None if math.isnan(p) else p,
+                    "surprisal_bits": None if math.isnan(p) else float(r.surprisal_bits[i]),
+                }
             rows.append(row)
         return {"rows": rows, "tokenizer": self.tokenizer_name}
 
@@ -336,5 +375,6 @@ class TokensPanel(Panel):
 if __name__ == "__main__":
     from explainer.ui.panels._run_alone import run_alone
 
-    raise SystemExit(run_alone(TokensPanel, "How many r's are in strawberry? The cat sat on the mat.\n"
-                                            "Nǐ hǎo 你好 👍 a\x04b"))
+    raise SystemExit(
+        run_alone(TokensPanel, "How many r's are in strawberry? The cat sat on the mat.\nNǐ hǎo 你好 👍 a\x04b")
+    )

@@ -5,13 +5,24 @@ score every key (q·k, ÷ √d_k), mask the future, softmax, and sum the values.
 query can see with its numbers and a bar for the softmax weight; later keys are summarised as masked.
 ``set_head(layer, head)`` (0-based) picks the head; the query follows ``select_position`` (default: last token).
 """
+
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QSpinBox, QSplitter, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explainer.core.walkthrough import Walkthrough, walkthrough
 from explainer.ui import theme as th
@@ -31,7 +42,8 @@ class WalkthroughPanel(Panel):
         "(what it passes on). The score of each key is q·k, divided by √d<sub>k</sub> (d<sub>k</sub> = {dk}) to "
         "keep the numbers moderate. Tokens after the query are masked (−∞): the model only looks left. Softmax "
         "turns the scores into weights that sum to 1, and the head's output is the weighted sum of the values. "
-        "Click a token elsewhere to make it the query.")
+        "Click a token elsewhere to make it the query."
+    )
     explanation = explanation_template.format(dk=64)
     headSelected = Signal(int, int)  # (layer, head), 0-based, when changed here
 
@@ -174,8 +186,13 @@ class WalkthroughPanel(Panel):
         labels = []
         for k in range(q + 1):
             labels.append(str(k))
-            cells = [tc.position_label(r, k) + ("  ← query" if k == q else ""),
-                     tc.num(w.scores[k]), tc.num(w.scaled[k]), tc.num(w.masked[k]), f"{w.weights[k]:.3f}"]
+            cells = [
+                tc.position_label(r, k) + ("  ← query" if k == q else ""),
+                tc.num(w.scores[k]),
+                tc.num(w.scaled[k]),
+                tc.num(w.masked[k]),
+                f"{w.weights[k]:.3f}",
+            ]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if c > 0:
@@ -196,8 +213,10 @@ class WalkthroughPanel(Panel):
                 if c > 0:
                     item.setTextAlignment(right)
                 self.table.setItem(q + 1, c, item)
-            self.table.item(q + 1, 0).setToolTip("The causal mask: a GPT-style model may not look at tokens after the "
-                                                 "query, so their scores become −∞ and their weights 0.")
+            self.table.item(q + 1, 0).setToolTip(
+                "The causal mask: a GPT-style model may not look at tokens after the "
+                "query, so their scores become −∞ and their weights 0."
+            )
         self.table.setVerticalHeaderLabels(labels)
         self.table.resizeColumnToContents(0)
         self.table.setColumnWidth(0, min(self.table.columnWidth(0), 200))
@@ -217,7 +236,8 @@ class WalkthroughPanel(Panel):
             f"3. Rotate q and each k by their positions (below).<br>"
             f"4. Score = q·k, divided by √{w.d_head} = {w.scale:g}; later tokens masked to −∞.<br>"
             f"5. Softmax → weights summing to 1. The largest here: <b>{w.weights[top]:.2f}</b> on "
-            f"“{tc.esc(tc.position_label(r, top))}” (position {top}).")
+            f"“{tc.esc(tc.position_label(r, top))}” (position {top})."
+        )
         pos = w.query
         slow = w.angle(pos)[-1]
         self.rope.setText(
@@ -227,11 +247,13 @@ class WalkthroughPanel(Panel):
             "depends on how far apart the two tokens are, not on where they are. "
             f"At position {pos} the fastest pair has turned {tc.num(w.angle(pos)[0], 1)} rad, the slowest "
             f"{slow:.2g} rad; the length stays ‖q‖ = {tc.num(np.linalg.norm(w.q))}. "
-            f"q before: {_vec(w.q_pre, 3)}, after: {_vec(w.q, 3)}.")
+            f"q before: {_vec(w.q_pre, 3)}, after: {_vec(w.q, 3)}."
+        )
         self.output.setText(
             f"<b>Output</b> = Σ weight × v: {w.d_head} numbers, length {tc.num(np.linalg.norm(w.output))}. "
             f"First {N_DIMS_SHOWN}: {_vec(w.output, N_DIMS_SHOWN)}. Next, W<sub>O</sub> mixes the {info.n_heads} "
-            f"heads' outputs back into the {info.d_model}-number residual stream.")
+            f"heads' outputs back into the {info.d_model}-number residual stream."
+        )
 
     # --- slots ------------------------------------------------------------------------------------------------------
     def _on_spin_changed(self, _value: int) -> None:
@@ -248,7 +270,7 @@ class WalkthroughPanel(Panel):
         if 0 <= row <= self.query:
             self.tokenHovered.emit(row)
 
-    # --- scenes and export (issue 6) -------------------------------------------------------------------------
+    # --- scenes and export -----------------------------------------------------------------------------------
     def scene_state(self) -> dict:
         return {"layer": self.layer, "head": self.head}
 
@@ -261,10 +283,24 @@ class WalkthroughPanel(Panel):
         w, r = self.walk, self.result
         if w is None:
             return {"rows": []}
-        rows = [{"key_position": k, "key_token": tc.position_label(r, k), "q_dot_k": float(w.scores[k]),
-                 "scaled": float(w.scaled[k]), "weight": float(w.weights[k])} for k in range(w.query + 1)]
-        return {"rows": rows, "layer": w.layer + 1, "head": w.head + 1, "query_position": w.query,
-                "query_token": tc.position_label(r, w.query), "output": w.output}
+        rows = [
+            {
+                "key_position": k,
+                "key_token": tc.position_label(r, k),
+                "q_dot_k": float(w.scores[k]),
+                "scaled": float(w.scaled[k]),
+                "weight": float(w.weights[k]),
+            }
+            for k in range(w.query + 1)
+        ]
+        return {
+            "rows": rows,
+            "layer": w.layer + 1,
+            "head": w.head + 1,
+            "query_position": w.query,
+            "query_token": tc.position_label(r, w.query),
+            "output": w.output,
+        }
 
     def caption_extra(self) -> str:
         r, q = self.result, self.query

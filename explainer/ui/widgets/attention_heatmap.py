@@ -7,6 +7,7 @@ future, a hidden column) are transparent over a light grey backdrop.
 The matrix fills the whole plot area (cells are as wide and as tall as the space allows, not square), and the axis
 titles take the longest wording that fits the axes' length (``TITLES``), so nothing is clipped in a small window.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,9 +28,11 @@ from explainer.ui.widgets.token_axis import (
 
 MAX_LABEL_SHARE = 0.4  # rotated column labels may take this share of the widget's height (then they are shortened)
 # axis titles, longest first: (left = rows, bottom = columns, colour bar); the first wording that fits is shown
-TITLES = (("query: the token that is looking", "key: the token looked at", "attention weight (0 to 1)"),
-          ("query (looking)", "key (looked at)", "weight (0 to 1)"),
-          ("query", "key", "weight"))
+TITLES = (
+    ("query: the token that is looking", "key: the token looked at", "attention weight (0 to 1)"),
+    ("query (looking)", "key (looked at)", "weight (0 to 1)"),
+    ("query", "key", "weight"),
+)
 
 
 class AttentionHeatmap(pg.PlotWidget):
@@ -57,8 +60,9 @@ class AttentionHeatmap(pg.PlotWidget):
         self.addItem(self.backdrop)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.addItem(self.image)
-        self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), interactive=False, width=18, colorMapMenu=False,
-                                        label=TITLES[0][2])
+        self.colorbar = pg.ColorBarItem(
+            values=(0.0, 1.0), interactive=False, width=18, colorMapMenu=False, label=TITLES[0][2]
+        )
         self.colorbar.setImageItem(self.image, insert_in=item)
         self.masked_text = pg.TextItem("", anchor=(1.0, 0.0))  # top-right corner, inside the empty triangle
         self.masked_text.setZValue(5)
@@ -121,8 +125,10 @@ class AttentionHeatmap(pg.PlotWidget):
         lengths = [axis_length(ax) for ax in axes]
         if min(lengths) <= 0:  # not laid out yet
             return
-        chosen = next((titles for titles in TITLES
-                       if all(title_fits(ax, t, n) for ax, t, n in zip(axes, titles, lengths))), TITLES[-1])
+        chosen = next(
+            (titles for titles in TITLES if all(title_fits(ax, t, n) for ax, t, n in zip(axes, titles, lengths))),
+            TITLES[-1],
+        )
         for ax, title in zip(axes, chosen):
             show_title(ax, title)
 

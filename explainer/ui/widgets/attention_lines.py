@@ -4,6 +4,7 @@ Left column: each token as a *query* (the one looking); right column: each token
 at). A line from left ``q`` to right ``k`` has opacity and width proportional to the weight. Hovering a token
 shows only its lines (a query's row or a key's column) and shades the tokens on the other side by weight.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -126,7 +127,6 @@ class AttentionLines(QWidget):
         n = len(self.labels)
         if n == 0:
             return
-        fm = QFontMetrics(self.font())
         cw, rh = self._col_w(), self._row_h()
         ql, kl = self._columns()
         x0, x1 = ql + cw + 4, kl - 4
@@ -168,8 +168,7 @@ class AttentionLines(QWidget):
             y = self._top() + i * rh
             for side in ("q", "k"):
                 rect = QRectF(ql + 4, y, cw - 8, rh) if side == "q" else QRectF(kl + 4, y, cw - 8, rh)
-                emph = (focus is not None and (focus[0], focus[1]) == (side, i)) or \
-                       (side == "q" and i == self.selected)
+                emph = (focus is not None and (focus[0], focus[1]) == (side, i)) or (side == "q" and i == self.selected)
                 other_side = focus is not None and focus[0] != side
                 if other_side and shade[i] > 0.002:
                     bg = QColor(th.HIGHLIGHT)

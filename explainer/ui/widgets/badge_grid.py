@@ -1,5 +1,6 @@
 """A layers × heads grid of coloured badges: colour = a score in [0, 1] (viridis-like, as the attention
 heatmaps), the value written inside when there is room, NaN cells grey with a dash. Click → ``headClicked``."""
+
 from __future__ import annotations
 
 import math
@@ -93,8 +94,10 @@ class BadgeGrid(QWidget):
                 if show_values:
                     p.setPen(QColor(th.text_on(fill.name())))
                     p.drawText(cell, Qt.AlignCenter, f"{v:.2f}"[1:] if v < 1 else "1.0")
-        for (r, c), pen in ((self._hover, QPen(QColor(th.HIGHLIGHT), 1.5, Qt.DashLine)),
-                            (self.selected, QPen(QColor(th.HIGHLIGHT), 3))):
+        for (r, c), pen in (
+            (self._hover, QPen(QColor(th.HIGHLIGHT), 1.5, Qt.DashLine)),
+            (self.selected, QPen(QColor(th.HIGHLIGHT), 3)),
+        ):
             if 0 <= r < L and 0 <= c < H:
                 p.setPen(pen)
                 p.setBrush(Qt.NoBrush)
@@ -103,12 +106,17 @@ class BadgeGrid(QWidget):
         y = top + L * h + 5
         bar = QRectF(left, y, min(240.0, H * w * 0.6), fm.height())
         for k in range(40):
-            p.fillRect(QRectF(bar.left() + bar.width() * k / 40, y, bar.width() / 40 + 1, bar.height()),
-                       tc.heat((k + 0.5) / 40))
+            p.fillRect(
+                QRectF(bar.left() + bar.width() * k / 40, y, bar.width() / 40 + 1, bar.height()),
+                tc.heat((k + 0.5) / 40),
+            )
         p.setPen(text)
         p.drawText(QRectF(bar.left() - 30, y, 26, bar.height()), Qt.AlignRight | Qt.AlignVCenter, "0")
-        p.drawText(QRectF(bar.right() + 4, y, self.width() - bar.right() - 4, bar.height()),
-                   Qt.AlignLeft | Qt.AlignVCenter, "1" + ("   – = no score here" if np.isnan(self.scores).any() else ""))
+        p.drawText(
+            QRectF(bar.right() + 4, y, self.width() - bar.right() - 4, bar.height()),
+            Qt.AlignLeft | Qt.AlignVCenter,
+            "1" + ("   – = no score here" if np.isnan(self.scores).any() else ""),
+        )
         p.end()
 
     def mouseMoveEvent(self, ev) -> None:

@@ -5,6 +5,7 @@ band per token spans the bytes it is made of, coloured like the token chips. A t
 *inside* a character (its bytes split over two tokens) is drawn as a thick line with ✂ above it; tokens that are
 not a whole character (incomplete UTF-8) get a dashed border. Columns wrap to the widget's width.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -90,8 +91,11 @@ class ByteStrip(QWidget):
         for ri, row in enumerate(self.rows):
             n = len(row.bytes)
             bytes_w = n * cw
-            col_w = max(bytes_w, self._fm_big.horizontalAdvance(visible_text(row.char)) + 8,
-                        self._fm_small.horizontalAdvance(_codepoint(row.char)) + 6)
+            col_w = max(
+                bytes_w,
+                self._fm_big.horizontalAdvance(visible_text(row.char)) + 8,
+                self._fm_small.horizontalAdvance(_codepoint(row.char)) + 6,
+            )
             if x > self.MARGIN and x + col_w > width - self.MARGIN:
                 x, y = self.MARGIN, y + line_h + self.LINE_GAP
             self._glyph_rects.append(QRectF(x, y, col_w, glyph_h + cp_h))
@@ -182,14 +186,20 @@ class ByteStrip(QWidget):
             p.setFont(self._chip)
             label = "…" if self._continues(cells[0]) else "part" if tok.incomplete else tok.display
             label = self._fm_chip.elidedText(label, Qt.ElideRight, band.width() - 4)
-            p.drawText(QRectF(band.left(), band.top() + 2, band.width(), self._fm_chip.height()),
-                       Qt.AlignHCenter | Qt.AlignVCenter, label)
+            p.drawText(
+                QRectF(band.left(), band.top() + 2, band.width(), self._fm_chip.height()),
+                Qt.AlignHCenter | Qt.AlignVCenter,
+                label,
+            )
             p.setFont(self._small)
             sub = f"id {tok.id}"
             if self._fm_small.horizontalAdvance(sub) > band.width() - 4:
                 sub = self._fm_small.elidedText(str(tok.id), Qt.ElideRight, band.width() - 2)
-            p.drawText(QRectF(band.left(), band.bottom() - self._fm_small.height() - 3, band.width(),
-                              self._fm_small.height()), Qt.AlignHCenter | Qt.AlignVCenter, sub)
+            p.drawText(
+                QRectF(band.left(), band.bottom() - self._fm_small.height() - 3, band.width(), self._fm_small.height()),
+                Qt.AlignHCenter | Qt.AlignVCenter,
+                sub,
+            )
         by_pos = {(c.row, c.k): c for c in self.cells}
         for ri, k in self.cuts_inside_characters():
             cell = by_pos[(ri, k)]
@@ -198,8 +208,9 @@ class ByteStrip(QWidget):
             bottom = cell.rect.bottom() + 4 + band_h
             p.drawLine(QPointF(x, cell.rect.top() - 2), QPointF(x, bottom + 2))
             p.setFont(self._small)
-            p.drawText(QPointF(x - self._fm_small.horizontalAdvance("✂") / 2, bottom + self._fm_small.ascent() + 1),
-                       "✂")
+            p.drawText(
+                QPointF(x - self._fm_small.horizontalAdvance("✂") / 2, bottom + self._fm_small.ascent() + 1), "✂"
+            )
         p.end()
 
     def _continues(self, cell: _Cell) -> bool:

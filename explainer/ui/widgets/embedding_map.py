@@ -10,6 +10,7 @@ label first (always shown), then the tokens sharing its id, then the rest in tex
 around its point (right, left, above, below) and takes the first inside the map that overlaps no placed label and
 hides no other point; a label with no such spot is left out (hover its point to read it).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,9 +25,16 @@ PICK_PX = 12  # hover / click radius in pixels
 POINT_PX, HOT_POINT_PX = 11, 16  # marker sizes
 LABEL_GAP_PX = 3  # between a marker's edge and its label's box
 # where a label may go around its point, in order of preference: (anchor of the text box, direction from the point)
-PLACES = (((0.0, 0.5), (1, 0)), ((0.0, 1.0), (1, -1)), ((0.0, 0.0), (1, 1)),  # right, above right, below right
-          ((1.0, 0.5), (-1, 0)), ((1.0, 1.0), (-1, -1)), ((1.0, 0.0), (-1, 1)),  # left, above left, below left
-          ((0.5, 1.0), (0, -1)), ((0.5, 0.0), (0, 1)))  # above, below
+PLACES = (
+    ((0.0, 0.5), (1, 0)),
+    ((0.0, 1.0), (1, -1)),
+    ((0.0, 0.0), (1, 1)),  # right, above right, below right
+    ((1.0, 0.5), (-1, 0)),
+    ((1.0, 1.0), (-1, -1)),
+    ((1.0, 0.0), (-1, 1)),  # left, above left, below left
+    ((0.5, 1.0), (0, -1)),
+    ((0.5, 0.0), (0, 1)),
+)  # above, below
 
 
 class EmbeddingMap(pg.PlotWidget):
@@ -48,8 +56,13 @@ class EmbeddingMap(pg.PlotWidget):
         self.vb.sigResized.connect(self._on_view_resized)
         self.cloud = pg.ScatterPlotItem(size=4, pen=None, pxMode=True)
         self.cloud.setZValue(-5)
-        self.path = pg.PlotDataItem(pen=pg.mkPen(th.ACCENTS[4], width=2, style=Qt.DashLine), symbol="o",
-                                    symbolSize=6, symbolBrush=th.ACCENTS[4], symbolPen=None)
+        self.path = pg.PlotDataItem(
+            pen=pg.mkPen(th.ACCENTS[4], width=2, style=Qt.DashLine),
+            symbol="o",
+            symbolSize=6,
+            symbolBrush=th.ACCENTS[4],
+            symbolPen=None,
+        )
         self.path.setZValue(-1)
         self.path_labels: list[pg.TextItem] = []
         self.points = pg.ScatterPlotItem(pxMode=True)
@@ -195,10 +208,16 @@ class EmbeddingMap(pg.PlotWidget):
             hot = i in focus
             colour = th.HIGHLIGHT if hot else (th.SPECIAL if self.special[i] else base)
             pen = pg.mkPen(th.HIGHLIGHT, width=3) if (i in same and not hot) else pg.mkPen(self.theme.background)
-            spots.append({"pos": (float(self.xy[i, 0]), float(self.xy[i, 1])), "data": i,
-                          "size": HOT_POINT_PX if hot else POINT_PX, "symbol": "d" if outside[i] else "o",
-                          "brush": pg.mkBrush(colour) if not outside[i] else pg.mkBrush(self.theme.background),
-                          "pen": pen if not outside[i] else pg.mkPen(colour, width=2)})
+            spots.append(
+                {
+                    "pos": (float(self.xy[i, 0]), float(self.xy[i, 1])),
+                    "data": i,
+                    "size": HOT_POINT_PX if hot else POINT_PX,
+                    "symbol": "d" if outside[i] else "o",
+                    "brush": pg.mkBrush(colour) if not outside[i] else pg.mkBrush(self.theme.background),
+                    "pen": pen if not outside[i] else pg.mkPen(colour, width=2),
+                }
+            )
         self.points.setData(spots)
         show_all = n <= MAX_LABELS
         seen: set = set()  # a label already drawn at (almost) the same place: identical vectors, e.g. layer 0
@@ -312,4 +331,4 @@ class EmbeddingMap(pg.PlotWidget):
 
 def _overlaps(boxes: np.ndarray, box) -> np.ndarray:
     """Which of ``boxes [k, 4]`` (left, top, right, bottom) intersect ``box``."""
-    return ((boxes[:, 0] < box[2]) & (box[0] < boxes[:, 2]) & (boxes[:, 1] < box[3]) & (box[1] < boxes[:, 3]))
+    return (boxes[:, 0] < box[2]) & (box[0] < boxes[:, 2]) & (boxes[:, 1] < box[3]) & (box[1] < boxes[:, 3])

@@ -4,6 +4,7 @@ Rows are layers (top = first layer), columns are heads. One ``ImageItem`` holds 
 is one image upload however many heads there are. Clicking a thumbnail emits ``headClicked(layer, head)``;
 the selected one is outlined.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -9,6 +9,7 @@ axis' length in pixels: ``"flat"`` (one row of upright labels, when every label 
 thinned when the columns are narrower than a line). Upright labels read best on a projector and need far less
 height, which goes to the matrix instead.
 """
+
 from __future__ import annotations
 
 import math
@@ -242,8 +243,11 @@ class TokenAxis(pg.AxisItem):
             if self.horizontal and not self.rotated:
                 row = idx % 2 if self.mode == "stagger" else 0
                 left = min(max(c - adv / 2, bounds.left()), bounds.right() - adv)
-                top = (bounds.top() + offset + row * h) if self.orientation == "bottom" else \
-                    (bounds.bottom() - offset - (row + 1) * h)
+                top = (
+                    (bounds.top() + offset + row * h)
+                    if self.orientation == "bottom"
+                    else (bounds.bottom() - offset - (row + 1) * h)
+                )
                 box = QRectF(left, top, adv, h)
                 ink = QRectF(left, top + h / 2 + ink_top, adv, ink_bottom - ink_top)
             elif self.horizontal:  # rotated: reads upwards, ends next to the plot
