@@ -3,6 +3,10 @@
 Pure numpy, no Qt. The order follows Hugging Face ``generate``: temperature first (on the logits), then top-k,
 then top-p on what top-k left (renormalised), then one final renormalisation. Every function returns float64
 probabilities over the whole vocabulary ``[V]`` that sum to 1; filtered tokens get exactly 0.
+
+``draw`` picks one token from such a distribution, reproducibly: draw number ``n`` of seed ``s`` is always the
+same uniform number, so a lecture scene that records its seed shows the same sampled choices every time, and
+raising the temperature changes the choice only because the distribution changed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ __all__ = [
     "sampling_distribution",
     "entropy_bits",
     "rank_of",
+    "uniform",
+    "draw",
 ]
 
 
@@ -89,3 +95,26 @@ def rank_of(probs: np.ndarray, token_id: int) -> int:
     """1-based rank of ``token_id`` (1 = most likely); ties count in the token's favour."""
     p = np.asarray(probs)
     return int((p > p[token_id]).sum()) + 1
+
+
+def uniform(seed: int, index: int = 0) -> float:
+    """Draw number ``index`` (0, 1, 2, …) of the seeded sequence: a number in [0, 1), the same on every run."""
+    if seed < 0 or index < 0:
+        raise ValueError("seed and index must be ≥ 0")
+    return float(np.random.default_rng([int(seed), int(index)]).random())
+
+
+def draw(probs: np.ndarray, seed: int, index: int = 0) -> int:
+    """The token id that draw number ``index`` of ``seed`` picks from ``probs [V]`` (inverse of the cumulative
+    distribution: token t is picked when the uniform number falls in its slice of [0, 1)). A token with
+    probability 0 is never picked."""
+    p = np.asarray(probs, dtype=np.float64)
+    total = float(p.sum())
+    if p.ndim != 1 or p.size == 0 or not np.isfinite(total) or total <= 0 or (p < 0).any():
+        raise ValueError("probs must be a non-empty 1-D array of non-negative numbers with a positive sum")
+    cum = np.cumsum(p)
+    # the first token whose cumulative sum exceeds u·total: its own slice holds u, so its probability is > 0
+    i = int(np.searchsorted(cum, uniform(seed, index) * cum[-1], side="right"))
+    if i >= p.size:  # u·total rounded up to the total: the last token that can be drawn
+        i = int(np.flatnonzero(p)[-1])
+    return i

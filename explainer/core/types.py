@@ -7,6 +7,7 @@ number of layers, ``H`` query heads, ``D`` the model width and ``V`` the vocabul
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +42,12 @@ def visible_text(s: str) -> str:
     return "".join(out)
 
 
+def _draws_nothing(ch: str) -> bool:
+    """A format character (zero-width joiner, …) or a variation selector: no glyph of its own."""
+    o = ord(ch)
+    return unicodedata.category(ch) == "Cf" or 0xFE00 <= o <= 0xFE0F or 0xE0100 <= o <= 0xE01EF
+
+
 @dataclass(frozen=True)
 class Token:
     """One token of a tokenized text.
@@ -73,9 +80,13 @@ class Token:
 
     @property
     def display(self) -> str:
-        """Text for a chip: whitespace made visible; incomplete UTF-8 pieces as their bytes (<E6 97>)."""
-        if self.incomplete:
+        """Text for a chip: whitespace made visible; incomplete UTF-8 pieces, and pieces that would draw nothing
+        (a lone variation selector or zero-width joiner after an emoji), as their bytes (<E6 97>, <EF B8 8F>);
+        a lone combining mark on a dotted circle (◌َ)."""
+        if self.incomplete or (self.bytes and all(_draws_nothing(c) for c in self.text)):
             return "<" + " ".join(f"{b:02X}" for b in self.bytes) + ">"
+        if self.bytes and all(unicodedata.category(c) in ("Mn", "Me") for c in self.text):
+            return "◌" + self.text
         return visible_text(self.text)
 
 

@@ -67,3 +67,26 @@ def test_entropy_and_rank():
     assert s.entropy_bits(np.full(8, 1 / 8)) == pytest.approx(3.0)
     p = np.array([0.1, 0.6, 0.3])
     assert [s.rank_of(p, i) for i in range(3)] == [3, 1, 2]
+
+
+def test_draws_are_reproducible_and_follow_the_distribution():
+    p = np.array([0.0, 0.5, 0.0, 0.3, 0.2])
+    first = [s.draw(p, seed=7, index=i) for i in range(2000)]
+    assert first == [s.draw(p, seed=7, index=i) for i in range(2000)]  # the same seed, the same choices
+    assert first != [s.draw(p, seed=8, index=i) for i in range(2000)]
+    counts = np.bincount(first, minlength=5) / len(first)
+    assert counts[0] == 0 and counts[2] == 0  # a filtered token is never drawn
+    assert counts.tolist() == pytest.approx([0.0, 0.5, 0.0, 0.3, 0.2], abs=0.04)
+
+
+def test_a_draw_picks_the_slice_its_uniform_number_falls_in():
+    p = np.array([0.25, 0.25, 0.5])
+    for i in range(50):
+        u = s.uniform(3, i)
+        assert 0.0 <= u < 1.0
+        assert s.draw(p, 3, i) == (0 if u < 0.25 else 1 if u < 0.5 else 2)
+    assert s.draw(np.array([0.0, 0.0, 1.0]), 0) == 2  # one token left: always that one
+    with pytest.raises(ValueError):
+        s.draw(np.zeros(3), 0)
+    with pytest.raises(ValueError):
+        s.uniform(-1)

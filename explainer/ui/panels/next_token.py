@@ -1,8 +1,10 @@
 """Next-token panel: the model's top candidates after the selected position, and what a sampler would draw.
 
 Left bar of each row: the model's own probability (temperature 1, from ``result.top_probs``). Right bar: the
-*sampling* distribution after temperature, top-k and top-p (``core.sampling``), renormalised. Click a row to
-append that token to the text (step-by-step generation).
+*sampling* distribution after temperature, top-k and top-p (``core.sampling``), renormalised. Click a row, or
+move to it with the arrow keys and press Enter or Space, to choose that token (``candidateChosen``; the window
+decides what choosing does). ``sample_token`` draws a token from the sampling distribution with the panel's seed
+(``core.sampling.draw``): a scene that records its seed shows the same sampled choices every time.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import html
 import logging
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
-from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QSlider, QWidget
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 from explainer.core import sampling
@@ -31,22 +33,57 @@ def token_label(data: bytes) -> str:
     return Token(0, data, 0, 0).display
 
 
+class _SliderKeys(QObject):
+    """Arrow keys, PageUp / PageDown, Home / End on a labelled slider, in its own steps. superqt's float slider
+    takes focus but ignores the keyboard; its integer one only listens while its inner slider has the focus."""
+
+    STEPS = {Qt.Key_Right: 1, Qt.Key_Up: 1, Qt.Key_Left: -1, Qt.Key_Down: -1}
+
+    def __init__(self, labelled: QWidget):
+        super().__init__(labelled)
+        self.labelled = labelled
+        inner = labelled.findChild(QSlider)
+        if inner is not None:
+            labelled.setFocusProxy(inner)  # Tab and clicks land on the part that draws the focus
+            inner.installEventFilter(self)
+        labelled.installEventFilter(self)
+
+    def eventFilter(self, obj, ev) -> bool:
+        if ev.type() != QEvent.KeyPress or ev.modifiers() & (Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier):
+            return False
+        s, key = self.labelled, ev.key()
+        if key in self.STEPS:
+            s.setValue(round(s.value() + self.STEPS[key] * s.singleStep(), 6))  # no 0.9999999 after ← →
+        elif key in (Qt.Key_PageUp, Qt.Key_PageDown):
+            s.setValue(round(s.value() + (1 if key == Qt.Key_PageUp else -1) * s.pageStep(), 6))
+        elif key in (Qt.Key_Home, Qt.Key_End):
+            s.setValue(s.minimum() if key == Qt.Key_Home else s.maximum())
+        else:
+            return False
+        return True  # setValue clamps to the range
+
+
 class BarsView(QWidget):
     """Custom-painted rows: label | model bar | sampling bar, with percentages big enough for a projector."""
 
-    rowClicked = Signal(int)
+    rowClicked = Signal(int)  # a click, or Enter / Space on the keyboard's row
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.StrongFocus)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
-        self.setToolTip("A full bar is 100 %. Click a row to append that token to the text.")
+        self.setToolTip(
+            "A full bar is 100 %. Click a row, or choose it with ↑ / ↓ and Enter, to continue the text with that token."
+        )
+        self.setAccessibleName("Next-token candidates")
         self.theme = th.LIGHT
         self.labels: list[str] = []
         self.raw: list[float] = []
         self.sampled: list[float] = []
         self.marked = -1  # the row of the token that actually follows
         self.hovered = -1
+        self.current = -1  # the keyboard's row (drawn with a focus frame while the bars have the focus)
         self._font = QFont(self.font())
         self._font.setPointSizeF(th.LABEL_FONT_PT)
         self._small = QFont(self.font())
@@ -55,6 +92,17 @@ class BarsView(QWidget):
 
     def set_rows(self, labels: list[str], raw: list[float], sampled: list[float], marked: int = -1) -> None:
         self.labels, self.raw, self.sampled, self.marked = labels, raw, sampled, marked
+        if self.current >= 0:
+            self.set_current(min(self.current, self.visible_rows() - 1) if labels else -1)
+        self.update()
+
+    def set_current(self, row: int) -> None:
+        """Move the keyboard's row (clamped to the rows on screen; -1: none)."""
+        row = max(-1, min(row, self.visible_rows() - 1)) if self.labels else -1
+        self.current = row
+        if 0 <= row < len(self.labels):
+            v = self.raw[row] if row < len(self.raw) else 0.0
+            self.setAccessibleDescription(f"{self.labels[row]}: {100 * v:.1f} %")
         self.update()
 
     @property
@@ -126,6 +174,10 @@ class BarsView(QWidget):
                 p.setPen(QPen(QColor(th.HIGHLIGHT), 2.5))
                 p.setBrush(Qt.NoBrush)
                 p.drawRoundedRect(QRectF(1.5, y + 1.5, self.width() - 3, rh - 3), 5, 5)
+            if i == self.current and self.hasFocus():
+                p.setPen(QPen(QColor(t.text), 1.5, Qt.DashLine))
+                p.setBrush(Qt.NoBrush)
+                p.drawRoundedRect(QRectF(4, y + 4, self.width() - 8, rh - 8), 4, 4)
         p.end()
 
     def mouseMoveEvent(self, event) -> None:
@@ -143,7 +195,30 @@ class BarsView(QWidget):
         if event.button() == Qt.LeftButton:
             i = self.row_at(event.position().y())
             if i >= 0:
+                self.set_current(i)
                 self.rowClicked.emit(i)
+
+    def keyPressEvent(self, event) -> None:
+        key, n = event.key(), self.visible_rows() if self.labels else 0
+        moves = {Qt.Key_Up: self.current - 1, Qt.Key_Down: self.current + 1, Qt.Key_Home: 0, Qt.Key_End: n - 1}
+        if n and key in moves and not event.modifiers() & (Qt.ControlModifier | Qt.AltModifier):
+            self.set_current(max(0, moves[key]))
+        elif n and key in (Qt.Key_Return, Qt.Key_Enter, Qt.Key_Space) and 0 <= self.current < n:
+            self.rowClicked.emit(self.current)
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
+
+    def focusInEvent(self, event) -> None:
+        super().focusInEvent(event)
+        if self.current < 0 and self.labels:
+            self.set_current(self.marked if self.marked >= 0 else 0)
+        self.update()
+
+    def focusOutEvent(self, event) -> None:
+        super().focusOutEvent(event)
+        self.update()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -172,6 +247,8 @@ class NextTokenPanel(Panel):
         self._logits_for: tuple[object, int] | None = None  # (result, position) the cached logits belong to
         self._logits: np.ndarray | None = None
         self._row_ids: list[int] = []
+        self.seed: int | None = None  # of sample_token's draws; None: a new one on the first draw
+        self.draws = 0  # draws made with this seed
         self._help.setText(self._explanation(49152))
 
         grid = QGridLayout()
@@ -179,6 +256,8 @@ class NextTokenPanel(Panel):
         grid.setVerticalSpacing(2)
         self.temperature = QLabeledDoubleSlider(Qt.Horizontal)
         self.temperature.setRange(0.1, 2.0)
+        self.temperature.setSingleStep(0.05)
+        self.temperature.setPageStep(0.25)
         self.temperature.setValue(1.0)
         self.temperature.setToolTip(
             "Temperature divides the logits before softmax: below 1 sharpens the "
@@ -216,6 +295,7 @@ class NextTokenPanel(Panel):
 
         for s in (self.temperature, self.top_k, self.top_p):
             s.valueChanged.connect(self._redraw_bars)
+            _SliderKeys(s)
         self.bars.rowClicked.connect(self._on_row_clicked)
 
     def _explanation(self, vocab: int) -> str:
@@ -353,10 +433,31 @@ class NextTokenPanel(Panel):
         if 0 <= row < len(self._row_ids):
             self.candidateChosen.emit(self._row_ids[row])
 
+    # --- sampling ---------------------------------------------------------------------------------------------
+    def set_seed(self, seed: int | None) -> None:
+        """Start the sampled choices again from draw 0 of ``seed`` (None: a fresh seed on the next draw)."""
+        self.seed, self.draws = seed, 0
+
+    def sample_token(self) -> int | None:
+        """Draw the next token from the sampling distribution at the shown position (temperature, top-k, top-p
+        as set): draw number ``draws`` of ``seed``, then count it. None while there is no result."""
+        r = self.result
+        if r is None or r.n_tokens == 0:
+            return None
+        if self.seed is None:
+            import secrets
+
+            self.seed = secrets.randbelow(1 << 31)
+        token = sampling.draw(self.sampled_distribution(), self.seed, self.draws)
+        self.draws += 1
+        return token
+
     # --- scenes and export -----------------------------------------------------------------------------------
     def scene_state(self) -> dict:
         t, k, p = self.sampling_settings()
         state = {"temperature": t, "top_k": k, "top_p": p}
+        if self.seed is not None:
+            state["seed"] = self.seed  # the scene's sampled choices start again from its first draw
         if self.selected_position >= 0:
             state["position"] = self.selected_position  # the window links it to every panel
         return state
@@ -370,6 +471,9 @@ class NextTokenPanel(Panel):
             v = state.get(key)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 slider.setValue(kind(min(max(v, slider.minimum()), slider.maximum())))
+        if "seed" in state:
+            seed = state["seed"]
+            self.set_seed(seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None)
         pos = state.get("position")
         if (
             isinstance(pos, int)
