@@ -1,4 +1,4 @@
-"""Command line: ``explainer analyze | tokenize | heads | bench``; with no subcommand, the window.
+"""Command line: ``explainer analyze | tokenize | heads | bench | scenes``; with no subcommand, the window.
 
 Errors a user can cause print one sentence to stderr and exit with status 2; never a traceback.
 """
@@ -10,11 +10,12 @@ import json
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from explainer.core.errors import UserError
 
-SUBCOMMANDS = ("analyze", "tokenize", "heads", "bench")
+SUBCOMMANDS = ("analyze", "tokenize", "heads", "bench", "scenes")
 log = logging.getLogger("explainer")
 
 
@@ -106,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true")
     t.add_argument("--text-file", metavar="PATH", help="read the text from a file, or - for standard input")
     t.add_argument("text", nargs="*", metavar="TEXT")
+    sc = sub.add_parser("scenes", help="list the lecture scenes (layers and heads numbered from 1, as on screen)")
+    sc.add_argument("--json", action="store_true", help="print a JSON array, one object per scene")
     for name, mod in (("heads", "explainer.core.heads"), ("bench", "explainer.bench")):
         try:
             register = __import__(mod, fromlist=["add_arguments"]).add_arguments
@@ -221,6 +224,24 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_scenes(args) -> int:
+    from explainer.core.scene import lecture_set, scene_summary
+
+    rows = [scene_summary(p, s) for p, s in lecture_set()]
+    if args.json:
+        _out(rows)
+        return 0
+    print(f"{'#':>2}  {'name':<20} {'view':<11} {'layer':>5} {'head':>4}  title")
+    for i, r in enumerate(rows, 1):
+        layer, head = ("–" if r[k] is None else str(r[k]) for k in ("layer", "head"))
+        print(f"{i:>2}  {r['name']:<20} {r['view']:<11} {layer:>5} {head:>4}  {r['title']}")
+        keys = ("embedding_layer", "position", "temperature", "seed")
+        extra = [f"{k.replace('_', ' ')} {r[k]:g}" for k in keys if r[k] is not None]
+        for line in textwrap.wrap(r["note"], 96) + ([", ".join(extra)] if extra else []):
+            print(f"{'':>4}{line}")
+    return 0
+
+
 def print_table(r, engine) -> None:
     from explainer.core.types import visible_text
 
@@ -261,7 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return gui_main(argv)
     try:
         args = build_parser().parse_args(argv)
-        handler = {"analyze": cmd_analyze, "tokenize": cmd_tokenize}.get(args.command) or args.handler
+        handler = {"analyze": cmd_analyze, "tokenize": cmd_tokenize, "scenes": cmd_scenes}.get(
+            args.command
+        ) or args.handler
         return handler(args)
     except UserError as e:
         sys.stderr.write(f"explainer: {_one_line(str(e))}\n")  # a path may hold a newline

@@ -121,3 +121,34 @@ def test_analyze_real_model_mat(capsys):
     assert r["model"] == "SmolLM2-135M-Instruct"
     top = r["positions"][-1]["top"][0]
     assert top["text"] == " mat" and top["id"] == 1171 and top["prob"] == pytest.approx(0.325, abs=0.01)
+
+
+def test_scenes_json_lists_the_lecture_scenes_numbered_as_on_screen(capsys):
+    from explainer.core.scene import lecture_set
+
+    code, out, err = run(capsys, "scenes", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    shipped = lecture_set()
+    assert [r["name"] for r in rows] == [p.stem for p, _ in shipped]
+    for r, (_p, scene) in zip(rows, shipped):
+        assert {"name", "title", "note", "view", "layer", "head"} <= set(r)
+        assert (r["title"], r["note"], r["view"]) == (scene.title, scene.note, scene.view)
+        att = scene.panels.get("attention", {})
+        assert r["layer"] == (att["layer"] + 1 if "layer" in att else None)  # the file is 0-based, the screen not
+        assert r["head"] == (att["head"] + 1 if "head" in att else None)
+    by_name = {r["name"]: r for r in rows}
+    assert (by_name["03-induction"]["layer"], by_name["03-induction"]["head"]) == (19, 7)
+    assert by_name["01-strawberry"]["layer"] is None
+    assert by_name["09-close-call"]["seed"] is not None
+
+
+def test_scenes_plain_output_is_a_table(capsys):
+    code, out, err = run(capsys, "scenes")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["#", "name", "view", "layer", "head", "title"]
+    row = next(line for line in lines if "03-induction" in line)
+    assert row.split()[:5] == ["3", "03-induction", "attention", "19", "7"] and "Induction heads" in row
+    assert any("strongest induction head" in line for line in lines)  # the note, under its scene
+    assert "–" in next(line for line in lines if "01-strawberry" in line)  # no layer: a dash, not "None"

@@ -6,11 +6,13 @@ sliders. The window collects ``panels`` state from each panel's ``scene_state()`
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from explainer.core.errors import UserError
 
+log = logging.getLogger(__name__)
 SCENE_VERSION = 1
 ASSET_SCENES = Path(__file__).resolve().parents[2] / "assets" / "scenes"
 
@@ -75,9 +77,46 @@ def load_scene(path: str | Path) -> Scene:
     return Scene.from_dict(data)
 
 
-def lecture_scenes() -> list[tuple[Path, Scene]]:
-    """The lecture set shipped in assets/scenes, in file-name order."""
+def lecture_set(folder: str | Path = ASSET_SCENES) -> list[tuple[Path, Scene]]:
+    """The shipped lecture scenes in file-name order; a damaged file is left out (and logged), not fatal."""
     out = []
-    for p in sorted(ASSET_SCENES.glob("*.json")):
-        out.append((p, load_scene(p)))
+    for p in sorted(Path(folder).glob("*.json")):
+        try:
+            out.append((p, load_scene(p)))
+        except UserError as e:
+            log.warning("leaving out the lecture scene %s: %s", p, e)
     return out
+
+
+def _count(v) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
+def scene_summary(path: str | Path, scene: Scene) -> dict:
+    """What a scene shows, numbered as the window shows it: ``layer`` / ``head`` of the attention view counted
+    from 1 (None where the scene leaves them as they are), ``embedding_layer`` as the map's slider shows it
+    (0 = input embeddings), ``position`` the selected token (0 = the first, None = the end), ``seed`` of the
+    scene's sampled choices."""
+    panels = scene.panels if isinstance(scene.panels, dict) else {}
+
+    def state(key: str) -> dict:
+        v = panels.get(key)
+        return v if isinstance(v, dict) else {}
+
+    att = state("attention") or state("walkthrough")
+    layer, head = _count(att.get("layer")), _count(att.get("head"))
+    nxt = state("next_token")
+    t = nxt.get("temperature")
+    return {
+        "name": Path(path).stem,
+        "title": scene.title,
+        "note": scene.note,
+        "view": scene.view,
+        "layer": None if layer is None else layer + 1,
+        "head": None if head is None else head + 1,
+        "embedding_layer": _count(state("embeddings").get("layer")),
+        "position": _count(nxt.get("position")),
+        "temperature": float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else None,
+        "seed": _count(nxt.get("seed")),
+        "text": scene.text,
+    }

@@ -18,28 +18,17 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox
 
 from explainer.core.errors import UserError
-from explainer.core.scene import ASSET_SCENES, Scene, load_scene, save_scene
+from explainer.core.scene import ASSET_SCENES, Scene, lecture_set, load_scene, save_scene
 from explainer.ui.teach_area import view_key
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
     "tokens": {"tokenizer": "smollm2", "surprisal_heat": False},
-    "next_token": {"temperature": 1.0, "top_k": 0, "top_p": 1.0},
+    "next_token": {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": None},
     "attention": {"average": False, "hide_sink": False, "tab": 0},
-    "embeddings": {"path": False},
+    "embeddings": {"path": False, "highlight": []},
 }
-
-
-def lecture_set(folder: Path = ASSET_SCENES) -> list[tuple[Path, Scene]]:
-    """The shipped lecture scenes in file-name order; a damaged file is left out (and logged), not fatal."""
-    out = []
-    for p in sorted(Path(folder).glob("*.json")):
-        try:
-            out.append((p, load_scene(p)))
-        except UserError as e:
-            log.warning("leaving out the lecture scene %s: %s", p, e)
-    return out
 
 
 def find_scene(name: str, scenes: list[tuple[Path, Scene]]) -> tuple[int, Path, Scene] | None:
