@@ -14,6 +14,7 @@ import pytest
 from PySide6.QtCore import QPointF, QRectF, Qt
 
 from explainer.core.projection import Projector, nearest_neighbours
+from explainer.ui import theme as th
 from explainer.ui.panels import demo_data
 from explainer.ui.panels.embeddings import EmbeddingsPanel, layer_name
 
@@ -264,3 +265,25 @@ def test_axis_titles_fit(panel, qtbot, size):
         assert QFontMetricsF(ax.label.font()).horizontalAdvance(title) <= length, (size, title, length)
     if size == (1000, 750):
         assert "%" in x and "%" in y  # the share of the spread, where there is room
+
+
+def test_a_scene_pair_is_ringed_and_labelled(panel, qtbot):
+    panel.resize(760, 330)  # small: ordinary labels give way, the pair's do not
+    qtbot.wait(20)
+    m, n = panel.map, panel.result.n_tokens
+    pair = [2, n - 1]
+    panel.apply_scene_state({"layer": panel.result.model.n_layers, "highlight": pair})
+    assert panel.highlight == pair and panel.scene_state()["highlight"] == pair
+    _assert_legible(m, must_show=pair)
+    pens = {i: s.pen().color().name() for i, s in enumerate(m.points.points())}
+    assert all(pens[i] == pg_colour(th.HIGHLIGHT) for i in pair)
+    panel.apply_scene_state({"highlight": []})
+    assert m.marked == () and "highlight" not in panel.scene_state()
+    panel.apply_scene_state({"highlight": ["x"]})  # a damaged scene value is ignored
+    assert m.marked == ()
+
+
+def pg_colour(c: str) -> str:
+    from PySide6.QtGui import QColor
+
+    return QColor(c).name()

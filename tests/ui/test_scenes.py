@@ -45,10 +45,17 @@ def test_every_lecture_scene_loads_and_applies(qtbot, make_main_window, wait_res
             assert w.attention.hide_first == att.get("hide_sink", False)
         if "tokens" in scene.panels:
             assert w.tokens.heat.isChecked() == scene.panels["tokens"]["surprisal_heat"]
+        if "head" in att:
+            assert w.attention.head == min(att["head"], info.n_heads - 1)
         if "embeddings" in scene.panels:
             assert w.embeddings.layer == min(scene.panels["embeddings"]["layer"], info.n_layers)
-        t = scene.panels.get("next_token", {}).get("temperature", 1.0)
-        assert w.next_token.sampling_settings()[0] == pytest.approx(t)
+        # a scene's pair of tokens is ringed on the map; the next scene clears it
+        marks = scene.panels.get("embeddings", {}).get("highlight", [])
+        assert w.embeddings.highlight == marks and list(w.embeddings.map.marked) == marks
+        nxt = scene.panels.get("next_token", {})
+        assert w.next_token.sampling_settings()[0] == pytest.approx(nxt.get("temperature", 1.0))
+        assert w.next_token.seed == nxt.get("seed") and w.next_token.draws == 0  # sampling starts at draw 0
+        assert w.next_token.position == nxt.get("position", w.result.n_tokens - 1)
         assert w.scenes.index == i
 
 

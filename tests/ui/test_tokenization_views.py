@@ -254,6 +254,33 @@ def test_chat_panel_tokens_highlight_specials(chat_panel):
     assert [c.sub for c in specials] == ["1", "2", "1", "2", "1"]
 
 
+def test_chat_panel_keeps_the_last_turn_in_view(chat_panel, qtbot):
+    """The point of a chat is where the assistant answers (the final <|im_start|>assistant): a long conversation
+    in a small panel opens scrolled to its end, follows it while the user stays there, not once scrolled away."""
+    from PySide6.QtWidgets import QApplication
+
+    p = chat_panel
+    p.resize(700, 420)
+    p.show()
+    qtbot.waitExposed(p)
+    turns = [Message("user" if i % 2 == 0 else "assistant", f"Question or answer number {i}. " * 3) for i in range(8)]
+    p.set_messages(turns)
+    QApplication.processEvents()
+    bars = [p.text_view.verticalScrollBar(), p.chips.parentWidget().parentWidget().verticalScrollBar()]
+    assert all(b.maximum() > 0 for b in bars)  # too long to show whole
+    assert all(b.value() == b.maximum() for b in bars)
+    p.turns[-1].content.setPlainText("A much longer last question. " * 12)  # grows: still at the end
+    QApplication.processEvents()
+    assert all(b.value() == b.maximum() for b in bars)
+    bars[0].setValue(0)  # the user reads the beginning: typing elsewhere does not pull the view away
+    p.turns[0].content.setPlainText("Changed.")
+    QApplication.processEvents()
+    assert bars[0].value() == 0
+    p.set_messages(turns)  # a new conversation (a scene) opens at its end again
+    QApplication.processEvents()
+    assert bars[0].value() == bars[0].maximum()
+
+
 def test_chat_panel_send_and_prediction(chat_panel, demo, qtbot):
     p = chat_panel
     with qtbot.waitSignal(p.textRequested) as sig:

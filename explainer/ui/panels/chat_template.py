@@ -2,14 +2,16 @@
 
 Left: the turns (role + message), "add generation prompt". Right: the rendered text with its special tokens
 highlighted, the token chips (special tokens in the SPECIAL colour) and, once the main window has analysed that
-very text (after "Send to editor"), the model's top 5 candidates for the assistant's first token.
+very text (after "Send to editor"), the model's top 5 candidates for the assistant's first token. The text and the
+chips stay scrolled to their end, like a chat window, while they are there: the point of a chat is its last
+turn (with the generation prompt, ``<|im_start|>assistant``), where the model continues.
 """
 
 from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QObject, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QFontMetricsF, QPainter
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -36,6 +38,28 @@ from explainer.ui.panels.chips import Chip, ChipView
 
 TOP_N = 5
 DEFAULT_CONVERSATION = (Message("user", "What is the powerhouse of the cell?"),)
+
+
+class FollowEnd(QObject):
+    """Keeps a scroll bar at its end while it is at its end: content that grows or re-wraps scrolls along;
+    scrolling away stops following until the bar is back at the end (or ``follow`` is called)."""
+
+    def __init__(self, bar):
+        super().__init__(bar)
+        self.bar, self.on = bar, True
+        bar.rangeChanged.connect(self._on_range_changed)
+        bar.valueChanged.connect(self._on_value_changed)
+
+    def follow(self) -> None:
+        self.on = True
+        self.bar.setValue(self.bar.maximum())
+
+    def _on_range_changed(self, _lo: int, hi: int) -> None:
+        if self.on:
+            self.bar.setValue(hi)
+
+    def _on_value_changed(self, value: int) -> None:
+        self.on = value >= self.bar.maximum()
 
 
 class TurnEditor(QWidget):
@@ -200,6 +224,7 @@ class ChatTemplatePanel(Panel):
         vsplit.addWidget(chip_scroll)
         vsplit.setSizes([150, 250])
         rv.addWidget(vsplit, 1)
+        self.follow = (FollowEnd(self.text_view.verticalScrollBar()), FollowEnd(chip_scroll.verticalScrollBar()))
         split.addWidget(right)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
@@ -216,6 +241,8 @@ class ChatTemplatePanel(Panel):
         for m in chat.normalise(messages):
             self._add_turn(m, recompose=False)
         self._recompose()
+        for f in self.follow:  # a new conversation opens at its last turn
+            f.follow()
 
     def messages(self) -> list[Message]:
         return [t.message() for t in self.turns]
@@ -297,6 +324,7 @@ class ChatTemplatePanel(Panel):
         self.text = "".join(s.text for s in segments)
         self.tokenization = self.tokenizer.tokenize(self.text, parse_specials=True)
         toks = self.tokenization.tokens
+        following = [f.on for f in self.follow]  # new content resets the scroll bars on its way
         self.chips.set_chips(
             [
                 Chip(
@@ -310,6 +338,9 @@ class ChatTemplatePanel(Panel):
             ]
         )
         self.text_view.setHtml(self._text_html(segments))
+        for f, on in zip(self.follow, following):
+            if on:
+                f.follow()
         n_special = sum(1 for t in toks if t.special)
         notes = [f"<b>{len(toks)}</b> tokens, <b>{n_special}</b> of them special · {len(self.text)} characters"]
         if chat.uses_default_system_prompt(msgs):

@@ -56,6 +56,7 @@ class EmbeddingsPanel(Panel):
         self.projector = projector
         self.fit_missing = fit_missing
         self.layer = 0
+        self.highlight: list[int] = []  # positions ringed on the map (a scene's pair of tokens)
         self._coords = np.zeros((0, 2), np.float32)
         self._shown_axes = None
         self._applied = None
@@ -146,6 +147,7 @@ class EmbeddingsPanel(Panel):
         )
         self.map.set_selected(self.selected_position)
         self.map.set_hovered(self.hovered_position)
+        self.map.set_marked(self.highlight)
         self._update_path()
         self._update_neighbours()
 
@@ -225,11 +227,22 @@ class EmbeddingsPanel(Panel):
 
     # --- scenes and export -----------------------------------------------------------------------------------
     def scene_state(self) -> dict:
-        return {"layer": self.layer, "path": self.path_box.isChecked()}
+        state = {"layer": self.layer, "path": self.path_box.isChecked()}
+        if self.highlight:
+            state["highlight"] = list(self.highlight)
+        return state
+
+    def set_highlight(self, positions) -> None:
+        """Ring the points of these token positions (e.g. the two "bank" tokens of a scene)."""
+        self.highlight = [int(p) for p in positions]
+        self.map.set_marked(self.highlight)
 
     def apply_scene_state(self, state: dict) -> None:
         if isinstance(state.get("path"), bool):
             self.path_box.setChecked(state["path"])
+        marks = state.get("highlight")
+        if isinstance(marks, list) and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in marks):
+            self.set_highlight(marks)
         layer = state.get("layer")
         if isinstance(layer, int) and not isinstance(layer, bool) and layer >= 0:
             if self.result is None and layer > self.slider.maximum():  # no model yet: refresh clips it later

@@ -6,7 +6,8 @@ range are pinned to its edge and drawn as open diamonds. Mouse pan/zoom is off: 
 clicking a point emits its position.
 
 Labels are placed greedily so that none overlaps another (``_place_labels``): the hovered / selected token's
-label first (always shown), then the tokens sharing its id, then the rest in text order; each tries a few spots
+label first (always shown), then the tokens sharing its id and the marked ones (``set_marked``), then the rest
+in text order; each tries a few spots
 around its point (right, left, above, below) and takes the first inside the map that overlaps no placed label and
 hides no other point; a label with no such spot is left out (hover its point to read it).
 """
@@ -78,6 +79,7 @@ class EmbeddingMap(pg.PlotWidget):
         self.ids = np.zeros(0, np.int64)
         self.bounds = (-1.0, 1.0, -1.0, 1.0)
         self.hovered = self.selected = -1
+        self.marked: tuple[int, ...] = ()  # positions ringed like the selected token's twins (a scene's pair)
         self._font = None
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
@@ -185,6 +187,13 @@ class EmbeddingMap(pg.PlotWidget):
             self.selected = position
             self._restyle()
 
+    def set_marked(self, positions) -> None:
+        """Ring these points and always label them (positions past the end are ignored)."""
+        positions = tuple(int(p) for p in positions)
+        if positions != self.marked:
+            self.marked = positions
+            self._restyle()
+
     # --- drawing ---------------------------------------------------------------------------------------------
     def _restyle(self) -> None:
         n = len(self.texts)
@@ -196,6 +205,7 @@ class EmbeddingMap(pg.PlotWidget):
         same = set()
         for p in focus:
             same.update(np.nonzero(self.ids == self.ids[p])[0].tolist())
+        same.update(p for p in self.marked if 0 <= p < n)
         x0, x1, y0, y1 = self.bounds
         outside = (self.raw[:, 0] < x0) | (self.raw[:, 0] > x1) | (self.raw[:, 1] < y0) | (self.raw[:, 1] > y1)
         text_col = pg.mkColor(self.theme.text)
@@ -223,10 +233,10 @@ class EmbeddingMap(pg.PlotWidget):
         seen: set = set()  # a label already drawn at (almost) the same place: identical vectors, e.g. layer 0
         span = max(x1 - x0, y1 - y0) * 1e-4
         self._label_order = []  # (index, must show), in the order labels claim their place
-        for i in sorted(range(n), key=lambda k: (k not in focus, k not in same, k)):
+        for i in sorted(range(n), key=lambda k: (k not in focus and k not in self.marked, k not in same, k)):
             t = self.labels[i]
             spot = (self.texts[i], round(float(self.xy[i, 0]) / span), round(float(self.xy[i, 1]) / span))
-            if not (show_all or i in focus or i in same) or (spot in seen and i not in focus):
+            if not (show_all or i in focus or i in same) or (spot in seen and i not in focus and i not in self.marked):
                 t.hide()
                 continue
             seen.add(spot)
@@ -235,7 +245,7 @@ class EmbeddingMap(pg.PlotWidget):
             t.setColor(pg.mkColor(th.HIGHLIGHT) if hot else text_col)
             t.fill = backing  # the cloud's dots do not show through the letters
             t.setZValue(8 if hot else 4)  # other labels under the points (they only meet around a hovered one)
-            self._label_order.append((i, i in focus))
+            self._label_order.append((i, i in focus or i in self.marked))
         self._place_labels()
 
     def _place_labels(self) -> None:
