@@ -22,6 +22,7 @@ def readonly(a: np.ndarray) -> np.ndarray:
 
 
 _VISIBLE = {" ": "·", "\n": "⏎", "\t": "→", "\r": "␍"}
+START_LABEL = "⟨start⟩"  # the start token the app adds (<|endoftext|>, id 0), as the screen names it
 
 
 def visible_text(s: str) -> str:
@@ -77,6 +78,11 @@ class Token:
     def text(self) -> str:
         """The token's text; an incomplete UTF-8 piece decodes with U+FFFD (use ``display`` for screens)."""
         return self.bytes.decode("utf-8", errors="replace")
+
+    @property
+    def label(self) -> str:
+        """The token as every panel names it: ``⟨start⟩`` for the start token the app added, else ``display``."""
+        return START_LABEL if self.added else self.display
 
     @property
     def display(self) -> str:

@@ -1,6 +1,6 @@
 """Export any view for slides: PNG (at a chosen size), SVG (vector, via QSvgGenerator — pyqtgraph's own SVG
-exporter fails on PySide6 6.11), and its data as CSV or JSON. Every export carries a caption: model, text,
-layer/head where it applies, and the date.
+exporter fails on PySide6 6.11), and its data as CSV or JSON. Pictures and JSON carry a caption: model, text,
+layer/head where it applies, and the date; a CSV file is only its table, for spreadsheets.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _paint(widget: QWidget, painter: QPainter, size: QSize, caption: str, backgr
     scale = min(size.width() / max(1, src.width()), body_h / max(1, src.height()))
     painter.save()
     painter.scale(scale, scale)
-    widget.render(painter, QPoint(0, 0))
+    QWidget.render(widget, painter, QPoint(0, 0))  # the widget's own paint (a plot view overrides render())
     painter.restore()
     if caption:
         f = QFont(widget.font())
@@ -65,10 +65,12 @@ def export_png(
         )
     img = QImage(size, QImage.Format_ARGB32)
     painter = QPainter(img)
-    painter.setRenderHint(QPainter.Antialiasing)
-    painter.setRenderHint(QPainter.TextAntialiasing)
-    _paint(widget, painter, size, caption, widget.palette().window().color())
-    painter.end()
+    try:
+        painter.setRenderHint(QPainter.Antialiasing)
+        painter.setRenderHint(QPainter.TextAntialiasing)
+        _paint(widget, painter, size, caption, widget.palette().window().color())
+    finally:
+        painter.end()
     p = Path(path)
     if not img.save(str(p), "PNG"):
         raise UserError(f"The picture cannot be written to {p}; check the folder exists and is writable.")
@@ -76,32 +78,47 @@ def export_png(
 
 
 def export_svg(widget: QWidget, path: str | Path, caption: str = "", title: str = "explainer") -> Path:
+    """``widget`` as an SVG drawing of its size in pixels (plus the caption), with text that keeps its place in
+    any viewer (``svg_portable``)."""
     from PySide6.QtSvg import QSvgGenerator
+
+    from explainer.ui.svg_portable import make_portable
 
     size = QSize(widget.width(), widget.height() + (CAPTION_PX if caption else 0))
     p = Path(path)
-    gen = QSvgGenerator()
+    gen = QSvgGenerator()  # SVG Tiny 1.2: Qt 6.11's SVG 1.1 clip paths cut away most of a plot
     gen.setFileName(str(p))
     gen.setSize(size)
     gen.setViewBox(QRect(QPoint(0, 0), size))
+    # text is laid out at the screen's resolution, as on screen (the default, 72 dpi, writes point sizes as
+    # pixel sizes: every font comes out a quarter too small, with gaps between the runs of text)
+    dpi = widget.logicalDpiX()
+    gen.setResolution(dpi)
     gen.setTitle(title)
     gen.setDescription(caption)
     painter = QPainter()
     if not painter.begin(gen):
         raise UserError(f"The SVG cannot be written to {p}; check the folder exists and is writable.")
-    _paint(widget, painter, size, caption, widget.palette().window().color())
-    painter.end()
+    try:
+        _paint(widget, painter, size, caption, widget.palette().window().color())
+    finally:
+        painter.end()
+    try:
+        make_portable(p, dpi, widget)
+    except OSError as e:
+        raise UserError(f"The SVG cannot be written to {p} ({e.strerror}).") from None
     return p
 
 
 def export_data(data: dict, path: str | Path, caption: str = "") -> Path:
-    """Write a panel's data. ``.json``: {"caption", **data} with arrays as lists. ``.csv``: the table in
-    ``data["rows"]`` (list of dicts) or the 2-D array ``data["matrix"]`` with ``data["row_labels"]`` /
-    ``data["col_labels"]``, preceded by a ``# caption`` line."""
+    """Write a panel's data. ``.json``: {"caption", **data} with arrays as lists. ``.csv``: only the table, so a
+    spreadsheet reads it as it is: ``data["rows"]`` (list of dicts) or the 2-D array ``data["matrix"]`` with
+    ``data["row_labels"]`` / ``data["col_labels"]``, a header row first (the caption and the view's settings are
+    in the JSON)."""
     p = Path(path)
     try:
         if p.suffix.lower() == ".csv":
-            p.write_text(_to_csv(data, caption), encoding="utf-8", newline="")
+            p.write_text(_to_csv(data), encoding="utf-8", newline="")
         else:
             payload = {"caption": caption, **{k: _plain(v) for k, v in data.items()}}
             p.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -124,10 +141,8 @@ def _plain(v):
     return v
 
 
-def _to_csv(data: dict, caption: str) -> str:
+def _to_csv(data: dict) -> str:
     buf = io.StringIO()
-    if caption:
-        buf.write(f"# {caption}\n")
     w = csv.writer(buf)
     if "rows" in data:
         rows = data["rows"]

@@ -4,7 +4,8 @@
 you pick another visible one). The caption names the model, the text, what the view shows (``Panel.caption_extra``:
 "attention, layer 3, head 5") and the date; it can be edited. PNG is drawn at the size asked for (default: the
 view's size ×2, sharp on a slide); SVG is vector; data is the view's numbers (``Panel.export_data``) as CSV or
-JSON.
+JSON. A picture shows the plot alone (``plot_of``: the panel's ``export_plot()``, else its largest visible plot)
+or the whole panel with its controls and explanation.
 """
 
 from __future__ import annotations
@@ -33,6 +34,19 @@ from explainer.ui.export import CAPTION_PX, caption_for, export_data, export_png
 
 log = logging.getLogger(__name__)
 FORMATS = {"png": "PNG picture", "svg": "SVG drawing", "data": "data (CSV or JSON)"}
+PARTS = {"plot": "The plot alone", "panel": "The whole panel (with its controls and explanation)"}
+
+
+def plot_of(panel: QWidget) -> QWidget | None:
+    """The picture of a view without its controls: what the panel's ``export_plot()`` names, else the largest
+    visible pyqtgraph plot inside it; None when it has neither (then only the whole panel can be exported)."""
+    own = getattr(panel, "export_plot", None)
+    if callable(own):
+        return own()
+    import pyqtgraph as pg
+
+    plots = [v for v in panel.findChildren(pg.GraphicsView) if v.isVisibleTo(panel) and v.width() * v.height() > 0]
+    return max(plots, key=lambda v: v.width() * v.height(), default=None)
 
 
 def panel_caption(panel, result) -> str:
@@ -44,12 +58,20 @@ def panel_caption(panel, result) -> str:
     return caption_for(result, extra)
 
 
-def export_view(panel: QWidget, fmt: str, path, *, size: tuple[int, int] | None = None, caption: str = "") -> Path:
-    """Write ``panel`` as ``fmt`` ("png", "svg", "data") to ``path``. Raises ``UserError`` with one sentence."""
-    if fmt == "png":
-        return export_png(panel, path, size, caption)
-    if fmt == "svg":
-        return export_svg(panel, path, caption, title=getattr(panel, "title", "explainer"))
+def export_view(
+    panel: QWidget, fmt: str, path, *, size: tuple[int, int] | None = None, caption: str = "", part: str = "panel"
+) -> Path:
+    """Write ``panel`` as ``fmt`` ("png", "svg", "data") to ``path``; a picture of ``part`` "plot" (the plot alone,
+    ``plot_of``) or "panel" (the whole panel). Raises ``UserError`` with one sentence."""
+    if fmt in ("png", "svg"):
+        widget = panel
+        if part == "plot":
+            widget = plot_of(panel)
+            if widget is None:
+                raise UserError("This view has no plot of its own to export; choose the whole panel.")
+        if fmt == "png":
+            return export_png(widget, path, size, caption)
+        return export_svg(widget, path, caption, title=getattr(panel, "title", "explainer"))
     if fmt == "data":
         p = Path(path)
         if p.suffix.lower() not in (".csv", ".json"):
@@ -77,6 +99,11 @@ class ExportDialog(QDialog):
         self.caption = QLineEdit()
         self.caption.setMinimumWidth(480)
         form.addRow("Caption:", self.caption)
+        self.part = QComboBox()
+        for key, label in PARTS.items():
+            self.part.addItem(label, key)
+        if fmt != "data":
+            form.addRow("Show:", self.part)
         self.width_box, self.height_box = QSpinBox(), QSpinBox()
         for box in (self.width_box, self.height_box):
             box.setRange(16, 16000)
@@ -89,17 +116,29 @@ class ExportDialog(QDialog):
         if fmt == "png":
             form.addRow("Size:", row)
             form.addRow("", QLabel("Default: twice the size on screen, sharp on a slide."))
+        if fmt == "data":
+            form.addRow("", QLabel("CSV: the table alone, for spreadsheets. JSON: the table with the caption."))
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.button(QDialogButtonBox.Ok).setText("Export…")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self.view.currentIndexChanged.connect(self._on_view_changed)
+        self.part.currentIndexChanged.connect(self._on_part_changed)
         self._on_view_changed()
 
     @property
     def panel(self):
         return self.panels[self.view.currentData()]
+
+    @property
+    def part_key(self) -> str:
+        """ "plot" or "panel": what the picture shows."""
+        return self.part.currentData()
+
+    def _exported_widget(self) -> QWidget:
+        plot = plot_of(self.panel) if self.part_key == "plot" else None
+        return plot if plot is not None else self.panel
 
     @property
     def size(self) -> tuple[int, int]:
@@ -108,8 +147,16 @@ class ExportDialog(QDialog):
     def _on_view_changed(self, *_args) -> None:
         p = self.panel
         self.caption.setText(panel_caption(p, self.result))
-        self.width_box.setValue(max(16, 2 * p.width()))
-        self.height_box.setValue(max(16, 2 * (p.height() + CAPTION_PX)))
+        has_plot = plot_of(p) is not None  # a slide wants the picture: the plot alone where there is one
+        item = self.part.model().item(self.part.findData("plot"))
+        item.setEnabled(has_plot)
+        self.part.setCurrentIndex(self.part.findData("plot" if has_plot else "panel"))
+        self._on_part_changed()
+
+    def _on_part_changed(self, *_args) -> None:
+        w = self._exported_widget()
+        self.width_box.setValue(max(16, 2 * w.width()))
+        self.height_box.setValue(max(16, 2 * (w.height() + CAPTION_PX)))
 
 
 class ExportMenu(QObject):
@@ -160,13 +207,14 @@ class ExportMenu(QObject):
             if path and not path.lower().endswith(f".{fmt}"):
                 path += f".{fmt}"
         if path:
-            self.export(dlg.panel, fmt, path, size=dlg.size if fmt == "png" else None, caption=dlg.caption.text())
+            size = dlg.size if fmt == "png" else None
+            self.export(dlg.panel, fmt, path, size=size, caption=dlg.caption.text(), part=dlg.part_key)
 
-    def export(self, panel, fmt: str, path, *, size=None, caption: str | None = None) -> bool:
+    def export(self, panel, fmt: str, path, *, size=None, caption: str | None = None, part: str = "panel") -> bool:
         if caption is None:
             caption = panel_caption(panel, self.main.result)
         try:
-            self.last_path = export_view(panel, fmt, path, size=size, caption=caption)
+            self.last_path = export_view(panel, fmt, path, size=size, caption=caption, part=part)
         except UserError as e:
             box = QMessageBox(QMessageBox.Warning, "Could not export the view", str(e), QMessageBox.Ok, self.main)
             box.setAttribute(Qt.WA_DeleteOnClose)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QImage
 
-from explainer.ui.export_ui import ExportDialog, export_view, panel_caption
+from explainer.ui.export import CAPTION_PX
+from explainer.ui.export_ui import ExportDialog, export_view, panel_caption, plot_of
 
 TEXT = "The cat sat on the mat. The cat sat on the mat."
 
@@ -47,8 +48,7 @@ def test_attention_data_as_csv_and_json(window, tmp_path):
     caption = panel_caption(window.attention, window.result)
     p = export_view(window.attention, "data", tmp_path / "att.csv", caption=caption)
     lines = p.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == f"# {caption}"
-    rows = list(csv.reader(lines[1:]))
+    rows = list(csv.reader(lines))  # the table from its first line: a spreadsheet reads no caption as data
     labels = [t.display for t in window.result.tokens]
     assert rows[0] == [""] + labels and [r[0] for r in rows[1:]] == labels
     m = window.attention.current_matrix()
@@ -72,7 +72,12 @@ def test_every_view_exports_its_data(window, tmp_path):
         for suffix in ("csv", "json"):
             p = export_view(panel, "data", tmp_path / f"{key}.{suffix}", caption=caption)
             text = p.read_text(encoding="utf-8")
-            assert text.startswith(f"# {caption}") if suffix == "csv" else json.loads(text)["caption"] == caption
+            if suffix == "csv":
+                assert caption not in text and not text.startswith("#"), key
+                if data.get("rows") or "matrix" in data:  # a table starts with its header row
+                    assert len(next(csv.reader(text.splitlines()))) >= 2, key
+            else:
+                assert json.loads(text)["caption"] == caption
     rows = w.next_token.export_data()["rows"]
     assert rows[0]["rank"] == 1 and rows[0]["probability"] >= rows[1]["probability"]
 
@@ -81,10 +86,14 @@ def test_export_dialog_defaults_to_twice_the_size(window, qtbot):
     dlg = ExportDialog("png", window.teach.visible_panels(), "attention", window.result, window)
     qtbot.addWidget(dlg)
     a = window.attention
-    assert dlg.panel is a and dlg.size[0] == 2 * a.width() and dlg.size[1] >= 2 * a.height()
+    assert dlg.panel is a and dlg.part_key == "plot"  # a slide wants the picture: the plot alone
+    assert dlg.size[0] == 2 * a.heatmap.width() and dlg.size[1] >= 2 * a.heatmap.height()
     assert "head 3" in dlg.caption.text()
+    dlg.part.setCurrentIndex(dlg.part.findData("panel"))
+    assert dlg.size[0] == 2 * a.width() and dlg.size[1] >= 2 * a.height()
     dlg.view.setCurrentIndex(dlg.view.findData("tokens"))
-    assert dlg.panel is window.tokens and dlg.size[0] == 2 * window.tokens.width()
+    assert dlg.panel is window.tokens and dlg.part_key == "plot"
+    assert dlg.size[0] == 2 * window.tokens.view.width()
 
 
 def test_the_view_to_export_follows_the_last_used_panel(window):
@@ -100,3 +109,68 @@ def test_the_view_to_export_follows_the_last_used_panel(window):
 def test_an_unwritable_path_gives_a_sentence(window, tmp_path):
     assert not window.exports.export(window.attention, "png", tmp_path / "no" / "such" / "folder" / "a.png")
     assert "cannot be written" in window.exports.last_dialog.text()
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg"])
+def test_the_plot_alone_leaves_the_controls_out(window, tmp_path, fmt):
+    w = window
+    for panel, plot in ((w.attention, w.attention.heatmap), (w.next_token, w.next_token.bars)):
+        assert plot_of(panel) is plot
+        p = export_view(panel, fmt, tmp_path / f"plot.{fmt}", caption="c", part="plot")
+        if fmt == "png":
+            img = QImage(str(p))
+            assert (img.width(), img.height()) == (plot.width(), plot.height() + CAPTION_PX)
+        else:
+            root = ET.parse(p).getroot()
+            assert root.get("viewBox").split()[2:] == [str(plot.width()), str(plot.height() + CAPTION_PX)]
+            texts = " ".join(root.itertext())
+            assert "What am I seeing?" not in texts and "Temperature" not in texts and "Reset" not in texts
+    whole = export_view(w.next_token, "svg", tmp_path / "whole.svg", caption="c", part="panel")
+    assert "What am I seeing?" in " ".join(ET.parse(whole).getroot().itertext())
+
+
+def _svg_texts(path):
+    ns = "{http://www.w3.org/2000/svg}"
+    return [t for t in ET.parse(path).getroot().iter(f"{ns}text") if (t.text or "").strip()]
+
+
+def test_svg_text_keeps_its_place_in_any_viewer(window, tmp_path):
+    """Italic and subscript runs are separate <text> elements at Qt's positions: with Qt's point sizes written as
+    pixel sizes and its "Sans Serif" family unknown to viewers they drift apart ("( query )", "QK T/√ d k") or get
+    clipped ("0: (start)"). Written at the screen's resolution, with real families and each run's measured
+    width, they keep their place."""
+    from PySide6.QtGui import QFontInfo
+
+    a = window.attention
+    p = export_view(a, "svg", tmp_path / "a.svg", caption="c", part="panel")
+    texts = _svg_texts(p)
+    italic = next(t for t in texts if t.text == "query")
+    assert italic.get("font-style") == "italic"
+    help_px = QFontInfo(a._help.font()).pixelSize()
+    assert float(italic.get("font-size")) == pytest.approx(help_px, abs=0.5)  # pixels, as on screen
+    for t in texts:
+        assert "Sans Serif" not in t.get("font-family") and t.get("font-family").endswith(("sans-serif", "monospace"))
+        assert float(t.get("textLength")) > 0 and t.get("lengthAdjust") == "spacingAndGlyphs"
+    sub = next(t for t in texts if t.text == "k" and float(t.get("font-size")) < help_px)  # the k of d_k
+    assert float(sub.get("textLength")) < float(italic.get("textLength"))
+    raw = p.read_text(encoding="utf-8")
+    assert "non-scaling-stroke" not in raw  # a thin frame stays thin where viewers ignore vector-effect
+
+
+def test_data_keeps_each_tokens_text_and_its_label(window, tmp_path):
+    """A spreadsheet needs the token's own text (" cat"), the screen shows a label ("·cat"): both, named; the start
+    token is named as on screen."""
+    w = window
+    caption = panel_caption(w.tokens, w.result)
+    p = export_view(w.tokens, "data", tmp_path / "tokens.csv", caption=caption)
+    with open(p, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[2]["token_text"] == " cat" and rows[2]["token_label"] == "·cat"
+    assert rows[0]["token_label"] == w.tokens.view.chips[0].label == "⟨start⟩"
+    assert rows[0]["token_text"] == "<|endoftext|>" and rows[0]["special"] == "True"
+    data = json.loads(export_view(w.tokens, "data", tmp_path / "tokens.json", caption=caption).read_text("utf-8"))
+    assert data["rows"][0]["token_label"] == "⟨start⟩" and data["rows"][7]["token_text"] == "."
+    for row in w.next_token.export_data()["rows"][:5]:
+        assert row["token_label"].replace("·", " ").replace("⏎", "\n") == row["token_text"]
+    for row in w.embeddings.export_data()["rows"]:
+        assert row["token_text"] == w.result.tokens[row["position"]].text

@@ -33,23 +33,31 @@ class TokenLabels:
 
     def token_text(self, token_id: int) -> str:
         """Visible text of a token (· for a space, ⏎ for a new line), or ``#id`` if it cannot be decoded."""
+        data = self._token_bytes(token_id)
+        return Token(0, data, 0, 0).display if data is not None else f"#{int(token_id)}"
+
+    def token_string(self, token_id: int) -> str:
+        """A token's own text (spaces as spaces; a partial UTF-8 piece with U+FFFD), or ``#id``."""
+        data = self._token_bytes(token_id)
+        return data.decode("utf-8", errors="replace") if data is not None else f"#{int(token_id)}"
+
+    def _token_bytes(self, token_id: int) -> bytes | None:
         try:
             if self._decode is not None:
-                return Token(0, self._decode(int(token_id)), 0, 0).display
+                return self._decode(int(token_id))
             from explainer.core.tokenizers import TOKENIZER_NAMES, get_tokenizer
 
             r = getattr(self, "result", None)
             if r is not None and r.tokenizer in TOKENIZER_NAMES:
-                return Token(0, get_tokenizer(r.tokenizer).token_bytes(int(token_id)), 0, 0).display
+                return get_tokenizer(r.tokenizer).token_bytes(int(token_id))
         except Exception:
-            log.debug("no label for token %s", token_id, exc_info=True)
-        return f"#{int(token_id)}"
+            log.debug("no bytes for token %s", token_id, exc_info=True)
+        return None
 
 
 def position_label(result, position: int) -> str:
     """``⟨start⟩`` for the added start token, else the token's visible text."""
-    t = result.tokens[position]
-    return "⟨start⟩" if t.added else t.display
+    return result.tokens[position].label
 
 
 def esc(s: str) -> str:

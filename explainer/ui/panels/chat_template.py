@@ -418,7 +418,13 @@ class ChatTemplatePanel(Panel):
         toks = self.tokenization.tokens if self.tokenization else ()
         return {
             "rows": [
-                {"index": i, "token": t.text if t.special else t.display, "id": int(t.id), "special": bool(t.special)}
+                {
+                    "index": i,
+                    "token_text": t.text,
+                    "token_label": t.text if t.special else t.display,
+                    "id": int(t.id),
+                    "special": bool(t.special),
+                }
                 for i, t in enumerate(toks)
             ],
             "text": self.text,

@@ -259,7 +259,8 @@ class EmbeddingsPanel(Panel):
             else [
                 {
                     "position": i,
-                    "token": r.tokens[i].display,
+                    "token_text": r.tokens[i].text,
+                    "token_label": r.tokens[i].label,
                     "id": int(r.ids[i]),
                     "x": float(xy[i, 0]),
                     "y": float(xy[i, 1]),
@@ -271,6 +272,10 @@ class EmbeddingsPanel(Panel):
 
     def caption_extra(self) -> str:
         return f"embeddings map, {layer_name(self.layer)}"
+
+    def export_plot(self) -> QWidget:
+        """The map alone."""
+        return self.map
 
 
 def _esc(s: str) -> str:

@@ -273,7 +273,8 @@ class LensPanel(tc.TokenLabels, Panel):
         for layer in range(lz.n_rows):
             row = {"layer": layer}
             for c in range(lz.top_ids.shape[1]):
-                row[f"guess_{c + 1}"] = self.token_text(int(lz.top_ids[layer, c]))
+                row[f"guess_{c + 1}_text"] = self.token_string(int(lz.top_ids[layer, c]))
+                row[f"guess_{c + 1}_label"] = self.token_text(int(lz.top_ids[layer, c]))
                 row[f"p_{c + 1}"] = float(lz.top_probs[layer, c])
             if lz.next_id >= 0:
                 row["next_token_rank"], row["next_token_p"] = int(lz.next_rank[layer]), float(lz.next_prob[layer])
@@ -281,7 +282,8 @@ class LensPanel(tc.TokenLabels, Panel):
         return {
             "rows": rows,
             "position": lz.position,
-            "next_token": self.token_text(lz.next_id) if lz.next_id >= 0 else None,
+            "next_token_text": self.token_string(lz.next_id) if lz.next_id >= 0 else None,
+            "next_token_label": self.token_text(lz.next_id) if lz.next_id >= 0 else None,
         }
 
     def caption_extra(self) -> str:

@@ -355,6 +355,19 @@ class NextTokenPanel(Panel):
             log.debug("no label for token %s", token_id, exc_info=True)
         return f"#{int(token_id)}"
 
+    def _text(self, token_id: int) -> str:
+        """The candidate's own text (a partial UTF-8 piece decodes with U+FFFD)."""
+        label = self._label(token_id)
+        try:
+            if self._decode is not None:
+                return self._decode(int(token_id)).decode("utf-8", errors="replace")
+            from explainer.core.tokenizers import get_tokenizer
+
+            return get_tokenizer(self.result.tokenizer).token_bytes(int(token_id)).decode("utf-8", errors="replace")
+        except Exception:
+            log.debug("no text for token %s", token_id, exc_info=True)
+        return label
+
     def _full_logits(self, position: int) -> np.ndarray:
         cached = self._logits_for
         if cached is None or cached[0] is not self.result or cached[1] != position:  # identity, not id()
@@ -492,7 +505,8 @@ class NextTokenPanel(Panel):
         rows = [
             {
                 "rank": k + 1,
-                "token": self._label(int(i)),
+                "token_text": self._text(int(i)),
+                "token_label": self._label(int(i)),
                 "id": int(i),
                 "probability": float(p),
                 "sampling_probability": float(smp[int(i)]),
@@ -501,6 +515,10 @@ class NextTokenPanel(Panel):
         ]
         t, k, p = self.sampling_settings()
         return {"rows": rows, "position": pos, "temperature": t, "top_k": k, "top_p": p}
+
+    def export_plot(self) -> QWidget:
+        """The bars alone."""
+        return self.bars
 
     def caption_extra(self) -> str:
         r, pos = self.result, self.position

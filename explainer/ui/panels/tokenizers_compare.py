@@ -405,7 +405,15 @@ class TokenizersComparePanel(Panel):
     # --- scenes and export -----------------------------------------------------------------------------------
     def export_data(self) -> dict:
         rows = [
-            {"tokenizer": name, "index": i, "token": t.display, "id": int(t.id), "start": t.start, "end": t.end}
+            {
+                "tokenizer": name,
+                "index": i,
+                "token_text": t.text,
+                "token_label": t.display,
+                "id": int(t.id),
+                "start": t.start,
+                "end": t.end,
+            }
             for name in self.names
             if name in self.tokenizations
             for i, t in enumerate(self.tokenizations[name].tokens)

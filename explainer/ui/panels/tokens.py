@@ -197,7 +197,7 @@ class TokensPanel(Panel):
                 fill = th.surprisal_colour(float(r.surprisal_bits[i]))
             else:
                 fill = th.chip_colour(theme, i)
-            label = "⟨start⟩" if t.added else t.display
+            label = t.label
             chips.append(
                 Chip(label, str(t.id), fill, italic=t.added, line_break=t.bytes.endswith(b"\n") and not t.special)
             )
@@ -353,7 +353,9 @@ class TokensPanel(Panel):
         for i, t in enumerate(self._tokens):
             row = {
                 "position": i,
-                "token": t.display,
+                "token_text": t.text,  # the token's own text (the start token: <|endoftext|>)
+                "token_label": t.label,  # as the chip shows it: · for a space, ⏎ for a new line, ⟨start⟩
+                "bytes": t.bytes.hex(),
                 "id": int(t.id),
                 "start": t.start,
                 "end": t.end,
@@ -370,6 +372,10 @@ class TokensPanel(Panel):
 
     def caption_extra(self) -> str:
         return f"tokens ({dict(TOKENIZERS)[self.tokenizer_name]})"
+
+    def export_plot(self) -> QWidget:
+        """The chips alone (all of them, also those scrolled out of view)."""
+        return self.view
 
 
 if __name__ == "__main__":

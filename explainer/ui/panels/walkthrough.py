@@ -286,7 +286,8 @@ class WalkthroughPanel(Panel):
         rows = [
             {
                 "key_position": k,
-                "key_token": tc.position_label(r, k),
+                "key_token_text": r.tokens[k].text,
+                "key_token_label": tc.position_label(r, k),
                 "q_dot_k": float(w.scores[k]),
                 "scaled": float(w.scaled[k]),
                 "weight": float(w.weights[k]),
@@ -298,7 +299,8 @@ class WalkthroughPanel(Panel):
             "layer": w.layer + 1,
             "head": w.head + 1,
             "query_position": w.query,
-            "query_token": tc.position_label(r, w.query),
+            "query_token_text": r.tokens[w.query].text,
+            "query_token_label": tc.position_label(r, w.query),
             "output": w.output,
         }
 
