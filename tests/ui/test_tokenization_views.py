@@ -118,6 +118,10 @@ def test_side_by_side_hover_marks_same_characters_in_all_rows(compare, demo, qtb
     assert v.highlighted == set()
     compare.highlight_token(1)  # from another panel: the model's token 1
     assert v.highlighted == marked
+    compare.set_result(demo.analyze("strawberry fields!"))
+    one = next(k for k, (s, e) in enumerate(v.spans) if e - s == 1)  # "!": a token of one character
+    v.chipHovered.emit(one)
+    assert "Character 18 «<b>!</b>» is covered" in compare.info.text()
 
 
 def test_side_by_side_caps_long_text(compare, demo):
@@ -203,6 +207,23 @@ def test_byte_inspector_bytes(bpe):
 
 def test_bpe_panel_takes_last_word_of_text(bpe, demo):
     bpe.set_result(demo.analyze("How many r's are in strawberry?"))
+    assert bpe.field.text() == "strawberry"
+
+
+def test_bpe_panel_drops_a_word_from_an_earlier_text(bpe, demo, qtbot):
+    """A word the cursor sat on in an earlier paste is not shown for a text that lacks it."""
+    bpe.set_result(demo.analyze("Photosynthesis turns light into sugar"))
+    bpe.set_cursor_word("Photosynthesis")
+    bpe.set_result(demo.analyze("How many r's are in strawberry?"))  # pasted over it, cursor after the "?"
+    assert bpe.field.text() == "strawberry"
+    bpe.set_result(demo.analyze("The cat sat on the mat"))
+    assert bpe.field.text() == "mat"
+    bpe.field.clear()
+    qtbot.keyClicks(bpe.field, "banana")  # typed by the user: stays whatever the text
+    bpe.set_result(demo.analyze("Another text entirely"))
+    assert bpe.field.text() == "banana" and bpe.word == "banana"
+    bpe.set_word("strawberry")  # chosen by a scene: stays too
+    bpe.set_result(demo.analyze("Nothing about fruit"))
     assert bpe.field.text() == "strawberry"
 
 
@@ -325,3 +346,14 @@ def test_tooltips(compare, bpe, chat_panel, demo):
     bpe.set_word("strawberry")
     assert "token id 302" in bpe._merge_tooltip(0)
     assert "special token" in chat_panel._chip_tooltip(0)
+
+
+def test_variant_rows_sit_together_in_a_tall_panel(bpe):
+    bpe.set_word("strawberry")
+    shoot(bpe, "bpe_variants_tall", (1000, 1100))
+    names = [row[0] for row in bpe.variant_rows if row[0].isVisible()]
+    chips = bpe.variant_rows[0][1]
+    gaps = [b.y() - a.y() for a, b in zip(names, names[1:])]
+    assert len(names) == 5 and max(gaps) < 1.6 * chips.height()  # no large empty gaps between the rows
+    for name, view, count in bpe.variant_rows:  # the count next to its variant, the chips after it
+        assert name.geometry().right() < count.geometry().left() < view.geometry().left()

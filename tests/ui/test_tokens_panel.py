@@ -47,6 +47,11 @@ def test_chips_are_the_model_tokens(qtbot, demo):
     assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1 :])
 
 
+def test_counts_read_as_english_for_one(qtbot, demo):
+    panel = make_panel(qtbot, demo.analyze("a"))
+    assert panel.counts.full_text() == "1 token (+ start) · 1 character · 1.00 characters/token"
+
+
 def test_wraps_and_breaks_lines(qtbot, demo):
     r = demo.analyze("one two three four five six seven eight nine ten\nnext line " * 4)
     panel = make_panel(qtbot, r)

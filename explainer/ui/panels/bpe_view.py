@@ -4,8 +4,9 @@
 - BPE merges: a step-by-step replay of the merges SmolLM2's tokenizer makes, from single bytes to the tokens.
 - Bytes: each character's UTF-8 bytes and where the token boundaries cut them.
 
-The word comes from ``set_cursor_word`` (the main window wires the editor's cursor to it) or is typed into the
-panel's own field; until then the last word of the text is used. Everything here is SmolLM2's tokenizer.
+The word comes from ``set_cursor_word`` (the main window wires the editor's cursor to it), from a scene
+(``set_word``) or is typed into the panel's own field; until then, and whenever the cursor's word is no longer in
+the text (another text was pasted), the last word of the text is used. Everything here is SmolLM2's tokenizer.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class BpePanel(Panel):
         super().__init__(parent)
         self._tokenizer = None  # built on first use: the window appears without waiting for it
         self.word = ""
+        self.word_source = ""  # "user" (typed in the field), "scene", "cursor" or "text" (the text's last word)
         self.steps: list[MergeStep] = []
         self.start_parts: tuple[tuple[bytes, ...], ...] = ()
         self.step = 0
@@ -94,6 +96,7 @@ class BpePanel(Panel):
         self.tabs.addTab(self._build_merges(), "BPE merges")
         self.tabs.addTab(self._build_bytes(), "Bytes")
         self.field.textChanged.connect(self._on_field_changed)
+        self.field.textEdited.connect(lambda _t: setattr(self, "word_source", "user"))
 
     @property
     def tokenizer(self):
@@ -107,20 +110,21 @@ class BpePanel(Panel):
     def _build_variants(self) -> QWidget:
         page = QWidget()
         self.variant_grid = QGridLayout()
-        self.variant_grid.setHorizontalSpacing(10)
+        self.variant_grid.setHorizontalSpacing(14)
         self.variant_rows: list[tuple[QLabel, ChipView, QLabel]] = []
-        for k in range(5):
+        for k in range(5):  # variant | its count | its chips, row under row at the top: one glance compares them
             name, view, count = _label("", 5, False), ChipView(), _label("", 3, False)
-            for col, w in enumerate((name, view, count)):
+            for col, w in ((0, name), (1, count), (2, view)):
                 self.variant_grid.addWidget(w, k, col, Qt.AlignVCenter)
             self.variant_rows.append((name, view, count))
-        self.variant_grid.setColumnStretch(1, 1)
+        self.variant_note = _label("")  # right under the rows it explains
+        self.variant_grid.addWidget(self.variant_note, 5, 0, 1, 3)
+        self.variant_grid.setColumnStretch(2, 1)
+        self.variant_grid.setRowStretch(6, 1)  # spare height below the rows, not between them
         inner = QWidget()
         inner.setLayout(self.variant_grid)
         lay = QVBoxLayout(page)
         lay.addWidget(vertical_scroll(inner), 1)
-        self.variant_note = _label("")
-        lay.addWidget(self.variant_note)
         return page
 
     def _build_merges(self) -> QWidget:
@@ -182,18 +186,30 @@ class BpePanel(Panel):
     def set_cursor_word(self, word: str) -> None:
         """The word under the editor's cursor (ignored when empty, so the last word stays)."""
         if word and word.strip():
+            self.word_source = "cursor"
             self.field.setText(word[:MAX_WORD_CHARS])
 
     def set_word(self, word: str) -> None:
+        self.word_source = "scene"
         self.field.setText(word[:MAX_WORD_CHARS])
 
     def refresh(self) -> None:
-        if not self.field.text() and self.result is not None:
-            words = _WORD.findall(self.result.text)
+        r = self.result
+        if r is not None and self._word_is_stale(r.text):
+            words = _WORD.findall(r.text)
             if words:
+                self.word_source = "text"
                 self.field.setText(words[-1][:MAX_WORD_CHARS])  # updates through textChanged
                 return
         self._update_all()
+
+    def _word_is_stale(self, text: str) -> bool:
+        """No word yet, or one taken from an earlier text (the cursor's or the last word) that this text lacks;
+        a word the user typed or a scene chose stays."""
+        word = self.field.text().strip()
+        if not word:
+            return True
+        return self.word_source in ("cursor", "text") and word not in _WORD.findall(text)
 
     def set_theme(self, theme: th.Theme) -> None:
         for v in [self.merge_view] + [row[1] for row in self.variant_rows]:

@@ -364,7 +364,9 @@ class TokenizersComparePanel(Panel):
             n = sum(1 for i in self.chips_covering(s, e) if self.view.row_of[i] == r)
             parts.append(f"{name}: <b>{n}</b> token{'s' if n != 1 else ''}")
         shown = html.escape(visible_text(self.text[s:e][:60]))
-        self.info.setText(f"Characters {s + 1}–{e} «<b>{shown}</b>» are covered by " + " · ".join(parts))
+        where = f"Character {s + 1}" if e - s <= 1 else f"Characters {s + 1}–{e}"
+        verb = "is" if e - s <= 1 else "are"
+        self.info.setText(f"{where} «<b>{shown}</b>» {verb} covered by " + " · ".join(parts))
 
     def _model_positions(self, span: tuple[int, int]) -> list[int]:
         r = self.result

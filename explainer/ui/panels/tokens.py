@@ -46,6 +46,11 @@ def format_probability(log10_p: float) -> str:
     return f"{mant:.1f} × 10{str(exp).translate(_SUPERSCRIPT)}"
 
 
+def counted(n: int, noun: str) -> str:
+    """ "1 token", "2 tokens", "0 tokens"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def hex_bytes(data: bytes, limit: int = 24) -> str:
     s = " ".join(f"{b:02X}" for b in data[:limit])
     return s + (" …" if len(data) > limit else "")
@@ -219,7 +224,9 @@ class TokensPanel(Panel):
         cpt = n_chars / max(1, len(typed))
         extra = " (+ start)" if len(typed) < len(self._tokens) else ""
         vocab = r.model.vocab_size if self.is_model_tokenizer else self._foreign_vocab
-        self.counts.setText(f"{len(typed)} tokens{extra} · {n_chars} characters · {cpt:.2f} characters/token")
+        self.counts.setText(
+            f"{counted(len(typed), 'token')}{extra} · {counted(n_chars, 'character')} · {cpt:.2f} characters/token"
+        )
         self.vocab.setText(f"vocabulary {vocab:,}" if vocab else "")
         notes = []
         if self._dropped():
