@@ -412,3 +412,35 @@ def test_colour_bar_numbers_do_not_collide(qtbot, result):
         assert ticks[0] == 0.0 and ticks[-1] == 1.0
         px_per_tick = ax.geometry().height() * (ticks[1] - ticks[0])
         assert px_per_tick >= QFontMetricsF(ax.style["tickFont"]).height()
+
+
+def test_attention_lines_are_cut_to_the_rows_being_painted():
+    from explainer.ui.widgets.attention_lines import AttentionLines
+
+    class Recorder:
+        def __init__(self):
+            self.lines, self.pens = [], []
+
+        def setRenderHint(self, hint, on):
+            pass
+
+        def setPen(self, pen):
+            self.pens.append(pen)
+
+        def drawLines(self, lines):
+            self.lines += [(ln.x1(), ln.y1(), ln.x2(), ln.y2()) for ln in lines]
+
+    yq = np.array([10.0, 500.0, 300.0, 250.0])
+    yk = np.array([10.0, 20.0, 300.0, 200.0])
+    ws = np.array([0.5, 0.9, 0.1, 0.5])
+    rec = Recorder()
+    AttentionLines._draw_lines(rec, "#0072b2", 0.0, 100.0, yq, yk, ws, top=100.0, bottom=400.0)
+    assert len(rec.lines) == 4 and len(rec.pens) == 3  # one pen per weight step
+    for xa, ya, xb, yb in rec.lines:
+        assert (100.0 <= ya <= 400.0 and 100.0 <= yb <= 400.0) or ya == yb == 10.0  # a flat line is not cut
+        for x, y in ((xa, ya), (xb, yb)):  # still on its own line
+            k = next(j for j in range(4) if abs(yq[j] + (yk[j] - yq[j]) * x / 100.0 - y) < 1e-6)
+            assert k is not None
+    steep = next(ln for ln in rec.lines if ln[1] != ln[3] and abs(ln[3] - ln[1]) > 100)  # from 500 to 20
+    assert steep[1] == pytest.approx(400.0) and steep[3] == pytest.approx(100.0)
+    assert [p.widthF() for p in rec.pens] == sorted(p.widthF() for p in rec.pens)  # strongest drawn last

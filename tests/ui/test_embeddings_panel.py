@@ -287,3 +287,23 @@ def pg_colour(c: str) -> str:
     from PySide6.QtGui import QColor
 
     return QColor(c).name()
+
+
+def test_redrawing_reuses_the_point_symbols(panel, engine):
+    """Each update restyles every point; the symbols must come from the point layer's cache, not be drawn anew
+    (and added to that cache) on every keystroke."""
+    m = panel.map
+    atlas = m.points.fragmentAtlas
+    results = [engine.analyze(TEXT + " again" * (k + 1)) for k in range(2)]
+
+    def cycle():
+        for k in range(6):
+            panel.set_result(results[k % 2])
+            panel.select_position(2 + k % 3)
+
+    cycle()  # every style once
+    size = len(atlas)
+    cycle()
+    cycle()
+    assert len(atlas) == size
+    assert len(m._pens) <= 4 and len(m._brushes) <= 4

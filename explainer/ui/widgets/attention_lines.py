@@ -8,7 +8,7 @@ shows only its lines (a query's row or a key's column) and shades the tokens on 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QLineF, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -16,6 +16,9 @@ from explainer.ui import theme as th
 from explainer.ui.widgets.token_axis import abbreviate
 
 MIN_WEIGHT = 0.02  # lines below this weight are not drawn in the overview (they would be invisible)
+LEVELS = 64  # line weights are drawn in this many steps of width and opacity, one pen per step
+SMOOTH_WEIGHT = 0.3  # lines this heavy are antialiased; fainter ones (thin, mostly transparent) are not: at
+# 400 tokens hundreds of them cross the screen, and smoothing them costs 3× the time without a visible gain
 
 
 class AttentionLines(QWidget):
@@ -32,11 +35,13 @@ class AttentionLines(QWidget):
         self.focus: tuple[str, int] | None = None  # ("q", i) or ("k", i): only that token's lines
         self.external = -1  # a token highlighted by another panel (shown like a hovered query)
         self.selected = -1
+        self._cw: int | None = None  # the column width for these labels in this font (measured once)
 
     # --- data ------------------------------------------------------------------------------------------------
     def set_data(self, matrix: np.ndarray, labels: list[str]) -> None:
         self.matrix = np.nan_to_num(np.asarray(matrix, np.float32), nan=0.0)
         self.labels = [abbreviate(s, 16) for s in labels]
+        self._cw = None
         self.updateGeometry()
         self.setMinimumHeight(self._content_height())
         self.update()
@@ -68,8 +73,15 @@ class AttentionLines(QWidget):
         return left, left + cw + gap
 
     def _col_w(self) -> int:
-        fm = QFontMetrics(self.font())
-        return max([fm.horizontalAdvance(s) for s in self.labels] + [fm.horizontalAdvance("query")]) + 16
+        if self._cw is None:
+            fm = QFontMetrics(self.font())
+            self._cw = max([fm.horizontalAdvance(s) for s in self.labels] + [fm.horizontalAdvance("query")]) + 16
+        return self._cw
+
+    def changeEvent(self, ev):
+        if ev.type() == QEvent.FontChange:
+            self._cw = None
+        super().changeEvent(ev)
 
     def sizeHint(self) -> QSize:
         return QSize(2 * self._col_w() + 240, self._content_height())
@@ -120,6 +132,29 @@ class AttentionLines(QWidget):
         w = self.matrix[i, :] if kind == "q" else self.matrix[:, i]
         return kind, i, w
 
+    @staticmethod
+    def _draw_lines(p, colour, x0, x1, yq, yk, ws, top, bottom) -> None:
+        """Lines from (x0, yq) to (x1, yk), cut to the rows being painted (a line from a far row costs the
+        rasteriser its whole length otherwise), one pen per weight step, strongest on top."""
+        dy = yk - yq
+        flat = np.abs(dy) < 1e-9
+        safe = np.where(flat, 1.0, dy)
+        ta, tb = (top - yq) / safe, (bottom - yq) / safe
+        t0 = np.where(flat, 0.0, np.clip(np.minimum(ta, tb), 0.0, 1.0))
+        t1 = np.where(flat, 1.0, np.clip(np.maximum(ta, tb), 0.0, 1.0))
+        xs0, xs1 = x0 + t0 * (x1 - x0), x0 + t1 * (x1 - x0)
+        ys0, ys1 = yq + t0 * dy, yq + t1 * dy
+        level = np.clip(np.rint(np.asarray(ws) * LEVELS), 0, LEVELS).astype(int)
+        for lv in np.unique(level):
+            w = float(lv) / LEVELS
+            p.setRenderHint(QPainter.Antialiasing, w >= SMOOTH_WEIGHT)
+            c = QColor(colour)
+            c.setAlphaF(float(min(1.0, 0.08 + 0.92 * w)))
+            p.setPen(QPen(c, 0.6 + 5.0 * w))
+            sel = np.nonzero(level == lv)[0]
+            p.drawLines([QLineF(xs0[j], ys0[j], xs1[j], ys1[j]) for j in sel])
+        p.setRenderHint(QPainter.Antialiasing, True)
+
     def paintEvent(self, ev):
         p = QPainter(self)
         p.setRenderHint(QPainter.Antialiasing, True)
@@ -154,12 +189,7 @@ class AttentionLines(QWidget):
         ys_q = self._top() + (qs + 0.5) * rh
         ys_k = self._top() + (ks + 0.5) * rh
         visible = (np.minimum(ys_q, ys_k) <= bottom) & (np.maximum(ys_q, ys_k) >= top)
-        order = np.argsort(ws[visible])  # strongest on top
-        for yq, yk, w in zip(ys_q[visible][order], ys_k[visible][order], ws[visible][order]):
-            c = QColor(colour)
-            c.setAlphaF(float(min(1.0, 0.08 + 0.92 * w)))
-            p.setPen(QPen(c, 0.6 + 5.0 * float(w)))
-            p.drawLine(QPointF(x0, yq), QPointF(x1, yk))
+        self._draw_lines(p, colour, x0, x1, ys_q[visible], ys_k[visible], ws[visible], top, bottom)
         # labels
         shade = np.zeros(n)
         if focus is not None:

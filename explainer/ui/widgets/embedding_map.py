@@ -81,6 +81,10 @@ class EmbeddingMap(pg.PlotWidget):
         self.hovered = self.selected = -1
         self.marked: tuple[int, ...] = ()  # positions ringed like the selected token's twins (a scene's pair)
         self._font = None
+        # one pen / brush object per style: the point layer caches each symbol it draws by these objects, so
+        # new objects on every update would redraw every symbol (and grow that cache) on every keystroke
+        self._pens: dict[tuple[str, float], object] = {}
+        self._brushes: dict[str, object] = {}
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
 
@@ -195,6 +199,17 @@ class EmbeddingMap(pg.PlotWidget):
             self._restyle()
 
     # --- drawing ---------------------------------------------------------------------------------------------
+    def _pen(self, colour: str, width: float = 1.0):
+        key = (colour, width)
+        if key not in self._pens:
+            self._pens[key] = pg.mkPen(colour, width=width)
+        return self._pens[key]
+
+    def _brush(self, colour: str):
+        if colour not in self._brushes:
+            self._brushes[colour] = pg.mkBrush(colour)
+        return self._brushes[colour]
+
     def _restyle(self) -> None:
         n = len(self.texts)
         if n == 0:
@@ -214,18 +229,19 @@ class EmbeddingMap(pg.PlotWidget):
         backing = pg.mkBrush(backing)
         base = th.ACCENTS[5] if self.theme.is_dark else th.ACCENTS[0]  # blue / sky blue: contrast on either
         spots = []
+        bg = self.theme.background
         for i in range(n):
             hot = i in focus
             colour = th.HIGHLIGHT if hot else (th.SPECIAL if self.special[i] else base)
-            pen = pg.mkPen(th.HIGHLIGHT, width=3) if (i in same and not hot) else pg.mkPen(self.theme.background)
+            pen = self._pen(th.HIGHLIGHT, 3) if (i in same and not hot) else self._pen(bg)
             spots.append(
                 {
                     "pos": (float(self.xy[i, 0]), float(self.xy[i, 1])),
                     "data": i,
                     "size": HOT_POINT_PX if hot else POINT_PX,
                     "symbol": "d" if outside[i] else "o",
-                    "brush": pg.mkBrush(colour) if not outside[i] else pg.mkBrush(self.theme.background),
-                    "pen": pen if not outside[i] else pg.mkPen(colour, width=2),
+                    "brush": self._brush(colour) if not outside[i] else self._brush(bg),
+                    "pen": pen if not outside[i] else self._pen(colour, 2),
                 }
             )
         self.points.setData(spots)
