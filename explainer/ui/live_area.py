@@ -62,20 +62,28 @@ class Measures:
     stack_min: float = STACK_MIN
 
 
-def heatmap_side(m: Measures, width: float, height: float) -> int:
+def arrangement(m: Measures, width: float, height: float):
     cw, ch = m.attention_chrome
-    return arrange(width - cw, height - ch, m.heatmap_chrome, m.grid_beside, m.grid_below).side
+    return arrange(width - cw, height - ch, m.heatmap_chrome, m.grid_beside, m.grid_below)
+
+
+def heatmap_side(m: Measures, width: float, height: float) -> int:
+    return arrangement(m, width, height).side
 
 
 def plan(width: int, height: int, m: Measures = Measures()) -> Plan:
     """Splitter sizes for a live area of ``width`` × ``height`` pixels."""
     usable = max(1, width - HANDLE)
     cap = int(usable * MAX_ATTENTION)
-    best = heatmap_side(m, cap, height)
-    lo, hi = 1, cap  # the narrowest attention column that gives the largest side
+    best = arrangement(m, cap, height)
+
+    def as_good(a) -> bool:  # as large a square, and the head grid too if the widest column has it
+        return a.side >= best.side - 2 and (a.grid != "none" or best.grid == "none")
+
+    lo, hi = 1, cap  # the narrowest attention column that is as good as the widest
     while lo < hi:
         mid = (lo + hi) // 2
-        if heatmap_side(m, mid, height) >= best - 2:
+        if as_good(arrangement(m, mid, height)):
             hi = mid
         else:
             lo = mid + 1

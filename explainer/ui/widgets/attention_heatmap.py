@@ -5,7 +5,8 @@ spans ``[k, k+1) × [q, q+1)`` in view coordinates, with the first token at the 
 future, a hidden column) are transparent over a light grey backdrop.
 
 Cells are square: the widget is given a size whose plot area is square (``widgets.heatmap_area``), and the view
-shows whole cells. When a long text would make cells smaller than ``MIN_CELL_PX``, the view shows the
+shows whole cells. Column labels stand upright, or are turned when the square leaves room below it
+(``set_label_room``), else every k-th is shown. When a long text would make cells smaller than ``MIN_CELL_PX``, the view shows the
 ``MIN_CELL_PX`` cells around the focus row (the selected query, else the last token) instead of squashing them;
 the wheel zooms, dragging pans, a double-click shows the whole matrix. Labels thin out, never the cells. The axis
 titles take the longest wording that fits the axes' length (``TITLES``), so nothing is clipped in a small window.
@@ -78,6 +79,7 @@ class AttentionHeatmap(pg.PlotWidget):
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self._hover = (-1, -1)
         self.focus_row = -1  # the row a long text's window is kept around (-1: the last)
+        self.label_room = 0.0  # how much deeper than one line the column labels may be (what the square leaves)
         self._colorbar_step = 0.2  # between the colour bar's numbers (fewer on a short bar)
 
     def _rect(self, pen) -> QGraphicsRectItem:
@@ -138,7 +140,7 @@ class AttentionHeatmap(pg.PlotWidget):
 
     def _on_view_resized(self, *_args) -> None:
         self.reset_view()
-        self.bottom_axis.fit_to_length(self.vb.width())
+        self._fit_column_labels()
         self.left_axis.fit_to_length(self.vb.height())
         self.fit_titles()
         self._fit_colorbar_ticks()
@@ -207,6 +209,23 @@ class AttentionHeatmap(pg.PlotWidget):
             self.reset_view()
         self._fit_masked_text()
         self._hover = (-1, -1)
+
+    def _fit_column_labels(self) -> None:
+        ax = self.bottom_axis
+        ax.fit_to_length(self.vb.width(), max_extent=ax._extent("flat", ax.full_labels) + self.label_room)
+
+    def label_extra(self) -> float:
+        """How much deeper than one line the column labels are now (turned labels)."""
+        ax = self.bottom_axis
+        return max(0.0, ax.height() - ax._extent("flat", ax.full_labels))
+
+    def set_label_room(self, px: float) -> None:
+        """Let the column labels take ``px`` more than one line (turned labels, every token named)."""
+        px = max(0.0, float(px))
+        if abs(px - self.label_room) >= 1:
+            self.label_room = px
+            if self.vb.width() > 0:
+                self._fit_column_labels()
 
     def chrome(self) -> tuple[float, float] | None:
         """The widget's pixels around the plot area (axes, titles, colour bar, margins), once laid out."""

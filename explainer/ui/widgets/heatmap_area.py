@@ -100,10 +100,12 @@ class HeatmapArea(QWidget):
         if w <= 0 or h <= 0:
             return
         hm, g = self.heatmap, self.grid
-        measured = hm.chrome()
-        if measured is not None and measured != self._chrome:
-            self._chrome = measured
-            self.chromeMeasured.emit()
+        measured = hm.chrome()  # with one line of column labels: turned ones only use the room the square leaves
+        if measured is not None:
+            minimal = (measured[0], measured[1] - hm.label_extra())
+            if minimal != self._chrome:
+                self._chrome = minimal
+                self.chromeMeasured.emit()
         beside, below = self.grid_sizes()
         a = arrange(
             w,
@@ -114,18 +116,21 @@ class HeatmapArea(QWidget):
         )
         self.arrangement = a
         ex_w, ex_h = self._chrome
-        hm_size = QSize(int(a.side + ex_w), int(a.side + ex_h))
         grid_rect = QRect()
         if a.grid != "none":
             g.set_shape(g.n_layers, g.n_heads, transposed=a.grid == "below")
             gw, gh = g.chrome()
             if a.grid == "beside":
-                room_w, room_h = w - hm_size.width() - GAP, h
+                room_w, room_h = w - (a.side + ex_w) - GAP, h
             else:
-                room_w, room_h = w, h - hm_size.height() - GAP
+                room_w, room_h = w, h - (a.side + ex_h) - GAP
             cell = min((room_w - gw) / max(1, g.columns), (room_h - gh) / max(1, g.rows), MAX_GRID_CELL)
             size = g.size_for_cell(max(MIN_CELL_PX, cell))
             grid_rect = QRect(0, 0, size.width(), size.height())
+        below_grid = grid_rect.height() + GAP if a.grid == "below" else 0
+        spare = h - (a.side + ex_h) - below_grid  # height the square leaves: turned column labels may use it
+        hm.set_label_room(spare)
+        hm_size = QSize(int(a.side + ex_w), int(a.side + ex_h + min(hm.label_extra(), max(0, spare))))
         if a.grid == "beside":
             total = hm_size.width() + GAP + grid_rect.width()
             x0 = max(0, (w - total) // 2)

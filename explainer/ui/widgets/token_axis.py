@@ -5,8 +5,10 @@ pixel size of a cell and the height of the labels' letters; zooming in shows the
 
 A horizontal (bottom/top) axis lays its labels out in one of three ways, chosen by ``fit_to_length`` from the
 axis' length in pixels: ``"flat"`` (one row of upright labels, when every label fits its column), ``"stagger"``
-(upright labels on two alternating rows, when every label fits two columns) or ``"sparse"`` (one row of upright labels with their index, every k-th token). Labels are never turned:
-upright labels read best on a projector and need one line of height, which goes to the square matrix instead.
+(upright labels on two alternating rows, when every label fits two columns), ``"rotated"`` (turned by 90°,
+thinned when the columns are narrower than a line; only when the axis may be that deep: the room a square matrix
+leaves below it) or ``"sparse"`` (one row of upright labels with their index, every k-th token). Labels are never
+shortened: "·ca…" reads worse from the back of a room than fewer whole words.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from PySide6.QtGui import QFont, QFontMetrics, QFontMetricsF
 
 LABEL_GAP_PX = 3  # at least this much empty space between the letters of two neighbouring labels
 STEPS = (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10**9)  # label every k-th token, k from here
-MAX_UPRIGHT = 40  # with more labels than this a horizontal axis shows every k-th (sparse)
+MAX_UPRIGHT = 40  # with more labels than this a horizontal axis turns or thins them
 
 
 TITLE_MARGIN_PX = 8  # an axis title's text item adds this much around its letters
@@ -61,6 +63,10 @@ class TokenAxis(pg.AxisItem):
         self._ink: tuple[float, float] | None = None  # the labels' letters, from / to, relative to a line's centre
         self._fit_args: tuple[float, float] | None = None  # what fit_to_length was last given
 
+    @property
+    def rotated(self) -> bool:
+        return self.mode == "rotated"
+
     # --- public ---------------------------------------------------------------------------------------------
     def set_labels(self, labels: list[str]) -> None:
         self.full_labels = [abbreviate(s, self.max_chars) for s in labels]
@@ -78,12 +84,13 @@ class TokenAxis(pg.AxisItem):
             self.picture = None
             self.update()
 
-    def fit_to_length(self, length: float) -> None:
-        """The plot area is ``length`` pixels along this axis (showing every cell): choose how a horizontal axis
-        lays out its labels and set the axis' depth."""
-        self._fit_args = (float(length),)
+    def fit_to_length(self, length: float, max_extent: float = 0.0) -> None:
+        """The plot area is ``length`` pixels along this axis (showing every cell) and a horizontal axis may be
+        ``max_extent`` pixels deep (across it, title included; one line of labels in any case): choose how it lays
+        out its labels and set the axis' depth."""
+        self._fit_args = (float(length), float(max_extent))
         if self.horizontal:
-            mode, labels = self._choose_layout(float(length))
+            mode, labels = self._choose_layout(float(length), float(max_extent))
             if (mode, labels) != (self.mode, self.labels):
                 self.mode, self.labels = mode, labels
                 self._ink = None
@@ -91,15 +98,17 @@ class TokenAxis(pg.AxisItem):
                 self.update()
         self._fit_extent()
 
-    def _choose_layout(self, length: float) -> tuple[str, list[str]]:
-        """Every label upright on one row, or on two rows, else every k-th label (never shortened: a word cut to
-        "·ca…" reads worse from the back of a room than fewer whole ones)."""
+    def _choose_layout(self, length: float, max_extent: float) -> tuple[str, list[str]]:
+        """Every label upright on one row, or on two rows, else turned if the axis may be that deep, else every
+        k-th label upright."""
         full, n = self.full_labels, len(self.full_labels)
         px = length / max(n, 1)
         upright = 0 < n <= MAX_UPRIGHT and px > 0
         for mode, rows in (("flat", 1), ("stagger", 2)):
             if upright and self._upright_fits(full, px, rows):
                 return mode, full
+        if n and self._extent("rotated", full) <= max_extent:
+            return "rotated", full
         return "sparse", full
 
     def label_spacing(self) -> float:
@@ -111,7 +120,7 @@ class TokenAxis(pg.AxisItem):
         """Label every k-th token: 1, 2, 5, 10, 20, 25, 50 … so the labelled positions read as a pattern."""
         if self.mode in ("flat", "stagger") and self.horizontal:
             return 1  # chosen only when every label fits
-        if self.horizontal:  # sparse: an upright "index: label" fits between two labelled columns
+        if self.horizontal and self.mode == "sparse":  # an upright "index: label" fits between two labelled ones
             fm = QFontMetrics(self._fonts()[1])
             widest = max((fm.horizontalAdvance(f"{i}: {s}") for i, s in enumerate(self.labels)), default=0)
             need = widest + LABEL_GAP_PX
@@ -172,7 +181,7 @@ class TokenAxis(pg.AxisItem):
         """How deep the axis must be (across it) for ``labels`` laid out as ``mode``, title included."""
         fm = QFontMetrics(self._fonts()[0])
         offset = max(0, self.style["tickLength"]) + 3
-        if self.horizontal:
+        if self.horizontal and mode != "rotated":
             extent = offset + fm.height() * (2 if mode == "stagger" else 1) + 4
         else:
             widest = max((fm.horizontalAdvance(s) for s in labels), default=fm.horizontalAdvance("00"))
@@ -192,8 +201,8 @@ class TokenAxis(pg.AxisItem):
             self.setWidth(int(extent))
 
     def _layout(self):
-        """``[(index, box, ink, text)]`` for each label to draw: ``box`` is the text's line box, ``ink`` where its
-        letters land, in axis coordinates."""
+        """``[(index, box, ink, text)]`` for each label to draw: ``box`` is the text's line box before rotation
+        (in the rotated frame for rotated labels), ``ink`` where its letters land in axis coordinates."""
         n = len(self.labels)
         view = self.linkedView()
         if n == 0 or view is None:
@@ -227,7 +236,7 @@ class TokenAxis(pg.AxisItem):
                 c = bounds.left() + frac * bounds.width()
             else:
                 c = bounds.bottom() - frac * bounds.height()  # view y grows upwards unless inverted
-            if self.horizontal:
+            if self.horizontal and not self.rotated:
                 row = idx % 2 if self.mode == "stagger" else 0
                 left = min(max(c - adv / 2, bounds.left()), bounds.right() - adv)
                 top = (
@@ -237,6 +246,14 @@ class TokenAxis(pg.AxisItem):
                 )
                 box = QRectF(left, top, adv, h)
                 ink = QRectF(left, top + h / 2 + ink_top, adv, ink_bottom - ink_top)
+            elif self.horizontal:  # rotated: reads upwards, ends next to the plot
+                if self.orientation == "bottom":
+                    y_near, box = bounds.top() + offset, QRectF(-adv, -h / 2, adv, h)
+                    ink = QRectF(c + ink_top, y_near, ink_bottom - ink_top, adv)
+                else:
+                    y_near, box = bounds.bottom() - offset, QRectF(0, -h / 2, adv, h)
+                    ink = QRectF(c + ink_top, y_near - adv, ink_bottom - ink_top, adv)
+                box = (c, y_near, box)
             else:
                 if self.orientation == "left":
                     left = bounds.right() - offset - adv
@@ -245,7 +262,7 @@ class TokenAxis(pg.AxisItem):
                 box = QRectF(left, c - h / 2, adv, h)
                 ink = QRectF(left, c + ink_top, adv, ink_bottom - ink_top)
             out.append((idx, box, ink, label))
-        if self.horizontal and thinned:  # a label pushed inside at an end may meet its neighbour: leave that out
+        if self.horizontal and thinned and not self.rotated:  # a label pushed inside at an end may meet its neighbour: leave that out
             kept: list = []
             for item in out:
                 if not kept or item[1].left() >= kept[-1][1].right() + LABEL_GAP_PX:
@@ -280,4 +297,13 @@ class TokenAxis(pg.AxisItem):
             else:
                 p.setFont(font)
                 p.setPen(self.textPen())
-            p.drawText(box, int(Qt.AlignLeft | Qt.AlignVCenter), label)
+            if isinstance(box, tuple):  # rotated: (x, y, box in the turned frame)
+                x, y, rect = box
+                p.save()
+                p.translate(x, y)
+                p.rotate(-90)
+                align = Qt.AlignRight if self.orientation == "bottom" else Qt.AlignLeft
+                p.drawText(rect, int(align | Qt.AlignVCenter), label)
+                p.restore()
+            else:
+                p.drawText(box, int(Qt.AlignLeft | Qt.AlignVCenter), label)
