@@ -134,7 +134,8 @@ class LiveArea(QWidget):
             sp.splitterMoved.connect(self._on_splitter_moved)
         for key, p in panels.items():
             p.titleDoubleClicked.connect(lambda key=key: self.focusRequested.emit(key))
-            p._title.setToolTip(f"Double-click or press {LIVE_PANELS.index(key) + 1} to give it the whole area")
+            keys = LIVE_PANELS.index(key) + 1
+            p._title.setToolTip(f"{p.title} — double-click or press {keys} to give it the whole area (again: back)")
         self.auto = True  # sizes follow the rule until the user drags a handle
         self.only: str | None = None
         self.plan: Plan | None = None

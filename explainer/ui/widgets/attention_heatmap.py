@@ -214,10 +214,15 @@ class AttentionHeatmap(pg.PlotWidget):
         ax = self.bottom_axis
         ax.fit_to_length(self.vb.width(), max_extent=ax._extent("flat", ax.full_labels) + self.label_room)
 
-    def label_extra(self) -> float:
-        """How much deeper than one line the column labels are now (turned labels)."""
+    def label_extra(self, laid_out: bool = False) -> float:
+        """How much deeper than one line turned column labels make the axis (0 for upright ones): as chosen, or
+        (``laid_out``) as the axis is laid out now, which follows a moment later."""
         ax = self.bottom_axis
-        return max(0.0, ax.height() - ax._extent("flat", ax.full_labels))
+        flat = ax._extent("flat", ax.full_labels)
+        if laid_out:
+            depth = ax.geometry().height()
+            return depth - flat if depth > ax._extent("stagger", ax.full_labels) + 1 else 0.0
+        return ax._extent("rotated", ax.labels) - flat if ax.rotated else 0.0
 
     def set_label_room(self, px: float) -> None:
         """Let the column labels take ``px`` more than one line (turned labels, every token named)."""

@@ -8,6 +8,8 @@ whole layer, for the head average) is outlined in the highlight colour. NaN cell
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
@@ -54,6 +56,7 @@ class HeadGrid(pg.PlotWidget):
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self._hovered = (-1, -1)
         self._selected: tuple[int, int | None] = (-1, None)
+        self._fix_axes()
 
     def _rect(self, pen, z: int) -> QGraphicsRectItem:
         r = QGraphicsRectItem()
@@ -73,10 +76,21 @@ class HeadGrid(pg.PlotWidget):
             ax.label.setFont(font)
             ax.setTextPen(text_colour)
             ax.setPen(line_colour)
-        half_line = QFontMetricsF(font).height() / 2  # the last row's number reaches below the grid
-        item.setContentsMargins(2, 4, 4, half_line)
+        self._font = font
+        self._fix_axes()
         self._tick_steps = None
         self._update_ticks()
+
+    def _fix_axes(self) -> None:
+        """Axis sizes from the font (not from what was last drawn), so the grid's size can be planned."""
+        fm = QFontMetricsF(getattr(self, "_font", None) or self.font())
+        item = self.getPlotItem()
+        self._margins = (2.0, 4.0, 4.0, fm.height() / 2)  # the last row's number reaches below the grid
+        item.setContentsMargins(*self._margins)
+        digits = fm.horizontalAdvance(str(max(9, self.rows)))
+        self._axes = (math.ceil(digits + 2 * fm.height() + 4), math.ceil(2 * fm.height() + 6))
+        item.getAxis("left").setWidth(self._axes[0])
+        item.getAxis("top").setHeight(self._axes[1])
 
     def set_colormap(self, cmap: pg.ColorMap) -> None:
         self.image.setColorMap(cmap)
@@ -98,6 +112,7 @@ class HeadGrid(pg.PlotWidget):
         if (n_layers, n_heads, transposed) == (self.n_layers, self.n_heads, self.transposed):
             return
         self.n_layers, self.n_heads, self.transposed = n_layers, n_heads, transposed
+        self._fix_axes()
         self._tick_steps = None
         item = self.getPlotItem()
         item.setLabel("left", "head" if transposed else "layer")
@@ -147,11 +162,8 @@ class HeadGrid(pg.PlotWidget):
     # --- size -------------------------------------------------------------------------------------------------------
     def chrome(self) -> tuple[float, float]:
         """The pixels around the cells (axes, titles, margins), width and height."""
-        vb = self.vb.sceneBoundingRect()
-        if vb.width() > 0 and vb.height() > 0:
-            return self.width() - vb.width(), self.height() - vb.height()
-        fm = QFontMetricsF(self.getPlotItem().getAxis("top").style["tickFont"] or self.font())
-        return 2 * fm.height() + 3 * fm.horizontalAdvance("0") + 10, 2.2 * fm.height() + 10
+        left, top, right, bottom = self._margins
+        return self._axes[0] + left + right + 1, self._axes[1] + top + bottom + 1
 
     def size_for_cell(self, cell: float) -> QSize:
         cw, ch = self.chrome()

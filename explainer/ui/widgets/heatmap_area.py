@@ -67,6 +67,7 @@ class HeatmapArea(QWidget):
         self.arrangement = Arrangement(0, "none")
         self._chrome = DEFAULT_CHROME
         self._settling = 0  # re-placements since the last resize (the axes may need a second pass)
+        self._placing = self._again = False
         heatmap.vb.sigResized.connect(self._on_heatmap_view_resized)
 
     def sizeHint(self) -> QSize:
@@ -96,13 +97,28 @@ class HeatmapArea(QWidget):
         return beside, below
 
     def place(self) -> None:
+        """Arrange the heatmap and the grid in the area's current size (once more if asked while arranging)."""
+        if self._placing:
+            self._again = True
+            return
+        self._placing = True
+        try:
+            for _ in range(3):
+                self._again = False
+                self._place()
+                if not self._again:
+                    break
+        finally:
+            self._placing = False
+
+    def _place(self) -> None:
         w, h = self.width(), self.height()
         if w <= 0 or h <= 0:
             return
         hm, g = self.heatmap, self.grid
         measured = hm.chrome()  # with one line of column labels: turned ones only use the room the square leaves
         if measured is not None:
-            minimal = (measured[0], measured[1] - hm.label_extra())
+            minimal = (measured[0], measured[1] - hm.label_extra(laid_out=True))
             if minimal != self._chrome:
                 self._chrome = minimal
                 self.chromeMeasured.emit()

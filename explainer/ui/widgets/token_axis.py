@@ -85,9 +85,9 @@ class TokenAxis(pg.AxisItem):
             self.update()
 
     def fit_to_length(self, length: float, max_extent: float = 0.0) -> None:
-        """The plot area is ``length`` pixels along this axis (showing every cell) and a horizontal axis may be
-        ``max_extent`` pixels deep (across it, title included; one line of labels in any case): choose how it lays
-        out its labels and set the axis' depth."""
+        """The plot area is ``length`` pixels along this axis (showing every cell) and a horizontal axis may turn
+        its labels if that makes it at most ``max_extent`` pixels deep (across it, title included): choose how it
+        lays out its labels and set the axis' depth."""
         self._fit_args = (float(length), float(max_extent))
         if self.horizontal:
             mode, labels = self._choose_layout(float(length), float(max_extent))
@@ -262,7 +262,9 @@ class TokenAxis(pg.AxisItem):
                 box = QRectF(left, c - h / 2, adv, h)
                 ink = QRectF(left, c + ink_top, adv, ink_bottom - ink_top)
             out.append((idx, box, ink, label))
-        if self.horizontal and thinned and not self.rotated:  # a label pushed inside at an end may meet its neighbour: leave that out
+        if (
+            self.horizontal and thinned and not self.rotated
+        ):  # a label pushed inside at an end may meet its neighbour: leave that out
             kept: list = []
             for item in out:
                 if not kept or item[1].left() >= kept[-1][1].right() + LABEL_GAP_PX:
