@@ -100,6 +100,7 @@ class TeachArea(QTabWidget):
         for key, label, _, tip in VIEWS:
             self.setTabToolTip(self.addTab(self.panels[key], label), tip)
         self._cursor_word = ""  # the last word sent to the BPE view (or skipped)
+        self._cursor_word_due = False  # a new cursor word waits for the BPE view's tab to be shown
         self._cursor_timer = QTimer(self, singleShot=True, interval=CURSOR_WORD_MS)
         self._cursor_timer.timeout.connect(self._on_cursor_timer_timeout)
         self.view_actions: dict[str, QAction] = {}
@@ -219,8 +220,10 @@ class TeachArea(QTabWidget):
                 panel.refresh()
         if isinstance(panel, HeadRolesPanel):
             panel.select_head(st.layer, st.head)
-        if isinstance(panel, BpePanel) and self._cursor_word and panel.field.text() != self._cursor_word:
-            panel.set_cursor_word(self._cursor_word)
+        if isinstance(panel, BpePanel) and self._cursor_word_due:
+            self._cursor_word_due = False
+            if panel.field.text() != self._cursor_word:
+                panel.set_cursor_word(self._cursor_word)
         if r is not None and panel.result is not r:
             panel.selected_position = pos if pos < r.n_tokens else -1
             panel.hovered_position = -1
@@ -294,6 +297,7 @@ class TeachArea(QTabWidget):
         """Treat the word now under the cursor as already sent (a scene sets the BPE view's word itself)."""
         self._cursor_timer.stop()
         self._cursor_word = self._word_under_cursor() or self._cursor_word
+        self._cursor_word_due = False
 
     def _word_under_cursor(self) -> str:
         c = self.main.editor.textCursor()
@@ -306,7 +310,9 @@ class TeachArea(QTabWidget):
         self._cursor_word = word
         bpe = self.panels["bpe"]
         if bpe is self.current_panel():
-            bpe.set_cursor_word(word)  # else when its tab is shown (sync)
+            bpe.set_cursor_word(word)
+        else:
+            self._cursor_word_due = True  # when its tab is shown (sync)
 
     # --- model and chat ---------------------------------------------------------------------------------------------
     def _on_controller_model_loaded(self, _info) -> None:

@@ -167,6 +167,8 @@ class ViewState(QObject):
         for name, setter in (("view", self.set_view), ("hero", self.set_hero), ("focus", self.set_focus)):
             if isinstance(data.get(name), str):
                 setter(data[name])
-        if isinstance(data.get("knocked_out"), list):
-            pairs = [p for p in data["knocked_out"] if isinstance(p, list) and len(p) == 2 and all(map(_is_int, p))]
-            self.set_knocked_out(p for p in pairs if p[0] >= 0 and p[1] >= 0)
+        pairs = data.get("knocked_out")
+        if isinstance(pairs, list) and all(
+            isinstance(p, list) and len(p) == 2 and all(_is_int(v) and v >= 0 for v in p) for p in pairs
+        ):
+            self.set_knocked_out(pairs)
