@@ -15,24 +15,19 @@ again brings the others back), and presenter mode shows one hero view (``ui.pres
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QFont, QKeySequence, QTextCursor
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QFont, QTextCursor
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
-    QFrame,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QSplitter,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -41,8 +36,8 @@ from explainer.core.types import AnalysisResult, Token
 from explainer.runtime.controller import Controller, engine_factory
 from explainer.runtime.jobs import WorkerJobs
 from explainer.ui import theme as th
-from explainer.ui import window_state
-from explainer.ui.analysis_menu import AnalysisMenu
+from explainer.ui import window_layout, window_state
+from explainer.ui.banner import Banner
 from explainer.ui.export_ui import ExportMenu
 from explainer.ui.live_area import LiveArea
 from explainer.ui.panels.attention import AttentionPanel
@@ -54,18 +49,13 @@ from explainer.ui.presenter import CaptionStrip, Presenter
 from explainer.ui.scenes_ui import SceneMenu
 from explainer.ui.teach_area import TeachArea
 from explainer.ui.view_state import LIVE, LIVE_PANELS, ViewState
+from explainer.ui.window_menus import build_menus
+from explainer.ui.window_settings import DEFAULT_TEXT, app_settings, restore_settings, save_settings  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEXT = "How many r's are in strawberry?"
 BUSY_DELAY_MS = 150
-SETTINGS_VERSION = 5  # bump when the splitter layout changes
-EDITOR_LINES = 2  # the editor's height in the normal window (more lines scroll; drag the handle for more)
 INLINE_HELP_SIZE = (1600, 1000)  # from this window size on, the explanations show under the titles by default
-
-
-def app_settings() -> QSettings:
-    return QSettings(QSettings.IniFormat, QSettings.UserScope, "explainer", "explainer")
 
 
 def format_params(n: int) -> str:
@@ -74,42 +64,6 @@ def format_params(n: int) -> str:
     if n >= 1e6:
         return f"{n / 1e6:.1f} M"
     return f"{n / 1e3:.1f} k"
-
-
-class Banner(QFrame):
-    """A hideable one-line message under the editor (analysis errors, model loading)."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setObjectName("banner")
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(10, 4, 4, 4)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        self.progress.setMaximumWidth(220)
-        self.progress.setTextVisible(True)
-        close = QToolButton(text="✕")
-        close.setAutoRaise(True)
-        close.setToolTip("Hide this message")
-        close.clicked.connect(self.hide)
-        lay.addWidget(self.label, 1)
-        lay.addWidget(self.progress)
-        lay.addWidget(close)
-        self.kind = ""
-        self.hide()
-
-    def show_message(self, kind: str, text: str, theme: th.Theme, fraction: float | None = None) -> None:
-        self.kind = kind
-        bg = th.ERROR_BG["dark" if theme.is_dark else "light"] if kind == "error" else theme.surface
-        self.setStyleSheet(f"QFrame#banner {{ background: {bg}; border: 1px solid {theme.grid}; border-radius: 6px; }}")
-        self.label.setText(("⚠ " if kind == "error" else "") + text)
-        self.progress.setVisible(fraction is not None)
-        if fraction is not None:
-            self.progress.setValue(int(round(100 * max(0.0, min(1.0, fraction)))))
-        self.show()
 
 
 class MainWindow(QMainWindow):
@@ -199,9 +153,9 @@ class MainWindow(QMainWindow):
         self.presenter = Presenter(self, self.caption)
         self.scenes = SceneMenu(self)
         self.exports = ExportMenu(self, self.teach)
-        self._build_menus()
+        build_menus(self)
         self._connect()
-        self._restore_settings(text)
+        restore_settings(self, text)
         # autosave the text, scene and settings every ~3 s and on close, and
         # restore them now, also after a crash or kill (an explicit ``text`` wins). See ui/autosave.py.
         from explainer.ui import autosave
@@ -209,65 +163,6 @@ class MainWindow(QMainWindow):
         self.autosaver = autosave.attach(self, restore_text=text is None)
 
     # --- construction -----------------------------------------------------------------------------------------
-    def _build_menus(self) -> None:
-        m = self.file_menu = self.menuBar().addMenu("&File")
-        act = m.addAction("&Open model…", self.open_model_dialog)
-        act.setShortcut(QKeySequence.Open)
-        m.addAction("Save &screenshot…", self._save_screenshot_dialog)
-        for part in (self.scenes, self.exports):
-            m.addSeparator()
-            part.add_menu_actions(m)
-        m.addSeparator()
-        act = m.addAction("&Quit", self.close)
-        act.setShortcut(QKeySequence.Quit)
-
-        v = self.view_menu = self.menuBar().addMenu("&View")
-        group = QActionGroup(self)
-        self.theme_actions: dict[str, QAction] = {}
-        for name, label in (("light", "&Light theme"), ("dark", "&Dark theme")):
-            a = v.addAction(label)
-            a.setCheckable(True)
-            a.setData(name)
-            group.addAction(a)
-            self.theme_actions[name] = a
-        group.triggered.connect(self._on_theme_action)
-        v.addSeparator()
-        self.help_action = v.addAction('Show "What am I seeing?" under the titles')
-        self.help_action.setCheckable(True)
-        self.help_action.setChecked(True)
-        self.help_action.setToolTip("Off: the explanations take no room and open from their buttons")
-        self.help_action.toggled.connect(self.set_help_visible)
-        self._build_focus_menu(v.addMenu("&Focus"))
-        v.addAction("&Reset layout", self.reset_layout)
-        v.addSeparator()
-        self.teach.add_menu_actions(v)
-        v.addSeparator()
-        self.presenter.add_menu_actions(v)
-        v.addSeparator()
-        self.analysis = AnalysisMenu(self, v)
-
-    def _build_focus_menu(self, menu) -> None:
-        """Keys 1–4: that live panel alone (in presenter mode: the hero); Esc: all of them again."""
-        self.focus_actions: dict[str, QAction] = {}
-        group = QActionGroup(self)
-        for i, key in enumerate(LIVE_PANELS):
-            a = QAction(self.panels[key].title, self, checkable=True)
-            a.setShortcut(QKeySequence(str(i + 1)))  # a text field takes the digit itself
-            a.setShortcutContext(Qt.WindowShortcut)
-            a.triggered.connect(lambda _=False, key=key: self.toggle_focus(key))
-            group.addAction(a)
-            menu.addAction(a)
-            self.addAction(a)
-            self.focus_actions[key] = a
-        group.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)
-        menu.addSeparator()
-        self.unfocus_action = QAction("All panels", self)
-        self.unfocus_action.setShortcut(QKeySequence(Qt.Key_Escape))
-        self.unfocus_action.setShortcutContext(Qt.WindowShortcut)
-        self.unfocus_action.triggered.connect(self._on_escape)
-        menu.addAction(self.unfocus_action)
-        self.addAction(self.unfocus_action)
-
     def _connect(self) -> None:
         c = self.controller
         self.editor.textChanged.connect(self._on_editor_changed)
@@ -333,7 +228,7 @@ class MainWindow(QMainWindow):
             if self.view.focus:
                 self.view.set_view(LIVE)
 
-    def _on_escape(self) -> None:
+    def escape(self) -> None:
         """Esc: out of presenter mode, else all panels again."""
         if self.presenter.active:
             self.presenter.leave()
@@ -343,118 +238,29 @@ class MainWindow(QMainWindow):
     def _on_view_layout_changed(self, *_args) -> None:
         self.apply_view_layout()
 
-    # --- layout -------------------------------------------------------------------------------------------------------
-    def editor_height(self, lines: int) -> int:
-        """The editor's part of the window for ``lines`` lines of text (its frame, margins and the banner)."""
-        ed = self.editor
-        fm = ed.fontMetrics()
-        frame = 2 * ed.frameWidth() + 2 * ed.document().documentMargin()
-        top = self.vsplit.widget(0)
-        m = top.layout().contentsMargins()
-        banner = self.banner.sizeHint().height() + top.layout().spacing() if self.banner.isVisible() else 0
-        return int(lines * fm.lineSpacing() + frame + m.top() + m.bottom() + banner + 2)
-
-    def fit_editor(self, max_lines: int) -> None:
-        """Make the editor as tall as its text needs, up to ``max_lines`` lines (whole lines only)."""
-        ed = self.editor
-        fm, width = ed.fontMetrics(), max(1, ed.viewport().width() - 8)
-        block, lines = ed.document().begin(), 0
-        while block.isValid() and lines < max_lines:
-            lines += max(1, math.ceil(fm.horizontalAdvance(block.text()) / width))
-            block = block.next()
-        need = self.editor_height(min(max(lines, 1), max_lines))
-        total = sum(self.vsplit.sizes())
-        if total > need:
-            self.vsplit.setSizes([need, total - need])
-
-    def reset_layout(self) -> None:
-        self._layout_auto = True
-        self.live.reset()
-        self._fit_vsplit()
-
-    def _fit_vsplit(self) -> None:
-        if self._layout_auto and not self.presenter.active:
-            total = sum(self.vsplit.sizes()) or self.height()
-            need = self.editor_height(EDITOR_LINES)
-            self.vsplit.setSizes([need, max(1, total - need)])
-
-    def _on_vsplit_moved(self, *_args) -> None:
-        self._layout_auto = False
-        self.live.auto = False
-
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        self._fit_vsplit()
+        window_layout.fit_vsplit(self)
 
-    def save_splitters(self) -> dict:
-        return {k: sp.saveState() for k, sp in self.splitters.items()}
+    def reset_layout(self) -> None:
+        self.layout_auto = True
+        self.live.reset()
+        window_layout.fit_vsplit(self)
 
-    def restore_splitters(self, states: dict) -> None:
-        for k, sp in self.splitters.items():
-            st = states.get(k)
-            if isinstance(st, QByteArray):
-                sp.restoreState(st)
-
-    # --- settings -------------------------------------------------------------------------------------------
-    def _restore_settings(self, text: str | None) -> None:
-        s = app_settings()
-        self.geometry_restored = False
-        self._layout_auto = True
-        current = int(s.value("settings/version", 0)) == SETTINGS_VERSION
-        self.set_theme(th.THEMES.get(str(s.value("view/theme", "light")), th.LIGHT))
-        if current:
-            geom = s.value("window/geometry")
-            if isinstance(geom, QByteArray):
-                self.geometry_restored = self.restoreGeometry(geom)
-            if str(s.value("window/user_layout", "false")).lower() == "true":
-                self.restore_splitters({k: s.value(f"window/{k}") for k in self.splitters})
-                self._layout_auto = self.live.auto = False
-        # explanations: as last time; the first time, inline only on a large window (decided when shown)
-        self._help_default_pending = not (current and s.contains("view/help"))
-        self.set_help_visible(not current or str(s.value("view/help", "true")).lower() == "true")
-        saved = s.value("view/state")
-        try:
-            state = json.loads(saved) if isinstance(saved, str) else None
-        except ValueError:
-            state = None
-        if state is None:  # settings of an older version: its few keys
-            state = {
-                "theme": str(s.value("view/theme", "light")),
-                "view": str(s.value("view/current", LIVE)),
-                "tokens": {
-                    "tokenizer": str(s.value("tokens/tokenizer", "smollm2")),
-                    "heat": str(s.value("tokens/heat", "false")).lower() == "true",
-                },
-            }
-        if text is None:
-            text = str(s.value("editor/text", DEFAULT_TEXT))
-        self.editor.setPlainText(text)
-        self.editor.moveCursor(QTextCursor.End)
-        self.restore(state)
-
-    def save_settings(self) -> None:
-        s = app_settings()
-        s.setValue("settings/version", SETTINGS_VERSION)
-        s.setValue("window/geometry", self.saveGeometry())
-        s.setValue("window/user_layout", "false" if self._layout_auto and self.live.auto else "true")
-        for key, state in self.save_splitters().items():
-            s.setValue(f"window/{key}", state)
-        s.setValue("view/theme", self.theme.name)
-        s.setValue("view/help", "true" if self.help_action.isChecked() else "false")
-        s.setValue("view/state", json.dumps(self.state()))
-        s.setValue("editor/text", self.editor.toPlainText())
-        s.sync()
+    def _on_vsplit_moved(self, *_args) -> None:
+        self.layout_auto = False
+        self.live.auto = False
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if self._help_default_pending:
-            self._help_default_pending = False
+        if self.help_default_pending:
+            self.help_default_pending = False
             big = self.width() >= INLINE_HELP_SIZE[0] and self.height() >= INLINE_HELP_SIZE[1]
             self.set_help_visible(big)
-        self._fit_vsplit()
+        window_layout.fit_vsplit(self)
 
     def closeEvent(self, event) -> None:
-        self.save_settings()
+        save_settings(self)
         self._busy_timer.stop()
         self.controller.shutdown()
         super().closeEvent(event)
@@ -477,7 +283,7 @@ class MainWindow(QMainWindow):
                 self.banner.progress.value() / 100 if self.banner.progress.isVisible() else None,
             )
 
-    def _on_theme_action(self, action: QAction) -> None:
+    def on_theme_action(self, action: QAction) -> None:
         self.set_theme(th.THEMES[action.data()])
 
     def resize_to_fit(self, width: int = 1600, height: int = 1000) -> None:
@@ -614,16 +420,15 @@ class MainWindow(QMainWindow):
         cursor.insertText(t.text)
         self.editor.setTextCursor(cursor)
 
-    # --- dialogs --------------------------------------------------------------------------------------------
-    def open_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", "", "GGUF models (*.gguf);;All files (*)")
-        if path:
-            self.open_model(path)
-
     def open_model(self, path: str) -> None:
         self.controller.load_model(engine_factory(path, device=self.device, backend=self.backend))
 
-    def _save_screenshot_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save a screenshot", "explainer.png", "PNG images (*.png)")
-        if path:
-            self.grab().save(path)
+    # --- the window's room (ui.window_layout) -----------------------------------------------------------------
+    def fit_editor(self, max_lines: int) -> None:
+        window_layout.fit_editor(self, max_lines)
+
+    def save_splitters(self) -> dict:
+        return window_layout.save_splitters(self)
+
+    def restore_splitters(self, states: dict) -> None:
+        window_layout.restore_splitters(self, states)

@@ -32,42 +32,14 @@ from PySide6.QtWidgets import (
 
 from explainer.core.types import readonly
 from explainer.ui.panels import attention_data as ad
+from explainer.ui.panels.attention_texts import DETAILS, HINTS, SINK_NOTE, explanation_for
 from explainer.ui.panels.base import Panel
+from explainer.ui.theme import token_font
 from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
 from explainer.ui.widgets.attention_lines import AttentionLines
 from explainer.ui.widgets.head_grid import HeadGrid, HeadPreview
 from explainer.ui.widgets.heatmap_area import HeatmapArea
 from explainer.ui.widgets.labels import FullTextLabel
-
-SINK_NOTE = (
-    "Most heads park most of their attention on the first token when they have nothing better to do; "
-    "hiding it and renormalising shows what else they look at."
-)
-HINTS = (
-    "Hover over a square to read its weight; click it to select the query token (and the key for the grid). "
-    "Scroll to zoom, double-click to see everything.",
-    "Hover over a token to see only its lines: on the left, what it looks at; on the right, who looks at it.",
-)
-
-
-def explanation_for(info=None) -> str:
-    h, kv, dk = (info.n_heads, info.n_kv_heads, info.d_head) if info else (9, 3, 64)
-    return (
-        "Row = the token that is looking (<i>query</i>), column = the token it looks at (<i>key</i>); colour = "
-        f"attention weight, softmax(QK<sup>T</sup>/√d<sub>k</sub>), d<sub>k</sub> = {dk}. Every row sums to 1. "
-        "The upper triangle is empty: this GPT-style model only looks left (causal mask), unlike BERT. "
-        "The grid has one square per head (layers × heads): its colour is the number chosen beside it; hover a "
-        "square to preview that head, click it to show it (↑↓ layer, ←→ head)."
-    )
-
-
-DETAILS = (
-    "Each head computes, for every token, a query q (what it is looking for) and a key k (what it offers); the "
-    "weight of key j for query i is softmax over j of q<sub>i</sub>·k<sub>j</sub>/√d<sub>k</sub>, and the "
-    "head's output is the weighted sum of the value vectors. Groups of query heads share one key/value head "
-    "(grouped-query attention). Word order enters through rotary positions: queries and keys are rotated by "
-    "an angle proportional to their position before the dot product. " + SINK_NOTE
-)
 
 
 class AttentionPanel(Panel):
@@ -436,16 +408,6 @@ class AttentionPanel(Panel):
             "average of heads" if self.average else f"head {self.head + 1}"
         )
         return what + (", first token hidden" if self.hide_first else "")
-
-
-def token_font(base, min_pt: float):
-    """``base`` at ``min_pt`` points or more: token labels must be readable on a projector."""
-    from PySide6.QtGui import QFont
-
-    f = QFont(base)
-    if f.pointSizeF() < min_pt:
-        f.setPointSizeF(min_pt)
-    return f
 
 
 if __name__ == "__main__":  # pragma: no cover - manual demo

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
 
 from explainer.core.projection import nearest_neighbours
 from explainer.ui import theme as th
-from explainer.ui.panels.attention import token_font
 from explainer.ui.panels.base import Panel
+from explainer.ui.theme import token_font
 from explainer.ui.widgets.embedding_map import EmbeddingMap
 
 
