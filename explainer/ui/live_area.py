@@ -21,6 +21,7 @@ title, keys 1–4) and for presenter mode's hero view.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from PySide6.QtCore import QByteArray, Qt, Signal
@@ -111,6 +112,7 @@ class LiveArea(QWidget):
     """The live panels in splitters; ``panels`` maps the keys of ``LIVE_PANELS`` to the panels."""
 
     focusRequested = Signal(str)  # a panel's title was double-clicked: its key
+    droppedChanged = Signal(str)  # the panel left out for lack of room ("" when all fit again)
 
     def __init__(self, panels: dict, parent: QWidget | None = None):
         super().__init__(parent)
@@ -153,8 +155,12 @@ class LiveArea(QWidget):
         tok = self.panels["tokens"]
         view = tok.view
         rows = TOKEN_ROWS * view.chip_height + (TOKEN_ROWS - 1) * view.GAP_Y + 2 * view.MARGIN
-        need = min(tok.scroll.sizeHint().height(), rows + 2 * tok.scroll.frameWidth())
-        tokens_h = tok.minimumSizeHint().height() - tok.scroll.minimumSizeHint().height() + need
+        need = min(tok.scroll.content_height(), math.ceil(rows + view.GAP_Y / 2) + 2 * tok.scroll.frameWidth())
+        if tok.isVisible() and tok.scroll.height() > 0:  # laid out: what the panel has besides its chips
+            chrome_h = tok.height() - tok.scroll.height()
+        else:
+            chrome_h = tok.minimumSizeHint().height() - tok.scroll.minimumSizeHint().height()
+        tokens_h = chrome_h + need
         nt, emb = self.panels["next_token"], self.panels["embeddings"]
         pair = nt.minimumSizeHint().width() + emb.minimumSizeHint().width() + HANDLE
         m = Measures()
@@ -174,8 +180,10 @@ class LiveArea(QWidget):
         if not self.auto or self.only is not None or self.width() <= 0 or self.height() <= 0:
             return
         p = plan(self.width(), self.height(), self.measures())
-        self.plan = p
+        before, self.plan = (self.plan.dropped if self.plan else ""), p
         self.panels["embeddings"].setVisible(p.dropped != "embeddings")
+        if p.dropped != before:
+            self.droppedChanged.emit(p.dropped)
         self.lower.setOrientation(Qt.Horizontal if p.side_by_side else Qt.Vertical)
         for sp, sizes in (
             (self.hsplit, [p.left, p.attention]),

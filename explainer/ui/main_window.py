@@ -175,6 +175,7 @@ class MainWindow(QMainWindow):
         c.projectionReady.connect(self._on_controller_projection_ready)
         self.next_token.candidateChosen.connect(self._on_next_token_candidate)
         self.live.focusRequested.connect(self.toggle_focus)
+        self.live.droppedChanged.connect(self._on_live_dropped_changed)
         self.view.focusChanged.connect(self._on_view_layout_changed)
         self.view.heroChanged.connect(self._on_view_layout_changed)
         self.view.viewChanged.connect(self._on_view_layout_changed)
@@ -234,6 +235,15 @@ class MainWindow(QMainWindow):
             self.presenter.leave()
         else:
             self.view.set_focus("")
+
+    def _on_live_dropped_changed(self, key: str) -> None:
+        if key:
+            keys = LIVE_PANELS.index(key) + 1
+            self.statusBar().showMessage(
+                f"The window is small: the {self.panels[key].title.split(':')[0].lower()} panel is left out; press "
+                f"{keys} (View ▸ Focus) to see it.",
+                10000,
+            )
 
     def _on_view_layout_changed(self, *_args) -> None:
         self.apply_view_layout()

@@ -37,8 +37,8 @@ class HeadGrid(pg.PlotWidget):
         item.setMouseEnabled(x=False, y=False)
         item.showAxis("top")
         item.hideAxis("bottom")
-        for name in ("top", "left"):
-            item.getAxis(name).setStyle(tickLength=0)
+        for name in ("top", "left"):  # the numbers are spaced by _numbered: none is dropped at an edge
+            item.getAxis(name).setStyle(tickLength=0, hideOverlappingLabels=False)
         self.vb = item.getViewBox()
         self.vb.invertY(True)
         self.vb.setDefaultPadding(0.0)
