@@ -239,11 +239,8 @@ class MainWindow(QMainWindow):
     def _on_live_dropped_changed(self, key: str) -> None:
         if key:
             keys = LIVE_PANELS.index(key) + 1
-            self.statusBar().showMessage(
-                f"The window is small: the {self.panels[key].title.split(':')[0].lower()} panel is left out; press "
-                f"{keys} (View ▸ Focus) to see it.",
-                10000,
-            )
+            name = self.panels[key].title.split(":")[0].lower()
+            self.statusBar().showMessage(f"Small window: {name} hidden; press {keys} to see it.", 10000)
 
     def _on_view_layout_changed(self, *_args) -> None:
         self.apply_view_layout()
