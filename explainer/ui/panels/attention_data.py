@@ -32,8 +32,8 @@ def display_matrix(base: np.ndarray, hide_first: bool) -> np.ndarray:
 
 
 def bin_edges(t: int, n: int) -> np.ndarray:
-    """Start index of each thumbnail bin over ``t`` tokens: single tokens when ``t`` ≤ ``n``, else bins of a
-    power-of-two size (so the bins stay put while a long text grows, and pooled blocks can be reused)."""
+    """Start index of each pooling bin over ``t`` tokens: single tokens when ``t`` ≤ ``n``, else bins of a
+    power-of-two size (so the bins stay put while a long text grows)."""
     if t <= n:
         return np.arange(t, dtype=np.int64)
     step = 1 << int(np.ceil(np.log2(t / n)))
@@ -49,8 +49,8 @@ def _mask_future(out: np.ndarray, e: np.ndarray, t: int) -> np.ndarray:
 def pool_max(m: np.ndarray, n: int) -> np.ndarray:
     """Max-pool the last two axes ``[..., T, T]`` over ``bin_edges(T, n)``, ignoring NaN.
 
-    Bins lying entirely above the diagonal (future keys only: masked) become NaN, so thumbnails show the causal
-    triangle as empty just as the big heatmap does.
+    Bins lying entirely above the diagonal (future keys only: masked) become NaN, so a pooled preview shows the
+    causal triangle as empty just as the big heatmap does.
     """
     t = m.shape[-1]
     e = bin_edges(t, n)
