@@ -237,10 +237,14 @@ class MainWindow(QMainWindow):
             self.view.set_focus("")
 
     def _on_live_dropped_changed(self, key: str) -> None:
-        if key:
+        """Say which panel a small window leaves out and how to see it (and take it back when all fit again)."""
+        bar = self.statusBar()
+        if key and self.isVisible():
             keys = LIVE_PANELS.index(key) + 1
             name = self.panels[key].title.split(":")[0].lower()
-            self.statusBar().showMessage(f"Small window: {name} hidden; press {keys} to see it.", 10000)
+            bar.showMessage(f"Small window: {name} hidden; press {keys} to see it.", 10000)
+        elif not key and bar.currentMessage().startswith("Small window:"):
+            bar.clearMessage()
 
     def _on_view_layout_changed(self, *_args) -> None:
         self.apply_view_layout()

@@ -288,7 +288,8 @@ class Presenter(QObject):
         self.fit_editor()
         QApplication.instance().installEventFilter(self)
 
-    def leave(self) -> None:
+    def leave(self, closing: bool = False) -> None:
+        """Back to the normal window as it was (``closing``: the window is closing, so it is not laid out again)."""
         if not self.active:
             return
         w, s = self.main, self._saved
@@ -304,8 +305,8 @@ class Presenter(QObject):
         self.action.setChecked(False)
         w.apply_view_layout()
         w.restore_splitters(s["splitters"])
-        # again once the panels' minimum sizes follow the normal fonts (a splitter keeps a panel at its minimum)
-        QTimer.singleShot(0, self, lambda: self.active or w.restore_splitters(s["splitters"]))
+        if not closing:  # again once the panels' minimum sizes follow the normal fonts (a splitter keeps a panel
+            QTimer.singleShot(0, self, lambda: self.active or w.restore_splitters(s["splitters"]))  # at its minimum)
         if w.isFullScreen() and not (s["state"] & Qt.WindowFullScreen):
             w.setWindowState(s["state"])
             if not (s["state"] & Qt.WindowMaximized):
@@ -314,7 +315,7 @@ class Presenter(QObject):
     # --- keys -----------------------------------------------------------------------------------------------------
     def eventFilter(self, obj, event) -> bool:
         if obj is self.main and event.type() == QEvent.Close:
-            self.leave()  # the window saves its normal layout, theme and help switch
+            self.leave(closing=True)  # the window saves its normal layout, theme and help switch
             return False
         if obj is self.main and event.type() == QEvent.Resize and self.active:
             self.fit_editor()

@@ -68,6 +68,8 @@ class HeatmapArea(QWidget):
         self._chrome = DEFAULT_CHROME
         self._settling = 0  # re-placements since the last resize (the axes may need a second pass)
         self._placing = self._again = False
+        self._again_timer = QTimer(self, singleShot=True, interval=0)  # a second pass once the axes have measured
+        self._again_timer.timeout.connect(self.place)
         heatmap.vb.sigResized.connect(self._on_heatmap_view_resized)
 
     def sizeHint(self) -> QSize:
@@ -84,6 +86,10 @@ class HeatmapArea(QWidget):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         self.place()
+
+    def hideEvent(self, event) -> None:
+        self._again_timer.stop()
+        super().hideEvent(event)
 
     def grid_sizes(self) -> tuple[QSize | None, QSize | None]:
         """The grid's smallest size beside and below the heatmap (None without a model yet)."""
@@ -172,4 +178,4 @@ class HeatmapArea(QWidget):
         vb = self.heatmap.vb.sceneBoundingRect()
         if abs(vb.width() - vb.height()) > 1.5 or measured != self._chrome:
             self._settling += 1
-            QTimer.singleShot(0, self, self.place)
+            self._again_timer.start()
