@@ -77,10 +77,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from explainer.ui.app import build_parser as window_parser  # argparse only: cheap
+
     parser = _Parser(
         prog="explainer",
         description="Watch a small language model think: tokens, attention, "
         "embeddings and next-token probabilities. Without a subcommand, opens the window.",
+        epilog="Without a subcommand, explainer opens the window:\n\n" + window_parser().format_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     a = sub.add_parser("analyze", help="run the model on text and print per-token probabilities")

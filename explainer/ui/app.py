@@ -1,5 +1,6 @@
 """GUI entry point: ``explainer [--model PATH] [--device cpu|cuda|auto] [--text TEXT] [--demo]
-[--screenshot FILE.png] [--size WxH] [--scene FILE|NAME] [--view NAME] [--presenter]``.
+[--screenshot FILE.png] [--size WxH] [--scene FILE|NAME] [--view NAME] [--presenter]`` (``explainer --help``
+lists these after the subcommands).
 
 The window is shown first; the model loads in the worker thread afterwards (first-run progress in the window).
 With ``--screenshot`` the program waits until the analysis of the text is drawn in every panel, saves a PNG of
@@ -29,7 +30,12 @@ def parse_size(s: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="explainer", description="Watch a small language model think while you type.")
     ap.add_argument("--model", metavar="PATH", help="a GGUF model file (default: the bundled SmolLM2-135M)")
-    ap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    ap.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default="auto",
+        help="where the model runs (default auto: a CUDA GPU when there is one)",
+    )
     ap.add_argument(
         "--backend",
         choices=("auto", "torch", "onnx"),
@@ -61,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--presenter",
         action="store_true",
-        help="start in presenter mode (full screen unless --size is given; large fonts)",
+        help="start in presenter mode: one large view (the scene's), the text above it and the scene's caption "
+        "below, fonts scaled to the screen; full screen unless --size is given",
     )
     return ap
 

@@ -6,13 +6,12 @@ The file is ``<data folder>/autosave.json``; the data folder is ``$EXPLAINER_DAT
 ``os.replace``, fsync of the folder) on a background thread, so a slow disk never stalls typing and a kill at any
 moment leaves either the old or the new file, never half of one::
 
-    {"format": 1, "text": "...", "scene": {"theme": "dark", "attention": {"layer": 3, ...}, ...},
+    {"format": 1, "text": "...", "scene": {"theme": "dark", "view": "attention", "panels": {...}, ...},
      "settings": {"start_token": true, "max_tokens": 512, ...}}
 
-Scene protocol (duck typing): a window may define ``state() -> dict`` (JSON-able) and ``restore(state)``; without
-them :func:`scene_state` / :func:`apply_scene` read and set what the main window exposes (theme, attention
-layer / head / average / first-token / tab, tokens panel tokenizer and heat, selected position). Every part is
-optional: a missing attribute or a bad value is skipped, never an error. Window geometry, splitters and the
+``scene`` is the window's ``state()`` (``ui.window_state``: the same dict scenes and the window's settings use),
+given back through ``restore()``; an older file's scene (``{"theme", "selected_position", "attention": {...},
+"tokens": {...}}``) is read too, and a bad value is skipped, never an error. Window geometry, splitters and the
 "What am I seeing?" switch stay with the window's QSettings (saved on close).
 
 :func:`attach` also installs the test hooks of :mod:`explainer.ui.automation` when their environment variables
@@ -126,71 +125,15 @@ def _try(fn: Callable[[], Any], default: Any = None) -> Any:
 
 
 def scene_state(window: Any) -> dict:
-    """The window's scene as a JSON-able dict: ``window.state()`` if it has one, else the known parts."""
-    own = getattr(window, "state", None)
-    if callable(own):
-        return _try(own, {}) or {}
-    att = getattr(window, "attention", None)
-    parts = {
-        "theme": _try(lambda: str(window.theme.name)),
-        "selected_position": _try(lambda: int(window.tokens.selected_position)),
-        "tokens": _try(
-            lambda: {"tokenizer": str(window.tokens.tokenizer_name), "heat": bool(window.tokens.heat.isChecked())}
-        ),
-        "attention": _try(
-            lambda: {
-                "layer": int(att.layer),
-                "head": int(att.head),
-                "average": bool(att.average),
-                "hide_first": bool(att.hide_first),
-                "tab": int(att.tabs.currentIndex()),
-            }
-        ),
-    }
-    return {k: v for k, v in parts.items() if v is not None}
+    """The window's state (``window.state()``, JSON-able); {} when it cannot be had."""
+    return _try(window.state, {}) or {}
 
 
 def apply_scene(window: Any, scene: dict) -> None:
-    """Show ``scene`` (from :func:`scene_state`): ``window.restore(scene)`` if it has one, else the known parts.
-    Layer, head and selected position need a result to exist, so they are applied to the first one shown."""
-    if not isinstance(scene, dict):
-        return
-    own = getattr(window, "restore", None)
-    if callable(own):
-        _try(lambda: own(scene))
-        return
-    from explainer.ui import theme as th
-
-    if isinstance(scene.get("theme"), str) and scene["theme"] in th.THEMES:
-        _try(lambda: window.set_theme(th.THEMES[scene["theme"]]))
-    tokens = scene.get("tokens")
-    if isinstance(tokens, dict):
-        if isinstance(tokens.get("tokenizer"), str):
-            _try(lambda: window.tokens.set_tokenizer(tokens["tokenizer"]))
-        if isinstance(tokens.get("heat"), bool):
-            _try(lambda: window.tokens.set_heat(tokens["heat"]))
-    att = scene.get("attention")
-    att = att if isinstance(att, dict) else {}
-    if isinstance(att.get("average"), bool):
-        _try(lambda: window.attention.set_average(att["average"]))
-    if isinstance(att.get("hide_first"), bool):
-        _try(lambda: window.attention.set_hide_first(att["hide_first"]))
-    if _is_int(att.get("tab")):
-        _try(lambda: window.attention.tabs.setCurrentIndex(att["tab"]))
-    position = scene.get("selected_position")
-    later = {"layer": att.get("layer"), "head": att.get("head"), "average": att.get("average"), "position": position}
-    shown = getattr(window, "resultShown", None)
-    if shown is None or not any(_is_int(later[k]) for k in ("layer", "head", "position")):
-        return
-
-    def on_first_result(result) -> None:
-        _try(lambda: shown.disconnect(on_first_result))
-        if _is_int(later["layer"]) and _is_int(later["head"]) and later["average"] is not True:
-            _try(lambda: window.attention.select_head(later["layer"], later["head"]))
-        if _is_int(later["position"]) and 0 <= later["position"] < _try(lambda: result.n_tokens, 0):
-            _try(lambda: [p.select_position(later["position"]) for p in window.panels.values()])
-
-    shown.connect(on_first_result)
+    """Show a saved state (``window.restore``: this version's or an older one's; bad values are skipped). The
+    window applies positions, layer and head again once the text is analysed."""
+    if isinstance(scene, dict):
+        _try(lambda: window.restore(scene))
 
 
 def _is_int(v: Any) -> bool:

@@ -1,8 +1,16 @@
-"""The main window: the text editor on top, four linked panels below, a status bar with the model and timings.
+"""The main window: the text editor on top, the views as tabs below (the four linked live panels first, then the
+teaching views), a status bar with the model and timings; presenter mode, scenes and export in its menus.
 
 The window only draws. Keystrokes go to the :class:`~explainer.runtime.controller.Controller`; every fresh
-``AnalysisResult`` goes to every panel. Hover / selection in any panel is forwarded to all panels. Layout,
-theme, text and panel options are restored at the next start (QSettings, organisation "explainer").
+``AnalysisResult`` goes to every panel. What is hovered and selected, which head is shown and which view is where
+live in one :class:`~explainer.ui.view_state.ViewState` (``window.view``) that panels follow and send requests
+to. :meth:`MainWindow.state` / :meth:`MainWindow.restore` read and write it with the panels' own controls, for
+scenes, the autosave and the settings kept at the next start (QSettings, organisation "explainer"; also the
+window's geometry, the splitters once the user has moved them, and whether the explanations show inline).
+
+Layout: the live panels share the room by a rule computed from the window's size (``ui.live_area``); any one of
+them can be given the whole area (Focus: double-click its title, keys 1–4, View ▸ Focus; Esc or the same key
+again brings the others back), and presenter mode shows one hero view (``ui.presenter``).
 """
 
 from __future__ import annotations
@@ -10,42 +18,44 @@ from __future__ import annotations
 import logging
 import math
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QFont, QKeySequence, QTextCursor
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QFont, QTextCursor
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
-    QFrame,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QSplitter,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from explainer.core.types import AnalysisResult, Token
 from explainer.runtime.controller import Controller, engine_factory
+from explainer.runtime.jobs import WorkerJobs
 from explainer.ui import theme as th
+from explainer.ui import window_layout, window_state
+from explainer.ui.banner import Banner
+from explainer.ui.export_ui import ExportMenu
+from explainer.ui.live_area import LiveArea
 from explainer.ui.panels.attention import AttentionPanel
 from explainer.ui.panels.base import Panel
 from explainer.ui.panels.embeddings import EmbeddingsPanel
 from explainer.ui.panels.next_token import NextTokenPanel
 from explainer.ui.panels.tokens import TokensPanel
+from explainer.ui.presenter import CaptionStrip, Presenter
+from explainer.ui.scenes_ui import SceneMenu
+from explainer.ui.teach_area import TeachArea
+from explainer.ui.view_state import LIVE, LIVE_PANELS, ViewState
+from explainer.ui.window_menus import build_menus
+from explainer.ui.window_settings import DEFAULT_TEXT, app_settings, restore_settings, save_settings  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEXT = "How many r's are in strawberry?"
 BUSY_DELAY_MS = 150
-SETTINGS_VERSION = 4  # bump when the splitter layout changes
-
-
-def app_settings() -> QSettings:
-    return QSettings(QSettings.IniFormat, QSettings.UserScope, "explainer", "explainer")
+INLINE_HELP_SIZE = (1600, 1000)  # from this window size on, the explanations show under the titles by default
 
 
 def format_params(n: int) -> str:
@@ -54,42 +64,6 @@ def format_params(n: int) -> str:
     if n >= 1e6:
         return f"{n / 1e6:.1f} M"
     return f"{n / 1e3:.1f} k"
-
-
-class Banner(QFrame):
-    """A hideable one-line message under the editor (analysis errors, model loading)."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setObjectName("banner")
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(10, 4, 4, 4)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        self.progress.setMaximumWidth(220)
-        self.progress.setTextVisible(True)
-        close = QToolButton(text="✕")
-        close.setAutoRaise(True)
-        close.setToolTip("Hide this message")
-        close.clicked.connect(self.hide)
-        lay.addWidget(self.label, 1)
-        lay.addWidget(self.progress)
-        lay.addWidget(close)
-        self.kind = ""
-        self.hide()
-
-    def show_message(self, kind: str, text: str, theme: th.Theme, fraction: float | None = None) -> None:
-        self.kind = kind
-        bg = th.ERROR_BG["dark" if theme.is_dark else "light"] if kind == "error" else theme.surface
-        self.setStyleSheet(f"QFrame#banner {{ background: {bg}; border: 1px solid {theme.grid}; border-radius: 6px; }}")
-        self.label.setText(("⚠ " if kind == "error" else "") + text)
-        self.progress.setVisible(fraction is not None)
-        if fraction is not None:
-            self.progress.setValue(int(round(100 * max(0.0, min(1.0, fraction)))))
-        self.show()
 
 
 class MainWindow(QMainWindow):
@@ -104,8 +78,10 @@ class MainWindow(QMainWindow):
         self.device, self.backend = device, backend
         self.theme = th.LIGHT
         self.result: AnalysisResult | None = None
+        self.view = ViewState(self)
+        self._pending_view: tuple[str, dict] | None = None  # view fields to apply again once their text is analysed
         self.setWindowTitle("explainer")
-        self.setMinimumSize(960, 600)
+        self.setMinimumSize(800, 560)
 
         # --- editor and banner ---
         top = QWidget()
@@ -122,7 +98,7 @@ class MainWindow(QMainWindow):
         top_lay.addWidget(self.editor, 1)
         top_lay.addWidget(self.banner)
 
-        # --- panels ---
+        # --- panels, the live area, the teaching tabs ---
         self.tokens = TokensPanel()
         self.next_token = NextTokenPanel()
         self.attention = AttentionPanel()
@@ -133,30 +109,26 @@ class MainWindow(QMainWindow):
             "attention": self.attention,
             "next_token": self.next_token,
         }
-        # editor on top; below: [Tokens over Next token] | [Attention over Embeddings]
-        self.left_split = QSplitter(Qt.Vertical)
-        self.left_split.addWidget(self.tokens)
-        self.left_split.addWidget(self.next_token)
-        self.right_split = QSplitter(Qt.Vertical)
-        self.right_split.addWidget(self.attention)
-        self.right_split.addWidget(self.embeddings)
-        self.hsplit = QSplitter(Qt.Horizontal)
-        self.hsplit.addWidget(self.left_split)
-        self.hsplit.addWidget(self.right_split)
+        for p in self.panels.values():
+            p.bind_state(self.view)
+        self.live = LiveArea({k: self.panels[k] for k in LIVE_PANELS})
+        self.jobs = WorkerJobs(controller, self)  # functions run with the engine on the model's thread
+        self.teach = TeachArea(self, self.live, self.view)
         self.vsplit = QSplitter(Qt.Vertical)
         self.vsplit.addWidget(top)
-        self.vsplit.addWidget(self.hsplit)
-        self.splitters = {
-            "vsplit": self.vsplit,
-            "hsplit": self.hsplit,
-            "left": self.left_split,
-            "right": self.right_split,
-        }
-        for sp in self.splitters.values():
-            sp.setChildrenCollapsible(False)
-            sp.setHandleWidth(6)
-        self.setCentralWidget(self.vsplit)
-        self._default_layout()
+        self.vsplit.addWidget(self.teach)
+        self.vsplit.setChildrenCollapsible(False)
+        self.vsplit.setHandleWidth(6)
+        self.vsplit.splitterMoved.connect(self._on_vsplit_moved)
+        self.splitters = {"vsplit": self.vsplit, **self.live.splitters}
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.vsplit, 1)
+        self.caption = CaptionStrip()
+        lay.addWidget(self.caption)
+        self.setCentralWidget(central)
 
         # --- status bar ---
         sb = self.statusBar()
@@ -177,13 +149,13 @@ class MainWindow(QMainWindow):
         self._busy_timer.setInterval(BUSY_DELAY_MS)
         self._busy_timer.timeout.connect(self.busy.show)
 
-        self._build_menus()
+        # --- presenter mode, scenes, export, menus ---
+        self.presenter = Presenter(self, self.caption)
+        self.scenes = SceneMenu(self)
+        self.exports = ExportMenu(self, self.teach)
+        build_menus(self)
         self._connect()
-        self._restore(text)
-        # teaching views as tabs, presenter mode, scenes, export, backend menu (ui/integration.py)
-        from explainer.ui import integration
-
-        integration.install(self, app_settings())
+        restore_settings(self, text)
         # autosave the text, scene and settings every ~3 s and on close, and
         # restore them now, also after a crash or kill (an explicit ``text`` wins). See ui/autosave.py.
         from explainer.ui import autosave
@@ -191,37 +163,6 @@ class MainWindow(QMainWindow):
         self.autosaver = autosave.attach(self, restore_text=text is None)
 
     # --- construction -----------------------------------------------------------------------------------------
-    def _default_layout(self) -> None:
-        self.vsplit.setSizes([100, 860])
-        self.hsplit.setSizes([720, 880])
-        self.left_split.setSizes([310, 550])
-        self.right_split.setSizes([520, 340])
-
-    def _build_menus(self) -> None:
-        m = self.file_menu = self.menuBar().addMenu("&File")
-        act = m.addAction("&Open model…", self.open_model_dialog)
-        act.setShortcut(QKeySequence.Open)
-        m.addAction("Save &screenshot…", self._save_screenshot_dialog)
-        m.addSeparator()
-        act = m.addAction("&Quit", self.close)
-        act.setShortcut(QKeySequence.Quit)
-        v = self.view_menu = self.menuBar().addMenu("&View")
-        group = QActionGroup(self)
-        self.theme_actions: dict[str, QAction] = {}
-        for name, label in (("light", "&Light theme"), ("dark", "&Dark theme")):
-            a = v.addAction(label)
-            a.setCheckable(True)
-            a.setData(name)
-            group.addAction(a)
-            self.theme_actions[name] = a
-        group.triggered.connect(self._on_theme_action)
-        v.addSeparator()
-        self.help_action = v.addAction("Show \"What am I seeing?\" texts")
-        self.help_action.setCheckable(True)
-        self.help_action.setChecked(True)
-        self.help_action.toggled.connect(self.set_help_visible)
-        v.addAction("&Reset layout", self._default_layout)
-
     def _connect(self) -> None:
         c = self.controller
         self.editor.textChanged.connect(self._on_editor_changed)
@@ -232,55 +173,105 @@ class MainWindow(QMainWindow):
         c.progressChanged.connect(self._on_controller_progress)
         c.busyChanged.connect(self._on_controller_busy)
         c.projectionReady.connect(self._on_controller_projection_ready)
-        for p in self.panels.values():
-            p.tokenHovered.connect(self._on_panel_token_hovered)
-            p.tokenSelected.connect(self._on_panel_token_selected)
         self.next_token.candidateChosen.connect(self._on_next_token_candidate)
+        self.live.focusRequested.connect(self.toggle_focus)
+        self.live.droppedChanged.connect(self._on_live_dropped_changed)
+        self.view.focusChanged.connect(self._on_view_layout_changed)
+        self.view.heroChanged.connect(self._on_view_layout_changed)
+        self.view.viewChanged.connect(self._on_view_layout_changed)
+        self.themeChanged.connect(self.teach.set_theme)
+        self.themeChanged.connect(self.presenter.on_theme_changed)
 
-    # --- settings -------------------------------------------------------------------------------------------
-    def _restore(self, text: str | None) -> None:
-        s = app_settings()
-        self.geometry_restored = False
-        self.set_theme(th.THEMES.get(str(s.value("view/theme", "light")), th.LIGHT))
-        if int(s.value("settings/version", 0)) == SETTINGS_VERSION:
-            for key, split in self.splitters.items():
-                state = s.value(f"window/{key}")
-                if isinstance(state, QByteArray):
-                    split.restoreState(state)
-            geom = s.value("window/geometry")
-            if isinstance(geom, QByteArray):
-                self.geometry_restored = self.restoreGeometry(geom)
-        # explanations: as last time; the first time, on unless the window is small (decided when shown)
-        self._help_default_pending = not s.contains("view/help")
-        self.help_action.setChecked(str(s.value("view/help", "true")).lower() == "true")
-        self.tokens.set_tokenizer(str(s.value("tokens/tokenizer", "smollm2")))
-        self.tokens.set_heat(str(s.value("tokens/heat", "false")).lower() == "true")
-        if text is None:
-            text = str(s.value("editor/text", DEFAULT_TEXT))
-        self.editor.setPlainText(text)
-        self.editor.moveCursor(QTextCursor.End)
+    # --- the view state ---------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        """What the window shows, JSON-able (``ui.window_state``); scenes, the autosave and the settings use it."""
+        return window_state.capture(self)
 
-    def save_settings(self) -> None:
-        s = app_settings()
-        s.setValue("settings/version", SETTINGS_VERSION)
-        s.setValue("window/geometry", self.saveGeometry())
-        for key, split in self.splitters.items():
-            s.setValue(f"window/{key}", split.saveState())
-        s.setValue("view/theme", self.theme.name)
-        s.setValue("view/help", "true" if self.help_action.isChecked() else "false")
-        s.setValue("tokens/tokenizer", self.tokens.tokenizer_name)
-        s.setValue("tokens/heat", "true" if self.tokens.heat.isChecked() else "false")
-        s.setValue("editor/text", self.editor.toPlainText())
-        s.sync()
+    def restore(self, state: dict, *, scene: bool = False) -> None:
+        """Show ``state`` (from :meth:`state`, an older autosave or a scene: ``scene`` resets the panel controls it
+        does not mention). Positions, layer and head are applied again once the editor's text is analysed."""
+        state = window_state.upgrade(state)
+        if scene:
+            state = window_state.with_defaults(state)
+        name = state.get("theme")
+        if isinstance(name, str) and name in th.THEMES and not self.presenter.active:
+            self.set_theme(th.THEMES[name])
+        window_state.apply_panels(self, state)
+        fields = window_state.view_fields(state)
+        self.view.restore(fields)
+        text = self.editor.toPlainText()
+        r = self.result
+        settings = self.controller.settings
+        ready = (
+            r is not None
+            and r.text == text
+            and (r.start_token, r.specials_parsed) == (settings.start_token, settings.parse_specials)
+        )
+        self._pending_view = None if ready else (text, fields)
+
+    def apply_view_layout(self) -> None:
+        """Show the live panel that has the room: presenter mode's hero, else the focused panel, else all four."""
+        v = self.view
+        if self.presenter.active:
+            self.live.show_only(v.hero if v.view == LIVE else None)
+        else:
+            self.live.show_only(v.focus or None)
+        for key, a in self.focus_actions.items():
+            a.setChecked(key == (v.hero if self.presenter.active else v.focus))
+
+    def toggle_focus(self, key: str) -> None:
+        """Key 1–4 / a double-click on a title: that panel alone, or all panels when it already is. In presenter
+        mode: that panel becomes the hero."""
+        if self.presenter.active:
+            self.teach.show_view(key)
+        else:
+            self.view.set_focus("" if self.view.focus == key else key)
+            if self.view.focus:
+                self.view.set_view(LIVE)
+
+    def escape(self) -> None:
+        """Esc: out of presenter mode, else all panels again."""
+        if self.presenter.active:
+            self.presenter.leave()
+        else:
+            self.view.set_focus("")
+
+    def _on_live_dropped_changed(self, key: str) -> None:
+        """Say which panel a small window leaves out and how to see it (and take it back when all fit again)."""
+        bar = self.statusBar()
+        if key and self.isVisible():
+            keys = LIVE_PANELS.index(key) + 1
+            name = self.panels[key].title.split(":")[0].lower()
+            bar.showMessage(f"Small window: {name} hidden; press {keys} to see it.", 10000)
+        elif not key and bar.currentMessage().startswith("Small window:"):
+            bar.clearMessage()
+
+    def _on_view_layout_changed(self, *_args) -> None:
+        self.apply_view_layout()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        window_layout.fit_vsplit(self)
+
+    def reset_layout(self) -> None:
+        self.layout_auto = True
+        self.live.reset()
+        window_layout.fit_vsplit(self)
+
+    def _on_vsplit_moved(self, *_args) -> None:
+        self.layout_auto = False
+        self.live.auto = False
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if self._help_default_pending:
-            self._help_default_pending = False
-            self.set_help_visible(self.height() >= 900)
+        if self.help_default_pending:
+            self.help_default_pending = False
+            big = self.width() >= INLINE_HELP_SIZE[0] and self.height() >= INLINE_HELP_SIZE[1]
+            self.set_help_visible(big)
+        window_layout.fit_vsplit(self)
 
     def closeEvent(self, event) -> None:
-        self.save_settings()
+        save_settings(self)
         self._busy_timer.stop()
         self.controller.shutdown()
         super().closeEvent(event)
@@ -303,7 +294,7 @@ class MainWindow(QMainWindow):
                 self.banner.progress.value() / 100 if self.banner.progress.isVisible() else None,
             )
 
-    def _on_theme_action(self, action: QAction) -> None:
+    def on_theme_action(self, action: QAction) -> None:
         self.set_theme(th.THEMES[action.data()])
 
     def resize_to_fit(self, width: int = 1600, height: int = 1000) -> None:
@@ -315,9 +306,16 @@ class MainWindow(QMainWindow):
         self.resize(max(width, self.minimumWidth()), max(height, self.minimumHeight()))
 
     def set_help_visible(self, visible: bool) -> None:
+        """The "What am I seeing?" paragraphs under the panels' titles (True) or as popovers only (False)."""
+        self.help_action.blockSignals(True)
         self.help_action.setChecked(visible)
+        self.help_action.blockSignals(False)
         for p in self.panels.values():
             p.set_help_visible(visible)
+        if hasattr(self, "teach"):
+            self.teach.set_help_visible(visible)
+        if hasattr(self, "live"):
+            self.live.fit()
 
     def set_text(self, text: str) -> None:
         self.editor.setPlainText(text)
@@ -328,10 +326,13 @@ class MainWindow(QMainWindow):
         self.controller.set_text(self.editor.toPlainText())
 
     def _on_controller_result(self, result: AnalysisResult) -> None:
+        first = self.result is None
         self.result = result
         if self.banner.kind == "error":
             self.banner.hide()
             self.banner.kind = ""
+        att = result.attention
+        self.view.fit_to(result.n_tokens, att.n_layers, att.n_heads)
         for p in self.panels.values():
             try:
                 p.set_result(result)
@@ -344,6 +345,12 @@ class MainWindow(QMainWindow):
             f"update {lat:.0f} ms (model {result.latency_ms:.0f} ms)" if math.isfinite(lat) else ""
         )
         self.status_device.setText(f"{result.device} · {result.backend}")
+        pending = self._pending_view
+        if pending is not None and pending[0] == result.text:
+            self._pending_view = None
+            self.view.restore(pending[1])
+        if first:
+            self.live.fit()  # the panels know the model's size now
         self.resultShown.emit(result)
 
     def _on_controller_error(self, message: str) -> None:
@@ -401,14 +408,6 @@ class MainWindow(QMainWindow):
             self._busy_timer.stop()
             self.busy.hide()
 
-    def _on_panel_token_hovered(self, position: int) -> None:
-        for p in self.panels.values():
-            p.highlight_token(position)
-
-    def _on_panel_token_selected(self, position: int) -> None:
-        for p in self.panels.values():
-            p.select_position(position)
-
     def _on_next_token_candidate(self, token_id: int) -> None:
         tok = self.controller.tokenizer
         if tok is None:
@@ -426,23 +425,21 @@ class MainWindow(QMainWindow):
                 6000,
             )
             return
-        for p in self.panels.values():
-            p.select_position(-1)  # show the prediction after the new end
+        self.view.set_selected(-1)  # show the prediction after the new end
         cursor = self.editor.textCursor()
         cursor.movePosition(QTextCursor.End)
         cursor.insertText(t.text)
         self.editor.setTextCursor(cursor)
 
-    # --- dialogs --------------------------------------------------------------------------------------------
-    def open_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", "", "GGUF models (*.gguf);;All files (*)")
-        if path:
-            self.open_model(path)
-
     def open_model(self, path: str) -> None:
         self.controller.load_model(engine_factory(path, device=self.device, backend=self.backend))
 
-    def _save_screenshot_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save a screenshot", "explainer.png", "PNG images (*.png)")
-        if path:
-            self.grab().save(path)
+    # --- the window's room (ui.window_layout) -----------------------------------------------------------------
+    def fit_editor(self, max_lines: int) -> None:
+        window_layout.fit_editor(self, max_lines)
+
+    def save_splitters(self) -> dict:
+        return window_layout.save_splitters(self)
+
+    def restore_splitters(self, states: dict) -> None:
+        window_layout.restore_splitters(self, states)

@@ -1,10 +1,14 @@
 """Presenter mode (F11, View ▸ Presenter mode): the window as a lecturer shows it on a projector.
 
-Full screen, every font ×1.6 (``theme.PRESENTER_SCALE``), a high-contrast variant of the theme, no menu bar,
-status bar or "What am I seeing?" texts, and the keyboard drives it:
+Full screen, one large *hero* view with the text strip (the editor, as tall as its text) above and the scene's
+caption below, fonts scaled to the screen (:func:`presenter_scale`: the same share of the screen's height on a
+1024×768 projector as on a 1920×1080 one), a high-contrast variant of the theme, no menu bar, status bar, tab bar
+or "What am I seeing?" texts. The hero is the window's ``ViewState.hero`` (a live panel) or the teaching view on
+screen; a scene names it (its ``view``). The keyboard drives it:
 
+- 1–4 (outside a text field): the hero is Tokens, Next token, Attention or Embeddings (the window's Focus keys);
 - PageDown / PageUp (what a presentation clicker sends), or N / P outside a text field: next / previous scene of
-  the lecture set; the scene's title and note show in a caption strip at the bottom;
+  the lecture set; the scene's title and note show in the caption strip;
 - Ctrl+= / Ctrl+- / Ctrl+0: zoom in / out / back (also outside presenter mode);
 - arrow keys in the attention panel: layer and head (the panel's own keys);
 - Esc or F11: back to the normal window, as it was.
@@ -16,10 +20,9 @@ in attributes (``CACHED_FONTS``; a view added later with its own cached font bel
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QFont, QFontMetricsF, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -48,17 +51,14 @@ CACHED_FONTS = {
     "ByteStrip": (("_big", "_fm_big"), ("_chip", "_fm_chip"), ("_small", "_fm_small"), ("_mono", "_fm_mono")),
 }
 _BASE_FONTS = "_presenter_base_fonts"
-# Presenter mode shows a scene's live panel large: (its share of its column, what else is hidden). The heatmap and
-# the map take their whole column (the other panel of it is hidden); the token chips and the next-token bars take
-# the whole width (the attention / embeddings column is hidden): at 1.6× fonts four panels do not fit a projector.
-EMPHASIS = {
-    "attention": (1.0, "sibling"),
-    "embeddings": (1.0, "sibling"),
-    "next_token": (0.65, "column"),
-    "tokens": (0.45, "column"),
-}
 EDITOR_LINES = 4  # presenter mode shows at most this many lines of the editor's text
-EMPHASIS_WIDTH = 0.6  # the emphasised column's share of the width, when both columns show
+REFERENCE_HEIGHT = 1080  # fonts are ×PRESENTER_SCALE on a screen this tall …
+MIN_SCALE, MAX_SCALE = 1.1, 2.6  # … proportionally on others, within these bounds
+
+
+def presenter_scale(screen_height: float) -> float:
+    """The presenter font scale for a screen ``screen_height`` logical pixels tall."""
+    return min(MAX_SCALE, max(MIN_SCALE, th.PRESENTER_SCALE * screen_height / REFERENCE_HEIGHT))
 
 
 def high_contrast(theme: th.Theme) -> th.Theme:
@@ -186,29 +186,19 @@ class CaptionStrip(QFrame):
 
 # --- presenter mode ---------------------------------------------------------------------------------------------
 class Presenter(QObject):
-    """Owns presenter mode and zoom for a main window. ``next_scene`` / ``previous_scene`` are callables set by
-    the scenes menu."""
+    """Owns presenter mode and zoom for a main window (which lays out the hero: ``window.apply_view_layout``).
+    ``next_scene`` / ``previous_scene`` are callables set by the scenes menu."""
 
-    def __init__(self, window: QMainWindow):
+    def __init__(self, window: QMainWindow, caption: CaptionStrip):
         super().__init__(window)
         self.main = window
+        self.caption = caption
         self.active = False
         self.zoom = 1.0
+        self.base_scale = 1.0  # presenter_scale of the screen while active
         self.fullscreen = True  # False: keep the window's size (scripted screenshots)
         self._saved: dict = {}
-        self.focus_view: str | None = None  # the scene's live panel, given most of the room in presenter mode
-        self._hidden: list[QWidget] = []  # panels hidden to make room for it
         self.next_scene = self.previous_scene = lambda: None
-        # the caption strip goes under the window's central widget
-        central = window.takeCentralWidget()
-        box = QWidget()
-        lay = QVBoxLayout(box)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(0)
-        lay.addWidget(central, 1)
-        self.caption = CaptionStrip()
-        lay.addWidget(self.caption)
-        window.setCentralWidget(box)
         self.caption.set_theme(window.theme)
         self.action = self._action("&Presenter mode", [QKeySequence(Qt.Key_F11)], self.toggle, checkable=True)
         self.zoom_in_action = self._action(
@@ -235,7 +225,7 @@ class Presenter(QObject):
 
     @property
     def scale(self) -> float:
-        return (th.PRESENTER_SCALE if self.active else 1.0) * self.zoom
+        return (self.base_scale if self.active else 1.0) * self.zoom
 
     def set_zoom(self, zoom: float) -> None:
         self.zoom = min(ZOOM_MAX, max(ZOOM_MIN, float(zoom)))
@@ -246,66 +236,14 @@ class Presenter(QObject):
         self.caption.set_caption(title, note)
         self.caption.setVisible(self.active and self.caption.has_caption)
 
-    def set_focus_view(self, key: str | None) -> None:
-        """The view a scene brings forward; in presenter mode a live panel among them gets most of the room."""
-        self.focus_view = key
-        self._emphasise()
-
     def _on_window_result_shown(self, _result) -> None:
         self.fit_editor()
 
     def fit_editor(self) -> None:
         """In presenter mode, make the editor as tall as its text (up to EDITOR_LINES lines): whole lines only, and
         the rest of the screen for the views."""
-        w = self.main
-        if not self.active or not hasattr(w, "vsplit"):
-            return
-        ed = w.editor
-        fm, width = ed.fontMetrics(), max(1, ed.viewport().width() - 8)
-        block, lines = ed.document().begin(), 0
-        while block.isValid() and lines < EDITOR_LINES:
-            lines += max(1, math.ceil(fm.horizontalAdvance(block.text()) / width))
-            block = block.next()
-        chrome = ed.height() - ed.viewport().height() + 2 * ed.document().documentMargin()
-        top = w.vsplit.widget(0)
-        extra = top.height() - ed.height() if top.height() > ed.height() else 12
-        need = int(min(max(lines, 1), EDITOR_LINES) * fm.lineSpacing() + chrome + extra + 4)
-        total = sum(w.vsplit.sizes())
-        if total > need:
-            w.vsplit.setSizes([need, total - need])
-
-    def _emphasise(self) -> None:
-        w, key = self.main, self.focus_view
-        self.fit_editor()
-        self._show_hidden()
-        if not self.active or key not in EMPHASIS:
-            return
-        panel, (share, hide) = w.panels[key], EMPHASIS[key]
-        col = w.left_split if w.left_split.indexOf(panel) >= 0 else w.right_split
-        other_col = w.right_split if col is w.left_split else w.left_split
-        hidden = (
-            [other_col]
-            if hide == "column"
-            else [col.widget(i) for i in range(col.count()) if col.widget(i) is not panel]
-        )
-        for widget in hidden:
-            if widget.isVisibleTo(w):
-                widget.hide()
-                self._hidden.append(widget)
-        if hide != "column":
-            total = sum(w.hsplit.sizes()) or 1000
-            wide, narrow = round(total * EMPHASIS_WIDTH), round(total * (1 - EMPHASIS_WIDTH))
-            w.hsplit.setSizes([wide, narrow] if col is w.left_split else [narrow, wide])
-        if share < 1.0:
-            tot = sum(col.sizes()) or 1000
-            sizes = [round(tot * (1 - share))] * col.count()
-            sizes[col.indexOf(panel)] = round(tot * share)
-            col.setSizes(sizes)
-
-    def _show_hidden(self) -> None:
-        for widget in self._hidden:
-            widget.show()
-        self._hidden = []
+        if self.active:
+            self.main.fit_editor(EDITOR_LINES)
 
     def on_theme_changed(self, theme: th.Theme) -> None:
         self.caption.set_theme(theme)
@@ -313,6 +251,13 @@ class Presenter(QObject):
     # --- entering and leaving -------------------------------------------------------------------------------
     def toggle(self) -> None:
         self.leave() if self.active else self.enter()
+
+    def _screen_height(self) -> float:
+        w = self.main
+        screen = w.screen()
+        if self.fullscreen and screen is not None:
+            return screen.geometry().height()
+        return w.height()
 
     def enter(self) -> None:
         if self.active:
@@ -325,22 +270,26 @@ class Presenter(QObject):
             "status": not w.statusBar().isHidden(),
             "geometry": w.saveGeometry(),
             "state": w.windowState(),
-            "splitters": {k: sp.saveState() for k, sp in getattr(w, "splitters", {}).items()},
+            "splitters": w.save_splitters(),
         }
         self.active = True
+        self.base_scale = presenter_scale(self._screen_height())
         w.set_help_visible(False)
         w.menuBar().hide()
         w.statusBar().hide()
+        w.teach.tabBar().hide()
         w.set_theme(high_contrast(w.theme))
         apply_font_scale(w, self.scale)
         self.caption.setVisible(self.caption.has_caption)
         self.action.setChecked(True)
         if self.fullscreen:
             w.showFullScreen()
-        self._emphasise()
+        w.apply_view_layout()
+        self.fit_editor()
         QApplication.instance().installEventFilter(self)
 
-    def leave(self) -> None:
+    def leave(self, closing: bool = False) -> None:
+        """Back to the normal window as it was (``closing``: the window is closing, so it is not laid out again)."""
         if not self.active:
             return
         w, s = self.main, self._saved
@@ -352,10 +301,12 @@ class Presenter(QObject):
         w.set_help_visible(s["help"])
         w.menuBar().setVisible(s["menu"])
         w.statusBar().setVisible(s["status"])
+        w.teach.tabBar().show()
         self.action.setChecked(False)
-        self._show_hidden()
-        for k, state in s["splitters"].items():
-            w.splitters[k].restoreState(state)
+        w.apply_view_layout()
+        w.restore_splitters(s["splitters"])
+        if not closing:  # again once the panels' minimum sizes follow the normal fonts (a splitter keeps a panel
+            QTimer.singleShot(0, self, lambda: self.active or w.restore_splitters(s["splitters"]))  # at its minimum)
         if w.isFullScreen() and not (s["state"] & Qt.WindowFullScreen):
             w.setWindowState(s["state"])
             if not (s["state"] & Qt.WindowMaximized):
@@ -364,7 +315,10 @@ class Presenter(QObject):
     # --- keys -----------------------------------------------------------------------------------------------------
     def eventFilter(self, obj, event) -> bool:
         if obj is self.main and event.type() == QEvent.Close:
-            self.leave()  # the window saves its normal layout, theme and help switch
+            self.leave(closing=True)  # the window saves its normal layout, theme and help switch
+            return False
+        if obj is self.main and event.type() == QEvent.Resize and self.active:
+            self.fit_editor()
             return False
         if (
             not self.active
@@ -375,7 +329,7 @@ class Presenter(QObject):
         ):
             return False
         key = event.key()
-        typing = _is_text_input(QApplication.focusWidget())
+        typing = is_text_input(QApplication.focusWidget())
         if key == Qt.Key_PageDown or (key == Qt.Key_N and not typing):
             self.next_scene()
         elif key == Qt.Key_PageUp or (key == Qt.Key_P and not typing):
@@ -387,7 +341,7 @@ class Presenter(QObject):
         return True
 
 
-def _is_text_input(w: QWidget | None) -> bool:
+def is_text_input(w: QWidget | None) -> bool:
     if isinstance(w, (QLineEdit, QAbstractSpinBox)):
         return True
     if isinstance(w, QComboBox):

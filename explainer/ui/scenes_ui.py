@@ -1,12 +1,13 @@
 """Scenes in the window: File ▸ Open scene…, Save scene…, Lecture scenes ▸, and next / previous scene.
 
-A scene (``core.scene.Scene``) restores the text, the analysis settings (special tokens, start token), the view
-to bring forward and every panel's own state (``Panel.scene_state`` / ``apply_scene_state``). Panel state is
-applied at once and again when the scene's text has been analysed (a layer slider needs the model's size, a
-position needs the tokens). Controls a scene does not mention go back to their defaults (``DEFAULTS``), so a
-lecture does not carry "hide the first token" from one scene into the next; the attention layer and head stay
-where they are unless the scene says. The selected position is ``panels["next_token"]["position"]`` (default:
-none, i.e. the prediction after the end), linked to every panel.
+A scene (``core.scene.Scene``) is the text, the analysis settings (special tokens, start token), a title and a
+note, and the window's state (``MainWindow.state``, see ``ui.window_state``): the view to bring forward, which in
+presenter mode is the hero, and every panel's own controls with the view state's fields in their places. Opening
+one sets the text and settings (one analysis) and ``MainWindow.restore(state, scene=True)``: controls a scene does
+not mention go back to their defaults (``window_state.SCENE_DEFAULTS``), so a lecture does not carry "hide the
+first token" from one scene into the next; the attention layer and head stay where they are unless the scene
+says. The selected position is ``panels["next_token"]["position"]`` (default: none, i.e. the prediction after
+the end).
 """
 
 from __future__ import annotations
@@ -14,21 +15,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox
 
 from explainer.core.errors import UserError
 from explainer.core.scene import ASSET_SCENES, Scene, lecture_set, load_scene, save_scene
-from explainer.ui.teach_area import view_key
+from explainer.ui import window_state
 
 log = logging.getLogger(__name__)
-
-DEFAULTS = {
-    "tokens": {"tokenizer": "smollm2", "surprisal_heat": False},
-    "next_token": {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": None},
-    "attention": {"average": False, "hide_sink": False, "tab": 0},
-    "embeddings": {"path": False, "highlight": []},
-}
 
 
 def find_scene(name: str, scenes: list[tuple[Path, Scene]]) -> tuple[int, Path, Scene] | None:
@@ -47,17 +41,15 @@ def find_scene(name: str, scenes: list[tuple[Path, Scene]]) -> tuple[int, Path, 
 
 
 class SceneMenu(QObject):
-    def __init__(self, window, teach, presenter):
+    def __init__(self, window):
         super().__init__(window)
-        self.main, self.teach, self.presenter = window, teach, presenter
+        self.main = window
         self.lecture = lecture_set()
         self.index = -1  # position in the lecture set of the scene shown (-1: none)
         self.current: Scene | None = None
         self.last_dialog: QMessageBox | None = None
-        self._pending: Scene | None = None  # applied again once its text has been analysed
-        presenter.next_scene = lambda: self.step(1)
-        presenter.previous_scene = lambda: self.step(-1)
-        window.resultShown.connect(self._on_window_result_shown)
+        window.presenter.next_scene = lambda: self.step(1)
+        window.presenter.previous_scene = lambda: self.step(-1)
 
     def add_menu_actions(self, menu: QMenu, before=None) -> None:
         """Open scene…, Save scene…, Lecture scenes ▸ (inserted before ``before``)."""
@@ -94,100 +86,31 @@ class SceneMenu(QObject):
         """The window as a scene."""
         w, cur = self.main, self.current
         text = w.editor.toPlainText()
-        panels = {}
-        for key, p in self.teach.all_panels().items():
-            try:
-                state = p.scene_state()
-            except Exception:
-                log.exception("scene_state of %s failed", key)
-                continue
-            if state:
-                panels[key] = state
         same = cur is not None and cur.text == text
         if title is None:
             title = cur.title if same else (text.strip().splitlines() or ["Untitled scene"])[0][:60]
         if note is None:
             note = cur.note if same else ""
         s = w.controller.settings
-        return Scene(
-            title=title,
-            text=text,
-            parse_specials=s.parse_specials,
-            start_token=s.start_token,
-            view=self.teach.focused_key(),
-            note=note,
-            panels=panels,
+        return window_state.to_scene(
+            w.state(), title=title, text=text, note=note, parse_specials=s.parse_specials, start_token=s.start_token
         )
 
     def apply(self, scene: Scene) -> None:
-        """Show ``scene``: text and settings now (one analysis), view and panel states now and again after it."""
+        """Show ``scene``: text and settings (one analysis), then its state (again once the text is analysed)."""
         from explainer.ui.analysis_menu import set_text_and_settings
 
         w = self.main
         self.current = scene
-        settings = w.controller.settings
-        unchanged = (
-            w.result is not None
-            and w.result.text == scene.text
-            and w.editor.toPlainText() == scene.text
-            and (settings.parse_specials, settings.start_token) == (scene.parse_specials, scene.start_token)
-        )
         set_text_and_settings(w, scene.text, parse_specials=scene.parse_specials, start_token=scene.start_token)
-        self.teach.skip_cursor_word()
-        if scene.view and not self.teach.show_view(scene.view):
+        w.teach.skip_cursor_word()
+        state = window_state.from_scene(scene)
+        if scene.view and "view" not in window_state.view_fields(state):
             log.info("scene %r names an unknown view %r", scene.title, scene.view)
-        self.presenter.set_focus_view(view_key(scene.view) if scene.view else None)
-        self._apply_panels(scene, final=unchanged)
-        self._pending = None if unchanged else scene
-        self.presenter.set_caption(scene.title, scene.note)
+        w.restore(state, scene=True)
+        w.presenter.set_caption(scene.title, scene.note)
         msg = scene.title + (f" — {scene.note}" if scene.note else "")
         w.statusBar().showMessage(msg, 20000)
-
-    def _states(self, scene: Scene) -> dict:
-        panels = scene.panels if isinstance(scene.panels, dict) else {}
-        out = {k: dict(v) for k, v in DEFAULTS.items()}
-        for key, state in panels.items():
-            if isinstance(state, dict):
-                out[key] = {**out.get(key, {}), **state}
-        return out
-
-    def _apply_panels(self, scene: Scene, final: bool) -> None:
-        states, panels = self._states(scene), self.teach.all_panels()
-        for key, state in states.items():
-            p = panels.get(key)
-            if p is None:
-                continue
-            try:
-                p.apply_scene_state(state)
-            except Exception:
-                log.exception("apply_scene_state of %s failed", key)
-        given = scene.panels if isinstance(scene.panels, dict) else {}
-        for key in ("attention", "walkthrough"):  # linked: the scene's head everywhere
-            st = given.get(key)
-            if isinstance(st, dict) and _is_int(st.get("layer")) and _is_int(st.get("head")):
-                self.teach.link_head(st["layer"], st["head"])
-                break
-        if final:
-            r = self.main.result
-            pos = states.get("next_token", {}).get("position", -1)
-            pos = pos if _is_int(pos) and r is not None and -1 <= pos < r.n_tokens else -1
-            for p in self.main.panels.values():
-                p.select_position(pos)
-            self.teach.sync_visible()
-
-    def _on_window_result_shown(self, result) -> None:
-        scene = self._pending
-        if scene is not None and result.text == scene.text:
-            self._pending = None
-            self._apply_panels(scene, final=True)
-            # once more after the other receivers of this result: the autosave restores the previous session's
-            # layer / head / position on the first result, and a scene asked for at start-up must win
-            QTimer.singleShot(0, self, lambda: self._reapply(scene))
-
-    def _reapply(self, scene: Scene) -> None:
-        r = self.main.result
-        if self.current is scene and r is not None and r.text == scene.text:
-            self._apply_panels(scene, final=True)
 
     # --- files ------------------------------------------------------------------------------------------------------
     def open_path(self, path) -> bool:
@@ -249,7 +172,3 @@ class SceneMenu(QObject):
         box.setAttribute(Qt.WA_DeleteOnClose)
         box.open()  # not modal-blocking: the window keeps running (and tests can read it)
         self.last_dialog = box
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)

@@ -6,11 +6,11 @@
     ┌ Live │ Side by side │ Tokens are not letters │ Head roles │ Attention step by step │ Logit lens │ Chat ┐
     │  the tab's view                                                                                      │
 
-Every view shows the newest ``AnalysisResult`` and follows the linked hover / selection of the live panels. A
-teaching view that is not on screen is brought up to date when its tab is shown (the logit lens alone costs tens
-of milliseconds per result; a hidden view must not slow typing down). Head selection is linked: choosing a head in
-the attention panel, the walk-through or the head roles chooses it in all three (the attention panel is the
-reference). The word under the editor's cursor goes to "Tokens are not letters". The chat view's "Send to
+Every view shows the newest ``AnalysisResult`` and follows the window's ``ViewState`` (hovered / selected
+position, layer and head). A teaching view that is not on screen is brought up to date when its tab is shown (the
+logit lens alone costs tens of milliseconds per result; a hidden view must not slow typing down). Choosing a head
+in the attention panel, the walk-through or the head roles sets the state's head, which all three show. The word
+under the editor's cursor goes to "Tokens are not letters". The chat view's "Send to
 editor" puts its ChatML text in the editor with special tokens parsed and no start token.
 """
 
@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import re
 
-from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QApplication, QMenu, QTabWidget
+from PySide6.QtWidgets import QApplication, QMenu, QTabWidget, QWidget
 
 from explainer.ui.panels.base import Panel
 from explainer.ui.panels.bpe_view import BpePanel
@@ -30,11 +30,10 @@ from explainer.ui.panels.heads import HeadRolesPanel
 from explainer.ui.panels.lens import LensPanel
 from explainer.ui.panels.tokenizers_compare import TokenizersComparePanel
 from explainer.ui.panels.walkthrough import WalkthroughPanel
+from explainer.ui.view_state import LIVE, LIVE_PANELS, ViewState
 
 log = logging.getLogger(__name__)
 
-LIVE = "live"
-LIVE_PANELS = ("tokens", "next_token", "attention", "embeddings")
 # key, tab label, panel class, tooltip
 VIEWS = (
     ("compare", "Side by side", TokenizersComparePanel, "The text cut by three tokenizers, lined up"),
@@ -83,59 +82,54 @@ def word_at(text: str, pos: int) -> str:
 
 
 class TeachArea(QTabWidget):
+    """The tabs; ``live`` is the widget of the four live panels (the first tab). Follows and changes the window's
+    ``ViewState`` (``view``, ``hero``, hovered / selected position, layer and head)."""
+
     viewChanged = Signal(str)  # "live" or a teaching view's key
 
-    def __init__(self, window, settings: QSettings | None = None):
+    def __init__(self, window, live: QWidget, state: ViewState):
         super().__init__()
-        self.main = window
-        self._settings = settings
+        self.main, self.state = window, state
         self.setObjectName("teachArea")
         self.setDocumentMode(True)
         self.tabBar().setFocusPolicy(Qt.NoFocus)
         self.panels: dict[str, Panel] = {key: cls() for key, _, cls, _ in VIEWS}
         self.keys = [LIVE] + [key for key, *_ in VIEWS]
-        # the live splitter moves from the window's vertical splitter into the first tab
-        vsplit, live = window.vsplit, window.hsplit
-        index, state = vsplit.indexOf(live), vsplit.saveState()  # sizes restored from the last session
         self.addTab(live, "Live")
         self.setTabToolTip(0, "Tokens, next token, attention and embeddings, linked")
         for key, label, _, tip in VIEWS:
             self.setTabToolTip(self.addTab(self.panels[key], label), tip)
-        vsplit.insertWidget(index, self)
-        vsplit.restoreState(state)
-        self._linking = False
         self._cursor_word = ""  # the last word sent to the BPE view (or skipped)
+        self._cursor_word_due = False  # a new cursor word waits for the BPE view's tab to be shown
         self._cursor_timer = QTimer(self, singleShot=True, interval=CURSOR_WORD_MS)
         self._cursor_timer.timeout.connect(self._on_cursor_timer_timeout)
         self.view_actions: dict[str, QAction] = {}
-        self.last_live = "attention"  # the live panel last clicked or focused (what "export this view" means)
         for p in self.panels.values():
             p.set_theme(window.theme)
-            p.set_help_visible(window.help_action.isChecked())
         self._connect()
 
     # --- wiring -------------------------------------------------------------------------------------------------
     def _connect(self) -> None:
-        w = self.main
+        w, st = self.main, self.state
         self.currentChanged.connect(self._on_current_changed)
+        st.viewChanged.connect(self._on_state_view_changed)
+        st.hoveredChanged.connect(self._on_state_hovered_changed)
+        st.selectedChanged.connect(self._on_state_selected_changed)
+        st.headChanged.connect(self._on_state_head_changed)
         w.installEventFilter(self)  # its Close: stop the cursor-word timer
         w.resultShown.connect(self._on_window_result_shown)
-        w.help_action.toggled.connect(self._on_help_toggled)
         w.editor.cursorPositionChanged.connect(self._cursor_timer.start)
         w.controller.modelLoaded.connect(self._on_controller_model_loaded)
         for p in w.panels.values():
-            p.tokenHovered.connect(self._on_live_token_hovered)
-            p.tokenSelected.connect(self._on_live_token_selected)
             p.tokenSelected.connect(lambda _pos, p=p: self._note_live_panel(p))
         w.attention.headSelected.connect(lambda *_: self._note_live_panel(w.attention))
         w.embeddings.layerChanged.connect(lambda *_: self._note_live_panel(w.embeddings))
         w.next_token.candidateChosen.connect(lambda *_: self._note_live_panel(w.next_token))
         QApplication.instance().focusChanged.connect(self._on_app_focus_changed)
         for p in self.panels.values():
-            p.tokenHovered.connect(self._on_teach_token_hovered)
-            p.tokenSelected.connect(self._on_teach_token_selected)
-        w.attention.headSelected.connect(self._on_attention_head_selected)
-        self.panels["walkthrough"].headSelected.connect(self._on_walkthrough_head_selected)
+            p.tokenHovered.connect(st.set_hovered)
+            p.tokenSelected.connect(st.set_selected)
+        self.panels["walkthrough"].headSelected.connect(self._on_teach_head_selected)
         self.panels["heads"].headSelected.connect(self._on_heads_head_selected)
         self.panels["chat"].textRequested.connect(self._on_chat_text_requested)
 
@@ -153,9 +147,9 @@ class TeachArea(QTabWidget):
         return self.panels.get(self.current_key())
 
     def focused_key(self) -> str:
-        """The view "this view" means: the teaching tab on screen, else the live panel last used."""
+        """The view "this view" means: the teaching tab on screen, else the hero (the live panel last used)."""
         key = self.current_key()
-        return self.last_live if key == LIVE else key
+        return self.state.hero if key == LIVE else key
 
     def focused_panel(self) -> Panel:
         key = self.focused_key()
@@ -163,7 +157,9 @@ class TeachArea(QTabWidget):
 
     def visible_panels(self) -> dict[str, Panel]:
         p = self.current_panel()
-        return dict(self.main.panels) if p is None else {self.current_key(): p}
+        if p is not None:
+            return {self.current_key(): p}
+        return {k: q for k, q in self.main.panels.items() if not q.isHidden()} or dict(self.main.panels)
 
     def all_panels(self) -> dict[str, Panel]:
         return {**self.main.panels, **self.panels}
@@ -171,7 +167,7 @@ class TeachArea(QTabWidget):
     def _note_live_panel(self, panel: Panel) -> None:
         for key, p in self.main.panels.items():
             if p is panel:
-                self.last_live = key
+                self.state.set_hero(key)
 
     def _on_app_focus_changed(self, _old, new) -> None:
         live = set(self.main.panels.values())
@@ -182,19 +178,19 @@ class TeachArea(QTabWidget):
             new = new.parentWidget()
 
     def show_view(self, name: str) -> bool:
-        """Bring a view forward: a teaching tab, "live", or a live panel ("attention": the Live tab, and that
-        panel gets the keyboard focus). False when the name is unknown."""
+        """Bring a view forward: a teaching tab, "live", or a live panel ("attention": the Live tab, that panel
+        becomes the hero and gets the keyboard focus). False when the name is unknown."""
         key = view_key(name)
         if key is None:
             return False
         if key in LIVE_PANELS:
-            self.setCurrentIndex(0)
-            self.last_live = key
+            self.state.set_hero(key)
+            self.state.set_view(LIVE)
             panel = self.main.panels[key]
             if panel.focusPolicy() & Qt.TabFocus:  # the attention panel: its arrow keys pick layer and head
                 panel.setFocus(Qt.OtherFocusReason)
         else:
-            self.setCurrentIndex(self.keys.index(key))
+            self.state.set_view(key)
         return True
 
     def add_menu_actions(self, menu: QMenu) -> None:
@@ -212,27 +208,22 @@ class TeachArea(QTabWidget):
         group.triggered.connect(lambda a: self.show_view(a.data()))
         self.view_actions[self.current_key()].setChecked(True)
 
-    def restore_view(self) -> None:
-        s = self._settings
-        if s is not None:
-            self.show_view(str(s.value("view/current", LIVE)))
-
     # --- bringing a view up to date --------------------------------------------------------------------------------
-    def shared_position(self) -> int:
-        return self.main.next_token.selected_position
-
     def sync(self, panel: Panel) -> None:
-        """Give ``panel`` the newest result, the linked selection and the linked head."""
-        w, r = self.main, self.main.result
-        pos = self.shared_position()
-        att = w.attention
+        """Give ``panel`` the newest result, the selected position and the head."""
+        st, r = self.state, self.main.result
+        pos = st.selected
         if isinstance(panel, WalkthroughPanel):
-            panel.layer, panel.head = att.layer, att.head
             drawn = panel.walk
-            if panel.result is r and drawn is not None and (drawn.layer, drawn.head) != (att.layer, att.head):
+            panel.layer, panel.head = st.layer, st.head
+            if panel.result is r and drawn is not None and (drawn.layer, drawn.head) != (st.layer, st.head):
                 panel.refresh()
-        if isinstance(panel, BpePanel) and self._cursor_word and panel.field.text() != self._cursor_word:
-            panel.set_cursor_word(self._cursor_word)
+        if isinstance(panel, HeadRolesPanel):
+            panel.select_head(st.layer, st.head)
+        if isinstance(panel, BpePanel) and self._cursor_word_due:
+            self._cursor_word_due = False
+            if panel.field.text() != self._cursor_word:
+                panel.set_cursor_word(self._cursor_word)
         if r is not None and panel.result is not r:
             panel.selected_position = pos if pos < r.n_tokens else -1
             panel.hovered_position = -1
@@ -249,71 +240,51 @@ class TeachArea(QTabWidget):
         for p in self.panels.values():
             p.set_theme(theme)
 
+    def set_help_visible(self, visible: bool) -> None:
+        for p in self.panels.values():
+            p.set_help_visible(visible)
+
     def _on_current_changed(self, index: int) -> None:
         key = self.keys[index]
+        self.state.set_view(key)
         self.sync_visible()
         if key in self.view_actions:
             self.view_actions[key].setChecked(True)
-        if self._settings is not None:
-            self._settings.setValue("view/current", key)
         self.viewChanged.emit(key)
+
+    def _on_state_view_changed(self, key: str) -> None:
+        if key in self.keys and key != self.current_key():
+            self.setCurrentIndex(self.keys.index(key))
 
     def _on_window_result_shown(self, _result) -> None:
         self.sync_visible()
 
-    def _on_help_toggled(self, visible: bool) -> None:
-        for p in self.panels.values():
-            p.set_help_visible(visible)
-
-    # --- linked tokens --------------------------------------------------------------------------------------------
-    def _on_live_token_hovered(self, position: int) -> None:
+    # --- linked tokens and heads -------------------------------------------------------------------------------------
+    def _on_state_hovered_changed(self, position: int) -> None:
         p = self.current_panel()
         if p is not None and p.result is not None:
             p.highlight_token(position)
 
-    def _on_live_token_selected(self, _position: int) -> None:
-        self.sync_visible()  # the window has told the live panels; read the position back from them
-
-    def _on_teach_token_hovered(self, position: int) -> None:
-        for p in self.main.panels.values():
-            p.highlight_token(position)
-
-    def _on_teach_token_selected(self, position: int) -> None:
-        for p in self.main.panels.values():
-            p.select_position(position)
+    def _on_state_selected_changed(self, _position: int) -> None:
         self.sync_visible()
 
-    # --- linked heads ---------------------------------------------------------------------------------------------
-    def link_head(self, layer: int, head: int) -> None:
-        """Select head ``head`` of layer ``layer`` (0-based) in the attention panel, the walk-through and the head
-        roles."""
-        if self._linking:
-            return
-        self._linking = True
-        try:
-            att = self.main.attention
-            if (att.layer, att.head) != (layer, head) or att.average:
-                att.select_head(layer, head)  # clips to the model; emits headSelected (ignored: linking)
-            layer, head = att.layer, att.head
-            self.panels["heads"].select_head(layer, head)
-            walk = self.panels["walkthrough"]
-            if walk is self.current_panel():
-                if (walk.layer, walk.head) != (layer, head):
-                    walk.set_head(layer, head)
-            else:
-                walk.layer, walk.head = layer, head  # drawn when its tab is shown
-        finally:
-            self._linking = False
+    def _on_state_head_changed(self, layer: int, head: int) -> None:
+        self.panels["heads"].select_head(layer, head)
+        walk = self.panels["walkthrough"]
+        if walk is self.current_panel():
+            if (walk.layer, walk.head) != (layer, head):
+                walk.set_head(layer, head)
+        else:
+            walk.layer, walk.head = layer, head  # drawn when its tab is shown
 
-    def _on_attention_head_selected(self, layer: int, head: int) -> None:
-        self.link_head(layer, head)
-
-    def _on_walkthrough_head_selected(self, layer: int, head: int) -> None:
-        self.link_head(layer, head)
+    def _on_teach_head_selected(self, layer: int, head: int) -> None:
+        """A head picked in a teaching view: shown everywhere, and no longer the average of heads."""
+        self.state.set_head(layer, head)
+        self.state.set_average(False)
 
     def _on_heads_head_selected(self, layer: int, head: int) -> None:
         """A badge or a table cell in "Head roles": select it everywhere and open it in the attention panel."""
-        self.link_head(layer, head)
+        self._on_teach_head_selected(layer, head)
         self.show_view("attention")
         self.main.statusBar().showMessage(
             f"Layer {layer + 1}, head {head + 1} is open in the Attention panel (and in Attention step by step). "
@@ -326,6 +297,7 @@ class TeachArea(QTabWidget):
         """Treat the word now under the cursor as already sent (a scene sets the BPE view's word itself)."""
         self._cursor_timer.stop()
         self._cursor_word = self._word_under_cursor() or self._cursor_word
+        self._cursor_word_due = False
 
     def _word_under_cursor(self) -> str:
         c = self.main.editor.textCursor()
@@ -338,7 +310,9 @@ class TeachArea(QTabWidget):
         self._cursor_word = word
         bpe = self.panels["bpe"]
         if bpe is self.current_panel():
-            bpe.set_cursor_word(word)  # else when its tab is shown (sync)
+            bpe.set_cursor_word(word)
+        else:
+            self._cursor_word_due = True  # when its tab is shown (sync)
 
     # --- model and chat ---------------------------------------------------------------------------------------------
     def _on_controller_model_loaded(self, _info) -> None:

@@ -68,6 +68,16 @@ WARNING = "#E69F00"  # dropped bytes, truncation
 ERROR_BG = {"light": "#fde2d6", "dark": "#5a2612"}
 
 
+def token_font(base, min_pt: float):
+    """``base`` at ``min_pt`` points or more: token labels must be readable on a projector."""
+    from PySide6.QtGui import QFont
+
+    f = QFont(base)
+    if f.pointSizeF() < min_pt:
+        f.setPointSizeF(min_pt)
+    return f
+
+
 def luminance(hex_colour: str) -> float:
     """Relative luminance (WCAG) of ``#rrggbb``."""
     h = hex_colour.lstrip("#")[:6]

@@ -38,14 +38,13 @@ def test_roundtrip_text_scene_and_settings(qtbot, make_window, tiny_engine):
     w.attention.select_head(1, 2)
     w.attention.tabs.setCurrentIndex(1)
     w.attention.set_hide_first(True)
-    for p in w.panels.values():
-        p.select_position(2)
+    w.view.set_selected(2)
     w.controller.set_settings(max_tokens=300, top_k=20)
     wait_for_result(qtbot, w)
     assert w.autosaver.save_if_changed(wait=True)
     data = saved()
     assert data["format"] == 1 and data["text"] == LECTURE
-    assert data["scene"]["theme"] == "dark" and data["scene"]["attention"]["layer"] == 1
+    assert data["scene"]["theme"] == "dark" and data["scene"]["panels"]["attention"]["layer"] == 1
     assert data["settings"]["max_tokens"] == 300
     w.close()
 

@@ -125,26 +125,37 @@ def test_hide_sink_and_pooling_helpers():
     assert np.isnan(p[0, 0, 4]) and not np.isnan(p[0, 4, 0])  # wholly-future blocks are empty
     small = ad.pool_max(a[:, :5, :5], 8)
     assert small.shape == (2, 5, 5) and np.isnan(small[0, 0, 1])
-    m = ad.mosaic(p[None].repeat(3, 0))
-    assert m.shape == (3 * 6, 2 * 6) and np.isnan(m[5, 0])
+    prev = ad.preview(a[0], 8)  # a head's preview: pooled, the future empty
+    assert prev.shape == (5, 5) and np.isnan(prev[0, 4]) and prev[4, 0] == pytest.approx(a[0, 32:, :8].max())
 
 
-def test_thumbnails_from_blocks_equal_pooled_heads():
+def _blocks(a: np.ndarray, cuts) -> Attention:
+    """``a [L, H, T, T]`` as row blocks, as successive keystrokes leave it."""
+    return Attention([a[:, :, s:e, :e] for s, e in zip(cuts[:-1], cuts[1:]) if e > s])
+
+
+def test_one_number_per_head_from_row_blocks():
     rng = np.random.default_rng(1)
-    L, H = 3, 4
-    for T in (5, 37, 70):
-        a = rng.random((L, H, T, T)).astype(np.float32) * np.tril(np.ones((T, T), np.float32))
-        a /= a.sum(-1, keepdims=True)
-        cuts = [0, T // 3, T // 3 + 1, T]
-        att = Attention([a[:, :, s:e, :e] for s, e in zip(cuts[:-1], cuts[1:]) if e > s])
-        for hide in (False, True):
-            want = np.stack([ad.pool_max(ad.hide_sink(a[lay]) if hide else a[lay], 32) for lay in range(L)])
-            got = ad.thumbnails(att, hide, 32)
-            np.testing.assert_allclose(np.nan_to_num(got, nan=-1), np.nan_to_num(want, nan=-1), rtol=1e-5, atol=1e-6)
+    L, H, T = 3, 4, 37
+    a = rng.random((L, H, T, T)).astype(np.float32) * np.tril(np.ones((T, T), np.float32))
+    a /= a.sum(-1, keepdims=True)
+    att = _blocks(a, [0, 12, 13, T])
+    for q in (0, 12, 20, T - 1):
+        np.testing.assert_array_equal(ad.query_rows(att, q), a[:, :, q, : q + 1])
+    q, k = 20, 7
+    np.testing.assert_allclose(ad.head_values(att, "query_key", q, k, False), a[:, :, q, k])
+    np.testing.assert_allclose(ad.head_values(att, "first", q, k, False), a[:, :, q, 0])
+    np.testing.assert_allclose(ad.head_values(att, "previous", q, k, False), a[:, :, q, q - 1])
+    hidden = ad.hide_sink(a)  # the grid shows what the heatmap shows: renormalised without the first token
+    np.testing.assert_allclose(ad.head_values(att, "query_key", q, k, True), hidden[:, :, q, k], rtol=1e-5)
+    assert np.isnan(ad.head_values(att, "first", q, k, True)).all()  # the hidden token has no weight to show
+    assert np.isnan(ad.head_values(att, "query_key", 5, 9, False)).all()  # a later key: masked
+    assert np.isnan(ad.head_values(att, "previous", 0, -1, False)).all()  # the first token has no previous one
 
 
-def test_thumbnail_click_selects_head(panel, result, qtbot):
+def test_grid_click_selects_head(panel, result, qtbot):
     grid = panel.grid
+    assert grid.isVisible() and not grid.transposed  # beside the heatmap in a 1100 × 800 panel: layers are rows
     L, H = result.attention.n_layers, result.attention.n_heads
     layer, head = L - 1, H - 2
     scene_pt = grid.vb.mapViewToScene(QPointF(head + 0.5, layer + 0.5))
@@ -156,39 +167,43 @@ def test_thumbnail_click_selects_head(panel, result, qtbot):
     assert grid.outline.isVisible() and (r.x(), r.y(), r.width(), r.height()) == (head, layer, 1, 1)
 
 
-def test_incremental_pooling_reuses_blocks():
-    rng = np.random.default_rng(2)
-    L, H, T = 2, 3, 90
-    a = rng.random((L, H, T, T)).astype(np.float32) * np.tril(np.ones((T, T), np.float32))
-    a /= a.sum(-1, keepdims=True)
-    pooler = ad.ThumbnailPooler(32)
-    att = Attention([a[:, :, :70, :70]])
-    for stop in (71, 75, 90):  # keystrokes: new row blocks appended to the shared ones
-        att = att.truncated(att.n_tokens).extended(a[:, :, att.n_tokens : stop, :stop])  # fresh views, as the engine
-        for hide in (False, True):
-            want = np.stack(
-                [
-                    ad.pool_max(ad.hide_sink(a[lay, :, :stop, :stop]) if hide else a[lay, :, :stop, :stop], 32)
-                    for lay in range(L)
-                ]
-            )
-            got = pooler(att, hide)
-            np.testing.assert_allclose(np.nan_to_num(got, nan=-1), np.nan_to_num(want, nan=-1), rtol=1e-5, atol=1e-6)
-    assert len(pooler._cache) == 2 * len(att.blocks)
+def test_grid_shows_the_chosen_number_per_head(panel, result, qtbot):
+    from explainer.core.heads import scores_from_result
 
-
-def test_grid_mosaic_matches_pooled_heads(panel, result):
-    n = min(result.n_tokens, 32)
-    thumbs = ad.thumbnails(result.attention, False, 32)
-    assert thumbs.shape == (result.attention.n_layers, result.attention.n_heads, n, n)
-    np.testing.assert_array_equal(
-        np.nan_to_num(panel.grid.image.image, nan=-1), np.nan_to_num(ad.mosaic(thumbs), nan=-1)
-    )
+    T = result.n_tokens
+    grid = panel.grid
+    assert grid.values.shape == (result.attention.n_layers, result.attention.n_heads)
+    full = result.attention.full()
+    # default: from the last token (no query selected) to the token before it (no key chosen)
+    np.testing.assert_allclose(grid.values, full[:, :, T - 1, T - 2], rtol=1e-6)
+    panel.select_position(6)
+    panel._on_heatmap_clicked(6, 2)  # a click picks the query row and the key column
+    np.testing.assert_allclose(grid.values, full[:, :, 6, 2], rtol=1e-6)
+    panel._on_heatmap_hovered(9, 4)  # while the pointer is over a cell, the grid shows that cell
+    np.testing.assert_allclose(grid.values, full[:, :, 9, 4], rtol=1e-6)
+    panel._on_heatmap_hovered(-1, -1)
+    np.testing.assert_allclose(grid.values, full[:, :, 6, 2], rtol=1e-6)
     panel.set_hide_first(True)  # the grid follows the sink toggle
-    np.testing.assert_array_equal(
-        np.nan_to_num(panel.grid.image.image, nan=-1),
-        np.nan_to_num(ad.mosaic(ad.thumbnails(result.attention, True, 32)), nan=-1),
-    )
+    np.testing.assert_allclose(grid.values, ad.hide_sink(full)[:, :, 6, 2], rtol=1e-5)
+    panel.set_hide_first(False)
+    panel.set_measure("first")
+    np.testing.assert_allclose(grid.values, full[:, :, 6, 0], rtol=1e-6)
+    panel.set_measure("previous_token")  # a role score on this text
+    np.testing.assert_allclose(grid.values, scores_from_result(result).previous_token, rtol=1e-6)
+    r = grid.outline.rect()
+    assert (r.x(), r.y()) == (panel.head, panel.layer)  # the selected head is outlined
+
+
+def test_grid_hover_previews_the_head(panel, result, qtbot):
+    grid = panel.grid
+    scene_pt = grid.vb.mapViewToScene(QPointF(1.5, 0.5))  # layer 1, head 2
+    grid._on_mouse_moved(scene_pt)
+    assert panel.preview.isVisible() and "head 2" in panel.preview.caption.text()
+    assert "Layer 1, head 2" in panel.info.text() and f"{grid.value(0, 1):.3f}" in panel.info.text()
+    img = panel.preview.picture.pixmap().toImage()
+    assert img.width() == panel.preview.SIZE and len({img.pixel(x, x) for x in range(0, img.width(), 9)}) > 3
+    grid._on_mouse_moved(QPointF(-1e9, -1e9))
+    assert not panel.preview.isVisible()
 
 
 def test_arrow_keys_change_layer_and_head(panel, result, qtbot):
@@ -253,9 +268,20 @@ def test_long_text_updates(qtbot, engine):
     assert r.n_tokens == 128
     p = AttentionPanel()
     qtbot.addWidget(p)
+    p.resize(700, 500)
+    p.show()
     p.set_result(r)
-    assert p.grid.image.image.shape[0] == r.attention.n_layers * (32 + 1)  # 32 bins of 4 tokens + a gap
+    qtbot.waitExposed(p)
     np.testing.assert_array_equal(p.current_matrix(), r.attention.head(0, 0))
+    hm = p.heatmap
+    (x0, x1), (y0, y1) = hm.vb.viewRange()
+    assert x1 - x0 < r.n_tokens and hm.vb.width() / (x1 - x0) >= 5.9  # a window of readable cells …
+    assert x1 == pytest.approx(r.n_tokens) and y1 == pytest.approx(r.n_tokens)  # … around the last query
+    p.select_position(10)
+    (x0, x1), (y0, y1) = hm.vb.viewRange()
+    assert x0 <= 10 < x1 and y0 <= 10 < y1  # … or the selected one
+    hm.show_all()
+    assert hm.vb.viewRange()[0] == pytest.approx([0, r.n_tokens])
 
 
 def test_partial_attention_blocks(qtbot, result):
@@ -324,12 +350,19 @@ def _assert_apart(rects, what):
             assert not a.intersects(b), (what, a, b)
 
 
-def test_heatmap_fills_its_width_and_height(panel, result):
-    hm = panel.heatmap
+@pytest.mark.parametrize("size", [(1100, 800), (760, 520), (520, 760), (420, 700)])
+def test_heatmap_cells_are_square_and_fill_the_room(qtbot, result, size):
+    p = _sized(qtbot, result, size)
+    hm, area = p.heatmap, p.area
     rect, vb = _matrix_rect(hm), hm.vb.sceneBoundingRect()
-    assert rect.width() >= 0.65 * hm.width()  # square cells used to leave much of the width empty
-    assert rect.width() >= vb.width() - 1 and rect.height() >= vb.height() - 1
-    assert abs(rect.width() / result.n_tokens - rect.height() / result.n_tokens) > 1  # cells need not be square
+    assert rect.width() >= vb.width() - 1 and rect.height() >= vb.height() - 1  # the matrix fills the plot area
+    assert abs(rect.width() - rect.height()) <= 2  # square cells
+    chrome_w, chrome_h = area._chrome
+    room = min(area.width() - chrome_w, area.height() - chrome_h)  # the largest square the room allows …
+    grid = 0 if area.arrangement.grid == "none" else area.grid.width() + 10
+    assert rect.width() >= min(room, area.width() - chrome_w - grid) - 3  # … less the head grid beside it
+    if area.arrangement.grid != "none":
+        assert area.grid.cell_px() >= 8 and not area.grid.geometry().intersects(hm.geometry())
 
 
 @pytest.mark.parametrize("size", [(1100, 800), (760, 520), (600, 430)])
@@ -362,14 +395,14 @@ def test_token_labels_never_overlap(qtbot, engine, result, size, n_tokens):
         assert rects, (ax.orientation, size)
         _assert_apart(rects.values(), (ax.orientation, size, ax.mode))
         shown = sorted(rects)
-        steps = {b - a for a, b in itertools.pairwise(shown)}
-        assert len(steps) <= 1  # every k-th token
+        steps = sorted({b - a for a, b in itertools.pairwise(shown)})
+        assert all(st % steps[0] == 0 for st in steps)  # every k-th token (one may give way at an end)
         box = ax.boundingRect()
         for rect in rects.values():  # inside the axis (the room the widget gives it)
             assert box.adjusted(-1, -1, 1, 1).contains(rect), (ax.orientation, rect, box)
-    if size == (1100, 800) and n_tokens is None:  # every token labelled
+    if size == (1100, 800) and n_tokens is None:  # every query labelled; keys too where the square leaves room
         assert sorted(hm.left_axis.label_rects()) == list(range(r.n_tokens))
-        assert sorted(hm.bottom_axis.label_rects()) == list(range(r.n_tokens))
+        assert len(hm.bottom_axis.label_rects()) >= 3
 
 
 def test_short_sentence_column_labels_stand_upright(qtbot, engine):
@@ -381,13 +414,17 @@ def test_short_sentence_column_labels_stand_upright(qtbot, engine):
     assert ax.geometry().height() < 0.25 * p.heatmap.height()
 
 
-def test_narrow_heatmap_rotates_and_shortens_column_labels(qtbot, result):
-    p = _sized(qtbot, result, (420, 700))
+def test_column_labels_turn_only_into_room_the_square_leaves(qtbot, result):
+    p = _sized(qtbot, result, (480, 1000))  # narrow and tall: room below the square
     ax = p.heatmap.bottom_axis
-    assert ax.mode in ("rotated", "stagger")
-    assert ax.geometry().height() <= 0.45 * p.heatmap.height()  # the matrix keeps most of the height
-    assert all(s == f or s.endswith("…") for s, f in zip(ax.labels, ax.full_labels))
+    assert ax.mode == "rotated" and ax.labels == ax.full_labels  # none shortened
+    assert len(ax.label_rects()) >= result.n_tokens // 2  # every token or every other one
     _assert_apart(ax.label_rects().values(), "narrow")
+    assert p.heatmap.geometry().bottom() <= p.area.height()
+    q = _sized(qtbot, result, (900, 420))  # wide and short: the square takes the height, labels stay upright
+    ax = q.heatmap.bottom_axis
+    assert ax.mode in ("flat", "stagger", "sparse") and ax.labels == ax.full_labels
+    _assert_apart(ax.label_rects().values(), "short")
 
 
 def test_masked_note_covers_no_weight(qtbot, engine, result):

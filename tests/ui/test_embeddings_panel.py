@@ -70,7 +70,7 @@ def test_slider_changes_layer_and_coordinates(panel, qtbot):
     assert panel.layer == n and panel.layer_label.text() == layer_name(n) == f"after layer {n}"
     assert not np.allclose(first, panel.coordinates())
     panel.slider.setValue(0)
-    assert panel.layer_label.text() == "Layer 0 (input embeddings)"
+    assert panel.layer_label.text() == "Layer 0" and "Layer 0 (input embeddings)" in panel.info.text()
     np.testing.assert_array_equal(first, panel.coordinates())
 
 

@@ -214,6 +214,7 @@ def test_settings_are_restored(qtbot, open_window, fakes):
     w.tokens.set_heat(True)
     w.set_help_visible(False)
     w.vsplit.setSizes([150, 600])
+    w.vsplit.splitterMoved.emit(150, 1)  # as a drag of the handle does: the user's sizes are kept from now on
     sizes = w.vsplit.sizes()
     w.close()
     w2 = MainWindow(Controller(lambda p: fakes.FakeEngine()))

@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from explainer.ui import theme as th
-from explainer.ui.presenter import high_contrast
+from explainer.ui.presenter import high_contrast, presenter_scale
 
 TEXT = "The cat sat on the mat."
 
@@ -40,9 +40,11 @@ def test_enter_and_leave_presenter_mode(qtbot, window):
     w.presenter.enter()
     assert w.presenter.active and w.presenter.action.isChecked()
     after = _sizes(w)
+    scale = w.presenter.scale
+    assert scale == pytest.approx(presenter_scale(w.height())) and scale > 1  # the test window is not full screen
     for k, v in before.items():
-        assert after[k] == pytest.approx(v * th.PRESENTER_SCALE), k
-    assert w.tokens.view.chips[1].width > 1.3 * chip_w  # chips measured again with the larger font
+        assert after[k] == pytest.approx(v * scale), k
+    assert w.tokens.view.chips[1].width > (1 + (scale - 1) / 2) * chip_w  # measured again with the larger font
     assert w.menuBar().isHidden() and w.statusBar().isHidden()
     assert not w.help_action.isChecked() and not w.tokens._help.isVisibleTo(w)
     assert w.theme == high_contrast(th.LIGHT) and w.theme.text == "#000000" and w.theme.name == "light"
@@ -74,10 +76,10 @@ def test_scene_keys_change_the_text(qtbot, window, wait_result):
     qtbot.keyClick(w.editor, Qt.Key_PageUp)
     assert w.editor.toPlainText() == lecture[0][1].text
     wait_result(w, lecture[0][1].text)
-    w.tokens.setFocus()  # outside a text field, N and P step too
-    qtbot.keyClick(w.tokens, Qt.Key_N)
+    w.editor.clearFocus()  # outside a text field, N and P step too
+    qtbot.keyClick(w, Qt.Key_N)
     assert w.editor.toPlainText() == lecture[1][1].text
-    qtbot.keyClick(w.tokens, Qt.Key_P)
+    qtbot.keyClick(w, Qt.Key_P)
     assert w.editor.toPlainText() == lecture[0][1].text
     w.editor.setFocus()  # in the editor, N is a letter
     w.editor.moveCursor(w.editor.textCursor().MoveOperation.End)
@@ -114,31 +116,41 @@ def test_closing_in_presenter_mode_saves_the_normal_window(qtbot, window):
     assert QApplication.font().pointSizeF() == pytest.approx(QApplication.instance()._presenter_base_fonts.pointSizeF())
 
 
-def test_a_scenes_live_panel_gets_the_room_in_presenter_mode(qtbot, window, wait_result):
+def test_the_scenes_hero_has_the_room_in_presenter_mode(qtbot, window, wait_result):
     from explainer.ui.scenes_ui import find_scene
 
     w = window
     w.resize(1600, 1000)
     qtbot.wait(50)
+    w.live.hsplit.setSizes([900, 694])
+    w.live.hsplit.splitterMoved.emit(900, 1)  # the user's own sizes: they come back after presenter mode
     before = {k: sp.sizes() for k, sp in w.splitters.items()}
     w.presenter.enter()
+    assert w.teach.tabBar().isHidden()
+    for name, hero in (("sink", "attention"), ("bank", "embeddings"), ("close", "next_token"), ("cat", "next_token")):
+        w.scenes.open_lecture(find_scene(name, w.scenes.lecture)[0])
+        assert w.view.hero == hero, name
+        qtbot.wait(10)
+        shown = [k for k, p in w.panels.items() if p.isVisibleTo(w)]
+        assert shown == [hero], (name, shown)
+        assert w.panels[hero].width() >= 0.95 * w.width(), name  # the whole width
     w.scenes.open_lecture(find_scene("sink", w.scenes.lecture)[0])
     wait_result(w, w.scenes.current.text)
     qtbot.wait(50)
-    left, right = w.hsplit.sizes()
-    assert right > 1.3 * left and w.embeddings.isHidden() and not w.attention.isHidden()
-    w.scenes.open_lecture(find_scene("bank", w.scenes.lecture)[0])
-    assert not w.embeddings.isHidden() and w.attention.isHidden()
-    w.scenes.open_lecture(find_scene("close", w.scenes.lecture)[0])  # the next-token bars: the whole width
-    assert w.right_split.isHidden() and not w.attention.isHidden() and not w.embeddings.isHidden()
-    w.scenes.open_lecture(find_scene("bank", w.scenes.lecture)[0])
-    assert not w.right_split.isHidden() and w.attention.isHidden()
+    side = w.attention.heatmap.vb.width()
+    assert side >= 0.45 * w.height()  # the hero heatmap is large (square, see test_layout)
+    w.attention.setFocus()
+    qtbot.keyClick(w.attention, Qt.Key_2)  # keys 1-4 choose the hero
+    assert w.view.hero == "next_token" and w.next_token.isVisibleTo(w) and not w.attention.isVisibleTo(w)
+    w.scenes.open_lecture(find_scene("strawberry", w.scenes.lecture)[0])  # a teaching view is the hero itself
+    assert w.teach.current_key() == "bpe"
     w.presenter.leave()
+    w.teach.show_view("live")
     qtbot.wait(50)
     after = {k: sp.sizes() for k, sp in w.splitters.items()}
     share = {k: [x / sum(v) for x in v] for k, v in before.items()}
     assert all(abs(x / sum(after[k]) - y) < 0.01 for k in after for x, y in zip(after[k], share[k])), (before, after)
-    assert not w.right_split.isHidden() and not w.attention.isHidden() and not w.embeddings.isHidden()
+    assert all(p.isVisibleTo(w) for p in w.panels.values()) and not w.teach.tabBar().isHidden()
 
 
 def test_the_editor_shows_whole_lines_in_presenter_mode(qtbot, window, wait_result):

@@ -71,8 +71,7 @@ def test_save_then_load_restores_the_same_view(qtbot, make_main_window, wait_res
     w.next_token.temperature.setValue(1.5)
     w.next_token.top_k.setValue(10)
     w.next_token.top_p.setValue(0.8)
-    for p in w.panels.values():
-        p.select_position(4)
+    w.view.set_selected(4)  # the window's view state: every panel follows it
     teach["heads"].set_role("previous_token")
     teach["chat"].set_messages([{"role": "user", "content": "Hello there"}])
     teach["chat"].generation.setChecked(False)

@@ -1,8 +1,15 @@
-"""Attention panel: the query × key weights of one head (heatmap and lines) and a grid of every head.
+"""Attention panel: the query × key weights of one head (heatmap or lines) and a layers × heads grid.
 
 Run alone on demo data: ``python -m explainer.ui.panels.attention [--real] [--dark] [--screenshot out.png]``.
 Layers and heads are numbered from 1 on screen (layer 12 here feeds "after layer 12" in the embeddings
 panel); the API (``select_head``, ``headSelected``) uses 0-based indices like ``result.attention``.
+
+The heatmap keeps square cells and the grid shows one number per head (``attention_data.MEASURES``: the weight
+from the query to the key, on the first or the previous token, or a role score on this text), for the selected
+query and key, or for the cell under the pointer while it is over the heatmap. Hovering a head in the grid shows
+its map in a small preview. In a window, layer, head, head average, first-token hiding and the selected key
+belong to the window's ``ViewState``: the panel requests changes (``headSelected``, ``averageToggled``,
+``hideFirstToggled``, ``keySelected``) and follows the state's signals.
 """
 
 from __future__ import annotations
@@ -10,110 +17,106 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QSplitter, QTabWidget, QWidget
+from PySide6.QtGui import QCursor
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QScrollArea,
+    QSpinBox,
+    QTabWidget,
+    QToolButton,
+    QWidget,
+)
 
 from explainer.core.types import readonly
 from explainer.ui.panels import attention_data as ad
+from explainer.ui.panels.attention_texts import DETAILS, HINTS, SINK_NOTE, explanation_for
 from explainer.ui.panels.base import Panel
+from explainer.ui.theme import token_font
 from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
 from explainer.ui.widgets.attention_lines import AttentionLines
-from explainer.ui.widgets.head_grid import HeadGrid
-
-SINK_NOTE = (
-    "Most heads park most of their attention on the first token when they have nothing better to do; "
-    "hiding it and renormalising shows what else they look at."
-)
-HINTS = (
-    "Hover over a square to read its weight; click it to select the query token. Scroll to zoom, "
-    "double-click to see everything.",
-    "Hover over a token to see only its lines: on the left, what it looks at; on the right, who looks at it.",
-)
-THUMB_PIXELS = 32  # thumbnails are max-pooled to at most this many cells per side
-
-
-def explanation_for(info=None) -> str:
-    h, kv, dk = (info.n_heads, info.n_kv_heads, info.d_head) if info else (9, 3, 64)
-    return (
-        "Row = the token that is looking (<i>query</i>), column = the token it looks at (<i>key</i>); colour = "
-        f"attention weight, softmax(QK<sup>T</sup>/√d<sub>k</sub>), d<sub>k</sub> = {dk}. Every row sums to 1. "
-        "The upper triangle is empty: this GPT-style model only looks left (causal mask), unlike BERT. "
-        "Click any of the layers × heads in the grid (↑↓ layer, ←→ head)."
-    )
-
-
-DETAILS = (
-    "Each head computes, for every token, a query q (what it is looking for) and a key k (what it offers); the "
-    "weight of key j for query i is softmax over j of q<sub>i</sub>·k<sub>j</sub>/√d<sub>k</sub>, and the "
-    "head's output is the weighted sum of the value vectors. Groups of query heads share one key/value head "
-    "(grouped-query attention). Word order enters through rotary positions: queries and keys are rotated by "
-    "an angle proportional to their position before the dot product. Each grid pixel shows the strongest "
-    "weight in its block of the head's matrix."
-)
+from explainer.ui.widgets.head_grid import HeadGrid, HeadPreview
+from explainer.ui.widgets.heatmap_area import HeatmapArea
+from explainer.ui.widgets.labels import FullTextLabel
 
 
 class AttentionPanel(Panel):
     title = "Attention"
     explanation = explanation_for()
     details = DETAILS
-    headSelected = Signal(int, int)  # (layer, head), 0-based
+    headSelected = Signal(int, int)  # (layer, head), 0-based: a head (or, with the average, a layer) was picked
+    averageToggled = Signal(bool)
+    hideFirstToggled = Signal(bool)
+    keySelected = Signal(int)  # the key column of a clicked cell
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setFocusPolicy(Qt.StrongFocus)
-        self.layer = 0
-        self.head = 0
+        self.layer = self.head = 0
+        self.key = -1  # the selected key (-1: the query's previous token)
+        self.measure = ad.MEASURES[0][0]
+        self._hover_cell = (-1, -1)
+        self._labels: list[str] = []
         self._drawn = readonly(np.zeros((0, 0), np.float32))
-        self._thumbs_key = None
-        self._mosaics: dict = {}
-        self._pooler = ad.ThumbnailPooler(THUMB_PIXELS)
         self._applied_theme = None
+        # title row: Heatmap | Lines
+        self.view_buttons = QButtonGroup(self)
+        for i, (name, tip) in enumerate((("Heatmap", HINTS[0]), ("Lines", HINTS[1]))):
+            b = QToolButton(text=name, checkable=True, checked=i == 0, focusPolicy=Qt.NoFocus, toolTip=tip)
+            self.view_buttons.addButton(b, i)
+            self.add_header_widget(b)
         # controls
         row = QHBoxLayout()
         self.layer_spin = QSpinBox(prefix="Layer ", minimum=1, maximum=1, focusPolicy=Qt.ClickFocus)
         self.head_spin = QSpinBox(prefix="Head ", minimum=1, maximum=1, focusPolicy=Qt.ClickFocus)
         self.average_box = QCheckBox("Average of heads", focusPolicy=Qt.NoFocus)
-        self.sink_box = QCheckBox("Hide first token (attention sink)", focusPolicy=Qt.NoFocus)
+        self.sink_box = QCheckBox("Hide first token (attention sink)", focusPolicy=Qt.NoFocus, toolTip=SINK_NOTE)
         for w in (self.layer_spin, self.head_spin, self.average_box, self.sink_box):
             row.addWidget(w)
         row.addStretch(1)
         self.body.addLayout(row)
-        self.sink_note = QLabel(SINK_NOTE, wordWrap=True)
-        self.sink_note.setObjectName("panelNote")
-        self.body.addWidget(self.sink_note)
-        self.info = QLabel(" ")
-        self.info.setTextFormat(Qt.RichText)
-        self.body.addWidget(self.info)
+        # one line: the head shown, or what is under the pointer; the grid's number on the right
+        info_row = QHBoxLayout()
+        self.info = FullTextLabel()
+        self.status = self.info  # the hover read-out shares the line
+        self.measure_box = QComboBox(focusPolicy=Qt.NoFocus)
+        for key, label, tip in ad.MEASURES:
+            self.measure_box.addItem(f"Grid: {label}", key)
+            self.measure_box.setItemData(self.measure_box.count() - 1, tip, Qt.ToolTipRole)
+        self.measure_box.setToolTip("The number each square of the head grid shows, as a colour from 0 to 1")
+        info_row.addWidget(self.info, 1)
+        info_row.addWidget(self.measure_box)
+        self.body.addLayout(info_row)
         # views
         self.tabs = QTabWidget()
-        self.tabs.tabBar().setFocusPolicy(Qt.NoFocus)
+        self.tabs.tabBar().hide()  # switched by the Heatmap / Lines buttons in the title row
+        self.tabs.setDocumentMode(True)
         self.heatmap = AttentionHeatmap()
         self.grid = HeadGrid()
-        split = QSplitter(Qt.Horizontal)
-        split.addWidget(self.heatmap)
-        split.addWidget(self.grid)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
-        split.setSizes([700, 260])
+        self.area = HeatmapArea(self.heatmap, self.grid)
+        self.preview = HeadPreview(self)
         self.lines = AttentionLines()
         scroll = QScrollArea(widgetResizable=True, focusPolicy=Qt.NoFocus)
         scroll.setWidget(self.lines)
-        self.tabs.addTab(split, "Heatmap")
+        self.tabs.addTab(self.area, "Heatmap")
         self.tabs.addTab(scroll, "Lines")
         self.body.addWidget(self.tabs, 1)
-        self.status = QLabel(HINTS[0])
-        self.status.setTextFormat(Qt.RichText)
-        self.body.addWidget(self.status)
         # wiring
+        self.view_buttons.idClicked.connect(self.tabs.setCurrentIndex)
+        self.tabs.currentChanged.connect(lambda i: self.view_buttons.button(i).setChecked(True))
         self.layer_spin.valueChanged.connect(lambda v: self._on_controls_changed())
         self.head_spin.valueChanged.connect(lambda v: self._on_controls_changed())
-        self.average_box.toggled.connect(lambda on: self._on_controls_changed())
+        self.average_box.toggled.connect(self._on_average_toggled)
         self.sink_box.toggled.connect(self._on_sink_toggled)
+        self.measure_box.currentIndexChanged.connect(self._on_measure_changed)
         self.grid.headClicked.connect(self._on_grid_clicked)
+        self.grid.headHovered.connect(self._on_grid_hovered)
         self.heatmap.cellHovered.connect(self._on_heatmap_hovered)
         self.heatmap.cellClicked.connect(self._on_heatmap_clicked)
-        self.lines.tokenHovered.connect(self._on_lines_hovered)
+        self.lines.tokenHovered.connect(self.tokenHovered)
         self.lines.tokenSelected.connect(self.tokenSelected)
-        self.tabs.currentChanged.connect(lambda i: self.status.setText(HINTS[i]))
         self._apply_theme()
 
     # --- public API ------------------------------------------------------------------------------------------
@@ -127,12 +130,17 @@ class AttentionPanel(Panel):
 
     def select_head(self, layer: int, head: int) -> None:
         """Show one head (0-based indices) and emit ``headSelected``; turns the head average off."""
-        n_layers, n_heads = self._shape()
-        self.layer = int(np.clip(layer, 0, max(0, n_layers - 1)))
-        self.head = int(np.clip(head, 0, max(0, n_heads - 1)))
-        self._sync_controls(average=False)
-        self._update_head()
+        self.show_head(layer, head)
+        self.set_average(False)
         self.headSelected.emit(self.layer, self.head)
+
+    def show_head(self, layer: int, head: int) -> None:
+        """Show head ``head`` of layer ``layer`` (clipped to the model once there is a result); emits nothing."""
+        n_layers, n_heads = self._shape()
+        self.layer = int(np.clip(layer, 0, n_layers - 1)) if n_layers else max(0, int(layer))
+        self.head = int(np.clip(head, 0, n_heads - 1)) if n_heads else max(0, int(head))
+        self._sync_controls()
+        self._update_head()
 
     def set_average(self, on: bool) -> None:
         self.average_box.setChecked(on)
@@ -140,11 +148,39 @@ class AttentionPanel(Panel):
     def set_hide_first(self, on: bool) -> None:
         self.sink_box.setChecked(on)
 
+    def set_key(self, key: int) -> None:
+        self.key = key
+        self._update_grid()
+
+    def set_measure(self, key: str) -> None:
+        i = self.measure_box.findData(key)
+        if i >= 0:
+            self.measure_box.setCurrentIndex(i)
+
     def current_matrix(self) -> np.ndarray:
         """``[T, T]`` exactly what the heatmap draws: the selected head (or the mean over the layer's heads),
         with column 0 NaN and rows renormalised over keys 1..q when the first token is hidden (row 0 is then
         NaN). The causal upper triangle holds the model's zeros (drawn as empty)."""
         return self._drawn
+
+    def grid_query_key(self) -> tuple[int, int]:
+        """The (query, key) the grid's number is about: the hovered cell, else the selected query (or the last
+        token) and the selected key (or the token before the query)."""
+        if self._hover_cell[0] >= 0:
+            return self._hover_cell
+        q = self.focus_position
+        return q, (self.key if 0 <= self.key <= q else q - 1)
+
+    def bind_state(self, state) -> None:
+        super().bind_state(state)
+        state.headChanged.connect(self.show_head)
+        state.averageChanged.connect(self.set_average)
+        state.hideFirstChanged.connect(self.set_hide_first)
+        state.keyChanged.connect(self.set_key)
+        self.headSelected.connect(state.set_head)
+        self.averageToggled.connect(state.set_average)
+        self.hideFirstToggled.connect(state.set_hide_first)
+        self.keySelected.connect(state.set_key)
 
     # --- Panel protocol --------------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -155,11 +191,11 @@ class AttentionPanel(Panel):
         n_layers, n_heads = self._shape()
         self._help.setText(explanation_for(r.model))
         self.grid.set_shape(n_layers, n_heads)
+        self.area.place()
         self.layer = min(self.layer, n_layers - 1)
         self.head = min(self.head, n_heads - 1)
-        self._sync_controls(average=self.average)
+        self._sync_controls()
         self._labels = ["(start)" if t.added else t.display for t in r.tokens]
-        self._update_thumbnails()
         self._update_head()
 
     def highlight_token(self, position: int) -> None:
@@ -170,8 +206,10 @@ class AttentionPanel(Panel):
     def select_position(self, position: int) -> None:
         super().select_position(position)
         self.heatmap.show_selected(position)
+        self.heatmap.set_focus_row(position)
         self.lines.selected = position
         self.lines.update()
+        self._update_grid()
 
     # --- internals -------------------------------------------------------------------------------------------
     def _shape(self) -> tuple[int, int]:
@@ -186,37 +224,25 @@ class AttentionPanel(Panel):
         self.heatmap.set_theme(self.theme)
         self.heatmap.set_font(token_font(self.font(), 12))
         self.grid.setBackground(self.theme.background)
+        self.grid.set_backdrop(self.theme.grid)
         self.grid.set_axis_style(token_font(self.font(), 11), self.theme.text, self.theme.muted)
         self.grid.set_colormap(pg.colormap.get(self.theme.colormap))
         self.lines.set_theme(self.theme)
         self.lines.setFont(token_font(self.font(), 12))
-        self.sink_note.setStyleSheet(f"color: {self.theme.muted};")
+        self.area.place()
 
-    def _sync_controls(self, average: bool) -> None:
+    def _sync_controls(self) -> None:
         n_layers, n_heads = self._shape()
-        widgets = (self.layer_spin, self.head_spin, self.average_box)
+        widgets = (self.layer_spin, self.head_spin)
         for w in widgets:
             w.blockSignals(True)
-        self.layer_spin.setMaximum(max(1, n_layers))
-        self.head_spin.setMaximum(max(1, n_heads))
+        self.layer_spin.setMaximum(max(1, n_layers, self.layer + 1))
+        self.head_spin.setMaximum(max(1, n_heads, self.head + 1))
         self.layer_spin.setValue(self.layer + 1)
         self.head_spin.setValue(self.head + 1)
-        self.average_box.setChecked(average)
-        self.head_spin.setEnabled(not average)
+        self.head_spin.setEnabled(not self.average)
         for w in widgets:
             w.blockSignals(False)
-
-    def _update_thumbnails(self) -> None:
-        r = self.result
-        key = (id(r.attention), r.attention.n_tokens, self.hide_first)
-        if key == self._thumbs_key:
-            return
-        self._thumbs_key = key
-        cache = self._mosaics if self._mosaics.get("attention") is r.attention else {"attention": r.attention}
-        self._mosaics = cache  # both sink states of the current result, so toggling back is instant
-        if self.hide_first not in cache:
-            cache[self.hide_first] = ad.mosaic(self._pooler(r.attention, self.hide_first))
-        self.grid.set_mosaic(cache[self.hide_first])
 
     def _update_head(self) -> None:
         r = self.result
@@ -227,6 +253,7 @@ class AttentionPanel(Panel):
             self.heatmap.set_matrix(self._drawn, [])
             self.lines.set_data(self._drawn, [])
             self.info.setText("No tokens yet: type some text.")
+            self.grid.set_values(np.full(self._shape(), np.nan, np.float32))
             return
         if self.average:
             base = r.attention.layer(self.layer).mean(axis=0)
@@ -236,67 +263,107 @@ class AttentionPanel(Panel):
         self.heatmap.set_matrix(self._drawn, self._labels)
         self.heatmap.show_token(self.hovered_position)
         self.heatmap.show_selected(self.selected_position)
+        self.heatmap.set_focus_row(self.selected_position)
         self.lines.set_data(self._drawn, self._labels)
         self.grid.set_selected(self.layer, None if self.average else self.head)
-        info = r.model
+        self.info.setText(self._head_text())
+        self._update_grid()
+
+    def _head_text(self) -> str:
+        info = self.result.model
         if self.average:
-            what = f"<b>Layer {self.layer + 1}, average of its {info.n_heads} heads</b>"
+            what = f"Layer {self.layer + 1}, average of its {info.n_heads} heads"
         else:
             group = info.n_heads // max(1, info.n_kv_heads)
             kv = self.head // max(1, group)
-            first, last = kv * group + 1, kv * group + group
             what = (
-                f"<b>Layer {self.layer + 1}, head {self.head + 1}</b> — shares its keys and values with "
-                f"heads {first}–{last} (key/value head {kv + 1} of {info.n_kv_heads})"
+                f"Layer {self.layer + 1}, head {self.head + 1} — shares its keys and values with heads "
+                f"{kv * group + 1}–{kv * group + group} (key/value head {kv + 1} of {info.n_kv_heads})"
             )
-        if self.hide_first:
-            what += "; first token hidden, rows renormalised"
-        self.info.setText(what)
+        return what + ("; first token hidden, rows renormalised" if self.hide_first else "")
+
+    def _update_grid(self) -> None:
+        r = self.result
+        if r is None or r.n_tokens == 0:
+            return
+        if self.measure in ad.ROLE_MEASURES:
+            from explainer.core.heads import scores_from_result
+
+            if getattr(self, "_roles_for", None) is not r:
+                self._roles_for, self._roles = r, scores_from_result(r)
+            values = getattr(self._roles, self.measure)
+        else:
+            q, k = self.grid_query_key()
+            values = ad.head_values(r.attention, self.measure, q, k, self.hide_first)
+        self.grid.set_values(values)
 
     def _on_controls_changed(self) -> None:
         self.layer = self.layer_spin.value() - 1
         self.head = self.head_spin.value() - 1
-        self.head_spin.setEnabled(not self.average)
         self._update_head()
-        if not self.average:
-            self.headSelected.emit(self.layer, self.head)
+        self.headSelected.emit(self.layer, self.head)
 
-    def _on_sink_toggled(self, _on: bool) -> None:
-        if self.result is not None:
-            self._update_thumbnails()
-            self._update_head()
+    def _on_average_toggled(self, on: bool) -> None:
+        self.head_spin.setEnabled(not on)
+        self._update_head()
+        self.averageToggled.emit(on)
+
+    def _on_sink_toggled(self, on: bool) -> None:
+        self._update_head()
+        self.hideFirstToggled.emit(on)
+
+    def _on_measure_changed(self, index: int) -> None:
+        self.measure = self.measure_box.itemData(index)
+        self._update_grid()
 
     def _on_grid_clicked(self, layer: int, head: int) -> None:
         self.setFocus(Qt.MouseFocusReason)
+        self.preview.hide()
         self.select_head(layer, head)
+
+    def _on_grid_hovered(self, layer: int, head: int) -> None:
+        r = self.result
+        if layer < 0 or r is None or r.n_tokens == 0:
+            self.preview.hide()
+            self.info.setText(self._head_text() if r is not None and r.n_tokens else "")
+            return
+        m = ad.display_matrix(r.attention.head(layer, head), self.hide_first)
+        v = self.grid.value(layer, head)
+        label = self.measure_box.currentText().removeprefix("Grid: ")
+        number = "no value" if np.isnan(v) else f"{v:.3f}"
+        text = f"Layer {layer + 1}, head {head + 1}: {label} {number}. Click to show it."
+        self.info.setText(text)
+        cmap = pg.colormap.get(self.theme.colormap)
+        self.preview.show_map(
+            ad.preview(m), cmap, f"<b>Layer {layer + 1}, head {head + 1}</b>", self.theme, QCursor.pos()
+        )
 
     def _on_heatmap_hovered(self, q: int, k: int) -> None:
         if q < 0 or self.result is None:
-            self.status.setText(HINTS[0])
+            self._hover_cell = (-1, -1)
+            self.info.setText(self._head_text() if self.result is not None and self.result.n_tokens else "")
+            self._update_grid()
             self.tokenHovered.emit(-1)
             return
+        self._hover_cell = (q, k) if k <= q else (-1, -1)
         lab = self._labels
         if k > q:
-            text = (
-                f"<b>{_esc(lab[q])}</b> (token {q}) cannot look at <b>{_esc(lab[k])}</b> (token {k}): "
-                "later tokens are masked."
-            )
+            text = f"{lab[q]} (token {q}) cannot look at {lab[k]} (token {k}): later tokens are masked."
         elif np.isnan(self._drawn[q, k]):
-            text = f"<b>{_esc(lab[q])}</b> (token {q}) → first token: hidden (attention sink)."
+            text = f"{lab[q]} (token {q}) → first token: hidden (attention sink)."
         else:
-            text = (
-                f"<b>{_esc(lab[q])}</b> (token {q}) looks at <b>{_esc(lab[k])}</b> (token {k}) "
-                f"with weight <b>{self._drawn[q, k]:.3f}</b>"
-            )
-        self.status.setText(text)
+            text = f"{lab[q]} (token {q}) looks at {lab[k]} (token {k}) with weight {self._drawn[q, k]:.3f}"
+        self.info.setText(text)
+        self._update_grid()
         self.tokenHovered.emit(q)
 
-    def _on_heatmap_clicked(self, q: int, _k: int) -> None:
+    def _on_heatmap_clicked(self, q: int, k: int) -> None:
         self.setFocus(Qt.MouseFocusReason)
         self.tokenSelected.emit(q)
-
-    def _on_lines_hovered(self, position: int) -> None:
-        self.tokenHovered.emit(position)
+        if k <= q:
+            self.key = k
+            self.keySelected.emit(k)
+        self._update_grid()
 
     def keyPressEvent(self, ev) -> None:
         n_layers, n_heads = self._shape()
@@ -307,37 +374,23 @@ class AttentionPanel(Panel):
             self.head = int(np.clip(self.head + (1 if key == Qt.Key_Right else -1), 0, n_heads - 1))
         else:
             return super().keyPressEvent(ev)
-        self._sync_controls(self.average)
+        self._sync_controls()
         self._update_head()
-        if not self.average:
-            self.headSelected.emit(self.layer, self.head)
+        self.headSelected.emit(self.layer, self.head)
         ev.accept()
 
     # --- scenes and export -----------------------------------------------------------------------------------
     def scene_state(self) -> dict:
-        return {
-            "layer": self.layer,
-            "head": self.head,
-            "average": self.average,
-            "hide_sink": self.hide_first,
-            "tab": self.tabs.currentIndex(),
-        }
+        """The panel's own controls; layer, head, average, first-token hiding and the key are the window's view
+        state (saved in the same place of a scene)."""
+        return {"tab": self.tabs.currentIndex(), "grid": self.measure}
 
     def apply_scene_state(self, state: dict) -> None:
-        if isinstance(state.get("average"), bool):
-            self.set_average(state["average"])
-        if isinstance(state.get("hide_sink"), bool):
-            self.set_hide_first(state["hide_sink"])
         tab = state.get("tab")
         if isinstance(tab, int) and not isinstance(tab, bool) and 0 <= tab < self.tabs.count():
             self.tabs.setCurrentIndex(tab)
-        layer, head = state.get("layer"), state.get("head")
-        if isinstance(layer, int) and not isinstance(layer, bool) and layer >= 0:
-            self.layer = layer  # clipped to the model by refresh
-        if isinstance(head, int) and not isinstance(head, bool) and head >= 0:
-            self.head = head
-        if self.result is not None:
-            self.refresh()
+        if isinstance(state.get("grid"), str):
+            self.set_measure(state["grid"])
 
     def export_data(self) -> dict:
         labels = [t.display for t in self.result.tokens] if self.result is not None else []
@@ -355,20 +408,6 @@ class AttentionPanel(Panel):
             "average of heads" if self.average else f"head {self.head + 1}"
         )
         return what + (", first token hidden" if self.hide_first else "")
-
-
-def token_font(base, min_pt: float):
-    """``base`` at ``min_pt`` points or more: token labels must be readable on a projector."""
-    from PySide6.QtGui import QFont
-
-    f = QFont(base)
-    if f.pointSizeF() < min_pt:
-        f.setPointSizeF(min_pt)
-    return f
-
-
-def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 if __name__ == "__main__":  # pragma: no cover - manual demo

@@ -1,8 +1,14 @@
-"""The base every panel shares: a title, a hideable "What am I seeing?" paragraph, the linked-token protocol.
+"""The base every panel shares: a title, a "What am I seeing?" paragraph, the linked-token protocol.
 
-A panel takes an immutable ``AnalysisResult`` in ``set_result`` and only draws it. Linking: a panel emits
-``tokenHovered(position)`` / ``tokenSelected(position)`` (position = index into ``result.tokens``, -1 for none);
-the main window forwards them to every panel's ``highlight_token`` / ``select_position``.
+A panel takes an immutable ``AnalysisResult`` in ``set_result`` and only draws it. Linking: in a window, the
+panel is bound to the window's ``ViewState`` (:meth:`Panel.bind_state`): it emits ``tokenHovered(position)`` /
+``tokenSelected(position)`` (position = index into ``result.tokens``, -1 for none) as requests to the state, and
+the state's ``hoveredChanged`` / ``selectedChanged`` reach every panel's ``highlight_token`` / ``select_position``.
+Panels never call each other.
+
+"What am I seeing?": the paragraph shows under the title (``set_help_visible(True)``, for large screens), or it
+takes no room and the button opens it as a popover (``set_help_visible(False)``). Double-clicking the title emits
+``titleDoubleClicked`` (the window enlarges the panel).
 
 Scenes and export: ``scene_state() -> dict`` / ``apply_scene_state(dict)`` save and restore a panel's own controls
 (layer, sliders…; the text, settings and selected position belong to the scene itself), ``export_data() -> dict``
@@ -12,16 +18,52 @@ save nothing, export the tokens, and name the panel.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QPoint, Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
 from explainer.core.types import AnalysisResult
 from explainer.ui import theme as th
+from explainer.ui.widgets.labels import FullTextLabel
+
+POPOVER_WIDTH = 460
+
+
+class HelpPopover(QFrame):
+    """The explanation and its details in a small window under the "What am I seeing?" button."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent, Qt.Popup)
+        self.setObjectName("helpPopover")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(12, 10, 12, 10)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.RichText)
+        lay.addWidget(self.label)
+
+    def show_text(self, html: str, anchor: QWidget, theme: th.Theme) -> None:
+        self.setStyleSheet(
+            f"QFrame#helpPopover {{ background: {theme.background}; border: 1px solid {theme.grid}; }}"
+            f" QLabel {{ color: {theme.text}; }}"
+        )
+        self.label.setText(html)
+        screen = anchor.screen().availableGeometry() if anchor.screen() else None
+        width = min(POPOVER_WIDTH * anchor.logicalDpiX() / 96, (screen.width() - 20) if screen else 10**6)
+        self.label.setFixedWidth(int(width) - 24)
+        self.adjustSize()
+        at = anchor.mapToGlobal(QPoint(anchor.width() - self.width(), anchor.height()))
+        if screen is not None:
+            at.setX(max(screen.left(), min(at.x(), screen.right() - self.width())))
+            if at.y() + self.height() > screen.bottom():
+                at.setY(anchor.mapToGlobal(QPoint(0, 0)).y() - self.height())
+        self.move(at)
+        self.show()
 
 
 class Panel(QWidget):
     tokenHovered = Signal(int)
     tokenSelected = Signal(int)
+    titleDoubleClicked = Signal()
 
     title = "Panel"
     explanation = ""  # one short paragraph (2–3 lines), shown under the title; must be correct
@@ -37,12 +79,16 @@ class Panel(QWidget):
         outer.setContentsMargins(6, 6, 6, 6)
         outer.setSpacing(4)
         head = self._head = QHBoxLayout()
-        self._title = QLabel(f"<b>{self.title}</b>")
+        self._title = FullTextLabel(self.title, min_text=self.title.split(":")[0].split(" ")[0] + "…")
         title_font = self._title.font()
         title_font.setPointSizeF(th.LABEL_FONT_PT)  # readable from the back of a lecture hall
+        title_font.setBold(True)
         self._title.setFont(title_font)
+        self._title.installEventFilter(self)
         self._help_button = QToolButton(text="What am I seeing?", checkable=True, checked=True)
         self._help_button.setAutoRaise(True)
+        self._help_inline = True  # the paragraph under the title; False: a popover from the button
+        self._popover: HelpPopover | None = None
         head.addWidget(self._title)
         head.addStretch(1)
         head.addWidget(self._help_button)
@@ -54,7 +100,7 @@ class Panel(QWidget):
         if self.details:
             self._help.setToolTip(f"<p style='max-width: 520px'>{self.details}</p>")
         outer.addWidget(self._help)
-        self._help_button.toggled.connect(self._help.setVisible)
+        self._help_button.clicked.connect(self._on_help_button_clicked)
         self.body = QVBoxLayout()
         self.body.setContentsMargins(0, 0, 0, 0)
         outer.addLayout(self.body, 1)
@@ -95,7 +141,39 @@ class Panel(QWidget):
             self._head.setStretch(self._head.count() - 2, 0)  # the widget takes the room the spacer had
 
     def set_help_visible(self, visible: bool) -> None:
-        self._help_button.setChecked(visible)
+        """Show the explanation under the title (True) or only as a popover from its button (False)."""
+        self._help_inline = bool(visible)
+        self._help_button.setChecked(self._help_inline)
+        self._help.setVisible(self._help_inline)
+
+    def show_help_popover(self) -> None:
+        if self._popover is None:
+            self._popover = HelpPopover(self)
+        text = self._help.text()
+        if self.details:
+            text += f"<p>{self.details}</p>"
+        self._popover.show_text(text, self._help_button, self.theme)
+
+    def _on_help_button_clicked(self, checked: bool) -> None:
+        if self._help_inline:
+            self._help.setVisible(checked)  # this panel's paragraph only
+        else:
+            self._help_button.setChecked(False)
+            self.show_help_popover()
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self._title and event.type() == QEvent.MouseButtonDblClick:
+            self.titleDoubleClicked.emit()
+            return True
+        return super().eventFilter(obj, event)
+
+    def bind_state(self, state) -> None:
+        """Follow the window's ``ViewState`` (hover and selection) and send this panel's requests to it."""
+        self.view_state = state
+        state.hoveredChanged.connect(self.highlight_token)
+        state.selectedChanged.connect(self.select_position)
+        self.tokenHovered.connect(state.set_hovered)
+        self.tokenSelected.connect(state.set_selected)
 
     # --- scenes and export -------------------------------------------------------------------------------------
     def scene_state(self) -> dict:

@@ -223,7 +223,8 @@ class ChipView(QWidget):
 class ChipScrollArea(QScrollArea):
     """Scrolls a ``ChipView`` vertically and is exactly as tall as its chips need: never taller (so what follows
     sits right under the chips), shorter only when the layout has no more room (then it scrolls), and never
-    shorter than one row of chips."""
+    shorter than one row of chips. When it scrolls, it shows whole rows of chips only and scrolls by rows (the
+    space below the last whole row stays empty), so no chip is ever cut in half."""
 
     def __init__(self, view: ChipView, parent: QWidget | None = None):
         super().__init__(parent)
@@ -235,6 +236,7 @@ class ChipScrollArea(QScrollArea):
         self.setMinimumHeight(math.ceil(view.chip_height + 2 * view.MARGIN) + 2 * self.frameWidth())
         view.contentHeightChanged.connect(self._on_content_changed)
         self._hinted_width = -1
+        self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
 
     def content_height(self) -> int:
         """The height the chips need at the area's width, without a scroll bar."""
@@ -260,12 +262,42 @@ class ChipScrollArea(QScrollArea):
         self._update_scroll_bar()
         self.updateGeometry()
 
+    def row_pitch(self) -> float:
+        """Pixels from one row of chips to the next (0 for a view that lays its chips out its own way)."""
+        view = self.widget()
+        if type(view)._relayout is not ChipView._relayout:
+            return 0.0
+        return view.chip_height + view.GAP_Y
+
+    def _snap_rows(self) -> None:
+        """Show whole rows only: the viewport ends after the last row that fits completely."""
+        view, pitch = self.widget(), self.row_pitch()
+        extra = 0
+        if pitch > 0 and self.content_height() > self.height():
+            room = self.height() - 2 * self.frameWidth()
+            rows = max(1, int((room - 2 * view.MARGIN - view.chip_height) // pitch) + 1)
+            shown = math.ceil(view.MARGIN + (rows - 1) * pitch + view.chip_height + view.GAP_Y / 2)
+            extra = max(0, room - shown)
+            bar = self.verticalScrollBar()
+            bar.setSingleStep(int(pitch))
+            bar.setPageStep(int(rows * pitch))
+        if self.viewportMargins().bottom() != extra:
+            self.setViewportMargins(0, 0, 0, extra)
+
+    def _on_scrolled(self, value: int) -> None:
+        pitch = self.row_pitch()
+        if pitch > 0:
+            snapped = min(self.verticalScrollBar().maximum(), int(round(round(value / pitch) * pitch)))
+            if snapped != value:
+                self.verticalScrollBar().setValue(snapped)
+
     def _update_scroll_bar(self) -> None:
         """A scroll bar only when the chips, wrapped at the full width, do not fit: decided at the full width, so
         a bar once shown (which narrows the chips and so makes them taller) does not keep itself on."""
         policy = Qt.ScrollBarAlwaysOff if self.content_height() <= self.height() else Qt.ScrollBarAsNeeded
         if self.verticalScrollBarPolicy() != policy:
             self.setVerticalScrollBarPolicy(policy)
+        self._snap_rows()
 
 
 class HeatLegend(QWidget):

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
 
 from explainer.core.projection import nearest_neighbours
 from explainer.ui import theme as th
-from explainer.ui.panels.attention import token_font
 from explainer.ui.panels.base import Panel
+from explainer.ui.theme import token_font
 from explainer.ui.widgets.embedding_map import EmbeddingMap
 
 
@@ -45,6 +45,10 @@ def layer_name(layer: int) -> str:
     return "Layer 0 (input embeddings)" if layer == 0 else f"after layer {layer}"
 
 
+def short_layer_name(layer: int) -> str:
+    return "Layer 0" if layer == 0 else f"after layer {layer}"
+
+
 class EmbeddingsPanel(Panel):
     title = "Embeddings: a 2-D map of the token vectors"
     explanation = explanation_for()
@@ -64,11 +68,11 @@ class EmbeddingsPanel(Panel):
         self.slider = QSlider(Qt.Horizontal, minimum=0, maximum=1, pageStep=5)
         self.slider.setTickPosition(QSlider.TicksBelow)
         self.slider.setTickInterval(5)
-        self.layer_label = QLabel(layer_name(0))
-        self.layer_label.setMinimumWidth(self.layer_label.fontMetrics().horizontalAdvance(layer_name(0)) + 12)
-        self.path_box = QCheckBox("Path of the selected token")
+        self.layer_label = QLabel(short_layer_name(0))  # the info line below says "(input embeddings)"
+        self.layer_label.setMinimumWidth(self.layer_label.fontMetrics().horizontalAdvance(short_layer_name(99)) + 12)
+        self.path_box = QCheckBox("Path")
         self.path_box.setToolTip(
-            "The selected token's vector after each earlier layer (numbered), drawn on this "
+            "The path of the selected token: its vector after each earlier layer (numbered), drawn on this "
             "layer's map: how it drifted to where it is now."
         )
         row.addWidget(self.layer_label)
@@ -212,7 +216,7 @@ class EmbeddingsPanel(Panel):
 
     def _on_slider_changed(self, value: int) -> None:
         self.layer = value
-        self.layer_label.setText(layer_name(value))
+        self.layer_label.setText(short_layer_name(value))
         self._shown_axes = None
         self.refresh()
         self.layerChanged.emit(value)

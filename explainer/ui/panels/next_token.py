@@ -298,6 +298,11 @@ class NextTokenPanel(Panel):
             _SliderKeys(s)
         self.bars.rowClicked.connect(self._on_row_clicked)
 
+    def resizeEvent(self, event) -> None:  # the bars' room changed: show as many candidates as fit now
+        super().resizeEvent(event)
+        if self.result is not None and self.bars.capacity() != len(self._row_ids):
+            self._redraw_bars()
+
     def _explanation(self, vocab: int) -> str:
         return self.explanation.format(vocab=vocab, raw=RAW_COLOUR, smp=SAMPLE_COLOUR)
 

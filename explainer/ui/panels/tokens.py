@@ -14,12 +14,12 @@ import math
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QWidget
-from superqt import QElidingLabel
 
 from explainer.core.types import Token
 from explainer.ui import theme as th
 from explainer.ui.panels.base import Panel
 from explainer.ui.panels.chips import Chip, ChipScrollArea, ChipView, HeatLegend
+from explainer.ui.widgets.labels import FullTextLabel
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class TokensPanel(Panel):
         self.heat.setToolTip("Colour each chip by how surprised the model was by that token (−log₂ p).")
         self.legend = HeatLegend()
         self.legend.setVisible(False)
-        self.counts = QElidingLabel()  # in the title row, where there is room; elided when narrow
+        self.counts = FullTextLabel()  # in the title row, where there is room; elided (whole in its tooltip)
         self.counts.setContentsMargins(12, 0, 12, 0)
         self.counts.setMinimumWidth(40)
         self.vocab = QLabel()

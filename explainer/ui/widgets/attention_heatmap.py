@@ -4,7 +4,11 @@ Row ``q`` is the query token (the one looking), column ``k`` the key token (the 
 spans ``[k, k+1) × [q, q+1)`` in view coordinates, with the first token at the top left. NaN cells (the masked
 future, a hidden column) are transparent over a light grey backdrop.
 
-The matrix fills the whole plot area (cells are as wide and as tall as the space allows, not square), and the axis
+Cells are square: the widget is given a size whose plot area is square (``widgets.heatmap_area``), and the view
+shows whole cells. Column labels stand upright, or are turned when the square leaves room below it
+(``set_label_room``), else every k-th is shown. When a long text would make cells smaller than ``MIN_CELL_PX``, the view shows the
+``MIN_CELL_PX`` cells around the focus row (the selected query, else the last token) instead of squashing them;
+the wheel zooms, dragging pans, a double-click shows the whole matrix. Labels thin out, never the cells. The axis
 titles take the longest wording that fits the axes' length (``TITLES``), so nothing is clipped in a small window.
 """
 
@@ -26,7 +30,7 @@ from explainer.ui.widgets.token_axis import (
     title_fits,
 )
 
-MAX_LABEL_SHARE = 0.4  # rotated column labels may take this share of the widget's height (then they are shortened)
+MIN_CELL_PX = 6  # smaller cells: show a window of the matrix around the focus row
 # axis titles, longest first: (left = rows, bottom = columns, colour bar); the first wording that fits is shown
 TITLES = (
     ("query: the token that is looking", "key: the token looked at", "attention weight (0 to 1)"),
@@ -52,7 +56,7 @@ class AttentionHeatmap(pg.PlotWidget):
         item.setLabel("bottom", TITLES[0][1])
         self.vb = item.getViewBox()
         self.vb.invertY(True)
-        self.vb.setDefaultPadding(0.0)  # no aspect lock: the matrix fills the plot area, cells need not be square
+        self.vb.setDefaultPadding(0.0)  # the plot area is made square by the widget's size (HeatmapArea)
         self.vb.sigResized.connect(self._on_view_resized)
         self.backdrop = QGraphicsRectItem()  # shows through the transparent (masked / hidden) cells
         self.backdrop.setPen(pg.mkPen(None))
@@ -74,6 +78,8 @@ class AttentionHeatmap(pg.PlotWidget):
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self._hover = (-1, -1)
+        self.focus_row = -1  # the row a long text's window is kept around (-1: the last)
+        self.label_room = 0.0  # how much deeper than one line the column labels may be (what the square leaves)
         self._colorbar_step = 0.2  # between the colour bar's numbers (fewer on a short bar)
 
     def _rect(self, pen) -> QGraphicsRectItem:
@@ -134,8 +140,7 @@ class AttentionHeatmap(pg.PlotWidget):
 
     def _on_view_resized(self, *_args) -> None:
         self.reset_view()
-        # upright column labels when they fit; rotated ones may take at most ~40 % of the height
-        self.bottom_axis.fit_to_length(self.vb.width(), max_extent=MAX_LABEL_SHARE * self.height())
+        self._fit_column_labels()
         self.left_axis.fit_to_length(self.vb.height())
         self.fit_titles()
         self._fit_colorbar_ticks()
@@ -161,7 +166,7 @@ class AttentionHeatmap(pg.PlotWidget):
         """Write "future: masked" (or "masked") in the empty upper triangle, only where it covers no weight."""
         n = self.n
         w, h = self.vb.width(), self.vb.height()
-        if n < 2 or w <= 0 or h <= 0:
+        if n < 2 or w <= 0 or h <= 0 or self.window()[1] < n:
             self.masked_text.hide()
             return
         cell_w, cell_h = w / n, h / n
@@ -205,10 +210,63 @@ class AttentionHeatmap(pg.PlotWidget):
         self._fit_masked_text()
         self._hover = (-1, -1)
 
+    def _fit_column_labels(self) -> None:
+        ax = self.bottom_axis
+        ax.fit_to_length(self.vb.width(), max_extent=ax._extent("flat", ax.full_labels) + self.label_room)
+
+    def label_extra(self, laid_out: bool = False) -> float:
+        """How much deeper than one line turned column labels make the axis (0 for upright ones): as chosen, or
+        (``laid_out``) as the axis is laid out now, which follows a moment later."""
+        ax = self.bottom_axis
+        flat = ax._extent("flat", ax.full_labels)
+        if laid_out:
+            depth = ax.geometry().height()
+            return depth - flat if depth > ax._extent("stagger", ax.full_labels) + 1 else 0.0
+        return ax._extent("rotated", ax.labels) - flat if ax.rotated else 0.0
+
+    def set_label_room(self, px: float) -> None:
+        """Let the column labels take ``px`` more than one line (turned labels, every token named)."""
+        px = max(0.0, float(px))
+        if abs(px - self.label_room) >= 1:
+            self.label_room = px
+            if self.vb.width() > 0:
+                self._fit_column_labels()
+
+    def chrome(self) -> tuple[float, float] | None:
+        """The widget's pixels around the plot area (axes, titles, colour bar, margins), once laid out."""
+        vb = self.vb.sceneBoundingRect()
+        if vb.width() <= 0 or vb.height() <= 0:
+            return None
+        return self.width() - vb.width(), self.height() - vb.height()
+
+    def window(self) -> tuple[int, int]:
+        """The first token and the number of tokens the view shows along each axis by default."""
+        n = max(self.n, 1)
+        px = min(self.vb.width(), self.vb.height())
+        m = n if px <= 0 else max(1, min(n, int(px // MIN_CELL_PX)))
+        if m >= n:
+            return 0, n
+        q = self.focus_row if 0 <= self.focus_row < n else n - 1
+        return min(max(0, q - m + 1), n - m), m
+
     def reset_view(self) -> None:
-        """Show the whole matrix, filling the plot area."""
+        """Show the whole matrix, or for a long text the window of readable cells around the focus row."""
+        a, m = self.window()
+        self.vb.setRange(QRectF(a, a, m, m), padding=0)
+
+    def show_all(self) -> None:
         m = max(self.n, 1)
         self.vb.setRange(QRectF(0, 0, m, m), padding=0)
+
+    def set_focus_row(self, row: int) -> None:
+        """Keep a long text's window around ``row``; moves the view when the row is outside it."""
+        if row == self.focus_row:
+            return
+        self.focus_row = row
+        (x0, x1), _ = self.vb.viewRange()
+        a, m = self.window()
+        if m < self.n and not (x0 - 0.01 <= (row if row >= 0 else self.n - 1) < x1 + 0.01):
+            self.reset_view()
 
     def show_token(self, position: int) -> None:
         """Outline row and column ``position`` (a token hovered here or in another panel)."""
@@ -251,7 +309,7 @@ class AttentionHeatmap(pg.PlotWidget):
 
     def _on_mouse_clicked(self, ev) -> None:
         if ev.button() == Qt.LeftButton and ev.double():
-            self.reset_view()  # after zooming in with the wheel
+            self.show_all()
         elif ev.button() == Qt.LeftButton:
             cell = self.cell_at(ev.scenePos())
             if cell[0] >= 0:

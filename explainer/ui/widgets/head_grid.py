@@ -1,19 +1,24 @@
-"""A grid of small attention maps, one per (layer, head), drawn as a single image mosaic.
+"""A layers × heads grid with one number per head, as a colour (the heatmap's colour map, 0 to 1).
 
-Rows are layers (top = first layer), columns are heads. One ``ImageItem`` holds every thumbnail, so an update
-is one image upload however many heads there are. Clicking a thumbnail emits ``headClicked(layer, head)``;
-the selected one is outlined.
+Beside the heatmap the layers are rows (top = first layer) and the heads columns; below it (``transposed``) the
+layers are columns and the heads rows. Cells are square. Clicking a cell emits ``headClicked(layer, head)``;
+hovering one emits ``headHovered(layer, head)`` ((-1, -1) on leaving) and outlines it; the selected head (or the
+whole layer, for the head average) is outlined in the highlight colour. NaN cells (no value) show the backdrop.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QFontMetricsF
-from PySide6.QtWidgets import QGraphicsRectItem
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import QFrame, QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 
 from explainer.ui import theme as th
+
+MIN_CELL_PX = 8  # a head's cell is never smaller than this (the grid hides instead)
 
 
 class HeadGrid(pg.PlotWidget):
@@ -24,36 +29,44 @@ class HeadGrid(pg.PlotWidget):
         super().__init__(parent, enableMenu=False)
         self.setFocusPolicy(Qt.NoFocus)
         self.n_layers = self.n_heads = 0
-        self._tick_steps = None  # the (heads, layers) ticks shown
+        self.transposed = False  # True: layers are columns
+        self.values = np.zeros((0, 0), np.float32)
+        self._tick_steps = None
         item = self.getPlotItem()
         item.hideButtons()
         item.setMouseEnabled(x=False, y=False)
         item.showAxis("top")
         item.hideAxis("bottom")
-        for name in ("top", "left"):
-            item.getAxis(name).setStyle(tickLength=0)
+        for name in ("top", "left"):  # the numbers are spaced by _numbered: none is dropped at an edge
+            item.getAxis(name).setStyle(tickLength=0, hideOverlappingLabels=False)
         self.vb = item.getViewBox()
         self.vb.invertY(True)
         self.vb.setDefaultPadding(0.0)
         self.vb.sigResized.connect(lambda *_: self.reset_view())
-        self.vb.setAspectLocked(True)
+        self.backdrop = QGraphicsRectItem()
+        self.backdrop.setPen(pg.mkPen(None))
+        self.backdrop.setZValue(-10)
+        self.addItem(self.backdrop)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setLevels((0.0, 1.0))
         self.addItem(self.image)
-        self.outline = QGraphicsRectItem()
-        self.outline.setPen(pg.mkPen(th.HIGHLIGHT, width=3, cosmetic=True))
-        self.outline.setZValue(10)
-        self.outline.hide()
-        self.addItem(self.outline)
-        self.hover = QGraphicsRectItem()
-        self.hover.setPen(pg.mkPen(th.HIGHLIGHT, width=1, style=Qt.DashLine, cosmetic=True))
-        self.hover.setZValue(9)
-        self.hover.hide()
-        self.addItem(self.hover)
+        self.outline = self._rect(pg.mkPen(th.HIGHLIGHT, width=3, cosmetic=True), 10)
+        self.hover = self._rect(pg.mkPen("#ffffff", width=2, cosmetic=True), 9)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self._hovered = (-1, -1)
+        self._selected: tuple[int, int | None] = (-1, None)
+        self._fix_axes()
 
+    def _rect(self, pen, z: int) -> QGraphicsRectItem:
+        r = QGraphicsRectItem()
+        r.setPen(pen)
+        r.setZValue(z)
+        r.hide()
+        self.addItem(r)
+        return r
+
+    # --- looks ------------------------------------------------------------------------------------------------------
     def set_axis_style(self, font, text_colour: str, line_colour: str) -> None:
         """Numbers and titles in ``font`` (readable on a projector) and the theme's colours."""
         item = self.getPlotItem()
@@ -63,74 +76,131 @@ class HeadGrid(pg.PlotWidget):
             ax.label.setFont(font)
             ax.setTextPen(text_colour)
             ax.setPen(line_colour)
-        half_line = QFontMetricsF(font).height() / 2  # the last layer's number reaches below the grid
-        item.setContentsMargins(2, 6, 2, half_line)  # and the "head" title above the axis
+        self._font = font
+        self._fix_axes()
         self._tick_steps = None
         self._update_ticks()
+
+    def _fix_axes(self) -> None:
+        """Axis sizes from the font (not from what was last drawn), so the grid's size can be planned."""
+        fm = QFontMetricsF(getattr(self, "_font", None) or self.font())
+        item = self.getPlotItem()
+        self._margins = (2.0, 4.0, 4.0, fm.height() / 2)  # the last row's number reaches below the grid
+        item.setContentsMargins(*self._margins)
+        digits = fm.horizontalAdvance(str(max(9, self.rows)))
+        self._axes = (math.ceil(digits + 2 * fm.height() + 4), math.ceil(2 * fm.height() + 6))
+        item.getAxis("left").setWidth(self._axes[0])
+        item.getAxis("top").setHeight(self._axes[1])
 
     def set_colormap(self, cmap: pg.ColorMap) -> None:
         self.image.setColorMap(cmap)
 
-    def set_shape(self, n_layers: int, n_heads: int) -> None:
-        if (n_layers, n_heads) == (self.n_layers, self.n_heads):
+    def set_backdrop(self, colour: str) -> None:
+        self.backdrop.setBrush(pg.mkBrush(colour))
+
+    # --- shape and data -------------------------------------------------------------------------------------------
+    @property
+    def columns(self) -> int:
+        return self.n_layers if self.transposed else self.n_heads
+
+    @property
+    def rows(self) -> int:
+        return self.n_heads if self.transposed else self.n_layers
+
+    def set_shape(self, n_layers: int, n_heads: int, transposed: bool | None = None) -> None:
+        transposed = self.transposed if transposed is None else transposed
+        if (n_layers, n_heads, transposed) == (self.n_layers, self.n_heads, self.transposed):
             return
-        self.n_layers, self.n_heads = n_layers, n_heads
+        self.n_layers, self.n_heads, self.transposed = n_layers, n_heads, transposed
+        self._fix_axes()
         self._tick_steps = None
         item = self.getPlotItem()
-        item.setLabel("left", "layer")
-        item.setLabel("top", "head")
+        item.setLabel("left", "head" if transposed else "layer")
+        item.setLabel("top", "layer" if transposed else "head")
+        self.backdrop.setRect(QRectF(0, 0, self.columns, self.rows))
+        self._draw()
+        self.set_selected(*self._selected)
         self.reset_view()
 
+    def set_values(self, values: np.ndarray) -> None:
+        """``values [L, H]`` in [0, 1], NaN where a head has no value."""
+        self.values = np.asarray(values, np.float32)
+        self._draw()
+
+    def _draw(self) -> None:
+        v = self.values
+        if v.shape != (self.n_layers, self.n_heads) or v.size == 0:
+            self.image.clear()
+            return
+        self.image.setImage(v.T if self.transposed else v, levels=(0.0, 1.0), autoLevels=False)
+        self.image.setRect(QRectF(0, 0, self.columns, self.rows))
+
+    def value(self, layer: int, head: int) -> float:
+        try:
+            return float(self.values[layer, head])
+        except IndexError:
+            return float("nan")
+
+    def _cell(self, layer: int, head: int) -> tuple[int, int]:
+        """(x, y) of a head's cell in view coordinates."""
+        return (layer, head) if self.transposed else (head, layer)
+
+    def set_selected(self, layer: int, head: int | None) -> None:
+        """Outline one head, or the whole layer when ``head`` is None (the head average)."""
+        self._selected = (layer, head)
+        if not 0 <= layer < self.n_layers:
+            self.outline.hide()
+            return
+        if head is None:
+            rect = QRectF(layer, 0, 1, self.n_heads) if self.transposed else QRectF(0, layer, self.n_heads, 1)
+        else:
+            x, y = self._cell(layer, head)
+            rect = QRectF(x, y, 1, 1)
+        self.outline.setRect(rect)
+        self.outline.show()
+
+    # --- size -------------------------------------------------------------------------------------------------------
+    def chrome(self) -> tuple[float, float]:
+        """The pixels around the cells (axes, titles, margins), width and height."""
+        left, top, right, bottom = self._margins
+        return self._axes[0] + left + right + 1, self._axes[1] + top + bottom + 1
+
+    def size_for_cell(self, cell: float) -> QSize:
+        cw, ch = self.chrome()
+        return QSize(int(np.ceil(self.columns * cell + cw)), int(np.ceil(self.rows * cell + ch)))
+
+    def cell_px(self) -> float:
+        """The size of a cell on screen (0 before layout)."""
+        vb = self.vb.sceneBoundingRect()
+        return min(vb.width() / max(1, self.columns), vb.height() / max(1, self.rows))
+
     def reset_view(self) -> None:
-        """Fit the grid; thumbnails may be up to 1.8× wider than tall to use the space beside the heatmap."""
-        w, h = self.vb.width(), self.vb.height()
-        nh, nl = max(1, self.n_heads), max(1, self.n_layers)
-        if w > 0 and h > 0:
-            ratio = float(np.clip((w / nh) / (h / nl), 1.0, 1.8))
-            if self.vb.state["aspectLocked"] != ratio:
-                self.vb.setAspectLocked(True, ratio=ratio)
-        self.vb.setRange(QRectF(0, 0, nh, nl), padding=0)
+        self.vb.setRange(QRectF(0, 0, max(1, self.columns), max(1, self.rows)), padding=0)
         self._update_ticks()
 
     def _update_ticks(self) -> None:
         """Number every head and layer where the numbers fit their cells, else every 2nd, 5th, 10th …"""
         item = self.getPlotItem()
         fm = QFontMetricsF(item.getAxis("top").style["tickFont"] or self.font())
-        try:
-            px_w, px_h = self.vb.viewPixelSize()
-        except Exception:  # noqa: BLE001 - not laid out yet
-            px_w = px_h = 0.0
-        cell_w = 1.0 / px_w if px_w > 0 else 1e9
-        cell_h = 1.0 / px_h if px_h > 0 else 1e9
-        need = ((fm.horizontalAdvance(str(max(1, self.n_heads))) + 4) / cell_w, fm.height() * 0.95 / cell_h)
-        ticks = (_numbered(self.n_heads, need[0]), _numbered(self.n_layers, need[1]))
+        vb = self.vb.sceneBoundingRect()
+        cell_w = vb.width() / max(1, self.columns) if vb.width() > 0 else 1e9
+        cell_h = vb.height() / max(1, self.rows) if vb.height() > 0 else 1e9
+        need = ((fm.horizontalAdvance(str(max(1, self.columns))) + 4) / cell_w, fm.height() * 0.95 / cell_h)
+        ticks = (_numbered(self.columns, need[0]), _numbered(self.rows, need[1]))
         if ticks == self._tick_steps:
             return
         self._tick_steps = ticks
         item.getAxis("top").setTicks([ticks[0]])
         item.getAxis("left").setTicks([ticks[1]])
 
-    def set_mosaic(self, img: np.ndarray) -> None:
-        """``img`` from ``attention_data.mosaic``; spans the whole grid (each head is a 1×1 cell)."""
-        self.image.setImage(img, levels=(0.0, 1.0), autoLevels=False)
-        self.image.setRect(QRectF(0, 0, self.n_heads, self.n_layers))
-
-    def set_selected(self, layer: int, head: int | None) -> None:
-        """Outline one head, or the whole layer row when ``head`` is None (the head average)."""
-        if layer < 0:
-            self.outline.hide()
-            return
-        if head is None:
-            self.outline.setRect(QRectF(0, layer, self.n_heads, 1))
-        else:
-            self.outline.setRect(QRectF(head, layer, 1, 1))
-        self.outline.show()
-
+    # --- mouse ------------------------------------------------------------------------------------------------------
     def cell_at(self, scene_pos) -> tuple[int, int]:
+        """(layer, head) under a scene position, or (-1, -1)."""
         if not self.vb.sceneBoundingRect().contains(scene_pos):
             return (-1, -1)
         p = self.vb.mapSceneToView(scene_pos)
-        layer, head = int(np.floor(p.y())), int(np.floor(p.x()))
+        x, y = int(np.floor(p.x())), int(np.floor(p.y()))
+        layer, head = (x, y) if self.transposed else (y, x)
         if 0 <= layer < self.n_layers and 0 <= head < self.n_heads:
             return (layer, head)
         return (-1, -1)
@@ -142,11 +212,10 @@ class HeadGrid(pg.PlotWidget):
         self._hovered = cell
         if cell[0] < 0:
             self.hover.hide()
-            self.setToolTip("")
         else:
-            self.hover.setRect(QRectF(cell[1], cell[0], 1, 1))
+            x, y = self._cell(*cell)
+            self.hover.setRect(QRectF(x, y, 1, 1))
             self.hover.show()
-            self.setToolTip(f"layer {cell[0] + 1}, head {cell[1] + 1}: click to show it")
         self.headHovered.emit(*cell)
 
     def _on_mouse_clicked(self, ev) -> None:
@@ -171,3 +240,61 @@ def _numbered(n: int, cells_needed: float) -> list[tuple[float, str]]:
     else:
         keep = [i for i in range(n) if (i + 1) % step == 0 or (i == 0 and step - 1 >= cells_needed)]
     return [(i + 0.5, str(i + 1)) for i in keep]
+
+
+class HeadPreview(QFrame):
+    """A small picture of one head's map and a line of text, floating next to the pointer (a hover preview)."""
+
+    SIZE = 150
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent, Qt.ToolTip | Qt.FramelessWindowHint)
+        self.setObjectName("headPreview")
+        self.setAttribute(Qt.WA_ShowWithoutActivating)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.setSpacing(4)
+        self.picture = QLabel()
+        self.picture.setFixedSize(self.SIZE, self.SIZE)
+        self.caption = QLabel()
+        self.caption.setTextFormat(Qt.RichText)
+        self.caption.setWordWrap(True)
+        self.caption.setFixedWidth(self.SIZE)
+        lay.addWidget(self.picture)
+        lay.addWidget(self.caption)
+
+    def show_map(self, pooled: np.ndarray, cmap: pg.ColorMap, caption: str, theme: th.Theme, at) -> None:
+        """Draw ``pooled [n, n]`` (0..1, NaN empty) with ``cmap`` and show the preview near the global point ``at``."""
+        self.setStyleSheet(
+            f"QFrame#headPreview {{ background: {theme.background}; border: 1px solid {theme.grid}; }}"
+            f" QLabel {{ color: {theme.text}; }}"
+        )
+        self.picture.setPixmap(render_map(pooled, cmap, theme.grid, self.SIZE))
+        self.caption.setText(caption)
+        self.adjustSize()
+        screen = self.screen().availableGeometry() if self.screen() else None
+        x, y = at.x() + 16, at.y() + 16
+        if screen is not None:
+            x = min(x, screen.right() - self.width())
+            y = min(y, screen.bottom() - self.height())
+        self.move(x, y)
+        self.show()
+
+
+def render_map(pooled: np.ndarray, cmap: pg.ColorMap, empty: str, size: int) -> QPixmap:
+    """``pooled [n, n]`` as a ``size``-pixel square picture: colours from ``cmap`` (0..1), NaN in ``empty``."""
+    n = pooled.shape[0]
+    pix = QPixmap(size, size)
+    pix.fill(QColor(empty))
+    if n == 0:
+        return pix
+    lut = cmap.getLookupTable(0.0, 1.0, 256, alpha=False)  # [256, 3] uint8
+    idx = np.clip(np.nan_to_num(pooled, nan=0.0) * 255, 0, 255).astype(np.int64)
+    rgb = lut[idx].astype(np.uint8)
+    alpha = np.where(np.isnan(pooled), 0, 255).astype(np.uint8)
+    rgba = np.ascontiguousarray(np.dstack([rgb, alpha]))
+    img = QImage(rgba.data, n, n, 4 * n, QImage.Format_RGBA8888).copy()
+    p = QPainter(pix)
+    p.drawImage(QRectF(0, 0, size, size), img)
+    p.end()
+    return pix

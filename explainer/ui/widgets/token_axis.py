@@ -5,9 +5,10 @@ pixel size of a cell and the height of the labels' letters; zooming in shows the
 
 A horizontal (bottom/top) axis lays its labels out in one of three ways, chosen by ``fit_to_length`` from the
 axis' length in pixels: ``"flat"`` (one row of upright labels, when every label fits its column), ``"stagger"``
-(upright labels on two alternating rows, when every label fits two columns) or ``"rotated"`` (turned by 90°,
-thinned when the columns are narrower than a line). Upright labels read best on a projector and need far less
-height, which goes to the matrix instead.
+(upright labels on two alternating rows, when every label fits two columns), ``"rotated"`` (turned by 90°,
+thinned when the columns are narrower than a line; only when the axis may be that deep: the room a square matrix
+leaves below it) or ``"sparse"`` (one row of upright labels with their index, every k-th token). Labels are never
+shortened: "·ca…" reads worse from the back of a room than fewer whole words.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from PySide6.QtGui import QFont, QFontMetrics, QFontMetricsF
 
 LABEL_GAP_PX = 3  # at least this much empty space between the letters of two neighbouring labels
 STEPS = (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10**9)  # label every k-th token, k from here
-MAX_UPRIGHT = 40  # more labels than this are always rotated (and thinned)
+MAX_UPRIGHT = 40  # with more labels than this a horizontal axis turns or thins them
 
 
 TITLE_MARGIN_PX = 8  # an axis title's text item adds this much around its letters
@@ -55,7 +56,7 @@ class TokenAxis(pg.AxisItem):
         self.labels: list[str] = []  # as drawn: shortened further when the axis has little room (fit_to_length)
         self.max_chars = max_chars
         self.horizontal = orientation in ("bottom", "top")
-        self.mode = "rotated" if self.horizontal else "flat"  # see the module docstring
+        self.mode = "sparse" if self.horizontal else "flat"  # see the module docstring
         self.setStyle(tickLength=4, autoExpandTextSpace=False, hideOverlappingLabels=False)
         self.emphasis: set[int] = set()  # indices drawn bold in the highlight colour
         self.emphasis_colour = "#D55E00"
@@ -83,10 +84,10 @@ class TokenAxis(pg.AxisItem):
             self.picture = None
             self.update()
 
-    def fit_to_length(self, length: float, max_extent: float = math.inf) -> None:
-        """The plot area is ``length`` pixels along this axis (showing every cell) and the axis may be at most
-        about ``max_extent`` pixels deep (across it, title included): choose how a horizontal axis lays out its
-        labels, shortening them only when nothing else fits, and set the axis' depth."""
+    def fit_to_length(self, length: float, max_extent: float = 0.0) -> None:
+        """The plot area is ``length`` pixels along this axis (showing every cell) and a horizontal axis may turn
+        its labels if that makes it at most ``max_extent`` pixels deep (across it, title included): choose how it
+        lays out its labels and set the axis' depth."""
         self._fit_args = (float(length), float(max_extent))
         if self.horizontal:
             mode, labels = self._choose_layout(float(length), float(max_extent))
@@ -98,28 +99,17 @@ class TokenAxis(pg.AxisItem):
         self._fit_extent()
 
     def _choose_layout(self, length: float, max_extent: float) -> tuple[str, list[str]]:
-        """Upright on one row, upright on two rows, rotated (if not too deep), then the same with shorter labels:
-        staggered down to 4 characters, rotated down to 3."""
+        """Every label upright on one row, or on two rows, else turned if the axis may be that deep, else every
+        k-th label upright."""
         full, n = self.full_labels, len(self.full_labels)
         px = length / max(n, 1)
         upright = 0 < n <= MAX_UPRIGHT and px > 0
-        if upright and self._upright_fits(full, px, 1):
-            return "flat", full
-        if upright and self._upright_fits(full, px, 2):
-            return "stagger", full
-        if self._extent("rotated", full) <= max_extent:
+        for mode, rows in (("flat", 1), ("stagger", 2)):
+            if upright and self._upright_fits(full, px, rows):
+                return mode, full
+        if n and self._extent("rotated", full) <= max_extent:
             return "rotated", full
-        longest = max((len(s) for s in full), default=0)
-        if upright:
-            for chars in range(longest - 1, 3, -1):
-                short = [abbreviate(s, chars) for s in full]
-                if self._upright_fits(short, px, 2):
-                    return "stagger", short
-        for chars in range(longest - 1, 2, -1):
-            short = [abbreviate(s, chars) for s in full]
-            if self._extent("rotated", short) <= max_extent:
-                return "rotated", short
-        return "rotated", [abbreviate(s, 3) for s in full]
+        return "sparse", full
 
     def label_spacing(self) -> float:
         """Pixels between two neighbouring labels' centres (across the text) so their letters never touch."""
@@ -128,14 +118,20 @@ class TokenAxis(pg.AxisItem):
 
     def label_step(self, px_per_cell: float) -> int:
         """Label every k-th token: 1, 2, 5, 10, 20, 25, 50 … so the labelled positions read as a pattern."""
-        if not self.rotated and self.horizontal:
-            return 1  # upright labels are only chosen when every one of them fits
-        step = max(1, math.ceil(self.label_spacing() / max(px_per_cell, 1e-9)))
+        if self.mode in ("flat", "stagger") and self.horizontal:
+            return 1  # chosen only when every label fits
+        if self.horizontal and self.mode == "sparse":  # an upright "index: label" fits between two labelled ones
+            fm = QFontMetrics(self._fonts()[1])
+            widest = max((fm.horizontalAdvance(f"{i}: {s}") for i, s in enumerate(self.labels)), default=0)
+            need = widest + LABEL_GAP_PX
+        else:
+            need = self.label_spacing()
+        step = max(1, math.ceil(need / max(px_per_cell, 1e-9)))
         return step if step == 1 else min(s for s in STEPS if s >= step)
 
     def label_rects(self) -> dict[int, QRectF]:
         """Where each shown label's letters are drawn (axis coordinates; an upright box around the text, turned
-        for rotated labels), for the axis' current range and size: ``{token index: rect}``."""
+        for the axis' current range and size: ``{token index: rect}``."""
         return {idx: ink for idx, _box, ink, _text in self._layout()}
 
     # --- layout ---------------------------------------------------------------------------------------------
@@ -185,8 +181,8 @@ class TokenAxis(pg.AxisItem):
         """How deep the axis must be (across it) for ``labels`` laid out as ``mode``, title included."""
         fm = QFontMetrics(self._fonts()[0])
         offset = max(0, self.style["tickLength"]) + 3
-        if self.horizontal and mode in ("flat", "stagger"):
-            extent = offset + fm.height() * (1 if mode == "flat" else 2) + 4
+        if self.horizontal and mode != "rotated":
+            extent = offset + fm.height() * (2 if mode == "stagger" else 1) + 4
         else:
             widest = max((fm.horizontalAdvance(s) for s in labels), default=fm.horizontalAdvance("00"))
             cells = self._fit_args[0] / max(len(labels), 1) if self._fit_args else math.inf
@@ -266,6 +262,14 @@ class TokenAxis(pg.AxisItem):
                 box = QRectF(left, c - h / 2, adv, h)
                 ink = QRectF(left, c + ink_top, adv, ink_bottom - ink_top)
             out.append((idx, box, ink, label))
+        if (
+            self.horizontal and thinned and not self.rotated
+        ):  # a label pushed inside at an end may meet its neighbour: leave that out
+            kept: list = []
+            for item in out:
+                if not kept or item[1].left() >= kept[-1][1].right() + LABEL_GAP_PX:
+                    kept.append(item)
+            out = kept
         return out
 
     # --- pyqtgraph hooks ------------------------------------------------------------------------------------

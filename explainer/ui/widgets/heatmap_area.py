@@ -1,0 +1,181 @@
+"""Where the attention heatmap and the head grid go in the room the attention panel has.
+
+The heatmap's matrix is square (square cells) and as large as the room allows; the head grid, whose cells are at
+least ``head_grid.MIN_CELL_PX``, goes beside it (layers as rows) or below it (layers as columns), whichever leaves
+the larger matrix, or is left out when it would cost the matrix too much (``GRID_MIN_SIDE``). The group is
+centred horizontally. :func:`arrange` is the pure rule; :class:`HeatmapArea` applies it on every resize and once
+more when the axes have measured their labels (their size depends on the matrix's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QRect, QSize, QTimer, Signal
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
+from explainer.ui.widgets.head_grid import MIN_CELL_PX, HeadGrid
+
+GAP = 10  # between the heatmap and the grid
+GRID_MIN_SIDE = 260  # the grid is shown when the matrix keeps at least this side (or all it would have)
+MAX_GRID_CELL = 30
+DEFAULT_CHROME = (170.0, 80.0)  # the heatmap's axes, titles and colour bar, before they are measured
+
+
+@dataclass(frozen=True)
+class Arrangement:
+    side: int  # the matrix's side in pixels
+    grid: str  # "beside", "below" or "none"
+
+
+def arrange(
+    width: float,
+    height: float,
+    chrome: tuple[float, float],
+    beside: tuple[float, float] | None,
+    below: tuple[float, float] | None,
+) -> Arrangement:
+    """The matrix side and the grid's place for a ``width`` × ``height`` room. ``chrome``: the heatmap's pixels
+    around the matrix; ``beside`` / ``below``: the size the grid needs at its smallest cells in each place."""
+    ex_w, ex_h = chrome
+    alone = min(width - ex_w, height - ex_h)
+    options = []
+    if beside is not None and height >= beside[1]:
+        options.append(("beside", min(width - ex_w - GAP - beside[0], height - ex_h)))
+    if below is not None and width >= below[0]:
+        options.append(("below", min(width - ex_w, height - ex_h - GAP - below[1])))
+    if options:
+        mode, side = max(options, key=lambda o: o[1])
+        if side >= min(GRID_MIN_SIDE, alone):
+            return Arrangement(max(0, int(side)), mode)
+    return Arrangement(max(0, int(alone)), "none")
+
+
+class HeatmapArea(QWidget):
+    """Holds ``heatmap`` and ``grid`` and places them by :func:`arrange` (no layout manager)."""
+
+    chromeMeasured = Signal()  # the heatmap's axes measured a different size around the matrix
+
+    def __init__(self, heatmap: AttentionHeatmap, grid: HeadGrid, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.heatmap, self.grid = heatmap, grid
+        heatmap.setParent(self)
+        grid.setParent(self)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setMinimumSize(160, 140)
+        self.arrangement = Arrangement(0, "none")
+        self._chrome = DEFAULT_CHROME
+        self._settling = 0  # re-placements since the last resize (the axes may need a second pass)
+        self._placing = self._again = False
+        self._again_timer = QTimer(self, singleShot=True, interval=0)  # a second pass once the axes have measured
+        self._again_timer.timeout.connect(self.place)
+        heatmap.vb.sigResized.connect(self._on_heatmap_view_resized)
+
+    def sizeHint(self) -> QSize:
+        return QSize(640, 480)
+
+    def minimumSizeHint(self) -> QSize:
+        return self.minimumSize()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._settling = 0
+        self.place()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.place()
+
+    def hideEvent(self, event) -> None:
+        self._again_timer.stop()
+        super().hideEvent(event)
+
+    def grid_sizes(self) -> tuple[QSize | None, QSize | None]:
+        """The grid's smallest size beside and below the heatmap (None without a model yet)."""
+        g = self.grid
+        if not (g.n_layers and g.n_heads):
+            return None, None
+        layers, heads = g.n_layers, g.n_heads
+        gw, gh = g.chrome()
+        beside = QSize(int(heads * MIN_CELL_PX + gw), int(layers * MIN_CELL_PX + gh))
+        below = QSize(int(layers * MIN_CELL_PX + gw), int(heads * MIN_CELL_PX + gh))
+        return beside, below
+
+    def place(self) -> None:
+        """Arrange the heatmap and the grid in the area's current size (once more if asked while arranging)."""
+        if self._placing:
+            self._again = True
+            return
+        self._placing = True
+        try:
+            for _ in range(3):
+                self._again = False
+                self._place()
+                if not self._again:
+                    break
+        finally:
+            self._placing = False
+
+    def _place(self) -> None:
+        w, h = self.width(), self.height()
+        if w <= 0 or h <= 0:
+            return
+        hm, g = self.heatmap, self.grid
+        measured = hm.chrome()  # with one line of column labels: turned ones only use the room the square leaves
+        if measured is not None:
+            minimal = (measured[0], measured[1] - hm.label_extra(laid_out=True))
+            if minimal != self._chrome:
+                self._chrome = minimal
+                self.chromeMeasured.emit()
+        beside, below = self.grid_sizes()
+        a = arrange(
+            w,
+            h,
+            self._chrome,
+            (beside.width(), beside.height()) if beside else None,
+            (below.width(), below.height()) if below else None,
+        )
+        self.arrangement = a
+        ex_w, ex_h = self._chrome
+        grid_rect = QRect()
+        if a.grid != "none":
+            g.set_shape(g.n_layers, g.n_heads, transposed=a.grid == "below")
+            gw, gh = g.chrome()
+            if a.grid == "beside":
+                room_w, room_h = w - (a.side + ex_w) - GAP, h
+            else:
+                room_w, room_h = w, h - (a.side + ex_h) - GAP
+            cell = min((room_w - gw) / max(1, g.columns), (room_h - gh) / max(1, g.rows), MAX_GRID_CELL)
+            size = g.size_for_cell(max(MIN_CELL_PX, cell))
+            grid_rect = QRect(0, 0, size.width(), size.height())
+        below_grid = grid_rect.height() + GAP if a.grid == "below" else 0
+        spare = h - (a.side + ex_h) - below_grid  # height the square leaves: turned column labels may use it
+        hm.set_label_room(spare)
+        hm_size = QSize(int(a.side + ex_w), int(a.side + ex_h + min(hm.label_extra(), max(0, spare))))
+        if a.grid == "beside":
+            total = hm_size.width() + GAP + grid_rect.width()
+            x0 = max(0, (w - total) // 2)
+            hm_rect = QRect(x0, 0, hm_size.width(), hm_size.height())
+            grid_rect.moveTo(hm_rect.right() + 1 + GAP, 0)
+        else:
+            x0 = max(0, (w - hm_size.width()) // 2)
+            hm_rect = QRect(x0, 0, hm_size.width(), hm_size.height())
+            if a.grid == "below":
+                x = x0 + (hm_size.width() - grid_rect.width()) // 2
+                grid_rect.moveTo(max(0, min(x, w - grid_rect.width())), hm_rect.bottom() + 1 + GAP)
+        if hm.geometry() != hm_rect:
+            hm.setGeometry(hm_rect)
+        g.setVisible(a.grid != "none")
+        if a.grid != "none" and g.geometry() != grid_rect:
+            g.setGeometry(grid_rect)
+
+    def _on_heatmap_view_resized(self, *_args) -> None:
+        """The axes measured their labels for the new size: place again if the matrix came out not square."""
+        measured = self.heatmap.chrome()
+        if measured is None or self._settling >= 3:
+            return
+        vb = self.heatmap.vb.sceneBoundingRect()
+        if abs(vb.width() - vb.height()) > 1.5 or measured != self._chrome:
+            self._settling += 1
+            self._again_timer.start()

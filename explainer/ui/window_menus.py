@@ -1,0 +1,86 @@
+"""The window's menus. File: open model, screenshot, scenes, export, quit. View: theme, the explanations under the
+titles or as popovers, Focus (keys 1–4, Esc), reset layout, the views (Ctrl+1…7), presenter mode and zoom, the
+analysis settings."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QFileDialog
+
+from explainer.ui.analysis_menu import AnalysisMenu
+from explainer.ui.view_state import LIVE_PANELS
+
+
+def build_menus(window) -> None:
+    """File, View and their parts (scenes, export, focus, views, presenter mode, analysis settings)."""
+    m = window.file_menu = window.menuBar().addMenu("&File")
+    act = m.addAction("&Open model…", lambda: open_model_dialog(window))
+    act.setShortcut(QKeySequence.Open)
+    m.addAction("Save &screenshot…", lambda: save_screenshot_dialog(window))
+    for part in (window.scenes, window.exports):
+        m.addSeparator()
+        part.add_menu_actions(m)
+    m.addSeparator()
+    act = m.addAction("&Quit", window.close)
+    act.setShortcut(QKeySequence.Quit)
+
+    v = window.view_menu = window.menuBar().addMenu("&View")
+    group = QActionGroup(window)
+    window.theme_actions: dict[str, QAction] = {}
+    for name, label in (("light", "&Light theme"), ("dark", "&Dark theme")):
+        a = v.addAction(label)
+        a.setCheckable(True)
+        a.setData(name)
+        group.addAction(a)
+        window.theme_actions[name] = a
+    group.triggered.connect(window.on_theme_action)
+    v.addSeparator()
+    window.help_action = v.addAction('Show "What am I seeing?" under the titles')
+    window.help_action.setCheckable(True)
+    window.help_action.setChecked(True)
+    window.help_action.setToolTip("Off: the explanations take no room and open from their buttons")
+    window.help_action.toggled.connect(window.set_help_visible)
+    _build_focus_menu(window, v.addMenu("&Focus"))
+    v.addAction("&Reset layout", window.reset_layout)
+    v.addSeparator()
+    window.teach.add_menu_actions(v)
+    v.addSeparator()
+    window.presenter.add_menu_actions(v)
+    v.addSeparator()
+    window.analysis = AnalysisMenu(window, v)
+
+
+def _build_focus_menu(window, menu) -> None:
+    """Keys 1–4: that live panel alone (in presenter mode: the hero); Esc: all of them again."""
+    window.focus_actions: dict[str, QAction] = {}
+    group = QActionGroup(window)
+    for i, key in enumerate(LIVE_PANELS):
+        a = QAction(window.panels[key].title, window, checkable=True)
+        a.setShortcut(QKeySequence(str(i + 1)))  # a text field takes the digit itself
+        a.setShortcutContext(Qt.WindowShortcut)
+        a.triggered.connect(lambda _=False, key=key: window.toggle_focus(key))
+        group.addAction(a)
+        menu.addAction(a)
+        window.addAction(a)
+        window.focus_actions[key] = a
+    group.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)
+    menu.addSeparator()
+    window.unfocus_action = QAction("All panels", window)
+    window.unfocus_action.setShortcut(QKeySequence(Qt.Key_Escape))
+    window.unfocus_action.setShortcutContext(Qt.WindowShortcut)
+    window.unfocus_action.triggered.connect(window.escape)
+    menu.addAction(window.unfocus_action)
+    window.addAction(window.unfocus_action)
+
+
+def open_model_dialog(window) -> None:
+    path, _ = QFileDialog.getOpenFileName(window, "Open a GGUF model", "", "GGUF models (*.gguf);;All files (*)")
+    if path:
+        window.open_model(path)
+
+
+def save_screenshot_dialog(window) -> None:
+    path, _ = QFileDialog.getSaveFileName(window, "Save a screenshot", "explainer.png", "PNG images (*.png)")
+    if path:
+        window.grab().save(path)
