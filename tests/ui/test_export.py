@@ -142,6 +142,7 @@ def test_svg_text_keeps_its_place_in_any_viewer(window, tmp_path):
     from PySide6.QtGui import QFontInfo
 
     a = window.attention
+    window.set_help_visible(True)  # the explanation under the title holds the italic and subscript runs
     p = export_view(a, "svg", tmp_path / "a.svg", caption="c", part="panel")
     texts = _svg_texts(p)
     italic = next(t for t in texts if t.text == "query")
