@@ -29,13 +29,13 @@ from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
     QFrame,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QMainWindow,
     QPlainTextEdit,
     QTableView,
     QTextEdit,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -144,14 +144,16 @@ def _relayout(w: QWidget) -> None:
 
 # --- the caption strip ------------------------------------------------------------------------------------------
 class CaptionStrip(QFrame):
-    """The scene's title and note at the bottom of the window (presenter mode)."""
+    """The scene's title and note at the bottom of the window (presenter mode), side by side like a lower third:
+    the title on the left, the note wrapping beside it, so a two-line note costs two lines of the hero's height,
+    not three."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("captionStrip")
-        lay = QVBoxLayout(self)
+        lay = QHBoxLayout(self)
         lay.setContentsMargins(16, 6, 16, 8)
-        lay.setSpacing(2)
+        lay.setSpacing(18)
         self.title = QLabel()
         self.title.setTextFormat(Qt.PlainText)
         f = QFont(self.title.font())
@@ -164,8 +166,10 @@ class CaptionStrip(QFrame):
         f = QFont(self.note.font())
         f.setPointSizeF(th.LABEL_FONT_PT)
         self.note.setFont(f)
-        lay.addWidget(self.title)
-        lay.addWidget(self.note)
+        self.title.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        self.note.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        lay.addWidget(self.title, 0, Qt.AlignTop)
+        lay.addWidget(self.note, 1)
         self.hide()
 
     def set_caption(self, title: str, note: str) -> None:

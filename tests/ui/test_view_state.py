@@ -100,6 +100,8 @@ def test_every_lecture_scene_round_trips(make_main_window, wait_result, name):
             got = again.panels.get(panel, {}).get(key)
             if key == "layer" and panel in ("attention", "walkthrough"):
                 value = min(value, n_layers - 1)  # the demo model is smaller than the lecture's
+            if key == "head" and panel in ("attention", "walkthrough"):
+                value = min(value, w.result.model.n_heads - 1)
             if key == "layer" and panel == "embeddings":
                 value = min(value, n_layers)
             assert got == value, (path.name, panel, key, got, value)
