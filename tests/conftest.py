@@ -67,6 +67,25 @@ def real_engine():
 
 
 @pytest.fixture(scope="session")
+def real_engines(real_engine):
+    """``real_engines(name)``: the real model on backend ``name`` ("torch" is ``real_engine``), made once per
+    session (the first ONNX export of the real model takes minutes and goes into the test cache)."""
+    from explainer.core.engine import Engine
+
+    made = {"torch": real_engine}
+
+    def get(name: str):
+        if name not in made:
+            eng = Engine(device="cpu", backend=name)
+            if eng.backend != name:
+                pytest.fail(f"the {name} backend did not start: {eng.notice}")
+            made[name] = eng
+        return made[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def tiny_engine():
     from explainer.core.engine import demo_engine
 
