@@ -161,7 +161,7 @@ def test_runs_alone(tmp_path, projector, cache_root):
     env = {"EXPLAINER_CACHE": str(cache_root)}
     pixels = screenshot_alone("embeddings", tmp_path / "embeddings.png", "--layer", "1", env=env, timeout=180)
     assert pixels.shape == (750, 1000, 3)
-    assert distinct_colours(pixels) > 200  # the map's points, labels and text, not an empty frame
+    assert distinct_colours(pixels) > 500  # the map in colour: text alone gives a few hundred shades
 
 
 @pytest.mark.parametrize("text, start", [("", False), ("", True), ("Hi", True)])

@@ -160,4 +160,4 @@ def test_head_roles_reference_runs_in_background(qtbot, demo, result):
 def test_panel_runs_alone(module, tmp_path):
     pixels = screenshot_alone(module, tmp_path / f"{module}.png", "--size", "900x600")
     assert pixels.shape == (600, 900, 3)
-    assert distinct_colours(pixels) > 200  # text, a plot and its colours, not an empty frame
+    assert distinct_colours(pixels) > 500  # plots in colour: text alone gives a few hundred shades
