@@ -81,7 +81,7 @@ def expected_ids(engine, case: Case) -> list[int]:
     return ([START_TOKEN_ID] if case.start_token else []) + ids
 
 
-@functools.lru_cache(maxsize=1)  # tests run text by text, so each reference is computed once
+@functools.lru_cache(maxsize=2)  # tests run text by text (the typing test: two texts), each reference made once
 def _reference(hf_model, ids: tuple[int, ...]) -> Reference:
     return compute(hf_model, list(ids))
 
