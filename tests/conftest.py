@@ -51,6 +51,26 @@ def module_cache_folder(tmp_path_factory):
         os.environ["EXPLAINER_CACHE"] = old
 
 
+@pytest.fixture
+def encoded_chars(monkeypatch):
+    """``encoded_chars(tokenizer)`` starts counting the characters that tokenizer runs BPE on (returns a list
+    that grows by one piece length per piece): how much of a text was looked at, independent of the
+    machine's speed."""
+
+    def watch(tok) -> list[int]:
+        seen: list[int] = []
+        inner = tok._encode_piece
+
+        def counting(piece, *args):
+            seen.append(len(piece))
+            return inner(piece, *args)
+
+        monkeypatch.setattr(tok, "_encode_piece", counting)
+        return seen
+
+    return watch
+
+
 @pytest.fixture(scope="session")
 def bundled_gguf():
     from explainer.core.bundled import bundled_model_path
@@ -64,6 +84,25 @@ def real_engine():
     from explainer.core.engine import Engine
 
     return Engine(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def real_engines(real_engine):
+    """``real_engines(name)``: the real model on backend ``name`` ("torch" is ``real_engine``), made once per
+    session (the first ONNX export of the real model takes minutes and goes into the test cache)."""
+    from explainer.core.engine import Engine
+
+    made = {"torch": real_engine}
+
+    def get(name: str):
+        if name not in made:
+            eng = Engine(device="cpu", backend=name)
+            if eng.backend != name:
+                pytest.fail(f"the {name} backend did not start: {eng.notice}")
+            made[name] = eng
+        return made[name]
+
+    return get
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from explainer.cli import main
+from explainer.core.tokenizers import get_tokenizer
 
 
 def run(capsys, *argv):
@@ -114,13 +115,26 @@ def test_subprocess_bad_model_no_traceback(tmp_path):
 
 
 @pytest.mark.slow
-def test_analyze_real_model_mat(capsys):
-    code, out, err = run(capsys, "analyze", "--json", "The cat sat on the")
+@pytest.mark.reference
+def test_analyze_json_has_transformers_numbers(capsys, hf_model):
+    """The JSON's ids, token probabilities and top candidates are transformers' on the same GGUF."""
+    import torch
+
+    code, out, err = run(capsys, "analyze", "--json", "--top-k", "5", "The cat sat on the")
     assert code == 0, err
     r = json.loads(out)[0]
     assert r["model"] == "SmolLM2-135M-Instruct"
-    top = r["positions"][-1]["top"][0]
-    assert top["text"] == " mat" and top["id"] == 1171 and top["prob"] == pytest.approx(0.325, abs=0.01)
+    ids = [t["id"] for t in r["tokens"]]
+    assert ids == [0, *get_tokenizer("smollm2").encode("The cat sat on the")]  # the start token first
+    with torch.no_grad():
+        p = torch.softmax(hf_model(torch.tensor([ids])).logits[0].double(), -1)
+    for i, pos in enumerate(r["positions"]):
+        best = torch.topk(p[i], 5)
+        assert [t["id"] for t in pos["top"]] == best.indices.tolist()
+        assert [t["prob"] for t in pos["top"]] == pytest.approx(best.values.tolist(), rel=3e-4, abs=1e-7)
+        if i:
+            assert pos["prob"] == pytest.approx(float(p[i - 1, ids[i]]), rel=3e-4, abs=1e-7)
+    assert r["positions"][-1]["top"][0]["text"] == " mat"
 
 
 def test_scenes_json_lists_the_lecture_scenes_numbered_as_on_screen(capsys):

@@ -119,10 +119,6 @@ class Tokenization:
     def ids(self) -> list[int]:
         return [t.id for t in self.tokens]
 
-    @property
-    def chars_per_token(self) -> float:
-        return len(self.text) / max(1, len(self.tokens))
-
 
 @dataclass(frozen=True)
 class ModelInfo:

@@ -60,6 +60,20 @@ def surprisal_colour(bits: float, max_bits: float = 16.0) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
+_VIRIDIS = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
+
+
+def heat_colour(value: float) -> str:
+    """Viridis-like ``#rrggbb`` for ``value`` in [0, 1] (the attention heatmaps' scale): linear between five
+    stops of viridis."""
+    v = min(1.0, max(0.0, float(value))) * (len(_VIRIDIS) - 1)
+    i = min(int(v), len(_VIRIDIS) - 2)
+    t = v - i
+    a, b = _VIRIDIS[i], _VIRIDIS[i + 1]
+    r, g, bl = (round(a[c] + (b[c] - a[c]) * t) for c in range(3))
+    return f"#{r:02x}{g:02x}{bl:02x}"
+
+
 # --- sizes (points; Qt scales them for HiDPI) ---------------------------------------------------------------
 CHIP_FONT_PT = 15  # token text on chips
 SMALL_FONT_PT = 9  # ids under chips, legends

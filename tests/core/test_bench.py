@@ -37,15 +37,21 @@ def test_run_bench_schema(tiny):
     assert "keystroke" in table and "16" in table
 
 
-def test_bench_is_a_cli_subcommand():
-    from explainer.cli import build_parser
+def test_bench_runs_from_the_command_line(tmp_path, bundled_gguf, capsys):
+    """``explainer bench --json`` on a model file: one JSON object with the cases asked for, on the backend and
+    device asked for."""
+    from explainer.cli import main
+    from explainer.core.engine import TINY_CONFIG
+    from explainer.core.llama import random_weights
+    from tests.gguf_factory import write_tiny_llama
 
-    args = build_parser().parse_args(
-        ["bench", "--json", "--backend", "onnx", "--device", "cpu", "--compare-hf", "--tokens", "8,32"]
-    )
-    assert args.json and args.backend == "onnx" and args.compare_hf and args.tokens == "8,32"
-    assert callable(args.handler)
-    assert build_parser().parse_args(["analyze", "--backend", "auto", "x"]).backend == "auto"
+    gguf = write_tiny_llama(tmp_path / "tiny.gguf", TINY_CONFIG, random_weights(TINY_CONFIG), bundled_gguf)
+    argv = ["bench", "--json", "--model", str(gguf), "--backend", "torch", "--device", "cpu", "--tokens", "8,32"]
+    assert main([*argv, "--keystrokes", "2"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["backend"] == "torch" and res["device"] == "cpu"
+    assert [c["tokens"] for c in res["cases"]] == [8, 32]
+    assert all(c["keystroke_ms"] > 0 and "hf_ms" not in c for c in res["cases"])
 
 
 def test_bench_rejects_bad_token_lists(monkeypatch):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -79,7 +81,8 @@ def test_cancelled_background_export_stops_and_leaves_no_partial_file(cache, bun
     job = ExportJob(bundled_gguf, "gguf-cancel-test")
     time.sleep(3.0)  # the child is loading or exporting by now
     assert not job.done()
-    t0 = time.perf_counter()
     job.cancel()
-    assert job.done() and time.perf_counter() - t0 < 15
+    assert job.done()
+    if os.name == "posix":  # ended by SIGTERM (its handler exits 143), not killed after cancel's wait
+        assert job.proc.returncode in (143, -signal.SIGTERM), job.proc.returncode
     assert not [p.name for p in (cache / "onnx").glob("*") if p.suffix in (".tmp", ".onnx")]

@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -343,27 +342,25 @@ def big():
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_one_megabyte_paste_is_cut_fast(cli, tmp_path, tiny_gguf, big, mode):
+def test_one_megabyte_paste_is_cut(cli, tmp_path, tiny_gguf, big, mode):
+    """(How long it takes: benchmarks/tokenizer_speed.py.)"""
     assert len(big.encode("utf-8")) >= 1_000_000
-    cli("analyze", "--json", "--model", str(tiny_gguf), "--max-tokens", "8", "warm up")  # first load: caches
-    t0 = time.perf_counter()
     r = feed(cli, tmp_path, mode, big, "analyze", "--json", "--model", str(tiny_gguf), "--top-k", "5")
-    seconds = time.perf_counter() - t0
     assert r.code == 0, r.err
     row = strict_json(r.out)[0]
     assert row["truncated"] is True and len(row["tokens"]) == 1024  # the default --max-tokens
     check_analyze_row(row, big, 1024, 5)
-    assert seconds < 15, f"1 MB paste took {seconds:.1f} s"  # ~2 s on 2 shared cores; generous for CI noise
 
 
-def test_one_megabyte_tokenizer_cut_costs_like_its_first_pieces(big):
+def test_one_megabyte_tokenizer_cut_looks_only_at_its_first_pieces(big, encoded_chars):
     from explainer.core.tokenizers import get_tokenizer
 
     tok = get_tokenizer("smollm2")
-    tok.tokenize("warm up", max_tokens=4)
-    t0 = time.perf_counter()
+    seen = encoded_chars(tok)
     tz = tok.tokenize(big, max_tokens=1024)
-    assert time.perf_counter() - t0 < 1.0 and len(tz.tokens) == 1024 and not tz.complete
+    assert len(tz.tokens) == 1024 and not tz.complete
+    # BPE ran on the text of the tokens kept and at most the rest of the last piece (this text's are short)
+    assert tz.tokens[-1].end <= sum(seen) < tz.tokens[-1].end + 100 < len(big) // 100, sum(seen)
 
 
 def test_one_megabyte_tokenize_json(cli, big):
@@ -457,7 +454,6 @@ def test_subprocess_one_megabyte_paste_memory_is_bounded(tmp_path, tiny_gguf, bi
     peaks = {}
     for label, data in (("short", b"The cat sat on the mat."), ("1MB", big.encode("utf-8"))):
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        t0 = time.perf_counter()
         p = subprocess.run(
             [sys.executable, "-c", script, "analyze", "--json", "--model", str(tiny_gguf), "--text-file", "-"],
             input=data,
@@ -466,12 +462,10 @@ def test_subprocess_one_megabyte_paste_memory_is_bounded(tmp_path, tiny_gguf, bi
             cwd=ROOT,
             timeout=300,
         )
-        seconds = time.perf_counter() - t0
         assert p.returncode == 0, p.stderr
         peaks[label] = int(re.search(rb"MAXRSS (\d+)", p.stderr).group(1)) / 1024  # MiB
         if label == "1MB":
             assert strict_json(p.stdout.decode("utf-8"))[0]["truncated"] is True
-            assert seconds < 60
     assert peaks["1MB"] - peaks["short"] < 200, peaks  # attention of 1024 tokens + the text itself
 
 

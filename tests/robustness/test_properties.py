@@ -112,11 +112,11 @@ def test_tokenize_accounts_for_every_byte(tok, text, parse_specials):
 @given(text=any_text)
 def test_decode_encode_roundtrip_when_every_byte_has_a_token(tok, text):
     raw = utf8_clean(text)
-    ids = tok.encode(text)
+    decoded = tok.decode(tok.encode(text))
+    # the text less the bytes without a token (lone surrogates were U+FFFD), as UTF-8 decoding reads it
+    assert decoded == raw.translate(None, bytes(sorted(tok.missing_bytes))).decode("utf-8", "replace")
     if not SURROGATES.search(text) and not any(b in tok.missing_bytes for b in raw):
-        assert tok.decode(ids) == text
-    else:
-        assert tok.decode(ids).encode("utf-8", "surrogatepass") is not None  # decodes without raising
+        assert decoded == text
 
 
 @PROPS

@@ -185,19 +185,21 @@ def test_initial_load_failure(qtbot, fakes):
     assert_shut_down(c)
 
 
-def test_shutdown_during_a_long_load_is_quick(qtbot, fakes):
+def test_shutdown_during_a_long_load_cancels_it(qtbot, fakes):
+    steps = []
+
     def endless(progress):
         for i in range(1000):
             progress("Dequantizing…", i / 1000)
+            steps.append(i)
             time.sleep(0.01)
         return fakes.FakeEngine()
 
     c = Controller(endless)
     c.start()
-    qtbot.wait(50)
-    t0 = time.perf_counter()
+    qtbot.waitUntil(lambda: len(steps) > 3)
     assert_shut_down(c)
-    assert time.perf_counter() - t0 < 1.0
+    assert len(steps) < 1000  # the load stopped at its next progress report, not at its end
 
 
 def test_shutdown_while_analysing_waits_and_deletes_worker(qtbot, fakes):
@@ -316,10 +318,8 @@ def test_shutdown_does_not_wait_forever_for_a_stuck_worker(qtbot, fakes, monkeyp
     c.start()
     assert entered.wait(5)
     thread = c.thread
-    t0 = time.perf_counter()
     c.shutdown()
-    assert time.perf_counter() - t0 < 5
-    assert "did not stop" in caplog.text and thread.isRunning()
+    assert "did not stop" in caplog.text and thread.isRunning()  # returned without waiting for the load
     assert any(t is thread for t, _ in ctl._UNFINISHED)
     stuck.set()
     assert thread.wait(10_000)

@@ -6,8 +6,6 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,13 +15,16 @@ from explainer.core.projection import Projector, nearest_neighbours
 from explainer.ui import theme as th
 from explainer.ui.panels import demo_data
 from explainer.ui.panels.embeddings import EmbeddingsPanel, layer_name
+from tests.pixels import distinct_colours, screenshot_alone
 
 TEXT = demo_data.DEMO_TEXT
 
 
 @pytest.fixture(scope="module")
 def engine():
-    return demo_data.demo_engine_or_fake()
+    from explainer.core.engine import demo_engine
+
+    return demo_engine()  # its own: the projector fits axes on it
 
 
 @pytest.fixture(scope="module")
@@ -157,17 +158,11 @@ def test_grab_is_not_blank(panel):
 
 
 def test_runs_alone(tmp_path, projector, cache_root):
-    shot = tmp_path / "embeddings.png"
     # shares the module's projection cache: the demo engine is seeded, so the axes are found on disk
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", EXPLAINER_CACHE=str(cache_root))
-    subprocess.run(
-        [sys.executable, "-m", "explainer.ui.panels.embeddings", "--layer", "1", "--screenshot", str(shot)],
-        check=True,
-        env=env,
-        timeout=180,
-        capture_output=True,
-    )
-    assert shot.stat().st_size > 10_000
+    env = {"EXPLAINER_CACHE": str(cache_root)}
+    pixels = screenshot_alone("embeddings", tmp_path / "embeddings.png", "--layer", "1", env=env, timeout=180)
+    assert pixels.shape == (750, 1000, 3)
+    assert distinct_colours(pixels) > 500  # the map in colour: text alone gives a few hundred shades
 
 
 @pytest.mark.parametrize("text, start", [("", False), ("", True), ("Hi", True)])

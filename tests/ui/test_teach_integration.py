@@ -204,13 +204,19 @@ def test_a_closed_window_is_freed_with_its_results(qtbot, wait_result):
     for key in w.teach.keys:
         w.teach.show_view(key)
     window_ref, result_ref = weakref.ref(w), weakref.ref(w.result)
+    from PySide6.QtCore import SIGNAL
+
+    names = ("resultReady(PyObject)", "errorOccurred(QString)", "modelLoaded(PyObject)", "busyChanged(bool)")
+    signals = [SIGNAL(n) for n in names]
+    assert all(controller.receivers(s) for s in signals)  # the window listens to the controller
     w.close()
     w.deleteLater()
     del w
     qtbot.wait(50)
     gc.collect()
+    # freed although ``controller`` is still referenced here, as an application's would be
     assert window_ref() is None and result_ref() is None
-    assert controller is not None  # the controller is still referenced here, as an application would
+    assert not any(controller.receivers(s) for s in signals)  # no connection outlives the window
 
 
 def test_a_backend_fallback_notice_reaches_the_status_bar(qtbot, make_main_window, wait_result, demo):

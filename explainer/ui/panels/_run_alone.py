@@ -1,8 +1,10 @@
 """Run one panel alone on demo data: ``python -m explainer.ui.panels.tokens [--text T] [--real] [--dark]
 [--screenshot FILE.png]``.
 
-Uses the core's tiny demo engine (random weights, real tokenizer) unless ``--real`` loads the bundled model.
-With ``--screenshot`` the panel is drawn offscreen-capable, saved and the program exits.
+Uses the core's tiny demo engine (random weights, the bundled model's real tokenizer) unless ``--real`` loads
+the bundled model itself. When neither can be had (the bundled model is not installed), it says so in one
+sentence and exits with status 2; it never shows made-up data. With ``--screenshot`` the panel is drawn
+offscreen-capable, saved and the program exits.
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ def run_alone(
         add_arguments(ap)
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
 
+    from explainer.core.errors import UserError
+
+    try:
+        engine = _make_engine(args, make_engine)
+    except UserError as e:
+        print(f"{ap.prog}: {e}", file=sys.stderr)
+        return 2
+
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
 
@@ -45,16 +55,6 @@ def run_alone(
     theme = th.DARK if args.dark else th.LIGHT
     th.apply_theme(app, theme)
 
-    if make_engine is not None:
-        engine = make_engine(args)
-    elif args.real:
-        from explainer.core.engine import Engine
-
-        engine = Engine()
-    else:
-        from explainer.core.engine import demo_engine
-
-        engine = demo_engine()
     panel = make_panel(engine, args) if make_panel is not None else panel_cls()
     if hasattr(panel, "set_token_decoder"):
         panel.set_token_decoder(engine.tokenizer.token_bytes)
@@ -82,3 +82,15 @@ def run_alone(
         panel.close()
         return 0 if ok else 1
     return app.exec()
+
+
+def _make_engine(args, make_engine):
+    if make_engine is not None:
+        return make_engine(args)
+    if args.real:
+        from explainer.core.engine import Engine
+
+        return Engine()
+    from explainer.core.engine import demo_engine
+
+    return demo_engine()

@@ -1,5 +1,5 @@
 """Small pieces shared by the teaching panels (head roles, walk-through, logit lens): token labels, number
-formatting for a projector, the heat colour scale and a table cell that draws a bar."""
+formatting for a projector, colour shading and a table cell that draws a bar."""
 
 from __future__ import annotations
 
@@ -85,18 +85,6 @@ def percent(p: float) -> str:
     if p >= 0.001:
         return f"{100 * p:.1f} %"
     return "<0.1 %"
-
-
-_VIRIDIS = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
-
-
-def heat(value: float) -> QColor:
-    """Viridis-like colour for ``value`` in [0, 1] (the attention heatmaps' scale)."""
-    v = min(1.0, max(0.0, float(value))) * (len(_VIRIDIS) - 1)
-    i = min(int(v), len(_VIRIDIS) - 2)
-    t = v - i
-    a, b = _VIRIDIS[i], _VIRIDIS[i + 1]
-    return QColor(*(round(a[c] + (b[c] - a[c]) * t) for c in range(3)))
 
 
 def shade(base: str, amount: float, background: str) -> QColor:

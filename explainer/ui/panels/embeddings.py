@@ -309,7 +309,6 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - manual dem
         add_arguments=lambda ap: ap.add_argument(
             "--layer", type=int, default=0, help="0 = input embeddings, l = after layer l"
         ),
-        make_engine=lambda args: demo_data.real_engine() if args.real else demo_data.demo_engine_or_fake(),
         make_panel=make_panel,
         start=start,
     )

@@ -11,7 +11,6 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from explainer.ui import theme as th
-from explainer.ui.panels import _teach as tc
 
 
 class BadgeGrid(QWidget):
@@ -89,7 +88,7 @@ class BadgeGrid(QWidget):
                     if show_values:
                         p.drawText(cell, Qt.AlignCenter, "–")
                     continue
-                fill = tc.heat(v)
+                fill = QColor(th.heat_colour(v))
                 p.fillRect(cell, fill)
                 if show_values:
                     p.setPen(QColor(th.text_on(fill.name())))
@@ -108,7 +107,7 @@ class BadgeGrid(QWidget):
         for k in range(40):
             p.fillRect(
                 QRectF(bar.left() + bar.width() * k / 40, y, bar.width() / 40 + 1, bar.height()),
-                tc.heat((k + 0.5) / 40),
+                QColor(th.heat_colour((k + 0.5) / 40)),
             )
         p.setPen(text)
         p.drawText(QRectF(bar.left() - 30, y, 26, bar.height()), Qt.AlignRight | Qt.AlignVCenter, "0")
