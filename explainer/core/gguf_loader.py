@@ -21,11 +21,14 @@ from explainer.core.paths import atomic_write, cache_dir, sha256_file
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
-CACHE_FORMAT = 1  # bump when the cached layout changes
+CACHE_FORMAT = 2  # bump when the cached layout or config changes
 
 
 @dataclass(frozen=True)
 class LlamaConfig:
+    """The shape of a decoder-only transformer. The defaults describe Llama; the architecture fields say how a
+    Qwen2 or GPT-2 model differs (``explainer.core.hf_folder`` reads them from a model folder's config.json)."""
+
     n_layers: int
     d_model: int
     d_ff: int
@@ -36,10 +39,22 @@ class LlamaConfig:
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
     name: str = "llama"
+    arch: str = "llama"  # "llama", "qwen2" or "gpt2"
+    head_dim: int = 0  # 0: d_model // n_heads
+    positions: str = "rotary"  # "rotary" (RoPE on q and k) or "learned" (a position vector added to the input)
+    norm: str = "rms"  # "rms" (RMSNorm, a gain) or "layer" (LayerNorm, a gain and a bias)
+    mlp: str = "swiglu"  # "swiglu": down(act(gate x) * up x); "plain": down(act(up x))
+    activation: str = "silu"  # "silu", "gelu_tanh" (GPT-2's gelu_new) or "gelu" (exact, erf)
+    qkv_bias: bool = False  # biases on the query, key and value projections
+    o_bias: bool = False  # a bias on the attention output projection
+    mlp_bias: bool = False  # biases on the MLP's projections
+    rope_scaling: tuple = ()  # () or ("llama3", factor, low_freq_factor, high_freq_factor, original_context)
+    bos_token_id: int = -1  # the configured beginning-of-sequence token; -1: none (see core.start_token)
+    add_bos: bool = False  # the model's tokenizer puts it before every text
 
     @property
     def d_head(self) -> int:
-        return self.d_model // self.n_heads
+        return self.head_dim or self.d_model // self.n_heads
 
 
 def _no_progress(msg: str, frac: float) -> None:
@@ -106,6 +121,8 @@ def read_config(reader, path: Path) -> LlamaConfig:
         rope_theta=float(_field(reader, "llama.rope.freq_base", 10000.0)),
         norm_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
         name=str(_field(reader, "general.name", path.stem)),
+        bos_token_id=int(_field(reader, "tokenizer.ggml.bos_token_id", -1)),
+        add_bos=bool(_field(reader, "tokenizer.ggml.add_bos_token", False)),
     )
 
 
@@ -223,7 +240,9 @@ def _load_cache(gguf_sha: str) -> tuple[LlamaConfig, dict[str, np.ndarray]] | No
             return None
         from safetensors.numpy import load_file
 
-        return LlamaConfig(**meta["config"]), load_file(str(st_path))
+        cfg = meta["config"]
+        cfg["rope_scaling"] = tuple(cfg.get("rope_scaling", ()))
+        return LlamaConfig(**cfg), load_file(str(st_path))
     except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
         log.warning("weight cache %s unreadable (%s); rebuilding", st_path, e)
         return None
