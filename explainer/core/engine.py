@@ -7,7 +7,6 @@ there on are computed. Because the model is causal, the result equals a full rec
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -21,12 +20,13 @@ import torch
 from explainer.core.backends.memory import release_free_memory
 from explainer.core.backends.select import BackendSelector
 from explainer.core.backends.stats import row_stats, token_logp
-from explainer.core.gguf_loader import LlamaConfig, load_weights
+from explainer.core.gguf_loader import LlamaConfig
 from explainer.core.llama import Llama, build_model, random_weights
+from explainer.core.model_source import gguf_start_token, open_model
 from explainer.core.types import AnalysisResult, Attention, ModelInfo, Token, WeightsView, readonly
 
 log = logging.getLogger(__name__)
-START_TOKEN_ID = 0  # <|endoftext|>, used as "start of text"
+START_TOKEN_ID = 0  # SmolLM2's <|endoftext|>, its start of text (each model's own: Engine.start)
 DEFAULT_MAX_TOKENS = 1024
 LN2 = math.log(2.0)
 # Attention rows of query positions < FP32_ROWS are stored as float32; later rows as float16 (half the memory
@@ -106,21 +106,15 @@ class Engine:
 
         t0 = time.perf_counter()
         self.device_kind = pick_device(device)
-        if _weights is not None:  # (cfg, weights, path) for tests and the demo
+        if _weights is not None:  # (cfg, weights, path of a GGUF for the vocabulary) for tests and the demo
             cfg, weights, path = _weights
+            self.tokenizer = get_tokenizer("smollm2", gguf_path=path)
+            self.start = gguf_start_token(cfg, self.tokenizer)
+            source = None
         else:
-            if model_path is None:
-                from explainer.core.bundled import bundled_model_path
-                from explainer.core.paths import Manifest
-
-                path = bundled_model_path(progress)
-                manifest = Manifest.load()
-                cfg, weights, sha = load_weights(path, progress or _log_progress, manifest.sha256)
-                cfg = dataclasses.replace(cfg, name=manifest.display_name)
-            else:
-                path = Path(model_path).expanduser()
-                cfg, weights, sha = load_weights(path, progress or _log_progress)
-        self.tokenizer = get_tokenizer("smollm2", gguf_path=path)
+            source = open_model(model_path, progress)
+            cfg, weights, path = source.cfg, source.weights, source.path
+            self.tokenizer, self.start = source.tokenizer, source.start
         if self.tokenizer.vocab_size > cfg.vocab_size:
             from explainer.core.errors import ModelFileError
 
@@ -147,6 +141,12 @@ class Engine:
             rope_theta=cfg.rope_theta,
             norm_eps=cfg.norm_eps,
             path=str(path),
+            arch=cfg.arch,
+            positions=cfg.positions,
+            norm=cfg.norm,
+            mlp=cfg.mlp,
+            tied=self.model.lm_head is None,
+            start=self.start,
         )
         self.embedding_table = readonly(self.model.embed.weight.detach().cpu().numpy())
         self.unembedding = (
@@ -154,12 +154,12 @@ class Engine:
         )
         self.weights = self._weights_view()
         weights = None  # the model holds the arrays now; with ONNX its layer weights are swapped for memory maps
-        if _weights is not None:
+        if source is None or source.gguf_path is None:
             from explainer.core.backends.onnx_export import model_fingerprint
 
             identity, gguf = (lambda: model_fingerprint(self.model)), None
         else:
-            identity, gguf = (lambda: f"gguf-{sha}"), path
+            identity, gguf = (lambda: source.identity), source.gguf_path
         self._backends = BackendSelector(
             backend, self.model, self.device_kind, self.embedding_table, self.unembedding, identity, gguf, progress
         )
@@ -173,12 +173,14 @@ class Engine:
         """Tokenize and cut at ``max_tokens`` analysed tokens (start token included)."""
         # max_tokens counts the start token too; a tokenizer that stopped early
         # (thousands of bytes without a token) used to report truncated=False
+        start_token = start_token and self.start.id is not None
         budget = max(0, max(1, max_tokens) - (1 if start_token else 0))
         tok = self.tokenizer.tokenize(text, parse_specials=parse_specials, max_tokens=budget + 1)
         truncated = len(tok.tokens) > budget or not getattr(tok, "complete", True)
         tokens = list(tok.tokens[:budget])
-        if start_token:
-            tokens.insert(0, Token(START_TOKEN_ID, self.tokenizer.token_bytes(START_TOKEN_ID), 0, 0, True, True))
+        sid = self.start.id
+        if start_token and sid is not None:
+            tokens.insert(0, Token(sid, self.tokenizer.token_bytes(sid), 0, 0, True, True))
         return tok, tuple(tokens), truncated
 
     def analyze(
@@ -206,10 +208,10 @@ class Engine:
             model=self.info,
             device=self.device,
             backend=self.backend,
-            tokenizer="smollm2",
+            tokenizer=self.tokenizer.name,
             tokens=tokens,
             ids=readonly(np.asarray(ids, np.int64)),
-            start_token=start_token,
+            start_token=bool(tokens) and tokens[0].added,
             truncated=truncated,
             dropped=tok.dropped,
             specials_parsed=tok.specials_parsed,

@@ -71,14 +71,18 @@ def _open_gguf(path: Path, progress: Progress, expected_sha256: str | None = Non
 
     cfg, weights, sha = load_weights(path, progress, expected_sha256)
     tokenizer = get_tokenizer("smollm2", gguf_path=path)
+    return ModelSource(cfg, weights, Path(path), "gguf", f"gguf-{sha}", tokenizer, gguf_start_token(cfg, tokenizer))
+
+
+def gguf_start_token(cfg: LlamaConfig, tokenizer) -> StartToken:
+    """The start-of-text token of a GGUF model (its ``tokenizer.ggml.bos_token_id`` / ``add_bos_token``)."""
     bos = cfg.bos_token_id if 0 <= cfg.bos_token_id < tokenizer.vocab_size else None
-    start = choose_start_token(
+    return choose_start_token(
         tokenizer_adds=bos if cfg.add_bos else None,
         bos_id=bos,
         lookup=tokenizer.special_ids.get,
         text_of=lambda i: tokenizer.token_bytes(i).decode("utf-8", "replace"),
     )
-    return ModelSource(cfg, weights, Path(path), "gguf", f"gguf-{sha}", tokenizer, start)
 
 
 def _open_folder(path: Path, progress: Progress) -> ModelSource:
