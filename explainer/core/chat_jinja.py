@@ -16,7 +16,7 @@ from pathlib import Path
 from explainer.core.chat import MessageLike, Segment, normalise
 from explainer.core.errors import UserError
 
-__all__ = ["ChatTemplateError", "model_chat_template", "render_template", "template_segments"]
+__all__ = ["ChatTemplateError", "model_chat_template", "render_template", "template_segments", "template_variables"]
 
 
 class ChatTemplateError(UserError):
@@ -48,6 +48,16 @@ def model_chat_template(path: str | Path) -> str | None:
         if isinstance(value, str) and value.strip():
             return value
     return None
+
+
+def template_variables(folder: str | Path) -> dict[str, str]:
+    """The special tokens a folder's tokenizer_config.json names (``bos_token``, ``eos_token``, …), as text: the
+    variables a chat template may use."""
+    from explainer.core.hf_tokenizer import read_tokenizer_config, token_text
+
+    tc = read_tokenizer_config(Path(folder))
+    names = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
+    return {k: token_text(tc[k]) for k in names if token_text(tc.get(k)) is not None}
 
 
 @functools.lru_cache(maxsize=8)

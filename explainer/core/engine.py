@@ -102,7 +102,7 @@ class Engine:
         progress: Callable[[str, float], None] | None = None,
         _weights=None,
     ):
-        from explainer.core.tokenizers import get_tokenizer
+        from explainer.core.tokenizers import get_tokenizer, register_model_tokenizer
 
         t0 = time.perf_counter()
         self.device_kind = pick_device(device)
@@ -115,6 +115,7 @@ class Engine:
             source = open_model(model_path, progress)
             cfg, weights, path = source.cfg, source.weights, source.path
             self.tokenizer, self.start = source.tokenizer, source.start
+            register_model_tokenizer(self.tokenizer)
         if self.tokenizer.vocab_size > cfg.vocab_size:
             from explainer.core.errors import ModelFileError
 

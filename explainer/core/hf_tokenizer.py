@@ -57,7 +57,9 @@ class HFTokenizer:
                 f"The tokenizer.json of {name} cannot be read ({type(e).__name__}); the folder is damaged."
             ) from None
         self._tk_plain.encode_special_tokens = True
-        self.name = name
+        from explainer.core.tokenizers import TOKENIZER_NAMES
+
+        self.name = name if name not in TOKENIZER_NAMES else f"{name} (model)"  # never one of the built-in names
         self.pattern = None
         kinds = _kinds(spec.get("decoder")) | _kinds(spec.get("pre_tokenizer"))
         self.byte_level = "ByteLevel" in kinds

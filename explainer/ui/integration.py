@@ -6,7 +6,8 @@ its construction.
 - ``window.presenter``: presenter mode and zoom, the caption strip (``ui.presenter``);
 - ``window.scenes``: open / save / lecture scenes (``ui.scenes_ui``);
 - ``window.exports``: export the view as PNG / SVG / data (``ui.export_ui``);
-- ``window.analysis``: special tokens, start token and backend in the View menu (``ui.analysis_menu``).
+- ``window.analysis``: special tokens, start token and backend in the View menu (``ui.analysis_menu``);
+- ``window.models_menu``: open a model folder, recent and local models in the File menu (``ui.models_menu``).
 
 Menus: File gains the scene and export items before its last separator (above Quit); View gains the views
 (Ctrl+1…7), presenter mode and zoom, and the analysis settings.
@@ -15,6 +16,7 @@ Menus: File gains the scene and export items before its last separator (above Qu
 from __future__ import annotations
 
 from explainer.runtime.jobs import WorkerJobs
+from explainer.ui import models_menu
 from explainer.ui.analysis_menu import AnalysisMenu
 from explainer.ui.export_ui import ExportMenu
 from explainer.ui.presenter import Presenter
@@ -45,6 +47,7 @@ def install(window, settings=None) -> None:
     presenter.add_menu_actions(view_menu)
     view_menu.addSeparator()
     window.analysis = AnalysisMenu(window, view_menu)
+    models_menu.install(window, settings)  # File: model folder, recent models, models on this computer
 
     window.themeChanged.connect(teach.set_theme)
     window.themeChanged.connect(presenter.on_theme_changed)

@@ -48,6 +48,15 @@ def app_settings() -> QSettings:
     return QSettings(QSettings.IniFormat, QSettings.UserScope, "explainer", "explainer")
 
 
+def describe_architecture(info) -> str:
+    """One line on how the model is built and what starts a text, for the status bar's tooltip."""
+    arch = {"llama": "Llama", "qwen2": "Qwen2", "gpt2": "GPT-2"}.get(info.arch, info.arch)
+    pos = "learned positions" if info.positions == "learned" else "rotary positions"
+    norm = "LayerNorm" if info.norm == "layer" else "RMSNorm"
+    start = info.start.description if info.start is not None else ""
+    return f"{arch}: {pos}, {norm}, {'tied' if info.tied else 'separate'} output embeddings. {start}".strip()
+
+
 def format_params(n: int) -> str:
     if n >= 1e9:
         return f"{n / 1e9:.2f} B"
@@ -355,7 +364,7 @@ class MainWindow(QMainWindow):
         self.status_model.setText(f"{info.name} · {format_params(info.n_params)} parameters")
         self.status_model.setToolTip(
             f"{info.n_layers} layers, {info.n_heads} heads, width {info.d_model}, "
-            f"vocabulary {info.vocab_size:,}\n{info.path}"
+            f"vocabulary {info.vocab_size:,}\n{describe_architecture(info)}\n{info.path}"
         )
         self.status_device.setText(f"{m.device} · {m.backend}" if m else "")
         if m is not None and m.tokenizer is not None:
@@ -435,7 +444,12 @@ class MainWindow(QMainWindow):
 
     # --- dialogs --------------------------------------------------------------------------------------------
     def open_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", "", "GGUF models (*.gguf);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open a model: a GGUF file, or the config.json of a model folder",
+            "",
+            "Models (*.gguf config.json);;GGUF models (*.gguf);;Model folders (config.json);;All files (*)",
+        )
         if path:
             self.open_model(path)
 
