@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explainer.core.numerics import entropy_bits, softmax
 from explainer.core.projection import nearest_neighbours
 
 __all__ = ["LensResult", "logit_lens", "rms_norm", "nearest_neighbours", "embedding_table_of"]
@@ -73,17 +74,14 @@ def logit_lens(result, position: int, k: int = 5) -> LensResult:
     x = result.hidden[:, position, :]  # [L+1, D]
     normed = normalise(x, w.final_norm, w.final_norm_bias, w.norm_eps).astype(np.float32)
     z = normed @ np.asarray(result.unembedding, np.float32).T  # [L+1, V] logits
-    z -= z.max(-1, keepdims=True)
-    e = np.exp(z)
-    total = e.sum(-1, keepdims=True, dtype=np.float64)
-    p = (e / total).astype(np.float32)  # softmax
+    p = softmax(z, dtype=np.float32)
+    del z
     k = max(1, min(k, p.shape[1]))
     top = np.argpartition(-p, k - 1, axis=-1)[:, :k]
     order = np.argsort(-np.take_along_axis(p, top, -1), axis=-1, kind="stable")
     top = np.take_along_axis(top, order, -1)
     top_p = np.take_along_axis(p, top, -1)
-    # entropy in bits: log Z − Σ p·z, with z the shifted logits (natural log), over ln 2
-    ent = (np.log(total[:, 0]) - np.einsum("lv,lv->l", p, z, dtype=np.float64)) / np.log(2.0)
+    ent = entropy_bits(p)
     rows = p.shape[0]
     if position + 1 < T:
         nid = int(result.ids[position + 1])

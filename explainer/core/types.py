@@ -334,7 +334,6 @@ class AnalysisResult:
 
     def distribution(self, position: int, temperature: float = 1.0) -> np.ndarray:
         """``[V]`` float64 probabilities of the next token after ``position`` at a temperature (> 0)."""
-        z = self.logits_at(position).astype(np.float64) / max(float(temperature), 1e-6)
-        z -= z.max()
-        p = np.exp(z)
-        return p / p.sum()
+        from explainer.core.numerics import softmax
+
+        return softmax(self.logits_at(position), temperature=temperature)

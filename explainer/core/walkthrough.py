@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explainer.core.lens import normalise
+from explainer.core.numerics import softmax
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,7 @@ def walkthrough(result, layer: int, head: int, query: int) -> Walkthrough:
     scores = k @ q  # [T]
     scaled = scores / math.sqrt(hd)
     masked = np.where(positions > query, -np.inf, scaled)
-    e = np.exp(masked - masked[: query + 1].max())
-    weights = e / e.sum()
+    weights = softmax(masked)
     output = weights @ v
     arrays = [x, q_pre, q, k_pre, k, v, scores, scaled, masked, weights, output, inv_freq]
     for a in arrays:

@@ -32,6 +32,7 @@ import numpy as np
 
 from explainer.core.backends.base import Backend, Step
 from explainer.core.backends.torch_backend import TorchBackend
+from explainer.core.numerics import softmax
 
 log = logging.getLogger(__name__)
 BACKENDS = ("torch", "onnx", "auto")
@@ -45,10 +46,7 @@ def _probs(backend: Backend, unembedding: np.ndarray, ids: np.ndarray) -> np.nda
     first = backend.forward(ids[:-2], None)
     second = backend.forward(ids[-2:], first.cache)
     # float32 logits (the table is not converted to float64: 0.3 s and 226 MB at every start), float64 softmax
-    z = (np.concatenate([first.final_normed, second.final_normed]) @ unembedding.T).astype(np.float64)
-    z -= z.max(-1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(-1, keepdims=True)
+    return softmax(np.concatenate([first.final_normed, second.final_normed]) @ unembedding.T)
 
 
 def probe_reference(backend: Backend, unembedding: np.ndarray, k: int = 32) -> dict:
