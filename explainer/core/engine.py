@@ -21,7 +21,7 @@ from explainer.core.backends.memory import release_free_memory
 from explainer.core.backends.select import BackendSelector
 from explainer.core.backends.stats import row_stats, token_logp
 from explainer.core.gguf_loader import LlamaConfig
-from explainer.core.llama import Llama, build_model, random_weights
+from explainer.core.llama import LAYER_PARAMS, Llama, build_model, random_weights
 from explainer.core.model_source import gguf_start_token, open_model
 from explainer.core.types import AnalysisResult, Attention, ModelInfo, Token, WeightsView, readonly
 
@@ -171,10 +171,13 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------------
     def tokens_for(self, text: str, *, start_token: bool, max_tokens: int, parse_specials: bool):
-        """Tokenize and cut at ``max_tokens`` analysed tokens (start token included)."""
+        """Tokenize and cut at ``max_tokens`` analysed tokens (start token included; a model with learned
+        positions, GPT-2, is also cut at the end of its position table)."""
         # max_tokens counts the start token too; a tokenizer that stopped early
         # (thousands of bytes without a token) used to report truncated=False
         start_token = start_token and self.start.id is not None
+        if self.cfg.positions == "learned":
+            max_tokens = min(max_tokens, self.cfg.context_length)
         budget = max(0, max(1, max_tokens) - (1 if start_token else 0))
         tok = self.tokenizer.tokenize(text, parse_specials=parse_specials, max_tokens=budget + 1)
         truncated = len(tok.tokens) > budget or not getattr(tok, "complete", True)
@@ -233,24 +236,19 @@ class Engine:
         return result
 
     def _weights_view(self) -> WeightsView:
-        names = {
-            "attn_norm": "attn_norm",
-            "ffn_norm": "ffn_norm",
-            "wq": "attn.wq",
-            "wk": "attn.wk",
-            "wv": "attn.wv",
-            "wo": "attn.wo",
-            "w_gate": "mlp.w_gate",
-            "w_up": "mlp.w_up",
-            "w_down": "mlp.w_down",
-        }
-
         def get_layer(i: int) -> dict:
-            block = self.model.layers[i]
-            return {k: block.get_submodule(v).weight.detach().cpu().numpy() for k, v in names.items()}
+            params = dict(self.model.layers[i].named_parameters())
+            return {k: params[v].detach().cpu().numpy() for k, v in LAYER_PARAMS.items() if v in params}
 
+        norm_bias = getattr(self.model.norm, "bias", None)
         return WeightsView(
-            get_layer, self.model.norm.weight.detach().cpu().numpy(), self.cfg.norm_eps, self.cfg.rope_theta
+            get_layer,
+            self.model.norm.weight.detach().cpu().numpy(),
+            self.cfg.norm_eps,
+            self.cfg.rope_theta,
+            final_norm_bias=None if norm_bias is None else norm_bias.detach().cpu().numpy(),
+            positions=self.cfg.positions,
+            rope_scaling=self.cfg.rope_scaling,
         )
 
     def close(self) -> None:

@@ -35,6 +35,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from explainer.core.gguf_loader import LlamaConfig
+from explainer.core.variants import LayerNorm, PlainMLP
+from explainer.core.walkthrough import scale_rope_llama3
 
 
 class RMSNorm(nn.Module):
@@ -50,9 +52,11 @@ class RMSNorm(nn.Module):
 class Rotary(nn.Module):
     """Rotary position embedding, rotate-half layout: dims i and i + hd/2 form one rotating pair."""
 
-    def __init__(self, d_head: int, theta: float):
+    def __init__(self, d_head: int, theta: float, scaling: tuple = ()):
         super().__init__()
         inv_freq = 1.0 / (theta ** (torch.arange(0, d_head, 2, dtype=torch.int64).float() / d_head))
+        if scaling:  # Llama 3 slows the slow rotations (core.walkthrough.scale_rope_llama3)
+            inv_freq = torch.from_numpy(scale_rope_llama3(inv_freq.numpy(), scaling).astype(np.float32))
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def tables(self, positions):  # positions: (T,) -> cos, sin: (T, hd)
@@ -103,9 +107,10 @@ class Pass:
     """What every layer of one call shares: the new tokens' positions, their rotary tables, the causal mask,
     the cache of the tokens before them (``past``) and the cache being built (``cache``)."""
 
-    def __init__(self, rotary: Rotary, start, n: int, past: KVCache | None, device):
+    def __init__(self, rotary: Rotary | None, start, n: int, past: KVCache | None, device):
         self.positions = torch.arange(start, start + n, device=device)  # (T,) absolute positions
-        self.cos, self.sin = rotary.tables(self.positions)
+        # no tables for a model with learned positions (they were added to its input embeddings)
+        self.cos, self.sin = rotary.tables(self.positions) if rotary is not None else (None, None)
         self.past = past if past is not None and past.keys else None
         self.cache = KVCache()
         key_pos = torch.arange(start + n, device=device)
@@ -124,17 +129,19 @@ class SelfAttention(nn.Module):
     def __init__(self, cfg: LlamaConfig):
         super().__init__()
         self.n_heads, self.n_kv, self.hd = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
-        self.wq = nn.Linear(cfg.d_model, cfg.n_heads * self.hd, bias=False)
-        self.wk = nn.Linear(cfg.d_model, cfg.n_kv_heads * self.hd, bias=False)
-        self.wv = nn.Linear(cfg.d_model, cfg.n_kv_heads * self.hd, bias=False)
-        self.wo = nn.Linear(cfg.n_heads * self.hd, cfg.d_model, bias=False)
+        self.wq = nn.Linear(cfg.d_model, cfg.n_heads * self.hd, bias=cfg.qkv_bias)  # Qwen2, GPT-2: biases
+        self.wk = nn.Linear(cfg.d_model, cfg.n_kv_heads * self.hd, bias=cfg.qkv_bias)
+        self.wv = nn.Linear(cfg.d_model, cfg.n_kv_heads * self.hd, bias=cfg.qkv_bias)
+        self.wo = nn.Linear(cfg.n_heads * self.hd, cfg.d_model, bias=cfg.o_bias)
+        self.rotary = cfg.positions == "rotary"
 
     def forward(self, x, layer: int, ctx: Pass, hooks: Hooks):
         T = x.shape[0]
         q = self.wq(x).view(T, self.n_heads, self.hd).transpose(0, 1)  # (H, T, hd)
         k = self.wk(x).view(T, self.n_kv, self.hd).transpose(0, 1)  # (Hkv, T, hd)
         v = self.wv(x).view(T, self.n_kv, self.hd).transpose(0, 1)  # (Hkv, T, hd)
-        q, k = Rotary.rotate(q, ctx.cos, ctx.sin), Rotary.rotate(k, ctx.cos, ctx.sin)
+        if self.rotary:
+            q, k = Rotary.rotate(q, ctx.cos, ctx.sin), Rotary.rotate(k, ctx.cos, ctx.sin)
         k, v = ctx.keys_values(layer, k, v)  # (Hkv, S, hd)
         group = self.n_heads // self.n_kv  # grouped-query attention: each KV head serves `group` query heads
         k_full = k.repeat_interleave(group, dim=0)  # (H, S, hd)
@@ -152,12 +159,21 @@ class MLP(nn.Module):
 
     def __init__(self, cfg: LlamaConfig):
         super().__init__()
-        self.w_gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
-        self.w_up = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
-        self.w_down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+        self.w_gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.mlp_bias)
+        self.w_up = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.mlp_bias)
+        self.w_down = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.mlp_bias)
 
     def forward(self, x):
         return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
+
+
+def make_block(cfg: LlamaConfig) -> Block:
+    """A block of the config's family: Llama / Qwen2 (RMSNorm, SwiGLU) or GPT-2 (LayerNorm, GELU MLP)."""
+    return Block(make_norm(cfg), SelfAttention(cfg), make_norm(cfg), MLP(cfg) if cfg.mlp == "swiglu" else PlainMLP(cfg))
+
+
+def make_norm(cfg: LlamaConfig):
+    return LayerNorm(cfg.d_model, cfg.norm_eps) if cfg.norm == "layer" else RMSNorm(cfg.d_model, cfg.norm_eps)
 
 
 class Block(nn.Module):
@@ -221,12 +237,15 @@ class Llama(nn.Module):
         # an explicit (empty) table skips nn.Embedding's random init: on the meta device (build_model) that init
         # goes through torch's Python reference ops and imports torch._dynamo, 1.3-1.7 s of every model load
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, _weight=torch.empty(cfg.vocab_size, cfg.d_model))
-        self.layers = nn.ModuleList(
-            Block(RMSNorm(cfg.d_model, cfg.norm_eps), SelfAttention(cfg), RMSNorm(cfg.d_model, cfg.norm_eps), MLP(cfg))
-            for _ in range(cfg.n_layers)
-        )
-        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.rotary = rotary if rotary is not None else Rotary(cfg.d_head, cfg.rope_theta)
+        self.layers = nn.ModuleList(make_block(cfg) for _ in range(cfg.n_layers))
+        self.norm = make_norm(cfg)
+        self.pos_embed: nn.Embedding | None = None  # learned absolute positions (GPT-2): (context, D)
+        self.rotary: Rotary | None = None  # rotary positions (Llama, Qwen2)
+        if cfg.positions == "learned":
+            shape = (cfg.context_length, cfg.d_model)
+            self.pos_embed = nn.Embedding(*shape, _weight=torch.empty(shape))
+        else:
+            self.rotary = rotary if rotary is not None else Rotary(cfg.d_head, cfg.rope_theta, cfg.rope_scaling)
         self.lm_head: torch.Tensor | None = None  # None: tied to the input embeddings
 
     @property
@@ -237,6 +256,8 @@ class Llama(nn.Module):
         """Input embeddings ``x (T, D)`` after the ``cache``d tokens -> (final normed (T, D), the new cache)."""
         start = cache.length if cache is not None else 0
         ctx = Pass(self.rotary, start, x.shape[0], cache, x.device)
+        if self.pos_embed is not None:  # GPT-2: each position's learned vector joins the token's embedding
+            x = x + self.pos_embed(ctx.positions)
         return run_layers(self.layers, self.norm, x, ctx, hooks), ctx.cache
 
     def forward(self, ids: torch.Tensor, cache: KVCache | None = None, hooks: Hooks | None = None) -> ForwardOut:
@@ -246,7 +267,7 @@ class Llama(nn.Module):
         return ForwardOut(rec.embeddings, rec.hidden, normed, rec.weights, new_cache)
 
 
-_PARAM = {
+LAYER_PARAMS = {  # the loader's names (per layer) -> the module's parameters
     "attn_norm": "attn_norm.weight",
     "ffn_norm": "ffn_norm.weight",
     "wq": "attn.wq.weight",
@@ -256,21 +277,32 @@ _PARAM = {
     "w_gate": "mlp.w_gate.weight",
     "w_up": "mlp.w_up.weight",
     "w_down": "mlp.w_down.weight",
+    # where the family has them: LayerNorm biases, projection biases
+    "attn_norm_bias": "attn_norm.bias",
+    "ffn_norm_bias": "ffn_norm.bias",
+    "bq": "attn.wq.bias",
+    "bk": "attn.wk.bias",
+    "bv": "attn.wv.bias",
+    "bo": "attn.wo.bias",
+    "b_gate": "mlp.w_gate.bias",
+    "b_up": "mlp.w_up.bias",
+    "b_down": "mlp.w_down.bias",
 }
+_TOP = {"embed": "embed.weight", "norm": "norm.weight", "norm_bias": "norm.bias", "pos_embed": "pos_embed.weight"}
 
 
 def build_model(cfg: LlamaConfig, weights: dict, device: str = "cpu") -> Llama:
     """Create the module around the loader's float32 numpy weights (shared, not copied; no gradients)."""
     # the rotary buffer is computed, not part of the state dict: made outside the meta device (where its
     # arithmetic would run through torch's Python reference ops, which import torch._dynamo: seconds)
-    rotary = Rotary(cfg.d_head, cfg.rope_theta)
+    rotary = Rotary(cfg.d_head, cfg.rope_theta, cfg.rope_scaling) if cfg.positions == "rotary" else None
     with torch.device("meta"):  # no allocation and no random init for parameters that are assigned below
         model = Llama(cfg, rotary)
-    state = {"embed.weight": weights["embed"], "norm.weight": weights["norm"]}
+    state = {_TOP[k]: v for k, v in weights.items() if k in _TOP}
     for key, arr in weights.items():
         if key.startswith("layers."):
             _, idx, name = key.split(".", 2)
-            state[f"layers.{idx}.{_PARAM[name]}"] = arr
+            state[f"layers.{idx}.{LAYER_PARAMS[name]}"] = arr
     model.load_state_dict(
         {k: torch.from_numpy(np.require(v, requirements="W")) for k, v in state.items()}, strict=True, assign=True
     )
@@ -282,24 +314,46 @@ def build_model(cfg: LlamaConfig, weights: dict, device: str = "cpu") -> Llama:
 
 
 def random_weights(cfg: LlamaConfig, seed: int = 0) -> dict:
-    """Random float32 weights in the loader's layout, for fast tests and demos."""
+    """Random float32 weights in the loader's layout (with the biases, LayerNorm and position table the config's
+    family has), for fast tests and demos."""
     rng = np.random.default_rng(seed)
 
     def w(*shape, scale=None):
         s = scale if scale is not None else 1.0 / math.sqrt(shape[-1])
         return (rng.standard_normal(shape) * s).astype(np.float32)
 
-    hd = cfg.d_head
-    out = {"embed": w(cfg.vocab_size, cfg.d_model, scale=1.0), "norm": np.ones(cfg.d_model, np.float32)}
+    def gain(d):
+        return (1 + 0.1 * rng.standard_normal(d)).astype(np.float32)
+
+    hd, D, F_ = cfg.d_head, cfg.d_model, cfg.d_ff
+    out = {"embed": w(cfg.vocab_size, D, scale=1.0), "norm": np.ones(D, np.float32)}
+    if cfg.norm == "layer":
+        out["norm_bias"] = w(D, scale=0.1)
+    if cfg.positions == "learned":
+        out["pos_embed"] = w(cfg.context_length, D, scale=0.5)
     for li in range(cfg.n_layers):
         p = f"layers.{li}."
-        out[p + "attn_norm"] = (1 + 0.1 * rng.standard_normal(cfg.d_model)).astype(np.float32)
-        out[p + "ffn_norm"] = (1 + 0.1 * rng.standard_normal(cfg.d_model)).astype(np.float32)
-        out[p + "wq"] = w(cfg.n_heads * hd, cfg.d_model, scale=2.0 / math.sqrt(cfg.d_model))
-        out[p + "wk"] = w(cfg.n_kv_heads * hd, cfg.d_model, scale=2.0 / math.sqrt(cfg.d_model))
-        out[p + "wv"] = w(cfg.n_kv_heads * hd, cfg.d_model)
-        out[p + "wo"] = w(cfg.d_model, cfg.n_heads * hd)
-        out[p + "w_gate"] = w(cfg.d_ff, cfg.d_model)
-        out[p + "w_up"] = w(cfg.d_ff, cfg.d_model)
-        out[p + "w_down"] = w(cfg.d_model, cfg.d_ff)
+        out[p + "attn_norm"], out[p + "ffn_norm"] = gain(D), gain(D)
+        out[p + "wq"] = w(cfg.n_heads * hd, D, scale=2.0 / math.sqrt(D))
+        out[p + "wk"] = w(cfg.n_kv_heads * hd, D, scale=2.0 / math.sqrt(D))
+        out[p + "wv"] = w(cfg.n_kv_heads * hd, D)
+        out[p + "wo"] = w(D, cfg.n_heads * hd)
+        if cfg.mlp == "swiglu":
+            out[p + "w_gate"] = w(F_, D)
+        out[p + "w_up"] = w(F_, D)
+        out[p + "w_down"] = w(D, F_)
+        biases = {
+            "attn_norm_bias": (cfg.norm == "layer", D),
+            "ffn_norm_bias": (cfg.norm == "layer", D),
+            "bq": (cfg.qkv_bias, cfg.n_heads * hd),
+            "bk": (cfg.qkv_bias, cfg.n_kv_heads * hd),
+            "bv": (cfg.qkv_bias, cfg.n_kv_heads * hd),
+            "bo": (cfg.o_bias, D),
+            "b_gate": (cfg.mlp_bias and cfg.mlp == "swiglu", F_),
+            "b_up": (cfg.mlp_bias, F_),
+            "b_down": (cfg.mlp_bias, D),
+        }
+        for name, (present, d) in biases.items():
+            if present:
+                out[p + name] = w(d, scale=0.1)
     return out

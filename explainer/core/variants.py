@@ -15,13 +15,11 @@ the model's arithmetic from a result, are in ``lens.py`` and ``walkthrough.py`` 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from explainer.core.gguf_loader import LlamaConfig
-from explainer.core.walkthrough import scale_rope_llama3
 
 
 class LayerNorm(nn.Module):
@@ -59,12 +57,3 @@ class PlainMLP(nn.Module):
 
     def forward(self, x):
         return self.w_down(self.act(self.w_up(x)))
-
-
-def rope_inv_freq_torch(cfg: LlamaConfig) -> torch.Tensor:
-    """The same as float32 torch, computed as transformers computes it (so angles agree to the last bit)."""
-    hd = cfg.d_head
-    inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
-    if cfg.rope_scaling:
-        inv = torch.from_numpy(scale_rope_llama3(inv.numpy(), cfg.rope_scaling).astype(np.float32))
-    return inv

@@ -15,6 +15,7 @@ from explainer.core.errors import UserError
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
+ONNX_ARCHS = ("llama",)  # the families exported to ONNX and checked there; the others always run on torch
 
 
 class BackendSelector:
@@ -47,6 +48,10 @@ class BackendSelector:
         self._notice: str | None = None
         self.job: ExportJob | None = None
         if choice == "torch" or (choice == "auto" and device.startswith("cuda")):
+            return
+        if model.cfg.arch not in ONNX_ARCHS:  # Qwen2, GPT-2: the readable torch model only
+            family = {"qwen2": "Qwen2", "gpt2": "GPT-2"}.get(model.cfg.arch, model.cfg.arch)
+            self._notice = f"The ONNX backend runs Llama-architecture models only; this {family} model runs with torch."
             return
         try:
             from explainer.core.backends.onnx_export import cached_export
