@@ -246,9 +246,10 @@ class AttentionPanel(Panel):
             group = info.n_heads // max(1, info.n_kv_heads)
             kv = self.head // max(1, group)
             first, last = kv * group + 1, kv * group + group
-            what = (
-                f"<b>Layer {self.layer + 1}, head {self.head + 1}</b> — shares its keys and values with "
-                f"heads {first}–{last} (key/value head {kv + 1} of {info.n_kv_heads})"
+            what = f"<b>Layer {self.layer + 1}, head {self.head + 1}</b> — " + (
+                f"shares its keys and values with heads {first}–{last} (key/value head {kv + 1} of {info.n_kv_heads})"
+                if group > 1
+                else "its own keys and values (every head has them in this model)"
             )
         if self.hide_first:
             what += "; first token hidden, rows renormalised"
