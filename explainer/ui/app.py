@@ -28,7 +28,11 @@ def parse_size(s: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="explainer", description="Watch a small language model think while you type.")
-    ap.add_argument("--model", metavar="PATH", help="a GGUF model file (default: the bundled SmolLM2-135M)")
+    ap.add_argument(
+        "--model",
+        metavar="PATH",
+        help="a GGUF model file or a Hugging Face model folder (Llama, Qwen2, GPT-2); default: the bundled SmolLM2-135M",
+    )
     ap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
     ap.add_argument(
         "--backend",
