@@ -95,7 +95,8 @@ def read_config(reader, path: Path) -> LlamaConfig:
     arch = _field(reader, "general.architecture")
     if arch != "llama":
         raise ModelFileError(
-            f"{path.name} is a '{arch}' model; explainer supports Llama-architecture GGUF files (such as SmolLM2)."
+            f"{path.name} is a '{arch}' model; explainer supports Llama-architecture GGUF files (such as SmolLM2), "
+            f"and Llama, Qwen2 and GPT-2 models as Hugging Face folders (config.json, *.safetensors, tokenizer.json)."
         )
     need = {
         "n_layers": "llama.block_count",
@@ -159,6 +160,9 @@ def dequantize_gguf(path: Path, progress: Progress = _no_progress) -> tuple[Llam
             f"{path.name} is damaged or truncated and cannot be read as GGUF ({type(e).__name__}); download it again."
         ) from None
     cfg = read_config(reader, path)
+    from explainer.core.hf_folder import check_memory
+
+    check_memory(4 * sum(int(t.n_elements) for t in reader.tensors), path.name)  # the float32 weights must fit
     weights: dict[str, np.ndarray] = {}
     tensors = list(reader.tensors)
     for i, t in enumerate(tensors):

@@ -228,3 +228,15 @@ def test_cache_location_rules(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert hf_cache_dir() == tmp_path / "xdg" / "huggingface" / "hub"
     assert cached_models(tmp_path / "nothing-here") == []
+
+
+def test_a_gguf_larger_than_the_free_memory_is_refused(tmp_path, bundled_gguf, monkeypatch):
+    from explainer.core.engine import TINY_CONFIG
+    from explainer.core.gguf_loader import dequantize_gguf
+    from explainer.core.llama import random_weights
+    from tests.gguf_factory import write_tiny_llama
+
+    path = write_tiny_llama(tmp_path / "t.gguf", TINY_CONFIG, random_weights(TINY_CONFIG), bundled_gguf)
+    monkeypatch.setattr(hf_folder, "available_memory", lambda: 1000)
+    with pytest.raises(ModelFileError, match="GB of memory"):
+        dequantize_gguf(path)
