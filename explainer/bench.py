@@ -264,8 +264,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--backend",
         default="auto",
-        choices=("torch", "onnx", "auto"),
-        help="torch, onnx or auto (default auto: see explainer/core/backends)",
+        choices=("torch", "onnx", "stored", "auto"),
+        help="torch, onnx, stored or auto (default auto: see explainer/core/backends)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(

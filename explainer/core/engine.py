@@ -155,14 +155,29 @@ class Engine:
         )
         self.weights = self._weights_view()
         weights = None  # the model holds the arrays now; with ONNX its layer weights are swapped for memory maps
-        if source is None or source.gguf_path is None:
+        import explainer.core.stored as stored_weights
+
+        if source is None or source.gguf_path is None:  # the demo's weights, or a model folder's
             from explainer.core.backends.onnx_export import model_fingerprint
 
             identity, gguf = (lambda: model_fingerprint(self.model)), None
+            floats = _weights[1] if source is None else source.weights  # the model's own arrays, not a copy
+            stored = lambda w=floats: stored_weights.from_float_weights(w)  # noqa: E731
         else:
-            identity, gguf = (lambda: source.identity), source.gguf_path
+            source_identity, gguf = source.identity, source.gguf_path
+            identity = lambda: source_identity  # noqa: E731
+            stored = lambda: stored_weights.read_gguf(gguf, cfg)  # noqa: E731
+        source = None  # with ONNX the GGUF's layer weights are swapped for memory maps: keep no reference
         self._backends = BackendSelector(
-            backend, self.model, self.device_kind, self.embedding_table, self.unembedding, identity, gguf, progress
+            backend,
+            self.model,
+            self.device_kind,
+            self.embedding_table,
+            self.unembedding,
+            identity,
+            gguf,
+            progress,
+            stored,
         )
         self._state: _State | None = None
         self._state_k = 0
@@ -332,7 +347,7 @@ class Engine:
         # next-token statistics of the new rows; row p-1 keeps its distribution, only its next token changed
         unembedding = self.model.unembedding
         nxt = np.append(ids_arr[p + 1 :], -1)
-        st = row_stats(final[p:], unembedding, nxt, k)
+        st = row_stats(final[p:], be.logits if be.logits is not None else unembedding, nxt, k)
         token_lp[0] = np.nan
         if p:
             token_lp[p] = token_logp(final[p - 1], unembedding, ids[p], float(old.lse[p - 1]))

@@ -44,6 +44,10 @@ class Backend(ABC):
         """Run ``ids`` ([n] int64) after the ``cache``d tokens (None: no tokens before them); the attention
         comes back as ``attention_dtype`` (float16 for long texts: see ``engine.FP32_ROWS``)."""
 
+    #: ``logits(normed [n, D]) -> [n, V]`` float32 when the backend computes the unembedding itself (with the
+    #: output matrix as stored); None: the engine multiplies by its float32 table.
+    logits = None
+
     @abstractmethod
     def cache_length(self, cache: Any | None) -> int:
         """How many tokens ``cache`` holds."""

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from explainer.core.backends import BACKENDS, ExportJob, check_agreement
+from explainer.core.backends import BACKENDS, ExportJob, check_agreement, probe_reference
 from explainer.core.backends.base import Backend
 from explainer.core.backends.torch_backend import TorchBackend
 from explainer.core.errors import UserError
+from explainer.core.stored import UnsupportedStorage
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
@@ -23,7 +24,8 @@ class BackendSelector:
 
     ``identity`` is called at most once, when an export has to be looked up (hashing an in-memory model's
     weights costs time). ``gguf_path``: the model file, for exporting in a child process; None for in-memory
-    models, which are exported in this process (only when ``onnx`` is asked for explicitly).
+    models, which are exported in this process (only when ``onnx`` is asked for explicitly). ``stored_tensors``:
+    the model's matrices as stored (``core.stored``), read only when the stored-weights graphs are built.
     """
 
     def __init__(
@@ -36,13 +38,14 @@ class BackendSelector:
         identity: Callable[[], str],
         gguf_path: Path | None = None,
         progress: Progress | None = None,
+        stored_tensors: Callable[[], dict] | None = None,
     ):
         if choice not in BACKENDS:
             raise UserError(f"Unknown backend '{choice}'; use {', '.join(BACKENDS)}.")
         self.choice, self.model, self.device = choice, model, device
         self._embedding, self._unembedding = embedding, unembedding
         self._identity_fn, self._identity = identity, None
-        self.gguf_path = gguf_path
+        self.gguf_path, self._stored_tensors = gguf_path, stored_tensors
         self.torch = TorchBackend(model, device)
         self.active: Backend = self.torch
         self._notice: str | None = None
@@ -53,6 +56,10 @@ class BackendSelector:
             family = {"qwen2": "Qwen2", "gpt2": "GPT-2"}.get(model.cfg.arch, model.cfg.arch)
             self._notice = f"The ONNX backend runs Llama-architecture models only; this {family} model runs with torch."
             return
+        if choice == "stored" or (choice == "auto" and gguf_path is not None):
+            if self._activate_stored(progress) or choice == "stored":
+                return
+            self._notice = None  # auto: the stored graphs cannot run this file; the ONNX rule decides
         try:
             from explainer.core.backends.onnx_export import cached_export
 
@@ -90,10 +97,36 @@ class BackendSelector:
         job.wait(progress)
         return job.result()
 
-    def _give_up(self, exc: BaseException) -> None:
+    def _give_up(self, exc: BaseException, what: str = "ONNX") -> None:
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        self._notice = f"The ONNX backend is not available ({detail}); running with torch."
-        log.warning("%s", self._notice, exc_info=not isinstance(exc, (RuntimeError, ImportError)))
+        self._notice = f"The {what} backend is not available ({detail}); running with torch."
+        quiet = (RuntimeError, ImportError, UnsupportedStorage)
+        log.warning("%s", self._notice, exc_info=not isinstance(exc, quiet))
+
+    def _activate_stored(self, progress: Progress | None) -> bool:
+        """Run the stored-weights graphs (built now if the cache has none); False with a notice if they cannot
+        be built or disagree with torch."""
+        from explainer.core.backends import stored_backend as sb
+
+        try:
+            record = sb.cached_graphs(self.identity)
+            if record is None:
+                if progress is not None:
+                    progress("Preparing the model's stored-weights kernels (once)", 0.9)
+                if self._stored_tensors is None:
+                    raise UnsupportedStorage("the model's stored matrices are not available")
+                tensors = self._stored_tensors()
+                probe = probe_reference(self.torch, self._unembedding)
+                record = sb.build_graphs(self.identity, self.model.cfg, tensors, probe)
+                del tensors
+            be = sb.StoredBackend(record, self.model.cfg, self._embedding)
+            diff = check_agreement(be, record["probe"], self._unembedding, sb.TOLERANCE)
+        except Exception as e:  # noqa: BLE001 - unsupported storage, onnxruntime missing or failing, disk full…
+            self._give_up(e, "stored-weights")
+            return False
+        log.info("stored-weights backend agrees with torch (max probability difference %.2g)", diff)
+        self.active, self._notice = be, None
+        return True
 
     def _activate(self, path: Path) -> bool:
         if self.gguf_path is not None and self.identity.startswith("gguf-") and self.device == "cpu":

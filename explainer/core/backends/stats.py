@@ -27,8 +27,9 @@ class RowStats:
 
 
 @torch.inference_mode()
-def row_stats(normed: np.ndarray, unembedding: torch.Tensor, next_ids: np.ndarray, k: int, chunk: int = 64) -> RowStats:
-    """``normed [n, D]`` final-normed residuals; ``unembedding [V, D]`` on the device to compute on;
+def row_stats(normed: np.ndarray, unembedding, next_ids: np.ndarray, k: int, chunk: int = 64) -> RowStats:
+    """``normed [n, D]`` final-normed residuals; ``unembedding``: the ``[V, D]`` table on the device to compute
+    on, or a function ``rows [r, D] -> logits [r, V]`` (numpy, float32: a backend's own unembedding);
     ``next_ids [n]`` the token that follows each row (-1: none)."""
     n = normed.shape[0]
     out = RowStats(
@@ -38,19 +39,26 @@ def row_stats(normed: np.ndarray, unembedding: torch.Tensor, next_ids: np.ndarra
         np.empty((n, k), np.float32),
         np.full(n, np.nan, np.float64),
     )
-    dev, V = unembedding.device, unembedding.shape[0]
-    x_all = torch.from_numpy(np.ascontiguousarray(normed, np.float32)).to(dev)
+    table = isinstance(unembedding, torch.Tensor)
+    dev = unembedding.device if table else torch.device("cpu")
+    normed = np.ascontiguousarray(normed, np.float32)
+    x_all = torch.from_numpy(normed).to(dev)
     rows_max = min(n, chunk)
-    # three [rows, V] buffers reused by every chunk (fewer, steadier allocations: RSS stays flat)
-    zt = torch.empty((V, rows_max), dtype=torch.float32, device=dev)
-    z_buf = torch.empty((rows_max, V), dtype=torch.float32, device=dev)
-    p_buf = torch.empty((rows_max, V), dtype=torch.float32, device=dev)
+    if table:  # two [rows, V] buffers reused by every chunk (fewer, steadier allocations: RSS stays flat)
+        V = unembedding.shape[0]
+        zt = torch.empty((V, rows_max), dtype=torch.float32, device=dev)
+        z_buf = torch.empty((rows_max, V), dtype=torch.float32, device=dev)
+    p_buf = None
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         r = b - a
-        # logits as (W x^T)^T: with W as the left operand the BLAS packs no copy of the [V, D] table
-        torch.mm(unembedding.float(), x_all[a:b].T, out=zt[:, :r])
-        z = z_buf[:r].copy_(zt[:, :r].T)  # [rows, V]
+        if table:  # logits as (W x^T)^T: with W as the left operand the BLAS packs no copy of the [V, D] table
+            torch.mm(unembedding.float(), x_all[a:b].T, out=zt[:, :r])
+            z = z_buf[:r].copy_(zt[:, :r].T)  # [rows, V]
+        else:
+            z = torch.from_numpy(unembedding(normed[a:b]))
+        if p_buf is None:
+            p_buf = torch.empty((rows_max, z.shape[1]), dtype=torch.float32, device=dev)
         tz, ti = torch.topk(z, k, dim=-1)
         m = z.amax(dim=-1, keepdim=True)
         d = z.sub_(m)  # in place: d = z - max <= 0

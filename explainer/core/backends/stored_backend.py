@@ -1,0 +1,166 @@
+"""The stored-weights backend: ONNX Runtime computing with the model file's own blocks (``stored_graph``).
+
+The graphs are built once per model (seconds: no torch export) into the cache folder, next to a JSON record of
+their sizes and sha256 and of what the torch model predicts on the probe sequence; a file that does not verify
+is rebuilt. The backend is accepted only after it reproduced those probabilities within ``TOLERANCE`` (the
+float32 path's numbers: 4-bit blocks times float32 activations are the dequantized model, to float rounding).
+
+It runs on ONNX Runtime's CPU provider (its 4-bit kernels and grouped-query attention with a shared cache are
+CPU kernels here). The key/value cache is one buffer ``[L, 2, 1, Hkv, capacity, hd]`` that the attention
+kernel updates in place; it grows geometrically. Every call binds the result's arrays as outputs (IOBinding):
+attention rows, residuals and the final normed rows land where the engine keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from explainer.core.backends.base import Backend, Step
+from explainer.core.errors import UserError
+
+log = logging.getLogger(__name__)
+STORED_FORMAT = 1  # bump when the graphs' inputs, outputs or kernels change
+TOLERANCE = 1e-4  # largest probability difference from the torch model on the probe
+CPU = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class StoredCache:
+    buf: np.ndarray  # [L, 2, 1, Hkv, capacity, hd] float32; positions >= length are scratch
+    length: int
+
+
+def graph_paths(identity: str) -> tuple[Path, Path, Path]:
+    """(layers graph, unembedding graph, record) in the cache folder for ``identity``."""
+    from explainer.core.paths import cache_dir
+
+    d = cache_dir() / "onnx"
+    d.mkdir(parents=True, exist_ok=True)
+    stem = f"{identity[:26]}-stored{STORED_FORMAT}"
+    return d / f"{stem}-layers.onnx", d / f"{stem}-unembedding.onnx", d / f"{stem}.json"
+
+
+def cached_graphs(identity: str) -> dict | None:
+    """The record of verified graphs for ``identity`` (with ``layers`` / ``unembedding`` paths), or None."""
+    from explainer.core.paths import sha256_file
+
+    layers, unemb, meta_path = graph_paths(identity)
+    if not (layers.is_file() and unemb.is_file() and meta_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        for key, p in (("layers", layers), ("unembedding", unemb)):
+            if meta.get(key, {}).get("size") != p.stat().st_size or meta[key].get("sha256") != sha256_file(p):
+                log.warning("stored-weights graph %s failed verification; rebuilding", p.name)
+                return None
+    except (OSError, ValueError, AttributeError) as e:
+        log.warning("stored-weights record %s unreadable (%s); rebuilding", meta_path.name, e)
+        return None
+    if meta.get("identity") != identity:
+        return None
+    return {**meta, "layers_path": layers, "unembedding_path": unemb}
+
+
+def build_graphs(identity: str, cfg, tensors: dict, probe: dict) -> dict:
+    """Write the graphs for ``identity`` (atomically) with their record; ``probe``: ``probe_reference`` of the
+    torch model. Raises ``UnsupportedStorage`` for matrices without a kernel."""
+    from explainer.core.backends.stored_graph import build_layers, build_unembedding
+    from explainer.core.paths import atomic_write, sha256_file
+
+    layers, unemb, meta_path = graph_paths(identity)
+    meta = {"identity": identity, "format": STORED_FORMAT, "probe": probe}
+    for key, path, make in (("layers", layers, build_layers), ("unembedding", unemb, None)):
+        data = make(cfg, tensors) if make is not None else build_unembedding(tensors)
+        atomic_write(path, data)
+        meta[key] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        del data
+    atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+    return {**meta, "layers_path": layers, "unembedding_path": unemb}
+
+
+class StoredBackend(Backend):
+    name = "stored"
+
+    def __init__(self, record: dict, cfg, embedding: np.ndarray, threads: int | None = None):
+        import onnxruntime as ort
+
+        from explainer.core.backends.onnx_backend import _session_options
+
+        self.cfg, self.embedding = cfg, embedding  # [V, D]: input embeddings are looked up on the host
+        self.threads = threads or int(os.environ.get("EXPLAINER_ORT_THREADS", "0")) or None
+        options = _session_options(ort, self.threads)
+        self.session = ort.InferenceSession(str(record["layers_path"]), options, providers=[CPU])
+        self.unembedding = ort.InferenceSession(str(record["unembedding_path"]), options, providers=[CPU])
+        self.provider = CPU
+        self._binding = None
+        self._bound = None  # the cache buffer the binding's past/present point at
+        self._rotary_rows = cfg.context_length
+
+    @property
+    def label(self) -> str:
+        return "stored (ONNX Runtime, weights as stored)"
+
+    def forward(self, ids: np.ndarray, cache: StoredCache | None, attention_dtype=np.float32) -> Step:
+        c, L = self.cfg, self.cfg.n_layers
+        ids = np.asarray(ids, np.int64)
+        P, n = self.cache_length(cache), int(ids.shape[0])
+        S = P + n
+        if S > self._rotary_rows:
+            raise UserError(f"The text is longer than the model's context of {self._rotary_rows} tokens.")
+        buf = cache.buf if cache is not None else None  # a new pass never overwrites a cache still in use
+        if buf is None or buf.shape[4] < S:
+            cap = max(256, -(-int(S * 1.25) // 128) * 128)
+            grown = np.empty((L, 2, 1, c.n_kv_heads, cap, c.d_head), np.float32)
+            if P:
+                grown[..., :P, :] = buf[..., :P, :]
+            buf = grown
+        hidden = np.empty((L + 1, n, c.d_model), np.float32)
+        np.take(self.embedding, ids, axis=0, out=hidden[0])
+        attention = np.empty((L, 1, c.n_heads, n, S), np.float32)
+        final = np.empty((n, c.d_model), np.float32)
+        b = self._bind_cache(buf)
+        b.bind_input("x", "cpu", 0, np.float32, [n, c.d_model], hidden[0].ctypes.data)
+        b.bind_cpu_input("seqlens_k", np.array([S - 1], np.int32))
+        b.bind_cpu_input("total_seq", np.array(S, np.int32))
+        for li in range(L):
+            b.bind_output(f"attention_{li}", "cpu", 0, np.float32, [1, c.n_heads, n, S], attention[li].ctypes.data)
+            b.bind_output(f"hidden_{li + 1}", "cpu", 0, np.float32, [n, c.d_model], hidden[li + 1].ctypes.data)
+        b.bind_output("final_normed", "cpu", 0, np.float32, [n, c.d_model], final.ctypes.data)
+        self.session.run_with_iobinding(b)
+        attention = attention[:, 0]
+        if attention_dtype == np.float16:
+            import torch  # F16C conversion (numpy's float16 path is slow on subnormal weights)
+
+            attention = torch.from_numpy(attention).to(torch.float16).numpy()
+        elif attention_dtype != np.float32:
+            attention = attention.astype(attention_dtype)
+        return Step(hidden, final, attention, StoredCache(buf, S))
+
+    def _bind_cache(self, buf: np.ndarray):
+        """The IOBinding with every layer's past and present bound to ``buf`` (rebound only when it changes)."""
+        if self._binding is None or self._bound is not buf:
+            c = self.cfg
+            self._binding, self._bound = self.session.io_binding(), buf
+            shape = [1, c.n_kv_heads, buf.shape[4], c.d_head]
+            for li in range(c.n_layers):
+                for j, part in enumerate(("key", "value")):
+                    ptr = buf[li, j].ctypes.data
+                    self._binding.bind_input(f"past_{part}_{li}", "cpu", 0, np.float32, shape, ptr)
+                    self._binding.bind_output(f"present_{part}_{li}", "cpu", 0, np.float32, shape, ptr)
+        return self._binding
+
+    def logits(self, normed: np.ndarray) -> np.ndarray:
+        """``[n, V]`` float32 logits with the output matrix as stored."""
+        return self.unembedding.run(None, {"normed": np.ascontiguousarray(normed, np.float32)})[0]
+
+    def cache_length(self, cache: StoredCache | None) -> int:
+        return 0 if cache is None else cache.length
+
+    def truncate(self, cache: StoredCache, n: int) -> StoredCache:
+        return StoredCache(cache.buf, min(n, cache.length))
