@@ -123,7 +123,7 @@ class TopBars(QWidget):
 class ChatTemplatePanel(Panel):
     title = "Chat template"
     explanation = (
-        "An assistant model reads one stream of tokens, not separate messages. The chat template (ChatML here) "
+        "An assistant model reads one stream of tokens, not separate messages. The chat template (SmolLM2's ChatML; a model folder brings its own) "
         "wraps every message as <b>&lt;|im_start|&gt;</b>role ⏎ message <b>&lt;|im_end|&gt;</b>: those markers are "
         "<b>special tokens</b> (pink): single ids, not text, that the model was trained to read as turn markers. "
         "SmolLM2's template adds a default system message when the conversation does not start with one. With "
