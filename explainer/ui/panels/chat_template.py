@@ -123,8 +123,8 @@ class TopBars(QWidget):
 class ChatTemplatePanel(Panel):
     title = "Chat template"
     explanation = (
-        "An assistant model reads one stream of tokens, not separate messages. The chat template (SmolLM2's ChatML; a model folder brings its own) "
-        "wraps every message as <b>&lt;|im_start|&gt;</b>role ⏎ message <b>&lt;|im_end|&gt;</b>: those markers are "
+        "An assistant model reads one stream of tokens, not separate messages. The chat template (SmolLM2's "
+        "ChatML; a model folder brings its own) wraps every message as <b>&lt;|im_start|&gt;</b>role ⏎ message <b>&lt;|im_end|&gt;</b>: those markers are "
         "<b>special tokens</b> (pink): single ids, not text, that the model was trained to read as turn markers. "
         "SmolLM2's template adds a default system message when the conversation does not start with one. With "
         "“add generation prompt” the text ends in &lt;|im_start|&gt;assistant ⏎, so what the model predicts next "
