@@ -112,10 +112,6 @@ class HFTokenizer:
     def is_special(self, token_id: int) -> bool:
         return token_id in self._special_by_id
 
-    def rank(self, piece: bytes) -> int | None:
-        """Not a tiktoken-style vocabulary: merge ranks are not token ids (the BPE replay uses SmolLM2's)."""
-        return None
-
     def decode(self, ids) -> str:
         return b"".join(self.token_bytes(i) for i in ids).decode("utf-8", errors="replace")
 

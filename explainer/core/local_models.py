@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from explainer.core.hf_folder import ARCHITECTURES
+from explainer.core.hf_layout import ARCHITECTURES
 
 ARCH_LABELS = {"llama": "Llama", "qwen2": "Qwen2", "gpt2": "GPT-2"}
 
