@@ -23,7 +23,7 @@ def map_layers_from_weight_cache(model, gguf_sha: str) -> bool:
     """Swap ``model``'s per-layer weights for memory maps of the weight cache of ``gguf_sha``; False (and
     nothing changed) when there is no cache file or it does not hold exactly these weights."""
     from explainer.core.gguf_loader import _cache_paths
-    from explainer.core.llama import _PARAM
+    from explainer.core.llama import LAYER_PARAMS
 
     path, _ = _cache_paths(gguf_sha)
     if model.embed.weight.device.type != "cpu" or not path.is_file():
@@ -38,7 +38,7 @@ def map_layers_from_weight_cache(model, gguf_sha: str) -> bool:
             if not name.startswith("layers.") or entry.get("dtype") != "F32":
                 continue
             _, idx, key = name.split(".", 2)
-            param = model.layers[int(idx)].get_parameter(_PARAM[key])
+            param = model.layers[int(idx)].get_parameter(LAYER_PARAMS[key])
             begin, end = entry["data_offsets"]
             shape = tuple(entry["shape"])
             if shape != tuple(param.shape) or end - begin != param.numel() * 4:
@@ -47,7 +47,7 @@ def map_layers_from_weight_cache(model, gguf_sha: str) -> bool:
             if not np.array_equal(mapped[:1], param.detach()[:1].numpy()):  # cheap: another file, same name?
                 return False
             swaps.append((param, mapped))
-        expected = sum(1 for k in _PARAM for _ in model.layers)
+        expected = sum(1 for _ in model.layers.parameters())  # every layer parameter, each mapped once
         if len(swaps) != expected:
             return False
     except (OSError, ValueError, KeyError, AttributeError) as e:
