@@ -221,9 +221,9 @@ def _load_cache(gguf_sha: str) -> tuple[LlamaConfig, dict[str, np.ndarray]] | No
         if meta.get("size") != st_path.stat().st_size or meta.get("sha256") != sha256_file(st_path):
             log.warning("weight cache %s failed verification; rebuilding", st_path)
             return None
-        from safetensors.numpy import load_file
+        from explainer.core.backends.memory import map_safetensors
 
-        return LlamaConfig(**meta["config"]), load_file(str(st_path))
+        return LlamaConfig(**meta["config"]), map_safetensors(st_path)  # read on demand
     except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
         log.warning("weight cache %s unreadable (%s); rebuilding", st_path, e)
         return None
@@ -262,6 +262,9 @@ def load_weights(
     progress("Writing the weight cache", 0.9)
     try:
         _save_cache(gguf_sha, cfg, weights)
+        cached = _load_cache(gguf_sha)  # the file just written, mapped: the decoded arrays are freed
+        if cached is not None:
+            weights = cached[1]
     except OSError as e:  # a read-only or full cache folder must not stop the app
         log.warning("could not write weight cache: %s", e)
     progress("Model ready", 1.0)

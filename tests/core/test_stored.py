@@ -50,7 +50,7 @@ def test_stored_kernel_equals_the_float32_product(kind):
     g = Graph()
     x = Sym(g, g.input("x", TensorProto.FLOAT, ["n", 96]))
     g.expose(linear(g, x, [m, m.permuted(np.arange(47, -1, -1))]).name, "y", TensorProto.FLOAT, ["n", 96])
-    sess = ort.InferenceSession(g.model("t"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(g.model("t").SerializeToString(), providers=["CPUExecutionProvider"])
     xs = np.random.default_rng(2).standard_normal((5, 96)).astype(np.float32)
     got = sess.run(None, {"x": xs})[0]
     w = np.concatenate([ref, ref[::-1]]).astype(np.float64)
@@ -116,7 +116,7 @@ def test_graphs_are_cached_and_a_damaged_one_is_rebuilt(stored_q4, tiny_gguf, mo
     monkeypatch.setattr(sb, "build_graphs", lambda *a, **k: pytest.fail("built again"))
     assert Engine(tiny_gguf, device="cpu", backend="stored").backend == "stored"
     monkeypatch.undo()
-    path = record["layers_path"]
+    path = record["paths"]["layers-data"]
     data = bytearray(path.read_bytes())
     data[len(data) // 2 : len(data) // 2 + 64] = b"\x00" * 64
     path.write_bytes(bytes(data))

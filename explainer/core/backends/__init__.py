@@ -36,14 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from explainer.core.backends.base import Backend, Step
-from explainer.core.backends.torch_backend import TorchBackend
 from explainer.core.numerics import softmax
 
 log = logging.getLogger(__name__)
 BACKENDS = ("torch", "onnx", "stored", "auto")
 PROBE_IDS = np.array([0, 504, 2644, 2408, 335, 260, 1171, 30, 1462, 17, 28, 216], np.int64)
 PROBE_TOLERANCE = 1e-3
-__all__ = ["Backend", "Step", "TorchBackend", "BACKENDS", "check_agreement", "probe_reference", "ExportJob"]
+__all__ = ["Backend", "Step", "BACKENDS", "check_agreement", "probe_reference", "ExportJob"]
 
 
 def _probs(backend: Backend, unembedding: np.ndarray, ids: np.ndarray) -> np.ndarray:
