@@ -80,18 +80,19 @@ def profile(engine, n_tokens: int, keystrokes: int) -> dict:
     eng_mod.Attention = TimedAttention
     text = text_with_tokens(engine, n_tokens)
     tail = CORPUS[len(text) % len(CORPUS) :] * 2
+    limit = n_tokens + keystrokes + 16  # typed characters are never cut off
     engine.reset()
-    engine.analyze(text)
+    engine.analyze(text, max_tokens=limit)
     for ch in tail[:5]:  # warm-up
-        engine.analyze(text + ch)
+        engine.analyze(text + ch, max_tokens=limit)
     engine.reset()
-    engine.analyze(text)
+    engine.analyze(text, max_tokens=limit)
     st.ns.clear()
     totals, cpu, typed = [], [], text
     for ch in tail[:keystrokes]:
         typed += ch
         t, c = time.perf_counter_ns(), time.process_time_ns()
-        engine.analyze(typed)
+        engine.analyze(typed, max_tokens=limit)
         totals.append(time.perf_counter_ns() - t)
         cpu.append(time.process_time_ns() - c)
     eng_mod.Attention = real_attention
