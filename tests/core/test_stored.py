@@ -125,10 +125,28 @@ def test_graphs_are_cached_and_a_damaged_one_is_rebuilt(stored_q4, tiny_gguf, mo
     assert eng.backend == "stored" and sb.cached_graphs(eng._backends.identity) is not None
 
 
+def test_the_probe_runs_once_per_runtime_and_cpu(stored_q4, tiny_gguf, monkeypatch):
+    import explainer.core.backends.select as select
+    from explainer.core.backends import stored_backend as sb
+
+    assert sb.verified_here(sb.cached_graphs(stored_q4._backends.identity))
+
+    def refuse(*a, **k):
+        raise RuntimeError("checked again")
+
+    monkeypatch.setattr(select, "check_agreement", refuse)
+    assert Engine(tiny_gguf, device="cpu", backend="stored").backend == "stored"
+    monkeypatch.setattr(sb, "_runtime_key", lambda: "onnxruntime 0.0 | another CPU")
+    assert not sb.verified_here(sb.cached_graphs(stored_q4._backends.identity))
+    eng = Engine(tiny_gguf, device="cpu", backend="stored")  # the check runs (and fails here)
+    assert eng.backend == "torch" and "checked again" in eng.notice
+
+
 def test_disagreeing_stored_backend_falls_back_to_torch(stored_q4, tiny_gguf, monkeypatch):
     from explainer.core.backends import stored_backend as sb
 
     monkeypatch.setattr(sb, "TOLERANCE", -1.0)
+    monkeypatch.setattr(sb, "_runtime_key", lambda: "onnxruntime 0.0 | a CPU where it never ran")
     eng = Engine(tiny_gguf, device="cpu", backend="stored")
     assert eng.backend == "torch" and "stored-weights" in eng.notice and "differs from torch" in eng.notice
     assert eng.analyze("still works").backend == "torch"

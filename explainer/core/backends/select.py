@@ -130,11 +130,13 @@ class BackendSelector:
                 record = sb.build_graphs(self.identity, self.cfg, tensors, probe)
                 del tensors
             be = sb.StoredBackend(record, self.cfg, self._embedding)
-            diff = check_agreement(be, record["probe"], self._unembedding, sb.TOLERANCE)
+            if not sb.verified_here(record):
+                diff = check_agreement(be, record["probe"], self._unembedding, sb.TOLERANCE)
+                log.info("stored-weights backend agrees with torch (max probability difference %.2g)", diff)
+                sb.remember_verified(self.identity, record)
         except Exception as e:  # noqa: BLE001 - unsupported storage, onnxruntime missing or failing, disk full…
             self._give_up(e, "stored-weights")
             return False
-        log.info("stored-weights backend agrees with torch (max probability difference %.2g)", diff)
         self._active, self._notice = be, None
         return True
 

@@ -3,7 +3,8 @@
 The graphs are built once per model (seconds: no torch export) into the cache folder, next to a JSON record of
 their sizes and sha256 and of what the torch model predicts on the probe sequence; a file that does not verify
 is rebuilt. The backend is accepted only after it reproduced those probabilities within ``TOLERANCE`` (the
-float32 path's numbers: 4-bit blocks times float32 activations are the dequantized model, to float rounding).
+float32 path's numbers: 4-bit blocks times float32 activations are the dequantized model, to float rounding);
+the record remembers the ONNX Runtime versions and CPUs where that check passed, so it runs once per both.
 
 It runs on ONNX Runtime's CPU provider (its 4-bit kernels and grouped-query attention with a shared cache are
 CPU kernels here). The key/value cache is one buffer ``[L, 2, 1, Hkv, capacity, hd]`` that the attention
@@ -92,6 +93,43 @@ def build_graphs(identity: str, cfg, tensors: dict, probe: dict) -> dict:
     return {**meta, "paths": files}
 
 
+def _runtime_key() -> str:
+    """What the probe's outcome depends on besides the graphs: ONNX Runtime's version and the CPU (its kernels
+    differ by instruction set)."""
+    import platform
+
+    import onnxruntime as ort
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), cpu)
+        flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+        cpu += " " + " ".join(sorted(f for f in flags if f.startswith(("avx", "fma", "f16c", "amx"))))
+    except OSError:
+        pass
+    return f"onnxruntime {ort.__version__} | {cpu}"
+
+
+def verified_here(record: dict) -> bool:
+    """True when these graphs already reproduced the probe with this ONNX Runtime on this CPU (the check then
+    need not run at every start: same graphs, same kernels, same numbers)."""
+    return _runtime_key() in record.get("verified", [])
+
+
+def remember_verified(identity: str, record: dict) -> None:
+    from explainer.core.paths import atomic_write
+
+    _, meta_path = graph_paths(identity)
+    meta = {k: v for k, v in record.items() if k != "paths"}
+    meta["verified"] = sorted(set(meta.get("verified", [])) | {_runtime_key()})[-8:]
+    try:
+        atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+    except OSError as e:  # a read-only cache: the check runs again next time
+        log.info("could not note the verification: %s", e)
+
+
 class StoredBackend(Backend):
     name = "stored"
 
@@ -102,9 +140,26 @@ class StoredBackend(Backend):
 
         self.cfg, self.embedding = cfg, embedding  # [V, D]: input embeddings are looked up on the host
         self.threads = threads or int(os.environ.get("EXPLAINER_ORT_THREADS", "0")) or None
+        import threading
+
         options = _session_options(ort, self.threads, prepack=True)
-        self.session = ort.InferenceSession(str(record["paths"]["layers"]), options, providers=[CPU])
-        self.unembedding = ort.InferenceSession(str(record["paths"]["unembedding"]), options, providers=[CPU])
+        paths, made = record["paths"], {}
+
+        def unembedding():  # both sessions prepare (pack their kernels) at once: ~0.1-0.2 s of every start
+            try:
+                made["u"] = ort.InferenceSession(str(paths["unembedding"]), options, providers=[CPU])
+            except Exception as e:  # noqa: BLE001 - re-raised below, in the caller's thread
+                made["error"] = e
+
+        helper = threading.Thread(target=unembedding, name="explainer-session")
+        helper.start()
+        try:
+            self.session = ort.InferenceSession(str(paths["layers"]), options, providers=[CPU])
+        finally:
+            helper.join()
+        if "error" in made:
+            raise made["error"]
+        self.unembedding = made["u"]
         self.provider = CPU
         self._binding = None
         self._bound = None  # the cache buffer the binding's past/present point at
