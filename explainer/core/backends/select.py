@@ -119,6 +119,8 @@ class BackendSelector:
         from explainer.core.backends import stored_backend as sb
 
         try:
+            if self.device.startswith("cuda"):
+                raise UnsupportedStorage("it runs on the CPU only")
             record = sb.cached_graphs(self.identity)
             if record is None:
                 if progress is not None:
