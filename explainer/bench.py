@@ -137,7 +137,7 @@ def run_bench(
         "backend_label": engine.backend_label,
         "notice": engine.notice,
         "model": engine.info.name,
-        "load_s": round(engine.load_seconds, 3),
+        "load_s": round(engine.load_seconds, 4),
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "peak_rss_mb": 0.0,
         "cases": [],

@@ -21,7 +21,7 @@ from explainer.core.paths import atomic_write, cache_dir, sha256_file
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
-CACHE_FORMAT = 1  # bump when the cached layout changes
+CACHE_FORMAT = 2  # bump when the cached layout changes
 
 
 @dataclass(frozen=True)
@@ -230,10 +230,10 @@ def _load_cache(gguf_sha: str) -> tuple[LlamaConfig, dict[str, np.ndarray]] | No
 
 
 def _save_cache(gguf_sha: str, cfg: LlamaConfig, weights: dict[str, np.ndarray]) -> None:
-    from safetensors.numpy import save_file
+    from explainer.core.backends.memory import write_safetensors
 
     st_path, meta_path = _cache_paths(gguf_sha)
-    atomic_write_bytes(st_path, lambda p: save_file(weights, str(p)))
+    atomic_write_bytes(st_path, lambda p: write_safetensors(p, weights))
     meta = {
         "config": asdict(cfg),
         "size": st_path.stat().st_size,
