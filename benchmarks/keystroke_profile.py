@@ -64,12 +64,13 @@ def profile(engine, n_tokens: int, keystrokes: int) -> dict:
     session = getattr(be, "session", None)
     if session is not None:
         st.wrap(session, "run_with_iobinding", "ort run")
-    if be.row_stats is not None:
+    if getattr(be, "row_stats", None) is not None:
         st.wrap(be, "row_stats", "unembedding + statistics")
     else:
-        from explainer.core.backends import stats
+        import explainer.core.backends.stats as stats
 
-        st.wrap(stats, "row_stats", "unembedding + statistics")
+        owner = eng_mod if hasattr(eng_mod, "row_stats") else stats  # (imported by name, or used from stats)
+        st.wrap(owner, "row_stats", "unembedding + statistics")
     real_attention = eng_mod.Attention
 
     class TimedAttention(real_attention):
