@@ -50,7 +50,7 @@ def test_stored_kernel_equals_the_float32_product(kind):
     g = Graph()
     x = Sym(g, g.input("x", TensorProto.FLOAT, ["n", 96]))
     g.expose(linear(g, x, [m, m.permuted(np.arange(47, -1, -1))]).name, "y", TensorProto.FLOAT, ["n", 96])
-    sess = ort.InferenceSession(g.model("t"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(g.model("t").SerializeToString(), providers=["CPUExecutionProvider"])
     xs = np.random.default_rng(2).standard_normal((5, 96)).astype(np.float32)
     got = sess.run(None, {"x": xs})[0]
     w = np.concatenate([ref, ref[::-1]]).astype(np.float64)
@@ -116,7 +116,7 @@ def test_graphs_are_cached_and_a_damaged_one_is_rebuilt(stored_q4, tiny_gguf, mo
     monkeypatch.setattr(sb, "build_graphs", lambda *a, **k: pytest.fail("built again"))
     assert Engine(tiny_gguf, device="cpu", backend="stored").backend == "stored"
     monkeypatch.undo()
-    path = record["layers_path"]
+    path = record["paths"]["layers-data"]
     data = bytearray(path.read_bytes())
     data[len(data) // 2 : len(data) // 2 + 64] = b"\x00" * 64
     path.write_bytes(bytes(data))
@@ -125,10 +125,28 @@ def test_graphs_are_cached_and_a_damaged_one_is_rebuilt(stored_q4, tiny_gguf, mo
     assert eng.backend == "stored" and sb.cached_graphs(eng._backends.identity) is not None
 
 
+def test_the_probe_runs_once_per_runtime_and_cpu(stored_q4, tiny_gguf, monkeypatch):
+    import explainer.core.backends.select as select
+    from explainer.core.backends import stored_backend as sb
+
+    assert sb.verified_here(sb.cached_graphs(stored_q4._backends.identity))
+
+    def refuse(*a, **k):
+        raise RuntimeError("checked again")
+
+    monkeypatch.setattr(select, "check_agreement", refuse)
+    assert Engine(tiny_gguf, device="cpu", backend="stored").backend == "stored"
+    monkeypatch.setattr(sb, "_runtime_key", lambda: "onnxruntime 0.0 | another CPU")
+    assert not sb.verified_here(sb.cached_graphs(stored_q4._backends.identity))
+    eng = Engine(tiny_gguf, device="cpu", backend="stored")  # the check runs (and fails here)
+    assert eng.backend == "torch" and "checked again" in eng.notice
+
+
 def test_disagreeing_stored_backend_falls_back_to_torch(stored_q4, tiny_gguf, monkeypatch):
     from explainer.core.backends import stored_backend as sb
 
     monkeypatch.setattr(sb, "TOLERANCE", -1.0)
+    monkeypatch.setattr(sb, "_runtime_key", lambda: "onnxruntime 0.0 | a CPU where it never ran")
     eng = Engine(tiny_gguf, device="cpu", backend="stored")
     assert eng.backend == "torch" and "stored-weights" in eng.notice and "differs from torch" in eng.notice
     assert eng.analyze("still works").backend == "torch"

@@ -11,9 +11,10 @@ Choosing (``Engine(backend=...)``, ``--backend``):
 - ``stored``: graphs built in seconds from the file's blocks (``stored_graph``), CPU only; the weights are
   read as stored (~5x fewer bytes per token than float32) and multiplied in float32. Matrices stored in a
   format without a kernel (K-quants…) make it unavailable: torch, with a notice.
-- ``auto`` (a documented rule, from measurements on a 2-core CPU, see the README's speed table): on a CUDA GPU,
-  torch (the GPU step takes milliseconds and needs no export); on CPU, ``stored`` for a model file it can run
-  (a keystroke ~3x faster than ``onnx``, which ran 1.5-4x faster than torch eager); otherwise ONNX if a
+- ``auto`` (a documented rule, from measurements on a 2-core CPU): on a CUDA GPU, torch (the GPU step takes
+  milliseconds and needs no export); on CPU, ``stored`` for a model file it can run (a 128-token keystroke took
+  ~45% of ``onnx``'s wall time and CPU time, a full pass the same; ``onnx`` ran 1.5-4x faster than torch eager
+  and needs minutes of export first); otherwise ONNX if a
   verified export of this model is in the cache, else torch now while the export runs in a child process,
   switching to ONNX at the first analysis after it finished and verified. In-memory models (the tiny demo)
   are never exported in the background.
@@ -36,14 +37,13 @@ from pathlib import Path
 import numpy as np
 
 from explainer.core.backends.base import Backend, Step
-from explainer.core.backends.torch_backend import TorchBackend
 from explainer.core.numerics import softmax
 
 log = logging.getLogger(__name__)
 BACKENDS = ("torch", "onnx", "stored", "auto")
 PROBE_IDS = np.array([0, 504, 2644, 2408, 335, 260, 1171, 30, 1462, 17, 28, 216], np.int64)
 PROBE_TOLERANCE = 1e-3
-__all__ = ["Backend", "Step", "TorchBackend", "BACKENDS", "check_agreement", "probe_reference", "ExportJob"]
+__all__ = ["Backend", "Step", "BACKENDS", "check_agreement", "probe_reference", "ExportJob"]
 
 
 def _probs(backend: Backend, unembedding: np.ndarray, ids: np.ndarray) -> np.ndarray:

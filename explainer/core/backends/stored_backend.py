@@ -3,7 +3,8 @@
 The graphs are built once per model (seconds: no torch export) into the cache folder, next to a JSON record of
 their sizes and sha256 and of what the torch model predicts on the probe sequence; a file that does not verify
 is rebuilt. The backend is accepted only after it reproduced those probabilities within ``TOLERANCE`` (the
-float32 path's numbers: 4-bit blocks times float32 activations are the dequantized model, to float rounding).
+float32 path's numbers: 4-bit blocks times float32 activations are the dequantized model, to float rounding);
+the record remembers the ONNX Runtime versions and CPUs where that check passed, so it runs once per both.
 
 It runs on ONNX Runtime's CPU provider (its 4-bit kernels and grouped-query attention with a shared cache are
 CPU kernels here). The key/value cache is one buffer ``[L, 2, 1, Hkv, capacity, hd]`` that the attention
@@ -21,13 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from explainer.core.backends.base import Backend, Step
+from explainer.core.backends.base import Backend, RowStats, Step
+from explainer.core.backends.onnx_backend import as_dtype
 from explainer.core.errors import UserError
 
 log = logging.getLogger(__name__)
-STORED_FORMAT = 1  # bump when the graphs' inputs, outputs or kernels change
+STORED_FORMAT = 3  # bump when the graphs' inputs, outputs, kernels or files change
 TOLERANCE = 1e-4  # largest probability difference from the torch model on the probe
 CPU = "CPUExecutionProvider"
+STATS_ROWS = 32
+_STATS = ["lse", "entropy_bits", "next_logp", "top_ids", "top_probs"]
 
 
 @dataclass(frozen=True)
@@ -36,52 +40,94 @@ class StoredCache:
     length: int
 
 
-def graph_paths(identity: str) -> tuple[Path, Path, Path]:
-    """(layers graph, unembedding graph, record) in the cache folder for ``identity``."""
+GRAPHS = ("layers", "unembedding")
+
+
+def graph_paths(identity: str) -> tuple[dict[str, Path], Path]:
+    """Per graph its files (``{name}`` .onnx and ``{name}-data`` constants), and the record, in the cache
+    folder for ``identity``."""
     from explainer.core.paths import cache_dir
 
     d = cache_dir() / "onnx"
     d.mkdir(parents=True, exist_ok=True)
     stem = f"{identity[:26]}-stored{STORED_FORMAT}"
-    return d / f"{stem}-layers.onnx", d / f"{stem}-unembedding.onnx", d / f"{stem}.json"
+    files = {}
+    for g in GRAPHS:
+        files[g], files[f"{g}-data"] = d / f"{stem}-{g}.onnx", d / f"{stem}-{g}.data"
+    return files, d / f"{stem}.json"
 
 
 def cached_graphs(identity: str) -> dict | None:
-    """The record of verified graphs for ``identity`` (with ``layers`` / ``unembedding`` paths), or None."""
+    """The record of verified graphs for ``identity`` (``paths``: the graph files), or None."""
     from explainer.core.paths import sha256_file
 
-    layers, unemb, meta_path = graph_paths(identity)
-    if not (layers.is_file() and unemb.is_file() and meta_path.is_file()):
+    files, meta_path = graph_paths(identity)
+    if not (meta_path.is_file() and all(p.is_file() for p in files.values())):
         return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        for key, p in (("layers", layers), ("unembedding", unemb)):
-            if meta.get(key, {}).get("size") != p.stat().st_size or meta[key].get("sha256") != sha256_file(p):
+        for key, p in files.items():
+            if meta["files"][key] != [p.stat().st_size, sha256_file(p)]:
                 log.warning("stored-weights graph %s failed verification; rebuilding", p.name)
                 return None
-    except (OSError, ValueError, AttributeError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("stored-weights record %s unreadable (%s); rebuilding", meta_path.name, e)
         return None
     if meta.get("identity") != identity:
         return None
-    return {**meta, "layers_path": layers, "unembedding_path": unemb}
+    return {**meta, "paths": files}
 
 
 def build_graphs(identity: str, cfg, tensors: dict, probe: dict) -> dict:
     """Write the graphs for ``identity`` (atomically) with their record; ``probe``: ``probe_reference`` of the
     torch model. Raises ``UnsupportedStorage`` for matrices without a kernel."""
-    from explainer.core.backends.stored_graph import build_layers, build_unembedding
+    from explainer.core.backends.stored_graph import build_layers, build_unembedding, save
     from explainer.core.paths import atomic_write, sha256_file
 
-    layers, unemb, meta_path = graph_paths(identity)
-    meta = {"identity": identity, "format": STORED_FORMAT, "probe": probe}
-    for key, path, make in (("layers", layers, build_layers), ("unembedding", unemb, None)):
-        data = make(cfg, tensors) if make is not None else build_unembedding(tensors)
-        atomic_write(path, data)
-        meta[key] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
-        del data
+    files, meta_path = graph_paths(identity)
+    save(build_layers(cfg, tensors), files["layers"], files["layers-data"])
+    save(build_unembedding(tensors), files["unembedding"], files["unembedding-data"])
+    sums = {key: [p.stat().st_size, sha256_file(p)] for key, p in files.items()}
+    meta = {"identity": identity, "format": STORED_FORMAT, "files": sums, "probe": probe}
     atomic_write(meta_path, json.dumps(meta, indent=1).encode())
-    return {**meta, "layers_path": layers, "unembedding_path": unemb}
+    return {**meta, "paths": files}
+
+
+def _runtime_key() -> str:
+    """What the probe's outcome depends on besides the graphs: ONNX Runtime's version and the CPU (its kernels
+    differ by instruction set)."""
+    import platform
+
+    import onnxruntime as ort
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), cpu)
+        flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+        cpu += " " + " ".join(sorted(f for f in flags if f.startswith(("avx", "fma", "f16c", "amx"))))
+    except OSError:
+        pass
+    return f"onnxruntime {ort.__version__} | {cpu}"
+
+
+def verified_here(record: dict) -> bool:
+    """True when these graphs already reproduced the probe with this ONNX Runtime on this CPU (the check then
+    need not run at every start: same graphs, same kernels, same numbers)."""
+    return _runtime_key() in record.get("verified", [])
+
+
+def remember_verified(identity: str, record: dict) -> None:
+    from explainer.core.paths import atomic_write
+
+    _, meta_path = graph_paths(identity)
+    meta = {k: v for k, v in record.items() if k != "paths"}
+    meta["verified"] = sorted(set(meta.get("verified", [])) | {_runtime_key()})[-8:]
+    try:
+        atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+    except OSError as e:  # a read-only cache: the check runs again next time
+        log.info("could not note the verification: %s", e)
 
 
 class StoredBackend(Backend):
@@ -94,9 +140,26 @@ class StoredBackend(Backend):
 
         self.cfg, self.embedding = cfg, embedding  # [V, D]: input embeddings are looked up on the host
         self.threads = threads or int(os.environ.get("EXPLAINER_ORT_THREADS", "0")) or None
-        options = _session_options(ort, self.threads)
-        self.session = ort.InferenceSession(str(record["layers_path"]), options, providers=[CPU])
-        self.unembedding = ort.InferenceSession(str(record["unembedding_path"]), options, providers=[CPU])
+        import threading
+
+        options = _session_options(ort, self.threads, prepack=True)
+        paths, made = record["paths"], {}
+
+        def unembedding():  # both sessions prepare (pack their kernels) at once: ~0.1-0.2 s of every start
+            try:
+                made["u"] = ort.InferenceSession(str(paths["unembedding"]), options, providers=[CPU])
+            except Exception as e:  # noqa: BLE001 - re-raised below, in the caller's thread
+                made["error"] = e
+
+        helper = threading.Thread(target=unembedding, name="explainer-session")
+        helper.start()
+        try:
+            self.session = ort.InferenceSession(str(paths["layers"]), options, providers=[CPU])
+        finally:
+            helper.join()
+        if "error" in made:
+            raise made["error"]
+        self.unembedding = made["u"]
         self.provider = CPU
         self._binding = None
         self._bound = None  # the cache buffer the binding's past/present point at
@@ -133,14 +196,7 @@ class StoredBackend(Backend):
             b.bind_output(f"hidden_{li + 1}", "cpu", 0, np.float32, [n, c.d_model], hidden[li + 1].ctypes.data)
         b.bind_output("final_normed", "cpu", 0, np.float32, [n, c.d_model], final.ctypes.data)
         self.session.run_with_iobinding(b)
-        attention = attention[:, 0]
-        if attention_dtype == np.float16:
-            import torch  # F16C conversion (numpy's float16 path is slow on subnormal weights)
-
-            attention = torch.from_numpy(attention).to(torch.float16).numpy()
-        elif attention_dtype != np.float32:
-            attention = attention.astype(attention_dtype)
-        return Step(hidden, final, attention, StoredCache(buf, S))
+        return Step(hidden, final, as_dtype(attention[:, 0], attention_dtype), StoredCache(buf, S))
 
     def _bind_cache(self, buf: np.ndarray):
         """The IOBinding with every layer's past and present bound to ``buf`` (rebound only when it changes)."""
@@ -157,7 +213,25 @@ class StoredBackend(Backend):
 
     def logits(self, normed: np.ndarray) -> np.ndarray:
         """``[n, V]`` float32 logits with the output matrix as stored."""
-        return self.unembedding.run(None, {"normed": np.ascontiguousarray(normed, np.float32)})[0]
+        n = len(normed)
+        feed = {"normed": np.ascontiguousarray(normed, np.float32), "next_ids": np.zeros(n, np.int64)}
+        return self.unembedding.run(["logits"], {**feed, "k": np.ones(1, np.int64)})[0]
+
+    def row_stats(self, normed: np.ndarray, next_ids: np.ndarray, k: int) -> RowStats:
+        """The next-token statistics of ``normed [n, D]`` (``next_ids`` -1: no next token), in chunks of
+        ``STATS_ROWS`` rows (bounding ONNX Runtime's float64 temporaries to a few MB)."""
+        n = len(normed)
+        out = RowStats.empty(n, k)
+        kk = np.array([k], np.int64)
+        for a in range(0, n, STATS_ROWS):
+            b = min(n, a + STATS_ROWS)
+            nxt = np.asarray(next_ids[a:b], np.int64)
+            feed = {"normed": np.ascontiguousarray(normed[a:b], np.float32), "next_ids": np.maximum(nxt, 0), "k": kk}
+            lse, ent, nlp, top_ids, top_p = self.unembedding.run(_STATS, feed)
+            out.lse[a:b], out.entropy_bits[a:b] = lse[:, 0], ent[:, 0]
+            out.top_ids[a:b], out.top_probs[a:b] = top_ids, top_p
+            out.next_logp[a:b] = np.where(nxt >= 0, nlp[:, 0], np.nan)
+        return out
 
     def cache_length(self, cache: StoredCache | None) -> int:
         return 0 if cache is None else cache.length

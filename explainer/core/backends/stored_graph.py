@@ -89,12 +89,45 @@ class Graph:
 
         self.outputs.append(helper.make_tensor_value_info(name, elem, shape))
 
-    def model(self, name: str) -> bytes:
+    def model(self, name: str):
+        """The ``onnx.ModelProto``."""
         from onnx import helper
 
         g = helper.make_graph(self.nodes, name, self.inputs, self.outputs, self.inits)
         opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(MSFT, 1)]
-        return helper.make_model(g, opset_imports=opsets, ir_version=IR_VERSION).SerializeToString()
+        return helper.make_model(g, opset_imports=opsets, ir_version=IR_VERSION)
+
+
+PAGE = 4096
+
+
+def save(model, onnx_path, data_path) -> None:
+    """Write ``model`` as ``onnx_path`` with its large constants in ``data_path`` (next to it), each at a page
+    boundary: ONNX Runtime maps that file instead of copying it, so once the 4-bit kernels have packed their
+    weights the file's pages are no longer resident. Both files are written atomically, the data first."""
+    from onnx import TensorProto
+    from onnx.external_data_helper import set_external_data
+
+    from explainer.core.paths import atomic_write
+
+    parts, offset = [], 0
+    for t in model.graph.initializer:
+        if len(t.raw_data) < PAGE:
+            continue
+        pad = -offset % PAGE
+        parts += [bytes(pad), t.raw_data]
+        set_external_data(t, data_path.name, offset + pad, len(t.raw_data))
+        offset += pad + len(t.raw_data)
+        t.ClearField("raw_data")
+        t.data_location = TensorProto.EXTERNAL
+
+    def write_data(p):
+        with open(p, "wb") as f:
+            for part in parts:
+                f.write(part)
+
+    atomic_write(data_path, write_data)
+    atomic_write(onnx_path, model.SerializeToString())
 
 
 class Sym:
@@ -303,12 +336,43 @@ def build_layers(cfg, tensors: dict) -> bytes:
     return g.model("layers")
 
 
-def build_unembedding(tensors: dict) -> bytes:
-    """``normed [n, D] -> logits [n, V]`` with the output matrix (the tied embedding table) as stored."""
-    from onnx import TensorProto
+def build_unembedding(tensors: dict):
+    """The next-token statistics of ``normed [n, D]`` rows, with the output matrix (the tied embedding table) as
+    stored: the engine's ``RowStats`` without a ``[n, V]`` array leaving ONNX Runtime. Inputs ``normed``,
+    ``next_ids [n]`` (int64, >= 0), ``k [1]``; outputs ``lse``, ``entropy_bits``, ``next_logp`` ``[n, 1]``
+    float64, ``top_ids [n, k]`` int64, ``top_probs [n, k]`` float64, and ``logits [n, V]`` (only when asked).
+    Sums over the vocabulary accumulate in float64, as ``stats.row_stats`` does."""
+    from onnx import TensorProto as TP
 
     table = tensors.get("lm_head", tensors["embed"])
     g = Graph()
-    x = Sym(g, g.input("normed", TensorProto.FLOAT, ["n", table.shape[1]]))
-    g.expose(linear(g, x, [table]).name, "logits", TensorProto.FLOAT, ["n", table.shape[0]])
+    x = Sym(g, g.input("normed", TP.FLOAT, ["n", table.shape[1]]))
+    g.input("next_ids", TP.INT64, ["n"])
+    g.input("k", TP.INT64, [1])
+    logits = linear(g, x, [table]).name
+    last = g.const(np.array([-1], np.int64), "last")
+    f64 = lambda name: g.op("Cast", [name], to=TP.DOUBLE)  # noqa: E731
+    m = g.op("ReduceMax", [logits], axes=[-1], keepdims=1)  # [n, 1]
+    d = g.op("Sub", [logits, m])  # <= 0
+    e = g.op("Exp", [d])
+    s = g.op("ReduceSum", [f64(e), last], keepdims=1)  # >= 1
+    log_s = g.op("Log", [s])
+    lse = g.op("Add", [f64(m), log_s], names=["lse"])
+    # entropy = log s − Σ e·d / s (two non-negative terms; lse − Σ p·z would cancel two numbers near 30)
+    sum_ed = g.op("ReduceSum", [f64(g.op("Mul", [e, d])), last], keepdims=1)
+    nats = g.op("Sub", [log_s, g.op("Div", [sum_ed, s])])
+    g.op("Div", [nats, g.const(np.array(np.log(2.0)), "ln2")], names=["entropy_bits"])
+    values, top_ids = g.op("TopK", [logits, "k"], names=[None, "top_ids"], axis=-1, largest=1, sorted=1)
+    g.op("Exp", [g.op("Sub", [f64(values), lse])], names=["top_probs"])
+    picked = g.op("GatherElements", [d, g.op("Unsqueeze", ["next_ids", last])], axis=1)
+    g.op("Sub", [f64(picked), log_s], names=["next_logp"])
+    for name, elem, shape in (
+        ("lse", TP.DOUBLE, ["n", 1]),
+        ("entropy_bits", TP.DOUBLE, ["n", 1]),
+        ("next_logp", TP.DOUBLE, ["n", 1]),
+        ("top_ids", TP.INT64, ["n", "k"]),
+        ("top_probs", TP.DOUBLE, ["n", "k"]),
+    ):
+        g.output(name, elem, shape)
+    g.expose(logits, "logits", TP.FLOAT, ["n", table.shape[0]])
     return g.model("unembedding")
