@@ -71,7 +71,10 @@ def read_texts(texts: Sequence[str], text_file: str | None) -> list[str]:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--model", metavar="PATH", help="a Llama-architecture GGUF file (default: the bundled SmolLM2-135M-Instruct)"
+        "--model",
+        metavar="PATH",
+        help="a Llama GGUF file, or a Hugging Face model folder of a Llama, Qwen2 or GPT-2 model "
+        "(default: the bundled SmolLM2-135M-Instruct)",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when available)")
 
@@ -89,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     a = sub.add_parser("analyze", help="run the model on text and print per-token probabilities")
     _add_model_args(a)
-    a.add_argument("--no-start-token", action="store_true", help="don't prepend <|endoftext|> as start of text")
+    a.add_argument("--no-start-token", action="store_true", help="don't prepend the model's start-of-text token")
     a.add_argument("--top-k", type=int, default=10, metavar="K", help="next-token candidates per position (default 10)")
     a.add_argument("--attention", action="store_true", help="include attention [layer][head][query][key] in --json")
     a.add_argument(
@@ -99,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--backend",
         default="torch",
-        choices=("torch", "onnx", "auto"),
-        help="run the model with torch, ONNX Runtime (exported once) or auto (default torch)",
+        choices=("torch", "onnx", "stored", "auto"),
+        help="run the model with torch, ONNX Runtime (float32, exported once), stored (ONNX Runtime on the "
+        "file's own 4-bit weights) or auto (default torch)",
     )
     a.add_argument("--json", action="store_true", help="print a JSON array, one object per text")
     a.add_argument("--text-file", metavar="PATH", help="read the text from a file, or - for standard input")

@@ -7,7 +7,6 @@ there on are computed. Because the model is causal, the result equals a full rec
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -16,17 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from explainer.core.backends.memory import release_free_memory
 from explainer.core.backends.select import BackendSelector
-from explainer.core.backends.stats import row_stats, token_logp
-from explainer.core.gguf_loader import LlamaConfig, load_weights
-from explainer.core.llama import Llama, build_model, random_weights
+from explainer.core.devices import device_label, pick_device
+from explainer.core.gguf_loader import LlamaConfig
+from explainer.core.model_source import gguf_start_token, open_model
 from explainer.core.types import AnalysisResult, Attention, ModelInfo, Token, WeightsView, readonly
 
 log = logging.getLogger(__name__)
-START_TOKEN_ID = 0  # <|endoftext|>, used as "start of text"
+START_TOKEN_ID = 0  # SmolLM2's <|endoftext|>, its start of text (each model's own: Engine.start)
 DEFAULT_MAX_TOKENS = 1024
 LN2 = math.log(2.0)
 # Attention rows of query positions < FP32_ROWS are stored as float32; later rows as float16 (half the memory
@@ -38,26 +36,10 @@ LN2 = math.log(2.0)
 FP32_ROWS = 256
 CHUNK_ROWS = 64
 SINGLE_CALL_ROWS = 512  # texts up to this long run in one forward call (two when they straddle FP32_ROWS)
-
-
-def pick_device(device: str = "auto") -> str:
-    if device in ("auto", None, ""):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        from explainer.core.errors import UserError
-
-        raise UserError("--device cuda was asked for, but no usable CUDA GPU was found; use --device cpu.")
-    if device not in ("cpu", "cuda"):
-        from explainer.core.errors import UserError
-
-        raise UserError(f"Unknown device '{device}'; use cpu, cuda or auto.")
-    return device
-
-
-def device_label(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"cuda ({torch.cuda.get_device_name(0)})"
-    return "cpu"
+# a layer's tensors in the loader's layout; the second line only where the family has them (Qwen2, GPT-2)
+LAYER_TENSORS = ("attn_norm", "ffn_norm", "wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down") + (
+    *("attn_norm_bias", "ffn_norm_bias", "bq", "bk", "bv", "bo", "b_gate", "b_up", "b_down"),
+)
 
 
 @dataclass
@@ -102,37 +84,30 @@ class Engine:
         progress: Callable[[str, float], None] | None = None,
         _weights=None,
     ):
-        from explainer.core.tokenizers import get_tokenizer
+        from explainer.core.tokenizers import get_tokenizer, register_model_tokenizer
 
         t0 = time.perf_counter()
         self.device_kind = pick_device(device)
-        if _weights is not None:  # (cfg, weights, path) for tests and the demo
+        if _weights is not None:  # (cfg, weights, path of a GGUF for the vocabulary) for tests and the demo
             cfg, weights, path = _weights
+            self.tokenizer = get_tokenizer("smollm2", gguf_path=path)
+            self.start = gguf_start_token(cfg, self.tokenizer)
+            source = None
         else:
-            if model_path is None:
-                from explainer.core.bundled import bundled_model_path
-                from explainer.core.paths import Manifest
-
-                path = bundled_model_path(progress)
-                manifest = Manifest.load()
-                cfg, weights, sha = load_weights(path, progress or _log_progress, manifest.sha256)
-                cfg = dataclasses.replace(cfg, name=manifest.display_name)
-            else:
-                path = Path(model_path).expanduser()
-                cfg, weights, sha = load_weights(path, progress or _log_progress)
-        self.tokenizer = get_tokenizer("smollm2", gguf_path=path)
+            source = open_model(model_path, progress)
+            cfg, weights, path = source.cfg, source.weights, source.path
+            self.tokenizer, self.start = source.tokenizer, source.start
+            register_model_tokenizer(self.tokenizer)
         if self.tokenizer.vocab_size > cfg.vocab_size:
             from explainer.core.errors import ModelFileError
 
             raise ModelFileError(
                 f"{Path(path).name} has a tokenizer larger than its embedding table; the file is inconsistent."
             )
-        self.model: Llama = build_model(cfg, weights, self.device_kind)
         self.cfg: LlamaConfig = cfg
+        self._weights, self._model = weights, None  # float32 arrays: memory maps of the weight cache
         self.device = device_label(self.device_kind)
-        n_params = sum(p.numel() for p in self.model.parameters()) + (
-            self.model.lm_head.numel() if self.model.lm_head is not None else 0
-        )
+        n_params = sum(int(a.size) for a in weights.values())
         self.info = ModelInfo(
             name=cfg.name,
             n_layers=cfg.n_layers,
@@ -147,21 +122,48 @@ class Engine:
             rope_theta=cfg.rope_theta,
             norm_eps=cfg.norm_eps,
             path=str(path),
+            arch=cfg.arch,
+            positions=cfg.positions,
+            norm=cfg.norm,
+            mlp=cfg.mlp,
+            tied="lm_head" not in weights,
+            start=self.start,
         )
-        self.embedding_table = readonly(self.model.embed.weight.detach().cpu().numpy())
-        self.unembedding = (
-            self.embedding_table if self.model.lm_head is None else readonly(self.model.lm_head.detach().cpu().numpy())
+        # read-only views (the arrays themselves stay writable: torch wraps them without a copy)
+        self.embedding_table = readonly(weights["embed"].view())
+        self.unembedding = readonly(weights["lm_head"].view()) if "lm_head" in weights else self.embedding_table
+        self.weights = WeightsView(
+            lambda i: {k: weights[f"layers.{i}.{k}"].view() for k in LAYER_TENSORS if f"layers.{i}.{k}" in weights},
+            weights["norm"].view(),
+            cfg.norm_eps,
+            cfg.rope_theta,
+            final_norm_bias=weights["norm_bias"].view() if "norm_bias" in weights else None,
+            positions=cfg.positions,
+            rope_scaling=cfg.rope_scaling,
         )
-        self.weights = self._weights_view()
-        weights = None  # the model holds the arrays now; with ONNX its layer weights are swapped for memory maps
-        if _weights is not None:
+        import explainer.core.stored as stored_weights
+
+        if source is None or source.gguf_path is None:  # the demo's weights, or a model folder's
             from explainer.core.backends.onnx_export import model_fingerprint
 
-            identity, gguf = (lambda: model_fingerprint(self.model)), None
+            identity, gguf = (lambda: model_fingerprint(cfg, weights)), None
+            stored = lambda: stored_weights.from_float_weights(weights)  # noqa: E731
         else:
-            identity, gguf = (lambda: f"gguf-{sha}"), path
+            source_identity, gguf = source.identity, source.gguf_path
+            identity = lambda: source_identity  # noqa: E731
+            stored = lambda: stored_weights.read_gguf(gguf, cfg)  # noqa: E731
+        source = None  # the engine keeps the weights itself (self._weights)
         self._backends = BackendSelector(
-            backend, self.model, self.device_kind, self.embedding_table, self.unembedding, identity, gguf, progress
+            backend,
+            lambda: self.model,
+            self.device_kind,
+            self.embedding_table,
+            self.unembedding,
+            identity,
+            gguf,
+            progress,
+            stored,
+            cfg,
         )
         self._state: _State | None = None
         self._state_k = 0
@@ -170,15 +172,20 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------------
     def tokens_for(self, text: str, *, start_token: bool, max_tokens: int, parse_specials: bool):
-        """Tokenize and cut at ``max_tokens`` analysed tokens (start token included)."""
+        """Tokenize and cut at ``max_tokens`` analysed tokens (start token included; a model with learned
+        positions, GPT-2, is also cut at the end of its position table)."""
         # max_tokens counts the start token too; a tokenizer that stopped early
         # (thousands of bytes without a token) used to report truncated=False
+        start_token = start_token and self.start.id is not None
+        if self.cfg.positions == "learned":
+            max_tokens = min(max_tokens, self.cfg.context_length)
         budget = max(0, max(1, max_tokens) - (1 if start_token else 0))
         tok = self.tokenizer.tokenize(text, parse_specials=parse_specials, max_tokens=budget + 1)
         truncated = len(tok.tokens) > budget or not getattr(tok, "complete", True)
         tokens = list(tok.tokens[:budget])
-        if start_token:
-            tokens.insert(0, Token(START_TOKEN_ID, self.tokenizer.token_bytes(START_TOKEN_ID), 0, 0, True, True))
+        sid = self.start.id
+        if start_token and sid is not None:
+            tokens.insert(0, Token(sid, self.tokenizer.token_bytes(sid), 0, 0, True, True))
         return tok, tuple(tokens), truncated
 
     def analyze(
@@ -206,10 +213,10 @@ class Engine:
             model=self.info,
             device=self.device,
             backend=self.backend,
-            tokenizer="smollm2",
+            tokenizer=self.tokenizer.name,
             tokens=tokens,
             ids=readonly(np.asarray(ids, np.int64)),
-            start_token=start_token,
+            start_token=bool(tokens) and tokens[0].added,
             truncated=truncated,
             dropped=tok.dropped,
             specials_parsed=tok.specials_parsed,
@@ -229,26 +236,21 @@ class Engine:
         )
         return result
 
-    def _weights_view(self) -> WeightsView:
-        names = {
-            "attn_norm": "attn_norm",
-            "ffn_norm": "ffn_norm",
-            "wq": "attn.wq",
-            "wk": "attn.wk",
-            "wv": "attn.wv",
-            "wo": "attn.wo",
-            "w_gate": "mlp.w_gate",
-            "w_up": "mlp.w_up",
-            "w_down": "mlp.w_down",
-        }
+    @property
+    def model(self):
+        """The readable torch model (``llama.Llama``) on the engine's device, built on first use: the torch
+        backend, a fallback, gradients. Backends that run ONNX Runtime never need it (nor torch)."""
+        if self._model is None:
+            from explainer.core.llama import build_model
 
-        def get_layer(i: int) -> dict:
-            block = self.model.layers[i]
-            return {k: block.get_submodule(v).weight.detach().cpu().numpy() for k, v in names.items()}
+            self._model = build_model(self.cfg, self._weights, self.device_kind)
+        return self._model
 
-        return WeightsView(
-            get_layer, self.model.norm.weight.detach().cpu().numpy(), self.cfg.norm_eps, self.cfg.rope_theta
-        )
+    def attention_for_ids(self, ids: np.ndarray) -> Attention:
+        """The attention ``[L, H, T, T]`` of raw token ids, run by the active backend from scratch (no tokenizer;
+        the incremental state is not touched)."""
+        be = self._backends.active
+        return Attention([be.forward(np.asarray(ids, np.int64), None).attention])
 
     def close(self) -> None:
         """Stop background work (an ONNX export in a child process); the engine still analyses after this."""
@@ -329,12 +331,16 @@ class Engine:
             blocks.append(step.attention)
             del step
         # next-token statistics of the new rows; row p-1 keeps its distribution, only its next token changed
-        unembedding = self.model.unembedding
         nxt = np.append(ids_arr[p + 1 :], -1)
-        st = row_stats(final[p:], unembedding, nxt, k)
+        if be.row_stats is not None:  # computed with the output matrix as stored
+            st = be.row_stats(final[p:], nxt, k)
+        else:
+            from explainer.core.backends.stats import row_stats
+
+            st = row_stats(final[p:], self.model.unembedding, nxt, k)
         token_lp[0] = np.nan
-        if p:
-            token_lp[p] = token_logp(final[p - 1], unembedding, ids[p], float(old.lse[p - 1]))
+        if p:  # log P(token p) after row p-1, whose log-sum-exp is known: one dot product
+            token_lp[p] = float(final[p - 1] @ self.unembedding[ids[p]]) - float(old.lse[p - 1])
         token_lp[p + 1 :] = st.next_logp[:-1]
         lse[p:], entropy[p:], tops_i[p:], tops_p[p:] = st.lse, st.entropy_bits, st.top_ids, st.top_probs
         return _State(
@@ -405,5 +411,6 @@ def demo_engine(cfg: LlamaConfig = TINY_CONFIG, seed: int = 0) -> Engine:
     """A tiny random-weight Llama with the real smollm2 tokenizer: loads in well under a second, for panel
     demos and fast tests. Its numbers are meaningless but shaped exactly like the real model's."""
     from explainer.core.bundled import bundled_model_path
+    from explainer.core.llama import random_weights
 
     return Engine(_weights=(cfg, random_weights(cfg, seed), bundled_model_path(fetch=False)), device="cpu")

@@ -1,4 +1,4 @@
-"""The window's menus. File: open model, screenshot, scenes, export, quit. View: theme, the explanations under the
+"""The window's menus. File: open model (a file, a folder, recent and local models), screenshot, scenes, export, quit. View: theme, the explanations under the
 titles or as popovers, Focus (keys 1–4, Esc), reset layout, the views (Ctrl+1…7), presenter mode and zoom, the
 analysis settings."""
 
@@ -8,8 +8,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
+from explainer.ui import models_menu
 from explainer.ui.analysis_menu import AnalysisMenu
 from explainer.ui.view_state import LIVE_PANELS
+from explainer.ui.window_settings import app_settings
 
 
 def build_menus(window) -> None:
@@ -49,6 +51,7 @@ def build_menus(window) -> None:
     window.presenter.add_menu_actions(v)
     v.addSeparator()
     window.analysis = AnalysisMenu(window, v)
+    models_menu.install(window, app_settings())  # File: model folder, recent models, models on this computer
 
 
 def _build_focus_menu(window, menu) -> None:
@@ -75,7 +78,12 @@ def _build_focus_menu(window, menu) -> None:
 
 
 def open_model_dialog(window) -> None:
-    path, _ = QFileDialog.getOpenFileName(window, "Open a GGUF model", "", "GGUF models (*.gguf);;All files (*)")
+    path, _ = QFileDialog.getOpenFileName(
+        window,
+        "Open a model: a GGUF file, or the config.json of a model folder",
+        "",
+        "Models (*.gguf config.json);;GGUF models (*.gguf);;Model folders (config.json);;All files (*)",
+    )
     if path:
         window.open_model(path)
 
