@@ -29,12 +29,12 @@ DEFAULT_MAX_TOKENS = 1024
 LN2 = math.log(2.0)
 # Attention rows of query positions < FP32_ROWS are stored as float32; later rows as float16 (half the memory
 # of the part that grows fastest; |error| <= 2.4e-4 for weights near 1, relative 4.9e-4, read back as float32).
-# Analyses of up to 256 tokens are therefore exact float32 (at 1024 tokens the float16 rows keep the process at
-# ~1.3 GB; ``Engine.fp32_rows`` raises the limit, as ``analyze --attention`` does). Texts longer than
-# SINGLE_CALL_ROWS run the forward pass in chunks of CHUNK_ROWS rows (bounding the temporary float32 attention of
-# one call); no call straddles the float32/float16 boundary.
+# Analyses of up to 256 tokens are therefore exact float32 (``Engine.fp32_rows`` raises the limit, as
+# ``analyze --attention`` does). Texts longer than SINGLE_CALL_ROWS run the forward pass in chunks of CHUNK_ROWS
+# rows (bounding the temporary float32 attention of one call: 35 MB at 1024 tokens); no call straddles the
+# float32/float16 boundary.
 FP32_ROWS = 256
-CHUNK_ROWS = 64
+CHUNK_ROWS = 32
 SINGLE_CALL_ROWS = 512  # texts up to this long run in one forward call (two when they straddle FP32_ROWS)
 # a layer's tensors in the loader's layout; the second line only where the family has them (Qwen2, GPT-2)
 LAYER_TENSORS = ("attn_norm", "ffn_norm", "wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down") + (
@@ -324,12 +324,15 @@ class Engine:
             tops_i[:p], tops_p[:p] = old.top_ids[:p], old.top_probs[:p]
             blocks = list(old.attention.truncated(p).blocks)
             cache = be.truncate(old.cache, p)
+        long_pass = T - p > 2 * CHUNK_ROWS
         for a, b in attention_chunks(p, T, self.fp32_rows):
             step = be.forward(ids_arr[a:b], cache, np.float32 if a < self.fp32_rows else np.float16)
             cache = step.cache
             hidden[:, a:b], final[a:b] = step.hidden, step.final_normed
             blocks.append(step.attention)
             del step
+            if long_pass:  # each call's float32 attention was freed: hand it back before the next (peak RSS)
+                release_free_memory()
         # next-token statistics of the new rows; row p-1 keeps its distribution, only its next token changed
         nxt = np.append(ids_arr[p + 1 :], -1)
         if be.row_stats is not None:  # computed with the output matrix as stored
@@ -348,7 +351,7 @@ class Engine:
             cache,
             readonly(hidden),
             readonly(final),
-            Attention(blocks).compacted(),
+            Attention(blocks).compacted(rows_per_block=CHUNK_ROWS),
             readonly(token_lp),
             readonly(entropy),
             readonly(tops_i),

@@ -53,7 +53,9 @@ def _probs(backend: Backend, unembedding: np.ndarray, ids: np.ndarray) -> np.nda
     second = backend.forward(ids[-2:], first.cache)
     normed = np.concatenate([first.final_normed, second.final_normed])
     # float32 logits (the table is not converted to float64: 0.3 s and 226 MB at every start), float64 softmax
-    return softmax(backend.logits(normed) if backend.logits is not None else normed @ unembedding.T)
+    if backend.probabilities is not None:
+        return backend.probabilities(normed)
+    return softmax(normed @ unembedding.T)
 
 
 def probe_reference(backend: Backend, unembedding: np.ndarray, k: int = 32) -> dict:

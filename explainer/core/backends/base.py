@@ -64,10 +64,10 @@ class Backend(ABC):
         comes back as ``attention_dtype`` (float16 for long texts: see ``engine.FP32_ROWS``)."""
 
     #: When the backend computes the unembedding itself (with the output matrix as stored):
-    #: ``logits(normed [n, D]) -> [n, V]`` float32, and ``row_stats(normed, next_ids, k) -> RowStats`` (the
-    #: engine's next-token statistics). None: the engine multiplies by its float32 table.
-    logits = None
+    #: ``row_stats(normed [n, D], next_ids, k) -> RowStats`` (the engine's next-token statistics) and
+    #: ``probabilities(normed) -> [n, V]``. None: the engine multiplies by its float32 table.
     row_stats = None
+    probabilities = None
 
     @abstractmethod
     def cache_length(self, cache: Any | None) -> int:

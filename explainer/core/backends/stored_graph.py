@@ -61,22 +61,22 @@ class Graph:
     def op(self, op_type: str, inputs: list[str], n_out: int = 1, names=None, domain: str = "", **attrs):
         from onnx import helper
 
-        outs = list(names) if names is not None else [""] * n_out
-        outs = [o if o is not None and o != "" else self.fresh(op_type.lower()) for o in outs]
-        if names is not None:  # "" in ``names``: an optional output left out
-            outs = [o if n != "" else "" for o, n in zip(outs, names)]
+        # ``names``: per output a name, None for a fresh one, or "" for an optional output left out
+        outs = [self.fresh(op_type.lower()) if n is None else n for n in (names or [None] * n_out)]
         self.nodes.append(helper.make_node(op_type, inputs, outs, domain=domain, **attrs))
         return outs[0] if len(outs) == 1 else outs
 
-    def expose(self, name: str, as_name: str, elem, shape) -> None:
+    def expose(self, name: str, as_name: str, elem, shape) -> str:
         """Make the value ``name`` the graph output ``as_name``: its producing node's output is renamed when
-        nothing reads it yet (no copy), else an Identity node copies it."""
+        nothing reads it yet (no copy; the value is then called ``as_name``), else an Identity node copies it.
+        Returns the name to read the value by from now on."""
+        self.output(as_name, elem, shape)
         node = next((n for n in reversed(self.nodes) if name in n.output), None)
         if node is not None and not any(name in n.input for n in self.nodes):
             node.output[list(node.output).index(name)] = as_name
-        else:
-            self.op("Identity", [name], names=[as_name])
-        self.output(as_name, elem, shape)
+            return as_name
+        self.op("Identity", [name], names=[as_name])
+        return name
 
     def input(self, name: str, elem, shape) -> str:
         from onnx import helper
@@ -156,7 +156,7 @@ class Sym:
         self._name = name
 
 
-class Norm:
+class GraphNorm:
     def __init__(self, g: Graph, weight: np.ndarray, eps: float):
         self.g, self.gamma, self.eps = g, g.const(np.asarray(weight, np.float32), "norm"), eps
 
@@ -219,7 +219,7 @@ def linear(g: Graph, x: Sym, mats: list[StoredMatrix]) -> Sym:
     return Sym(g, g.op("Gemm", [s, g.const(np.ascontiguousarray(corr.T), "corr"), y]))  # s @ cᵀ + y
 
 
-class Attention:
+class GraphAttention:
     def __init__(self, g: Graph, tensors: dict, layer: int, cfg):
         p = f"layers.{layer}."
         self.g, self.cfg = g, cfg
@@ -245,7 +245,7 @@ class Attention:
         return linear(g, z, self.wo)
 
 
-class MLP:
+class GraphMLP:
     def __init__(self, g: Graph, tensors: dict, layer: int, d_ff: int):
         p = f"layers.{layer}."
         self.g, self.d_ff = g, d_ff
@@ -291,7 +291,7 @@ class _Outputs:
             x.wanted = f"hidden_{layer + 1}"
             self.g.output(x.wanted, TensorProto.FLOAT, ["n", None])
         else:
-            self.g.expose(x.name, f"hidden_{layer + 1}", TensorProto.FLOAT, ["n", None])
+            x.materialized_as(self.g.expose(x.name, f"hidden_{layer + 1}", TensorProto.FLOAT, ["n", None]))
         return x
 
 
@@ -324,14 +324,14 @@ def build_layers(cfg, tensors: dict) -> bytes:
     ctx = GraphPass(g, cfg, rotary_tables(cfg))
     blocks = [
         Block(
-            Norm(g, tensors[f"layers.{i}.attn_norm"], cfg.norm_eps),
-            Attention(g, tensors, i, cfg),
-            Norm(g, tensors[f"layers.{i}.ffn_norm"], cfg.norm_eps),
-            MLP(g, tensors, i, cfg.d_ff),
+            GraphNorm(g, tensors[f"layers.{i}.attn_norm"], cfg.norm_eps),
+            GraphAttention(g, tensors, i, cfg),
+            GraphNorm(g, tensors[f"layers.{i}.ffn_norm"], cfg.norm_eps),
+            GraphMLP(g, tensors, i, cfg.d_ff),
         )
         for i in range(cfg.n_layers)
     ]
-    final = run_layers(blocks, Norm(g, tensors["norm"], cfg.norm_eps), x, ctx, _Outputs(g))
+    final = run_layers(blocks, GraphNorm(g, tensors["norm"], cfg.norm_eps), x, ctx, _Outputs(g))
     g.expose(final.name, "final_normed", TensorProto.FLOAT, ["n", cfg.d_model])
     return g.model("layers")
 
@@ -340,7 +340,7 @@ def build_unembedding(tensors: dict):
     """The next-token statistics of ``normed [n, D]`` rows, with the output matrix (the tied embedding table) as
     stored: the engine's ``RowStats`` without a ``[n, V]`` array leaving ONNX Runtime. Inputs ``normed``,
     ``next_ids [n]`` (int64, >= 0), ``k [1]``; outputs ``lse``, ``entropy_bits``, ``next_logp`` ``[n, 1]``
-    float64, ``top_ids [n, k]`` int64, ``top_probs [n, k]`` float64, and ``logits [n, V]`` (only when asked).
+    float64, ``top_ids [n, k]`` int64, ``top_probs [n, k]`` float64 (``k`` = V gives whole distributions).
     Sums over the vocabulary accumulate in float64, as ``stats.row_stats`` does."""
     from onnx import TensorProto as TP
 
@@ -374,5 +374,4 @@ def build_unembedding(tensors: dict):
         ("top_probs", TP.DOUBLE, ["n", "k"]),
     ):
         g.output(name, elem, shape)
-    g.expose(logits, "logits", TP.FLOAT, ["n", table.shape[0]])
     return g.model("unembedding")
