@@ -172,11 +172,14 @@ class Block(nn.Module):
         return x + self.mlp(self.ffn_norm(x))
 
 
-def run_layers(blocks, final_norm, x, ctx, hooks: Hooks):
-    """The layer loop: input embeddings ``x (T, D)`` through every block, then the final norm."""
-    x = hooks.embedded(x)
-    for layer, block in enumerate(blocks):
-        x = hooks.residual(layer, block(x, layer, ctx, hooks))
+def run_layers(blocks, final_norm, x, ctx, hooks: Hooks, first: int = 0):
+    """The layer loop: input embeddings ``x (T, D)`` through every block, then the final norm. With ``first > 0``
+    the pass resumes there: ``x`` is the residual after block ``first - 1`` (activation patching continues
+    another run from a layer without recomputing the layers before it)."""
+    if first == 0:
+        x = hooks.embedded(x)
+    for layer in range(first, len(blocks)):
+        x = hooks.residual(layer, blocks[layer](x, layer, ctx, hooks))
     return final_norm(x)
 
 
