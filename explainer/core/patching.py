@@ -13,8 +13,13 @@ What is unchanged is reused, so a cell costs a fraction of a pass:
   positions never see the patch), so only positions p..T-1 are computed;
 - positions whose clean and corrupted residuals are identical (the tokens before the first difference): the
   patch changes nothing, so the cell is the corrupted probability without a pass;
-- all positions of one layer run as one pass: each patched run's rows are packed side by side, each with its own
-  causal mask over the cached keys before its p and its own rows (``_Runs``).
+- many runs share one pass: their rows are packed side by side, each run with its own causal mask over the
+  cached keys before its p and its own rows (``_Runs``); runs of several layers share every block after the
+  highest of their starting layers, so a block's weights are read once for up to ``MAX_ROWS`` rows instead of
+  once per cell. The top layers' runs (the cheapest) come first.
+
+The work left is the patched rows themselves: for a 10-token pair that differs from the second token on, 45 rows
+per layer through 15 blocks on average, about 137 GFLOP.
 """
 
 from __future__ import annotations
@@ -45,46 +50,80 @@ class Patching:
     ablated: tuple[Head, ...] = ()  # heads knocked out in every run, 0-based
 
 
-class _Runs:
-    """The shared context of several patched runs packed into one pass (``llama.Pass``'s interface). Row r
-    belongs to the run that patches position ``owner[r]`` and sits at absolute position ``pos[r]``; its keys are
-    the corrupted run's cached keys before ``owner[r]`` and its own run's new keys up to ``pos[r]``."""
+class _Runs(KnockOut):
+    """Several patched runs packed side by side into one pass: the pass's context (``llama.Pass``'s interface)
+    and its hooks at once.
 
-    def __init__(self, rotary, pos: torch.Tensor, owner: torch.Tensor, cache: KVCache, T: int):
-        self.cos, self.sin = rotary.tables(pos)
-        self.cache = cache
-        cached = torch.arange(T, device=pos.device)[None, :] < owner[:, None]  # (n, T)
-        own = (owner[None, :] == owner[:, None]) & (pos[None, :] <= pos[:, None])  # (n, n)
+    A run (l, p) starts after block l with the corrupted residual at positions p..T-1, the clean one at p. Its
+    rows' keys are the corrupted run's cached keys before p and its own rows' keys up to their position. The pass
+    starts with the runs of the lowest layer; the ``residual`` hook after block l appends the rows of the runs that
+    start there, so runs of several layers share every block call after they joined.
+    """
+
+    def __init__(self, heads, rotary, cache: KVCache, clean_h, corrupt_h, runs: list[tuple[int, int]], cancelled):
+        super().__init__(heads)
+        self.rotary, self.cache, self.clean_h, self.corrupt_h = rotary, cache, clean_h, corrupt_h
+        self.T, self.dev = corrupt_h[0].shape[0], corrupt_h[0].device
+        self.waiting = sorted(runs)  # (layer, position), by layer
+        self.first = self.waiting[0][0]  # the pass starts after this block
+        self.ends: list[tuple[int, int]] = []  # the run of each last-position row, in row order
+        empty = torch.zeros(0, dtype=torch.long, device=self.dev)
+        self.pos, self.start, self.run = empty, empty, empty
+        self.cancelled = cancelled  # asked after every block
+
+    def join(self, layer: int, x=None):
+        """Append the rows of the runs that start after block ``layer`` (``x``: the rows already in the pass)."""
+        joining = [r for r in self.waiting if r[0] == layer]
+        self.waiting = self.waiting[len(joining) :]
+        if not joining:
+            return x
+        T, dev = self.T, self.dev
+        parts = []
+        for l, p in joining:
+            rows = self.corrupt_h[l][p:].clone()
+            rows[0] = self.clean_h[l][p]
+            parts.append(rows)
+            ids = torch.full((T - p,), len(self.ends), device=dev)
+            self.pos = torch.cat((self.pos, torch.arange(p, T, device=dev)))
+            self.start = torch.cat((self.start, torch.full((T - p,), p, device=dev)))
+            self.run = torch.cat((self.run, ids))
+            self.ends.append((l, p))
+        self.cos, self.sin = self.rotary.tables(self.pos)
+        cached = torch.arange(T, device=dev)[None, :] < self.start[:, None]  # (n, T): corrupted keys before p
+        own = (self.run[None, :] == self.run[:, None]) & (self.pos[None, :] <= self.pos[:, None])  # (n, n)
         self.mask = ~torch.cat((cached, own), dim=1)  # True = hidden
+        return torch.cat([x, *parts]) if x is not None else torch.cat(parts)
 
     def keys_values(self, layer: int, k, v):
         return torch.cat((self.cache.keys[layer], k), dim=1), torch.cat((self.cache.values[layer], v), dim=1)
 
+    def residual(self, layer: int, x):
+        if self.cancelled is not None and self.cancelled():
+            raise Cancelled()
+        return self.join(layer, x)
 
-def _groups(starts: list[int], T: int, max_rows: int) -> list[list[int]]:
-    """``starts`` split into runs of at most ``max_rows`` packed rows (a run from p has T - p rows)."""
-    out: list[list[int]] = []
+
+def _passes(differ: list[list[int]], T: int, max_rows: int) -> list[list[tuple[int, int]]]:
+    """The runs (layer, position) in passes of at most ``max_rows`` packed rows (a run from p has T - p rows),
+    the top layers first: their runs are the cheapest, so the grid starts filling at once."""
+    out: list[list[tuple[int, int]]] = []
     rows = max_rows
-    for p in starts:
-        if rows + T - p > max_rows:
-            out.append([])
-            rows = 0
-        out[-1].append(p)
-        rows += T - p
+    for layer in reversed(range(len(differ))):
+        for p in differ[layer]:
+            if rows + T - p > max_rows:
+                out.append([])
+                rows = 0
+            out[-1].append((layer, p))
+            rows += T - p
     return out
 
 
-def _patched_probs(model, layer: int, starts: list[int], clean_h, corrupt_h, cache, hooks, target: int) -> np.ndarray:
-    """P(target) at the last position of the corrupted runs patched after block ``layer`` at each of ``starts``."""
-    T, dev = corrupt_h.shape[0], corrupt_h.device
-    pos = torch.cat([torch.arange(p, T, device=dev) for p in starts])
-    owner = torch.cat([torch.full((T - p,), p, device=dev) for p in starts])
-    x = corrupt_h[pos]
-    first_rows = pos == owner
-    x[first_rows] = clean_h[pos[first_rows]]
-    normed = run_layers(model.layers, model.norm, x, _Runs(model.rotary, pos, owner, cache, T), hooks, first=layer + 1)
-    logits = normed[pos == T - 1].float() @ model.unembedding.float().T  # one row per run, in the order of starts
-    return torch.softmax(logits.double(), dim=-1)[:, target].cpu().numpy()
+def _patched_probs(model, runs: _Runs, target: int) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """Run the packed pass; P(target) at the last position of each run, with the runs in that order."""
+    x = runs.join(runs.first)
+    normed = run_layers(model.layers, model.norm, x, runs, runs, first=runs.first + 1)
+    logits = normed[runs.pos == runs.T - 1].float() @ model.unembedding.float().T  # one row per run
+    return runs.ends, torch.softmax(logits.double(), dim=-1)[:, target].cpu().numpy()
 
 
 def patch(
@@ -129,23 +168,33 @@ def patch(
         if target is None:
             target = int(torch.argmax(probs[0]))
         clean_prob, corrupt_prob = float(probs[0, target]), float(probs[1, target])
-        # positions where the patch changes something, per layer, and the work each layer's passes take
+        # positions where the patch changes something, per layer; the passes, and the work each one takes
         differ = [torch.nonzero((clean.hidden[l] != corrupt.hidden[l]).any(-1))[:, 0].tolist() for l in range(L)]
-        work = [(L - l) * sum(T - p for p in differ[l]) + 1 for l in range(L)]
-        total, done = float(sum(work)), 0
+        passes = _passes(differ, T, max_rows)
+        work = [sum((T - p) * (L - l) for l, p in runs) for runs in passes]
+        total, done = float(sum(work) or 1), 0
+        left = [len(d) for d in differ]  # runs still to do per layer
         grid = np.full((L, T), corrupt_prob, np.float32)
-        for l in range(L):
-            for starts in _groups(differ[l], T, max_rows):
-                if cancelled is not None and cancelled():
-                    raise Cancelled()
-                grid[l, starts] = _patched_probs(
-                    model, l, starts, clean.hidden[l], corrupt.hidden[l], corrupt.cache, hooks, target
-                )
-            done += work[l]
-            if on_layer is not None:
-                on_layer(l, readonly(grid[l].copy()))
+        if on_layer is not None:
+            for l in range(L):
+                if not left[l]:
+                    on_layer(l, readonly(grid[l].copy()))
+        n_runs, n_done = sum(left), 0
+        for runs, w in zip(passes, work):
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            packed = _Runs(heads, model.rotary, corrupt.cache, clean.hidden, corrupt.hidden, runs, cancelled)
+            ends, probs = _patched_probs(model, packed, target)
+            for (l, p), prob in zip(ends, probs):
+                grid[l, p] = prob
+                left[l] -= 1
+                if not left[l] and on_layer is not None:
+                    on_layer(l, readonly(grid[l].copy()))
+            done, n_done = done + w, n_done + len(runs)
             if progress is not None:
-                progress(f"Patching after layer {l + 1} of {L}", done / total)
+                progress(f"Patched {n_done} of {n_runs} cells that differ", done / total)
+        if progress is not None and not passes:
+            progress("Nothing to patch: the two runs are the same", 1.0)
     return Patching(
         readonly(clean_ids),
         readonly(corrupt_ids),

@@ -63,16 +63,15 @@ def test_every_position_differing_and_a_chosen_target(tiny_engine):
 
 def test_progress_rows_and_cancel(tiny_engine):
     seen, rows = [], {}
-    r = patch(
-        tiny_engine,
-        CLEAN,
-        CORRUPT,
-        progress=lambda msg, f: seen.append((msg, f)),
-        on_layer=lambda layer, row: rows.setdefault(layer, row),
-    )
+
+    def on_layer(layer, row):
+        assert layer not in rows
+        rows[layer] = row
+
+    r = patch(tiny_engine, CLEAN, CORRUPT, progress=lambda msg, f: seen.append((msg, f)), on_layer=on_layer, max_rows=8)
     fractions = [f for _, f in seen]
-    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0) and len(seen) == 2
-    assert seen[0][0] == "Patching after layer 1 of 2"
+    assert len(seen) > 1 and fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert seen[-1][0] == "Patched 12 of 12 cells that differ"  # positions 4..9 of both layers
     np.testing.assert_array_equal(np.stack([rows[0], rows[1]]), r.prob)
     asked = []
 
@@ -82,6 +81,7 @@ def test_progress_rows_and_cancel(tiny_engine):
 
     with pytest.raises(Cancelled):
         patch(tiny_engine, CLEAN, CORRUPT, cancelled=cancelled)
+    assert len(asked) == 2  # once before the one pass, then inside it: a long pass stops within one block
 
 
 def test_same_text_gives_the_clean_probability_everywhere(tiny_engine):
