@@ -121,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--backend",
         default="torch",
-        choices=("torch", "onnx", "auto"),
-        help="run the model with torch, ONNX Runtime (exported once) or auto (default torch)",
+        choices=("torch", "onnx", "stored", "auto"),
+        help="run the model with torch, ONNX Runtime (float32, exported once), stored (ONNX Runtime on the "
+        "file's own 4-bit weights) or auto (default torch)",
     )
     a.add_argument("--json", action="store_true", help="print a JSON array, one object per text")
     a.add_argument("--text-file", metavar="PATH", help="read the text from a file, or - for standard input")

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from explainer.core.errors import UserError
-from explainer.core.knockout import Head, KnockOut, normalize_heads
+from explainer.core.knockout import Head, normalize_heads
+from explainer.core.llama import KnockOut
 from explainer.core.types import readonly
 
 

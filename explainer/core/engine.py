@@ -20,15 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from explainer.core.backends.memory import release_free_memory
 from explainer.core.backends.select import BackendSelector
-from explainer.core.backends.stats import row_stats, token_logp
-from explainer.core.backends.torch_backend import TorchBackend
+from explainer.core.devices import device_label, pick_device
 from explainer.core.gguf_loader import LlamaConfig, load_weights
 from explainer.core.knockout import Head, normalize_heads
-from explainer.core.llama import Llama, build_model, random_weights
 from explainer.core.types import AnalysisResult, Attention, ModelInfo, Token, WeightsView, readonly
 
 log = logging.getLogger(__name__)
@@ -44,26 +41,7 @@ LN2 = math.log(2.0)
 FP32_ROWS = 256
 CHUNK_ROWS = 64
 SINGLE_CALL_ROWS = 512  # texts up to this long run in one forward call (two when they straddle FP32_ROWS)
-
-
-def pick_device(device: str = "auto") -> str:
-    if device in ("auto", None, ""):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        from explainer.core.errors import UserError
-
-        raise UserError("--device cuda was asked for, but no usable CUDA GPU was found; use --device cpu.")
-    if device not in ("cpu", "cuda"):
-        from explainer.core.errors import UserError
-
-        raise UserError(f"Unknown device '{device}'; use cpu, cuda or auto.")
-    return device
-
-
-def device_label(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"cuda ({torch.cuda.get_device_name(0)})"
-    return "cpu"
+LAYER_TENSORS = ("attn_norm", "ffn_norm", "wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
 
 
 @dataclass
@@ -133,12 +111,10 @@ class Engine:
             raise ModelFileError(
                 f"{Path(path).name} has a tokenizer larger than its embedding table; the file is inconsistent."
             )
-        self.model: Llama = build_model(cfg, weights, self.device_kind)
         self.cfg: LlamaConfig = cfg
+        self._weights, self._model = weights, None  # float32 arrays: memory maps of the weight cache
         self.device = device_label(self.device_kind)
-        n_params = sum(p.numel() for p in self.model.parameters()) + (
-            self.model.lm_head.numel() if self.model.lm_head is not None else 0
-        )
+        n_params = sum(int(a.size) for a in weights.values())
         self.info = ModelInfo(
             name=cfg.name,
             n_layers=cfg.n_layers,
@@ -154,24 +130,40 @@ class Engine:
             norm_eps=cfg.norm_eps,
             path=str(path),
         )
-        self.embedding_table = readonly(self.model.embed.weight.detach().cpu().numpy())
-        self.unembedding = (
-            self.embedding_table if self.model.lm_head is None else readonly(self.model.lm_head.detach().cpu().numpy())
+        # read-only views (the arrays themselves stay writable: torch wraps them without a copy)
+        self.embedding_table = readonly(weights["embed"].view())
+        self.unembedding = readonly(weights["lm_head"].view()) if "lm_head" in weights else self.embedding_table
+        self.weights = WeightsView(
+            lambda i: {k: weights[f"layers.{i}.{k}"].view() for k in LAYER_TENSORS},
+            weights["norm"].view(),
+            cfg.norm_eps,
+            cfg.rope_theta,
         )
-        self.weights = self._weights_view()
-        weights = None  # the model holds the arrays now; with ONNX its layer weights are swapped for memory maps
+        import explainer.core.stored as stored_weights
+
         if _weights is not None:
             from explainer.core.backends.onnx_export import model_fingerprint
 
-            identity, gguf = (lambda: model_fingerprint(self.model)), None
+            identity, gguf = (lambda: model_fingerprint(cfg, weights)), None
+            stored = lambda: stored_weights.from_float_weights(weights)  # noqa: E731
         else:
             identity, gguf = (lambda: f"gguf-{sha}"), path
+            stored = lambda: stored_weights.read_gguf(path, cfg)  # noqa: E731
         self._backends = BackendSelector(
-            backend, self.model, self.device_kind, self.embedding_table, self.unembedding, identity, gguf, progress
+            backend,
+            lambda: self.model,
+            self.device_kind,
+            self.embedding_table,
+            self.unembedding,
+            identity,
+            gguf,
+            progress,
+            stored,
+            cfg,
         )
         self._state: _State | None = None
         self._spare: _State | None = None  # the other model's state (clean or knocked-out): see _switch_to
-        self._knockout: TorchBackend | None = None
+        self._knockout = None  # the torch backend with the current knocked-out heads
         self._state_k = 0
         self.fp32_rows = FP32_ROWS  # attention rows kept exact; set it higher to keep every row float32
         self.load_seconds = time.perf_counter() - t0
@@ -217,7 +209,7 @@ class Engine:
             text=text,
             model=self.info,
             device=self.device,
-            backend=TorchBackend.name if heads else self.backend,
+            backend="torch" if heads else self.backend,
             tokenizer="smollm2",
             tokens=tokens,
             ids=readonly(np.asarray(ids, np.int64)),
@@ -242,26 +234,21 @@ class Engine:
         )
         return result
 
-    def _weights_view(self) -> WeightsView:
-        names = {
-            "attn_norm": "attn_norm",
-            "ffn_norm": "ffn_norm",
-            "wq": "attn.wq",
-            "wk": "attn.wk",
-            "wv": "attn.wv",
-            "wo": "attn.wo",
-            "w_gate": "mlp.w_gate",
-            "w_up": "mlp.w_up",
-            "w_down": "mlp.w_down",
-        }
+    @property
+    def model(self):
+        """The readable torch model (``llama.Llama``) on the engine's device, built on first use: the torch
+        backend, a fallback, gradients. Backends that run ONNX Runtime never need it (nor torch)."""
+        if self._model is None:
+            from explainer.core.llama import build_model
 
-        def get_layer(i: int) -> dict:
-            block = self.model.layers[i]
-            return {k: block.get_submodule(v).weight.detach().cpu().numpy() for k, v in names.items()}
+            self._model = build_model(self.cfg, self._weights, self.device_kind)
+        return self._model
 
-        return WeightsView(
-            get_layer, self.model.norm.weight.detach().cpu().numpy(), self.cfg.norm_eps, self.cfg.rope_theta
-        )
+    def attention_for_ids(self, ids: np.ndarray) -> Attention:
+        """The attention ``[L, H, T, T]`` of raw token ids, run by the active backend from scratch (no tokenizer;
+        the incremental state is not touched)."""
+        be = self._backends.active
+        return Attention([be.forward(np.asarray(ids, np.int64), None).attention])
 
     def close(self) -> None:
         """Stop background work (an ONNX export in a child process); the engine still analyses after this."""
@@ -321,9 +308,11 @@ class Engine:
             release_free_memory()
         return self._state
 
-    def _knockout_backend(self, heads: tuple[Head, ...]) -> TorchBackend:
+    def _knockout_backend(self, heads: tuple[Head, ...]):
         """The torch backend with ``heads`` knocked out (one object per set: a state is tied to its backend)."""
         if self._knockout is None or self._knockout.knocked_out != heads:
+            from explainer.core.backends.torch_backend import TorchBackend
+
             self._knockout = TorchBackend(self.model, self.device_kind, heads)
         return self._knockout
 
@@ -361,12 +350,16 @@ class Engine:
             blocks.append(step.attention)
             del step
         # next-token statistics of the new rows; row p-1 keeps its distribution, only its next token changed
-        unembedding = self.model.unembedding
         nxt = np.append(ids_arr[p + 1 :], -1)
-        st = row_stats(final[p:], unembedding, nxt, k)
+        if be.row_stats is not None:  # computed with the output matrix as stored
+            st = be.row_stats(final[p:], nxt, k)
+        else:
+            from explainer.core.backends.stats import row_stats
+
+            st = row_stats(final[p:], self.model.unembedding, nxt, k)
         token_lp[0] = np.nan
-        if p:
-            token_lp[p] = token_logp(final[p - 1], unembedding, ids[p], float(old.lse[p - 1]))
+        if p:  # log P(token p) after row p-1, whose log-sum-exp is known: one dot product
+            token_lp[p] = float(final[p - 1] @ self.unembedding[ids[p]]) - float(old.lse[p - 1])
         token_lp[p + 1 :] = st.next_logp[:-1]
         lse[p:], entropy[p:], tops_i[p:], tops_p[p:] = st.lse, st.entropy_bits, st.top_ids, st.top_probs
         return _State(
@@ -437,5 +430,6 @@ def demo_engine(cfg: LlamaConfig = TINY_CONFIG, seed: int = 0) -> Engine:
     """A tiny random-weight Llama with the real smollm2 tokenizer: loads in well under a second, for panel
     demos and fast tests. Its numbers are meaningless but shaped exactly like the real model's."""
     from explainer.core.bundled import bundled_model_path
+    from explainer.core.llama import random_weights
 
     return Engine(_weights=(cfg, random_weights(cfg, seed), bundled_model_path(fetch=False)), device="cpu")

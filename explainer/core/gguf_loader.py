@@ -21,7 +21,7 @@ from explainer.core.paths import atomic_write, cache_dir, sha256_file
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
-CACHE_FORMAT = 1  # bump when the cached layout changes
+CACHE_FORMAT = 2  # bump when the cached layout changes
 
 
 @dataclass(frozen=True)
@@ -221,19 +221,19 @@ def _load_cache(gguf_sha: str) -> tuple[LlamaConfig, dict[str, np.ndarray]] | No
         if meta.get("size") != st_path.stat().st_size or meta.get("sha256") != sha256_file(st_path):
             log.warning("weight cache %s failed verification; rebuilding", st_path)
             return None
-        from safetensors.numpy import load_file
+        from explainer.core.backends.memory import map_safetensors
 
-        return LlamaConfig(**meta["config"]), load_file(str(st_path))
+        return LlamaConfig(**meta["config"]), map_safetensors(st_path)  # read on demand
     except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
         log.warning("weight cache %s unreadable (%s); rebuilding", st_path, e)
         return None
 
 
 def _save_cache(gguf_sha: str, cfg: LlamaConfig, weights: dict[str, np.ndarray]) -> None:
-    from safetensors.numpy import save_file
+    from explainer.core.backends.memory import write_safetensors
 
     st_path, meta_path = _cache_paths(gguf_sha)
-    atomic_write_bytes(st_path, lambda p: save_file(weights, str(p)))
+    atomic_write_bytes(st_path, lambda p: write_safetensors(p, weights))
     meta = {
         "config": asdict(cfg),
         "size": st_path.stat().st_size,
@@ -262,6 +262,9 @@ def load_weights(
     progress("Writing the weight cache", 0.9)
     try:
         _save_cache(gguf_sha, cfg, weights)
+        cached = _load_cache(gguf_sha)  # the file just written, mapped: the decoded arrays are freed
+        if cached is not None:
+            weights = cached[1]
     except OSError as e:  # a read-only or full cache folder must not stop the app
         log.warning("could not write weight cache: %s", e)
     progress("Model ready", 1.0)

@@ -227,12 +227,8 @@ def repeated_sequence(pool: np.ndarray, seed: int, length: int, start_id: int = 
 def attention_for_ids(engine, ids: np.ndarray) -> Attention:
     """Run the engine's model on raw token ids (no tokenizer, no incremental state): ``[L, H, T, T]``.
 
-    It does not touch ``engine.analyze``'s state; the model's forward pass keeps no state of its own."""
-    import torch
-
-    t = torch.as_tensor(np.asarray(ids, np.int64), device=engine.device_kind)
-    out = engine.model(t)
-    return Attention([torch.stack(out.attention).float().cpu().numpy()])
+    It does not touch ``engine.analyze``'s state."""
+    return engine.attention_for_ids(ids)
 
 
 def reference_scores(

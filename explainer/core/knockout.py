@@ -6,6 +6,7 @@ point (the residual stream, later layers' attention, the next-token distribution
 model's own. Equivalent to zeroing the head's ``d_head`` columns of ``wo``.
 
 Heads are ``(layer, head)`` pairs numbered from 0 in the Python API; the CLI and the window number them from 1.
+This module reads and checks them (no torch); the hooks that zero the heads are ``llama.KnockOut``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-import torch
-
 from explainer.core.errors import UserError
-from explainer.core.llama import Hooks
 
 Head = tuple[int, int]  # (layer, head), 0-based
 _SPEC = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
@@ -54,22 +52,3 @@ def parse_heads(spec: str, n_layers: int, n_heads: int) -> tuple[Head, ...]:
 def heads_label(heads: Iterable[Head]) -> str:
     """``"3:5, 12:1"``: heads numbered from 1, for messages and titles."""
     return ", ".join(f"{layer + 1}:{head + 1}" for layer, head in heads)
-
-
-class KnockOut(Hooks):
-    """Hooks that zero the knocked-out heads' outputs. Other hooks that must run on the knocked-out model
-    (recording, patching, gradients) derive from it. Out of place, so gradients flow through the other heads."""
-
-    def __init__(self, heads: Iterable[Head] = ()):
-        by_layer: dict[int, list[int]] = {}
-        for layer, head in heads:
-            by_layer.setdefault(layer, []).append(head)
-        self._off = {layer: torch.tensor(sorted(hs)) for layer, hs in by_layer.items()}
-
-    def head_outputs(self, layer: int, z):  # (H, T, hd)
-        off = self._off.get(layer)
-        if off is None:
-            return z
-        if off.device != z.device:
-            off = self._off[layer] = off.to(z.device)
-        return z.index_fill(0, off, 0.0)

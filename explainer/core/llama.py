@@ -27,6 +27,7 @@ causal model never needs to recompute those), and returns everything the panels 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,6 +98,26 @@ class Hooks:
 
     def residual(self, layer: int, x):  # (T, D): the residual stream after block `layer`
         return x
+
+
+class KnockOut(Hooks):
+    """Head knock-out (zero ablation, ``core.knockout``): zeroes the knocked-out heads' outputs. Hooks that must
+    run on the knocked-out model (recording, patching, gradients) derive from it. Out of place, so gradients flow
+    through the other heads."""
+
+    def __init__(self, heads: Iterable[tuple[int, int]] = ()):  # (layer, head), 0-based
+        by_layer: dict[int, list[int]] = {}
+        for layer, head in heads:
+            by_layer.setdefault(layer, []).append(head)
+        self._off = {layer: torch.tensor(sorted(hs)) for layer, hs in by_layer.items()}
+
+    def head_outputs(self, layer: int, z):  # (H, T, hd)
+        off = self._off.get(layer)
+        if off is None:
+            return z
+        if off.device != z.device:
+            off = self._off[layer] = off.to(z.device)
+        return z.index_fill(0, off, 0.0)
 
 
 class Pass:

@@ -32,8 +32,8 @@ import torch
 
 from explainer.core.attribution import check_target
 from explainer.core.errors import Cancelled, UserError
-from explainer.core.knockout import Head, KnockOut, normalize_heads
-from explainer.core.llama import KVCache, run_layers
+from explainer.core.knockout import Head, normalize_heads
+from explainer.core.llama import KnockOut, KVCache, run_layers
 from explainer.core.types import readonly
 
 MAX_ROWS = 256  # rows of one packed pass (bounds its attention and activations)

@@ -4,9 +4,9 @@
   plain text cut into ordinary tokens.
 - "Add a start-of-text token": id 0 before the text, which this model predicts much better with; a chat starts
   with ``<|im_start|>`` instead.
-- Backend ▸ torch / ONNX Runtime / auto: reopens the same model on the worker thread with that backend (the
-  status bar names the backend each result came from; when ONNX is not available the engine says why and keeps
-  torch).
+- Backend ▸ torch / ONNX Runtime / ONNX Runtime on the file's 4-bit weights / auto: reopens the same model on
+  the worker thread with that backend (the status bar names the backend each result came from; when one is not
+  available the engine says why and keeps torch).
 
 A small label in the status bar says when either setting differs from the default, so a lecturer who sent a chat
 to the editor knows why ordinary text now analyses differently.
@@ -20,7 +20,12 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QLabel, QMenu
 
-BACKENDS = (("torch", "torch"), ("onnx", "ONNX Runtime"), ("auto", "auto (torch, then ONNX Runtime when ready)"))
+BACKENDS = (
+    ("torch", "torch"),
+    ("onnx", "ONNX Runtime (float32)"),
+    ("stored", "ONNX Runtime on the file's 4-bit weights"),
+    ("auto", "auto (the fastest that runs here)"),
+)
 
 
 def set_text_and_settings(
@@ -108,7 +113,7 @@ class AnalysisMenu(QObject):
 
     # --- backend ------------------------------------------------------------------------------------------------
     def switch_backend(self, name: str) -> bool:
-        """Reopen the current model with backend ``name`` ("torch", "onnx", "auto"); False (and a status
+        """Reopen the current model with backend ``name`` ("torch", "onnx", "stored", "auto"); False (and a status
         message) when this model cannot be reopened."""
         from explainer.runtime.controller import engine_factory
 

@@ -32,10 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
     ap.add_argument(
         "--backend",
-        choices=("auto", "torch", "onnx"),
+        choices=("auto", "torch", "onnx", "stored"),
         default="auto",
-        help="what runs the model: auto (ONNX Runtime once its one-time export is ready, else torch), "
-        "torch or onnx (default auto)",
+        help="what runs the model: auto (on the CPU: the file's own 4-bit weights in ONNX Runtime when it can, "
+        "else ONNX Runtime once its one-time export is ready, else torch), torch, onnx or stored (default auto)",
     )
     ap.add_argument("--text", help="start with this text (default: the text of the last session)")
     ap.add_argument("--screenshot", metavar="FILE.png", help="save a picture of the window and exit")

@@ -11,7 +11,7 @@ import torch
 
 from explainer.core.attribution import attribute
 from explainer.core.errors import UserError
-from explainer.core.knockout import KnockOut
+from explainer.core.llama import KnockOut
 
 TEXT = "The cat sat on the mat because the cat"
 HEADS = ((0, 1), (1, 2))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explainer.core.backends.torch_backend import TorchBackend
 from explainer.core.engine import TINY_CONFIG, Engine
 from explainer.core.errors import UserError
 from explainer.core.knockout import heads_label, normalize_heads, parse_heads
@@ -17,10 +16,10 @@ HEADS = ((0, 3), (1, 1))
 TEXT = "The cat sat on the mat, and the cat"
 
 
-def engine_with(weights) -> Engine:
+def engine_with(weights, backend: str = "torch") -> Engine:
     from explainer.core.bundled import bundled_model_path
 
-    return Engine(_weights=(TINY_CONFIG, weights, bundled_model_path(fetch=False)), device="cpu")
+    return Engine(_weights=(TINY_CONFIG, weights, bundled_model_path(fetch=False)), device="cpu", backend=backend)
 
 
 @pytest.fixture(scope="module")
@@ -90,24 +89,16 @@ def test_the_clean_state_is_kept_while_knock_out_is_on(engine, monkeypatch):
     assert calls == [1, 1]  # one new token each: neither model recomputed the text
 
 
-class _NamedOnnx(TorchBackend):
-    """Stands in for an ONNX backend (no hook points): counts its calls."""
-
-    name = "onnx"
-    calls = 0
-
-    def forward(self, *a, **k):
-        _NamedOnnx.calls += 1
-        return super().forward(*a, **k)
-
-
-def test_knock_out_runs_on_torch_and_says_so(weights):
-    eng = engine_with(weights)
-    eng._backends.active = _NamedOnnx(eng.model, "cpu")
-    assert eng.analyze(TEXT).backend == "onnx" and _NamedOnnx.calls == 1
-    r = eng.analyze(TEXT, ablated=HEADS)
-    assert r.backend == "torch" and _NamedOnnx.calls == 1
-    assert eng.analyze(TEXT + "!").backend == "onnx"
+def test_knock_out_runs_on_torch_and_says_so(weights, zeroed, module_cache_folder):
+    """With a backend that has no hook points (stored weights in ONNX Runtime), knock-out runs on torch; the two
+    models' states live side by side while typing."""
+    eng = engine_with(weights, backend="stored")
+    assert eng.backend == "stored", eng.notice
+    for text in (TEXT, TEXT + " sat", TEXT + " sat on"):
+        assert eng.analyze(text).backend == "stored"
+        r = eng.analyze(text, ablated=HEADS)
+        assert r.backend == "torch" and r.ablated == HEADS
+        assert_same(r, zeroed.analyze(text, incremental=False))
 
 
 def test_heads_outside_the_model_are_one_sentence(engine):

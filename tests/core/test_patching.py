@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from explainer.core.errors import Cancelled, UserError
-from explainer.core.knockout import KnockOut
+from explainer.core.llama import KnockOut
 from explainer.core.patching import patch
 
 CLEAN = [0, 504, 3575, 282, 4649, 314, 260, 2408, 335, 260]

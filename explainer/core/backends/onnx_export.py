@@ -54,14 +54,12 @@ def output_names(n_layers: int) -> list[str]:
     )
 
 
-def model_fingerprint(model) -> str:
-    """A content hash of an in-memory model (config + every tensor), for models without a GGUF sha."""
-    h = hashlib.sha256(json.dumps(asdict(model.cfg), sort_keys=True).encode())
-    tensors = dict(model.state_dict())
-    if model.lm_head is not None:
-        tensors["lm_head"] = model.lm_head
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name].detach().float().cpu().numpy())
+def model_fingerprint(cfg, weights: dict) -> str:
+    """A content hash of an in-memory model (config + every tensor of the loader's weights), for models
+    without a GGUF sha."""
+    h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
+    for name in sorted(weights):
+        a = np.ascontiguousarray(weights[name], np.float32)
         h.update(f"{name}:{a.dtype}:{a.shape}".encode())
         h.update(memoryview(a).cast("B"))
     return "w-" + h.hexdigest()

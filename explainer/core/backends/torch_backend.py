@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from explainer.core.backends.base import Backend, Step
-from explainer.core.knockout import Head, KnockOut
-from explainer.core.llama import KVCache, Llama
+from explainer.core.knockout import Head
+from explainer.core.llama import KnockOut, KVCache, Llama
 
 
 class _IntoArrays(KnockOut):
