@@ -217,8 +217,9 @@ def result_to_json(r, tokenizer, top_k: int, with_attention: bool) -> dict:
         "sentence_logprob": r.sentence_logprob,
         "dropped": [{"char_index": d.char_index, "byte": f"{d.value:02x}"} for d in r.dropped],
         "specials_parsed": r.specials_parsed,
-        "ablated": heads_json(r.ablated),
     }
+    if r.ablated:
+        out["ablated"] = heads_json(r.ablated)
     if with_attention:
         out["attention"] = r.attention.full().tolist()
     return out
