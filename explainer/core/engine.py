@@ -3,6 +3,10 @@
 Analysis is incremental: the engine keeps the previous request's keys/values, hidden states, attention rows
 and next-token statistics; a new text is tokenized, the first changed token found, and only the positions from
 there on are computed. Because the model is causal, the result equals a full recompute.
+
+Head knock-out (``analyze(text, ablated=[(layer, head)])``) runs on the torch backend (the only one with hook
+points), with its own incremental state: the engine keeps one state for the clean model and one for the current
+set of knocked-out heads, so analysing both while typing updates each incrementally and never mixes them.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from explainer.core.backends.memory import release_free_memory
 from explainer.core.backends.select import BackendSelector
 from explainer.core.devices import device_label, pick_device
 from explainer.core.gguf_loader import LlamaConfig
+from explainer.core.knockout import Head, normalize_heads
 from explainer.core.model_source import gguf_start_token, open_model
 from explainer.core.types import AnalysisResult, Attention, ModelInfo, Token, WeightsView, readonly
 
@@ -166,6 +171,8 @@ class Engine:
             cfg,
         )
         self._state: _State | None = None
+        self._spare: _State | None = None  # the other model's state (clean or knocked-out): see _switch_to
+        self._knockout = None  # the torch backend with the current knocked-out heads
         self._state_k = 0
         self.fp32_rows = FP32_ROWS  # attention rows kept exact; set it higher to keep every row float32
         self.load_seconds = time.perf_counter() - t0
@@ -198,13 +205,17 @@ class Engine:
         top_k: int = 64,
         generation: int = 0,
         incremental: bool = True,
+        ablated: Iterable[Head] = (),
     ) -> AnalysisResult:
+        """``ablated``: heads ``(layer, head)``, 0-based, knocked out for every number of the result (a head
+        outside the model: UserError)."""
         t0 = time.perf_counter()
+        heads = normalize_heads(ablated, self.cfg.n_layers, self.cfg.n_heads)
         tok, tokens, truncated = self.tokens_for(
             text, start_token=start_token, max_tokens=max_tokens, parse_specials=parse_specials
         )
         ids = [t.id for t in tokens]
-        state = self._update(ids, top_k if incremental else None, top_k) if ids else self._empty(top_k)
+        state = self._update(ids, top_k if incremental else None, top_k, heads) if ids else self._empty(top_k)
         token_prob = np.exp(state.token_logp).astype(np.float32)
         surprisal = (-state.token_logp / LN2).astype(np.float32)
         logp = state.token_logp[1:]
@@ -212,7 +223,7 @@ class Engine:
             text=text,
             model=self.info,
             device=self.device,
-            backend=self.backend,
+            backend="torch" if heads else self.backend,
             tokenizer=self.tokenizer.name,
             tokens=tokens,
             ids=readonly(np.asarray(ids, np.int64)),
@@ -233,6 +244,7 @@ class Engine:
             weights=self.weights,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
             generation=generation,
+            ablated=heads,
         )
         return result
 
@@ -258,7 +270,7 @@ class Engine:
 
     def reset(self) -> None:
         """Forget the incremental state (the next analyze recomputes everything)."""
-        self._state = None
+        self._state = self._spare = None
 
     @property
     def backend(self) -> str:
@@ -277,14 +289,16 @@ class Engine:
     def wait_for_backend(self, progress: Callable[[str, float], None] | None = None) -> str:
         """Block until a background ONNX export (``backend="auto"``) has finished; return the backend."""
         if self._backends.wait(progress):
-            self._state = None
+            self._state = self._spare = None
         return self.backend
 
     # ------------------------------------------------------------------------------------------------------
-    def _update(self, ids: list[int], incremental_k: int | None, top_k: int) -> _State:
-        if self._backends.poll():  # a background ONNX export finished: its cache format differs
-            self._state = None
-        be = self._backends.active
+    def _update(self, ids: list[int], incremental_k: int | None, top_k: int, heads: tuple[Head, ...] = ()) -> _State:
+        # a background ONNX export finished (its cache format differs), or the kept states have another top-k
+        if self._backends.poll() or self._state_k != top_k:
+            self._state = self._spare = None
+        be = self._backends.active if not heads else self._knockout_backend(heads)
+        self._switch_to(be)
         old = self._state if (incremental_k is not None and self._state_k == top_k) else None
         if old is not None and old.backend is not be:
             old = None
@@ -307,6 +321,25 @@ class Engine:
         if len(ids) - p > 2 * CHUNK_ROWS:  # a long pass (and the state it replaced) left freed blocks behind
             release_free_memory()
         return self._state
+
+    def _knockout_backend(self, heads: tuple[Head, ...]):
+        """The torch backend with ``heads`` knocked out (one object per set: a state is tied to its backend)."""
+        if self._knockout is None or self._knockout.knocked_out != heads:
+            from explainer.core.backends.torch_backend import TorchBackend
+
+            self._knockout = TorchBackend(self.model, self.device_kind, heads)
+        return self._knockout
+
+    def _switch_to(self, be) -> None:
+        """Make ``_state`` the state computed by ``be`` (None if there is none). The state set aside stays as the
+        spare while its backend is still in use (the clean model's, or the current knock-out's)."""
+        state, spare = self._state, self._spare
+        if state is not None and state.backend is be:
+            return
+        in_use = (self._backends.active, self._knockout)
+        self._state = spare if spare is not None and spare.backend is be else None
+        keep = [s for s in (state, spare) if s is not None and s.backend is not be and s.backend in in_use]
+        self._spare = keep[0] if keep else None
 
     def _compute(self, ids: list[int], old: _State | None, p: int, k: int, be) -> _State:
         """Positions ``p..T-1`` computed, ``0..p-1`` taken from ``old`` (``p == 0`` when ``old`` is None)."""

@@ -27,6 +27,7 @@ causal model never needs to recompute those), and returns everything the panels 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,6 +102,26 @@ class Hooks:
 
     def residual(self, layer: int, x):  # (T, D): the residual stream after block `layer`
         return x
+
+
+class KnockOut(Hooks):
+    """Head knock-out (zero ablation, ``core.knockout``): zeroes the knocked-out heads' outputs. Hooks that must
+    run on the knocked-out model (recording, patching, gradients) derive from it. Out of place, so gradients flow
+    through the other heads."""
+
+    def __init__(self, heads: Iterable[tuple[int, int]] = ()):  # (layer, head), 0-based
+        by_layer: dict[int, list[int]] = {}
+        for layer, head in heads:
+            by_layer.setdefault(layer, []).append(head)
+        self._off = {layer: torch.tensor(sorted(hs)) for layer, hs in by_layer.items()}
+
+    def head_outputs(self, layer: int, z):  # (H, T, hd)
+        off = self._off.get(layer)
+        if off is None:
+            return z
+        if off.device != z.device:
+            off = self._off[layer] = off.to(z.device)
+        return z.index_fill(0, off, 0.0)
 
 
 class Pass:
@@ -188,11 +209,14 @@ class Block(nn.Module):
         return x + self.mlp(self.ffn_norm(x))
 
 
-def run_layers(blocks, final_norm, x, ctx, hooks: Hooks):
-    """The layer loop: input embeddings ``x (T, D)`` through every block, then the final norm."""
-    x = hooks.embedded(x)
-    for layer, block in enumerate(blocks):
-        x = hooks.residual(layer, block(x, layer, ctx, hooks))
+def run_layers(blocks, final_norm, x, ctx, hooks: Hooks, first: int = 0):
+    """The layer loop: input embeddings ``x (T, D)`` through every block, then the final norm. With ``first > 0``
+    the pass resumes there: ``x`` is the residual after block ``first - 1`` (activation patching continues
+    another run from a layer without recomputing the layers before it)."""
+    if first == 0:
+        x = hooks.embedded(x)
+    for layer in range(first, len(blocks)):
+        x = hooks.residual(layer, blocks[layer](x, layer, ctx, hooks))
     return final_norm(x)
 
 

@@ -327,6 +327,7 @@ class AnalysisResult:
     weights: WeightsView | None = field(default=None, repr=False, compare=False)  # the model's parameters
     latency_ms: float = 0.0
     generation: int = 0  # request number; the runtime drops stale results
+    ablated: tuple[tuple[int, int], ...] = ()  # heads (layer, head), 0-based, knocked out for every number here
 
     @property
     def n_tokens(self) -> int:

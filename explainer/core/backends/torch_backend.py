@@ -11,14 +11,17 @@ import numpy as np
 import torch
 
 from explainer.core.backends.base import Backend, Step
-from explainer.core.llama import Hooks, KVCache, Llama
+from explainer.core.knockout import Head
+from explainer.core.llama import KnockOut, KVCache, Llama
 
 
-class _IntoArrays(Hooks):
+class _IntoArrays(KnockOut):
     """Residuals and attention of one call into ``hidden [L+1, n, D]`` and ``attention [L, H, n, S]`` (host
-    tensors over the result's numpy arrays), or into lists when the model runs on a GPU."""
+    tensors over the result's numpy arrays), or into lists when the model runs on a GPU; the ``knocked_out``
+    heads' outputs are zeroed."""
 
-    def __init__(self, hidden: torch.Tensor | None, attention: torch.Tensor | None):
+    def __init__(self, hidden: torch.Tensor | None, attention: torch.Tensor | None, knocked_out=()):
+        super().__init__(knocked_out)
         self.hidden, self.attention_out = hidden, attention
         self.states: list[torch.Tensor] = []
         self.weights: list[torch.Tensor] = []
@@ -43,11 +46,15 @@ class _IntoArrays(Hooks):
 
 
 class TorchBackend(Backend):
+    """``knocked_out``: heads ``(layer, head)`` whose outputs every pass zeroes (an instance per set of heads,
+    so the engine never continues a clean cache with a knocked-out pass or the reverse)."""
+
     name = "torch"
 
-    def __init__(self, model: Llama, device: str):
+    def __init__(self, model: Llama, device: str, knocked_out: tuple[Head, ...] = ()):
         self.model = model
         self.device = device
+        self.knocked_out = tuple(knocked_out)
 
     @property
     def label(self) -> str:
@@ -61,10 +68,10 @@ class TorchBackend(Backend):
         if self.device == "cpu":  # every layer is written straight into the arrays the result keeps
             hidden = np.empty((cfg.n_layers + 1, n, cfg.d_model), np.float32)
             attention = np.empty((cfg.n_layers, cfg.n_heads, n, P + n), attention_dtype)
-            hooks = _IntoArrays(torch.from_numpy(hidden), torch.from_numpy(attention))
+            hooks = _IntoArrays(torch.from_numpy(hidden), torch.from_numpy(attention), self.knocked_out)
             normed, new_cache = m.step(m.embed(ids_t), cache, hooks)
             return Step(hidden, normed.numpy(), attention, new_cache)
-        hooks = _IntoArrays(None, None)
+        hooks = _IntoArrays(None, None, self.knocked_out)
         normed, new_cache = m.step(m.embed(ids_t), cache, hooks)
         dtype = torch.float16 if attention_dtype == np.float16 else torch.float32
         return Step(
