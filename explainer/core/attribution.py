@@ -4,7 +4,9 @@ For a target token t predicted after position i, the score of input token j is
 
     score[j] = Σ_d  e[j, d] · ∂ log P(t | tokens 0..i) / ∂ e[j, d]
 
-where ``e[j]`` is token j's input embedding (the row of the embedding table the model starts from). It is the
+where ``e[j]`` is token j's input embedding (the row of the embedding table the model starts from; for a model
+with learned absolute positions, GPT-2, the position's vector is added after it, as transformers' ``inputs_embeds``
+are). It is the
 first-order estimate of how much the log-probability would change if token j's embedding were removed (set to
 zero): positive scores pushed the prediction up, negative ones down. One signed number per token, the start
 token included; tokens after i cannot influence the prediction (the model is causal) and score exactly 0.
@@ -35,14 +37,6 @@ class Attribution:
     target_prob: float  # P(target | tokens 0..position) of the (knocked-out, if any) model
     scores: np.ndarray  # [T] float32: input × gradient of log P(target); 0 after ``position``
     ablated: tuple[Head, ...] = ()  # heads knocked out, 0-based
-
-
-class _Leaf(KnockOut):
-    """Makes the input embeddings a leaf that collects the gradient (with any knocked-out heads)."""
-
-    def embedded(self, x):
-        self.x = x.detach().requires_grad_()
-        return self.x
 
 
 def check_target(target: int, vocab_size: int) -> int:
@@ -89,9 +83,10 @@ def attribute(
     if target is not None:
         target = check_target(target, cfg.vocab_size)
     device, unembedding = model.embed.weight.device, model.unembedding.float()
-    hooks = _Leaf(heads)
+    hooks = KnockOut(heads)
     with torch.inference_mode(False), torch.enable_grad():
-        x = model.embed(torch.as_tensor(ids[: position + 1], device=device))
+        # the token embeddings are the leaf that collects the gradient (learned positions are added inside step)
+        x = model.embed(torch.as_tensor(ids[: position + 1], device=device)).detach().requires_grad_()
         normed, _ = model.step(x, None, hooks)
         last = normed[-1]
         with torch.no_grad():
@@ -99,7 +94,7 @@ def attribute(
             if target is None:
                 target = int(torch.argmax(probs))
             top_grad = logprob_gradient(unembedding, probs, target)
-        (grad,) = torch.autograd.grad(last, hooks.x, grad_outputs=top_grad.to(last.dtype))
+        (grad,) = torch.autograd.grad(last, x, grad_outputs=top_grad.to(last.dtype))
     scores = np.zeros(T, np.float32)
-    scores[: position + 1] = (hooks.x.detach() * grad).sum(-1).float().cpu().numpy()
+    scores[: position + 1] = (x.detach() * grad).sum(-1).float().cpu().numpy()
     return Attribution(readonly(ids), position, target, float(probs[target]), readonly(scores), heads)

@@ -13,8 +13,8 @@ and the same ``Block.forward`` on symbolic values. Interventions are hooks too:
 
 - head knock-out: ``head_outputs`` zeroes one head's ``hd`` numbers before ``wo`` mixes the heads;
 - activation patching: ``residual`` returns another run's residual at (layer, position);
-- attribution: ``embedded`` returns a leaf that requires grad (run outside ``torch.inference_mode``), and the
-  gradient of a token's log-probability arrives there.
+- attribution: the token embeddings passed to ``step`` are a leaf that requires grad (run outside
+  ``torch.inference_mode``), and the gradient of a token's log-probability arrives there.
 
 A block is pre-norm: ``x + attn(norm(x))``, then ``x + mlp(norm(x))``; its four parts are passed in, so other
 families fit the same loop by choosing parts (GPT-2: LayerNorm, a GELU MLP, biases, learned absolute positions

@@ -88,7 +88,8 @@ class _Runs(KnockOut):
             self.start = torch.cat((self.start, torch.full((T - p,), p, device=dev)))
             self.run = torch.cat((self.run, ids))
             self.ends.append((l, p))
-        self.cos, self.sin = self.rotary.tables(self.pos)
+        # rotary tables for the rows' positions; none for learned positions (already inside the residual)
+        self.cos, self.sin = self.rotary.tables(self.pos) if self.rotary is not None else (None, None)
         cached = torch.arange(T, device=dev)[None, :] < self.start[:, None]  # (n, T): corrupted keys before p
         own = (self.run[None, :] == self.run[:, None]) & (self.pos[None, :] <= self.pos[:, None])  # (n, n)
         self.mask = ~torch.cat((cached, own), dim=1)  # True = hidden
