@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from explainer.ui import theme as th
+from explainer.ui.keys import key_list
 
 ZOOM_STEP, ZOOM_MIN, ZOOM_MAX = 1.15, 0.6, 3.0
 # class name → (font attribute, its QFontMetricsF attribute or None), for views that keep fonts they paint with
@@ -206,10 +207,10 @@ class Presenter(QObject):
         self.caption.set_theme(window.theme)
         self.action = self._action("&Presenter mode", [QKeySequence(Qt.Key_F11)], self.toggle, checkable=True)
         self.zoom_in_action = self._action(
-            "Zoom &in", [QKeySequence("Ctrl+="), QKeySequence.ZoomIn], lambda: self.set_zoom(self.zoom * ZOOM_STEP)
+            "Zoom &in", key_list("Ctrl+=", QKeySequence.ZoomIn), lambda: self.set_zoom(self.zoom * ZOOM_STEP)
         )
         self.zoom_out_action = self._action(
-            "Zoom &out", [QKeySequence("Ctrl+-"), QKeySequence.ZoomOut], lambda: self.set_zoom(self.zoom / ZOOM_STEP)
+            "Zoom &out", key_list("Ctrl+-", QKeySequence.ZoomOut), lambda: self.set_zoom(self.zoom / ZOOM_STEP)
         )
         self.zoom_reset_action = self._action("&Actual size", [QKeySequence("Ctrl+0")], lambda: self.set_zoom(1.0))
         window.installEventFilter(self)

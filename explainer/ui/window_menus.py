@@ -25,6 +25,9 @@ def build_menus(window) -> None:
     act = m.addAction("&Quit", window.close)
     act.setShortcut(QKeySequence.Quit)
 
+    e = window.edit_menu = window.menuBar().addMenu("&Edit")
+    window.flow.add_menu_actions(e)
+
     v = window.view_menu = window.menuBar().addMenu("&View")
     group = QActionGroup(window)
     window.theme_actions: dict[str, QAction] = {}
