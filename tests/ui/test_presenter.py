@@ -105,6 +105,23 @@ def test_zoom_keys(qtbot, window):
     assert "Ctrl+=" in shortcuts
 
 
+def test_zoom_from_the_keyboard(qtbot, window):
+    """Ctrl+- fires (an action holding the same sequence twice never fires: the sequence is ambiguous)."""
+    w = window
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+    base = w.editor.font().pointSizeF()
+    target = w.next_token.bars
+    target.setFocus()
+    qtbot.keyClick(target, Qt.Key_Equal, Qt.ControlModifier)
+    assert w.editor.font().pointSizeF() == pytest.approx(base * 1.15)
+    qtbot.keyClick(target, Qt.Key_Minus, Qt.ControlModifier)
+    qtbot.keyClick(target, Qt.Key_Minus, Qt.ControlModifier)
+    assert w.editor.font().pointSizeF() == pytest.approx(base / 1.15)
+    qtbot.keyClick(target, Qt.Key_0, Qt.ControlModifier)
+    assert w.editor.font().pointSizeF() == pytest.approx(base)
+
+
 def test_closing_in_presenter_mode_saves_the_normal_window(qtbot, window):
     from explainer.ui.main_window import app_settings
 
