@@ -35,8 +35,8 @@ from PySide6.QtWidgets import (
 from explainer.core.types import AnalysisResult
 from explainer.runtime.controller import Controller, engine_factory
 from explainer.runtime.jobs import WorkerJobs
+from explainer.ui import keyboard, window_layout, window_state
 from explainer.ui import theme as th
-from explainer.ui import window_layout, window_state
 from explainer.ui.banner import Banner
 from explainer.ui.export_ui import ExportMenu
 from explainer.ui.live_area import LiveArea
@@ -156,6 +156,7 @@ class MainWindow(QMainWindow):
         self.exports = ExportMenu(self, self.teach)
         self.flow = TextFlow(self)  # caret, pins, continuing the text, undo
         build_menus(self)
+        keyboard.install(self)  # Tab leaves the editor; a ring shows where the keyboard is
         self._connect()
         restore_settings(self, text)
         # autosave the text, scene and settings every ~3 s and on close, and

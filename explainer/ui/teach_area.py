@@ -92,7 +92,7 @@ class TeachArea(QTabWidget):
         self.main, self.state = window, state
         self.setObjectName("teachArea")
         self.setDocumentMode(True)
-        self.tabBar().setFocusPolicy(Qt.NoFocus)
+        self.tabBar().setFocusPolicy(Qt.TabFocus)  # ← → switch the views once Tab has reached the tabs
         self.panels: dict[str, Panel] = {key: cls() for key, _, cls, _ in VIEWS}
         self.keys = [LIVE] + [key for key, *_ in VIEWS]
         self.addTab(live, "Live")

@@ -64,15 +64,16 @@ class AttentionPanel(Panel):
         # title row: Heatmap | Lines
         self.view_buttons = QButtonGroup(self)
         for i, (name, tip) in enumerate((("Heatmap", HINTS[0]), ("Lines", HINTS[1]))):
-            b = QToolButton(text=name, checkable=True, checked=i == 0, focusPolicy=Qt.NoFocus, toolTip=tip)
+            b = QToolButton(text=name, checkable=True, checked=i == 0, focusPolicy=Qt.TabFocus, toolTip=tip)
             self.view_buttons.addButton(b, i)
             self.add_header_widget(b)
         # controls
         row = QHBoxLayout()
-        self.layer_spin = QSpinBox(prefix="Layer ", minimum=1, maximum=1, focusPolicy=Qt.ClickFocus)
-        self.head_spin = QSpinBox(prefix="Head ", minimum=1, maximum=1, focusPolicy=Qt.ClickFocus)
-        self.average_box = QCheckBox("Average of heads", focusPolicy=Qt.NoFocus)
-        self.sink_box = QCheckBox("Hide first token (attention sink)", focusPolicy=Qt.NoFocus, toolTip=SINK_NOTE)
+        # the controls take the focus from Tab (a click leaves it on the panel, whose arrow keys pick layer and head)
+        self.layer_spin = QSpinBox(prefix="Layer ", minimum=1, maximum=1, focusPolicy=Qt.StrongFocus)
+        self.head_spin = QSpinBox(prefix="Head ", minimum=1, maximum=1, focusPolicy=Qt.StrongFocus)
+        self.average_box = QCheckBox("Average of heads", focusPolicy=Qt.TabFocus)
+        self.sink_box = QCheckBox("Hide first token (attention sink)", focusPolicy=Qt.TabFocus, toolTip=SINK_NOTE)
         for w in (self.layer_spin, self.head_spin, self.average_box, self.sink_box):
             row.addWidget(w)
         row.addStretch(1)
@@ -81,7 +82,7 @@ class AttentionPanel(Panel):
         info_row = QHBoxLayout()
         self.info = FullTextLabel()
         self.status = self.info  # the hover read-out shares the line
-        self.measure_box = QComboBox(focusPolicy=Qt.NoFocus)
+        self.measure_box = QComboBox(focusPolicy=Qt.TabFocus)
         for key, label, tip in ad.MEASURES:
             self.measure_box.addItem(f"Grid: {label}", key)
             self.measure_box.setItemData(self.measure_box.count() - 1, tip, Qt.ToolTipRole)
@@ -92,6 +93,7 @@ class AttentionPanel(Panel):
         # views
         self.tabs = QTabWidget()
         self.tabs.tabBar().hide()  # switched by the Heatmap / Lines buttons in the title row
+        self.tabs.setFocusPolicy(Qt.NoFocus)  # its hidden tab bar would hold the Tab key
         self.tabs.setDocumentMode(True)
         self.heatmap = AttentionHeatmap()
         self.grid = HeadGrid()

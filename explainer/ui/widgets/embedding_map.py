@@ -45,6 +45,7 @@ class EmbeddingMap(pg.PlotWidget):
     def __init__(self, parent=None):
         super().__init__(parent, enableMenu=False)
         self.setFocusPolicy(Qt.NoFocus)
+        self.viewport().setFocusPolicy(Qt.NoFocus)  # a plot is used with the mouse; its panel takes the keys
         self._titles: dict[str, str] = {}  # axis → its full title (set_axes_labels)
         self._label_order: list[tuple[int, bool]] = []  # (token position, must show), see _place_labels
         item = self.getPlotItem()
