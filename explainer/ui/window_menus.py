@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
 from explainer.ui import file_dialogs
 from explainer.ui.analysis_menu import AnalysisMenu
+from explainer.ui.keys import key_list
 from explainer.ui.view_state import LIVE_PANELS
 
 
@@ -24,7 +25,7 @@ def build_menus(window) -> None:
     m.addAction("Save screens&hot…", lambda: save_screenshot_dialog(window))
     m.addSeparator()
     act = m.addAction("&Quit", window.close)
-    act.setShortcut(QKeySequence.Quit)
+    act.setShortcuts(key_list(QKeySequence.Quit, "Ctrl+Q"))  # the standard key is empty on some platforms
 
     e = window.edit_menu = window.menuBar().addMenu("&Edit")
     window.flow.add_menu_actions(e)
