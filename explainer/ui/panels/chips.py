@@ -310,17 +310,34 @@ class HeatLegend(QWidget):
         f = QFont(self.font())
         f.setPointSizeF(th.SMALL_FONT_PT)
         self.setFont(f)
-        self.setMinimumWidth(180)
         self.setToolTip("Surprisal = −log₂ p: 1 bit is a coin flip's worth of surprise; 10 bits ≈ 1 in 1000.")
 
+    def _labels(self) -> tuple[str, str]:
+        return "expected (0 bits)", f"surprising ({self.max_bits:g}+ bits)"
+
+    def _label_widths(self) -> tuple[float, float]:
+        fm = QFontMetricsF(self.font())
+        return tuple(fm.horizontalAdvance(s) + 6 for s in self._labels())
+
     def sizeHint(self) -> QSize:
-        return QSize(260, int(QFontMetricsF(self.font()).height() + 14))
+        lw, rw = self._label_widths()
+        return QSize(math.ceil(lw + rw + 80), int(QFontMetricsF(self.font()).height() + 14))
+
+    def minimumSizeHint(self) -> QSize:
+        """Both labels whole beside a short bar (the fonts grow in presenter mode: measured, not fixed)."""
+        lw, rw = self._label_widths()
+        return QSize(math.ceil(lw + rw + 24), int(QFontMetricsF(self.font()).height() + 8))
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.FontChange:
+            self.updateGeometry()
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         fm = QFontMetricsF(self.font())
-        left_label, right_label = "expected (0 bits)", f"surprising ({self.max_bits:g}+ bits)"
-        lw, rw = fm.horizontalAdvance(left_label) + 6, fm.horizontalAdvance(right_label) + 6
+        left_label, right_label = self._labels()
+        lw, rw = self._label_widths()
         bar = QRectF(lw, 3, max(20.0, self.width() - lw - rw), self.height() - 6)
         n = 32
         for k in range(n):
