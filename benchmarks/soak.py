@@ -7,9 +7,9 @@ loop like the window does; then memory, threads and timers are compared with the
 
 Edits are what typing looks like: mostly characters appended at the end, backspaces, sometimes a click
 somewhere and an insert or a deleted word, a pasted sentence; short pauses between keys and longer ones between
-words. By default every edit is a request (no debounce), so the worker is always busy and nearly every request
-waits as "pending" and is replaced by a newer one; ``--debounce-ms 30`` uses the window's debounce instead. Exit status 1 when RSS grew by
-``--max-rss-growth-mb`` (50) or more, or the number of threads or active QTimers grew.
+words. Every edit is a request, as in the app, so the worker is nearly always busy and most requests wait as
+"pending" and are replaced by a newer one. Exit status 1 when RSS grew by ``--max-rss-growth-mb`` (50) or more,
+or the number of threads or active QTimers grew.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ class Typist:
             self.cursor = len(self.text)
         self.cursor = max(0, min(self.cursor, len(self.text)))
         if rng.random() < 0.05:
-            return rng.uniform(0.035, 0.12)  # between words: the debouncer fires
+            return rng.uniform(0.035, 0.12)  # between words: the worker catches up
         return rng.uniform(0.0, 0.004)
 
 
@@ -165,7 +165,6 @@ def run_soak(
     *,
     real: bool = False,
     seed: int = 0,
-    debounce_ms: int = 0,
     warmup_edits: int | None = None,
     log=print,
 ) -> SoakReport:
@@ -185,7 +184,7 @@ def run_soak(
 
         engine = demo_engine()
     counts = {"results": 0, "errors": 0}
-    controller = Controller(lambda progress: engine, debounce_ms=debounce_ms)
+    controller = Controller(lambda progress: engine)
     controller.resultReady.connect(lambda r: counts.__setitem__("results", counts["results"] + 1))
     controller.errorOccurred.connect(lambda m: counts.__setitem__("errors", counts["errors"] + 1))
     controller.start()
@@ -259,16 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--edits", type=int, default=20_000)
     ap.add_argument("--real", action="store_true", help="the real SmolLM2-135M instead of the tiny demo engine")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--debounce-ms",
-        type=int,
-        default=0,
-        help="0: every edit is a request (the worker never idles); 30: the app's debounce",
-    )
     ap.add_argument("--max-rss-growth-mb", type=float, default=50.0)
     ap.add_argument("--json", action="store_true", help="print the report as JSON at the end")
     args = ap.parse_args(argv)
-    report = run_soak(args.edits, real=args.real, seed=args.seed, debounce_ms=args.debounce_ms)
+    report = run_soak(args.edits, real=args.real, seed=args.seed)
     ok = report.ok(args.max_rss_growth_mb)
     if args.json:
         print(json.dumps({**asdict(report), "rss_growth_mb": report.rss_growth_mb, "ok": ok}))

@@ -61,7 +61,7 @@ def main() -> int:
     ap.add_argument("--chars", type=int, default=len(TYPED))
     ap.add_argument("--rate", type=float, default=10.0, help="characters per second")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--backend", default="auto", choices=("torch", "onnx", "auto"))
+    ap.add_argument("--backend", default="auto", choices=("torch", "onnx", "stored", "auto"))
     args = ap.parse_args()
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -1,4 +1,5 @@
-"""Command line: ``explainer analyze | tokenize | heads | bench | scenes``; with no subcommand, the window.
+"""Command line: ``explainer analyze | tokenize | heads | attribute | patch | bench | scenes``; with no
+subcommand, the window.
 
 Errors a user can cause print one sentence to stderr and exit with status 2; never a traceback.
 """
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 
 from explainer.core.errors import UserError
 
-SUBCOMMANDS = ("analyze", "tokenize", "heads", "bench", "scenes")
+SUBCOMMANDS = ("analyze", "tokenize", "heads", "attribute", "patch", "bench", "scenes")
 log = logging.getLogger("explainer")
 
 
@@ -71,9 +72,42 @@ def read_texts(texts: Sequence[str], text_file: str | None) -> list[str]:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--model", metavar="PATH", help="a Llama-architecture GGUF file (default: the bundled SmolLM2-135M-Instruct)"
+        "--model",
+        metavar="PATH",
+        help="a Llama GGUF file, or a Hugging Face model folder of a Llama, Qwen2 or GPT-2 model "
+        "(default: the bundled SmolLM2-135M-Instruct)",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when available)")
+
+
+def add_text_args(p: argparse.ArgumentParser) -> None:
+    """How a text becomes the analysed tokens, and heads to knock out: shared by analyze, attribute and patch."""
+    p.add_argument("--no-start-token", action="store_true", help="don't prepend the model's start-of-text token")
+    p.add_argument(
+        "--max-tokens", type=int, default=1024, metavar="N", help="cut the text after N tokens (default 1024)"
+    )
+    p.add_argument("--parse-specials", action="store_true", help="treat typed <|im_end|> etc. as special tokens")
+    p.add_argument(
+        "--ablate",
+        metavar="L:H[,L:H...]",
+        help="knock out these attention heads (layer:head, numbered from 1): their outputs are set to zero",
+    )
+
+
+def ablated_heads(args, engine) -> tuple:
+    """The ``--ablate`` heads as 0-based (layer, head) pairs checked against the model (UserError otherwise)."""
+    from explainer.core.knockout import parse_heads
+
+    return () if args.ablate is None else parse_heads(args.ablate, engine.info.n_layers, engine.info.n_heads)
+
+
+def heads_json(heads) -> list:
+    """Knocked-out heads for JSON output, numbered from 1: ``[[layer, head], ...]``."""
+    return [[layer + 1, head + 1] for layer, head in heads]
+
+
+def token_json(t) -> dict:
+    return {"id": t.id, "text": t.text, "bytes": t.bytes.hex(), "special": t.special}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,18 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     a = sub.add_parser("analyze", help="run the model on text and print per-token probabilities")
     _add_model_args(a)
-    a.add_argument("--no-start-token", action="store_true", help="don't prepend <|endoftext|> as start of text")
+    add_text_args(a)
     a.add_argument("--top-k", type=int, default=10, metavar="K", help="next-token candidates per position (default 10)")
     a.add_argument("--attention", action="store_true", help="include attention [layer][head][query][key] in --json")
     a.add_argument(
-        "--max-tokens", type=int, default=1024, metavar="N", help="cut the text after N tokens (default 1024)"
-    )
-    a.add_argument("--parse-specials", action="store_true", help="treat typed <|im_end|> etc. as special tokens")
-    a.add_argument(
         "--backend",
         default="torch",
-        choices=("torch", "onnx", "auto"),
-        help="run the model with torch, ONNX Runtime (exported once) or auto (default torch)",
+        choices=("torch", "onnx", "stored", "auto"),
+        help="run the model with torch, ONNX Runtime (float32, exported once), stored (ONNX Runtime on the "
+        "file's own 4-bit weights) or auto (default torch)",
     )
     a.add_argument("--json", action="store_true", help="print a JSON array, one object per text")
     a.add_argument("--text-file", metavar="PATH", help="read the text from a file, or - for standard input")
@@ -113,9 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("text", nargs="*", metavar="TEXT")
     sc = sub.add_parser("scenes", help="list the lecture scenes (layers and heads numbered from 1, as on screen)")
     sc.add_argument("--json", action="store_true", help="print a JSON array, one object per scene")
-    for name, mod in (("heads", "explainer.core.heads"), ("bench", "explainer.bench")):
+    for name, mod in (
+        ("heads", "explainer.core.heads"),
+        ("attribute", "explainer.cli_why"),
+        ("patch", "explainer.cli_why"),
+        ("bench", "explainer.bench"),
+    ):
         try:
-            register = __import__(mod, fromlist=["add_arguments"]).add_arguments
+            module = __import__(mod, fromlist=["add_arguments"])
+            register = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
         except (ImportError, AttributeError):
             continue
         sp = sub.add_parser(name, help=register.__doc__)
@@ -185,12 +222,14 @@ def result_to_json(r, tokenizer, top_k: int, with_attention: bool) -> dict:
         "device": r.device,
         "backend": r.backend,
         "truncated": r.truncated,
-        "tokens": [{"id": t.id, "text": t.text, "bytes": t.bytes.hex(), "special": t.special} for t in r.tokens],
+        "tokens": [token_json(t) for t in r.tokens],
         "positions": positions,
         "sentence_logprob": r.sentence_logprob,
         "dropped": [{"char_index": d.char_index, "byte": f"{d.value:02x}"} for d in r.dropped],
         "specials_parsed": r.specials_parsed,
     }
+    if r.ablated:
+        out["ablated"] = heads_json(r.ablated)
     if with_attention:
         out["attention"] = r.attention.full().tolist()
     return out
@@ -211,12 +250,18 @@ def cmd_analyze(args) -> int:
         engine.wait_for_backend(_stderr_progress)
     if engine.notice:
         sys.stderr.write(f"explainer: {engine.notice}\n")
+    heads = ablated_heads(args, engine)
     k = min(args.top_k, engine.info.vocab_size)
     # never analyse past the model's context (memory grows with T²); "truncated" says it was cut
     max_tokens = min(args.max_tokens, engine.info.context_length)
     results = [
         engine.analyze(
-            t, start_token=not args.no_start_token, max_tokens=max_tokens, top_k=k, parse_specials=args.parse_specials
+            t,
+            start_token=not args.no_start_token,
+            max_tokens=max_tokens,
+            top_k=k,
+            parse_specials=args.parse_specials,
+            ablated=heads,
         )
         for t in texts
     ]
@@ -250,6 +295,10 @@ def print_table(r, engine) -> None:
     from explainer.core.types import visible_text
 
     print(f"{r.model.name} on {r.device}: {r.n_tokens} tokens" + (" (truncated)" if r.truncated else ""))
+    if r.ablated:
+        from explainer.core.knockout import heads_label
+
+        print(f"heads knocked out (layer:head): {heads_label(r.ablated)}")
     print(f"{'#':>4}  {'token':<16} {'id':>6}  {'prob':>8}  {'bits':>6}  top next tokens")
     for i, t in enumerate(r.tokens):
         p = "" if r.token_prob[i] != r.token_prob[i] else f"{r.token_prob[i]:.4f}"

@@ -13,9 +13,20 @@ def permute_like_llama_cpp(w: np.ndarray, n_heads: int) -> np.ndarray:
     return w.reshape(n_heads, 2, out_dim // n_heads // 2, d_in).swapaxes(1, 2).reshape(out_dim, d_in)
 
 
-def write_tiny_llama(path: Path, cfg, weights: dict, vocab_from: Path, arch: str = "llama") -> Path:
-    """Write ``weights`` (our loader's layout and names) as an F32 GGUF with the vocabulary of ``vocab_from``."""
+def write_tiny_llama(
+    path: Path, cfg, weights: dict, vocab_from: Path, arch: str = "llama", layers: str = "F32", embed: str = "F32"
+) -> Path:
+    """Write ``weights`` (our loader's layout and names) as a GGUF with the vocabulary of ``vocab_from``; the
+    layers' matrices stored as ``layers`` and the embedding table as ``embed`` (F32, or a ggml block type such
+    as Q4_1 / Q8_0, quantized by gguf-py)."""
     import gguf
+
+    def add(name: str, arr: np.ndarray, kind: str) -> None:
+        qtype = gguf.GGMLQuantizationType[kind]
+        if qtype == gguf.GGMLQuantizationType.F32:
+            w.add_tensor(name, np.ascontiguousarray(arr))
+        else:
+            w.add_tensor(name, gguf.quants.quantize(np.ascontiguousarray(arr), qtype), raw_dtype=qtype)
 
     src = gguf.GGUFReader(str(vocab_from))
     tokens = list(src.fields["tokenizer.ggml.tokens"].contents())
@@ -48,7 +59,7 @@ def write_tiny_llama(path: Path, cfg, weights: dict, vocab_from: Path, arch: str
         "w_up": "ffn_up",
         "w_down": "ffn_down",
     }
-    w.add_tensor("token_embd.weight", weights["embed"])
+    add("token_embd.weight", weights["embed"], embed)
     w.add_tensor("output_norm.weight", weights["norm"])
     for key, arr in weights.items():
         if not key.startswith("layers."):
@@ -58,7 +69,7 @@ def write_tiny_llama(path: Path, cfg, weights: dict, vocab_from: Path, arch: str
             arr = permute_like_llama_cpp(arr, cfg.n_heads)
         elif name == "wk":
             arr = permute_like_llama_cpp(arr, cfg.n_kv_heads)
-        w.add_tensor(f"blk.{idx}.{names[name]}.weight", np.ascontiguousarray(arr))
+        add(f"blk.{idx}.{names[name]}.weight", arr, layers if arr.ndim == 2 else "F32")
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -3,61 +3,48 @@
 Analysis is incremental: the engine keeps the previous request's keys/values, hidden states, attention rows
 and next-token statistics; a new text is tokenized, the first changed token found, and only the positions from
 there on are computed. Because the model is causal, the result equals a full recompute.
+
+Head knock-out (``analyze(text, ablated=[(layer, head)])``) runs on the torch backend (the only one with hook
+points), with its own incremental state: the engine keeps one state for the clean model and one for the current
+set of knocked-out heads, so analysing both while typing updates each incrementally and never mixes them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from explainer.core.backends.memory import release_free_memory
 from explainer.core.backends.select import BackendSelector
-from explainer.core.backends.stats import row_stats, token_logp
-from explainer.core.gguf_loader import LlamaConfig, load_weights
-from explainer.core.llama import Llama, build_model, random_weights
+from explainer.core.devices import device_label, pick_device
+from explainer.core.gguf_loader import LlamaConfig
+from explainer.core.knockout import Head, normalize_heads
+from explainer.core.model_source import gguf_start_token, open_model
 from explainer.core.types import AnalysisResult, Attention, ModelInfo, Token, WeightsView, readonly
 
 log = logging.getLogger(__name__)
-START_TOKEN_ID = 0  # <|endoftext|>, used as "start of text"
+START_TOKEN_ID = 0  # SmolLM2's <|endoftext|>, its start of text (each model's own: Engine.start)
 DEFAULT_MAX_TOKENS = 1024
 LN2 = math.log(2.0)
 # Attention rows of query positions < FP32_ROWS are stored as float32; later rows as float16 (half the memory
 # of the part that grows fastest; |error| <= 2.4e-4 for weights near 1, relative 4.9e-4, read back as float32).
-# Analyses of up to 256 tokens are therefore exact float32 (at 1024 tokens the float16 rows keep the process at
-# ~1.3 GB; ``Engine.fp32_rows`` raises the limit, as ``analyze --attention`` does). Texts longer than
-# SINGLE_CALL_ROWS run the forward pass in chunks of CHUNK_ROWS rows (bounding the temporary float32 attention of
-# one call); no call straddles the float32/float16 boundary.
+# Analyses of up to 256 tokens are therefore exact float32 (``Engine.fp32_rows`` raises the limit, as
+# ``analyze --attention`` does). Texts longer than SINGLE_CALL_ROWS run the forward pass in chunks of CHUNK_ROWS
+# rows (bounding the temporary float32 attention of one call: 35 MB at 1024 tokens); no call straddles the
+# float32/float16 boundary.
 FP32_ROWS = 256
-CHUNK_ROWS = 64
+CHUNK_ROWS = 32
 SINGLE_CALL_ROWS = 512  # texts up to this long run in one forward call (two when they straddle FP32_ROWS)
-
-
-def pick_device(device: str = "auto") -> str:
-    if device in ("auto", None, ""):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        from explainer.core.errors import UserError
-
-        raise UserError("--device cuda was asked for, but no usable CUDA GPU was found; use --device cpu.")
-    if device not in ("cpu", "cuda"):
-        from explainer.core.errors import UserError
-
-        raise UserError(f"Unknown device '{device}'; use cpu, cuda or auto.")
-    return device
-
-
-def device_label(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"cuda ({torch.cuda.get_device_name(0)})"
-    return "cpu"
+# a layer's tensors in the loader's layout; the second line only where the family has them (Qwen2, GPT-2)
+LAYER_TENSORS = ("attn_norm", "ffn_norm", "wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down") + (
+    *("attn_norm_bias", "ffn_norm_bias", "bq", "bk", "bv", "bo", "b_gate", "b_up", "b_down"),
+)
 
 
 @dataclass
@@ -102,37 +89,30 @@ class Engine:
         progress: Callable[[str, float], None] | None = None,
         _weights=None,
     ):
-        from explainer.core.tokenizers import get_tokenizer
+        from explainer.core.tokenizers import get_tokenizer, register_model_tokenizer
 
         t0 = time.perf_counter()
         self.device_kind = pick_device(device)
-        if _weights is not None:  # (cfg, weights, path) for tests and the demo
+        if _weights is not None:  # (cfg, weights, path of a GGUF for the vocabulary) for tests and the demo
             cfg, weights, path = _weights
+            self.tokenizer = get_tokenizer("smollm2", gguf_path=path)
+            self.start = gguf_start_token(cfg, self.tokenizer)
+            source = None
         else:
-            if model_path is None:
-                from explainer.core.bundled import bundled_model_path
-                from explainer.core.paths import Manifest
-
-                path = bundled_model_path(progress)
-                manifest = Manifest.load()
-                cfg, weights, sha = load_weights(path, progress or _log_progress, manifest.sha256)
-                cfg = dataclasses.replace(cfg, name=manifest.display_name)
-            else:
-                path = Path(model_path).expanduser()
-                cfg, weights, sha = load_weights(path, progress or _log_progress)
-        self.tokenizer = get_tokenizer("smollm2", gguf_path=path)
+            source = open_model(model_path, progress)
+            cfg, weights, path = source.cfg, source.weights, source.path
+            self.tokenizer, self.start = source.tokenizer, source.start
+            register_model_tokenizer(self.tokenizer)
         if self.tokenizer.vocab_size > cfg.vocab_size:
             from explainer.core.errors import ModelFileError
 
             raise ModelFileError(
                 f"{Path(path).name} has a tokenizer larger than its embedding table; the file is inconsistent."
             )
-        self.model: Llama = build_model(cfg, weights, self.device_kind)
         self.cfg: LlamaConfig = cfg
+        self._weights, self._model = weights, None  # float32 arrays: memory maps of the weight cache
         self.device = device_label(self.device_kind)
-        n_params = sum(p.numel() for p in self.model.parameters()) + (
-            self.model.lm_head.numel() if self.model.lm_head is not None else 0
-        )
+        n_params = sum(int(a.size) for a in weights.values())
         self.info = ModelInfo(
             name=cfg.name,
             n_layers=cfg.n_layers,
@@ -147,38 +127,72 @@ class Engine:
             rope_theta=cfg.rope_theta,
             norm_eps=cfg.norm_eps,
             path=str(path),
+            arch=cfg.arch,
+            positions=cfg.positions,
+            norm=cfg.norm,
+            mlp=cfg.mlp,
+            tied="lm_head" not in weights,
+            start=self.start,
         )
-        self.embedding_table = readonly(self.model.embed.weight.detach().cpu().numpy())
-        self.unembedding = (
-            self.embedding_table if self.model.lm_head is None else readonly(self.model.lm_head.detach().cpu().numpy())
+        # read-only views (the arrays themselves stay writable: torch wraps them without a copy)
+        self.embedding_table = readonly(weights["embed"].view())
+        self.unembedding = readonly(weights["lm_head"].view()) if "lm_head" in weights else self.embedding_table
+        self.weights = WeightsView(
+            lambda i: {k: weights[f"layers.{i}.{k}"].view() for k in LAYER_TENSORS if f"layers.{i}.{k}" in weights},
+            weights["norm"].view(),
+            cfg.norm_eps,
+            cfg.rope_theta,
+            final_norm_bias=weights["norm_bias"].view() if "norm_bias" in weights else None,
+            positions=cfg.positions,
+            rope_scaling=cfg.rope_scaling,
         )
-        self.weights = self._weights_view()
-        weights = None  # the model holds the arrays now; with ONNX its layer weights are swapped for memory maps
-        if _weights is not None:
+        import explainer.core.stored as stored_weights
+
+        if source is None or source.gguf_path is None:  # the demo's weights, or a model folder's
             from explainer.core.backends.onnx_export import model_fingerprint
 
-            identity, gguf = (lambda: model_fingerprint(self.model)), None
+            identity, gguf = (lambda: model_fingerprint(cfg, weights)), None
+            stored = lambda: stored_weights.from_float_weights(weights)  # noqa: E731
         else:
-            identity, gguf = (lambda: f"gguf-{sha}"), path
+            source_identity, gguf = source.identity, source.gguf_path
+            identity = lambda: source_identity  # noqa: E731
+            stored = lambda: stored_weights.read_gguf(gguf, cfg)  # noqa: E731
+        source = None  # the engine keeps the weights itself (self._weights)
         self._backends = BackendSelector(
-            backend, self.model, self.device_kind, self.embedding_table, self.unembedding, identity, gguf, progress
+            backend,
+            lambda: self.model,
+            self.device_kind,
+            self.embedding_table,
+            self.unembedding,
+            identity,
+            gguf,
+            progress,
+            stored,
+            cfg,
         )
         self._state: _State | None = None
+        self._spare: _State | None = None  # the other model's state (clean or knocked-out): see _switch_to
+        self._knockout = None  # the torch backend with the current knocked-out heads
         self._state_k = 0
         self.fp32_rows = FP32_ROWS  # attention rows kept exact; set it higher to keep every row float32
         self.load_seconds = time.perf_counter() - t0
 
     # ------------------------------------------------------------------------------------------------------
     def tokens_for(self, text: str, *, start_token: bool, max_tokens: int, parse_specials: bool):
-        """Tokenize and cut at ``max_tokens`` analysed tokens (start token included)."""
+        """Tokenize and cut at ``max_tokens`` analysed tokens (start token included; a model with learned
+        positions, GPT-2, is also cut at the end of its position table)."""
         # max_tokens counts the start token too; a tokenizer that stopped early
         # (thousands of bytes without a token) used to report truncated=False
+        start_token = start_token and self.start.id is not None
+        if self.cfg.positions == "learned":
+            max_tokens = min(max_tokens, self.cfg.context_length)
         budget = max(0, max(1, max_tokens) - (1 if start_token else 0))
         tok = self.tokenizer.tokenize(text, parse_specials=parse_specials, max_tokens=budget + 1)
         truncated = len(tok.tokens) > budget or not getattr(tok, "complete", True)
         tokens = list(tok.tokens[:budget])
-        if start_token:
-            tokens.insert(0, Token(START_TOKEN_ID, self.tokenizer.token_bytes(START_TOKEN_ID), 0, 0, True, True))
+        sid = self.start.id
+        if start_token and sid is not None:
+            tokens.insert(0, Token(sid, self.tokenizer.token_bytes(sid), 0, 0, True, True))
         return tok, tuple(tokens), truncated
 
     def analyze(
@@ -191,13 +205,17 @@ class Engine:
         top_k: int = 64,
         generation: int = 0,
         incremental: bool = True,
+        ablated: Iterable[Head] = (),
     ) -> AnalysisResult:
+        """``ablated``: heads ``(layer, head)``, 0-based, knocked out for every number of the result (a head
+        outside the model: UserError)."""
         t0 = time.perf_counter()
+        heads = normalize_heads(ablated, self.cfg.n_layers, self.cfg.n_heads)
         tok, tokens, truncated = self.tokens_for(
             text, start_token=start_token, max_tokens=max_tokens, parse_specials=parse_specials
         )
         ids = [t.id for t in tokens]
-        state = self._update(ids, top_k if incremental else None, top_k) if ids else self._empty(top_k)
+        state = self._update(ids, top_k if incremental else None, top_k, heads) if ids else self._empty(top_k)
         token_prob = np.exp(state.token_logp).astype(np.float32)
         surprisal = (-state.token_logp / LN2).astype(np.float32)
         logp = state.token_logp[1:]
@@ -205,11 +223,11 @@ class Engine:
             text=text,
             model=self.info,
             device=self.device,
-            backend=self.backend,
-            tokenizer="smollm2",
+            backend="torch" if heads else self.backend,
+            tokenizer=self.tokenizer.name,
             tokens=tokens,
             ids=readonly(np.asarray(ids, np.int64)),
-            start_token=start_token,
+            start_token=bool(tokens) and tokens[0].added,
             truncated=truncated,
             dropped=tok.dropped,
             specials_parsed=tok.specials_parsed,
@@ -226,29 +244,25 @@ class Engine:
             weights=self.weights,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
             generation=generation,
+            ablated=heads,
         )
         return result
 
-    def _weights_view(self) -> WeightsView:
-        names = {
-            "attn_norm": "attn_norm",
-            "ffn_norm": "ffn_norm",
-            "wq": "attn.wq",
-            "wk": "attn.wk",
-            "wv": "attn.wv",
-            "wo": "attn.wo",
-            "w_gate": "mlp.w_gate",
-            "w_up": "mlp.w_up",
-            "w_down": "mlp.w_down",
-        }
+    @property
+    def model(self):
+        """The readable torch model (``llama.Llama``) on the engine's device, built on first use: the torch
+        backend, a fallback, gradients. Backends that run ONNX Runtime never need it (nor torch)."""
+        if self._model is None:
+            from explainer.core.llama import build_model
 
-        def get_layer(i: int) -> dict:
-            block = self.model.layers[i]
-            return {k: block.get_submodule(v).weight.detach().cpu().numpy() for k, v in names.items()}
+            self._model = build_model(self.cfg, self._weights, self.device_kind)
+        return self._model
 
-        return WeightsView(
-            get_layer, self.model.norm.weight.detach().cpu().numpy(), self.cfg.norm_eps, self.cfg.rope_theta
-        )
+    def attention_for_ids(self, ids: np.ndarray) -> Attention:
+        """The attention ``[L, H, T, T]`` of raw token ids, run by the active backend from scratch (no tokenizer;
+        the incremental state is not touched)."""
+        be = self._backends.active
+        return Attention([be.forward(np.asarray(ids, np.int64), None).attention])
 
     def close(self) -> None:
         """Stop background work (an ONNX export in a child process); the engine still analyses after this."""
@@ -256,7 +270,7 @@ class Engine:
 
     def reset(self) -> None:
         """Forget the incremental state (the next analyze recomputes everything)."""
-        self._state = None
+        self._state = self._spare = None
 
     @property
     def backend(self) -> str:
@@ -275,14 +289,16 @@ class Engine:
     def wait_for_backend(self, progress: Callable[[str, float], None] | None = None) -> str:
         """Block until a background ONNX export (``backend="auto"``) has finished; return the backend."""
         if self._backends.wait(progress):
-            self._state = None
+            self._state = self._spare = None
         return self.backend
 
     # ------------------------------------------------------------------------------------------------------
-    def _update(self, ids: list[int], incremental_k: int | None, top_k: int) -> _State:
-        if self._backends.poll():  # a background ONNX export finished: its cache format differs
-            self._state = None
-        be = self._backends.active
+    def _update(self, ids: list[int], incremental_k: int | None, top_k: int, heads: tuple[Head, ...] = ()) -> _State:
+        # a background ONNX export finished (its cache format differs), or the kept states have another top-k
+        if self._backends.poll() or self._state_k != top_k:
+            self._state = self._spare = None
+        be = self._backends.active if not heads else self._knockout_backend(heads)
+        self._switch_to(be)
         old = self._state if (incremental_k is not None and self._state_k == top_k) else None
         if old is not None and old.backend is not be:
             old = None
@@ -306,6 +322,25 @@ class Engine:
             release_free_memory()
         return self._state
 
+    def _knockout_backend(self, heads: tuple[Head, ...]):
+        """The torch backend with ``heads`` knocked out (one object per set: a state is tied to its backend)."""
+        if self._knockout is None or self._knockout.knocked_out != heads:
+            from explainer.core.backends.torch_backend import TorchBackend
+
+            self._knockout = TorchBackend(self.model, self.device_kind, heads)
+        return self._knockout
+
+    def _switch_to(self, be) -> None:
+        """Make ``_state`` the state computed by ``be`` (None if there is none). The state set aside stays as the
+        spare while its backend is still in use (the clean model's, or the current knock-out's)."""
+        state, spare = self._state, self._spare
+        if state is not None and state.backend is be:
+            return
+        in_use = (self._backends.active, self._knockout)
+        self._state = spare if spare is not None and spare.backend is be else None
+        keep = [s for s in (state, spare) if s is not None and s.backend is not be and s.backend in in_use]
+        self._spare = keep[0] if keep else None
+
     def _compute(self, ids: list[int], old: _State | None, p: int, k: int, be) -> _State:
         """Positions ``p..T-1`` computed, ``0..p-1`` taken from ``old`` (``p == 0`` when ``old`` is None)."""
         c, T = self.cfg, len(ids)
@@ -322,19 +357,26 @@ class Engine:
             tops_i[:p], tops_p[:p] = old.top_ids[:p], old.top_probs[:p]
             blocks = list(old.attention.truncated(p).blocks)
             cache = be.truncate(old.cache, p)
+        long_pass = T - p > 2 * CHUNK_ROWS
         for a, b in attention_chunks(p, T, self.fp32_rows):
             step = be.forward(ids_arr[a:b], cache, np.float32 if a < self.fp32_rows else np.float16)
             cache = step.cache
             hidden[:, a:b], final[a:b] = step.hidden, step.final_normed
             blocks.append(step.attention)
             del step
+            if long_pass:  # each call's float32 attention was freed: hand it back before the next (peak RSS)
+                release_free_memory()
         # next-token statistics of the new rows; row p-1 keeps its distribution, only its next token changed
-        unembedding = self.model.unembedding
         nxt = np.append(ids_arr[p + 1 :], -1)
-        st = row_stats(final[p:], unembedding, nxt, k)
+        if be.row_stats is not None:  # computed with the output matrix as stored
+            st = be.row_stats(final[p:], nxt, k)
+        else:
+            from explainer.core.backends.stats import row_stats
+
+            st = row_stats(final[p:], self.model.unembedding, nxt, k)
         token_lp[0] = np.nan
-        if p:
-            token_lp[p] = token_logp(final[p - 1], unembedding, ids[p], float(old.lse[p - 1]))
+        if p:  # log P(token p) after row p-1, whose log-sum-exp is known: one dot product
+            token_lp[p] = float(final[p - 1] @ self.unembedding[ids[p]]) - float(old.lse[p - 1])
         token_lp[p + 1 :] = st.next_logp[:-1]
         lse[p:], entropy[p:], tops_i[p:], tops_p[p:] = st.lse, st.entropy_bits, st.top_ids, st.top_probs
         return _State(
@@ -342,7 +384,7 @@ class Engine:
             cache,
             readonly(hidden),
             readonly(final),
-            Attention(blocks).compacted(),
+            Attention(blocks).compacted(rows_per_block=CHUNK_ROWS),
             readonly(token_lp),
             readonly(entropy),
             readonly(tops_i),
@@ -405,5 +447,6 @@ def demo_engine(cfg: LlamaConfig = TINY_CONFIG, seed: int = 0) -> Engine:
     """A tiny random-weight Llama with the real smollm2 tokenizer: loads in well under a second, for panel
     demos and fast tests. Its numbers are meaningless but shaped exactly like the real model's."""
     from explainer.core.bundled import bundled_model_path
+    from explainer.core.llama import random_weights
 
     return Engine(_weights=(cfg, random_weights(cfg, seed), bundled_model_path(fetch=False)), device="cpu")

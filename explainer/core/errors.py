@@ -17,3 +17,7 @@ class ModelFileError(UserError):
 
 class TokenizerError(UserError):
     """Unknown tokenizer name or missing tokenizer data."""
+
+
+class Cancelled(Exception):
+    """A long computation (activation patching) was stopped because its caller asked it to; not an error."""

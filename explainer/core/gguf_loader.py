@@ -21,11 +21,14 @@ from explainer.core.paths import atomic_write, cache_dir, sha256_file
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
-CACHE_FORMAT = 1  # bump when the cached layout changes
+CACHE_FORMAT = 3  # bump when the cached layout or config changes
 
 
 @dataclass(frozen=True)
 class LlamaConfig:
+    """The shape of a decoder-only transformer. The defaults describe Llama; the architecture fields say how a
+    Qwen2 or GPT-2 model differs (``explainer.core.hf_folder`` reads them from a model folder's config.json)."""
+
     n_layers: int
     d_model: int
     d_ff: int
@@ -36,10 +39,22 @@ class LlamaConfig:
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
     name: str = "llama"
+    arch: str = "llama"  # "llama", "qwen2" or "gpt2"
+    head_dim: int = 0  # 0: d_model // n_heads
+    positions: str = "rotary"  # "rotary" (RoPE on q and k) or "learned" (a position vector added to the input)
+    norm: str = "rms"  # "rms" (RMSNorm, a gain) or "layer" (LayerNorm, a gain and a bias)
+    mlp: str = "swiglu"  # "swiglu": down(act(gate x) * up x); "plain": down(act(up x))
+    activation: str = "silu"  # "silu", "gelu_tanh" (GPT-2's gelu_new) or "gelu" (exact, erf)
+    qkv_bias: bool = False  # biases on the query, key and value projections
+    o_bias: bool = False  # a bias on the attention output projection
+    mlp_bias: bool = False  # biases on the MLP's projections
+    rope_scaling: tuple = ()  # () or ("llama3", factor, low_freq_factor, high_freq_factor, original_context)
+    bos_token_id: int = -1  # the configured beginning-of-sequence token; -1: none (see core.start_token)
+    add_bos: bool = False  # the model's tokenizer puts it before every text
 
     @property
     def d_head(self) -> int:
-        return self.d_model // self.n_heads
+        return self.head_dim or self.d_model // self.n_heads
 
 
 def _no_progress(msg: str, frac: float) -> None:
@@ -80,7 +95,8 @@ def read_config(reader, path: Path) -> LlamaConfig:
     arch = _field(reader, "general.architecture")
     if arch != "llama":
         raise ModelFileError(
-            f"{path.name} is a '{arch}' model; explainer supports Llama-architecture GGUF files (such as SmolLM2)."
+            f"{path.name} is a '{arch}' model; explainer supports Llama-architecture GGUF files (such as SmolLM2), "
+            f"and Llama, Qwen2 and GPT-2 models as Hugging Face folders (config.json, *.safetensors, tokenizer.json)."
         )
     need = {
         "n_layers": "llama.block_count",
@@ -106,6 +122,8 @@ def read_config(reader, path: Path) -> LlamaConfig:
         rope_theta=float(_field(reader, "llama.rope.freq_base", 10000.0)),
         norm_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
         name=str(_field(reader, "general.name", path.stem)),
+        bos_token_id=int(_field(reader, "tokenizer.ggml.bos_token_id", -1)),
+        add_bos=bool(_field(reader, "tokenizer.ggml.add_bos_token", False)),
     )
 
 
@@ -142,6 +160,9 @@ def dequantize_gguf(path: Path, progress: Progress = _no_progress) -> tuple[Llam
             f"{path.name} is damaged or truncated and cannot be read as GGUF ({type(e).__name__}); download it again."
         ) from None
     cfg = read_config(reader, path)
+    from explainer.core.hf_folder import check_memory
+
+    check_memory(4 * sum(int(t.n_elements) for t in reader.tensors), path.name)  # the float32 weights must fit
     weights: dict[str, np.ndarray] = {}
     tensors = list(reader.tensors)
     for i, t in enumerate(tensors):
@@ -221,19 +242,21 @@ def _load_cache(gguf_sha: str) -> tuple[LlamaConfig, dict[str, np.ndarray]] | No
         if meta.get("size") != st_path.stat().st_size or meta.get("sha256") != sha256_file(st_path):
             log.warning("weight cache %s failed verification; rebuilding", st_path)
             return None
-        from safetensors.numpy import load_file
+        from explainer.core.backends.memory import map_safetensors
 
-        return LlamaConfig(**meta["config"]), load_file(str(st_path))
+        cfg = meta["config"]
+        cfg["rope_scaling"] = tuple(cfg.get("rope_scaling", ()))
+        return LlamaConfig(**cfg), map_safetensors(st_path)  # read on demand
     except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
         log.warning("weight cache %s unreadable (%s); rebuilding", st_path, e)
         return None
 
 
 def _save_cache(gguf_sha: str, cfg: LlamaConfig, weights: dict[str, np.ndarray]) -> None:
-    from safetensors.numpy import save_file
+    from explainer.core.backends.memory import write_safetensors
 
     st_path, meta_path = _cache_paths(gguf_sha)
-    atomic_write_bytes(st_path, lambda p: save_file(weights, str(p)))
+    atomic_write_bytes(st_path, lambda p: write_safetensors(p, weights))
     meta = {
         "config": asdict(cfg),
         "size": st_path.stat().st_size,
@@ -262,6 +285,9 @@ def load_weights(
     progress("Writing the weight cache", 0.9)
     try:
         _save_cache(gguf_sha, cfg, weights)
+        cached = _load_cache(gguf_sha)  # the file just written, mapped: the decoded arrays are freed
+        if cached is not None:
+            weights = cached[1]
     except OSError as e:  # a read-only or full cache folder must not stop the app
         log.warning("could not write weight cache: %s", e)
     progress("Model ready", 1.0)

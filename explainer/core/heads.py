@@ -209,8 +209,9 @@ def word_pool(tokenizer=None, vocab_size: int = 49152) -> np.ndarray:
     return np.arange(min(lo, max(0, vocab_size - 2 * DEFAULT_LENGTH)), hi, dtype=np.int64)
 
 
-def repeated_sequence(pool: np.ndarray, seed: int, length: int, start_id: int = 0) -> np.ndarray:
-    """``[start, t1..tN, t1..tN]``: ``N`` distinct random tokens from ``pool``, written twice."""
+def repeated_sequence(pool: np.ndarray, seed: int, length: int, start_id: int | None = 0) -> np.ndarray:
+    """``[start, t1..tN, t1..tN]``: ``N`` distinct random tokens from ``pool``, written twice (no start token when
+    ``start_id`` is None)."""
     if length < 2:
         from explainer.core.errors import UserError
 
@@ -221,18 +222,14 @@ def repeated_sequence(pool: np.ndarray, seed: int, length: int, start_id: int = 
         raise UserError(f"--length can be at most {pool.size} (the number of distinct word tokens).")
     rng = np.random.default_rng(seed)
     seq = rng.choice(pool, size=length, replace=False)
-    return np.concatenate([[start_id], seq, seq]).astype(np.int64)
+    return np.concatenate([[] if start_id is None else [start_id], seq, seq]).astype(np.int64)
 
 
 def attention_for_ids(engine, ids: np.ndarray) -> Attention:
     """Run the engine's model on raw token ids (no tokenizer, no incremental state): ``[L, H, T, T]``.
 
-    It does not touch ``engine.analyze``'s state; the model's forward pass keeps no state of its own."""
-    import torch
-
-    t = torch.as_tensor(np.asarray(ids, np.int64), device=engine.device_kind)
-    out = engine.model(t)
-    return Attention([torch.stack(out.attention).float().cpu().numpy()])
+    It does not touch ``engine.analyze``'s state."""
+    return engine.attention_for_ids(ids)
 
 
 def reference_scores(
@@ -240,9 +237,13 @@ def reference_scores(
 ) -> HeadScores:
     """The reference test on ``engine``'s model, averaged over seeds ``seed .. seed + n_seeds - 1``."""
     pool = word_pool(getattr(engine, "tokenizer", None), engine.info.vocab_size)
+    info = engine.info
+    start = info.start.id if info.start is not None else 0  # the model's own start-of-text token
+    if info.positions == "learned":  # a position table ends: the sequence must fit in it
+        length = max(2, min(length, (info.context_length - 1) // 2))
     runs = []
     for s in range(seed, seed + n_seeds):
-        ids = repeated_sequence(pool, s, length)
+        ids = repeated_sequence(pool, s, length, start)
         runs.append(score_attention(attention_for_ids(engine, ids), ids, method=f"seed {s}"))
     mean = {name: np.mean([r.role(name) for r in runs], axis=0).astype(np.float32) for name in ROLES}
     counts = {name: sum(r.counts[name] for r in runs) for name in ROLES}

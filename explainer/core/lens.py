@@ -1,7 +1,7 @@
 """Logit lens: what the model would predict if it stopped after layer l.
 
 For one position, each residual-stream vector ``hidden[l]`` (l = 0: the input embedding; l ≥ 1: after layer l)
-goes through the model's own final RMSNorm and unembedding, exactly as the last layer's does, and the softmax
+goes through the model's own final norm (RMSNorm, or GPT-2's LayerNorm) and unembedding, exactly as the last layer's does, and the softmax
 gives a next-token distribution per layer. At l = L this *is* the model's output. Early layers were never
 trained to be read this way, so their guesses are rough (often the current token itself): watching the right
 answer rise through the layers is the point.
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explainer.core.numerics import entropy_bits, softmax
 from explainer.core.projection import nearest_neighbours
 
 __all__ = ["LensResult", "logit_lens", "rms_norm", "nearest_neighbours", "embedding_table_of"]
@@ -43,9 +44,23 @@ class LensResult:
 
 
 def rms_norm(x: np.ndarray, gain: np.ndarray, eps: float) -> np.ndarray:
-    """``gain * x / sqrt(mean(x²) + eps)`` over the last axis, in float64 (the model's RMSNorm)."""
+    """``gain * x / sqrt(mean(x²) + eps)`` over the last axis, in float64 (RMSNorm)."""
     x = np.asarray(x, np.float64)
     return np.asarray(gain, np.float64) * (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps))
+
+
+def layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """``gain * (x - mean) / sqrt(var + eps) + bias`` over the last axis, in float64 (LayerNorm)."""
+    x = np.asarray(x, np.float64)
+    c = x - x.mean(axis=-1, keepdims=True)
+    return np.asarray(gain, np.float64) * (c / np.sqrt(np.mean(c * c, axis=-1, keepdims=True) + eps)) + np.asarray(
+        bias, np.float64
+    )
+
+
+def normalise(x: np.ndarray, gain: np.ndarray, bias: np.ndarray | None, eps: float) -> np.ndarray:
+    """LayerNorm when there is a bias (GPT-2), else RMSNorm."""
+    return rms_norm(x, gain, eps) if bias is None else layer_norm(x, gain, bias, eps)
 
 
 def logit_lens(result, position: int, k: int = 5) -> LensResult:
@@ -57,19 +72,16 @@ def logit_lens(result, position: int, k: int = 5) -> LensResult:
         raise IndexError(f"position {position} is outside 0..{T - 1}")
     w = result.weights
     x = result.hidden[:, position, :]  # [L+1, D]
-    normed = rms_norm(x, w.final_norm, w.norm_eps).astype(np.float32)
+    normed = normalise(x, w.final_norm, w.final_norm_bias, w.norm_eps).astype(np.float32)
     z = normed @ np.asarray(result.unembedding, np.float32).T  # [L+1, V] logits
-    z -= z.max(-1, keepdims=True)
-    e = np.exp(z)
-    total = e.sum(-1, keepdims=True, dtype=np.float64)
-    p = (e / total).astype(np.float32)  # softmax
+    p = softmax(z, dtype=np.float32)
+    del z
     k = max(1, min(k, p.shape[1]))
     top = np.argpartition(-p, k - 1, axis=-1)[:, :k]
     order = np.argsort(-np.take_along_axis(p, top, -1), axis=-1, kind="stable")
     top = np.take_along_axis(top, order, -1)
     top_p = np.take_along_axis(p, top, -1)
-    # entropy in bits: log Z − Σ p·z, with z the shifted logits (natural log), over ln 2
-    ent = (np.log(total[:, 0]) - np.einsum("lv,lv->l", p, z, dtype=np.float64)) / np.log(2.0)
+    ent = entropy_bits(p)
     rows = p.shape[0]
     if position + 1 < T:
         nid = int(result.ids[position + 1])
@@ -90,10 +102,13 @@ def logit_lens(result, position: int, k: int = 5) -> LensResult:
 
 def embedding_table_of(result) -> np.ndarray | None:
     """The input-embedding table, when the result's unembedding is tied to it (checked on the result's own
-    tokens: ``hidden[0]`` holds their input embeddings); else None."""
+    tokens: ``hidden[0]`` holds their input embeddings; with learned positions, as in GPT-2, it also holds the
+    position vectors, so the model's own word is taken); else None."""
     U, ids = result.unembedding, np.asarray(result.ids)
     if U is None or ids.size == 0 or result.hidden.shape[-1] != U.shape[1]:
         return None
+    if getattr(result.model, "positions", "rotary") == "learned":
+        return U if getattr(result.model, "tied", False) else None
     return U if np.allclose(U[ids], result.hidden[0], atol=1e-6) else None
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from explainer.core import numerics
+
 __all__ = [
     "softmax",
     "apply_top_k",
@@ -28,10 +30,7 @@ __all__ = [
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """``[V]`` float64 probabilities of ``logits / temperature`` (temperature clamped to ≥ 1e-6)."""
-    z = np.asarray(logits, dtype=np.float64) / max(float(temperature), 1e-6)
-    z = z - z.max()
-    p = np.exp(z)
-    return p / p.sum()
+    return numerics.softmax(logits, temperature=temperature)
 
 
 def _normalised(p: np.ndarray) -> np.ndarray:
@@ -86,9 +85,7 @@ def sampling_distribution(
 
 def entropy_bits(probs: np.ndarray) -> float:
     """Shannon entropy in bits (zeros contribute nothing)."""
-    p = np.asarray(probs, dtype=np.float64)
-    nz = p[p > 0]
-    return float(-(nz * np.log2(nz)).sum())
+    return float(numerics.entropy_bits(np.asarray(probs, dtype=np.float64)))
 
 
 def rank_of(probs: np.ndarray, token_id: int) -> int:

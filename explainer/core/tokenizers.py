@@ -32,6 +32,7 @@ __all__ = [
     "TOKENIZER_NAMES",
     "Tokenizer",
     "get_tokenizer",
+    "register_model_tokenizer",
     "bytes_to_unicode",
     "unicode_to_bytes",
     "gguf_vocab",
@@ -303,9 +304,23 @@ def _utf8_len(ch: str) -> int:
 _lock = threading.Lock()
 
 
+_MODEL_TOKENIZERS: dict[str, object] = {}
+
+
+def register_model_tokenizer(tokenizer) -> None:
+    """Make a loaded model's own tokenizer (a model folder's) available as ``get_tokenizer(tokenizer.name)``, so
+    views that hold a result can find the tokenizer its ``tokenizer`` field names."""
+    if tokenizer.name not in TOKENIZER_NAMES:
+        with _lock:
+            _MODEL_TOKENIZERS[tokenizer.name] = tokenizer
+
+
 def get_tokenizer(name: str, gguf_path: str | Path | None = None) -> Tokenizer:
-    """The tokenizer called ``name`` (one of ``TOKENIZER_NAMES``); built once and cached. ``gguf_path`` picks
-    the GGUF whose vocabulary "smollm2" uses (default: the bundled model) and is ignored for the others."""
+    """The tokenizer called ``name`` (one of ``TOKENIZER_NAMES``, or a loaded model's, see
+    ``register_model_tokenizer``); built once and cached. ``gguf_path`` picks the GGUF whose vocabulary "smollm2"
+    uses (default: the bundled model) and is ignored for the others."""
+    if name in _MODEL_TOKENIZERS:
+        return _MODEL_TOKENIZERS[name]  # type: ignore[return-value]
     if name not in TOKENIZER_NAMES:
         raise TokenizerError(f"Unknown tokenizer {name!r}; choose one of: {', '.join(TOKENIZER_NAMES)}.")
     key = None

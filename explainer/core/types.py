@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from explainer.core.start_token import StartToken
+
 
 def readonly(a: np.ndarray) -> np.ndarray:
     """Return ``a`` (no copy) with its write flag cleared."""
@@ -137,6 +139,12 @@ class ModelInfo:
     rope_theta: float
     norm_eps: float
     path: str = ""
+    arch: str = "llama"  # "llama", "qwen2" or "gpt2"
+    positions: str = "rotary"  # "rotary" (RoPE) or "learned" (GPT-2's position table)
+    norm: str = "rms"  # "rms" (RMSNorm) or "layer" (LayerNorm)
+    mlp: str = "swiglu"  # "swiglu" or "plain" (GPT-2: up, GELU, down)
+    tied: bool = True  # the output layer is the input embedding table
+    start: StartToken | None = None  # the start-of-text token (None: not known, as in demo results)
 
 
 class Attention:
@@ -250,15 +258,31 @@ class WeightsView:
     (a copy only when the model lives on a GPU).
 
     ``layer(l)`` gives ``attn_norm [D]``, ``wq [H*hd, D]``, ``wk [Hkv*hd, D]``, ``wv [Hkv*hd, D]``,
-    ``wo [D, H*hd]``, ``ffn_norm [D]``, ``w_gate``, ``w_up [F, D]``, ``w_down [D, F]`` (rotate-half q/k layout).
+    ``wo [D, H*hd]``, ``ffn_norm [D]``, ``w_gate``, ``w_up [F, D]``, ``w_down [D, F]`` (rotate-half q/k layout),
+    and where the model has them ``attn_norm_bias``, ``ffn_norm_bias [D]`` (LayerNorm) and ``bq``, ``bk``, ``bv``.
+    ``positions`` is "rotary" (q and k rotated by ``rope_theta`` / ``rope_scaling``) or "learned" (a position
+    vector was added to the input embedding; nothing rotates).
     """
 
-    def __init__(self, get_layer: Callable[[int], dict], final_norm: np.ndarray, norm_eps: float, rope_theta: float):
+    def __init__(
+        self,
+        get_layer: Callable[[int], dict],
+        final_norm: np.ndarray,
+        norm_eps: float,
+        rope_theta: float,
+        *,
+        final_norm_bias: np.ndarray | None = None,
+        positions: str = "rotary",
+        rope_scaling: tuple = (),
+    ):
         self._get_layer = get_layer
         self._layers: dict[int, dict] = {}
         self.final_norm = readonly(final_norm)
+        self.final_norm_bias = None if final_norm_bias is None else readonly(final_norm_bias)
         self.norm_eps = norm_eps
         self.rope_theta = rope_theta
+        self.positions = positions
+        self.rope_scaling = rope_scaling
 
     def layer(self, index: int) -> dict:
         if index not in self._layers:
@@ -303,6 +327,7 @@ class AnalysisResult:
     weights: WeightsView | None = field(default=None, repr=False, compare=False)  # the model's parameters
     latency_ms: float = 0.0
     generation: int = 0  # request number; the runtime drops stale results
+    ablated: tuple[tuple[int, int], ...] = ()  # heads (layer, head), 0-based, knocked out for every number here
 
     @property
     def n_tokens(self) -> int:
@@ -323,7 +348,6 @@ class AnalysisResult:
 
     def distribution(self, position: int, temperature: float = 1.0) -> np.ndarray:
         """``[V]`` float64 probabilities of the next token after ``position`` at a temperature (> 0)."""
-        z = self.logits_at(position).astype(np.float64) / max(float(temperature), 1e-6)
-        z -= z.max()
-        p = np.exp(z)
-        return p / p.sum()
+        from explainer.core.numerics import softmax
+
+        return softmax(self.logits_at(position), temperature=temperature)

@@ -1,16 +1,19 @@
-"""The controller: debounces keystrokes into numbered requests, keeps only the newest one while the worker is
+"""The controller: turns keystrokes into numbered requests, keeps only the newest one while the worker is
 busy, drops stale results and hands fresh ones to the UI thread.
 
 ::
 
-    set_text ─debounce─▶ submit(gen n) ─▶ pending (newest only) ─▶ worker thread: engine.analyze
-                                                                    │
+    set_text ─▶ submit(gen n) ─▶ pending (newest only) ─▶ worker thread: engine.analyze
+                                                            │
     resultReady ◀── drop if gen < latest (unless the picture is older than refresh_while_typing_ms) ◀┘
 
+A keystroke that finds the worker idle starts at once (no quiet period: an analysis takes a few milliseconds,
+so waiting would only delay the picture); while the worker is busy, each keystroke replaces the pending text,
+and the newest one starts the moment the worker is free.
+
 With ``sync=True`` there is no thread: the engine runs in the caller's thread and signals fire before
-``submit`` returns (for tests and scripts). Call :meth:`shutdown` before the application quits: it stops the
-debounce timer, cancels a model load in progress, lets a running analysis finish, stops the thread and
-deletes the worker.
+``submit`` returns (for tests and scripts). Call :meth:`shutdown` before the application quits: it cancels a
+model load in progress, lets a running analysis finish, stops the thread and deletes the worker.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import time
 from typing import Any
 
 from PySide6.QtCore import QDeadlineTimer, QObject, QThread, Signal, Slot
-from superqt.utils import QSignalDebouncer
 
 from explainer.runtime import gui_gc
 from explainer.runtime.worker import (
@@ -60,7 +62,6 @@ class Controller(QObject):
         factory: EngineFactory | None = None,
         *,
         sync: bool = False,
-        debounce_ms: int = 30,
         refresh_while_typing_ms: int | None = 500,
         settings: AnalysisSettings | None = None,
         projection: bool = True,
@@ -89,10 +90,6 @@ class Controller(QObject):
         self._started = False
         self.projection = projection  # prepare the embedding map's axes in the worker once per model
         self._projection_due = False
-
-        self._debouncer = QSignalDebouncer(parent=self)
-        self._debouncer.setTimeout(max(0, debounce_ms))
-        self._debouncer.triggered.connect(self._on_debouncer_triggered)
 
         self._worker = AnalysisWorker()
         self._thread: QThread | None = None
@@ -138,8 +135,6 @@ class Controller(QObject):
             return
         self._closed = True
         self._pending = None
-        self._debouncer.cancel()
-        self._debouncer.flush(restart_timer=False)  # stops its timer
         self._worker.cancel.set()  # aborts a model load at its next progress report
         if self._thread is not None:
             stopped = True
@@ -180,13 +175,8 @@ class Controller(QObject):
 
     # --- requests -------------------------------------------------------------------------------------------
     def set_text(self, text: str) -> None:
-        """The text changed (a keystroke): analyse it after a short quiet period."""
-        self._text = text
-        if self._debouncer.timeout() <= 0:
-            self.submit(text)
-        else:
-            self._debouncer.throttle()
-            self._update_busy()
+        """The text changed (a keystroke): analyse it now if the worker is idle, else when it is free."""
+        self.submit(text)
 
     def set_settings(self, **changes: Any) -> None:
         """Change analysis settings (``start_token``, ``max_tokens``, ``parse_specials``, ``top_k``) and
@@ -196,22 +186,16 @@ class Controller(QObject):
             self.submit(self._text)
 
     def submit(self, text: str | None = None) -> int:
-        """Request an analysis now (no debounce); returns its generation number."""
+        """Request an analysis of ``text`` (None: the current text again); returns its generation number."""
         if text is not None:
             self._text = text
         if self._closed or self._text is None:
             return self.generation
-        self._debouncer.cancel()
         self.generation += 1
         self._pending = Request(self.generation, self._text, self.settings, time.perf_counter())
         self._dispatch()
         self._update_busy()
         return self.generation
-
-    @Slot()
-    def _on_debouncer_triggered(self) -> None:
-        if self._text is not None:
-            self.submit(self._text)
 
     def _dispatch(self) -> None:
         if self._closed or self._in_flight is not None or self.loading or self.model is None:

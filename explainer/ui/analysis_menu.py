@@ -2,11 +2,12 @@
 
 - "Read <|…|> as special tokens": typed ``<|im_start|>`` becomes the single special token (a chat), else it is
   plain text cut into ordinary tokens.
-- "Add a start-of-text token": id 0 before the text, which this model predicts much better with; a chat starts
-  with ``<|im_start|>`` instead.
-- Backend ▸ torch / ONNX Runtime / auto: reopens the same model on the worker thread with that backend (the
-  status bar names the backend each result came from; when ONNX is not available the engine says why and keeps
-  torch).
+- "Add a start-of-text token": the model's own start token before the text (SmolLM2's ``<|endoftext|>``, id 0;
+  each model's is named in the menu, see ``core.start_token``), which the model predicts much better with; a chat
+  starts with ``<|im_start|>`` instead.
+- Backend ▸ torch / ONNX Runtime / ONNX Runtime on the file's 4-bit weights / auto: reopens the same model on
+  the worker thread with that backend (the status bar names the backend each result came from; when one is not
+  available the engine says why and keeps torch).
 
 A small label in the status bar says when either setting differs from the default, so a lecturer who sent a chat
 to the editor knows why ordinary text now analyses differently.
@@ -20,7 +21,12 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QLabel, QMenu
 
-BACKENDS = (("torch", "torch"), ("onnx", "ONNX Runtime"), ("auto", "auto (torch, then ONNX Runtime when ready)"))
+BACKENDS = (
+    ("torch", "torch"),
+    ("onnx", "ONNX Runtime (float32)"),
+    ("stored", "ONNX Runtime on the file's 4-bit weights"),
+    ("auto", "auto (the fastest that runs here)"),
+)
 
 
 def set_text_and_settings(
@@ -108,7 +114,7 @@ class AnalysisMenu(QObject):
 
     # --- backend ------------------------------------------------------------------------------------------------
     def switch_backend(self, name: str) -> bool:
-        """Reopen the current model with backend ``name`` ("torch", "onnx", "auto"); False (and a status
+        """Reopen the current model with backend ``name`` ("torch", "onnx", "stored", "auto"); False (and a status
         message) when this model cannot be reopened."""
         from explainer.runtime.controller import engine_factory
 
@@ -127,9 +133,22 @@ class AnalysisMenu(QObject):
         self._sync()
         return True
 
-    def _on_controller_model_loaded(self, _info) -> None:
+    def describe_start_token(self, info) -> None:
+        """Name the loaded model's own start-of-text token in the menu (it differs between models)."""
+        start = getattr(info, "start", None)
+        if start is None:
+            return
+        if start.id is None:
+            self.start.setText("Add a start-of-text token (this model has none)")
+        else:
+            self.start.setText(f"Add a start-of-text token: {start.label}")
+        self.start.setEnabled(start.id is not None)
+        self.start.setToolTip(start.description)
+
+    def _on_controller_model_loaded(self, info) -> None:
         """Say which backend the model runs on after a switch, and the engine's notice whenever a backend fell
         back (e.g. ONNX Runtime missing: torch instead)."""
+        self.describe_start_token(info)
         self._sync()
         wanted, self.requested_backend = self.requested_backend, None
         m, jobs = self.main.controller.model, getattr(self.main, "jobs", None)

@@ -29,7 +29,11 @@ def parse_size(s: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="explainer", description="Watch a small language model think while you type.")
-    ap.add_argument("--model", metavar="PATH", help="a GGUF model file (default: the bundled SmolLM2-135M)")
+    ap.add_argument(
+        "--model",
+        metavar="PATH",
+        help="a GGUF model file or a Hugging Face model folder (Llama, Qwen2, GPT-2); default: the bundled SmolLM2-135M",
+    )
     ap.add_argument(
         "--device",
         choices=("cpu", "cuda", "auto"),
@@ -38,10 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument(
         "--backend",
-        choices=("auto", "torch", "onnx"),
+        choices=("auto", "torch", "onnx", "stored"),
         default="auto",
-        help="what runs the model: auto (ONNX Runtime once its one-time export is ready, else torch), "
-        "torch or onnx (default auto)",
+        help="what runs the model: auto (on the CPU: the file's own 4-bit weights in ONNX Runtime when it can, "
+        "else ONNX Runtime once its one-time export is ready, else torch), torch, onnx or stored (default auto)",
     )
     ap.add_argument("--text", help="start with this text (default: the text of the last session)")
     ap.add_argument("--screenshot", metavar="FILE.png", help="save a picture of the window and exit")

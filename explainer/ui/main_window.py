@@ -59,6 +59,15 @@ BUSY_DELAY_MS = 150
 INLINE_HELP_SIZE = (1600, 1000)  # from this window size on, the explanations show under the titles by default
 
 
+def describe_architecture(info) -> str:
+    """One line on how the model is built and what starts a text, for the status bar's tooltip."""
+    arch = {"llama": "Llama", "qwen2": "Qwen2", "gpt2": "GPT-2"}.get(info.arch, info.arch)
+    pos = "learned positions" if info.positions == "learned" else "rotary positions"
+    norm = "LayerNorm" if info.norm == "layer" else "RMSNorm"
+    start = info.start.description if info.start is not None else ""
+    return f"{arch}: {pos}, {norm}, {'tied' if info.tied else 'separate'} output embeddings. {start}".strip()
+
+
 def format_params(n: int) -> str:
     if n >= 1e9:
         return f"{n / 1e9:.2f} B"
@@ -368,7 +377,7 @@ class MainWindow(QMainWindow):
         self.status_model.setText(f"{info.name} · {format_params(info.n_params)} parameters")
         self.status_model.setToolTip(
             f"{info.n_layers} layers, {info.n_heads} heads, width {info.d_model}, "
-            f"vocabulary {info.vocab_size:,}\n{info.path}"
+            f"vocabulary {info.vocab_size:,}\n{describe_architecture(info)}\n{info.path}"
         )
         self.status_device.setText(f"{m.device} · {m.backend}" if m else "")
         if m is not None and m.tokenizer is not None:

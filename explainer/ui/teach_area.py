@@ -324,6 +324,7 @@ class TeachArea(QTabWidget):
         if m.tokenizer is not None:
             lens.set_token_decoder(m.tokenizer.token_bytes)
             chat.set_token_decoder(m.tokenizer.token_bytes)
+        self._set_chat_model(chat, m)
         table = getattr(m.projector, "embedding_table", None)
         if table is not None:
             lens.set_embedding_table(table)
@@ -335,11 +336,24 @@ class TeachArea(QTabWidget):
             heads.set_reference_runner(lambda: jobs.call_blocking(core_heads.cached_reference_scores))
         self.sync_visible()
 
+    @staticmethod
+    def _set_chat_model(chat, m) -> None:
+        """A model folder brings its own chat template; a GGUF model uses SmolLM2's ChatML."""
+        from pathlib import Path
+
+        path = Path(getattr(m.info, "path", "") or ".")
+        if not getattr(m.info, "path", "") or not path.is_dir() or m.tokenizer is None:
+            chat.set_model_chat(None)
+            return
+        from explainer.core.chat_jinja import model_chat_template, template_variables
+
+        chat.set_model_chat(m.tokenizer, model_chat_template(path), template_variables(path))
+
     def _on_chat_text_requested(self, text: str, parse_specials: bool) -> None:
         from explainer.ui.analysis_menu import set_text_and_settings
 
-        # a chat starts with <|im_start|>, not with a start-of-text token
-        start = not (parse_specials and text.lstrip().startswith("<|im_start|>"))
+        # a chat starts with its own special token (<|im_start|>, <|begin_of_text|>…), not with a start-of-text token
+        start = not (parse_specials and any(text.lstrip().startswith(s) for s in self.panels["chat"].specials()))
         set_text_and_settings(self.main, text, parse_specials=parse_specials, start_token=start)
         self.main.statusBar().showMessage(
             "The chat is in the editor: special tokens are read as single tokens, and there is no start-of-text "

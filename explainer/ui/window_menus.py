@@ -1,17 +1,18 @@
-"""The window's menus. File: open model, scenes, export, screenshot, quit. Edit: undo, redo, sample the next token,
-unpin. View: theme, the explanations under the titles or as popovers, Focus (keys 1–4, Esc), reset layout, the
-views (Ctrl+1…7), presenter mode and zoom, the analysis settings. Within a menu no two entries share an
-underlined letter (Alt+letter)."""
+"""The window's menus. File: open model (a file, a folder, recent and local models), scenes, export, screenshot,
+quit. Edit: undo, redo, sample the next token, unpin. View: theme, the explanations under the titles or as
+popovers, Focus (keys 1–4, Esc), reset layout, the views (Ctrl+1…7), presenter mode and zoom, the analysis settings.
+Within a menu no two entries share an underlined letter (Alt+letter)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
-from explainer.ui import file_dialogs
+from explainer.ui import file_dialogs, models_menu
 from explainer.ui.analysis_menu import AnalysisMenu
 from explainer.ui.keys import key_list
 from explainer.ui.view_state import LIVE_PANELS
+from explainer.ui.window_settings import app_settings
 
 
 def build_menus(window) -> None:
@@ -54,6 +55,7 @@ def build_menus(window) -> None:
     window.presenter.add_menu_actions(v)
     v.addSeparator()
     window.analysis = AnalysisMenu(window, v)
+    models_menu.install(window, app_settings())  # File: model folder, recent models, models on this computer
 
 
 def _build_focus_menu(window, menu) -> None:
@@ -80,7 +82,12 @@ def _build_focus_menu(window, menu) -> None:
 
 
 def open_model_dialog(window) -> None:
-    path = file_dialogs.open_file(window, "model", "Open a GGUF model", "GGUF models (*.gguf);;All files (*)")
+    path = file_dialogs.open_file(
+        window,
+        "model",
+        "Open a model: a GGUF file, or the config.json of a model folder",
+        "Models (*.gguf config.json);;GGUF models (*.gguf);;Model folders (config.json);;All files (*)",
+    )
     if path:
         window.open_model(path)
 

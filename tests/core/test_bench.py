@@ -27,8 +27,8 @@ def test_run_bench_schema(tiny):
     res = run_bench(tiny, cases=(8, 16), keystrokes=3, full_repeats=1)
     json.loads(json.dumps(res))  # serialisable
     assert isinstance(res["device"], str) and res["backend"] in ("torch", "onnx")
-    for key in ("load_s", "peak_rss_mb"):
-        assert isinstance(res[key], float) and res[key] > 0
+    assert isinstance(res["load_s"], float) and res["load_s"] >= 0  # in-memory weights: the torch model is lazy
+    assert isinstance(res["peak_rss_mb"], float) and res["peak_rss_mb"] > 0
     assert [c["tokens"] for c in res["cases"]] == [8, 16]
     for c in res["cases"]:
         assert set(c) >= {"tokens", "full_ms", "keystroke_ms"}

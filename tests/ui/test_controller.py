@@ -1,4 +1,4 @@
-"""The runtime: one worker thread, debounce, coalescing, stale results dropped, errors as sentences, clean exit."""
+"""The runtime: one worker thread, idle keystrokes at once, coalescing, stale results dropped, errors as sentences, clean exit."""
 
 from __future__ import annotations
 
@@ -22,12 +22,11 @@ def assert_shut_down(c: Controller) -> None:
     if c.thread is not None:
         assert not c.thread.isRunning()
     assert not shiboken6.isValid(worker) or worker.engine is None
-    assert not c._debouncer._timer.isActive()
 
 
 def test_sync_mode_delivers_immediately(qtbot, fakes):
     engine = fakes.FakeEngine()
-    c = make(engine, sync=True, debounce_ms=0)
+    c = make(engine, sync=True)
     got = []
     c.resultReady.connect(got.append)
     c.start()
@@ -87,7 +86,7 @@ def test_requests_before_model_loaded_wait_for_it(qtbot, fakes):
 
 def test_coalescing_keeps_only_newest_and_drops_stale(qtbot, fakes):
     engine = fakes.FakeEngine(delay_s=0.15)
-    c = make(engine, debounce_ms=0, refresh_while_typing_ms=None)
+    c = make(engine, refresh_while_typing_ms=None)
     got = []
     c.resultReady.connect(got.append)
     c.start()
@@ -108,7 +107,7 @@ def test_coalescing_keeps_only_newest_and_drops_stale(qtbot, fakes):
 
 def test_refresh_while_typing_shows_some_intermediate_pictures(qtbot, fakes):
     engine = fakes.FakeEngine(delay_s=0.1)
-    c = make(engine, debounce_ms=0, refresh_while_typing_ms=150)
+    c = make(engine, refresh_while_typing_ms=150)
     got = []
     c.resultReady.connect(got.append)
     c.start()
@@ -123,24 +122,27 @@ def test_refresh_while_typing_shows_some_intermediate_pictures(qtbot, fakes):
     assert_shut_down(c)
 
 
-def test_debounce_merges_a_burst(qtbot, fakes):
-    engine = fakes.FakeEngine()
-    c = make(engine, debounce_ms=50)
+def test_an_idle_keystroke_starts_at_once_and_a_burst_coalesces(qtbot, fakes):
+    engine = fakes.FakeEngine(delay_s=0.05)
+    c = make(engine, refresh_while_typing_ms=None)
     got = []
     c.resultReady.connect(got.append)
     c.start()
-    qtbot.waitUntil(lambda: c.model is not None, timeout=5000)
-    for i in range(10):
-        c.set_text("abcdefghij"[: i + 1])
-    qtbot.waitUntil(lambda: bool(got), timeout=5000)
-    qtbot.wait(120)
-    assert engine.calls == ["abcdefghij"]
+    qtbot.waitUntil(lambda: c.model is not None and not c.busy, timeout=5000)
+    engine.calls.clear()
+    c.set_text("a")
+    qtbot.waitUntil(lambda: engine.calls == ["a"], timeout=1000)  # no quiet period first
+    for i in range(1, 10):
+        c.set_text("abcdefghij"[: i + 1])  # while "a" runs: each replaces the pending text
+    qtbot.waitUntil(lambda: c.shown_generation == c.generation and not c.busy, timeout=5000)
+    assert engine.calls == ["a", "abcdefghij"]
+    assert got[-1].text == "abcdefghij"
     assert_shut_down(c)
 
 
 def test_analysis_error_becomes_one_sentence_and_recovers(qtbot, fakes, caplog):
     engine = fakes.FakeEngine(fail_on="boom")
-    c = make(engine, debounce_ms=0)
+    c = make(engine)
     errors, got = [], []
     c.errorOccurred.connect(errors.append)
     c.resultReady.connect(got.append)
@@ -158,7 +160,7 @@ def test_analysis_error_becomes_one_sentence_and_recovers(qtbot, fakes, caplog):
 
 def test_load_failure_is_reported_and_keeps_current_model(qtbot, fakes):
     engine = fakes.FakeEngine()
-    c = make(engine, debounce_ms=0)
+    c = make(engine)
     failures = []
     c.modelLoadFailed.connect(failures.append)
     c.start()
@@ -204,7 +206,7 @@ def test_shutdown_during_a_long_load_cancels_it(qtbot, fakes):
 
 def test_shutdown_while_analysing_waits_and_deletes_worker(qtbot, fakes):
     engine = fakes.FakeEngine(delay_s=0.2)
-    c = make(engine, debounce_ms=0)
+    c = make(engine)
     c.start()
     qtbot.waitUntil(lambda: c.model is not None, timeout=5000)
     c.set_text("slow")
@@ -232,7 +234,7 @@ def test_unexpected_exceptions_in_load(qtbot, exc):
 
 def test_embedding_map_is_prepared_in_the_worker_when_idle(qtbot, fakes, temp_cache):
     engine = fakes.FakeEngine()
-    c = Controller(lambda progress: engine, debounce_ms=0)
+    c = Controller(lambda progress: engine)
     maps, busy = [], []
     c.projectionReady.connect(maps.append)
     c.busyChanged.connect(busy.append)
@@ -282,7 +284,7 @@ def test_cycles_are_collected_in_the_gui_thread_while_the_worker_runs(qtbot, fak
 
     from explainer.runtime import gui_gc
 
-    c = make(_Allocating(fakes.FakeEngine()), debounce_ms=0)
+    c = make(_Allocating(fakes.FakeEngine()))
     got = []
     c.resultReady.connect(got.append)
     c.start()

@@ -163,7 +163,8 @@ def test_the_scenes_hero_has_the_room_in_presenter_mode(qtbot, window, wait_resu
     assert w.teach.current_key() == "bpe"
     w.presenter.leave()
     w.teach.show_view("live")
-    qtbot.wait(50)
+    # the layout follows the resize from full screen back to the window's size on the next events
+    qtbot.waitUntil(lambda: all(p.isVisibleTo(w) for p in w.panels.values()), timeout=5000)
     after = {k: sp.sizes() for k, sp in w.splitters.items()}
     share = {k: [x / sum(v) for x in v] for k, v in before.items()}
     assert all(abs(x / sum(after[k]) - y) < 0.01 for k in after for x, y in zip(after[k], share[k])), (before, after)

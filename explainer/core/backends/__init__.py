@@ -1,4 +1,5 @@
-"""Forward-pass backends for the Engine: ``torch`` (llama.py, CPU or CUDA) and ``onnx`` (ONNX Runtime).
+"""Forward-pass backends for the Engine: ``torch`` (llama.py, CPU or CUDA), ``onnx`` (ONNX Runtime on the
+float32 weights) and ``stored`` (ONNX Runtime on the model file's own 4-/8-bit blocks).
 
 Choosing (``Engine(backend=...)``, ``--backend``):
 
@@ -7,15 +8,20 @@ Choosing (``Engine(backend=...)``, ``--backend``):
   takes minutes and runs in a child process so its ~2.5 GB peak never lands in the app) and run by ONNX
   Runtime (CUDA provider on a GPU when usable, else CPU). If the export or the session fails, the engine
   stays on torch and says why in ``engine.notice``.
-- ``auto`` (a documented rule, from measurements on a 2-core CPU where ONNX Runtime ran a one-token step and a
-  128-token pass 1.5-4x faster than torch eager): on a CUDA GPU, torch (the GPU step takes milliseconds and
-  needs no export); on CPU, ONNX if a verified export of this model is in the cache, else torch now while the
-  export runs in a child process, switching to ONNX at the first analysis after it finished and verified.
-  In-memory models (the tiny demo) are never exported in the background.
+- ``stored``: graphs built in seconds from the file's blocks (``stored_graph``), CPU only; the weights are
+  read as stored (~5x fewer bytes per token than float32) and multiplied in float32. Matrices stored in a
+  format without a kernel (K-quants…) make it unavailable: torch, with a notice.
+- ``auto`` (a documented rule, from measurements on a 2-core CPU): on a CUDA GPU, torch (the GPU step takes
+  milliseconds and needs no export); on CPU, ``stored`` for a model file it can run (a 128-token keystroke took
+  ~45% of ``onnx``'s wall time and CPU time, a full pass the same; ``onnx`` ran 1.5-4x faster than torch eager
+  and needs minutes of export first); otherwise ONNX if a
+  verified export of this model is in the cache, else torch now while the export runs in a child process,
+  switching to ONNX at the first analysis after it finished and verified. In-memory models (the tiny demo)
+  are never exported in the background.
 
-An ONNX backend is accepted only after it reproduced torch's next-token probabilities within 1e-3 on a probe
-sequence (a full pass and an incremental step); torch's side is computed once, at export time, and kept in the
-export's record.
+A backend is accepted only after it reproduced torch's next-token probabilities on a probe sequence (a full
+pass and an incremental step): within 1e-3 for ``onnx``, 1e-4 for ``stored``; torch's side is computed once,
+when the graph is made, and kept in its record.
 """
 
 from __future__ import annotations
@@ -31,24 +37,25 @@ from pathlib import Path
 import numpy as np
 
 from explainer.core.backends.base import Backend, Step
-from explainer.core.backends.torch_backend import TorchBackend
+from explainer.core.numerics import softmax
 
 log = logging.getLogger(__name__)
-BACKENDS = ("torch", "onnx", "auto")
+BACKENDS = ("torch", "onnx", "stored", "auto")
 PROBE_IDS = np.array([0, 504, 2644, 2408, 335, 260, 1171, 30, 1462, 17, 28, 216], np.int64)
 PROBE_TOLERANCE = 1e-3
-__all__ = ["Backend", "Step", "TorchBackend", "BACKENDS", "check_agreement", "probe_reference", "ExportJob"]
+__all__ = ["Backend", "Step", "BACKENDS", "check_agreement", "probe_reference", "ExportJob"]
 
 
 def _probs(backend: Backend, unembedding: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Next-token probabilities for the probe: a pass over all but two ids, then an incremental step."""
+    """Next-token probabilities for the probe: a pass over all but two ids, then an incremental step (with
+    the backend's own unembedding when it has one)."""
     first = backend.forward(ids[:-2], None)
     second = backend.forward(ids[-2:], first.cache)
+    normed = np.concatenate([first.final_normed, second.final_normed])
     # float32 logits (the table is not converted to float64: 0.3 s and 226 MB at every start), float64 softmax
-    z = (np.concatenate([first.final_normed, second.final_normed]) @ unembedding.T).astype(np.float64)
-    z -= z.max(-1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(-1, keepdims=True)
+    if backend.probabilities is not None:
+        return backend.probabilities(normed)
+    return softmax(normed @ unembedding.T)
 
 
 def probe_reference(backend: Backend, unembedding: np.ndarray, k: int = 32) -> dict:
@@ -60,13 +67,15 @@ def probe_reference(backend: Backend, unembedding: np.ndarray, k: int = 32) -> d
     return {"ids": ids.tolist(), "top_ids": top.tolist(), "top_probs": np.take_along_axis(p, top, -1).tolist()}
 
 
-def check_agreement(candidate: Backend, reference: dict, unembedding: np.ndarray) -> float:
+def check_agreement(
+    candidate: Backend, reference: dict, unembedding: np.ndarray, tolerance: float | None = None
+) -> float:
     """Largest difference between ``candidate``'s probabilities and a ``probe_reference`` (torch's); raises
-    RuntimeError when it is over ``PROBE_TOLERANCE``."""
+    RuntimeError when it is over ``tolerance`` (default ``PROBE_TOLERANCE``)."""
     p = _probs(candidate, unembedding, np.asarray(reference["ids"], np.int64))
     got = np.take_along_axis(p, np.asarray(reference["top_ids"]), -1)
     diff = float(np.abs(got - np.asarray(reference["top_probs"])).max())
-    if not diff <= PROBE_TOLERANCE:
+    if not diff <= (PROBE_TOLERANCE if tolerance is None else tolerance):
         raise RuntimeError(f"the {candidate.label} backend differs from torch by {diff:.2g} in probability")
     return diff
 

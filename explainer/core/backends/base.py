@@ -17,6 +17,25 @@ import numpy as np
 
 
 @dataclass
+class RowStats:
+    lse: np.ndarray  # [n] float32: log Σ exp(logits)
+    entropy_bits: np.ndarray  # [n] float32
+    top_ids: np.ndarray  # [n, k] int64, best first
+    top_probs: np.ndarray  # [n, k] float32
+    next_logp: np.ndarray  # [n] float64: log P(next_ids[i]) (natural log); NaN where next_ids[i] < 0
+
+    @classmethod
+    def empty(cls, n: int, k: int) -> RowStats:
+        return cls(
+            np.empty(n, np.float32),
+            np.empty(n, np.float32),
+            np.empty((n, k), np.int64),
+            np.empty((n, k), np.float32),
+            np.full(n, np.nan, np.float64),
+        )
+
+
+@dataclass
 class Step:
     """What one forward call returns for its ``n`` new positions."""
 
@@ -43,6 +62,12 @@ class Backend(ABC):
     def forward(self, ids: np.ndarray, cache: Any | None, attention_dtype=np.float32) -> Step:
         """Run ``ids`` ([n] int64) after the ``cache``d tokens (None: no tokens before them); the attention
         comes back as ``attention_dtype`` (float16 for long texts: see ``engine.FP32_ROWS``)."""
+
+    #: When the backend computes the unembedding itself (with the output matrix as stored):
+    #: ``row_stats(normed [n, D], next_ids, k) -> RowStats`` (the engine's next-token statistics) and
+    #: ``probabilities(normed) -> [n, V]``. None: the engine multiplies by its float32 table.
+    row_stats = None
+    probabilities = None
 
     @abstractmethod
     def cache_length(self, cache: Any | None) -> int:

@@ -1,10 +1,10 @@
-"""Keep one resident copy of the weights when ONNX Runtime runs the model.
+"""Keep as little of the weights resident as the backend needs.
 
-ONNX Runtime holds its own copy of the layer weights (~420 MB for SmolLM2-135M). The torch model's copy is
-still needed now and then (the attention walk-through reads a layer's weights through ``WeightsView``), but
-not resident: its layer tensors are swapped for copy-on-write memory maps of the verified safetensors weight
-cache, so pages are read from disk only when something touches them. The embedding table and the norms stay
-in memory (every analysis uses them).
+The float32 weight cache (safetensors) is opened as copy-on-write memory maps, not read: pages come from disk
+(or the page cache) only when something touches them. The torch backend touches every layer at its first
+analysis; the stored-weights and ONNX backends hold their own copy of the layers inside ONNX Runtime, so the
+torch model's float32 layers stay on disk until a view needs a layer (the attention walk-through, through
+``WeightsView``) or torch is the fallback.
 """
 
 from __future__ import annotations
@@ -12,52 +12,61 @@ from __future__ import annotations
 import json
 import logging
 import struct
+from pathlib import Path
 
 import numpy as np
-import torch
 
 log = logging.getLogger(__name__)
+_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
 
 
-def map_layers_from_weight_cache(model, gguf_sha: str) -> bool:
-    """Swap ``model``'s per-layer weights for memory maps of the weight cache of ``gguf_sha``; False (and
-    nothing changed) when there is no cache file or it does not hold exactly these weights."""
-    from explainer.core.gguf_loader import _cache_paths
-    from explainer.core.llama import _PARAM
+ALIGN = 4096
 
-    path, _ = _cache_paths(gguf_sha)
-    if model.embed.weight.device.type != "cpu" or not path.is_file():
-        return False
-    try:
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n))
-        data_start = 8 + n
-        swaps = []
-        for name, entry in header.items():
-            if not name.startswith("layers.") or entry.get("dtype") != "F32":
-                continue
-            _, idx, key = name.split(".", 2)
-            param = model.layers[int(idx)].get_parameter(_PARAM[key])
-            begin, end = entry["data_offsets"]
-            shape = tuple(entry["shape"])
-            if shape != tuple(param.shape) or end - begin != param.numel() * 4:
-                return False
-            mapped = np.memmap(path, np.float32, mode="c", offset=data_start + begin, shape=shape)
-            if not np.array_equal(mapped[:1], param.detach()[:1].numpy()):  # cheap: another file, same name?
-                return False
-            swaps.append((param, mapped))
-        expected = sum(1 for k in _PARAM for _ in model.layers)
-        if len(swaps) != expected:
-            return False
-    except (OSError, ValueError, KeyError, AttributeError) as e:
-        log.info("weights not memory-mapped: %s", e)
-        return False
-    with torch.no_grad():
-        for param, mapped in swaps:
-            param.data = torch.from_numpy(mapped)
-    log.info("torch layer weights memory-mapped from %s (ONNX Runtime holds the resident copy)", path.name)
-    return True
+
+def write_safetensors(path: str | Path, weights: dict[str, np.ndarray]) -> None:
+    """Write float32 ``weights`` as a safetensors file whose data starts at a page boundary (the header is
+    padded with spaces, as the format allows) and whose tensors follow each other without gaps, those with
+    sizes in multiples of 64 bytes first. Mapped, every such tensor then starts on a 64-byte boundary: the BLAS
+    takes the same code path as for allocated arrays (with 8-byte alignment torch's matrix products rounded
+    differently, ~4e-6)."""
+    names = sorted(weights, key=lambda k: (weights[k].nbytes % 64 != 0, k))
+    header, offset = {}, 0
+    for name in names:
+        a = weights[name]
+        if a.dtype != np.float32:
+            raise ValueError(f"{name}: only float32 tensors are written")
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-(8 + len(raw)) % ALIGN)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        for name in names:
+            f.write(memoryview(np.ascontiguousarray(weights[name])).cast("B"))
+
+
+def map_safetensors(path: str | Path) -> dict[str, np.ndarray]:
+    """Every tensor of a safetensors file as a copy-on-write ``np.memmap`` (nothing is read yet). Raises
+    ValueError when the header is not what safetensors writes."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        if not 2 <= n <= min(size - 8, 1 << 26):
+            raise ValueError("not a safetensors header")
+        header = json.loads(f.read(n))
+    start, out = 8 + n, {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = np.dtype(_DTYPES[entry["dtype"]])
+        begin, end = entry["data_offsets"]
+        shape = tuple(int(s) for s in entry["shape"])
+        if end - begin != int(np.prod(shape)) * dtype.itemsize or start + end > size:
+            raise ValueError(f"tensor {name} does not fit the file")
+        out[name] = np.memmap(path, dtype, mode="c", offset=start + begin, shape=shape)
+    return out
 
 
 def release_free_memory() -> None:

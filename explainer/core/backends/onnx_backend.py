@@ -33,13 +33,14 @@ class OnnxCache:
     length: int
 
 
-def _session_options(ort, threads: int | None):
+def _session_options(ort, threads: int | None, prepack: bool = False):
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3  # errors only: a missing CUDA library is reported through `notice`
     # Memory (measured on the real model): prepacked MatMul weights are a second copy (+110 MB RSS, session
     # start 4.5 s instead of 1.9 s, no faster here), and the arena keeps the peak of the largest call.
-    so.add_session_config_entry("session.disable_prepacking", "1")
+    # (MatMulNBits needs its prepacked layout: without it every call unpacks the whole matrix.)
+    so.add_session_config_entry("session.disable_prepacking", "0" if prepack else "1")
     so.enable_cpu_mem_arena = False
     # Idle workers that spin steal the (2) cores from torch's next-token statistics that run right after each
     # call, and from other programs: on the shared 2-core machine a keystroke was faster without spinning in 6
@@ -63,6 +64,38 @@ def cuda_provider_available() -> bool:
 
 
 _SCRATCH = np.zeros(1, np.float32)  # the address bound for empty tensors (P = 0)
+_CAST = None
+
+
+def as_dtype(a: np.ndarray, dtype) -> np.ndarray:
+    """``a`` (float32) as ``dtype``. float16 goes through ONNX Runtime's Cast (the CPU's F16C instructions):
+    numpy takes a slow path for the many attention weights that are float16 subnormals (~1 s instead of ~30 ms
+    for 256 rows of a 512-token text)."""
+    global _CAST
+    if dtype == np.float32 or a.dtype == dtype:
+        return a
+    if dtype != np.float16:
+        return a.astype(dtype)
+    if _CAST is None:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+
+        node = helper.make_node("Cast", ["a"], ["b"], to=TensorProto.FLOAT16)
+        g = helper.make_graph(
+            [node],
+            "cast",
+            [helper.make_tensor_value_info("a", TensorProto.FLOAT, None)],
+            [helper.make_tensor_value_info("b", TensorProto.FLOAT16, None)],
+        )
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+        _CAST = ort.InferenceSession(model.SerializeToString(), _session_options(ort, 1), providers=[CPU])
+    out = np.empty(a.shape, np.float16)
+    binding = _CAST.io_binding()
+    src = np.ascontiguousarray(a, np.float32)
+    binding.bind_input("a", "cpu", 0, np.float32, list(src.shape), _address(src))
+    binding.bind_output("b", "cpu", 0, np.float16, list(out.shape), out.ctypes.data if out.size else _address(src))
+    _CAST.run_with_iobinding(binding)
+    return out
 
 
 def _address(arr: np.ndarray) -> int:
@@ -142,15 +175,7 @@ class OnnxBackend(Backend):
             self._fall_back(f"ONNX Runtime's {self.provider} failed while running ({type(e).__name__})", e)
             self._open([CPU])
             self._run(inputs, outputs)
-        if attention_dtype == np.float16:
-            # torch converts with the CPU's F16C instructions: numpy takes a slow path for the many weights that
-            # are float16 subnormals (~1 s instead of ~30 ms for 256 rows of a 512-token text)
-            import torch
-
-            attention = torch.from_numpy(attention).to(torch.float16).numpy()
-        elif attention_dtype != np.float32:
-            attention = attention.astype(attention_dtype)
-        return Step(hidden, final, attention, OnnxCache(buf, S))
+        return Step(hidden, final, as_dtype(attention, attention_dtype), OnnxCache(buf, S))
 
     def _run(self, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
         """Run with every input and output bound to the given (contiguous) host arrays."""

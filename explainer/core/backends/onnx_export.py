@@ -54,14 +54,12 @@ def output_names(n_layers: int) -> list[str]:
     )
 
 
-def model_fingerprint(model) -> str:
-    """A content hash of an in-memory model (config + every tensor), for models without a GGUF sha."""
-    h = hashlib.sha256(json.dumps(asdict(model.cfg), sort_keys=True).encode())
-    tensors = dict(model.state_dict())
-    if model.lm_head is not None:
-        tensors["lm_head"] = model.lm_head
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name].detach().float().cpu().numpy())
+def model_fingerprint(cfg, weights: dict) -> str:
+    """A content hash of an in-memory model (config + every tensor of the loader's weights), for models
+    without a GGUF sha."""
+    h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
+    for name in sorted(weights):
+        a = np.ascontiguousarray(weights[name], np.float32)
         h.update(f"{name}:{a.dtype}:{a.shape}".encode())
         h.update(memoryview(a).cast("B"))
     return "w-" + h.hexdigest()
@@ -101,8 +99,22 @@ def cached_export(identity: str) -> Path | None:
 
 
 def _step_module(model):
-    """The model after its embedding, as an exportable module (see the module docstring)."""
+    """The model after its embedding, as an exportable module (see the module docstring): the model's own
+    layer loop, with hooks that collect every layer's attention and residual as graph outputs."""
     import torch
+
+    from explainer.core.llama import Hooks, KVCache
+
+    class Outputs(Hooks):
+        def __init__(self):
+            self.weights, self.hidden = [], []
+
+        def attention(self, layer, weights):  # (H, n, S)
+            self.weights.append(weights)
+
+        def residual(self, layer, x):  # (n, D)
+            self.hidden.append(x)
+            return x
 
     class Step(torch.nn.Module):
         def __init__(self):
@@ -110,18 +122,13 @@ def _step_module(model):
             self.model = model
 
         def forward(self, x, past_keys: list, past_values: list):  # x: (n, D); past_*: L x (P, Hkv, hd)
-            m = self.model
-            P, n = past_keys[0].shape[0], x.shape[0]
-            positions = torch.arange(P, P + n, device=x.device)
-            attention, hidden, new_k, new_v = [], [], [], []
-            for li, block in enumerate(m.layers):
-                pk, pv = past_keys[li].transpose(0, 1), past_values[li].transpose(0, 1)  # (Hkv, P, hd)
-                x, w, k, v = block(x, m.rotary, positions, pk, pv)  # w: (H, n, S); k, v: (Hkv, S, hd)
-                attention.append(w)
-                hidden.append(x)
-                new_k.append(k[:, P:].transpose(0, 1))  # (n, Hkv, hd)
-                new_v.append(v[:, P:].transpose(0, 1))
-            return attention, hidden, m.norm(x), new_k, new_v
+            P = past_keys[0].shape[0]
+            past = KVCache([k.transpose(0, 1) for k in past_keys], [v.transpose(0, 1) for v in past_values])
+            out = Outputs()
+            normed, cache = self.model.step(x, past, out)
+            new_k = [k[:, P:].transpose(0, 1) for k in cache.keys]  # (n, Hkv, hd)
+            new_v = [v[:, P:].transpose(0, 1) for v in cache.values]
+            return out.weights, out.hidden, normed, new_k, new_v
 
     return Step().eval()
 

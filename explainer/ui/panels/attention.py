@@ -278,9 +278,11 @@ class AttentionPanel(Panel):
         else:
             group = info.n_heads // max(1, info.n_kv_heads)
             kv = self.head // max(1, group)
-            what = (
-                f"Layer {self.layer + 1}, head {self.head + 1} — shares its keys and values with heads "
-                f"{kv * group + 1}–{kv * group + group} (key/value head {kv + 1} of {info.n_kv_heads})"
+            first, last = kv * group + 1, kv * group + group
+            what = f"Layer {self.layer + 1}, head {self.head + 1} — " + (
+                f"shares its keys and values with heads {first}–{last} (key/value head {kv + 1} of {info.n_kv_heads})"
+                if group > 1
+                else "its own keys and values (every head has them in this model)"
             )
         return what + ("; first token hidden, rows renormalised" if self.hide_first else "")
 

@@ -29,6 +29,7 @@ DETAILS = (
     "Each head computes, for every token, a query q (what it is looking for) and a key k (what it offers); the "
     "weight of key j for query i is softmax over j of q<sub>i</sub>·k<sub>j</sub>/√d<sub>k</sub>, and the "
     "head's output is the weighted sum of the value vectors. Groups of query heads share one key/value head "
-    "(grouped-query attention). Word order enters through rotary positions: queries and keys are rotated by "
-    "an angle proportional to their position before the dot product. " + SINK_NOTE
+    "(grouped-query attention). Word order enters through positions: Llama-style models (SmolLM2, Qwen2) "
+    "rotate queries and keys by an angle proportional to their position before the dot product; GPT-2 adds a "
+    "learned position vector to each input embedding. " + SINK_NOTE
 )

@@ -65,7 +65,8 @@ class BpePanel(Panel):
         "tokens. <b>BPE merges</b>: byte-pair encoding starts from single bytes and repeatedly joins the "
         "neighbouring pair that was learned first (lowest rank) until no learned pair is left. "
         "<b>Bytes</b>: every character is stored as 1–4 bytes (UTF-8); a token can hold part of a character. "
-        "The model receives only the token ids."
+        "The model receives only the token ids. All three tabs use SmolLM2's tokenizer, also when another "
+        "model is open."
     )
 
     wordChanged = Signal(str)

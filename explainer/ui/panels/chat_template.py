@@ -1,5 +1,8 @@
 """Chat template panel: compose a conversation and see the exact ChatML text and tokens the model reads.
 
+With a model folder opened, its own tokenizer and chat template (Jinja, ``core.chat_jinja``) are used instead; a
+model without a chat template says so.
+
 Left: the turns (role + message), "add generation prompt". Right: the rendered text with its special tokens
 highlighted, the token chips (special tokens in the SPECIAL colour) and, once the main window has analysed that
 very text (after "Send to editor"), the model's top 5 candidates for the assistant's first token. The text and the
@@ -144,8 +147,8 @@ class TopBars(QWidget):
 class ChatTemplatePanel(Panel):
     title = "Chat template"
     explanation = (
-        "An assistant model reads one stream of tokens, not separate messages. The chat template (ChatML here) "
-        "wraps every message as <b>&lt;|im_start|&gt;</b>role ⏎ message <b>&lt;|im_end|&gt;</b>: those markers are "
+        "An assistant model reads one stream of tokens, not separate messages. The chat template (SmolLM2's "
+        "ChatML; a model folder brings its own) wraps every message as <b>&lt;|im_start|&gt;</b>role ⏎ message <b>&lt;|im_end|&gt;</b>: those markers are "
         "<b>special tokens</b> (pink): single ids, not text, that the model was trained to read as turn markers. "
         "SmolLM2's template adds a default system message when the conversation does not start with one. With "
         "“add generation prompt” the text ends in &lt;|im_start|&gt;assistant ⏎, so what the model predicts next "
@@ -158,6 +161,7 @@ class ChatTemplatePanel(Panel):
         super().__init__(parent)
         self._tokenizer = None  # built on first use: the window appears without waiting for it
         self._decode = None
+        self._model_chat: tuple | None = None  # (tokenizer, template, variables) of a model folder; None: ChatML
         self.turns: list[TurnEditor] = []
         self.tokenization: Tokenization | None = None
         self.text = ""
@@ -269,6 +273,17 @@ class ChatTemplatePanel(Panel):
             self._tokenizer = get_tokenizer("smollm2")
         return self._tokenizer
 
+    def set_model_chat(self, tokenizer=None, template: str | None = None, variables: dict | None = None) -> None:
+        """Use a model folder's own tokenizer and chat template (``template`` None: the model has none); with no
+        ``tokenizer``, SmolLM2's ChatML (built in)."""
+        self._model_chat = None if tokenizer is None else (tokenizer, template, dict(variables or {}))
+        self._tokenizer = tokenizer
+        self._recompose()
+
+    def specials(self) -> list[str]:
+        """The special strings of the tokenizer in use."""
+        return list(self.tokenizer.special_ids) if self._model_chat is not None else [chat.IM_START, chat.IM_END]
+
     def set_token_decoder(self, decode) -> None:
         """``decode(token_id) -> bytes`` for the prediction labels (default: SmolLM2's tokenizer)."""
         self._decode = decode
@@ -289,7 +304,7 @@ class ChatTemplatePanel(Panel):
         r = self.result
         if r is None or r.text != self.text or not self.text or r.n_tokens == 0:
             return []
-        if not r.specials_parsed and any(s in self.text for s in (chat.IM_START, chat.IM_END)):
+        if not r.specials_parsed and any(s in self.text for s in self.specials()):
             return []
         return [(int(i), float(p)) for i, p in zip(r.top_ids[-1][:TOP_N], r.top_probs[-1][:TOP_N])]
 
@@ -320,7 +335,15 @@ class ChatTemplatePanel(Panel):
     def _recompose(self) -> None:
         msgs = self.messages()
         gen = self.generation.isChecked()
-        segments = chat.render_segments(msgs, gen)
+        segments, problem = self._render(msgs, gen)
+        self.send_button.setEnabled(problem is None)
+        if problem is not None:
+            self.text, self.tokenization = "", None
+            self.chips.set_chips([])
+            self.text_view.setHtml("")
+            self.summary.setText(f"<i>{html.escape(problem)}</i>")
+            self._update_prediction()
+            return
         self.text = "".join(s.text for s in segments)
         self.tokenization = self.tokenizer.tokenize(self.text, parse_specials=True)
         toks = self.tokenization.tokens
@@ -343,7 +366,7 @@ class ChatTemplatePanel(Panel):
                 f.follow()
         n_special = sum(1 for t in toks if t.special)
         notes = [f"<b>{len(toks)}</b> tokens, <b>{n_special}</b> of them special · {len(self.text)} characters"]
-        if chat.uses_default_system_prompt(msgs):
+        if self._model_chat is None and chat.uses_default_system_prompt(msgs):
             notes.append(
                 "<i>The conversation does not start with a system message, so the template added "
                 "SmolLM2's default one (shown in italics).</i>"
@@ -352,6 +375,24 @@ class ChatTemplatePanel(Panel):
             notes.append("Add a turn to start a conversation.")
         self.summary.setText("<br>".join(notes))
         self._update_prediction()
+
+    def _render(self, msgs, gen: bool):
+        """(segments, None), or ([], one sentence) when the model has no chat template or it refuses."""
+        if self._model_chat is None:
+            return chat.render_segments(msgs, gen), None
+        from explainer.core.chat_jinja import ChatTemplateError, render_template, template_segments
+
+        tokenizer, template, variables = self._model_chat
+        if template is None:
+            return [], (
+                "This model has no chat template: it was trained on plain text, not on conversations. "
+                "Type text in the editor instead."
+            )
+        try:
+            text = render_template(template, msgs, gen, variables)
+        except ChatTemplateError as e:
+            return [], str(e)
+        return template_segments(text, msgs, tokenizer.special_ids), None
 
     def _text_html(self, segments) -> str:
         t = self.theme

@@ -20,11 +20,16 @@ from explainer.ui.theme import token_font
 from explainer.ui.widgets.embedding_map import EmbeddingMap
 
 
-def explanation_for(d_model: int = 576) -> str:
+def explanation_for(d_model: int = 576, learned_positions: bool = False) -> str:
+    layer0 = (
+        "the input embedding plus the learned vector of its position, so the same word at two positions is two points"
+        if learned_positions
+        else "the input embedding, the same in every context"
+    )
     return (
         f"Each token is a vector of {d_model} numbers, drawn on the two main directions (PCA) of reference data, "
-        "fitted once per layer so points stay still while you type. <b>Layer 0</b>: the input embedding, the "
-        "same in every context. <b>After layer N</b>: the vector has taken in context, so one word can move "
+        f"fitted once per layer so points stay still while you type. <b>Layer 0</b>: {layer0}. "
+        "<b>After layer N</b>: the vector has taken in context, so one word can move "
         "apart (“bank” of a river vs. a bank account)."
     )
 
@@ -121,7 +126,7 @@ class EmbeddingsPanel(Panel):
             self.slider.setMaximum(n_layers)
             self.slider.blockSignals(False)
         self.layer = min(self.layer, n_layers)
-        self._help.setText(explanation_for(r.model.d_model))
+        self._help.setText(explanation_for(r.model.d_model, r.model.positions == "learned"))
         axes = self._axes()
         if axes is None:
             self._coords = np.zeros((0, 2), np.float32)

@@ -204,11 +204,11 @@ def _warm_up(names) -> None:
 class TokenizersComparePanel(Panel):
     title = "Side by side"
     explanation = (
-        "The same text cut into tokens by three tokenizers: this model's (SmolLM2) and those of GPT-4 "
+        "The same text cut into tokens by three tokenizers: this model's (SmolLM2's unless you opened another) and those of GPT-4 "
         "(cl100k_base) and GPT-4o (o200k_base). Each was built by byte-pair encoding from different training "
         "text and has a different vocabulary size; a bigger vocabulary usually needs fewer tokens for the "
         "same text. Rows are lined up where all three cut at the same character. Hover a chip to outline the "
-        "chips covering the same characters in every row. Only SmolLM2's tokens go into this model."
+        "chips covering the same characters in every row. Only the first row's tokens go into this model."
     )
 
     def __init__(self, parent: QWidget | None = None):
@@ -247,12 +247,14 @@ class TokenizersComparePanel(Panel):
             self.stats.setText("<i>Waiting for text…</i>")
             self.view.set_rows([], [], 0)
             return
-        key = (r.text, r.specials_parsed, self.theme.name)
+        key = (r.text, r.specials_parsed, self.theme.name, r.tokenizer)
         if key != self._key:
             self._key = key
             self._tokenize(r.text, r.specials_parsed)
             self.view.set_theme(self.theme)
-            self.view.set_rows([SHORT_NAMES[n] for n in self.names], [self._row(n) for n in self.names], len(self.text))
+            self.view.set_rows(
+                [self.short_name(n) for n in self.names], [self._row(n) for n in self.names], len(self.text)
+            )
             self._write_stats()
         self._update_marks()
 
@@ -272,6 +274,14 @@ class TokenizersComparePanel(Panel):
         """Tokens per tokenizer, as shown."""
         return {n: len(t.tokens) for n, t in self.tokenizations.items()}
 
+    def tokenizer_name(self, name: str) -> str:
+        """The tokenizer behind a row: the "smollm2" row is the analysed model's own tokenizer."""
+        r = self.result
+        return r.tokenizer if name == "smollm2" and r is not None else name
+
+    def short_name(self, name: str) -> str:
+        return SHORT_NAMES.get(self.tokenizer_name(name), self.tokenizer_name(name))
+
     # --- building -------------------------------------------------------------------------------------------
     def _tokenize(self, text: str, parse_specials: bool) -> None:
         from explainer.core.tokenizers import get_tokenizer
@@ -280,7 +290,8 @@ class TokenizersComparePanel(Panel):
         self.tokenizations, self.errors = {}, {}
         for name in self.names:
             try:
-                self.tokenizations[name] = get_tokenizer(name).tokenize(self.text, parse_specials=parse_specials)
+                tok = get_tokenizer(self.tokenizer_name(name))
+                self.tokenizations[name] = tok.tokenize(self.text, parse_specials=parse_specials)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as e:
@@ -309,16 +320,17 @@ class TokenizersComparePanel(Panel):
 
         lines = []
         for name in self.names:
-            head = f"<b>{SHORT_NAMES[name]}</b>"
+            head = f"<b>{html.escape(self.short_name(name))}</b>"
             if name in self.errors:
                 lines.append(f"{head} · <span style='color:{th.HIGHLIGHT}'>{html.escape(self.errors[name])}</span>")
                 continue
             t = self.tokenizations[name]
-            vocab = get_tokenizer(name).vocab_size
+            vocab = get_tokenizer(self.tokenizer_name(name)).vocab_size
             n = len(t.tokens)
             cpt = len(self.text) / n if n else 0.0
             line = (
-                f"{head} ({name}{', this model' if name == 'smollm2' else ''}) · {vocab:,} pieces · "
+                f"{head} ({html.escape(self.tokenizer_name(name))}{', this model' if name == 'smollm2' else ''}) · "
+                f"{vocab:,} pieces · "
                 f"<b>{n:,}</b> token{'s' if n != 1 else ''} · {cpt:.1f} chars/token"
             )
             if t.dropped:
@@ -397,7 +409,7 @@ class TokenizersComparePanel(Panel):
         tok: Token = t.tokens[index - self.view.row_of.index(self.view.row_of[index])]  # rows are contiguous
         rows = [
             f"<b style='font-size:14pt'>{html.escape(tok.display)}</b> &nbsp; id <b>{tok.id}</b> in "
-            f"{html.escape(dict(TOKENIZERS)[name])}",
+            f"{html.escape(self.short_name(name))}",
             f"bytes: <tt>{' '.join(f'{b:02X}' for b in tok.bytes[:24])}</tt>"
             + (" (part of a character)" if tok.incomplete else ""),
             f"characters {tok.start + 1}–{tok.end}",
@@ -423,7 +435,7 @@ class TokenizersComparePanel(Panel):
         return {"rows": rows, "counts": self.counts()}
 
     def caption_extra(self) -> str:
-        return "tokenizers side by side: " + ", ".join(f"{SHORT_NAMES[n]} {k}" for n, k in self.counts().items())
+        return "tokenizers side by side: " + ", ".join(f"{self.short_name(n)} {k}" for n, k in self.counts().items())
 
 
 if __name__ == "__main__":

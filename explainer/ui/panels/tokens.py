@@ -1,6 +1,6 @@
 """Tokens panel: the text cut into tokens, one chip per token, with counts, surprisal heat and the chain rule.
 
-With the model's own tokenizer (SmolLM2) the chips are the analysed tokens of the ``AnalysisResult`` and carry
+With the model's own tokenizer (SmolLM2's, or that of the model opened) the chips are the analysed tokens of the ``AnalysisResult`` and carry
 the model's probabilities. With cl100k_base / o200k_base (GPT-4, GPT-4o) the panel tokenizes the same text
 itself, to compare: those tokens have ids, bytes and spans but no probabilities (this model never sees them).
 Hover and selection link to the other panels through character spans.
@@ -86,7 +86,7 @@ class TokensPanel(Panel):
         self.selector = QComboBox()
         for name, label in TOKENIZERS:
             self.selector.addItem(label, name)
-        self.selector.setToolTip("Which tokenizer cuts the text. Only SmolLM2's tokens go into this model.")
+        self.selector.setToolTip("Which tokenizer cuts the text. Only the model's own tokens go into the model.")
         self.heat = QCheckBox("Surprisal heat")
         self.heat.setToolTip("Colour each chip by how surprised the model was by that token (−log₂ p).")
         self.legend = HeatLegend()
@@ -147,6 +147,7 @@ class TokensPanel(Panel):
             self.vocab.setText("")
             self.chain.setText("<i>Waiting for the model…</i>")
             return
+        self._name_model_tokenizer(r.tokenizer)
         if self.is_model_tokenizer:
             self._tokens = r.tokens
         else:
@@ -166,6 +167,13 @@ class TokensPanel(Panel):
     def select_position(self, position: int) -> None:
         super().select_position(position)
         self._update_marks()
+
+    def _name_model_tokenizer(self, name: str) -> None:
+        """The first choice is always the analysed model's own tokenizer: name it after the model."""
+        label = dict(TOKENIZERS)[MODEL_TOKENIZER] if name == MODEL_TOKENIZER else f"{name} (this model)"
+        i = self.selector.findData(MODEL_TOKENIZER)
+        if self.selector.itemText(i) != label:
+            self.selector.setItemText(i, label)
 
     # --- building -------------------------------------------------------------------------------------------
     def _tokenize_foreign(self, text: str):
@@ -320,7 +328,7 @@ class TokensPanel(Panel):
                 "it is left out, so the model never sees it."
             )
         t = self._tokens[index]
-        name = dict(TOKENIZERS)[self.tokenizer_name]
+        name = self.selector.currentText()
         if t.added:
             return (
                 f"<b>Start token</b> {html.escape(t.text)} (id {t.id}), added so the model knows where the "
@@ -378,7 +386,7 @@ class TokensPanel(Panel):
         return {"rows": rows, "tokenizer": self.tokenizer_name}
 
     def caption_extra(self) -> str:
-        return f"tokens ({dict(TOKENIZERS)[self.tokenizer_name]})"
+        return f"tokens ({self.selector.currentText()})"
 
     def export_plot(self) -> QWidget:
         """The chips alone (all of them, also those scrolled out of view)."""

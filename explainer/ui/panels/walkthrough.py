@@ -1,6 +1,7 @@
 """Attention walk-through panel: one head's computation for one query token, with the model's own numbers.
 
-Steps (``core.walkthrough``): normalise the residual, project to query / key / value, rotate by position (RoPE),
+Steps (``core.walkthrough``): normalise the residual, project to query / key / value, rotate by position (RoPE;
+a model with learned positions, GPT-2, has them in the residual already),
 score every key (q·k, ÷ √d_k), mask the future, softmax, and sum the values. The table lists every key the
 query can see with its numbers and a bar for the softmax weight; later keys are summarised as masked.
 ``set_head(layer, head)`` (0-based) picks the head; the query follows ``select_position`` (default: last token).
@@ -228,17 +229,34 @@ class WalkthroughPanel(Panel):
         shares = f"query heads {w.kv_head * group + 1}–{(w.kv_head + 1) * group}" if group > 1 else "only this head"
         qtok = tc.esc(tc.position_label(r, w.query))
         top = int(np.argmax(w.weights))
+        rotary = w.inv_freq.size > 0
+        norm = "LayerNorm: subtract the mean, divide by the spread" if info.norm == "layer" else "RMSNorm"
+        bias = " + b" if "bq" in r.weights.layer(w.layer) else ""  # Qwen2 and GPT-2 add a bias
         self.steps.setText(
             f"<b>Layer {w.layer + 1}, head {w.head + 1}, query “{qtok}” (position {w.query})</b><br>"
-            f"1. Normalise each token's {info.d_model}-number vector entering the layer (RMSNorm).<br>"
-            f"2. q = W<sub>Q</sub>·x: {w.d_head} numbers for the query. k = W<sub>K</sub>·x and v = W<sub>V</sub>·x "
-            f"for every token, from key/value head {w.kv_head + 1} (shared by {shares}).<br>"
-            f"3. Rotate q and each k by their positions (below).<br>"
-            f"4. Score = q·k, divided by √{w.d_head} = {w.scale:g}; later tokens masked to −∞.<br>"
+            f"1. Normalise each token's {info.d_model}-number vector entering the layer ({norm}).<br>"
+            f"2. q = W<sub>Q</sub>·x{bias}: {w.d_head} numbers for the query. k = W<sub>K</sub>·x{bias} and "
+            f"v = W<sub>V</sub>·x{bias} for every token, from key/value head {w.kv_head + 1} (shared by {shares}).<br>"
+            + (
+                "3. Rotate q and each k by their positions (below).<br>"
+                if rotary
+                else "3. Nothing rotates: the position is already in x (below).<br>"
+            )
+            + f"4. Score = q·k, divided by √{w.d_head} = {w.scale:g}; later tokens masked to −∞.<br>"
             f"5. Softmax → weights summing to 1. The largest here: <b>{w.weights[top]:.2f}</b> on "
             f"“{tc.esc(tc.position_label(r, top))}” (position {top})."
         )
         pos = w.query
+        if not rotary:
+            self.rope.setText(
+                "<b>Word order: learned positions.</b> This model does not rotate q and k. Before the first layer, "
+                f"a learned position vector (row {pos} of a table of {info.context_length:,} rows, trained like "
+                "the word embeddings) is added to each token's embedding, so where a token stands is part of its "
+                "vector x from the start, and q·k can depend on both tokens' positions, not only on their distance. "
+                f"The table ends at position {info.context_length - 1:,}: this model cannot read longer texts. "
+                f"q: {_vec(w.q, 3)}, length ‖q‖ = {tc.num(np.linalg.norm(w.q))}."
+            )
+            return self._fill_output(w)
         slow = w.angle(pos)[-1]
         self.rope.setText(
             "<b>Word order: rotary positions (RoPE).</b> No position vector is added. Before the dot product, q and "
@@ -249,6 +267,10 @@ class WalkthroughPanel(Panel):
             f"{slow:.2g} rad; the length stays ‖q‖ = {tc.num(np.linalg.norm(w.q))}. "
             f"q before: {_vec(w.q_pre, 3)}, after: {_vec(w.q, 3)}."
         )
+        self._fill_output(w)
+
+    def _fill_output(self, w: Walkthrough) -> None:
+        info = self.result.model
         self.output.setText(
             f"<b>Output</b> = Σ weight × v: {w.d_head} numbers, length {tc.num(np.linalg.norm(w.output))}. "
             f"First {N_DIMS_SHOWN}: {_vec(w.output, N_DIMS_SHOWN)}. Next, W<sub>O</sub> mixes the {info.n_heads} "

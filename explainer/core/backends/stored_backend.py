@@ -1,0 +1,246 @@
+"""The stored-weights backend: ONNX Runtime computing with the model file's own blocks (``stored_graph``).
+
+The graphs are built once per model (seconds: no torch export) into the cache folder, next to a JSON record of
+their sizes and sha256 and of what the torch model predicts on the probe sequence; a file that does not verify
+is rebuilt. The backend is accepted only after it reproduced those probabilities within ``TOLERANCE`` (the
+float32 path's numbers: 4-bit blocks times float32 activations are the dequantized model, to float rounding);
+the record remembers the ONNX Runtime versions and CPUs where that check passed, so it runs once per both.
+
+It runs on ONNX Runtime's CPU provider (its 4-bit kernels and grouped-query attention with a shared cache are
+CPU kernels here). The key/value cache is one buffer ``[L, 2, 1, Hkv, capacity, hd]`` that the attention
+kernel updates in place; it grows geometrically. Every call binds the result's arrays as outputs (IOBinding):
+attention rows, residuals and the final normed rows land where the engine keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from explainer.core.backends.base import Backend, RowStats, Step
+from explainer.core.backends.memory import release_free_memory
+from explainer.core.backends.onnx_backend import as_dtype
+from explainer.core.errors import UserError
+
+log = logging.getLogger(__name__)
+STORED_FORMAT = 4  # bump when the graphs' inputs, outputs, kernels or files change
+TOLERANCE = 1e-4  # largest probability difference from the torch model on the probe
+CPU = "CPUExecutionProvider"
+STATS_ROWS = 32  # rows per statistics call: ONNX Runtime's temporaries ~40 MB (16 rows: ~25 MB, ~10% slower)
+_STATS = ["lse", "entropy_bits", "next_logp", "top_ids", "top_probs"]
+
+
+@dataclass(frozen=True)
+class StoredCache:
+    buf: np.ndarray  # [L, 2, 1, Hkv, capacity, hd] float32; positions >= length are scratch
+    length: int
+
+
+GRAPHS = ("layers", "unembedding")
+
+
+def graph_paths(identity: str) -> tuple[dict[str, Path], Path]:
+    """Per graph its files (``{name}`` .onnx and ``{name}-data`` constants), and the record, in the cache
+    folder for ``identity``."""
+    from explainer.core.paths import cache_dir
+
+    d = cache_dir() / "onnx"
+    d.mkdir(parents=True, exist_ok=True)
+    stem = f"{identity[:26]}-stored{STORED_FORMAT}"
+    files = {}
+    for g in GRAPHS:
+        files[g], files[f"{g}-data"] = d / f"{stem}-{g}.onnx", d / f"{stem}-{g}.data"
+    return files, d / f"{stem}.json"
+
+
+def cached_graphs(identity: str) -> dict | None:
+    """The record of verified graphs for ``identity`` (``paths``: the graph files), or None."""
+    from explainer.core.paths import sha256_file
+
+    files, meta_path = graph_paths(identity)
+    if not (meta_path.is_file() and all(p.is_file() for p in files.values())):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        for key, p in files.items():
+            if meta["files"][key] != [p.stat().st_size, sha256_file(p)]:
+                log.warning("stored-weights graph %s failed verification; rebuilding", p.name)
+                return None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("stored-weights record %s unreadable (%s); rebuilding", meta_path.name, e)
+        return None
+    if meta.get("identity") != identity:
+        return None
+    return {**meta, "paths": files}
+
+
+def build_graphs(identity: str, cfg, tensors: dict, probe: dict) -> dict:
+    """Write the graphs for ``identity`` (atomically) with their record; ``probe``: ``probe_reference`` of the
+    torch model. Raises ``UnsupportedStorage`` for matrices without a kernel."""
+    from explainer.core.backends.stored_graph import build_layers, build_unembedding, save
+    from explainer.core.paths import atomic_write, sha256_file
+
+    files, meta_path = graph_paths(identity)
+    save(build_layers(cfg, tensors), files["layers"], files["layers-data"])
+    save(build_unembedding(tensors), files["unembedding"], files["unembedding-data"])
+    sums = {key: [p.stat().st_size, sha256_file(p)] for key, p in files.items()}
+    meta = {"identity": identity, "format": STORED_FORMAT, "files": sums, "probe": probe}
+    atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+    return {**meta, "paths": files}
+
+
+def _runtime_key() -> str:
+    """What the probe's outcome depends on besides the graphs: ONNX Runtime's version and the CPU (its kernels
+    differ by instruction set)."""
+    import platform
+
+    import onnxruntime as ort
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), cpu)
+        flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+        cpu += " " + " ".join(sorted(f for f in flags if f.startswith(("avx", "fma", "f16c", "amx"))))
+    except OSError:
+        pass
+    return f"onnxruntime {ort.__version__} | {cpu}"
+
+
+def verified_here(record: dict) -> bool:
+    """True when these graphs already reproduced the probe with this ONNX Runtime on this CPU (the check then
+    need not run at every start: same graphs, same kernels, same numbers)."""
+    return _runtime_key() in record.get("verified", [])
+
+
+def remember_verified(identity: str, record: dict) -> None:
+    from explainer.core.paths import atomic_write
+
+    _, meta_path = graph_paths(identity)
+    meta = {k: v for k, v in record.items() if k != "paths"}
+    meta["verified"] = sorted(set(meta.get("verified", [])) | {_runtime_key()})[-8:]
+    try:
+        atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+    except OSError as e:  # a read-only cache: the check runs again next time
+        log.info("could not note the verification: %s", e)
+
+
+class StoredBackend(Backend):
+    name = "stored"
+
+    def __init__(self, record: dict, cfg, embedding: np.ndarray, threads: int | None = None):
+        import onnxruntime as ort
+
+        from explainer.core.backends.onnx_backend import _session_options
+
+        self.cfg, self.embedding = cfg, embedding  # [V, D]: input embeddings are looked up on the host
+        self.threads = threads or int(os.environ.get("EXPLAINER_ORT_THREADS", "0")) or None
+        import threading
+
+        options = _session_options(ort, self.threads, prepack=True)
+        paths, made = record["paths"], {}
+
+        def unembedding():  # both sessions prepare (pack their kernels) at once: ~0.1-0.2 s of every start
+            try:
+                made["u"] = ort.InferenceSession(str(paths["unembedding"]), options, providers=[CPU])
+            except Exception as e:  # noqa: BLE001 - re-raised below, in the caller's thread
+                made["error"] = e
+
+        helper = threading.Thread(target=unembedding, name="explainer-session")
+        helper.start()
+        try:
+            self.session = ort.InferenceSession(str(paths["layers"]), options, providers=[CPU])
+        finally:
+            helper.join()
+        if "error" in made:
+            raise made["error"]
+        self.unembedding = made["u"]
+        self.provider = CPU
+        self._binding = None
+        self._bound = None  # the cache buffer the binding's past/present point at
+        self._rotary_rows = cfg.context_length
+
+    @property
+    def label(self) -> str:
+        return "stored (ONNX Runtime, weights as stored)"
+
+    def forward(self, ids: np.ndarray, cache: StoredCache | None, attention_dtype=np.float32) -> Step:
+        c, L = self.cfg, self.cfg.n_layers
+        ids = np.asarray(ids, np.int64)
+        P, n = self.cache_length(cache), int(ids.shape[0])
+        S = P + n
+        if S > self._rotary_rows:
+            raise UserError(f"The text is longer than the model's context of {self._rotary_rows} tokens.")
+        buf = cache.buf if cache is not None else None  # a new pass never overwrites a cache still in use
+        if buf is None or buf.shape[4] < S:
+            cap = max(256, -(-int(S * 1.25) // 128) * 128)
+            grown = np.empty((L, 2, 1, c.n_kv_heads, cap, c.d_head), np.float32)
+            if P:
+                grown[..., :P, :] = buf[..., :P, :]
+            buf = grown
+        hidden = np.empty((L + 1, n, c.d_model), np.float32)
+        np.take(self.embedding, ids, axis=0, out=hidden[0])
+        attention = np.empty((L, 1, c.n_heads, n, S), np.float32)
+        final = np.empty((n, c.d_model), np.float32)
+        b = self._bind_cache(buf)
+        b.bind_input("x", "cpu", 0, np.float32, [n, c.d_model], hidden[0].ctypes.data)
+        b.bind_cpu_input("seqlens_k", np.array([S - 1], np.int32))
+        b.bind_cpu_input("total_seq", np.array(S, np.int32))
+        for li in range(L):
+            b.bind_output(f"attention_{li}", "cpu", 0, np.float32, [1, c.n_heads, n, S], attention[li].ctypes.data)
+            b.bind_output(f"hidden_{li + 1}", "cpu", 0, np.float32, [n, c.d_model], hidden[li + 1].ctypes.data)
+        b.bind_output("final_normed", "cpu", 0, np.float32, [n, c.d_model], final.ctypes.data)
+        self.session.run_with_iobinding(b)
+        return Step(hidden, final, as_dtype(attention[:, 0], attention_dtype), StoredCache(buf, S))
+
+    def _bind_cache(self, buf: np.ndarray):
+        """The IOBinding with every layer's past and present bound to ``buf`` (rebound only when it changes)."""
+        if self._binding is None or self._bound is not buf:
+            c = self.cfg
+            self._binding, self._bound = self.session.io_binding(), buf
+            shape = [1, c.n_kv_heads, buf.shape[4], c.d_head]
+            for li in range(c.n_layers):
+                for j, part in enumerate(("key", "value")):
+                    ptr = buf[li, j].ctypes.data
+                    self._binding.bind_input(f"past_{part}_{li}", "cpu", 0, np.float32, shape, ptr)
+                    self._binding.bind_output(f"present_{part}_{li}", "cpu", 0, np.float32, shape, ptr)
+        return self._binding
+
+    def probabilities(self, normed: np.ndarray) -> np.ndarray:
+        """``[n, V]`` next-token probabilities (every id is in the top V)."""
+        V = self.embedding.shape[0]
+        st = self.row_stats(normed, np.full(len(normed), -1), V)
+        p = np.empty((len(normed), V), np.float64)
+        np.put_along_axis(p, st.top_ids, st.top_probs.astype(np.float64), axis=-1)
+        return p
+
+    def row_stats(self, normed: np.ndarray, next_ids: np.ndarray, k: int) -> RowStats:
+        """The next-token statistics of ``normed [n, D]`` (``next_ids`` -1: no next token), in calls of
+        ``STATS_ROWS`` rows, half as many for long texts (whose results already hold most of the memory)."""
+        n = len(normed)
+        out = RowStats.empty(n, k)
+        kk = np.array([k], np.int64)
+        rows = STATS_ROWS if n <= 256 else STATS_ROWS // 2
+        for a in range(0, n, rows):
+            b = min(n, a + rows)
+            nxt = np.asarray(next_ids[a:b], np.int64)
+            feed = {"normed": np.ascontiguousarray(normed[a:b], np.float32), "next_ids": np.maximum(nxt, 0), "k": kk}
+            lse, ent, nlp, top_ids, top_p = self.unembedding.run(_STATS, feed)
+            out.lse[a:b], out.entropy_bits[a:b] = lse[:, 0], ent[:, 0]
+            out.top_ids[a:b], out.top_probs[a:b] = top_ids, top_p
+            out.next_logp[a:b] = np.where(nxt >= 0, nlp[:, 0], np.nan)
+            if rows < STATS_ROWS:  # a long text: hand each call's temporaries back (they fragment the heap)
+                release_free_memory()
+        return out
+
+    def cache_length(self, cache: StoredCache | None) -> int:
+        return 0 if cache is None else cache.length
+
+    def truncate(self, cache: StoredCache, n: int) -> StoredCache:
+        return StoredCache(cache.buf, min(n, cache.length))

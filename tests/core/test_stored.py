@@ -1,0 +1,172 @@
+"""The stored-weights backend on tiny models: blocks decoded exactly, kernels exact to float rounding, the whole
+model equal to torch (a Q4_1/Q8_0 GGUF and an in-memory float32 model), incremental updates exact, caching,
+and fallbacks with a notice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explainer.core import stored
+from explainer.core.engine import TINY_CONFIG, Engine
+from explainer.core.llama import random_weights
+
+from .test_backends import TEXTS, assert_probabilities_close, tiny_engine
+from .test_incremental import run_sequence
+
+gguf = pytest.importorskip("gguf")
+pytest.importorskip("onnxruntime")
+STORED_TOL = 1e-4  # probabilities: the float32 path's numbers to float rounding
+
+
+def _quantized(kind: str, shape=(48, 96), seed=0):
+    w = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    qtype = gguf.GGMLQuantizationType[kind]
+    data = gguf.quants.quantize(w, qtype)
+    return stored.StoredMatrix(kind.lower(), data), gguf.quants.dequantize(data, qtype).reshape(shape)
+
+
+@pytest.mark.parametrize("kind", ["Q4_0", "Q4_1", "Q8_0"])
+def test_blocks_decode_exactly_as_gguf_py(kind):
+    m, ref = _quantized(kind)
+    assert m.shape == ref.shape
+    np.testing.assert_array_equal(m.dequantize(), ref)
+    order = np.random.default_rng(1).permutation(ref.shape[0])
+    np.testing.assert_array_equal(m.permuted(order).dequantize(), ref[order])
+
+
+@pytest.mark.parametrize("kind", ["Q4_0", "Q4_1", "Q8_0", "F32"])
+def test_stored_kernel_equals_the_float32_product(kind):
+    import onnxruntime as ort
+    from onnx import TensorProto
+
+    from explainer.core.backends.stored_graph import Graph, Sym, linear
+
+    if kind == "F32":
+        w = np.random.default_rng(0).standard_normal((48, 96)).astype(np.float32)
+        m, ref = stored.from_array(w), w
+    else:
+        m, ref = _quantized(kind)
+    g = Graph()
+    x = Sym(g, g.input("x", TensorProto.FLOAT, ["n", 96]))
+    g.expose(linear(g, x, [m, m.permuted(np.arange(47, -1, -1))]).name, "y", TensorProto.FLOAT, ["n", 96])
+    sess = ort.InferenceSession(g.model("t").SerializeToString(), providers=["CPUExecutionProvider"])
+    xs = np.random.default_rng(2).standard_normal((5, 96)).astype(np.float32)
+    got = sess.run(None, {"x": xs})[0]
+    w = np.concatenate([ref, ref[::-1]]).astype(np.float64)
+    exact = xs.astype(np.float64) @ w.T
+    # the textbook bound of a float32 dot product of length K (twice: the Q8_0 kernel sums two halves)
+    bound = 2 * 96 * np.finfo(np.float32).eps * (np.abs(xs).astype(np.float64) @ np.abs(w).T)
+    assert (np.abs(got - exact) <= bound).all()
+    assert np.abs(got - exact).max() < 1e-4
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory, bundled_gguf, module_cache_folder):
+    from tests.gguf_factory import write_tiny_llama
+
+    path = tmp_path_factory.mktemp("stored") / "tiny-q4.gguf"
+    return write_tiny_llama(path, TINY_CONFIG, random_weights(TINY_CONFIG, 5), bundled_gguf, "llama", "Q4_1", "Q8_0")
+
+
+@pytest.fixture(scope="module")
+def stored_q4(tiny_gguf):
+    eng = Engine(tiny_gguf, device="cpu", backend="stored")
+    assert eng.backend == "stored", eng.notice
+    return eng
+
+
+@pytest.fixture(scope="module")
+def torch_q4(tiny_gguf):
+    return Engine(tiny_gguf, device="cpu", backend="torch")
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_q4_model_equals_torch(stored_q4, torch_q4, text):
+    a, b = stored_q4.analyze(text, incremental=False), torch_q4.analyze(text, incremental=False)
+    assert a.backend == "stored" and b.backend == "torch"
+    assert_probabilities_close(a, b, STORED_TOL)
+    assert (a.top_ids[:, :3] == b.top_ids[:, :3]).all()
+
+
+def test_q4_incremental_equals_full_recompute(stored_q4):
+    steps = [("append_char", c) for c in " and the dog"] + [("backspace", 3), ("insert", 0.3, "big "), ("empty",)]
+    run_sequence(stored_q4, TEXTS[1], steps)
+
+
+def test_long_text_grows_the_cache_and_runs_in_chunks(stored_q4, torch_q4):
+    text = "The river bank was quiet in the early morning. " * 40  # > 256 tokens: cache growth and float16 rows
+    a = stored_q4.analyze(text, incremental=False, max_tokens=600)
+    b = torch_q4.analyze(text, incremental=False, max_tokens=600)
+    assert a.n_tokens > 300
+    assert_probabilities_close(a, b, STORED_TOL * 5)
+
+
+def test_in_memory_float32_model_runs_stored():
+    a, b = tiny_engine("stored"), tiny_engine("torch")
+    assert a.backend == "stored", a.notice
+    assert_probabilities_close(a.analyze(TEXTS[0]), b.analyze(TEXTS[0]), STORED_TOL)
+
+
+def test_graphs_are_cached_and_a_damaged_one_is_rebuilt(stored_q4, tiny_gguf, monkeypatch):
+    from explainer.core.backends import stored_backend as sb
+
+    record = sb.cached_graphs(stored_q4._backends.identity)
+    assert record is not None and record["probe"]["top_ids"]
+    monkeypatch.setattr(sb, "build_graphs", lambda *a, **k: pytest.fail("built again"))
+    assert Engine(tiny_gguf, device="cpu", backend="stored").backend == "stored"
+    monkeypatch.undo()
+    path = record["paths"]["layers-data"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\x00" * 64
+    path.write_bytes(bytes(data))
+    assert sb.cached_graphs(stored_q4._backends.identity) is None
+    eng = Engine(tiny_gguf, device="cpu", backend="stored")
+    assert eng.backend == "stored" and sb.cached_graphs(eng._backends.identity) is not None
+
+
+def test_the_probe_runs_once_per_runtime_and_cpu(stored_q4, tiny_gguf, monkeypatch):
+    import explainer.core.backends.select as select
+    from explainer.core.backends import stored_backend as sb
+
+    assert sb.verified_here(sb.cached_graphs(stored_q4._backends.identity))
+
+    def refuse(*a, **k):
+        raise RuntimeError("checked again")
+
+    monkeypatch.setattr(select, "check_agreement", refuse)
+    assert Engine(tiny_gguf, device="cpu", backend="stored").backend == "stored"
+    monkeypatch.setattr(sb, "_runtime_key", lambda: "onnxruntime 0.0 | another CPU")
+    assert not sb.verified_here(sb.cached_graphs(stored_q4._backends.identity))
+    eng = Engine(tiny_gguf, device="cpu", backend="stored")  # the check runs (and fails here)
+    assert eng.backend == "torch" and "checked again" in eng.notice
+
+
+def test_disagreeing_stored_backend_falls_back_to_torch(stored_q4, tiny_gguf, monkeypatch):
+    from explainer.core.backends import stored_backend as sb
+
+    monkeypatch.setattr(sb, "TOLERANCE", -1.0)
+    monkeypatch.setattr(sb, "_runtime_key", lambda: "onnxruntime 0.0 | a CPU where it never ran")
+    eng = Engine(tiny_gguf, device="cpu", backend="stored")
+    assert eng.backend == "torch" and "stored-weights" in eng.notice and "differs from torch" in eng.notice
+    assert eng.analyze("still works").backend == "torch"
+
+
+def test_auto_picks_stored_for_a_model_file(stored_q4, tiny_gguf):
+    assert Engine(tiny_gguf, device="cpu", backend="auto").backend == "stored"
+
+
+def test_unsupported_storage_is_one_sentence_and_auto_stays_quiet(tmp_path, bundled_gguf, monkeypatch):
+    from tests.gguf_factory import write_tiny_llama
+
+    monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path / "cache"))
+    path = write_tiny_llama(
+        tmp_path / "q5.gguf", TINY_CONFIG, random_weights(TINY_CONFIG, 6), bundled_gguf, "llama", "Q5_0"
+    )
+    eng = Engine(path, device="cpu", backend="stored")
+    assert eng.backend == "torch"
+    assert "stored-weights backend is not available" in eng.notice and "Q5_0" in eng.notice
+    assert "\n" not in eng.notice
+    auto = Engine(path, device="cpu", backend="auto")
+    assert auto.backend == "torch" and auto.notice is None
+    auto.close()
