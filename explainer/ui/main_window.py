@@ -218,7 +218,10 @@ class MainWindow(QMainWindow):
             and r.text == text
             and (r.start_token, r.specials_parsed) == (settings.start_token, settings.parse_specials)
         )
-        self._pending_view = None if ready else (text, fields)
+        # the view, hero and focus are shown at once; a user who changes them before the text is analysed keeps
+        # the change (only what needs the tokens is applied again)
+        again = {k: v for k, v in fields.items() if k not in ("view", "hero", "focus")}
+        self._pending_view = None if ready else (text, again)
 
     def apply_view_layout(self) -> None:
         """Show the live panel that has the room: presenter mode's hero, else the focused panel, else all four."""

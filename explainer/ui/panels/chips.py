@@ -312,21 +312,27 @@ class HeatLegend(QWidget):
         self.setFont(f)
         self.setToolTip("Surprisal = −log₂ p: 1 bit is a coin flip's worth of surprise; 10 bits ≈ 1 in 1000.")
 
-    def _labels(self) -> tuple[str, str]:
-        return "expected (0 bits)", f"surprising ({self.max_bits:g}+ bits)"
+    def labels(self, width: float | None = None) -> tuple[str, str]:
+        """The end labels: in words where ``width`` has room for them beside a bar, else the bare numbers (never
+        cut); ``None``: the words."""
+        words = "expected (0 bits)", f"surprising ({self.max_bits:g}+ bits)"
+        if width is None or width >= self._needed(words, 60):
+            return words
+        return "0 bits", f"{self.max_bits:g}+ bits"
 
-    def _label_widths(self) -> tuple[float, float]:
+    def _label_widths(self, labels: tuple[str, str]) -> tuple[float, float]:
         fm = QFontMetricsF(self.font())
-        return tuple(fm.horizontalAdvance(s) + 6 for s in self._labels())
+        return tuple(fm.horizontalAdvance(s) + 6 for s in labels)
+
+    def _needed(self, labels: tuple[str, str], bar: int) -> int:
+        return math.ceil(sum(self._label_widths(labels)) + bar)
 
     def sizeHint(self) -> QSize:
-        lw, rw = self._label_widths()
-        return QSize(math.ceil(lw + rw + 80), int(QFontMetricsF(self.font()).height() + 14))
+        return QSize(self._needed(self.labels(), 80), int(QFontMetricsF(self.font()).height() + 14))
 
     def minimumSizeHint(self) -> QSize:
-        """Both labels whole beside a short bar (the fonts grow in presenter mode: measured, not fixed)."""
-        lw, rw = self._label_widths()
-        return QSize(math.ceil(lw + rw + 24), int(QFontMetricsF(self.font()).height() + 8))
+        """The numbers whole beside a short bar (the fonts grow in presenter mode: measured, not fixed)."""
+        return QSize(self._needed(self.labels(0), 24), int(QFontMetricsF(self.font()).height() + 8))
 
     def changeEvent(self, event) -> None:
         super().changeEvent(event)
@@ -336,8 +342,8 @@ class HeatLegend(QWidget):
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         fm = QFontMetricsF(self.font())
-        left_label, right_label = self._labels()
-        lw, rw = self._label_widths()
+        left_label, right_label = self.labels(self.width())
+        lw, rw = self._label_widths((left_label, right_label))
         bar = QRectF(lw, 3, max(20.0, self.width() - lw - rw), self.height() - 6)
         n = 32
         for k in range(n):
