@@ -1,6 +1,6 @@
 """File dialogs that start in the folder used last, not in the folder the app was started from.
 
-Each kind of file ("model", "scene", "export", "screenshot") remembers its own folder in the window's QSettings
+Each kind of file ("model", "model folder", "scene", "export", "screenshot") remembers its own folder in the window's QSettings
 (``folders/<kind>``); a kind not used yet starts in the folder used last for any kind, else in ``fallback`` (the
 lecture scenes' folder for "Open scene"), else in the user's documents folder. A folder that no longer exists is
 skipped.
@@ -42,6 +42,14 @@ def remember(kind: str, path: str | Path) -> None:
 def open_file(parent, kind: str, caption: str, filters: str, fallback: str | Path | None = None) -> str:
     """A file to open ("" when cancelled)."""
     path, _ = QFileDialog.getOpenFileName(parent, caption, start_folder(kind, fallback), filters)
+    if path:
+        remember(kind, path)
+    return path
+
+
+def open_folder(parent, kind: str, caption: str) -> str:
+    """A folder to open ("" when cancelled); the next dialog for ``kind`` starts beside it, where its siblings are."""
+    path = QFileDialog.getExistingDirectory(parent, caption, start_folder(kind))
     if path:
         remember(kind, path)
     return path

@@ -152,6 +152,26 @@ def _recording_dialogs(monkeypatch, answers):
     return started
 
 
+def test_open_model_folder_starts_where_the_last_model_folder_was(window, tmp_path, monkeypatch):
+    w = window
+    models = tmp_path / "models"
+    (models / "tiny-gpt2").mkdir(parents=True)
+    (models / "tiny-llama").mkdir()
+    started, opened = [], []
+    answers = [str(models / "tiny-gpt2"), str(models / "tiny-llama")]
+
+    def answer(_parent, _caption, start, *a, **k):
+        started.append(start)
+        return answers.pop(0)
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(answer))
+    monkeypatch.setattr(w, "open_model", opened.append)
+    w.models_menu.folder_action.trigger()
+    w.models_menu.folder_action.trigger()
+    assert opened == [str(models / "tiny-gpt2"), str(models / "tiny-llama")]
+    assert started[1] == str(models)  # beside the folder opened last, not the launch folder
+
+
 def test_save_scene_asks_for_title_and_note_and_remembers_the_folder(qtbot, window, wait_result, tmp_path, monkeypatch):
     w = window
     w.scenes.open_lecture(1)
