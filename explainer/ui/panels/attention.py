@@ -197,7 +197,7 @@ class AttentionPanel(Panel):
         self.layer = min(self.layer, n_layers - 1)
         self.head = min(self.head, n_heads - 1)
         self._sync_controls()
-        self._labels = ["(start)" if t.added else t.display for t in r.tokens]
+        self._labels = [t.label for t in r.tokens]  # the start token as every panel names it (⟨start⟩)
         self._update_head()
 
     def highlight_token(self, position: int) -> None:
@@ -397,15 +397,24 @@ class AttentionPanel(Panel):
             self.set_measure(state["grid"])
 
     def export_data(self) -> dict:
-        labels = [t.display for t in self.result.tokens] if self.result is not None else []
+        """The matrix shown (rows: queries, columns: keys), the tokens by their label as on screen and by their own
+        text (the start token: its special token's text)."""
+        tokens = self.result.tokens if self.result is not None else []
+        labels = [t.label for t in tokens]
         return {
             "matrix": np.asarray(self.current_matrix()),
             "row_labels": labels,
             "col_labels": labels,
+            "token_texts": [t.text for t in tokens],
+            "token_ids": [int(t.id) for t in tokens],
             "layer": self.layer + 1,
             "head": "average" if self.average else self.head + 1,
             "first_token_hidden": self.hide_first,
         }
+
+    def export_plot(self) -> QWidget:
+        """The picture alone: the heatmap (with its head grid) or, on the Lines tab, all the lines."""
+        return self.lines if self.tabs.currentIndex() == 1 else self.heatmap
 
     def caption_extra(self) -> str:
         what = f"attention, layer {self.layer + 1}, " + (

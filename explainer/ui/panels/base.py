@@ -212,7 +212,8 @@ class Panel(QWidget):
             "rows": [
                 {
                     "position": i,
-                    "token": t.display,
+                    "token_text": t.text,  # the token's own text
+                    "token_label": t.label,  # as the panels show it (· for a space, ⟨start⟩)
                     "id": int(t.id),
                     "start": t.start,
                     "end": t.end,
