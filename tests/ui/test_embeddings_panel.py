@@ -101,6 +101,12 @@ def test_same_token_context_moves_apart(panel):
     assert np.linalg.norm(c[banks[0]] - c[banks[1]]) > 1e-3
 
 
+def test_the_map_names_tokens_as_every_panel_does(panel):
+    r = panel.result
+    assert r.tokens[0].added and panel.map.texts[0] == "⟨start⟩"  # not its special token's text
+    assert panel.map.texts == [t.label for t in r.tokens]
+
+
 def test_click_and_hover_points(panel, qtbot):
     panel.set_layer(0)
     m = panel.map

@@ -164,3 +164,39 @@ def test_caret_positions_count_characters_not_utf16_units(demo):
     assert caret_token(r, 0) == 0  # the start token: what the model expects first
     after_emoji = caret_token(r, text.index(" b"))
     assert r.tokens[after_emoji].end == text.index(" b")  # the last token of the emoji
+
+
+def test_a_sampling_scene_shows_its_next_sample_and_ctrl_g_draws_it(qtbot, window, wait_result):
+    """The close-call scene sets a seed: under the bars the panel names the token that Sample (Ctrl+G) draws next,
+    with the settings as they are now; Ctrl+G draws that token, and the next draw is shown after Ctrl+Z."""
+    import re
+
+    from explainer.core import sampling
+    from explainer.ui.scenes_ui import find_scene
+
+    w = window
+    w.scenes.open_lecture(find_scene("close", w.scenes.lecture)[0])
+    text = w.scenes.current.text
+    wait_result(w, text)
+    nt = w.next_token
+
+    def shown() -> str:
+        return re.sub(r"<[^>]+>", "", nt.footer.text())
+
+    assert nt.seed == w.scenes.current.panels["next_token"]["seed"] and nt.draws == 0
+    for t in (0.3, 1.0, 1.9):  # the shown choice follows the temperature
+        nt.temperature.setValue(t)
+        want = sampling.draw(nt.sampled_distribution(), nt.seed, 0)
+        assert nt.next_sample() == want
+        assert f"Next sample (Ctrl+G): “{nt.candidate_label(want)}”, draw 1 of seed {nt.seed}" in shown()
+    upcoming = nt.next_sample()
+    piece = w.controller.tokenizer.token_bytes(upcoming).decode("utf-8", "replace")
+    w.flow.sample_action.trigger()
+    assert nt.draws == 1 and f"Sampled “{nt.candidate_label(upcoming)}”" in w.statusBar().currentMessage()
+    if w.editor.toPlainText() != text:  # a whole token: the text goes on with it, one undo step
+        assert w.editor.toPlainText() == text + piece
+        w.flow.undo_action.trigger()
+        assert w.editor.toPlainText() == text
+    wait_result(w, text)
+    assert nt.next_sample() == sampling.draw(nt.sampled_distribution(), nt.seed, 1)
+    assert "draw 2 of seed" in shown()

@@ -152,7 +152,7 @@ class EmbeddingsPanel(Panel):
             )
         self._coords = axes.project(r.hidden[self.layer])
         self.map.set_points(
-            self._coords, [t.display for t in r.tokens], r.ids, np.array([t.special for t in r.tokens], bool)
+            self._coords, [t.label for t in r.tokens], r.ids, np.array([t.special for t in r.tokens], bool)
         )
         self.map.set_selected(self.selected_position)
         self.map.set_hovered(self.hovered_position)
@@ -215,7 +215,7 @@ class EmbeddingsPanel(Panel):
         nn = nearest_neighbours(self.projector.embedding_table, int(r.ids[pos]), k=8)
         items = [f"{_esc(label(i) or str(i))} ({c:.2f})" for i, c in nn]
         self.neighbours.setText(
-            f"Nearest to <b>{_esc(r.tokens[pos].display)}</b> in the input-embedding "
+            f"Nearest to <b>{_esc(r.tokens[pos].label)}</b> in the input-embedding "
             "table (cosine similarity, all 576 dimensions): " + ", ".join(items)
         )
 

@@ -7,6 +7,8 @@ top-k and top-p (``core.sampling``), renormalised. Click a row, or move to it wi
 or Space, to choose that token (``candidateChosen``; the window continues the text with it). "Sample"
 (``sampleRequested``) asks the window to draw one: ``sample_token`` draws from the sampling distribution with the
 panel's seed (``core.sampling.draw``), so a scene that records its seed shows the same sampled choices every time.
+Once there is a seed, the footer names the token the next draw gives with the settings as they are (``next_sample``):
+moving the temperature visibly changes the sampled choice.
 """
 
 from __future__ import annotations
@@ -261,6 +263,13 @@ class NextTokenPanel(Panel):
             f"The {len(raw)} bars hold {100 * shown:.1f} % of the model's probability; the other "
             f"{r.model.vocab_size - len(raw):,} tokens share {100 * max(0.0, 1 - shown):.1f} %."
         ]
+        upcoming = self.next_sample()
+        if upcoming is not None:
+            lines.insert(
+                0,
+                f"<span style='color:{SAMPLE_COLOUR}'>■</span> Next sample (Ctrl+G): “<b>"
+                f"{html.escape(self._label(upcoming))}</b>”, draw {self.draws + 1} of seed {self.seed}.",
+            )
         if actual is not None:
             p_act = float(r.token_prob[pos + 1])
             rank = sampling.rank_of(self._full_logits(pos), actual)  # softmax keeps the order of the logits
@@ -289,6 +298,15 @@ class NextTokenPanel(Panel):
     def set_seed(self, seed: int | None) -> None:
         """Start the sampled choices again from draw 0 of ``seed`` (None: a fresh seed on the next draw)."""
         self.seed, self.draws = seed, 0
+        self._redraw_bars()
+
+    def next_sample(self) -> int | None:
+        """The token the next ``sample_token`` draws with the settings as they are now (None without a seed or a
+        result): shown under the bars, so a change of temperature visibly changes the sampled choice."""
+        r = self.result
+        if self.seed is None or r is None or r.n_tokens == 0:
+            return None
+        return sampling.draw(self.sampled_distribution(), self.seed, self.draws)
 
     def sample_token(self) -> int | None:
         """Draw the next token from the sampling distribution at the shown position (temperature, top-k, top-p
@@ -300,8 +318,9 @@ class NextTokenPanel(Panel):
             import secrets
 
             self.seed = secrets.randbelow(1 << 31)
-        token = sampling.draw(self.sampled_distribution(), self.seed, self.draws)
+        token = self.next_sample()
         self.draws += 1
+        self._redraw_bars()  # the next draw's choice
         return token
 
     # --- scenes and export -----------------------------------------------------------------------------------
