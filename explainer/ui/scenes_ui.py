@@ -101,6 +101,8 @@ class SceneMenu(QObject):
         self.scene_dialog: SceneDialog | None = None
         window.presenter.next_scene = lambda: self.step(1)
         window.presenter.previous_scene = lambda: self.step(-1)
+        self._reveal_end_of: str | None = None  # a scene's text whose end the editor shows once it is analysed
+        window.resultShown.connect(self._on_window_result_shown)
 
     def add_menu_actions(self, menu: QMenu, before=None) -> None:
         """Open scene…, Save scene…, Lecture scenes ▸ (inserted before ``before``)."""
@@ -159,6 +161,8 @@ class SceneMenu(QObject):
         self.current = scene
         set_text_and_settings(w, scene.text, parse_specials=scene.parse_specials, start_token=scene.start_token)
         w.teach.skip_cursor_word()
+        self._reveal_end_of = scene.text  # the point of a scene is at its end (where the prediction is)
+        w.editor.ensureCursorVisible()
         state = window_state.from_scene(scene)
         if scene.view and "view" not in window_state.view_fields(state):
             log.info("scene %r names an unknown view %r", scene.title, scene.view)
@@ -166,6 +170,15 @@ class SceneMenu(QObject):
         w.presenter.set_caption(scene.title, scene.note)
         msg = scene.title + (f" — {scene.note}" if scene.note else "")
         w.statusBar().showMessage(msg, 20000)
+
+    def _on_window_result_shown(self, result) -> None:
+        """The editor has its size by now (a scene opened at start-up came before the window had one): a long
+        scene text shows its end, with the caret, unless the user has moved the caret since."""
+        if self._reveal_end_of is None or result.text != self._reveal_end_of:
+            return
+        self._reveal_end_of = None
+        if self.main.editor.textCursor().atEnd():
+            self.main.editor.ensureCursorVisible()
 
     # --- files ------------------------------------------------------------------------------------------------------
     def open_path(self, path) -> bool:

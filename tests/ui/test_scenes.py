@@ -190,3 +190,24 @@ def test_app_start_options_fail_with_a_sentence(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["--demo", "--view", "no such view", "--screenshot", shot]) == 2
     assert "no view called" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1600, 1000)])
+def test_the_chat_scene_shows_where_the_assistant_answers(qtbot, make_main_window, wait_result, size):
+    """The ChatML text is longer than the editor: its end (the final <|im_start|>assistant, the scene's point)
+    is in view, with the caret there, so the prediction is the assistant's first token."""
+    w = make_main_window(text="Hello", size=size)
+    wait_result(w, "Hello")
+    w.hide()  # as at start-up (explainer --scene 5): the scene comes before the window has its size
+    w.editor.resize(200, 20)
+    w.scenes.open_lecture(find_scene("chat", w.scenes.lecture)[0])
+    w.show()
+    text = w.scenes.current.text
+    wait_result(w, text)
+    qtbot.wait(50)
+    e = w.editor
+    bar = e.verticalScrollBar()
+    assert bar.maximum() > 0  # the text does not fit: the test means something
+    assert e.textCursor().atEnd() and bar.value() == bar.maximum()
+    assert 0 <= e.cursorRect().top() and e.cursorRect().bottom() <= e.viewport().height()
+    assert w.next_token.position == w.result.n_tokens - 1
