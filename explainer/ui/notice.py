@@ -68,7 +68,9 @@ class StatusNotices(QObject):
         super().__init__(window)
         self.caption, self.active = caption, active
         self.overlay = NoticeOverlay(window, caption)
-        window.statusBar().messageChanged.connect(self._on_message_changed)
+        self.status = window.statusBar()
+        self.status.messageChanged.connect(self._on_message_changed)
+        self.overlay.timer.timeout.connect(self._on_overlay_timeout)
 
     def _on_message_changed(self, text: str) -> None:
         if not text or not self.active():
@@ -77,6 +79,12 @@ class StatusNotices(QObject):
         if self.caption.isVisible() and title and text.startswith(title):
             return  # the caption already says it
         self.overlay.show_notice(text)
+
+    def _on_overlay_timeout(self) -> None:
+        """The notice is gone: so is the message of the hidden status bar, so that the same message again (the last
+        scene's "next" pressed twice) shows again."""
+        if self.active():
+            self.status.clearMessage()
 
     def hide(self) -> None:
         self.overlay.timer.stop()

@@ -190,3 +190,32 @@ def test_the_editor_shows_whole_lines_in_presenter_mode(qtbot, window, wait_resu
     wait_result(w, w.scenes.current.text)
     qtbot.wait(50)
     assert line <= w.editor.viewport().height() < 2.6 * line
+
+
+def test_notices_show_over_the_window_in_presenter_mode(qtbot, window, wait_result):
+    """The status bar is hidden in presenter mode: its messages ("That was the last scene.") show as a notice over
+    the window, above the caption, for a few seconds; not twice when the caption already says it, not outside."""
+    from explainer.ui.notice import duration_ms
+
+    w = window
+    w.resize(1600, 1000)
+    w.presenter.enter()
+    overlay = w.presenter.notices.overlay
+    w.scenes.open_lecture(len(w.scenes.lecture) - 1)
+    assert not overlay.isVisible()  # the scene's title and note are in the caption already
+    w.scenes.step(1)
+    assert not w.statusBar().isVisible() and overlay.isVisible()
+    assert overlay.text() == "That was the last scene."
+    caption = w.presenter.caption
+    assert caption.isVisible() and overlay.geometry().bottom() < caption.mapTo(w, caption.rect().topLeft()).y()
+    assert w.rect().contains(overlay.geometry())
+    assert overlay.timer.isActive() and overlay.timer.remainingTime() <= 1.1 * duration_ms(
+        overlay.text()
+    )  # coarse timer
+    qtbot.waitUntil(lambda: not overlay.isVisible(), timeout=duration_ms(overlay.text()) + 2000)
+    w.scenes.step(1)
+    assert overlay.isVisible()
+    w.presenter.leave()
+    assert not overlay.isVisible()  # the status bar is back: it says it there
+    w.scenes.step(1)
+    assert not overlay.isVisible() and w.statusBar().currentMessage() == "That was the last scene."
