@@ -219,3 +219,29 @@ def test_notices_show_over_the_window_in_presenter_mode(qtbot, window, wait_resu
     assert not overlay.isVisible()  # the status bar is back: it says it there
     w.scenes.step(1)
     assert not overlay.isVisible() and w.statusBar().currentMessage() == "That was the last scene."
+
+
+@pytest.mark.parametrize("size,presenting", [((1920, 1080), False), ((1920, 1080), True), ((1280, 720), True)])
+def test_the_token_counts_and_the_legend_are_whole(qtbot, make_main_window, wait_result, size, presenting):
+    """The tokens panel's count line ("… tokens (+ start) · … characters · … characters/token") and the surprisal
+    legend's labels show whole, in the window and in presenter mode (larger fonts) at projector sizes."""
+    from PySide6.QtGui import QFontMetrics
+
+    text = "In 1923, researchers found 12,345 specimens of Drosophila melanogaster near the old river bank."
+    w = make_main_window(text=text, size=size)
+    wait_result(w, text)
+    w.presenter.fullscreen = False
+    w.tokens.set_heat(True)
+    if presenting:
+        w.presenter.enter()
+        w.view.set_hero("tokens")
+    qtbot.wait(50)
+    counts, legend = w.tokens.counts, w.tokens.legend
+    assert counts.isVisibleTo(w) and legend.isVisibleTo(w)
+    full = counts.full_text()
+    assert full.startswith(f"{w.result.n_tokens - 1} tokens (+ start)")
+    m = counts.contentsMargins()
+    assert counts.width() >= QFontMetrics(counts.font()).horizontalAdvance(full) + m.left() + m.right(), full
+    left, right = legend.labels(legend.width())
+    assert right == "surprising (16+ bits)"  # the words, where there is this much room
+    assert legend.width() >= legend.sizeHint().width() - 80 + 60
