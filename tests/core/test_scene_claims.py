@@ -96,8 +96,8 @@ def test_bank_scene_points_separate_and_sit_by_their_context(real_engine):
     r = _analyze(real_engine, scene)
     a, b = scene.panels["embeddings"]["highlight"]
     assert r.tokens[a].display == r.tokens[b].display == "·bank"
-    river = next(i for i, t in enumerate(r.tokens) if t.display == "·river")
-    money = next(i for i, t in enumerate(r.tokens) if t.display == "·money")
+    river, money = scene.panels["embeddings"]["labelled"]  # labelled on the map, as the note names them
+    assert (r.tokens[river].display, r.tokens[money].display) == ("·river", "·money")
     projector = Projector(real_engine)
 
     def on_map(layer):  # coordinates as a fraction of the map (the panel stretches the map to fill the plot)
