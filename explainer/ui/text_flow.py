@@ -184,8 +184,8 @@ class TextFlow(QObject):
             return self._refuse("The text changed since this prediction; choose again once it is updated.")
         self.view.set_selected(-1)  # the prediction follows the caret: after the new token
         cursor = QTextCursor(self.editor.document())
+        cursor.setPosition(utf16_index(text, cut))  # before the block: Ctrl+Z puts the caret back here
         cursor.beginEditBlock()
-        cursor.setPosition(utf16_index(text, cut))
         cursor.movePosition(QTextCursor.End, QTextCursor.KeepAnchor)
         cursor.insertText(t.text)
         cursor.endEditBlock()

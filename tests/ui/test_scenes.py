@@ -211,3 +211,31 @@ def test_the_chat_scene_shows_where_the_assistant_answers(qtbot, make_main_windo
     assert e.textCursor().atEnd() and bar.value() == bar.maximum()
     assert 0 <= e.cursorRect().top() and e.cursorRect().bottom() <= e.viewport().height()
     assert w.next_token.position == w.result.n_tokens - 1
+
+
+@pytest.mark.slow
+def test_the_close_call_scene_flips_on_the_real_model(qtbot, make_main_window, wait_result):
+    """As the note says: Ctrl+G samples "Canberra", Ctrl+Z and Ctrl+G again sample "Sydney"; the panel names each
+    choice before it is drawn."""
+    import re
+
+    from explainer.runtime.controller import engine_factory
+
+    w = make_main_window(engine_factory(None, device="cpu"), text="Hello", size=(1600, 1000))
+    wait_result(w, "Hello", timeout=300000)
+    w.scenes.open_lecture(find_scene("close", w.scenes.lecture)[0])
+    text = w.scenes.current.text
+    wait_result(w, text, timeout=60000)
+    nt = w.next_token
+
+    def upcoming() -> str:
+        return re.search(r"Next sample \(Ctrl\+G\): “([^”]+)”", re.sub(r"<[^>]+>", "", nt.footer.text())).group(1)
+
+    assert upcoming() == "·Canberra"
+    w.flow.sample_action.trigger()
+    assert w.editor.toPlainText() == text + " Canberra"
+    w.flow.undo_action.trigger()
+    wait_result(w, text, timeout=60000)
+    assert upcoming() == "·Sydney"
+    w.flow.sample_action.trigger()
+    assert w.editor.toPlainText() == text + " Sydney"

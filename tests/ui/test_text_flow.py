@@ -77,6 +77,20 @@ def test_undo_takes_back_the_candidate_wherever_the_focus_is(qtbot, window, wait
     assert w.editor.toPlainText() == "How many r's are" + piece
 
 
+def test_after_undo_the_caret_is_after_the_text_given_back(qtbot, window, wait_result):
+    w = window
+    are = position_of(w, "·are")
+    w.tokens.view.chipClicked.emit(are)
+    row, _piece = plain_row(w)
+    choose_with_keys(qtbot, w, row)
+    w.flow.undo_action.trigger()
+    assert w.editor.toPlainText() == TEXT
+    c = w.editor.textCursor()
+    assert c.position() == len(TEXT) and not c.hasSelection()  # after the text it gave back, not at the start
+    wait_result(w, TEXT)
+    assert w.next_token.position == w.result.n_tokens - 1  # the prediction follows the caret
+
+
 def test_typing_and_the_continuation_are_separate_undo_steps(qtbot, window, wait_result):
     w = window
     w.editor.setFocus()
