@@ -113,8 +113,9 @@ def export_svg(widget: QWidget, path: str | Path, caption: str = "", title: str 
 def export_data(data: dict, path: str | Path, caption: str = "") -> Path:
     """Write a panel's data. ``.json``: {"caption", **data} with arrays as lists. ``.csv``: only the table, so a
     spreadsheet reads it as it is: ``data["rows"]`` (list of dicts) or the 2-D array ``data["matrix"]`` with
-    ``data["row_labels"]`` / ``data["col_labels"]``, a header row first (the caption and the view's settings are
-    in the JSON)."""
+    ``data["row_labels"]`` / ``data["col_labels"]`` (where the rows are tokens, ``data["token_texts"]``: each row
+    then starts with its position, the token's own text and its label as on screen), a header row first (the caption
+    and the view's settings are in the JSON)."""
     p = Path(path)
     try:
         if p.suffix.lower() == ".csv":
@@ -154,9 +155,15 @@ def _to_csv(data: dict) -> str:
         m = np.asarray(data["matrix"])
         cols = data.get("col_labels") or [str(i) for i in range(m.shape[1])]
         rows = data.get("row_labels") or [str(i) for i in range(m.shape[0])]
-        w.writerow([""] + list(cols))
-        for label, row in zip(rows, m):
-            w.writerow([label] + [f"{x:.6g}" for x in row])
+        texts = data.get("token_texts")
+        if texts is not None:  # rows are tokens: their position, own text and screen label before the numbers
+            w.writerow(["position", "token_text", "token_label"] + list(cols))
+            for i, (text, label, row) in enumerate(zip(texts, rows, m)):
+                w.writerow([i, text, label] + [f"{x:.6g}" for x in row])
+        else:
+            w.writerow([""] + list(cols))
+            for label, row in zip(rows, m):
+                w.writerow([label] + [f"{x:.6g}" for x in row])
     else:
         raise ValueError("export_data needs 'rows' or 'matrix'")
     return buf.getvalue()

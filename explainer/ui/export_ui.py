@@ -1,4 +1,4 @@
-"""File ▸ Export view as PNG… / SVG… / data…: one view, for a slide, with a caption.
+"""File ▸ Export view… (Ctrl+E): one view as PNG, SVG or data, for a slide, with a caption.
 
 "The view" is the teaching tab on screen, or on the Live tab the panel last clicked or focused (the dialog lets
 you pick another visible one). The caption names the model, the text, what the view shows (``Panel.caption_extra``:
@@ -14,11 +14,11 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from explainer.core.errors import UserError
+from explainer.ui import file_dialogs
 from explainer.ui.export import CAPTION_PX, caption_for, export_data, export_png, export_svg
 
 log = logging.getLogger(__name__)
@@ -84,40 +85,47 @@ def export_view(
 
 
 class ExportDialog(QDialog):
-    """Which view, its caption, and for PNG the size in pixels."""
+    """Which view, in which format, its caption, and for a picture the part and (PNG) the size in pixels."""
 
-    def __init__(self, fmt: str, panels: dict, current: str, result, parent: QWidget | None = None):
+    def __init__(
+        self, fmt: str, panels: dict, current: str, result, parent: QWidget | None = None, part: str | None = None
+    ):
         super().__init__(parent)
-        self.setWindowTitle(f"Export view as {FORMATS[fmt]}")
-        self.fmt, self.panels, self.result = fmt, panels, result
-        form = QFormLayout(self)
+        self.setWindowTitle("Export view")
+        self.panels, self.result = panels, result
+        self._wanted_part = part  # the part chosen last time, where this view has it
+        form = self.form = QFormLayout(self)
         self.view = QComboBox()
         for key, p in panels.items():
             self.view.addItem(p.title, key)
         self.view.setCurrentIndex(max(0, self.view.findData(current)))
-        form.addRow("View:", self.view)
+        form.addRow("&View:", self.view)
+        self.format = QComboBox()
+        for key, label in FORMATS.items():
+            self.format.addItem(label, key)
+        self.format.setCurrentIndex(max(0, self.format.findData(fmt)))
+        form.addRow("&Format:", self.format)
         self.caption = QLineEdit()
         self.caption.setMinimumWidth(480)
-        form.addRow("Caption:", self.caption)
+        form.addRow("&Caption:", self.caption)
         self.part = QComboBox()
         for key, label in PARTS.items():
             self.part.addItem(label, key)
-        if fmt != "data":
-            form.addRow("Show:", self.part)
+        form.addRow("&Show:", self.part)
         self.width_box, self.height_box = QSpinBox(), QSpinBox()
         for box in (self.width_box, self.height_box):
             box.setRange(16, 16000)
             box.setSuffix(" px")
-        row = QHBoxLayout()
+        self.size_row = QWidget()
+        row = QHBoxLayout(self.size_row)
+        row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.width_box)
         row.addWidget(QLabel("×"))
         row.addWidget(self.height_box)
         row.addStretch(1)
-        if fmt == "png":
-            form.addRow("Size:", row)
-            form.addRow("", QLabel("Default: twice the size on screen, sharp on a slide."))
-        if fmt == "data":
-            form.addRow("", QLabel("CSV: the table alone, for spreadsheets. JSON: the table with the caption."))
+        form.addRow("Si&ze:", self.size_row)
+        self.note = QLabel()
+        form.addRow("", self.note)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.button(QDialogButtonBox.Ok).setText("Export…")
         buttons.accepted.connect(self.accept)
@@ -125,7 +133,27 @@ class ExportDialog(QDialog):
         form.addRow(buttons)
         self.view.currentIndexChanged.connect(self._on_view_changed)
         self.part.currentIndexChanged.connect(self._on_part_changed)
+        self.format.currentIndexChanged.connect(self._on_format_changed)
         self._on_view_changed()
+        self._on_format_changed()
+
+    @property
+    def fmt(self) -> str:
+        """ "png", "svg" or "data"."""
+        return self.format.currentData()
+
+    def _on_format_changed(self, *_args) -> None:
+        fmt = self.fmt
+        self.form.setRowVisible(self.part, fmt != "data")
+        self.form.setRowVisible(self.size_row, fmt == "png")
+        self.note.setText(
+            {
+                "png": "Default size: twice the size on screen, sharp on a slide.",
+                "svg": "A vector drawing: sharp at any size.",
+                "data": "CSV: the table alone, for spreadsheets. JSON: the table with the caption.",
+            }[fmt]
+        )
+        self.adjustSize()
 
     @property
     def panel(self):
@@ -150,7 +178,8 @@ class ExportDialog(QDialog):
         has_plot = plot_of(p) is not None  # a slide wants the picture: the plot alone where there is one
         item = self.part.model().item(self.part.findData("plot"))
         item.setEnabled(has_plot)
-        self.part.setCurrentIndex(self.part.findData("plot" if has_plot else "panel"))
+        part = self._wanted_part if self._wanted_part in PARTS else "plot"
+        self.part.setCurrentIndex(self.part.findData(part if has_plot else "panel"))
         self._on_part_changed()
 
     def _on_part_changed(self, *_args) -> None:
@@ -160,49 +189,67 @@ class ExportDialog(QDialog):
 
 
 class ExportMenu(QObject):
+    """File ▸ Export view… (Ctrl+E). The dialog starts with the view, format and part chosen last time (kept in
+    the window's settings): the same view as long as no other view was clicked since, else the one clicked."""
+
     def __init__(self, window, teach):
         super().__init__(window)
         self.main, self.teach = window, teach
-        self.actions = {}
         self.last_path: Path | None = None
         self.last_dialog: QMessageBox | None = None
+        self.dialog: ExportDialog | None = None
 
     def add_menu_actions(self, menu: QMenu, before=None) -> None:
-        for fmt, label in (
-            ("png", "Export view as &PNG…"),
-            ("svg", "Export view as S&VG…"),
-            ("data", "Export view's &data (CSV or JSON)…"),
-        ):
-            a = self.main.addAction(label)
-            a.triggered.connect(lambda _=False, fmt=fmt: self.export_dialog(fmt))
-            menu.insertAction(before, a) if before is not None else menu.addAction(a)
-            self.actions[fmt] = a
+        a = self.action = self.main.addAction("&Export view…")
+        a.setShortcut(QKeySequence("Ctrl+E"))
+        a.setShortcutContext(Qt.WindowShortcut)
+        a.triggered.connect(lambda _=False: self.export_dialog())
+        menu.insertAction(before, a) if before is not None else menu.addAction(a)
         menu.aboutToShow.connect(self._name_the_view)
 
     def _name_the_view(self) -> None:
         title = self.teach.focused_panel().title
-        for a in self.actions.values():
-            a.setStatusTip(f"Exports “{title}” (the view last clicked); the dialog can pick another.")
-            a.setToolTip(a.statusTip())
+        self.action.setStatusTip(f"Exports “{title}” (the view last clicked) as a picture or its numbers.")
+        self.action.setToolTip(self.action.statusTip())
 
-    def export_dialog(self, fmt: str) -> None:
+    def _remembered(self) -> dict:
+        from explainer.ui.window_settings import app_settings
+
+        s = app_settings()
+        return {k: str(s.value(f"export/{k}", "")) for k in ("format", "view", "part", "clicked")}
+
+    def _remember(self, **values) -> None:
+        from explainer.ui.window_settings import app_settings
+
+        s = app_settings()
+        for k, v in values.items():
+            s.setValue(f"export/{k}", v)
+        s.sync()
+
+    def export_dialog(self, fmt: str | None = None) -> None:
+        """The dialog (``fmt``: start with this format, else the one used last), then the file."""
         panels = self.teach.visible_panels()
-        current = self.teach.focused_key()
-        dlg = ExportDialog(
-            fmt, panels, current if current in panels else next(iter(panels)), self.main.result, self.main
+        clicked = self.teach.focused_key()
+        last = self._remembered()
+        view = last["view"] if last["clicked"] == clicked and last["view"] in panels else clicked
+        fmt = fmt or (last["format"] if last["format"] in FORMATS else "png")
+        self.dialog = dlg = ExportDialog(
+            fmt, panels, view if view in panels else next(iter(panels)), self.main.result, self.main, last["part"]
         )
         if dlg.exec() != QDialog.Accepted:
             return
-        stem = (dlg.view.currentData() or "view").replace("_", "-")
+        fmt, key = dlg.fmt, dlg.view.currentData() or "view"
+        self._remember(format=fmt, view=key, part=dlg.part_key, clicked=clicked)
+        stem = key.replace("_", "-")
         if fmt == "data":
-            path, chosen = QFileDialog.getSaveFileName(
-                self.main, "Export the view's data", f"{stem}.csv", "CSV table (*.csv);;JSON (*.json)"
+            path, chosen = file_dialogs.save_file(
+                self.main, "export", "Export the view's data", f"{stem}.csv", "CSV table (*.csv);;JSON (*.json)"
             )
             if path and not Path(path).suffix:
                 path += ".json" if "json" in chosen.lower() else ".csv"
         else:
-            path, _ = QFileDialog.getSaveFileName(
-                self.main, "Export the view", f"{stem}.{fmt}", f"{FORMATS[fmt]} (*.{fmt})"
+            path, _ = file_dialogs.save_file(
+                self.main, "export", "Export the view", f"{stem}.{fmt}", f"{FORMATS[fmt]} (*.{fmt})"
             )
             if path and not path.lower().endswith(f".{fmt}"):
                 path += f".{fmt}"

@@ -32,11 +32,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explainer.core.types import AnalysisResult, Token
+from explainer.core.types import AnalysisResult
 from explainer.runtime.controller import Controller, engine_factory
 from explainer.runtime.jobs import WorkerJobs
+from explainer.ui import keyboard, window_layout, window_state
 from explainer.ui import theme as th
-from explainer.ui import window_layout, window_state
 from explainer.ui.banner import Banner
 from explainer.ui.export_ui import ExportMenu
 from explainer.ui.live_area import LiveArea
@@ -48,6 +48,7 @@ from explainer.ui.panels.tokens import TokensPanel
 from explainer.ui.presenter import CaptionStrip, Presenter
 from explainer.ui.scenes_ui import SceneMenu
 from explainer.ui.teach_area import TeachArea
+from explainer.ui.text_flow import TextFlow
 from explainer.ui.view_state import LIVE, LIVE_PANELS, ViewState
 from explainer.ui.window_menus import build_menus
 from explainer.ui.window_settings import DEFAULT_TEXT, app_settings, restore_settings, save_settings  # noqa: F401
@@ -162,7 +163,9 @@ class MainWindow(QMainWindow):
         self.presenter = Presenter(self, self.caption)
         self.scenes = SceneMenu(self)
         self.exports = ExportMenu(self, self.teach)
+        self.flow = TextFlow(self)  # caret, pins, continuing the text, undo
         build_menus(self)
+        keyboard.install(self)  # Tab leaves the editor; a ring shows where the keyboard is
         self._connect()
         restore_settings(self, text)
         # autosave the text, scene and settings every ~3 s and on close, and
@@ -182,7 +185,6 @@ class MainWindow(QMainWindow):
         c.progressChanged.connect(self._on_controller_progress)
         c.busyChanged.connect(self._on_controller_busy)
         c.projectionReady.connect(self._on_controller_projection_ready)
-        self.next_token.candidateChosen.connect(self._on_next_token_candidate)
         self.live.focusRequested.connect(self.toggle_focus)
         self.live.droppedChanged.connect(self._on_live_dropped_changed)
         self.view.focusChanged.connect(self._on_view_layout_changed)
@@ -216,7 +218,10 @@ class MainWindow(QMainWindow):
             and r.text == text
             and (r.start_token, r.specials_parsed) == (settings.start_token, settings.parse_specials)
         )
-        self._pending_view = None if ready else (text, fields)
+        # the view, hero and focus are shown at once; a user who changes them before the text is analysed keeps
+        # the change (only what needs the tokens is applied again)
+        again = {k: v for k, v in fields.items() if k not in ("view", "hero", "focus")}
+        self._pending_view = None if ready else (text, again)
 
     def apply_view_layout(self) -> None:
         """Show the live panel that has the room: presenter mode's hero, else the focused panel, else all four."""
@@ -239,9 +244,11 @@ class MainWindow(QMainWindow):
                 self.view.set_view(LIVE)
 
     def escape(self) -> None:
-        """Esc: out of presenter mode, else all panels again."""
+        """Esc: out of presenter mode; else unpin a pinned position; else all panels again."""
         if self.presenter.active:
             self.presenter.leave()
+        elif self.view.selected >= 0:
+            self.view.set_selected(-1)
         else:
             self.view.set_focus("")
 
@@ -337,11 +344,13 @@ class MainWindow(QMainWindow):
     def _on_controller_result(self, result: AnalysisResult) -> None:
         first = self.result is None
         self.result = result
+        self.flow.on_result(result)
         if self.banner.kind == "error":
             self.banner.hide()
             self.banner.kind = ""
         att = result.attention
         self.view.fit_to(result.n_tokens, att.n_layers, att.n_heads)
+        self.flow.update_caret()
         for p in self.panels.values():
             try:
                 p.set_result(result)
@@ -416,29 +425,6 @@ class MainWindow(QMainWindow):
         else:
             self._busy_timer.stop()
             self.busy.hide()
-
-    def _on_next_token_candidate(self, token_id: int) -> None:
-        tok = self.controller.tokenizer
-        if tok is None:
-            return
-        data = tok.token_bytes(token_id)
-        t = Token(token_id, data, 0, 0, special=bool(getattr(tok, "is_special", lambda i: False)(token_id)))
-        if t.special:
-            self.statusBar().showMessage(
-                f"{t.text} is a special token (it marks the end of a turn or text); it is not typed as text.", 6000
-            )
-            return
-        if t.incomplete:
-            self.statusBar().showMessage(
-                f"This token is only part of a character (bytes {t.display}); it cannot be added as text on its own.",
-                6000,
-            )
-            return
-        self.view.set_selected(-1)  # show the prediction after the new end
-        cursor = self.editor.textCursor()
-        cursor.movePosition(QTextCursor.End)
-        cursor.insertText(t.text)
-        self.editor.setTextCursor(cursor)
 
     def open_model(self, path: str) -> None:
         self.controller.load_model(engine_factory(path, device=self.device, backend=self.backend))

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QMenu
+from PySide6.QtWidgets import QMenu
+
+from explainer.ui import file_dialogs
 
 log = logging.getLogger(__name__)
 RECENT_KEY = "models/recent"
@@ -37,7 +39,7 @@ class ModelsMenu(QObject):
         self.folder_action.setToolTip("A Hugging Face model folder: config.json, *.safetensors and tokenizer.json")
         self.folder_action.triggered.connect(self.open_folder_dialog)
         self.recent_menu = QMenu("&Recent models", menu)
-        self.local_menu = QMenu("Models on this &computer", menu)
+        self.local_menu = QMenu("&Models on this computer", menu)
         self.bundled_action = QAction("&Bundled model (SmolLM2-135M-Instruct)", menu)
         self.bundled_action.triggered.connect(self.open_bundled)
         for a in (self.folder_action, self.recent_menu.menuAction(), self.local_menu.menuAction(), self.bundled_action):
@@ -78,7 +80,7 @@ class ModelsMenu(QObject):
 
     # --- opening ------------------------------------------------------------------------------------------------
     def open_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self.main, "Open a Hugging Face model folder")
+        path = file_dialogs.open_folder(self.main, "model folder", "Open a Hugging Face model folder")
         if path:
             self.main.open_model(path)
 

@@ -13,6 +13,8 @@ screen; a scene names it (its ``view``). The keyboard drives it:
 - arrow keys in the attention panel: layer and head (the panel's own keys);
 - Esc or F11: back to the normal window, as it was.
 
+The status bar is hidden, so its messages show as notices over the window for a few seconds (``ui.notice``).
+
 Fonts: the application font is scaled (everything that inherits it follows), so are widgets with a font of
 their own, table rows, and the fonts that the custom-drawn views (token chips, bars, badges, byte strip) keep
 in attributes (``CACHED_FONTS``; a view added later with its own cached font belongs in that table).
@@ -40,6 +42,8 @@ from PySide6.QtWidgets import (
 )
 
 from explainer.ui import theme as th
+from explainer.ui.keys import key_list
+from explainer.ui.notice import StatusNotices
 
 ZOOM_STEP, ZOOM_MIN, ZOOM_MAX = 1.15, 0.6, 3.0
 # class name → (font attribute, its QFontMetricsF attribute or None), for views that keep fonts they paint with
@@ -206,14 +210,15 @@ class Presenter(QObject):
         self.caption.set_theme(window.theme)
         self.action = self._action("&Presenter mode", [QKeySequence(Qt.Key_F11)], self.toggle, checkable=True)
         self.zoom_in_action = self._action(
-            "Zoom &in", [QKeySequence("Ctrl+="), QKeySequence.ZoomIn], lambda: self.set_zoom(self.zoom * ZOOM_STEP)
+            "Zoom &in", key_list("Ctrl+=", QKeySequence.ZoomIn), lambda: self.set_zoom(self.zoom * ZOOM_STEP)
         )
         self.zoom_out_action = self._action(
-            "Zoom &out", [QKeySequence("Ctrl+-"), QKeySequence.ZoomOut], lambda: self.set_zoom(self.zoom / ZOOM_STEP)
+            "Zoom &out", key_list("Ctrl+-", QKeySequence.ZoomOut), lambda: self.set_zoom(self.zoom / ZOOM_STEP)
         )
         self.zoom_reset_action = self._action("&Actual size", [QKeySequence("Ctrl+0")], lambda: self.set_zoom(1.0))
         window.installEventFilter(self)
         window.resultShown.connect(self._on_window_result_shown)  # the text may have grown a line
+        self.notices = StatusNotices(window, caption, lambda: self.active)
 
     def _action(self, text: str, keys, slot, checkable: bool = False) -> QAction:
         a = QAction(text, self.main, checkable=checkable)
@@ -300,6 +305,7 @@ class Presenter(QObject):
         QApplication.instance().removeEventFilter(self)
         self.active = False
         self.caption.hide()
+        self.notices.hide()
         apply_font_scale(w, self.scale)
         w.set_theme(s["theme"])
         w.set_help_visible(s["help"])

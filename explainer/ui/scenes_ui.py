@@ -1,4 +1,5 @@
-"""Scenes in the window: File ▸ Open scene…, Save scene…, Lecture scenes ▸, and next / previous scene.
+"""Scenes in the window: File ▸ Open scene… (Ctrl+Shift+O), Save scene… (Ctrl+Shift+S: a dialog with the title and
+the note, both prefilled and editable, then the file), Lecture scenes ▸ (Alt+1…9), next / previous scene.
 
 A scene (``core.scene.Scene``) is the text, the analysis settings (special tokens, start token), a title and a
 note, and the window's state (``MainWindow.state``, see ``ui.window_state``): the view to bring forward, which in
@@ -13,14 +14,24 @@ the end).
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QPlainTextEdit,
+)
 
 from explainer.core.errors import UserError
 from explainer.core.scene import ASSET_SCENES, Scene, lecture_set, load_scene, save_scene
-from explainer.ui import window_state
+from explainer.ui import file_dialogs, window_state
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +51,45 @@ def find_scene(name: str, scenes: list[tuple[Path, Scene]]) -> tuple[int, Path, 
     return None
 
 
+def file_name(title: str) -> str:
+    """A file name from a scene's title ("Why can't it count the r's?" → "why-can-t-it-count-the-r-s")."""
+    name = re.sub(r"[^\w]+", "-", title.lower(), flags=re.UNICODE).strip("-")
+    return name[:60].rstrip("-") or "scene"
+
+
+class SceneDialog(QDialog):
+    """Save scene: its title and its note (what the presenter's caption shows under it), both prefilled with the
+    scene on screen and editable; the file is asked for next."""
+
+    def __init__(self, title: str, note: str, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Save scene")
+        form = QFormLayout(self)
+        self.title = QLineEdit(title)
+        self.title.setPlaceholderText("What the scene shows, in a few words")
+        self.note = QPlainTextEdit(note)
+        self.note.setTabChangesFocus(True)
+        self.note.setPlaceholderText("The point of the scene, in a sentence or two (shown under the title)")
+        lines = self.note.fontMetrics().lineSpacing()
+        self.note.setMinimumHeight(int(5 * lines + 12))
+        form.addRow("&Title:", self.title)
+        form.addRow("&Note:", self.note)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.button(QDialogButtonBox.Ok).setText("Save…")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.setMinimumWidth(int(40 * self.fontMetrics().averageCharWidth() + 120))
+        self.resize(max(self.minimumWidth(), 620), self.sizeHint().height())
+        self.title.selectAll()
+
+    def title_text(self) -> str:
+        return self.title.text().strip()
+
+    def note_text(self) -> str:
+        return self.note.toPlainText().strip()
+
+
 class SceneMenu(QObject):
     def __init__(self, window):
         super().__init__(window)
@@ -48,8 +98,11 @@ class SceneMenu(QObject):
         self.index = -1  # position in the lecture set of the scene shown (-1: none)
         self.current: Scene | None = None
         self.last_dialog: QMessageBox | None = None
+        self.scene_dialog: SceneDialog | None = None
         window.presenter.next_scene = lambda: self.step(1)
         window.presenter.previous_scene = lambda: self.step(-1)
+        self._reveal_end_of: str | None = None  # a scene's text whose end the editor shows once it is analysed
+        window.resultShown.connect(self._on_window_result_shown)
 
     def add_menu_actions(self, menu: QMenu, before=None) -> None:
         """Open scene…, Save scene…, Lecture scenes ▸ (inserted before ``before``)."""
@@ -57,21 +110,25 @@ class SceneMenu(QObject):
         def add(action):
             menu.insertAction(before, action) if before is not None else menu.addAction(action)
 
-        self.open_action = self.main.addAction("Open &scene…")
+        self.open_action = self.main.addAction("Open s&cene…")
+        self.open_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
         self.open_action.triggered.connect(self.open_dialog)
-        self.save_action = self.main.addAction("Sa&ve scene…")
+        self.save_action = self.main.addAction("&Save scene…")
+        self.save_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
         self.save_action.triggered.connect(self.save_dialog)
+        for a in (self.open_action, self.save_action):
+            a.setShortcutContext(Qt.WindowShortcut)
         add(self.open_action)
         add(self.save_action)
         self.lecture_menu = QMenu("&Lecture scenes", menu)
         for i, (_path, scene) in enumerate(self.lecture):
-            a = self.lecture_menu.addAction(f"{i + 1}. {scene.title}")
+            a = self.lecture_menu.addAction(f"&{i + 1}. {scene.title}" if i < 9 else f"{i + 1}. {scene.title}")
             a.setToolTip(scene.note)
             a.triggered.connect(lambda _=False, i=i: self.open_lecture(i))
         self.lecture_menu.addSeparator()
-        nxt = self.lecture_menu.addAction("Next scene", lambda: self.step(1))
+        nxt = self.lecture_menu.addAction("&Next scene", lambda: self.step(1))
         nxt.setShortcut("Ctrl+PgDown")
-        prev = self.lecture_menu.addAction("Previous scene", lambda: self.step(-1))
+        prev = self.lecture_menu.addAction("&Previous scene", lambda: self.step(-1))
         prev.setShortcut("Ctrl+PgUp")
         for a in (nxt, prev):
             a.setShortcutContext(Qt.WindowShortcut)
@@ -104,6 +161,8 @@ class SceneMenu(QObject):
         self.current = scene
         set_text_and_settings(w, scene.text, parse_specials=scene.parse_specials, start_token=scene.start_token)
         w.teach.skip_cursor_word()
+        self._reveal_end_of = scene.text  # the point of a scene is at its end (where the prediction is)
+        w.editor.ensureCursorVisible()
         state = window_state.from_scene(scene)
         if scene.view and "view" not in window_state.view_fields(state):
             log.info("scene %r names an unknown view %r", scene.title, scene.view)
@@ -111,6 +170,15 @@ class SceneMenu(QObject):
         w.presenter.set_caption(scene.title, scene.note)
         msg = scene.title + (f" — {scene.note}" if scene.note else "")
         w.statusBar().showMessage(msg, 20000)
+
+    def _on_window_result_shown(self, result) -> None:
+        """The editor has its size by now (a scene opened at start-up came before the window had one): a long
+        scene text shows its end, with the caret, unless the user has moved the caret since."""
+        if self._reveal_end_of is None or result.text != self._reveal_end_of:
+            return
+        self._reveal_end_of = None
+        if self.main.editor.textCursor().atEnd():
+            self.main.editor.ensureCursorVisible()
 
     # --- files ------------------------------------------------------------------------------------------------------
     def open_path(self, path) -> bool:
@@ -151,21 +219,28 @@ class SceneMenu(QObject):
         self.open_lecture(i)
 
     def open_dialog(self) -> None:
-        start = str(ASSET_SCENES) if ASSET_SCENES.is_dir() else ""
-        path, _ = QFileDialog.getOpenFileName(self.main, "Open a scene", start, "Scenes (*.json);;All files (*)")
+        fallback = ASSET_SCENES if ASSET_SCENES.is_dir() else None
+        path = file_dialogs.open_file(
+            self.main, "scene", "Open a scene", "Scenes (*.json);;All files (*)", fallback=fallback
+        )
         if path:
             self.open_path(path)
 
     def save_dialog(self) -> None:
-        suggestion = self.capture().title
-        title, ok = QInputDialog.getText(self.main, "Save scene", "Title of the scene:", text=suggestion)
-        if not ok:
+        """The title and note (the current scene's, editable), then the file."""
+        scene = self.capture()
+        self.scene_dialog = dlg = SceneDialog(scene.title, scene.note, self.main)
+        if dlg.exec() != QDialog.Accepted:
             return
-        path, _ = QFileDialog.getSaveFileName(self.main, "Save the scene", "scene.json", "Scenes (*.json)")
+        title, note = dlg.title_text() or scene.title, dlg.note_text()
+        path, _ = file_dialogs.save_file(
+            self.main, "scene", "Save the scene", file_name(title) + ".json", "Scenes (*.json)"
+        )
         if path:
             if not path.lower().endswith(".json"):
                 path += ".json"
-            self.save_path(path, title or suggestion)
+            if self.save_path(path, title, note):
+                self.current = self.capture(title, note)  # the note is the scene's now, for the next save
 
     def _warn(self, title: str, sentence: str) -> None:
         box = QMessageBox(QMessageBox.Warning, title, sentence, QMessageBox.Ok, self.main)

@@ -92,7 +92,7 @@ class TeachArea(QTabWidget):
         self.main, self.state = window, state
         self.setObjectName("teachArea")
         self.setDocumentMode(True)
-        self.tabBar().setFocusPolicy(Qt.NoFocus)
+        self.tabBar().setFocusPolicy(Qt.TabFocus)  # ← → switch the views once Tab has reached the tabs
         self.panels: dict[str, Panel] = {key: cls() for key, _, cls, _ in VIEWS}
         self.keys = [LIVE] + [key for key, *_ in VIEWS]
         self.addTab(live, "Live")
@@ -222,7 +222,9 @@ class TeachArea(QTabWidget):
             panel.select_head(st.layer, st.head)
         if isinstance(panel, BpePanel) and self._cursor_word_due:
             self._cursor_word_due = False
-            if panel.field.text() != self._cursor_word:
+            if self._cursor_word not in _WORD.findall(self.main.editor.toPlainText()):
+                self._cursor_word = ""  # from a text that has been replaced since: the view picks its own word
+            elif panel.field.text() != self._cursor_word:
                 panel.set_cursor_word(self._cursor_word)
         if r is not None and panel.result is not r:
             panel.selected_position = pos if pos < r.n_tokens else -1

@@ -8,8 +8,10 @@ read and write the same fields through :meth:`ViewState.to_dict` / :meth:`ViewSt
 Fields (positions index ``result.tokens``; layers and heads are 0-based, as in ``result.attention``):
 
 - ``hovered``: the token under the pointer in any panel (-1: none); never saved.
-- ``selected``: the *pinned* position (-1: none, i.e. the end of the text). A caret-following position would be
-  a separate field beside it; panels that only need "the position to show" use :meth:`position`.
+- ``selected``: the *pinned* position (-1: none). A pin holds while the text before and at it stays the same
+  (the window drops a pin whose token is gone, ``ui.text_flow``).
+- ``caret``: the token at the editor's caret (-1: the caret is at the end of the text); never saved. The
+  prediction views follow it while nothing is pinned; :attr:`position` is the pin, else the caret, else the end.
 - ``key``: the key token chosen in the attention heatmap (-1: none); the head grid's "query → key" measure.
 - ``layer`` / ``head``: the attention head shown in the attention panel, the walk-through and the head roles.
 - ``average`` / ``hide_first``: the attention panel's head average and first-token (sink) hiding.
@@ -34,6 +36,7 @@ def _is_int(v) -> bool:
 class ViewState(QObject):
     hoveredChanged = Signal(int)
     selectedChanged = Signal(int)
+    caretChanged = Signal(int)
     keyChanged = Signal(int)
     headChanged = Signal(int, int)  # (layer, head)
     averageChanged = Signal(bool)
@@ -50,6 +53,7 @@ class ViewState(QObject):
         super().__init__(parent)
         self.hovered = -1
         self.selected = -1
+        self.caret = -1
         self.key = -1
         self.layer = 0
         self.head = 0
@@ -83,6 +87,9 @@ class ViewState(QObject):
 
     def set_selected(self, position: int) -> bool:
         return self._set("selected", self._position(position), self.selectedChanged)
+
+    def set_caret(self, position: int) -> bool:
+        return self._set("caret", self._position(position), self.caretChanged)
 
     def set_key(self, position: int) -> bool:
         return self._set("key", self._position(position), self.keyChanged)
@@ -126,16 +133,25 @@ class ViewState(QObject):
 
     @property
     def position(self) -> int:
-        """The position the views explain: the selected one, else the last token (-1 without a result)."""
+        """The position the prediction views explain: the pinned one, else the caret's token, else the last token
+        (-1 without a result)."""
         if not self.n_tokens:
             return -1
-        return self.selected if 0 <= self.selected < self.n_tokens else self.n_tokens - 1
+        for p in (self.selected, self.caret):
+            if 0 <= p < self.n_tokens:
+                return p
+        return self.n_tokens - 1
 
     # --- the model's size -------------------------------------------------------------------------------------------
     def fit_to(self, n_tokens: int, n_layers: int, n_heads: int) -> None:
         """A result of this size is about to be shown: positions, layer and head out of its range are cut."""
         self.n_tokens, self.n_layers, self.n_heads = n_tokens, n_layers, n_heads
-        for name, setter in (("hovered", self.set_hovered), ("selected", self.set_selected), ("key", self.set_key)):
+        for name, setter in (
+            ("hovered", self.set_hovered),
+            ("selected", self.set_selected),
+            ("caret", self.set_caret),
+            ("key", self.set_key),
+        ):
             if getattr(self, name) >= n_tokens:
                 setter(-1)
         if n_layers and n_heads and (self.layer >= n_layers or self.head >= n_heads):

@@ -1,15 +1,16 @@
-"""The window's menus. File: open model (a file, a folder, recent and local models), screenshot, scenes, export, quit. View: theme, the explanations under the
-titles or as popovers, Focus (keys 1–4, Esc), reset layout, the views (Ctrl+1…7), presenter mode and zoom, the
-analysis settings."""
+"""The window's menus. File: open model (a file, a folder, recent and local models), scenes, export, screenshot,
+quit. Edit: undo, redo, sample the next token, unpin. View: theme, the explanations under the titles or as
+popovers, Focus (keys 1–4, Esc), reset layout, the views (Ctrl+1…7), presenter mode and zoom, the analysis settings.
+Within a menu no two entries share an underlined letter (Alt+letter)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QFileDialog
 
-from explainer.ui import models_menu
+from explainer.ui import file_dialogs, models_menu
 from explainer.ui.analysis_menu import AnalysisMenu
+from explainer.ui.keys import key_list
 from explainer.ui.view_state import LIVE_PANELS
 from explainer.ui.window_settings import app_settings
 
@@ -19,13 +20,16 @@ def build_menus(window) -> None:
     m = window.file_menu = window.menuBar().addMenu("&File")
     act = m.addAction("&Open model…", lambda: open_model_dialog(window))
     act.setShortcut(QKeySequence.Open)
-    m.addAction("Save &screenshot…", lambda: save_screenshot_dialog(window))
     for part in (window.scenes, window.exports):
         m.addSeparator()
         part.add_menu_actions(m)
+    m.addAction("Save screens&hot…", lambda: save_screenshot_dialog(window))
     m.addSeparator()
     act = m.addAction("&Quit", window.close)
-    act.setShortcut(QKeySequence.Quit)
+    act.setShortcuts(key_list(QKeySequence.Quit, "Ctrl+Q"))  # the standard key is empty on some platforms
+
+    e = window.edit_menu = window.menuBar().addMenu("&Edit")
+    window.flow.add_menu_actions(e)
 
     v = window.view_menu = window.menuBar().addMenu("&View")
     group = QActionGroup(window)
@@ -38,7 +42,7 @@ def build_menus(window) -> None:
         window.theme_actions[name] = a
     group.triggered.connect(window.on_theme_action)
     v.addSeparator()
-    window.help_action = v.addAction('Show "What am I seeing?" under the titles')
+    window.help_action = v.addAction("Show “&What am I seeing?” under the titles")
     window.help_action.setCheckable(True)
     window.help_action.setChecked(True)
     window.help_action.setToolTip("Off: the explanations take no room and open from their buttons")
@@ -78,10 +82,10 @@ def _build_focus_menu(window, menu) -> None:
 
 
 def open_model_dialog(window) -> None:
-    path, _ = QFileDialog.getOpenFileName(
+    path = file_dialogs.open_file(
         window,
+        "model",
         "Open a model: a GGUF file, or the config.json of a model folder",
-        "",
         "Models (*.gguf config.json);;GGUF models (*.gguf);;Model folders (config.json);;All files (*)",
     )
     if path:
@@ -89,6 +93,11 @@ def open_model_dialog(window) -> None:
 
 
 def save_screenshot_dialog(window) -> None:
-    path, _ = QFileDialog.getSaveFileName(window, "Save a screenshot", "explainer.png", "PNG images (*.png)")
+    path, _ = file_dialogs.save_file(window, "screenshot", "Save a screenshot", "explainer.png", "PNG images (*.png)")
     if path:
-        window.grab().save(path)
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        if window.grab().save(path, "PNG"):
+            window.statusBar().showMessage(f"Screenshot saved to {path}.", 6000)
+        else:
+            window.statusBar().showMessage(f"Could not write the screenshot to {path}.", 8000)

@@ -41,7 +41,7 @@ SCENE_DEFAULTS = {
     "tokens": {"tokenizer": "smollm2", "surprisal_heat": False},
     "next_token": {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "position": -1, "seed": None},
     "attention": {"average": False, "hide_sink": False, "tab": 0, "key": -1, "knocked_out": []},
-    "embeddings": {"path": False, "highlight": []},
+    "embeddings": {"path": False, "highlight": [], "labelled": []},
 }
 
 

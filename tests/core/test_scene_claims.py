@@ -96,8 +96,8 @@ def test_bank_scene_points_separate_and_sit_by_their_context(real_engine):
     r = _analyze(real_engine, scene)
     a, b = scene.panels["embeddings"]["highlight"]
     assert r.tokens[a].display == r.tokens[b].display == "·bank"
-    river = next(i for i, t in enumerate(r.tokens) if t.display == "·river")
-    money = next(i for i, t in enumerate(r.tokens) if t.display == "·money")
+    river, money = scene.panels["embeddings"]["labelled"]  # labelled on the map, as the note names them
+    assert (r.tokens[river].display, r.tokens[money].display) == ("·river", "·money")
     projector = Projector(real_engine)
 
     def on_map(layer):  # coordinates as a fraction of the map (the panel stretches the map to fill the plot)
@@ -127,7 +127,8 @@ def test_hallucination_scene_samples_fluent_names_that_change_with_temperature(r
     assert " John" in top5 and " Neil" in top5  # fluent guesses, as if someone had walked on Mars
     assert set(cold) <= {" John", " Neil", " named"}
     _r, hot = _sampled(real_engine, scene, info, temperature=2.0)
-    assert hot != cold  # raising the temperature changes the sampled choice
+    assert hot[0] != cold[0]  # raising the temperature changes the next sample shown under the bars
+    assert "Ctrl+G" in scene.note
 
 
 def test_in_context_scene_examples_change_the_answer(real_engine):
@@ -144,3 +145,4 @@ def test_close_call_scene_sampled_choice_flips(real_engine):
     top = [_label(real_engine, i) for i in r.top_ids[-1, :2]]
     assert top == [" Canberra", " Sydney"] and r.top_probs[-1, 0] - r.top_probs[-1, 1] < 0.1
     assert draws[:2] == [" Canberra", " Sydney"]  # the first two samples of the scene's seed flip
+    assert "Ctrl+G" in scene.note and "Ctrl+Z" in scene.note  # sample, take it back, sample again

@@ -3,6 +3,7 @@ a subprocess with ``QT_SCALE_FACTOR=2``), so it imports nothing from the test su
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -47,6 +48,8 @@ def overlaps(root: QWidget) -> list[str]:
     for w in widgets:
         if _inside_scroll_content(w) or isinstance(w, QSplitterHandle):
             continue
+        if w.testAttribute(Qt.WA_TransparentForMouseEvents):
+            continue  # drawn over the window on purpose (the keyboard's focus ring, a presenter notice)
         by_parent.setdefault(id(w.parentWidget()), []).append(w)
     for siblings in by_parent.values():
         for i, a in enumerate(siblings):

@@ -101,6 +101,12 @@ def test_same_token_context_moves_apart(panel):
     assert np.linalg.norm(c[banks[0]] - c[banks[1]]) > 1e-3
 
 
+def test_the_map_names_tokens_as_every_panel_does(panel):
+    r = panel.result
+    assert r.tokens[0].added and panel.map.texts[0] == "⟨start⟩"  # not its special token's text
+    assert panel.map.texts == [t.label for t in r.tokens]
+
+
 def test_click_and_hover_points(panel, qtbot):
     panel.set_layer(0)
     m = panel.map
@@ -276,6 +282,22 @@ def test_a_scene_pair_is_ringed_and_labelled(panel, qtbot):
     assert m.marked == () and "highlight" not in panel.scene_state()
     panel.apply_scene_state({"highlight": ["x"]})  # a damaged scene value is ignored
     assert m.marked == ()
+
+
+def test_a_scene_names_the_words_the_pair_sits_by(panel, qtbot):
+    """Context words a scene names are labelled however crowded the map, in the plain colour and without a ring."""
+    panel.resize(760, 330)
+    qtbot.wait(20)
+    m, n = panel.map, panel.result.n_tokens
+    pair, words = [2, n - 1], [1, n - 2]
+    panel.apply_scene_state({"layer": panel.result.model.n_layers, "highlight": pair, "labelled": words})
+    assert m.named == tuple(words) and panel.scene_state()["labelled"] == words
+    _assert_legible(m, must_show=pair + words)
+    pens = {i: s.pen().color().name() for i, s in enumerate(m.points.points())}
+    assert all(pens[i] != pg_colour(th.HIGHLIGHT) for i in words)  # named, not ringed
+    assert all(m.labels[i].textItem.defaultTextColor().name() != pg_colour(th.HIGHLIGHT) for i in words)
+    panel.apply_scene_state({"labelled": ["x"]})  # a damaged scene value is ignored
+    assert m.named == tuple(words)
 
 
 def pg_colour(c: str) -> str:

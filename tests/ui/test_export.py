@@ -49,14 +49,19 @@ def test_attention_data_as_csv_and_json(window, tmp_path):
     p = export_view(window.attention, "data", tmp_path / "att.csv", caption=caption)
     lines = p.read_text(encoding="utf-8").splitlines()
     rows = list(csv.reader(lines))  # the table from its first line: a spreadsheet reads no caption as data
-    labels = [t.display for t in window.result.tokens]
-    assert rows[0] == [""] + labels and [r[0] for r in rows[1:]] == labels
+    tokens = window.result.tokens
+    labels = [t.label for t in tokens]  # as the heatmap's axes name them
+    assert labels[0] == "⟨start⟩" and window.attention._labels == labels
+    assert rows[0] == ["position", "token_text", "token_label"] + labels
+    assert [r[:3] for r in rows[1:]] == [[str(i), t.text, t.label] for i, t in enumerate(tokens)]
+    assert any(t.text.startswith(" ") and t.label.startswith("·") for t in tokens)  # both, clearly named
     m = window.attention.current_matrix()
-    assert float(rows[3][2]) == pytest.approx(float(m[2, 1]), rel=1e-5)
+    assert float(rows[3][4]) == pytest.approx(float(m[2, 1]), rel=1e-5)
     p = export_view(window.attention, "data", tmp_path / "att.json", caption=caption)
     data = json.loads(p.read_text(encoding="utf-8"))  # strict JSON: no NaN
     assert data["caption"] == caption and data["layer"] == 2 and data["head"] == 3
     assert data["matrix"][1][0] is None  # the hidden first column
+    assert data["row_labels"] == labels and data["token_texts"] == [t.text for t in tokens]
     assert np.allclose(np.array(data["matrix"][3][1:4], float), m[3, 1:4])
 
 
@@ -109,6 +114,17 @@ def test_the_view_to_export_follows_the_last_used_panel(window):
 def test_an_unwritable_path_gives_a_sentence(window, tmp_path):
     assert not window.exports.export(window.attention, "png", tmp_path / "no" / "such" / "folder" / "a.png")
     assert "cannot be written" in window.exports.last_dialog.text()
+
+
+def test_the_lines_tab_exports_its_lines_alone(window, tmp_path):
+    a = window.attention
+    a.view_buttons.button(1).click()  # Lines
+    assert plot_of(a) is a.lines
+    p = export_view(a, "png", tmp_path / "lines.png", caption="c", part="plot")
+    img = QImage(str(p))
+    assert (img.width(), img.height()) == (a.lines.width(), a.lines.height() + CAPTION_PX)
+    a.view_buttons.button(0).click()
+    assert plot_of(a) is a.heatmap
 
 
 @pytest.mark.parametrize("fmt", ["png", "svg"])

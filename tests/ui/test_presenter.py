@@ -105,6 +105,23 @@ def test_zoom_keys(qtbot, window):
     assert "Ctrl+=" in shortcuts
 
 
+def test_zoom_from_the_keyboard(qtbot, window):
+    """Ctrl+- fires (an action holding the same sequence twice never fires: the sequence is ambiguous)."""
+    w = window
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+    base = w.editor.font().pointSizeF()
+    target = w.next_token.bars
+    target.setFocus()
+    qtbot.keyClick(target, Qt.Key_Equal, Qt.ControlModifier)
+    assert w.editor.font().pointSizeF() == pytest.approx(base * 1.15)
+    qtbot.keyClick(target, Qt.Key_Minus, Qt.ControlModifier)
+    qtbot.keyClick(target, Qt.Key_Minus, Qt.ControlModifier)
+    assert w.editor.font().pointSizeF() == pytest.approx(base / 1.15)
+    qtbot.keyClick(target, Qt.Key_0, Qt.ControlModifier)
+    assert w.editor.font().pointSizeF() == pytest.approx(base)
+
+
 def test_closing_in_presenter_mode_saves_the_normal_window(qtbot, window):
     from explainer.ui.main_window import app_settings
 
@@ -125,6 +142,7 @@ def test_the_scenes_hero_has_the_room_in_presenter_mode(qtbot, window, wait_resu
     w.live.hsplit.setSizes([900, 694])
     w.live.hsplit.splitterMoved.emit(900, 1)  # the user's own sizes: they come back after presenter mode
     before = {k: sp.sizes() for k, sp in w.splitters.items()}
+    central = w.centralWidget().size()
     w.presenter.enter()
     assert w.teach.tabBar().isHidden()
     for name, hero in (("sink", "attention"), ("bank", "embeddings"), ("close", "next_token"), ("cat", "next_token")):
@@ -147,7 +165,10 @@ def test_the_scenes_hero_has_the_room_in_presenter_mode(qtbot, window, wait_resu
     w.presenter.leave()
     w.teach.show_view("live")
     # the layout follows the resize from full screen back to the window's size on the next events
-    qtbot.waitUntil(lambda: all(p.isVisibleTo(w) for p in w.panels.values()), timeout=5000)
+    # (the status bar, still in presenter fonts with a long message, is taller for a moment)
+    qtbot.waitUntil(
+        lambda: all(p.isVisibleTo(w) for p in w.panels.values()) and w.centralWidget().size() == central, timeout=5000
+    )
     after = {k: sp.sizes() for k, sp in w.splitters.items()}
     share = {k: [x / sum(v) for x in v] for k, v in before.items()}
     assert all(abs(x / sum(after[k]) - y) < 0.01 for k in after for x, y in zip(after[k], share[k])), (before, after)
@@ -169,3 +190,58 @@ def test_the_editor_shows_whole_lines_in_presenter_mode(qtbot, window, wait_resu
     wait_result(w, w.scenes.current.text)
     qtbot.wait(50)
     assert line <= w.editor.viewport().height() < 2.6 * line
+
+
+def test_notices_show_over_the_window_in_presenter_mode(qtbot, window, wait_result):
+    """The status bar is hidden in presenter mode: its messages ("That was the last scene.") show as a notice over
+    the window, above the caption, for a few seconds; not twice when the caption already says it, not outside."""
+    from explainer.ui.notice import duration_ms
+
+    w = window
+    w.resize(1600, 1000)
+    w.presenter.enter()
+    overlay = w.presenter.notices.overlay
+    w.scenes.open_lecture(len(w.scenes.lecture) - 1)
+    assert not overlay.isVisible()  # the scene's title and note are in the caption already
+    w.scenes.step(1)
+    assert not w.statusBar().isVisible() and overlay.isVisible()
+    assert overlay.text() == "That was the last scene."
+    caption = w.presenter.caption
+    assert caption.isVisible() and overlay.geometry().bottom() < caption.mapTo(w, caption.rect().topLeft()).y()
+    assert w.rect().contains(overlay.geometry())
+    assert overlay.timer.isActive() and overlay.timer.remainingTime() <= 1.1 * duration_ms(
+        overlay.text()
+    )  # coarse timer
+    qtbot.waitUntil(lambda: not overlay.isVisible(), timeout=duration_ms(overlay.text()) + 2000)
+    w.scenes.step(1)
+    assert overlay.isVisible()
+    w.presenter.leave()
+    assert not overlay.isVisible()  # the status bar is back: it says it there
+    w.scenes.step(1)
+    assert not overlay.isVisible() and w.statusBar().currentMessage() == "That was the last scene."
+
+
+@pytest.mark.parametrize("size,presenting", [((1920, 1080), False), ((1920, 1080), True), ((1280, 720), True)])
+def test_the_token_counts_and_the_legend_are_whole(qtbot, make_main_window, wait_result, size, presenting):
+    """The tokens panel's count line ("… tokens (+ start) · … characters · … characters/token") and the surprisal
+    legend's labels show whole, in the window and in presenter mode (larger fonts) at projector sizes."""
+    from PySide6.QtGui import QFontMetrics
+
+    text = "In 1923, researchers found 12,345 specimens of Drosophila melanogaster near the old river bank."
+    w = make_main_window(text=text, size=size)
+    wait_result(w, text)
+    w.presenter.fullscreen = False
+    w.tokens.set_heat(True)
+    if presenting:
+        w.presenter.enter()
+        w.view.set_hero("tokens")
+    qtbot.wait(50)
+    counts, legend = w.tokens.counts, w.tokens.legend
+    assert counts.isVisibleTo(w) and legend.isVisibleTo(w)
+    full = counts.full_text()
+    assert full.startswith(f"{w.result.n_tokens - 1} tokens (+ start)")
+    m = counts.contentsMargins()
+    assert counts.width() >= QFontMetrics(counts.font()).horizontalAdvance(full) + m.left() + m.right(), full
+    left, right = legend.labels(legend.width())
+    assert right == "surprising (16+ bits)"  # the words, where there is this much room
+    assert legend.width() >= legend.sizeHint().width() - 80 + 60

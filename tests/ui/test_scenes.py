@@ -190,3 +190,52 @@ def test_app_start_options_fail_with_a_sentence(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["--demo", "--view", "no such view", "--screenshot", shot]) == 2
     assert "no view called" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1600, 1000)])
+def test_the_chat_scene_shows_where_the_assistant_answers(qtbot, make_main_window, wait_result, size):
+    """The ChatML text is longer than the editor: its end (the final <|im_start|>assistant, the scene's point)
+    is in view, with the caret there, so the prediction is the assistant's first token."""
+    w = make_main_window(text="Hello", size=size)
+    wait_result(w, "Hello")
+    w.hide()  # as at start-up (explainer --scene 5): the scene comes before the window has its size
+    w.editor.resize(200, 20)
+    w.scenes.open_lecture(find_scene("chat", w.scenes.lecture)[0])
+    w.show()
+    text = w.scenes.current.text
+    wait_result(w, text)
+    qtbot.wait(50)
+    e = w.editor
+    bar = e.verticalScrollBar()
+    assert bar.maximum() > 0  # the text does not fit: the test means something
+    assert e.textCursor().atEnd() and bar.value() == bar.maximum()
+    assert 0 <= e.cursorRect().top() and e.cursorRect().bottom() <= e.viewport().height()
+    assert w.next_token.position == w.result.n_tokens - 1
+
+
+@pytest.mark.slow
+def test_the_close_call_scene_flips_on_the_real_model(qtbot, make_main_window, wait_result):
+    """As the note says: Ctrl+G samples "Canberra", Ctrl+Z and Ctrl+G again sample "Sydney"; the panel names each
+    choice before it is drawn."""
+    import re
+
+    from explainer.runtime.controller import engine_factory
+
+    w = make_main_window(engine_factory(None, device="cpu"), text="Hello", size=(1600, 1000))
+    wait_result(w, "Hello", timeout=300000)
+    w.scenes.open_lecture(find_scene("close", w.scenes.lecture)[0])
+    text = w.scenes.current.text
+    wait_result(w, text, timeout=60000)
+    nt = w.next_token
+
+    def upcoming() -> str:
+        return re.search(r"Next sample \(Ctrl\+G\): “([^”]+)”", re.sub(r"<[^>]+>", "", nt.footer.text())).group(1)
+
+    assert upcoming() == "·Canberra"
+    w.flow.sample_action.trigger()
+    assert w.editor.toPlainText() == text + " Canberra"
+    w.flow.undo_action.trigger()
+    wait_result(w, text, timeout=60000)
+    assert upcoming() == "·Sydney"
+    w.flow.sample_action.trigger()
+    assert w.editor.toPlainText() == text + " Sydney"

@@ -118,6 +118,33 @@ def test_cursor_word_goes_to_the_bpe_view(qtbot, make_main_window, wait_result):
     assert bpe.field.text() == "strawberry"
 
 
+def test_the_bpe_view_never_shows_a_word_from_a_replaced_text(qtbot, make_main_window, wait_result):
+    """The cursor sat in a word while another view was shown; then a paste replaced the text with the cursor
+    after "?": "Tokens are not letters" shows a word of the text on screen, not the old one."""
+    old = "Photosynthesis turns light into sugar"
+    w = make_main_window(text=old)
+    wait_result(w, old)
+    bpe = w.teach.panels["bpe"]
+    c = w.editor.textCursor()
+    c.setPosition(3)  # inside "Photosynthesis", with the live view in front
+    w.editor.setTextCursor(c)
+    qtbot.wait(300)
+    new = "How many r's are in strawberry?"
+    w.editor.selectAll()
+    w.editor.insertPlainText(new)  # the cursor after the "?": no word under it
+    wait_result(w, new)
+    qtbot.wait(300)
+    w.teach.show_view("bpe")
+    assert bpe.field.text() == "strawberry"
+    w.teach.show_view("live")
+    c = w.editor.textCursor()
+    c.setPosition(new.index("many") + 1)
+    w.editor.setTextCursor(c)
+    qtbot.wait(300)
+    w.teach.show_view("bpe")
+    assert bpe.field.text() == "many"  # a word of this text still follows the cursor
+
+
 def test_reference_test_runs_on_the_model_thread(qtbot, make_main_window, wait_result, monkeypatch):
     from explainer.core import heads as core_heads
 

@@ -104,6 +104,28 @@ def test_heat_colours_chips_by_surprisal(qtbot, demo):
         assert heat[i] == th.surprisal_colour(float(r.surprisal_bits[i]))
 
 
+def test_the_surprisal_legend_never_cuts_its_labels(qtbot, demo):
+    """Whatever room the panel leaves it, at normal and presenter font sizes, the legend's labels fit whole: in
+    words where they fit beside a bar, else as bare numbers."""
+    from PySide6.QtGui import QFont, QFontMetricsF
+
+    panel = make_panel(qtbot, demo.analyze("The cat sat on the mat"))
+    panel.set_heat(True)
+    legend = panel.legend
+    for pt in (9, 13.5, 18):  # the small font, and as presenter mode scales it
+        f = QFont(legend.font())
+        f.setPointSizeF(pt)
+        legend.setFont(f)
+        for width in (300, 700, 1400):
+            panel.resize(width, 400)
+            qtbot.wait(5)
+            fm = QFontMetricsF(legend.font())
+            left, right = legend.labels(legend.width())
+            assert legend.width() >= fm.horizontalAdvance(left) + fm.horizontalAdvance(right) + 12 + 20, (pt, width)
+        assert legend.labels(legend.minimumSizeHint().width()) == ("0 bits", "16+ bits")
+        assert legend.labels(legend.sizeHint().width())[1] == "surprising (16+ bits)"
+
+
 def test_hover_click_and_tooltip(qtbot, demo):
     r = demo.analyze("The cat sat on the mat")
     panel = make_panel(qtbot, r)

@@ -142,3 +142,24 @@ def test_old_scene_files_and_autosaves_still_load(make_main_window, wait_result,
     from explainer.ui import theme as th
 
     w.set_theme(th.LIGHT)
+
+
+def test_sampling_settings_and_the_embedding_layer_come_back_after_ctrl_q(qtbot, make_main_window, wait_result):
+    """Quit with Ctrl+Q, start again (no text given, as the app does): the sliders are where they were."""
+    from PySide6.QtCore import Qt
+
+    w = make_main_window(text=TEXT)
+    wait_result(w, TEXT)
+    nt = w.next_token
+    nt.temperature.setValue(1.35)
+    nt.top_k.setValue(12)
+    nt.top_p.setValue(0.8)
+    w.embeddings.set_layer(2)
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+    qtbot.keyClick(w.next_token.bars, Qt.Key_Q, Qt.ControlModifier)
+    qtbot.waitUntil(lambda: not w.isVisible())
+    w2 = make_main_window(text=None)
+    wait_result(w2, TEXT)
+    assert w2.next_token.sampling_settings() == pytest.approx((1.35, 12, 0.8))
+    assert w2.embeddings.layer == 2 and w2.embeddings.slider.value() == 2

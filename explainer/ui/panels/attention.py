@@ -64,15 +64,16 @@ class AttentionPanel(Panel):
         # title row: Heatmap | Lines
         self.view_buttons = QButtonGroup(self)
         for i, (name, tip) in enumerate((("Heatmap", HINTS[0]), ("Lines", HINTS[1]))):
-            b = QToolButton(text=name, checkable=True, checked=i == 0, focusPolicy=Qt.NoFocus, toolTip=tip)
+            b = QToolButton(text=name, checkable=True, checked=i == 0, focusPolicy=Qt.TabFocus, toolTip=tip)
             self.view_buttons.addButton(b, i)
             self.add_header_widget(b)
         # controls
         row = QHBoxLayout()
-        self.layer_spin = QSpinBox(prefix="Layer ", minimum=1, maximum=1, focusPolicy=Qt.ClickFocus)
-        self.head_spin = QSpinBox(prefix="Head ", minimum=1, maximum=1, focusPolicy=Qt.ClickFocus)
-        self.average_box = QCheckBox("Average of heads", focusPolicy=Qt.NoFocus)
-        self.sink_box = QCheckBox("Hide first token (attention sink)", focusPolicy=Qt.NoFocus, toolTip=SINK_NOTE)
+        # the controls take the focus from Tab (a click leaves it on the panel, whose arrow keys pick layer and head)
+        self.layer_spin = QSpinBox(prefix="Layer ", minimum=1, maximum=1, focusPolicy=Qt.StrongFocus)
+        self.head_spin = QSpinBox(prefix="Head ", minimum=1, maximum=1, focusPolicy=Qt.StrongFocus)
+        self.average_box = QCheckBox("Average of heads", focusPolicy=Qt.TabFocus)
+        self.sink_box = QCheckBox("Hide first token (attention sink)", focusPolicy=Qt.TabFocus, toolTip=SINK_NOTE)
         for w in (self.layer_spin, self.head_spin, self.average_box, self.sink_box):
             row.addWidget(w)
         row.addStretch(1)
@@ -81,7 +82,7 @@ class AttentionPanel(Panel):
         info_row = QHBoxLayout()
         self.info = FullTextLabel()
         self.status = self.info  # the hover read-out shares the line
-        self.measure_box = QComboBox(focusPolicy=Qt.NoFocus)
+        self.measure_box = QComboBox(focusPolicy=Qt.TabFocus)
         for key, label, tip in ad.MEASURES:
             self.measure_box.addItem(f"Grid: {label}", key)
             self.measure_box.setItemData(self.measure_box.count() - 1, tip, Qt.ToolTipRole)
@@ -92,6 +93,7 @@ class AttentionPanel(Panel):
         # views
         self.tabs = QTabWidget()
         self.tabs.tabBar().hide()  # switched by the Heatmap / Lines buttons in the title row
+        self.tabs.setFocusPolicy(Qt.NoFocus)  # its hidden tab bar would hold the Tab key
         self.tabs.setDocumentMode(True)
         self.heatmap = AttentionHeatmap()
         self.grid = HeadGrid()
@@ -195,7 +197,7 @@ class AttentionPanel(Panel):
         self.layer = min(self.layer, n_layers - 1)
         self.head = min(self.head, n_heads - 1)
         self._sync_controls()
-        self._labels = ["(start)" if t.added else t.display for t in r.tokens]
+        self._labels = [t.label for t in r.tokens]  # the start token as every panel names it (⟨start⟩)
         self._update_head()
 
     def highlight_token(self, position: int) -> None:
@@ -395,15 +397,24 @@ class AttentionPanel(Panel):
             self.set_measure(state["grid"])
 
     def export_data(self) -> dict:
-        labels = [t.display for t in self.result.tokens] if self.result is not None else []
+        """The matrix shown (rows: queries, columns: keys), the tokens by their label as on screen and by their own
+        text (the start token: its special token's text)."""
+        tokens = self.result.tokens if self.result is not None else []
+        labels = [t.label for t in tokens]
         return {
             "matrix": np.asarray(self.current_matrix()),
             "row_labels": labels,
             "col_labels": labels,
+            "token_texts": [t.text for t in tokens],
+            "token_ids": [int(t.id) for t in tokens],
             "layer": self.layer + 1,
             "head": "average" if self.average else self.head + 1,
             "first_token_hidden": self.hide_first,
         }
+
+    def export_plot(self) -> QWidget:
+        """The picture alone: the heatmap (with its head grid) or, on the Lines tab, all the lines."""
+        return self.lines if self.tabs.currentIndex() == 1 else self.heatmap
 
     def caption_extra(self) -> str:
         what = f"attention, layer {self.layer + 1}, " + (

@@ -4,7 +4,9 @@ A panel takes an immutable ``AnalysisResult`` in ``set_result`` and only draws i
 panel is bound to the window's ``ViewState`` (:meth:`Panel.bind_state`): it emits ``tokenHovered(position)`` /
 ``tokenSelected(position)`` (position = index into ``result.tokens``, -1 for none) as requests to the state, and
 the state's ``hoveredChanged`` / ``selectedChanged`` reach every panel's ``highlight_token`` / ``select_position``.
-Panels never call each other.
+A selected position is a *pin*; the token at the editor's caret reaches ``set_caret_position``, and a panel that
+explains a prediction (``follows_caret``) shows the caret's position while nothing is pinned. Panels never call
+each other.
 
 "What am I seeing?": the paragraph shows under the title (``set_help_visible(True)``, for large screens), or it
 takes no room and the button opens it as a popover (``set_help_visible(False)``). Double-clicking the title emits
@@ -68,12 +70,14 @@ class Panel(QWidget):
     title = "Panel"
     explanation = ""  # one short paragraph (2–3 lines), shown under the title; must be correct
     details = ""  # the longer explanation, shown when hovering the paragraph
+    follows_caret = False  # True: with nothing pinned, focus_position is the token at the editor's caret
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.result: AnalysisResult | None = None
         self.theme: th.Theme = th.LIGHT
         self.selected_position = -1
+        self.caret_position = -1
         self.hovered_position = -1
         outer = QVBoxLayout(self)
         outer.setContentsMargins(6, 6, 6, 6)
@@ -110,6 +114,8 @@ class Panel(QWidget):
         self.result = result
         if self.selected_position >= result.n_tokens:
             self.selected_position = -1
+        if self.caret_position >= result.n_tokens:
+            self.caret_position = -1
         self.refresh()
 
     def refresh(self) -> None:
@@ -121,14 +127,25 @@ class Panel(QWidget):
     def select_position(self, position: int) -> None:
         self.selected_position = position
 
+    def set_caret_position(self, position: int) -> None:
+        """The token at the editor's caret (-1: the end of the text). A panel that ``follows_caret`` redraws when
+        the position it shows changes."""
+        before = self.focus_position
+        self.caret_position = position
+        if self.follows_caret and self.result is not None and self.focus_position != before:
+            self.refresh()
+
     @property
     def focus_position(self) -> int:
-        """The selected position, or the last token when nothing (valid) is selected; -1 without tokens."""
+        """The selected (pinned) position; else, in a panel that ``follows_caret``, the caret's token; else the last
+        token. -1 without tokens."""
         r = self.result
         if r is None or r.n_tokens == 0:
             return -1
-        p = self.selected_position
-        return p if 0 <= p < r.n_tokens else r.n_tokens - 1
+        for p in (self.selected_position, self.caret_position if self.follows_caret else -1):
+            if 0 <= p < r.n_tokens:
+                return p
+        return r.n_tokens - 1
 
     def set_theme(self, theme: th.Theme) -> None:
         self.theme = theme
@@ -172,6 +189,7 @@ class Panel(QWidget):
         self.view_state = state
         state.hoveredChanged.connect(self.highlight_token)
         state.selectedChanged.connect(self.select_position)
+        state.caretChanged.connect(self.set_caret_position)
         self.tokenHovered.connect(state.set_hovered)
         self.tokenSelected.connect(state.set_selected)
 
@@ -194,7 +212,8 @@ class Panel(QWidget):
             "rows": [
                 {
                     "position": i,
-                    "token": t.display,
+                    "token_text": t.text,  # the token's own text
+                    "token_label": t.label,  # as the panels show it (· for a space, ⟨start⟩)
                     "id": int(t.id),
                     "start": t.start,
                     "end": t.end,

@@ -310,17 +310,40 @@ class HeatLegend(QWidget):
         f = QFont(self.font())
         f.setPointSizeF(th.SMALL_FONT_PT)
         self.setFont(f)
-        self.setMinimumWidth(180)
         self.setToolTip("Surprisal = −log₂ p: 1 bit is a coin flip's worth of surprise; 10 bits ≈ 1 in 1000.")
 
+    def labels(self, width: float | None = None) -> tuple[str, str]:
+        """The end labels: in words where ``width`` has room for them beside a bar, else the bare numbers (never
+        cut); ``None``: the words."""
+        words = "expected (0 bits)", f"surprising ({self.max_bits:g}+ bits)"
+        if width is None or width >= self._needed(words, 60):
+            return words
+        return "0 bits", f"{self.max_bits:g}+ bits"
+
+    def _label_widths(self, labels: tuple[str, str]) -> tuple[float, float]:
+        fm = QFontMetricsF(self.font())
+        return tuple(fm.horizontalAdvance(s) + 6 for s in labels)
+
+    def _needed(self, labels: tuple[str, str], bar: int) -> int:
+        return math.ceil(sum(self._label_widths(labels)) + bar)
+
     def sizeHint(self) -> QSize:
-        return QSize(260, int(QFontMetricsF(self.font()).height() + 14))
+        return QSize(self._needed(self.labels(), 80), int(QFontMetricsF(self.font()).height() + 14))
+
+    def minimumSizeHint(self) -> QSize:
+        """The numbers whole beside a short bar (the fonts grow in presenter mode: measured, not fixed)."""
+        return QSize(self._needed(self.labels(0), 24), int(QFontMetricsF(self.font()).height() + 8))
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.FontChange:
+            self.updateGeometry()
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         fm = QFontMetricsF(self.font())
-        left_label, right_label = "expected (0 bits)", f"surprising ({self.max_bits:g}+ bits)"
-        lw, rw = fm.horizontalAdvance(left_label) + 6, fm.horizontalAdvance(right_label) + 6
+        left_label, right_label = self.labels(self.width())
+        lw, rw = self._label_widths((left_label, right_label))
         bar = QRectF(lw, 3, max(20.0, self.width() - lw - rw), self.height() - 6)
         n = 32
         for k in range(n):

@@ -152,7 +152,7 @@ class EmbeddingsPanel(Panel):
             )
         self._coords = axes.project(r.hidden[self.layer])
         self.map.set_points(
-            self._coords, [t.display for t in r.tokens], r.ids, np.array([t.special for t in r.tokens], bool)
+            self._coords, [t.label for t in r.tokens], r.ids, np.array([t.special for t in r.tokens], bool)
         )
         self.map.set_selected(self.selected_position)
         self.map.set_hovered(self.hovered_position)
@@ -215,7 +215,7 @@ class EmbeddingsPanel(Panel):
         nn = nearest_neighbours(self.projector.embedding_table, int(r.ids[pos]), k=8)
         items = [f"{_esc(label(i) or str(i))} ({c:.2f})" for i, c in nn]
         self.neighbours.setText(
-            f"Nearest to <b>{_esc(r.tokens[pos].display)}</b> in the input-embedding "
+            f"Nearest to <b>{_esc(r.tokens[pos].label)}</b> in the input-embedding "
             "table (cosine similarity, all 576 dimensions): " + ", ".join(items)
         )
 
@@ -239,6 +239,8 @@ class EmbeddingsPanel(Panel):
         state = {"layer": self.layer, "path": self.path_box.isChecked()}
         if self.highlight:
             state["highlight"] = list(self.highlight)
+        if self.map.named:
+            state["labelled"] = list(self.map.named)
         return state
 
     def set_highlight(self, positions) -> None:
@@ -249,9 +251,12 @@ class EmbeddingsPanel(Panel):
     def apply_scene_state(self, state: dict) -> None:
         if isinstance(state.get("path"), bool):
             self.path_box.setChecked(state["path"])
-        marks = state.get("highlight")
-        if isinstance(marks, list) and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in marks):
-            self.set_highlight(marks)
+        for key, setter in (("highlight", self.set_highlight), ("labelled", self.map.set_named)):
+            marks = state.get(key)
+            if isinstance(marks, list) and all(
+                isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in marks
+            ):
+                setter(marks)
         layer = state.get("layer")
         if isinstance(layer, int) and not isinstance(layer, bool) and layer >= 0:
             if self.result is None and layer > self.slider.maximum():  # no model yet: refresh clips it later

@@ -1,10 +1,14 @@
-"""Next-token panel: the model's top candidates after the selected position, and what a sampler would draw.
+"""Next-token panel: the model's top candidates after a position, and what a sampler would draw.
 
-Left bar of each row: the model's own probability (temperature 1, from ``result.top_probs``). Right bar: the
-*sampling* distribution after temperature, top-k and top-p (``core.sampling``), renormalised. Click a row, or
-move to it with the arrow keys and press Enter or Space, to choose that token (``candidateChosen``; the window
-decides what choosing does). ``sample_token`` draws a token from the sampling distribution with the panel's seed
-(``core.sampling.draw``): a scene that records its seed shows the same sampled choices every time.
+The position is the pinned one (a clicked token; the title row then says "Pinned after …" with a button that
+unpins), else the token at the editor's caret, else the end of the text. Left bar of each row: the model's own
+probability (temperature 1, from ``result.top_probs``). Right bar: the *sampling* distribution after temperature,
+top-k and top-p (``core.sampling``), renormalised. Click a row, or move to it with the arrow keys and press Enter
+or Space, to choose that token (``candidateChosen``; the window continues the text with it). "Sample"
+(``sampleRequested``) asks the window to draw one: ``sample_token`` draws from the sampling distribution with the
+panel's seed (``core.sampling.draw``), so a scene that records its seed shows the same sampled choices every time.
+Once there is a seed, the footer names the token the next draw gives with the settings as they are (``next_sample``):
+moving the temperature visibly changes the sampled choice.
 """
 
 from __future__ import annotations
@@ -13,233 +17,40 @@ import html
 import logging
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
-from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QSlider, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QToolButton, QWidget
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 from explainer.core import sampling
 from explainer.core.types import Token
 from explainer.ui import theme as th
 from explainer.ui.panels.base import Panel
+from explainer.ui.widgets.bars import RAW_COLOUR, SAMPLE_COLOUR, BarsView, SliderKeys
 
 log = logging.getLogger(__name__)
-
-RAW_COLOUR, SAMPLE_COLOUR = th.ACCENTS[0], th.ACCENTS[1]
-MAX_ROWS = 15
 
 
 def token_label(data: bytes) -> str:
     return Token(0, data, 0, 0).display
 
 
-class _SliderKeys(QObject):
-    """Arrow keys, PageUp / PageDown, Home / End on a labelled slider, in its own steps. superqt's float slider
-    takes focus but ignores the keyboard; its integer one only listens while its inner slider has the focus."""
-
-    STEPS = {Qt.Key_Right: 1, Qt.Key_Up: 1, Qt.Key_Left: -1, Qt.Key_Down: -1}
-
-    def __init__(self, labelled: QWidget):
-        super().__init__(labelled)
-        self.labelled = labelled
-        inner = labelled.findChild(QSlider)
-        if inner is not None:
-            labelled.setFocusProxy(inner)  # Tab and clicks land on the part that draws the focus
-            inner.installEventFilter(self)
-        labelled.installEventFilter(self)
-
-    def eventFilter(self, obj, ev) -> bool:
-        if ev.type() != QEvent.KeyPress or ev.modifiers() & (Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier):
-            return False
-        s, key = self.labelled, ev.key()
-        if key in self.STEPS:
-            s.setValue(round(s.value() + self.STEPS[key] * s.singleStep(), 6))  # no 0.9999999 after ← →
-        elif key in (Qt.Key_PageUp, Qt.Key_PageDown):
-            s.setValue(round(s.value() + (1 if key == Qt.Key_PageUp else -1) * s.pageStep(), 6))
-        elif key in (Qt.Key_Home, Qt.Key_End):
-            s.setValue(s.minimum() if key == Qt.Key_Home else s.maximum())
-        else:
-            return False
-        return True  # setValue clamps to the range
-
-
-class BarsView(QWidget):
-    """Custom-painted rows: label | model bar | sampling bar, with percentages big enough for a projector."""
-
-    rowClicked = Signal(int)  # a click, or Enter / Space on the keyboard's row
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setMouseTracking(True)
-        self.setFocusPolicy(Qt.StrongFocus)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
-        self.setToolTip(
-            "A full bar is 100 %. Click a row, or choose it with ↑ / ↓ and Enter, to continue the text with that token."
-        )
-        self.setAccessibleName("Next-token candidates")
-        self.theme = th.LIGHT
-        self.labels: list[str] = []
-        self.raw: list[float] = []
-        self.sampled: list[float] = []
-        self.marked = -1  # the row of the token that actually follows
-        self.hovered = -1
-        self.current = -1  # the keyboard's row (drawn with a focus frame while the bars have the focus)
-        self._font = QFont(self.font())
-        self._font.setPointSizeF(th.LABEL_FONT_PT)
-        self._small = QFont(self.font())
-        self._small.setPointSizeF(th.SMALL_FONT_PT + 1)
-        self._fm, self._fm_small = QFontMetricsF(self._font), QFontMetricsF(self._small)
-
-    def set_rows(self, labels: list[str], raw: list[float], sampled: list[float], marked: int = -1) -> None:
-        self.labels, self.raw, self.sampled, self.marked = labels, raw, sampled, marked
-        if self.current >= 0:
-            self.set_current(min(self.current, self.visible_rows() - 1) if labels else -1)
-        self.update()
-
-    def set_current(self, row: int) -> None:
-        """Move the keyboard's row (clamped to the rows on screen; -1: none)."""
-        row = max(-1, min(row, self.visible_rows() - 1)) if self.labels else -1
-        self.current = row
-        if 0 <= row < len(self.labels):
-            v = self.raw[row] if row < len(self.raw) else 0.0
-            self.setAccessibleDescription(f"{self.labels[row]}: {100 * v:.1f} %")
-        self.update()
-
-    @property
-    def row_height(self) -> float:
-        return self._fm.height() * 1.45
-
-    @property
-    def header_height(self) -> float:
-        return self._fm_small.height() + 6
-
-    def visible_rows(self) -> int:
-        return max(1, min(len(self.labels), int((self.height() - self.header_height) / self.row_height)))
-
-    def capacity(self) -> int:
-        return max(3, min(MAX_ROWS, int((self.height() - self.header_height) / self.row_height)))
-
-    def sizeHint(self) -> QSize:
-        return QSize(420, int(self.header_height + 8 * self.row_height))
-
-    def minimumSizeHint(self) -> QSize:
-        return QSize(260, int(self.header_height + 3 * self.row_height))
-
-    def _geometry(self):
-        label_w = min(
-            self.width() * 0.34, max([self._fm.horizontalAdvance(s) for s in self.labels[:MAX_ROWS]] + [40.0]) + 12
-        )
-        pct_w = self._fm_small.horizontalAdvance("100.0 %") + 8
-        bar_w = max(20.0, (self.width() - label_w - 2 * pct_w - 8) / 2)
-        return label_w, pct_w, bar_w
-
-    def row_at(self, y: float) -> int:
-        i = int((y - self.header_height) // self.row_height)
-        return i if 0 <= i < self.visible_rows() and y >= self.header_height else -1
-
-    def paintEvent(self, event) -> None:
-        p = QPainter(self)
-        p.setRenderHint(QPainter.Antialiasing)
-        t = self.theme
-        label_w, pct_w, bar_w = self._geometry()
-        n = self.visible_rows() if self.labels else 0
-        scale = 1.0  # bars always measure 0–100 %: the honest picture of how peaked the distribution is
-        x_raw, x_smp = label_w, label_w + bar_w + pct_w + 8
-        p.setFont(self._small)
-        for x0, colour, title in ((x_raw, RAW_COLOUR, "model"), (x_smp, SAMPLE_COLOUR, "sampling")):
-            p.fillRect(QRectF(x0, 4, 10, 10), QColor(colour))
-            p.setPen(QColor(t.muted))
-            title = self._fm_small.elidedText(title, Qt.ElideRight, bar_w + pct_w - 20)
-            p.drawText(QPointF(x0 + 14, 4 + self._fm_small.ascent() - 1), title)
-        rh = self.row_height
-        for i in range(n):
-            y = self.header_height + i * rh
-            if i == self.hovered:
-                p.fillRect(QRectF(0, y, self.width(), rh), QColor(t.grid))
-            p.setFont(self._font)
-            p.setPen(QColor(t.text))
-            label = self._fm.elidedText(self.labels[i], Qt.ElideRight, label_w - 12)
-            lw = self._fm.horizontalAdvance(label)
-            base = y + (rh + self._fm.ascent() - self._fm.descent()) / 2
-            p.drawText(QPointF(label_w - 8 - lw, base), label)
-            for x0, values, colour in ((x_raw, self.raw, RAW_COLOUR), (x_smp, self.sampled, SAMPLE_COLOUR)):
-                v = values[i] if i < len(values) else 0.0
-                p.fillRect(QRectF(x0, y + rh * 0.18, bar_w, rh * 0.64), QColor(t.grid if t.is_dark else t.surface))
-                p.fillRect(QRectF(x0, y + rh * 0.18, bar_w * min(1.0, v / scale), rh * 0.64), QColor(colour))
-                p.setFont(self._small)
-                p.setPen(QColor(t.text))
-                txt = "cut" if v == 0 else f"{100 * v:.1f} %" if v >= 0.001 else "<0.1 %"
-                p.drawText(QPointF(x0 + bar_w + 4, y + (rh + self._fm_small.ascent()) / 2 - 2), txt)
-            if i == self.marked:
-                p.setPen(QPen(QColor(th.HIGHLIGHT), 2.5))
-                p.setBrush(Qt.NoBrush)
-                p.drawRoundedRect(QRectF(1.5, y + 1.5, self.width() - 3, rh - 3), 5, 5)
-            if i == self.current and self.hasFocus():
-                p.setPen(QPen(QColor(t.text), 1.5, Qt.DashLine))
-                p.setBrush(Qt.NoBrush)
-                p.drawRoundedRect(QRectF(4, y + 4, self.width() - 8, rh - 8), 4, 4)
-        p.end()
-
-    def mouseMoveEvent(self, event) -> None:
-        i = self.row_at(event.position().y())
-        if i != self.hovered:
-            self.hovered = i
-            self.setCursor(Qt.PointingHandCursor if i >= 0 else Qt.ArrowCursor)
-            self.update()
-
-    def leaveEvent(self, event) -> None:
-        self.hovered = -1
-        self.update()
-
-    def mousePressEvent(self, event) -> None:
-        if event.button() == Qt.LeftButton:
-            i = self.row_at(event.position().y())
-            if i >= 0:
-                self.set_current(i)
-                self.rowClicked.emit(i)
-
-    def keyPressEvent(self, event) -> None:
-        key, n = event.key(), self.visible_rows() if self.labels else 0
-        moves = {Qt.Key_Up: self.current - 1, Qt.Key_Down: self.current + 1, Qt.Key_Home: 0, Qt.Key_End: n - 1}
-        if n and key in moves and not event.modifiers() & (Qt.ControlModifier | Qt.AltModifier):
-            self.set_current(max(0, moves[key]))
-        elif n and key in (Qt.Key_Return, Qt.Key_Enter, Qt.Key_Space) and 0 <= self.current < n:
-            self.rowClicked.emit(self.current)
-        else:
-            super().keyPressEvent(event)
-            return
-        event.accept()
-
-    def focusInEvent(self, event) -> None:
-        super().focusInEvent(event)
-        if self.current < 0 and self.labels:
-            self.set_current(self.marked if self.marked >= 0 else 0)
-        self.update()
-
-    def focusOutEvent(self, event) -> None:
-        super().focusOutEvent(event)
-        self.update()
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self.update()
-
-
 class NextTokenPanel(Panel):
     title = "Next token"
     explanation = (
-        "The probability of each possible next token after the selected position (default: the end); over all "
+        "The probability of each possible next token after the caret (or a pinned token); over all "
         "{vocab:,} tokens they sum to 100 %. <span style='color:{raw}'>■</span> the model, "
         "<span style='color:{smp}'>■</span> what a sampler draws from after temperature, top-k and top-p. "
-        "Click a bar to append that token."
+        "Click a bar to continue the text with that token."
     )
     details = (
         "Sampling changes only the choice, not the model. Entropy (in bits) measures the uncertainty: 3.9 bits "
         "is as uncertain as a choice among 15 equally likely tokens. The model always offers a fluent next "
-        "token, true or not. Select a token elsewhere to see what the model expected at that position."
+        "token, true or not. Click a token elsewhere to pin the prediction after it (Esc unpins)."
     )
+    follows_caret = True
 
     candidateChosen = Signal(int)  # token id
+    sampleRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -274,12 +85,29 @@ class NextTokenPanel(Panel):
         reset = QPushButton("Reset")
         reset.setToolTip("Temperature 1, top-k off, top-p off")
         reset.clicked.connect(self.reset_sampling)
+        self.sample_button = QPushButton("&Sample")
+        self.sample_button.setToolTip(
+            "Draw the next token from the sampling distribution (right-hand bars) and continue the text with it "
+            "(Ctrl+G). A scene's seed makes its draws the same every time; Ctrl+Z takes the token back."
+        )
+        self.sample_button.clicked.connect(self.sampleRequested)
+        self.pin = QToolButton()
+        self.pin.setAutoRaise(True)
+        self.pin.setToolTip(
+            "The prediction stays after this token while you type or move the caret. Click here (or press Esc) to "
+            "follow the caret again."
+        )
+        self.pin.setAccessibleName("Unpin the position")
+        self.pin.clicked.connect(lambda: self.tokenSelected.emit(-1))
+        self.pin.hide()
+        self.add_header_widget(self.pin)
         for col, (name, w) in enumerate(
             (("Temperature", self.temperature), ("Top-k (0 = off)", self.top_k), ("Top-p (1 = off)", self.top_p))
         ):
             grid.addWidget(QLabel(name), 0, col)
             grid.addWidget(w, 1, col)
         grid.addWidget(reset, 1, 3)
+        grid.addWidget(self.sample_button, 1, 4)
         self.body.addLayout(grid)
 
         self.summary = QLabel()
@@ -295,7 +123,7 @@ class NextTokenPanel(Panel):
 
         for s in (self.temperature, self.top_k, self.top_p):
             s.valueChanged.connect(self._redraw_bars)
-            _SliderKeys(s)
+            SliderKeys(s)
         self.bars.rowClicked.connect(self._on_row_clicked)
 
     def resizeEvent(self, event) -> None:  # the bars' room changed: show as many candidates as fit now
@@ -322,16 +150,19 @@ class NextTokenPanel(Panel):
 
     @property
     def position(self) -> int:
-        """The position whose next-token distribution is shown (the selected one, else the last)."""
-        r = self.result
-        if r is None:
-            return -1
-        p = self.selected_position
-        return p if 0 <= p < r.n_tokens else r.n_tokens - 1
+        """The position whose next-token distribution is shown: the pinned one, else the caret's, else the last."""
+        return self.focus_position
 
     def select_position(self, position: int) -> None:
         super().select_position(position)
         self.refresh()
+
+    def _show_pin(self) -> None:
+        r, p = self.result, self.selected_position
+        pinned = r is not None and 0 <= p < r.n_tokens
+        if pinned:
+            self.pin.setText(f"Pinned after “{r.tokens[p].label}” ✕")
+        self.pin.setVisible(pinned)
 
     def set_theme(self, theme: th.Theme) -> None:
         self.bars.theme = theme
@@ -339,6 +170,7 @@ class NextTokenPanel(Panel):
 
     def refresh(self) -> None:
         r = self.result
+        self._show_pin()
         if r is None or r.n_tokens == 0:
             self.summary.setText("<i>Waiting for the model…</i>")
             self.footer.setText("")
@@ -346,6 +178,10 @@ class NextTokenPanel(Panel):
             return
         self._help.setText(self._explanation(r.model.vocab_size))
         self._redraw_bars()
+
+    def candidate_label(self, token_id: int) -> str:
+        """A token as the bars name it (a piece of a character as its bytes)."""
+        return self._label(token_id)
 
     # --- computing --------------------------------------------------------------------------------------------
     def _label(self, token_id: int) -> str:
@@ -427,6 +263,13 @@ class NextTokenPanel(Panel):
             f"The {len(raw)} bars hold {100 * shown:.1f} % of the model's probability; the other "
             f"{r.model.vocab_size - len(raw):,} tokens share {100 * max(0.0, 1 - shown):.1f} %."
         ]
+        upcoming = self.next_sample()
+        if upcoming is not None:
+            lines.insert(
+                0,
+                f"<span style='color:{SAMPLE_COLOUR}'>■</span> Next sample (Ctrl+G): “<b>"
+                f"{html.escape(self._label(upcoming))}</b>”, draw {self.draws + 1} of seed {self.seed}.",
+            )
         if actual is not None:
             p_act = float(r.token_prob[pos + 1])
             rank = sampling.rank_of(self._full_logits(pos), actual)  # softmax keeps the order of the logits
@@ -455,6 +298,15 @@ class NextTokenPanel(Panel):
     def set_seed(self, seed: int | None) -> None:
         """Start the sampled choices again from draw 0 of ``seed`` (None: a fresh seed on the next draw)."""
         self.seed, self.draws = seed, 0
+        self._redraw_bars()
+
+    def next_sample(self) -> int | None:
+        """The token the next ``sample_token`` draws with the settings as they are now (None without a seed or a
+        result): shown under the bars, so a change of temperature visibly changes the sampled choice."""
+        r = self.result
+        if self.seed is None or r is None or r.n_tokens == 0:
+            return None
+        return sampling.draw(self.sampled_distribution(), self.seed, self.draws)
 
     def sample_token(self) -> int | None:
         """Draw the next token from the sampling distribution at the shown position (temperature, top-k, top-p
@@ -466,8 +318,9 @@ class NextTokenPanel(Panel):
             import secrets
 
             self.seed = secrets.randbelow(1 << 31)
-        token = sampling.draw(self.sampled_distribution(), self.seed, self.draws)
+        token = self.next_sample()
         self.draws += 1
+        self._redraw_bars()  # the next draw's choice
         return token
 
     # --- scenes and export -----------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ class AttentionHeatmap(pg.PlotWidget):
         self.bottom_axis = TokenAxis("bottom", max_chars=9)
         super().__init__(parent, enableMenu=False, axisItems={"left": self.left_axis, "bottom": self.bottom_axis})
         self.setFocusPolicy(Qt.NoFocus)
+        self.viewport().setFocusPolicy(Qt.NoFocus)  # a plot is used with the mouse; its panel takes the keys
         self.n = 0
         item = self.getPlotItem()
         item.hideButtons()

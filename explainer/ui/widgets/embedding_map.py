@@ -45,6 +45,7 @@ class EmbeddingMap(pg.PlotWidget):
     def __init__(self, parent=None):
         super().__init__(parent, enableMenu=False)
         self.setFocusPolicy(Qt.NoFocus)
+        self.viewport().setFocusPolicy(Qt.NoFocus)  # a plot is used with the mouse; its panel takes the keys
         self._titles: dict[str, str] = {}  # axis → its full title (set_axes_labels)
         self._label_order: list[tuple[int, bool]] = []  # (token position, must show), see _place_labels
         item = self.getPlotItem()
@@ -80,6 +81,7 @@ class EmbeddingMap(pg.PlotWidget):
         self.bounds = (-1.0, 1.0, -1.0, 1.0)
         self.hovered = self.selected = -1
         self.marked: tuple[int, ...] = ()  # positions ringed like the selected token's twins (a scene's pair)
+        self.named: tuple[int, ...] = ()  # positions always labelled, not ringed (the words a scene's pair sits by)
         self._font = None
         # one pen / brush object per style: the point layer caches each symbol it draws by these objects, so
         # new objects on every update would redraw every symbol (and grow that cache) on every keystroke
@@ -198,6 +200,13 @@ class EmbeddingMap(pg.PlotWidget):
             self.marked = positions
             self._restyle()
 
+    def set_named(self, positions) -> None:
+        """Always label these points, in the plain colour and without a ring (after the ringed ones)."""
+        positions = tuple(int(p) for p in positions)
+        if positions != self.named:
+            self.named = positions
+            self._restyle()
+
     # --- drawing ---------------------------------------------------------------------------------------------
     def _pen(self, colour: str, width: float = 1.0):
         key = (colour, width)
@@ -249,10 +258,15 @@ class EmbeddingMap(pg.PlotWidget):
         seen: set = set()  # a label already drawn at (almost) the same place: identical vectors, e.g. layer 0
         span = max(x1 - x0, y1 - y0) * 1e-4
         self._label_order = []  # (index, must show), in the order labels claim their place
-        for i in sorted(range(n), key=lambda k: (k not in focus and k not in self.marked, k not in same, k)):
+        named = set(self.named)
+        order = sorted(
+            range(n), key=lambda k: (k not in focus and k not in self.marked, k not in same, k not in named, k)
+        )
+        for i in order:
             t = self.labels[i]
             spot = (self.texts[i], round(float(self.xy[i, 0]) / span), round(float(self.xy[i, 1]) / span))
-            if not (show_all or i in focus or i in same) or (spot in seen and i not in focus and i not in self.marked):
+            must = i in focus or i in self.marked or i in named
+            if not (show_all or must or i in same) or (spot in seen and not must):
                 t.hide()
                 continue
             seen.add(spot)
@@ -260,8 +274,8 @@ class EmbeddingMap(pg.PlotWidget):
             t.setText(self.texts[i] + (" (off the map)" if outside[i] and hot else ""))
             t.setColor(pg.mkColor(th.HIGHLIGHT) if hot else text_col)
             t.fill = backing  # the cloud's dots do not show through the letters
-            t.setZValue(8 if hot else 4)  # other labels under the points (they only meet around a hovered one)
-            self._label_order.append((i, i in focus or i in self.marked))
+            t.setZValue(8 if must or hot else 4)  # other labels under the points (they only meet around a hovered one)
+            self._label_order.append((i, must))
         self._place_labels()
 
     def _place_labels(self) -> None:

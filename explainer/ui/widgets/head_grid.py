@@ -28,6 +28,7 @@ class HeadGrid(pg.PlotWidget):
     def __init__(self, parent=None):
         super().__init__(parent, enableMenu=False)
         self.setFocusPolicy(Qt.NoFocus)
+        self.viewport().setFocusPolicy(Qt.NoFocus)  # a plot is used with the mouse; its panel takes the keys
         self.n_layers = self.n_heads = 0
         self.transposed = False  # True: layers are columns
         self.values = np.zeros((0, 0), np.float32)

@@ -1,0 +1,109 @@
+"""The window from the keyboard alone.
+
+- Tab leaves the editor, and so do Shift+Tab, Ctrl+Tab and Ctrl+Shift+Tab: the editor never traps the keyboard
+  (a tab character can still be pasted into the text).
+- Tab then visits, in reading order, the view tabs (← → switch views), each live panel's controls (tokenizer,
+  surprisal heat, the chips; the sampling sliders, Reset, Sample and the candidates' bars; the embeddings
+  layer slider and path; the attention panel itself (↑ ↓ layer, ← → head), its Heatmap / Lines buttons, layer and
+  head boxes, "Average of heads", "Hide first token" and the grid's measure), and back to the editor.
+- The control that has the keyboard focus wears a ring in the highlight colour when the focus came from the
+  keyboard (not after a click, where the pointer already says where you are): :class:`FocusRing`.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, QRect, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPen
+from PySide6.QtWidgets import QApplication, QWidget
+
+from explainer.ui import theme as th
+
+RING = 3  # pixels around the focused control
+
+
+class EditorKeys(QObject):
+    """Tab and Shift+Tab move the focus out of the editor (``tabChangesFocus``); Ctrl+Tab and Ctrl+Shift+Tab too,
+    which a text edit would otherwise keep."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.main = window
+        window.editor.setTabChangesFocus(True)
+        window.editor.installEventFilter(self)
+
+    def eventFilter(self, obj, ev) -> bool:
+        if ev.type() == QEvent.KeyPress and ev.key() in (Qt.Key_Tab, Qt.Key_Backtab):
+            if ev.modifiers() & Qt.ControlModifier:
+                forward = ev.key() == Qt.Key_Tab and not ev.modifiers() & Qt.ShiftModifier
+                self.main.focusNextPrevChild(forward)
+                return True
+        return False
+
+
+class FocusRing(QWidget):
+    """A ring around the focused control, drawn over the window; follows the control as it moves or resizes, and
+    hides when the focus leaves the window or arrives with a mouse click."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.main = window
+        self.setAttribute(Qt.WA_TransparentForMouseEvents)
+        self.setAttribute(Qt.WA_NoSystemBackground)
+        self.setFocusPolicy(Qt.NoFocus)
+        self.target: QWidget | None = None
+        self.colour = QColor(th.HIGHLIGHT)
+        self.hide()
+        QApplication.instance().focusChanged.connect(self._on_app_focus_changed)
+
+    def _on_app_focus_changed(self, _old, new) -> None:
+        if self.target is not None:
+            self.target.removeEventFilter(self)
+            self.target = None
+        keyboard = QGuiApplication.mouseButtons() == Qt.NoButton
+        if new is None or not keyboard or new.window() is not self.main or isinstance(new, FocusRing):
+            self.hide()
+            return
+        self.target = new
+        new.installEventFilter(self)
+        self.place()
+
+    def eventFilter(self, obj, ev) -> bool:
+        if obj is self.target:
+            if ev.type() in (QEvent.Move, QEvent.Resize, QEvent.Show):
+                self.place()
+            elif ev.type() == QEvent.Hide:
+                self.hide()
+            elif ev.type() == QEvent.MouseButtonPress:
+                self.hide()  # the pointer took over
+        return False
+
+    def place(self) -> None:
+        """Around the target's visible part (a control inside a scroll area is cut at the area's edge)."""
+        t = self.target
+        if t is None or not t.isVisible():
+            self.hide()
+            return
+        area = t.visibleRegion().boundingRect()
+        if area.isEmpty():
+            self.hide()
+            return
+        top_left = t.mapTo(self.main, area.topLeft())
+        rect = QRect(top_left, area.size()).adjusted(-RING, -RING, RING, RING)
+        self.setGeometry(rect.intersected(self.main.rect()))
+        self.raise_()
+        self.show()
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.Antialiasing)
+        p.setPen(QPen(self.colour, 2.5))
+        p.setBrush(Qt.NoBrush)
+        p.drawRoundedRect(self.rect().adjusted(1, 1, -2, -2), 4, 4)
+        p.end()
+
+
+def install(window) -> None:
+    """The editor's Tab keys and the focus ring for a main window."""
+    window.editor_keys = EditorKeys(window)
+    window.focus_ring = FocusRing(window)

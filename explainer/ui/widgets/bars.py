@@ -1,0 +1,205 @@
+"""The next-token panel's widgets: the candidates' bars (label | model bar | sampling bar, clickable and usable from
+the keyboard) and the arrow, page, Home and End keys on a labelled slider."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QSlider, QWidget
+
+from explainer.ui import theme as th
+
+RAW_COLOUR, SAMPLE_COLOUR = th.ACCENTS[0], th.ACCENTS[1]
+MAX_ROWS = 15
+
+
+class SliderKeys(QObject):
+    """Arrow keys, PageUp / PageDown, Home / End on a labelled slider, in its own steps. superqt's float slider
+    takes focus but ignores the keyboard; its integer one only listens while its inner slider has the focus."""
+
+    STEPS = {Qt.Key_Right: 1, Qt.Key_Up: 1, Qt.Key_Left: -1, Qt.Key_Down: -1}
+
+    def __init__(self, labelled: QWidget):
+        super().__init__(labelled)
+        self.labelled = labelled
+        inner = labelled.findChild(QSlider)
+        if inner is not None:
+            labelled.setFocusProxy(inner)  # Tab and clicks land on the part that draws the focus
+            inner.installEventFilter(self)
+        labelled.installEventFilter(self)
+
+    def eventFilter(self, obj, ev) -> bool:
+        if ev.type() != QEvent.KeyPress or ev.modifiers() & (Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier):
+            return False
+        s, key = self.labelled, ev.key()
+        if key in self.STEPS:
+            s.setValue(round(s.value() + self.STEPS[key] * s.singleStep(), 6))  # no 0.9999999 after ← →
+        elif key in (Qt.Key_PageUp, Qt.Key_PageDown):
+            s.setValue(round(s.value() + (1 if key == Qt.Key_PageUp else -1) * s.pageStep(), 6))
+        elif key in (Qt.Key_Home, Qt.Key_End):
+            s.setValue(s.minimum() if key == Qt.Key_Home else s.maximum())
+        else:
+            return False
+        return True  # setValue clamps to the range
+
+
+class BarsView(QWidget):
+    """Custom-painted rows: label | model bar | sampling bar, with percentages big enough for a projector."""
+
+    rowClicked = Signal(int)  # a click, or Enter / Space on the keyboard's row
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setToolTip(
+            "A full bar is 100 %. Click a row, or choose it with ↑ / ↓ and Enter, to continue the text with that token."
+        )
+        self.setAccessibleName("Next-token candidates")
+        self.theme = th.LIGHT
+        self.labels: list[str] = []
+        self.raw: list[float] = []
+        self.sampled: list[float] = []
+        self.marked = -1  # the row of the token that actually follows
+        self.hovered = -1
+        self.current = -1  # the keyboard's row (drawn with a focus frame while the bars have the focus)
+        self._font = QFont(self.font())
+        self._font.setPointSizeF(th.LABEL_FONT_PT)
+        self._small = QFont(self.font())
+        self._small.setPointSizeF(th.SMALL_FONT_PT + 1)
+        self._fm, self._fm_small = QFontMetricsF(self._font), QFontMetricsF(self._small)
+
+    def set_rows(self, labels: list[str], raw: list[float], sampled: list[float], marked: int = -1) -> None:
+        self.labels, self.raw, self.sampled, self.marked = labels, raw, sampled, marked
+        if self.current >= 0:
+            self.set_current(min(self.current, self.visible_rows() - 1) if labels else -1)
+        self.update()
+
+    def set_current(self, row: int) -> None:
+        """Move the keyboard's row (clamped to the rows on screen; -1: none)."""
+        row = max(-1, min(row, self.visible_rows() - 1)) if self.labels else -1
+        self.current = row
+        if 0 <= row < len(self.labels):
+            v = self.raw[row] if row < len(self.raw) else 0.0
+            self.setAccessibleDescription(f"{self.labels[row]}: {100 * v:.1f} %")
+        self.update()
+
+    @property
+    def row_height(self) -> float:
+        return self._fm.height() * 1.45
+
+    @property
+    def header_height(self) -> float:
+        return self._fm_small.height() + 6
+
+    def visible_rows(self) -> int:
+        return max(1, min(len(self.labels), int((self.height() - self.header_height) / self.row_height)))
+
+    def capacity(self) -> int:
+        return max(3, min(MAX_ROWS, int((self.height() - self.header_height) / self.row_height)))
+
+    def sizeHint(self) -> QSize:
+        return QSize(420, int(self.header_height + 8 * self.row_height))
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(260, int(self.header_height + 3 * self.row_height))
+
+    def _geometry(self):
+        label_w = min(
+            self.width() * 0.34, max([self._fm.horizontalAdvance(s) for s in self.labels[:MAX_ROWS]] + [40.0]) + 12
+        )
+        pct_w = self._fm_small.horizontalAdvance("100.0 %") + 8
+        bar_w = max(20.0, (self.width() - label_w - 2 * pct_w - 8) / 2)
+        return label_w, pct_w, bar_w
+
+    def row_at(self, y: float) -> int:
+        i = int((y - self.header_height) // self.row_height)
+        return i if 0 <= i < self.visible_rows() and y >= self.header_height else -1
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.Antialiasing)
+        t = self.theme
+        label_w, pct_w, bar_w = self._geometry()
+        n = self.visible_rows() if self.labels else 0
+        scale = 1.0  # bars always measure 0–100 %: the honest picture of how peaked the distribution is
+        x_raw, x_smp = label_w, label_w + bar_w + pct_w + 8
+        p.setFont(self._small)
+        for x0, colour, title in ((x_raw, RAW_COLOUR, "model"), (x_smp, SAMPLE_COLOUR, "sampling")):
+            p.fillRect(QRectF(x0, 4, 10, 10), QColor(colour))
+            p.setPen(QColor(t.muted))
+            title = self._fm_small.elidedText(title, Qt.ElideRight, bar_w + pct_w - 20)
+            p.drawText(QPointF(x0 + 14, 4 + self._fm_small.ascent() - 1), title)
+        rh = self.row_height
+        for i in range(n):
+            y = self.header_height + i * rh
+            if i == self.hovered:
+                p.fillRect(QRectF(0, y, self.width(), rh), QColor(t.grid))
+            p.setFont(self._font)
+            p.setPen(QColor(t.text))
+            label = self._fm.elidedText(self.labels[i], Qt.ElideRight, label_w - 12)
+            lw = self._fm.horizontalAdvance(label)
+            base = y + (rh + self._fm.ascent() - self._fm.descent()) / 2
+            p.drawText(QPointF(label_w - 8 - lw, base), label)
+            for x0, values, colour in ((x_raw, self.raw, RAW_COLOUR), (x_smp, self.sampled, SAMPLE_COLOUR)):
+                v = values[i] if i < len(values) else 0.0
+                p.fillRect(QRectF(x0, y + rh * 0.18, bar_w, rh * 0.64), QColor(t.grid if t.is_dark else t.surface))
+                p.fillRect(QRectF(x0, y + rh * 0.18, bar_w * min(1.0, v / scale), rh * 0.64), QColor(colour))
+                p.setFont(self._small)
+                p.setPen(QColor(t.text))
+                txt = "cut" if v == 0 else f"{100 * v:.1f} %" if v >= 0.001 else "<0.1 %"
+                p.drawText(QPointF(x0 + bar_w + 4, y + (rh + self._fm_small.ascent()) / 2 - 2), txt)
+            if i == self.marked:
+                p.setPen(QPen(QColor(th.HIGHLIGHT), 2.5))
+                p.setBrush(Qt.NoBrush)
+                p.drawRoundedRect(QRectF(1.5, y + 1.5, self.width() - 3, rh - 3), 5, 5)
+            if i == self.current and self.hasFocus():
+                p.setPen(QPen(QColor(t.text), 1.5, Qt.DashLine))
+                p.setBrush(Qt.NoBrush)
+                p.drawRoundedRect(QRectF(4, y + 4, self.width() - 8, rh - 8), 4, 4)
+        p.end()
+
+    def mouseMoveEvent(self, event) -> None:
+        i = self.row_at(event.position().y())
+        if i != self.hovered:
+            self.hovered = i
+            self.setCursor(Qt.PointingHandCursor if i >= 0 else Qt.ArrowCursor)
+            self.update()
+
+    def leaveEvent(self, event) -> None:
+        self.hovered = -1
+        self.update()
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.LeftButton:
+            i = self.row_at(event.position().y())
+            if i >= 0:
+                self.set_current(i)
+                self.rowClicked.emit(i)
+
+    def keyPressEvent(self, event) -> None:
+        key, n = event.key(), self.visible_rows() if self.labels else 0
+        moves = {Qt.Key_Up: self.current - 1, Qt.Key_Down: self.current + 1, Qt.Key_Home: 0, Qt.Key_End: n - 1}
+        if n and key in moves and not event.modifiers() & (Qt.ControlModifier | Qt.AltModifier):
+            self.set_current(max(0, moves[key]))
+        elif n and key in (Qt.Key_Return, Qt.Key_Enter, Qt.Key_Space) and 0 <= self.current < n:
+            self.rowClicked.emit(self.current)
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
+
+    def focusInEvent(self, event) -> None:
+        super().focusInEvent(event)
+        if self.current < 0 and self.labels:
+            self.set_current(self.marked if self.marked >= 0 else 0)
+        self.update()
+
+    def focusOutEvent(self, event) -> None:
+        super().focusOutEvent(event)
+        self.update()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.update()
