@@ -7,6 +7,7 @@ number of layers, ``H`` query heads, ``D`` the model width and ``V`` the vocabul
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -91,11 +92,22 @@ class Token:
         """Text for a chip: whitespace made visible; incomplete UTF-8 pieces, and pieces that would draw nothing
         (a lone variation selector or zero-width joiner after an emoji), as their bytes (<E6 97>, <EF B8 8F>);
         a lone combining mark on a dotted circle (◌َ)."""
-        if self.incomplete or (self.bytes and all(_draws_nothing(c) for c in self.text)):
-            return "<" + " ".join(f"{b:02X}" for b in self.bytes) + ">"
-        if self.bytes and all(unicodedata.category(c) in ("Mn", "Me") for c in self.text):
-            return "◌" + self.text
-        return visible_text(self.text)
+        return display_bytes(self.bytes)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def display_bytes(data: bytes) -> str:
+    """``Token.display`` of a token with these bytes (remembered: every panel names every token at every
+    keystroke, and a vocabulary has a bounded number of pieces)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "<" + " ".join(f"{b:02X}" for b in data) + ">"
+    if data and all(_draws_nothing(c) for c in text):
+        return "<" + " ".join(f"{b:02X}" for b in data) + ">"
+    if data and all(unicodedata.category(c) in ("Mn", "Me") for c in text):
+        return "◌" + text
+    return visible_text(text)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import re
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QApplication, QMenu, QTabWidget, QWidget
+from PySide6.QtWidgets import QApplication, QMenu, QStackedWidget, QTabWidget, QWidget
 
 from explainer.ui.panels.base import Panel
 from explainer.ui.panels.bpe_view import BpePanel
@@ -99,6 +99,7 @@ class TeachArea(QTabWidget):
         self.setTabToolTip(0, "Tokens, next token, attention and embeddings, linked")
         for key, label, _, tip in VIEWS:
             self.setTabToolTip(self.addTab(self.panels[key], label), tip)
+        self._laid_out_for: tuple | None = None  # what the tabs' last layout depended on (see ``event``)
         self._cursor_word = ""  # the last word sent to the BPE view (or skipped)
         self._cursor_word_due = False  # a new cursor word waits for the BPE view's tab to be shown
         self._cursor_timer = QTimer(self, singleShot=True, interval=CURSOR_WORD_MS)
@@ -132,6 +133,30 @@ class TeachArea(QTabWidget):
         self.panels["walkthrough"].headSelected.connect(self._on_teach_head_selected)
         self.panels["heads"].headSelected.connect(self._on_heads_head_selected)
         self.panels["chat"].textRequested.connect(self._on_chat_text_requested)
+
+    def event(self, event) -> bool:
+        """A layout request whose inputs are unchanged is answered without laying the tabs out again: a tab
+        widget repaints all of itself after every layout, and a panel's label that changes its text at every
+        keystroke sends one up to here (the whole window redrawn for a number in one panel)."""
+        if event.type() == QEvent.LayoutRequest:
+            bar, stack = self.tabBar(), self.findChild(QStackedWidget, "qt_tabwidget_stackedwidget")
+            key = (
+                self.size().toTuple(),
+                self.count(),
+                self.currentIndex(),
+                bar.isVisible(),
+                bar.sizeHint().toTuple(),
+                bar.minimumSizeHint().toTuple(),
+                *(
+                    (stack.sizeHint().toTuple(), stack.minimumSizeHint().toTuple(), stack.maximumSize().toTuple())
+                    if stack is not None
+                    else ()
+                ),
+            )
+            if key == self._laid_out_for:
+                return True
+            self._laid_out_for = key
+        return super().event(event)
 
     def eventFilter(self, obj, event) -> bool:
         if obj is self.main and event.type() == QEvent.Close:

@@ -58,3 +58,11 @@ def test_bench_rejects_bad_token_lists(monkeypatch):
     from explainer.cli import main
 
     assert main(["bench", "--tokens", "0,8"]) == 2
+
+
+def test_picture_summary_reports_medians_of_each_time():
+    from explainer.bench_window import summary
+
+    times = [(50.0, 9.0, 4.0), (40.0, 7.0, 3.0), (90.0, 30.0, 12.0), (45.0, 8.0, 5.0), (42.0, 6.0, 2.0)]
+    s = summary(times)
+    assert s == {"picture_ms": 45.0, "picture_p90_ms": 50.0, "picture_main_ms": 8.0, "picture_main_cpu_ms": 4.0}

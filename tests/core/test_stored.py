@@ -152,6 +152,17 @@ def test_disagreeing_stored_backend_falls_back_to_torch(stored_q4, tiny_gguf, mo
     assert eng.analyze("still works").backend == "torch"
 
 
+def test_serving_keeps_no_float32_model_and_the_walkthrough_reads_its_rows_on_demand(stored_q4, tiny_gguf):
+    from explainer.core.walkthrough import walkthrough
+
+    eng = Engine(tiny_gguf, device="cpu", backend="stored")  # graphs cached: built without the torch model
+    r = eng.analyze(TEXTS[0])
+    w = walkthrough(r, 1, 2, r.n_tokens - 1)
+    assert eng.backend == "stored" and eng._model is None and eng._backends._torch is None
+    assert isinstance(r.weights.layer(1)["wq"].base, np.memmap)  # pages of the weight cache, read when used
+    np.testing.assert_allclose(w.weights.sum(), 1.0, atol=1e-9)
+
+
 def test_auto_picks_stored_for_a_model_file(stored_q4, tiny_gguf):
     assert Engine(tiny_gguf, device="cpu", backend="auto").backend == "stored"
 

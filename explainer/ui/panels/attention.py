@@ -238,10 +238,14 @@ class AttentionPanel(Panel):
         widgets = (self.layer_spin, self.head_spin)
         for w in widgets:
             w.blockSignals(True)
-        self.layer_spin.setMaximum(max(1, n_layers, self.layer + 1))
-        self.head_spin.setMaximum(max(1, n_heads, self.head + 1))
-        self.layer_spin.setValue(self.layer + 1)
-        self.head_spin.setValue(self.head + 1)
+        for spin, top, value in (
+            (self.layer_spin, max(1, n_layers, self.layer + 1), self.layer + 1),
+            (self.head_spin, max(1, n_heads, self.head + 1), self.head + 1),
+        ):
+            if spin.maximum() != top:  # a new range lays the panel out again: only when it changes
+                spin.setMaximum(top)
+            if spin.value() != value:
+                spin.setValue(value)
         self.head_spin.setEnabled(not self.average)
         for w in widgets:
             w.blockSignals(False)

@@ -237,23 +237,23 @@ class EmbeddingMap(pg.PlotWidget):
         backing.setAlpha(190)
         backing = pg.mkBrush(backing)
         base = th.ACCENTS[5] if self.theme.is_dark else th.ACCENTS[0]  # blue / sky blue: contrast on either
-        spots = []
         bg = self.theme.background
-        for i in range(n):
-            hot = i in focus
-            colour = th.HIGHLIGHT if hot else (th.SPECIAL if self.special[i] else base)
-            pen = self._pen(th.HIGHLIGHT, 3) if (i in same and not hot) else self._pen(bg)
-            spots.append(
-                {
-                    "pos": (float(self.xy[i, 0]), float(self.xy[i, 1])),
-                    "data": i,
-                    "size": HOT_POINT_PX if hot else POINT_PX,
-                    "symbol": "d" if outside[i] else "o",
-                    "brush": self._brush(colour) if not outside[i] else self._brush(bg),
-                    "pen": pen if not outside[i] else self._pen(colour, 2),
-                }
-            )
-        self.points.setData(spots)
+        points = np.arange(n)
+        hot = np.isin(points, focus)
+        ring = np.isin(points, sorted(same)) & ~hot
+        colours = [th.HIGHLIGHT if hot[i] else (th.SPECIAL if self.special[i] else base) for i in range(n)]
+        self.points.setData(
+            x=self.xy[:, 0].astype(np.float64),
+            y=self.xy[:, 1].astype(np.float64),
+            data=points,
+            size=np.where(hot, HOT_POINT_PX, POINT_PX),
+            symbol=np.where(outside, "d", "o").tolist(),
+            brush=[self._brush(bg if outside[i] else colours[i]) for i in range(n)],
+            pen=[
+                self._pen(colours[i], 2) if outside[i] else self._pen(th.HIGHLIGHT, 3) if ring[i] else self._pen(bg)
+                for i in range(n)
+            ],
+        )
         show_all = n <= MAX_LABELS
         seen: set = set()  # a label already drawn at (almost) the same place: identical vectors, e.g. layer 0
         span = max(x1 - x0, y1 - y0) * 1e-4
@@ -271,10 +271,15 @@ class EmbeddingMap(pg.PlotWidget):
                 continue
             seen.add(spot)
             hot = i in focus or i in same
-            t.setText(self.texts[i] + (" (off the map)" if outside[i] and hot else ""))
-            t.setColor(pg.mkColor(th.HIGHLIGHT) if hot else text_col)
-            t.fill = backing  # the cloud's dots do not show through the letters
-            t.setZValue(8 if must or hot else 4)  # other labels under the points (they only meet around a hovered one)
+            look = (self.texts[i] + (" (off the map)" if outside[i] and hot else ""), hot, must, self.theme)
+            if getattr(t, "look", None) != look:  # setText / setColor lay the label's text out again: only on change
+                t.look = look
+                t.setText(look[0])
+                t.setColor(pg.mkColor(th.HIGHLIGHT) if hot else text_col)
+                t.fill = backing  # the cloud's dots do not show through the letters
+                t.setZValue(
+                    8 if must or hot else 4
+                )  # other labels under the points (they only meet around a hovered one)
             self._label_order.append((i, must))
         self._place_labels()
 

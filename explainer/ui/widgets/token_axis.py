@@ -45,6 +45,25 @@ def show_title(ax: pg.AxisItem, title: str) -> None:
         ax.resizeEvent()  # centre the new title along the axis
 
 
+_METRICS: dict[tuple[str, str], tuple[int, int, int]] = {}  # (font key, text) -> advance, ink top, ink bottom
+
+
+def text_metrics(font: QFont, texts: list[str]) -> list[tuple[int, int, int]]:
+    """Per text, in ``font``: its advance and its letters' top and bottom (``QFontMetrics.tightBoundingRect``).
+    Remembered: the axes measure every label at every result, and the labels of a growing text repeat."""
+    key, fm, out = font.key(), None, []
+    if len(_METRICS) > 200_000:
+        _METRICS.clear()
+    for s in texts:
+        m = _METRICS.get((key, s))
+        if m is None:
+            fm = fm or QFontMetrics(font)
+            r = fm.tightBoundingRect(s)
+            m = _METRICS[(key, s)] = (fm.horizontalAdvance(s), r.top(), r.bottom())
+        out.append(m)
+    return out
+
+
 def abbreviate(text: str, max_chars: int) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
@@ -69,8 +88,11 @@ class TokenAxis(pg.AxisItem):
 
     # --- public ---------------------------------------------------------------------------------------------
     def set_labels(self, labels: list[str]) -> None:
-        self.full_labels = [abbreviate(s, self.max_chars) for s in labels]
-        self.labels = list(self.full_labels)
+        full = [abbreviate(s, self.max_chars) for s in labels]
+        if full == self.full_labels:
+            return  # the same tokens: the axis as drawn stays
+        self.full_labels = full
+        self.labels = list(full)
         self._changed()
 
     def set_font(self, font) -> None:
@@ -121,8 +143,8 @@ class TokenAxis(pg.AxisItem):
         if self.mode in ("flat", "stagger") and self.horizontal:
             return 1  # chosen only when every label fits
         if self.horizontal and self.mode == "sparse":  # an upright "index: label" fits between two labelled ones
-            fm = QFontMetrics(self._fonts()[1])
-            widest = max((fm.horizontalAdvance(f"{i}: {s}") for i, s in enumerate(self.labels)), default=0)
+            texts = [f"{i}: {s}" for i, s in enumerate(self.labels)]
+            widest = max((m[0] for m in text_metrics(self._fonts()[1], texts)), default=0)
             need = widest + LABEL_GAP_PX
         else:
             need = self.label_spacing()
@@ -153,22 +175,20 @@ class TokenAxis(pg.AxisItem):
     def _ink_band(self) -> tuple[float, float]:
         """From where to where the letters of any label reach, relative to the centre of its line box."""
         if self._ink is None:
-            fm = QFontMetrics(self._fonts()[1])  # bold (emphasised) letters are the largest
+            bold = self._fonts()[1]  # bold (emphasised) letters are the largest
+            fm = QFontMetrics(bold)
             top, bottom = 0, 0
-            for s in self.labels + ["0123456789: "]:
-                r = fm.tightBoundingRect(s)
-                top, bottom = min(top, r.top()), max(bottom, r.bottom() + 1)
+            for _adv, t, b in text_metrics(bold, self.labels + ["0123456789: "]):
+                top, bottom = min(top, t), max(bottom, b + 1)
             base = fm.ascent() - fm.height() / 2  # the baseline, from the centre of a line box
             self._ink = (base + top, base + bottom)
         return self._ink
 
     def _upright_fits(self, labels: list[str], px: float, rows: int) -> bool:
         """Every label upright, centred on its column, on ``rows`` alternating rows: no two on a row touch."""
-        fm = QFontMetrics(self._fonts()[1])
         end = px * len(labels)
         last = [-math.inf] * rows
-        for i, s in enumerate(labels):
-            w = fm.horizontalAdvance(s)
+        for i, (w, _t, _b) in enumerate(text_metrics(self._fonts()[1], labels)):
             if w + LABEL_GAP_PX > px * rows:
                 return False
             left = min(max(px * (i + 0.5) - w / 2, 0.0), end - w)  # edge labels are pushed inside the axis
@@ -184,7 +204,7 @@ class TokenAxis(pg.AxisItem):
         if self.horizontal and mode != "rotated":
             extent = offset + fm.height() * (2 if mode == "stagger" else 1) + 4
         else:
-            widest = max((fm.horizontalAdvance(s) for s in labels), default=fm.horizontalAdvance("00"))
+            widest = max((m[0] for m in text_metrics(self._fonts()[0], labels)), default=fm.horizontalAdvance("00"))
             cells = self._fit_args[0] / max(len(labels), 1) if self._fit_args else math.inf
             if len(labels) > 12 or cells < self.label_spacing():  # room for the index shown when thinned
                 widest += fm.horizontalAdvance(f"{len(labels)}: ")
@@ -227,8 +247,7 @@ class TokenAxis(pg.AxisItem):
         out = []
         for idx in range(first, last + 1, step):
             label = f"{idx}: {self.labels[idx]}" if thinned else self.labels[idx]
-            fm = QFontMetrics(bold if idx in self.emphasis else font)
-            adv = fm.horizontalAdvance(label)
+            adv = text_metrics(bold if idx in self.emphasis else font, [label])[0][0]
             frac = (idx + 0.5 - lo) / (hi - lo)
             if inverted:
                 frac = 1 - frac

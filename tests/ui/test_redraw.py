@@ -1,0 +1,74 @@
+"""Redrawing only what changed: a number changing in one panel repaints that panel's widgets, not the window."""
+
+from __future__ import annotations
+
+import shiboken6
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QApplication, QStackedWidget
+
+from explainer.runtime.controller import Controller, engine_factory
+from explainer.ui.main_window import MainWindow
+
+
+class Paints(QObject):
+    def __init__(self, *widgets):
+        super().__init__()
+        self.count = {w: 0 for w in widgets}
+        for w in widgets:
+            w.installEventFilter(self)
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Paint and obj in self.count:
+            self.count[obj] += 1
+        return False
+
+
+def settle(qtbot) -> None:
+    for _ in range(5):
+        QApplication.processEvents()
+        qtbot.wait(20)
+
+
+def shown_window(qtbot) -> MainWindow:
+    controller = Controller(engine_factory(demo=True))
+    w = MainWindow(controller, text="The cat sat")
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    controller.start()
+    qtbot.waitUntil(lambda: w.result is not None and not controller.busy, timeout=20000)
+    settle(qtbot)
+    return w
+
+
+def test_a_label_changing_in_one_panel_does_not_repaint_the_tabs_or_the_other_panels(qtbot, temp_cache):
+    w = shown_window(qtbot)
+    try:
+        label = w.next_token.summary
+        assert label.isVisible() and label.wordWrap()
+        paints = Paints(label, w.teach.tabBar(), w.tokens, w.attention)
+        label.setText(label.text() + " A longer paragraph now, so that the label asks for a new layout.")
+        settle(qtbot)
+        assert paints.count[label] >= 1  # the change itself is drawn
+        assert paints.count[w.teach.tabBar()] == 0
+        assert paints.count[w.tokens] == 0 and paints.count[w.attention] == 0
+    finally:
+        if shiboken6.isValid(w):
+            w.close()
+
+
+def test_the_tabs_are_laid_out_again_when_what_they_depend_on_changes(qtbot, temp_cache):
+    w = shown_window(qtbot)
+    try:
+        stack = w.teach.findChild(QStackedWidget, "qt_tabwidget_stackedwidget")
+        top = stack.geometry().top()
+        assert top > 0  # under the tab bar
+        w.teach.tabBar().hide()
+        settle(qtbot)
+        assert stack.geometry().top() < top  # the pages take the bar's room
+        w.teach.tabBar().show()
+        settle(qtbot)
+        assert stack.geometry().top() == top
+    finally:
+        if shiboken6.isValid(w):
+            w.close()
