@@ -184,8 +184,8 @@ def patch(
             if cancelled is not None and cancelled():
                 raise Cancelled()
             packed = _Runs(heads, model.rotary, corrupt.cache, clean.hidden, corrupt.hidden, runs, cancelled)
-            ends, probs = _patched_probs(model, packed, target)
-            for (l, p), prob in zip(ends, probs):
+            cells, cell_probs = _patched_probs(model, packed, target)
+            for (l, p), prob in zip(cells, cell_probs):
                 grid[l, p] = prob
                 left[l] -= 1
                 if not left[l] and on_layer is not None:
