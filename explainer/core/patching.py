@@ -60,6 +60,9 @@ class _Runs(KnockOut):
     start there, so runs of several layers share every block call after they joined.
     """
 
+    cos: torch.Tensor | None  # the rotary tables of the rows' positions, as in ``llama.Pass`` (set by ``join``)
+    sin: torch.Tensor | None
+
     def __init__(self, heads, rotary, cache: KVCache, clean_h, corrupt_h, runs: list[tuple[int, int]], cancelled):
         super().__init__(heads)
         self.rotary, self.cache, self.clean_h, self.corrupt_h = rotary, cache, clean_h, corrupt_h
