@@ -1,5 +1,5 @@
-"""Shared fixtures: an isolated cache folder, the real bundled model, a tiny GGUF written on the fly, and the
-Hugging Face reference model (only for tests marked ``reference``)."""
+"""Shared fixtures: an isolated cache folder, offscreen Qt, the real bundled model, a tiny GGUF written on the fly,
+the main window, and the Hugging Face reference model (only for tests marked ``reference``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import tempfile
 
 _CACHE = tempfile.mkdtemp(prefix="explainer-test-cache-")
 os.environ.setdefault("EXPLAINER_CACHE", _CACHE)
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # every test and every app it starts: no real screen
 
 import pytest  # noqa: E402
 
@@ -123,3 +123,47 @@ def hf_model(bundled_gguf):
     )
     model.eval()
     return model
+
+
+# --- the main window ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def qt_isolated(qapp, tmp_path, monkeypatch):
+    """QSettings and the autosave folder in this test's temporary folder; pyqtgraph configured like the app."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import QSettings
+
+    for fmt in (QSettings.IniFormat, QSettings.NativeFormat):
+        QSettings.setPath(fmt, QSettings.UserScope, str(tmp_path / "settings"))
+    monkeypatch.setenv("EXPLAINER_DATA", str(tmp_path / "data"))
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    return tmp_path
+
+
+@pytest.fixture
+def make_main_window(qtbot, qt_isolated):
+    """``make(factory=None, *, text="", start=True, size=(1280, 800), **controller_kw)``: a shown MainWindow on
+    ``factory``'s engine (the demo engine when None), its controller started unless ``start=False``; no embedding
+    map unless ``projection=True``; ``text=None`` restores the autosaved text. Closed after the test."""
+    import shiboken6
+
+    from explainer.runtime.controller import Controller, engine_factory
+    from explainer.ui.main_window import MainWindow
+
+    made = []
+
+    def make(factory=None, *, text: str | None = "", start: bool = True, size=(1280, 800), **controller_kw):
+        controller_kw.setdefault("projection", False)
+        controller = Controller(factory or engine_factory(demo=True), **controller_kw)
+        w = MainWindow(controller, text=text)
+        qtbot.addWidget(w)
+        w.resize(*size)
+        w.show()
+        if start:
+            controller.start()
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        if shiboken6.isValid(w):
+            w.close()

@@ -54,7 +54,7 @@ def screenshot_alone(panel: str, path, *args: str, env: dict | None = None, time
 
     proc = subprocess.run(
         [sys.executable, "-m", f"explainer.ui.panels.{panel}", "--screenshot", str(path), *args],
-        env=dict(os.environ, QT_QPA_PLATFORM="offscreen", **(env or {})),
+        env=dict(os.environ, **(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -57,7 +57,8 @@ def template_variables(folder: str | Path) -> dict[str, str]:
 
     tc = read_tokenizer_config(Path(folder))
     names = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
-    return {k: token_text(tc[k]) for k in names if token_text(tc.get(k)) is not None}
+    texts = {k: token_text(tc.get(k)) for k in names}
+    return {k: v for k, v in texts.items() if v is not None}
 
 
 @functools.lru_cache(maxsize=8)

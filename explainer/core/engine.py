@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,13 @@ from explainer.core.gguf_loader import LlamaConfig
 from explainer.core.knockout import Head, normalize_heads
 from explainer.core.model_source import gguf_start_token, open_model
 from explainer.core.types import AnalysisResult, Attention, ModelInfo, Token, WeightsView, readonly
+
+if TYPE_CHECKING:
+    from explainer.core.backends.base import Backend
+    from explainer.core.backends.torch_backend import TorchBackend
+    from explainer.core.hf_tokenizer import HFTokenizer
+    from explainer.core.llama import Llama
+    from explainer.core.tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
 START_TOKEN_ID = 0  # SmolLM2's <|endoftext|>, its start of text (each model's own: Engine.start)
@@ -61,7 +69,7 @@ class _State:
     top_ids: np.ndarray  # [T, K]
     top_probs: np.ndarray  # [T, K]
     lse: np.ndarray  # [T] float32: log-sum-exp of each row's logits
-    backend: object = None  # the Backend that made ``cache``
+    backend: Backend | None = None  # the Backend that made ``cache``
 
 
 def attention_chunks(p: int, T: int, fp32_rows: int = FP32_ROWS):
@@ -95,7 +103,7 @@ class Engine:
         self.device_kind = pick_device(device)
         if _weights is not None:  # (cfg, weights, path of a GGUF for the vocabulary) for tests and the demo
             cfg, weights, path = _weights
-            self.tokenizer = get_tokenizer("smollm2", gguf_path=path)
+            self.tokenizer: Tokenizer | HFTokenizer = get_tokenizer("smollm2", gguf_path=path)
             self.start = gguf_start_token(cfg, self.tokenizer)
             source = None
         else:
@@ -110,7 +118,8 @@ class Engine:
                 f"{Path(path).name} has a tokenizer larger than its embedding table; the file is inconsistent."
             )
         self.cfg: LlamaConfig = cfg
-        self._weights, self._model = weights, None  # float32 arrays: memory maps of the weight cache
+        self._weights = weights  # float32 arrays: memory maps of the weight cache
+        self._model: Llama | None = None
         self.device = device_label(self.device_kind)
         n_params = sum(int(a.size) for a in weights.values())
         self.info = ModelInfo(
@@ -172,7 +181,7 @@ class Engine:
         )
         self._state: _State | None = None
         self._spare: _State | None = None  # the other model's state (clean or knocked-out): see _switch_to
-        self._knockout = None  # the torch backend with the current knocked-out heads
+        self._knockout: TorchBackend | None = None  # the torch backend with the current knocked-out heads
         self._state_k = 0
         self.fp32_rows = FP32_ROWS  # attention rows kept exact; set it higher to keep every row float32
         self.load_seconds = time.perf_counter() - t0
@@ -352,6 +361,7 @@ class Engine:
         tops_i, tops_p = np.empty((T, k), np.int64), np.empty((T, k), np.float32)
         cache, blocks = None, []
         if p:
+            assert old is not None, "positions kept from a state need that state"
             hidden[:, :p], final[:p] = old.hidden[:, :p], old.final_normed[:p]
             token_lp[:p], lse[:p], entropy[:p] = old.token_logp[:p], old.lse[:p], old.entropy_bits[:p]
             tops_i[:p], tops_p[:p] = old.top_ids[:p], old.top_probs[:p]
@@ -376,7 +386,7 @@ class Engine:
             st = row_stats(final[p:], self.model.unembedding, nxt, k)
         token_lp[0] = np.nan
         if p:  # log P(token p) after row p-1, whose log-sum-exp is known: one dot product
-            token_lp[p] = float(final[p - 1] @ self.unembedding[ids[p]]) - float(old.lse[p - 1])
+            token_lp[p] = float(final[p - 1] @ self.unembedding[ids[p]]) - float(lse[p - 1])
         token_lp[p + 1 :] = st.next_logp[:-1]
         lse[p:], entropy[p:], tops_i[p:], tops_p[p:] = st.lse, st.entropy_bits, st.top_ids, st.top_probs
         return _State(
@@ -410,6 +420,7 @@ class Engine:
         )
 
     def _truncate(self, s: _State, p: int) -> _State:
+        assert s.backend is not None, "only a computed state (which names its backend) is kept and truncated"
         return _State(
             s.ids[:p],
             s.backend.truncate(s.cache, p),

@@ -98,25 +98,25 @@ def read_config(reader, path: Path) -> LlamaConfig:
             f"{path.name} is a '{arch}' model; explainer supports Llama-architecture GGUF files (such as SmolLM2), "
             f"and Llama, Qwen2 and GPT-2 models as Hugging Face folders (config.json, *.safetensors, tokenizer.json)."
         )
-    need = {
-        "n_layers": "llama.block_count",
-        "d_model": "llama.embedding_length",
-        "d_ff": "llama.feed_forward_length",
-        "n_heads": "llama.attention.head_count",
-    }
-    vals = {}
-    for k, key in need.items():
+
+    def required(key: str) -> int:
         v = _field(reader, key)
         if v is None:
             raise ModelFileError(
                 f"{path.name} lacks the metadata '{key}'; the file is incomplete or not a Llama model."
             )
-        vals[k] = int(v)
+        return int(v)
+
+    n_layers, d_model = required("llama.block_count"), required("llama.embedding_length")
+    d_ff, n_heads = required("llama.feed_forward_length"), required("llama.attention.head_count")
     tokens = _field(reader, "tokenizer.ggml.tokens")
     vocab = int(_field(reader, "llama.vocab_size", len(tokens) if tokens is not None else 0))
     return LlamaConfig(
-        **vals,
-        n_kv_heads=int(_field(reader, "llama.attention.head_count_kv", vals["n_heads"])),
+        n_layers=n_layers,
+        d_model=d_model,
+        d_ff=d_ff,
+        n_heads=n_heads,
+        n_kv_heads=int(_field(reader, "llama.attention.head_count_kv", n_heads)),
         vocab_size=vocab,
         context_length=int(_field(reader, "llama.context_length", 2048)),
         rope_theta=float(_field(reader, "llama.rope.freq_base", 10000.0)),

@@ -28,7 +28,9 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -85,6 +87,11 @@ class HeadScores:
     per_seed: tuple = ()  # reference test: one HeadScores per seed
     seeds: tuple = ()  # reference test: the seeds averaged
     length: int = 0  # reference test: random tokens per copy
+
+    @classmethod
+    def from_roles(cls, roles: Mapping[str, np.ndarray], **rest: Any) -> HeadScores:
+        """The scores of each name in ``ROLES`` taken from ``roles``; ``rest``: the other fields."""
+        return cls(roles["induction"], roles["previous_token"], roles["first_token"], roles["duplicate_token"], **rest)
 
     def role(self, name: str) -> np.ndarray:
         if name not in ROLES:
@@ -171,7 +178,7 @@ def score_attention(attention, ids, method: str = "") -> HeadScores:
         vals = _gather(attention, qs, ks)  # [L, H, pairs]
         per_query = _sum_by(vals, inverse.ravel(), uq.size)  # [L, H, queries]: weight on the role's keys
         scores[name] = np.clip(per_query.mean(-1), 0.0, 1.0).astype(np.float32)
-    return HeadScores(**scores, counts=counts, method=method)
+    return HeadScores.from_roles(scores, counts=counts, method=method)
 
 
 def _sum_by(vals: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
@@ -247,8 +254,8 @@ def reference_scores(
         runs.append(score_attention(attention_for_ids(engine, ids), ids, method=f"seed {s}"))
     mean = {name: np.mean([r.role(name) for r in runs], axis=0).astype(np.float32) for name in ROLES}
     counts = {name: sum(r.counts[name] for r in runs) for name in ROLES}
-    return HeadScores(
-        **mean,
+    return HeadScores.from_roles(
+        mean,
         counts=counts,
         method=method_text(seed, length, n_seeds),
         per_seed=tuple(runs),
@@ -276,8 +283,8 @@ def cached_reference_scores(
         try:
             path = paths.cache_dir() / f"heads-v{CACHE_VERSION}-{_model_key(engine)}-{seed}-{length}-{n_seeds}.json"
             data = json.loads(path.read_text(encoding="utf-8"))
-            return HeadScores(
-                **{n: np.asarray(data[n], np.float32) for n in ROLES},
+            return HeadScores.from_roles(
+                {n: np.asarray(data[n], np.float32) for n in ROLES},
                 counts=data["counts"],
                 method=data["method"],
                 seeds=tuple(data["seeds"]),

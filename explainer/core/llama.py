@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -52,6 +53,8 @@ class RMSNorm(nn.Module):
 
 class Rotary(nn.Module):
     """Rotary position embedding, rotate-half layout: dims i and i + hd/2 form one rotating pair."""
+
+    inv_freq: torch.Tensor  # a buffer (hd/2,): the rotation speed of each pair
 
     def __init__(self, d_head: int, theta: float, scaling: tuple = ()):
         super().__init__()
@@ -85,6 +88,16 @@ class KVCache:
 
     def truncated(self, n: int) -> KVCache:
         return KVCache([k[:, :n] for k in self.keys], [v[:, :n] for v in self.values])
+
+
+class HookPoints(Protocol):
+    """What ``run_layers`` and the blocks call: ``Hooks`` on tensors, or the stored-weights graph builder's hooks
+    on symbolic values (``backends.stored_graph``)."""
+
+    def embedded(self, x): ...
+    def attention(self, layer: int, weights) -> None: ...
+    def head_outputs(self, layer: int, z): ...
+    def residual(self, layer: int, x): ...
 
 
 class Hooks:
@@ -131,7 +144,10 @@ class Pass:
     def __init__(self, rotary: Rotary | None, start, n: int, past: KVCache | None, device):
         self.positions = torch.arange(start, start + n, device=device)  # (T,) absolute positions
         # no tables for a model with learned positions (they were added to its input embeddings)
-        self.cos, self.sin = rotary.tables(self.positions) if rotary is not None else (None, None)
+        self.cos: torch.Tensor | None = None
+        self.sin: torch.Tensor | None = None
+        if rotary is not None:
+            self.cos, self.sin = rotary.tables(self.positions)
         self.past = past if past is not None and past.keys else None
         self.cache = KVCache()
         key_pos = torch.arange(start + n, device=device)
@@ -209,7 +225,7 @@ class Block(nn.Module):
         return x + self.mlp(self.ffn_norm(x))
 
 
-def run_layers(blocks, final_norm, x, ctx, hooks: Hooks, first: int = 0):
+def run_layers(blocks, final_norm, x, ctx, hooks: HookPoints, first: int = 0):
     """The layer loop: input embeddings ``x (T, D)`` through every block, then the final norm. With ``first > 0``
     the pass resumes there: ``x`` is the residual after block ``first - 1`` (activation patching continues
     another run from a layer without recomputing the layers before it)."""
@@ -235,7 +251,9 @@ class _Recorder(Hooks):
     """Keeps what ``Llama.forward`` returns, and passes every hook point on to the caller's hooks."""
 
     def __init__(self, inner: Hooks):
-        self.inner, self.hidden, self.weights = inner, [], []
+        self.inner = inner
+        self.hidden: list[torch.Tensor] = []
+        self.weights: list[torch.Tensor] = []
 
     def embedded(self, x):
         self.embeddings = self.inner.embedded(x)

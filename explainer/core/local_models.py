@@ -54,7 +54,7 @@ def cached_models(cache: Path | None = None) -> list[LocalModel]:
     for repo in repos:
         snap = _snapshot(repo)
         found = _complete_model(snap) if snap is not None else None
-        if found is not None:
+        if snap is not None and found is not None:
             name = repo.name.removeprefix("models--").replace("--", "/")
             out.append(LocalModel(name, snap, *found))
     return sorted(out, key=lambda m: m.name.lower())

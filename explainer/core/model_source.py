@@ -12,10 +12,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from explainer.core.errors import ModelFileError
 from explainer.core.gguf_loader import LlamaConfig
 from explainer.core.start_token import StartToken, choose_start_token
+
+if TYPE_CHECKING:
+    from explainer.core.hf_tokenizer import HFTokenizer
+    from explainer.core.tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
@@ -28,7 +33,7 @@ class ModelSource:
     path: Path  # the GGUF file or the model folder
     kind: str  # "gguf" or "folder"
     identity: str  # names these exact weights (cache keys): "gguf-<sha256>" or "folder-<digest>"
-    tokenizer: object  # core.tokenizers.Tokenizer (GGUF) or core.hf_tokenizer.HFTokenizer (folder)
+    tokenizer: Tokenizer | HFTokenizer  # the GGUF's vocabulary, or a folder's own tokenizer.json
     start: StartToken
 
     @property
@@ -100,8 +105,9 @@ def _open_folder(path: Path, progress: Progress) -> ModelSource:
         )
     tc = read_tokenizer_config(folder.path)
     bos = cfg.bos_token_id if cfg.bos_token_id >= 0 else None
-    if bos is None and token_text(tc.get("bos_token")) is not None:
-        bos = tokenizer.token_id(token_text(tc["bos_token"]))
+    bos_text = token_text(tc.get("bos_token"))
+    if bos is None and bos_text is not None:
+        bos = tokenizer.token_id(bos_text)
     adds = tokenizer.adds_start_token()
     if isinstance(tc.get("add_bos_token"), bool):  # the tokenizer's own setting wins over its post-processor
         adds = (adds if adds is not None else bos) if tc["add_bos_token"] else None

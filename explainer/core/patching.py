@@ -60,6 +60,9 @@ class _Runs(KnockOut):
     start there, so runs of several layers share every block call after they joined.
     """
 
+    cos: torch.Tensor | None  # the rotary tables of the rows' positions, as in ``llama.Pass`` (set by ``join``)
+    sin: torch.Tensor | None
+
     def __init__(self, heads, rotary, cache: KVCache, clean_h, corrupt_h, runs: list[tuple[int, int]], cancelled):
         super().__init__(heads)
         self.rotary, self.cache, self.clean_h, self.corrupt_h = rotary, cache, clean_h, corrupt_h
@@ -185,8 +188,8 @@ def patch(
             if cancelled is not None and cancelled():
                 raise Cancelled()
             packed = _Runs(heads, model.rotary, corrupt.cache, clean.hidden, corrupt.hidden, runs, cancelled)
-            ends, probs = _patched_probs(model, packed, target)
-            for (l, p), prob in zip(ends, probs):
+            cells, cell_probs = _patched_probs(model, packed, target)
+            for (l, p), prob in zip(cells, cell_probs):
                 grid[l, p] = prob
                 left[l] -= 1
                 if not left[l] and on_layer is not None:

@@ -55,7 +55,7 @@ def _manifest_path(name: str) -> Path:
     return Path(__file__).resolve().parent / "manifests" / f"{name}.json"
 
 
-def atomic_write(dst: Path, data: bytes | Callable[[Path], None]) -> None:
+def atomic_write(dst: Path, data: bytes | Callable[[Path], object]) -> None:
     """Replace ``dst`` atomically: write a temporary file in the same folder (``data`` bytes, or a function
     that writes the given path), fsync it, ``os.replace`` it over ``dst``, then fsync the folder. Readers and a
     crash see the old file or the new one, never a mix. Raises OSError; the temporary file never stays."""
@@ -102,7 +102,8 @@ _memo: dict[str, list] | None = None
 _memo_dir: Path | None = None
 
 
-def _memo_table() -> dict[str, list]:
+def _memo_table() -> tuple[dict[str, list], Path]:
+    """The memo table of the current cache folder, and that folder."""
     global _memo, _memo_dir
     d = cache_dir()
     if _memo is None or _memo_dir != d:
@@ -113,7 +114,7 @@ def _memo_table() -> dict[str, list]:
                 _memo = {k: v for k, v in loaded.items() if isinstance(v, list) and len(v) == 5}
         except (OSError, ValueError):
             pass
-    return _memo
+    return _memo, d
 
 
 def _stamp(st: os.stat_result) -> list:
@@ -128,7 +129,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     st = path.stat()
     key = str(path.resolve())
     stamp = _stamp(st)
-    table = _memo_table()
+    table, memo_dir = _memo_table()
     hit = table.get(key)
     if hit is not None and hit[:4] == stamp:
         return hit[4]
@@ -140,7 +141,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while len(table) > _MEMO_MAX:
             table.pop(next(iter(table)))
         try:
-            atomic_write(_memo_dir / HASH_MEMO_FILE, json.dumps(table).encode())
+            atomic_write(memo_dir / HASH_MEMO_FILE, json.dumps(table).encode())
         except OSError:  # a read-only cache folder: hash again next time
             pass
     return digest

@@ -101,12 +101,15 @@ class Axes:
 
 
 def _make_axes(layer, mean, scale, comps, explained, ref, ids, bounds) -> Axes:
-    arrs = [np.array(a, np.float32) for a in (mean, scale, comps, explained, ref)]
-    for a in arrs:
+    """Read-only float32 copies of the arrays (int64 for the token ids), as an ``Axes``."""
+
+    def frozen(a, dtype) -> np.ndarray:
+        a = np.array(a, dtype)
         a.flags.writeable = False
-    ids = np.array(ids, np.int64)
-    ids.flags.writeable = False
-    return Axes(layer, *arrs, ids, bounds)
+        return a
+
+    mean, scale, comps, explained, ref = (frozen(a, np.float32) for a in (mean, scale, comps, explained, ref))
+    return Axes(layer, mean, scale, comps, explained, ref, frozen(ids, np.int64), bounds)
 
 
 def rms_normalise(x: np.ndarray) -> np.ndarray:

@@ -333,6 +333,7 @@ def get_tokenizer(name: str, gguf_path: str | Path | None = None) -> Tokenizer:
 @functools.lru_cache(maxsize=8)
 def _build(name: str, gguf_path: str | None) -> Tokenizer:
     if name == "smollm2":
+        assert gguf_path is not None, "get_tokenizer passes the model file of the smollm2 tokenizer"
         ranks, specials = gguf_vocab(Path(gguf_path))
         return Tokenizer(name, ranks, specials, SMOLLM2_PATTERN)
     filename, sha256, pattern, specials = _OPENAI[name]

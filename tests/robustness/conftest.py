@@ -42,7 +42,7 @@ def cli(capsys, monkeypatch):
     return run
 
 
-# --- Qt: windows with an isolated data folder and settings ----------------------------------------------------------
+# --- Qt: a failing engine, message boxes, waiting for a result -------------------------------------------------------
 class FailOn:
     """A fake engine: the tiny real engine, except that texts containing ``fail_on`` raise ``exc``."""
 
@@ -59,47 +59,6 @@ class FailOn:
         if self.fail_on and self.fail_on in text:
             raise self.exc
         return self._engine.analyze(text, **kw)
-
-
-@pytest.fixture
-def qt_isolated(qapp, tmp_path, monkeypatch):
-    """QSettings and the autosave folder in this test's temporary folder; pyqtgraph configured like the app."""
-    import pyqtgraph as pg
-    from PySide6.QtCore import QSettings
-
-    for fmt in (QSettings.IniFormat, QSettings.NativeFormat):
-        QSettings.setPath(fmt, QSettings.UserScope, str(tmp_path / "settings"))
-    monkeypatch.setenv("EXPLAINER_DATA", str(tmp_path / "data"))
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
-    return tmp_path
-
-
-@pytest.fixture
-def make_window(qtbot, qt_isolated):
-    """``make_window(factory, text=..., **controller_kw)``: a shown MainWindow whose controller has started."""
-    import shiboken6
-
-    from explainer.runtime.controller import Controller
-    from explainer.ui.main_window import MainWindow
-
-    made = []
-
-    def make(factory, *, text: str | None = "", start: bool = True, size=(1280, 800), **controller_kw):
-        controller_kw.setdefault("projection", False)
-        controller = Controller(factory, **controller_kw)
-        w = MainWindow(controller, text=text)
-        qtbot.addWidget(w)
-        w.resize(*size)
-        w.show()
-        if start:
-            controller.start()
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        if shiboken6.isValid(w):
-            w.close()
 
 
 @pytest.fixture

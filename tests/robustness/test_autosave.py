@@ -29,8 +29,8 @@ def test_data_dir_follows_the_environment(qt_isolated):
     assert autosave.autosave_path() == qt_isolated / "data" / "autosave.json"
 
 
-def test_roundtrip_text_scene_and_settings(qtbot, make_window, tiny_engine):
-    w = make_window(factory(tiny_engine), text=LECTURE)
+def test_roundtrip_text_scene_and_settings(qtbot, make_main_window, tiny_engine):
+    w = make_main_window(factory(tiny_engine), text=LECTURE)
     wait_for_result(qtbot, w)
     w.set_theme(th.DARK)
     w.tokens.set_tokenizer("o200k_base")
@@ -48,7 +48,7 @@ def test_roundtrip_text_scene_and_settings(qtbot, make_window, tiny_engine):
     assert data["settings"]["max_tokens"] == 300
     w.close()
 
-    w2 = make_window(factory(tiny_engine), text=None)
+    w2 = make_main_window(factory(tiny_engine), text=None)
     assert w2.editor.toPlainText() == LECTURE
     assert w2.theme is th.DARK and w2.tokens.tokenizer_name == "o200k_base" and w2.tokens.heat.isChecked()
     assert w2.attention.tabs.currentIndex() == 1 and w2.attention.hide_first
@@ -59,16 +59,16 @@ def test_roundtrip_text_scene_and_settings(qtbot, make_window, tiny_engine):
     w2.set_theme(th.LIGHT)
 
 
-def test_explicit_text_wins_over_the_autosave(qtbot, make_window, tiny_engine):
-    w = make_window(factory(tiny_engine), text="saved text")
+def test_explicit_text_wins_over_the_autosave(qtbot, make_main_window, tiny_engine):
+    w = make_main_window(factory(tiny_engine), text="saved text")
     w.close()
     assert saved()["text"] == "saved text"
-    w2 = make_window(factory(tiny_engine), text="from --text")
+    w2 = make_main_window(factory(tiny_engine), text="from --text")
     assert w2.editor.toPlainText() == "from --text"
 
 
-def test_writes_only_when_something_changed(qtbot, make_window, tiny_engine):
-    w = make_window(factory(tiny_engine), text="one", start=False)
+def test_writes_only_when_something_changed(qtbot, make_main_window, tiny_engine):
+    w = make_main_window(factory(tiny_engine), text="one", start=False)
     a = w.autosaver
     assert a.save_if_changed(wait=True) and a.writes == 1
     mtime = os.stat(a.path).st_mtime_ns
@@ -80,8 +80,8 @@ def test_writes_only_when_something_changed(qtbot, make_window, tiny_engine):
     w.set_theme(th.LIGHT)
 
 
-def test_timer_saves_typing_within_the_interval(qtbot, make_window, tiny_engine):
-    w = make_window(factory(tiny_engine), text="", start=False)
+def test_timer_saves_typing_within_the_interval(qtbot, make_main_window, tiny_engine):
+    w = make_main_window(factory(tiny_engine), text="", start=False)
     w.autosaver.timer.setInterval(200)
     automation.type_text(w.editor, "typed ✓ 👍\nline two", interval_ms=5)
     qtbot.waitUntil(lambda: w.editor.toPlainText() == "typed ✓ 👍\nline two", timeout=5000)
@@ -90,8 +90,8 @@ def test_timer_saves_typing_within_the_interval(qtbot, make_window, tiny_engine)
     )
 
 
-def test_close_saves_even_before_the_first_tick(qtbot, make_window, tiny_engine):
-    w = make_window(factory(tiny_engine), text="x", start=False)
+def test_close_saves_even_before_the_first_tick(qtbot, make_main_window, tiny_engine):
+    w = make_main_window(factory(tiny_engine), text="x", start=False)
     w.autosaver.timer.setInterval(10**7)
     w.set_text("last words before closing")
     w.close()
@@ -99,8 +99,8 @@ def test_close_saves_even_before_the_first_tick(qtbot, make_window, tiny_engine)
     assert not w.autosaver.timer.isActive()
 
 
-def test_failed_write_keeps_the_old_file_and_retries(qtbot, make_window, tiny_engine, monkeypatch):
-    w = make_window(factory(tiny_engine), text="good", start=False)
+def test_failed_write_keeps_the_old_file_and_retries(qtbot, make_main_window, tiny_engine, monkeypatch):
+    w = make_main_window(factory(tiny_engine), text="good", start=False)
     a = w.autosaver
     assert a.save_if_changed(wait=True)
     failures = []
@@ -121,11 +121,11 @@ def test_failed_write_keeps_the_old_file_and_retries(qtbot, make_window, tiny_en
     assert a.save_if_changed(wait=True) and saved()["text"] == "newer" and a.last_error is None
 
 
-def test_unwritable_data_folder_never_stops_the_window(qtbot, qt_isolated, make_window, tiny_engine, monkeypatch):
+def test_unwritable_data_folder_never_stops_the_window(qtbot, qt_isolated, make_main_window, tiny_engine, monkeypatch):
     blocker = qt_isolated / "not-a-folder"
     blocker.write_text("a file where the data folder should be")
     monkeypatch.setenv("EXPLAINER_DATA", str(blocker))
-    w = make_window(factory(tiny_engine), text="still works")
+    w = make_main_window(factory(tiny_engine), text="still works")
     wait_for_result(qtbot, w)
     w.autosaver.save_if_changed(wait=True)
     assert w.autosaver.last_error is not None
@@ -152,14 +152,14 @@ BAD_EVERYTHING = (
         BAD_EVERYTHING,
     ],
 )
-def test_damaged_autosave_is_ignored(qtbot, qt_isolated, make_window, tiny_engine, content):
+def test_damaged_autosave_is_ignored(qtbot, qt_isolated, make_main_window, tiny_engine, content):
     from explainer.runtime.worker import AnalysisSettings
     from explainer.ui.main_window import DEFAULT_TEXT
 
     path = qt_isolated / "data" / "autosave.json"
     path.parent.mkdir()
     path.write_bytes(content)
-    w = make_window(factory(tiny_engine), text=None)
+    w = make_main_window(factory(tiny_engine), text=None)
     wait_for_result(qtbot, w)
     assert w.editor.toPlainText() == ("ok" if content == BAD_EVERYTHING else DEFAULT_TEXT)
     assert w.controller.settings == AnalysisSettings()  # nothing unusable was taken over
@@ -200,31 +200,31 @@ def test_atomic_write_replaces_whole_files(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["autosave.json"]
 
 
-def test_no_thread_or_timer_left_after_close(qtbot, make_window, tiny_engine):
-    w = make_window(factory(tiny_engine), text="bye", start=False)
+def test_no_thread_or_timer_left_after_close(qtbot, make_main_window, tiny_engine):
+    w = make_main_window(factory(tiny_engine), text="bye", start=False)
     w.autosaver.save_if_changed(wait=True)
     w.close()
     assert not w.autosaver.timer.isActive()
     assert not [t for t in threading.enumerate() if t.name.startswith("explainer-autosave")]
 
 
-def test_two_windows_at_once_keep_their_own_text(qtbot, make_window, tiny_engine):
+def test_two_windows_at_once_keep_their_own_text(qtbot, make_main_window, tiny_engine):
     """Two instances open together: each writes its own file, so neither overwrites the other; closing the first
     frees its file for the next window, which gets that text back."""
-    a = make_window(factory(tiny_engine), text="first window's lecture notes")
-    b = make_window(factory(tiny_engine), text="second window's draft")
+    a = make_main_window(factory(tiny_engine), text="first window's lecture notes")
+    b = make_main_window(factory(tiny_engine), text="second window's draft")
     assert a.autosaver.path.name == "autosave.json" and b.autosaver.path.name == "autosave-2.json"
     assert a.autosaver.save_if_changed(wait=True) and b.autosaver.save_if_changed(wait=True)
     assert saved(a.autosaver.path)["text"] == "first window's lecture notes"
     assert saved(b.autosaver.path)["text"] == "second window's draft"
     a.close()
-    c = make_window(factory(tiny_engine), text=None)  # takes the freed first file
+    c = make_main_window(factory(tiny_engine), text=None)  # takes the freed first file
     assert c.autosaver.path == a.autosaver.path and c.editor.toPlainText() == "first window's lecture notes"
-    d = make_window(factory(tiny_engine), text=None)  # the second file is still b's: d gets a third one
+    d = make_main_window(factory(tiny_engine), text=None)  # the second file is still b's: d gets a third one
     assert d.autosaver.path.name == "autosave-3.json"
     d.set_text("third window")
     assert d.autosaver.save_if_changed(wait=True)
     assert saved(b.autosaver.path)["text"] == "second window's draft"
     b.close()
-    e = make_window(factory(tiny_engine), text=None)
+    e = make_main_window(factory(tiny_engine), text=None)
     assert e.autosaver.path == b.autosaver.path and e.editor.toPlainText() == "second window's draft"

@@ -27,7 +27,6 @@ START_TIMEOUT = 180  # seconds: importing torch and Qt on a loaded 2-core machin
 def app_env(tmp_path: Path, **extra: str) -> dict:
     env = dict(
         os.environ,
-        QT_QPA_PLATFORM="offscreen",
         EXPLAINER_DATA=str(tmp_path / "data"),
         XDG_CONFIG_HOME=str(tmp_path / "config"),
         PYTHONPATH=str(ROOT),

@@ -46,9 +46,9 @@ def _broken(kind, gpt2, tmp_path):
 
 @pytest.mark.parametrize("kind", ["unsupported", "remote_code", "pickle_only", "no_tokenizer", "too_large"])
 def test_a_bad_folder_says_why_and_the_old_model_answers(
-    kind, qtbot, make_window, dialogs, tmp_path, gpt2, tiny_engine, monkeypatch
+    kind, qtbot, make_main_window, dialogs, tmp_path, gpt2, tiny_engine, monkeypatch
 ):
-    w = make_window(tiny_factory(tiny_engine), text="The lecture goes on")
+    w = make_main_window(tiny_factory(tiny_engine), text="The lecture goes on")
     wait_for_result(qtbot, w)
     model = w.controller.model
     if kind == "too_large":
@@ -68,10 +68,10 @@ def test_a_bad_folder_says_why_and_the_old_model_answers(
     assert w.result.model is model.info
 
 
-def test_gpt2_folder_every_view_adapts(qtbot, make_window, dialogs, gpt2):
+def test_gpt2_folder_every_view_adapts(qtbot, make_main_window, dialogs, gpt2):
     from explainer.runtime.controller import engine_factory
 
-    w = make_window(engine_factory(str(gpt2), backend="auto"), text="The cat sat on the mat. The cat")
+    w = make_main_window(engine_factory(str(gpt2), backend="auto"), text="The cat sat on the mat. The cat")
     wait_for_result(qtbot, w, timeout=120000)
     r = w.result
     assert (r.model.arch, r.model.positions, r.model.n_layers, r.model.n_heads) == ("gpt2", "learned", 3, 2)
@@ -96,14 +96,14 @@ def test_gpt2_folder_every_view_adapts(qtbot, make_window, dialogs, gpt2):
     assert not dialogs
 
 
-def test_qwen2_chat_template_and_models_menu(qtbot, make_window, dialogs, qwen2, gpt2, tmp_path, monkeypatch):
+def test_qwen2_chat_template_and_models_menu(qtbot, make_main_window, dialogs, qwen2, gpt2, tmp_path, monkeypatch):
     from explainer.runtime.controller import engine_factory
 
     cache = tmp_path / "hub"
     snap = cache / "models--someone--tiny-gpt2" / "snapshots" / "abc"
     shutil.copytree(gpt2, snap)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    w = make_window(engine_factory(str(qwen2)), text="Hello")
+    w = make_main_window(engine_factory(str(qwen2)), text="Hello")
     wait_for_result(qtbot, w, timeout=120000)
     chat = w.teach.panels["chat"]
     w.teach.show_view("chat")

@@ -62,9 +62,9 @@ BROKEN = [
 
 @pytest.mark.parametrize("name", BROKEN)
 def test_open_broken_model_shows_a_dialog_and_keeps_the_model(
-    qtbot, make_window, dialogs, tmp_path, tiny_gguf, tiny_engine, name
+    qtbot, make_main_window, dialogs, tmp_path, tiny_gguf, tiny_engine, name
 ):
-    w = make_window(tiny_factory(tiny_engine), text="The lecture goes on")
+    w = make_main_window(tiny_factory(tiny_engine), text="The lecture goes on")
     wait_for_result(qtbot, w)
     model = w.controller.model
     path = broken_files(tmp_path, tiny_gguf)[name]
@@ -81,10 +81,10 @@ def test_open_broken_model_shows_a_dialog_and_keeps_the_model(
     assert w.result.model is model.info and w.editor.toPlainText() == "The lecture goes on, and on"
 
 
-def test_file_menu_open_model_with_a_broken_file(qtbot, make_window, dialogs, tmp_path, tiny_engine, monkeypatch):
+def test_file_menu_open_model_with_a_broken_file(qtbot, make_main_window, dialogs, tmp_path, tiny_engine, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
 
-    w = make_window(tiny_factory(tiny_engine), text="menu test")
+    w = make_main_window(tiny_factory(tiny_engine), text="menu test")
     wait_for_result(qtbot, w)
     model = w.controller.model
     action = next(a for m in w.menuBar().actions() for a in m.menu().actions() if "Open model" in a.text())
@@ -103,7 +103,7 @@ def test_file_menu_open_model_with_a_broken_file(qtbot, make_window, dialogs, tm
     wait_for_result(qtbot, w)
 
 
-def test_broken_model_at_start_then_a_good_one(qtbot, make_window, dialogs, tiny_gguf):
+def test_broken_model_at_start_then_a_good_one(qtbot, make_main_window, dialogs, tiny_gguf):
     """No model at all (the bundled file is damaged, say): a banner, typing still works, and opening a good
     model recovers."""
 
@@ -113,7 +113,7 @@ def test_broken_model_at_start_then_a_good_one(qtbot, make_window, dialogs, tiny
             "The model file x.gguf is damaged or truncated and cannot be read as GGUF; download it again."
         )
 
-    w = make_window(broken, text="no model yet")
+    w = make_main_window(broken, text="no model yet")
     qtbot.waitUntil(lambda: w.banner.isVisible() and w.banner.kind == "error", timeout=10000)
     assert "could not be loaded" in w.banner.label.text() and w.controller.model is None
     w.set_text("still typing")
@@ -138,9 +138,9 @@ class Panic(BaseException):
         ValueError("x" * 5000 + "\nsecond line"),
     ],
 )
-def test_analysis_error_shows_banner_keeps_text_and_picture(qtbot, make_window, tiny_engine, exc):
+def test_analysis_error_shows_banner_keeps_text_and_picture(qtbot, make_main_window, tiny_engine, exc):
     engine = FailOn(tiny_engine, "BOOM", exc)
-    w = make_window(tiny_factory(engine), text="a good text")
+    w = make_main_window(tiny_factory(engine), text="a good text")
     wait_for_result(qtbot, w)
     good = w.result
     w.set_text("a good text BOOM")
@@ -155,8 +155,8 @@ def test_analysis_error_shows_banner_keeps_text_and_picture(qtbot, make_window, 
     assert not w.banner.isVisible() and w.result is not good
 
 
-def test_a_panel_that_raises_does_not_take_the_others_down(qtbot, make_window, tiny_engine, caplog):
-    w = make_window(tiny_factory(tiny_engine), text="panels")
+def test_a_panel_that_raises_does_not_take_the_others_down(qtbot, make_main_window, tiny_engine, caplog):
+    w = make_main_window(tiny_factory(tiny_engine), text="panels")
     wait_for_result(qtbot, w)
 
     def explode(result):
@@ -196,8 +196,8 @@ UI_TEXTS = [
 ]
 
 
-def test_hostile_texts_in_the_editor(qtbot, make_window, tiny_engine, caplog):
-    w = make_window(tiny_factory(tiny_engine), text="start")
+def test_hostile_texts_in_the_editor(qtbot, make_main_window, tiny_engine, caplog):
+    w = make_main_window(tiny_factory(tiny_engine), text="start")
     wait_for_result(qtbot, w)
     with caplog.at_level(logging.WARNING, logger="explainer"):
         for name in UI_TEXTS:
@@ -211,8 +211,8 @@ def test_hostile_texts_in_the_editor(qtbot, make_window, tiny_engine, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
 
 
-def test_one_megabyte_paste_in_the_editor(qtbot, make_window, tiny_engine):
-    w = make_window(tiny_factory(tiny_engine), text="start")
+def test_one_megabyte_paste_in_the_editor(qtbot, make_main_window, tiny_engine):
+    w = make_main_window(tiny_factory(tiny_engine), text="start")
     wait_for_result(qtbot, w)
     big = big_paste()
     w.editor.setPlainText(big)

@@ -1,4 +1,4 @@
-"""Offscreen Qt for every UI test, QSettings in a temporary folder, and a fast fake engine.
+"""QSettings in a temporary folder for every UI test, and a fast fake engine.
 
 The fake engine builds a real ``AnalysisResult`` from a deterministic toy model (word-ish tokens, random but
 seeded numbers), so controller tests can make it slow or make it fail on purpose. Tests that compare panels with
@@ -13,7 +13,6 @@ import tempfile
 import threading
 import time
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _TMP = tempfile.mkdtemp(prefix="explainer-ui-tests-")
 os.environ["XDG_CONFIG_HOME"] = os.path.join(_TMP, "config")
 
@@ -25,13 +24,8 @@ from explainer.core.types import AnalysisResult, Attention, ModelInfo, Token, re
 
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(tmp_path, qapp, monkeypatch):
-    from PySide6.QtCore import QSettings
-
-    monkeypatch.setenv("EXPLAINER_DATA", str(tmp_path / "data"))  # the window's autosave file
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path / "settings"))
-    QSettings.setPath(QSettings.NativeFormat, QSettings.UserScope, str(tmp_path / "settings"))
-    yield
+def _isolated_settings(qt_isolated):
+    """Every UI test keeps its QSettings and autosave folder in its own temporary folder."""
 
 
 @pytest.fixture(scope="session")
@@ -190,35 +184,6 @@ def temp_cache(_session_cache, monkeypatch):
     """EXPLAINER_CACHE in a temporary folder, for tests that write caches (the embedding map's axes)."""
     monkeypatch.setenv("EXPLAINER_CACHE", str(_session_cache))
     return _session_cache
-
-
-# --- the main window --------------------------------------------------------------------------
-@pytest.fixture
-def make_main_window(qtbot):
-    """``make(factory=None, text="", size=(1280, 800), **controller_kw)``: a shown MainWindow on the demo engine
-    (no embedding map unless ``projection=True``), its controller started; closed after the test."""
-    import shiboken6
-
-    from explainer.runtime.controller import Controller, engine_factory
-    from explainer.ui.main_window import MainWindow
-
-    made = []
-
-    def make(factory=None, *, text="", size=(1280, 800), **controller_kw):
-        controller_kw.setdefault("projection", False)
-        controller = Controller(factory or engine_factory(demo=True), **controller_kw)
-        w = MainWindow(controller, text=text)
-        qtbot.addWidget(w)
-        w.resize(*size)
-        w.show()
-        controller.start()
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        if shiboken6.isValid(w):
-            w.close()
 
 
 def wait_for_result(qtbot, window, text=None, timeout=20000):

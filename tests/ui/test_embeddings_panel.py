@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, QRectF, Qt

@@ -240,7 +240,7 @@ print(json.dumps({{"side": [vb.width(), vb.height()], "ratio": w.devicePixelRati
     "problems": lc.overlaps(w) + lc.clipped(w) + lc.elided(w)}}))
 w.close(); c.shutdown()
 """
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR="2", XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    env = dict(os.environ, QT_SCALE_FACTOR="2", XDG_CONFIG_HOME=str(tmp_path / "cfg"))
     env["EXPLAINER_DATA"] = str(tmp_path / "data")
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]

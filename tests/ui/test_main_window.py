@@ -15,7 +15,7 @@ from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QImage, QKeyEvent
 from PySide6.QtWidgets import QApplication
 
-from explainer.runtime.controller import Controller, engine_factory
+from explainer.runtime.controller import Controller
 from explainer.ui import theme as th
 from explainer.ui.main_window import MainWindow, format_params
 
@@ -35,26 +35,6 @@ class SlowProxy:
         return self._engine.analyze(text, **kw)
 
 
-@pytest.fixture
-def open_window(qtbot, temp_cache):
-    made = []
-
-    def make(factory=None, *, text="", size=(1280, 800), **controller_kw) -> MainWindow:
-        controller = Controller(factory or engine_factory(demo=True), **controller_kw)
-        w = MainWindow(controller, text=text)
-        qtbot.addWidget(w)
-        w.resize(*size)
-        w.show()
-        controller.start()
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        if shiboken6.isValid(w):
-            w.close()
-
-
 def wait_for_text(qtbot, w: MainWindow, text: str, timeout=20000):
     qtbot.waitUntil(lambda: w.result is not None and w.result.text == text and not w.controller.busy, timeout=timeout)
 
@@ -66,10 +46,10 @@ def type_text(w: MainWindow, text: str) -> None:
             QApplication.sendEvent(w.editor, QKeyEvent(kind, 0, Qt.NoModifier, ch))
 
 
-def test_typing_updates_every_panel_with_the_core_result(qtbot, open_window):
+def test_typing_updates_every_panel_with_the_core_result(qtbot, make_main_window):
     from explainer.core.engine import demo_engine
 
-    w = open_window()
+    w = make_main_window()
     final = "Nǐ hǎo, the cat sat on the"
     type_text(w, final)
     wait_for_text(qtbot, w, final)
@@ -92,11 +72,11 @@ def test_typing_updates_every_panel_with_the_core_result(qtbot, open_window):
     )
 
 
-def test_fast_typing_shows_only_the_final_generation(qtbot, open_window):
+def test_fast_typing_shows_only_the_final_generation(qtbot, make_main_window):
     from explainer.core.engine import demo_engine
 
     proxy = SlowProxy(demo_engine(), 0.12)
-    w = open_window(lambda progress: proxy, refresh_while_typing_ms=None)
+    w = make_main_window(lambda progress: proxy, refresh_while_typing_ms=None)
     qtbot.waitUntil(lambda: w.controller.model is not None, timeout=10000)
     shown = []
     w.resultShown.connect(lambda r: shown.append((r.generation, r.text)))
@@ -111,8 +91,8 @@ def test_fast_typing_shows_only_the_final_generation(qtbot, open_window):
     assert len(proxy.calls) < len(final)  # pending requests were coalesced
 
 
-def test_clicking_a_candidate_appends_it(qtbot, open_window):
-    w = open_window(text="The cat sat on the")
+def test_clicking_a_candidate_appends_it(qtbot, make_main_window):
+    w = make_main_window(text="The cat sat on the")
     wait_for_text(qtbot, w, "The cat sat on the")
     tok = w.controller.tokenizer
     rows = w.next_token._row_ids
@@ -124,16 +104,16 @@ def test_clicking_a_candidate_appends_it(qtbot, open_window):
     wait_for_text(qtbot, w, "The cat sat on the" + piece)
 
 
-def test_tokenizer_selector_changes_the_chips(qtbot, open_window):
-    w = open_window(text="strawberry")
+def test_tokenizer_selector_changes_the_chips(qtbot, make_main_window):
+    w = make_main_window(text="strawberry")
     wait_for_text(qtbot, w, "strawberry")
     assert [c.sub for c in w.tokens.view.chips] == ["0", "302", "1709", "9500"]
     w.tokens.selector.setCurrentIndex(w.tokens.selector.findData("cl100k_base"))
     assert [c.sub for c in w.tokens.view.chips] == ["496", "675", "15717"]
 
 
-def test_hover_and_selection_are_linked(qtbot, open_window):
-    w = open_window(text="The cat sat on the mat")
+def test_hover_and_selection_are_linked(qtbot, make_main_window):
+    w = make_main_window(text="The cat sat on the mat")
     wait_for_text(qtbot, w, "The cat sat on the mat")
     w.tokens.view.chipClicked.emit(2)
     assert all(p.selected_position == 2 for p in w.panels.values())
@@ -143,9 +123,9 @@ def test_hover_and_selection_are_linked(qtbot, open_window):
     assert w.tokens.view.highlighted == {3}
 
 
-def test_error_banner_keeps_text_and_last_picture(qtbot, open_window, fakes):
+def test_error_banner_keeps_text_and_last_picture(qtbot, make_main_window, fakes):
     engine = fakes.FakeEngine(fail_on="boom")
-    w = open_window(lambda progress: engine, text="all good")
+    w = make_main_window(lambda progress: engine, text="all good")
     wait_for_text(qtbot, w, "all good")
     good = w.result
     w.set_text("now boom")
@@ -158,8 +138,8 @@ def test_error_banner_keeps_text_and_last_picture(qtbot, open_window, fakes):
     assert not w.banner.isVisible()
 
 
-def test_open_model_failure_shows_dialog_and_keeps_model(qtbot, open_window, tmp_path):
-    w = open_window(text="hello")
+def test_open_model_failure_shows_dialog_and_keeps_model(qtbot, make_main_window, tmp_path):
+    w = make_main_window(text="hello")
     wait_for_text(qtbot, w, "hello")
     model = w.controller.model
     bad = tmp_path / "broken.gguf"
@@ -173,7 +153,7 @@ def test_open_model_failure_shows_dialog_and_keeps_model(qtbot, open_window, tmp
     wait_for_text(qtbot, w, "hello again")
 
 
-def test_progress_while_loading_then_the_picture(qtbot, open_window, fakes):
+def test_progress_while_loading_then_the_picture(qtbot, make_main_window, fakes):
     go = threading.Event()
 
     def slow(progress):
@@ -181,7 +161,7 @@ def test_progress_while_loading_then_the_picture(qtbot, open_window, fakes):
         go.wait(10)
         return fakes.FakeEngine()
 
-    w = open_window(slow, text="early text")
+    w = make_main_window(slow, text="early text")
     assert w.isVisible()  # the window is up before the model
     qtbot.waitUntil(lambda: w.banner.isVisible() and w.banner.kind == "progress", timeout=5000)
     assert w.banner.progress.value() == 40 and "Dequantizing" in w.banner.label.text()
@@ -190,10 +170,10 @@ def test_progress_while_loading_then_the_picture(qtbot, open_window, fakes):
     assert not w.banner.isVisible()
 
 
-def test_busy_indicator_only_for_slow_requests(qtbot, open_window, fakes):
+def test_busy_indicator_only_for_slow_requests(qtbot, make_main_window, fakes):
     fired = []
     fast = fakes.FakeEngine()
-    w = open_window(lambda progress: fast, text="a")
+    w = make_main_window(lambda progress: fast, text="a")
     w._busy_timer.timeout.connect(lambda: fired.append(1))
     wait_for_text(qtbot, w, "a")
     w.set_text("ab")
@@ -207,8 +187,8 @@ def test_busy_indicator_only_for_slow_requests(qtbot, open_window, fakes):
     assert not w.busy.isVisible() and not w._busy_timer.isActive()
 
 
-def test_settings_are_restored(qtbot, open_window, fakes):
-    w = open_window(lambda p: fakes.FakeEngine(), text="remember me")
+def test_settings_are_restored(qtbot, make_main_window, fakes):
+    w = make_main_window(lambda p: fakes.FakeEngine(), text="remember me")
     w.set_theme(th.DARK)
     w.tokens.set_tokenizer("o200k_base")
     w.tokens.set_heat(True)
@@ -232,8 +212,8 @@ def test_settings_are_restored(qtbot, open_window, fakes):
     w2.close()
 
 
-def test_theme_reaches_every_panel(qtbot, open_window, fakes):
-    w = open_window(lambda p: fakes.FakeEngine(), text="x")
+def test_theme_reaches_every_panel(qtbot, make_main_window, fakes):
+    w = make_main_window(lambda p: fakes.FakeEngine(), text="x")
     w.set_theme(th.DARK)
     assert all(p.theme is th.DARK for p in w.panels.values())
     assert QApplication.instance().palette().window().color().name() == th.DARK.surface
@@ -242,8 +222,8 @@ def test_theme_reaches_every_panel(qtbot, open_window, fakes):
 
 
 @pytest.mark.parametrize("help_on", [False, True])
-def test_nothing_clipped_at_1280x720(qtbot, open_window, help_on):
-    w = open_window(text="How many r's are in strawberry?", size=(1280, 720))
+def test_nothing_clipped_at_1280x720(qtbot, make_main_window, help_on):
+    w = make_main_window(text="How many r's are in strawberry?", size=(1280, 720))
     assert not w.help_action.isChecked()  # a small window starts without the explanations
     w.set_help_visible(help_on)
     wait_for_text(qtbot, w, "How many r's are in strawberry?")
@@ -258,8 +238,8 @@ def test_nothing_clipped_at_1280x720(qtbot, open_window, help_on):
     assert w.tokens.view.chips[-1].rect.bottom() <= w.tokens.scroll.viewport().height() + 1
 
 
-def test_close_leaves_no_thread_or_timer(qtbot, open_window):
-    w = open_window(text="bye")
+def test_close_leaves_no_thread_or_timer(qtbot, make_main_window, temp_cache):
+    w = make_main_window(text="bye", projection=True)  # closing may interrupt the embedding map's preparation
     wait_for_text(qtbot, w, "bye")
     c = w.controller
     worker, thread = c.worker, c.thread
@@ -282,7 +262,7 @@ def _png_stats(path):
 
 
 def _run_app(args, timeout=240, cache=None):
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env = dict(os.environ)
     if cache is not None:
         env["EXPLAINER_CACHE"] = str(cache)
     return subprocess.run(
@@ -323,14 +303,14 @@ def test_screenshot_command_real_model(tmp_path):
     assert (w, h) == (1600, 1000) and colours > 20
 
 
-def test_panels_use_their_room_at_1600x1000(qtbot, open_window):
+def test_panels_use_their_room_at_1600x1000(qtbot, make_main_window, temp_cache):
     """The lecture layout: the attention matrix fills its width with every token labelled, the embedding labels
     never overlap, and the chain rule sits right under the token chips."""
     from PySide6.QtCore import QRectF
     from PySide6.QtGui import QFontMetricsF
 
     text = "How many r's are in strawberry?"
-    w = open_window(text=text, size=(1600, 1000))
+    w = make_main_window(text=text, size=(1600, 1000), projection=True)
     wait_for_text(qtbot, w, text)
     qtbot.waitUntil(lambda: len(w.embeddings.coordinates()) == w.result.n_tokens, timeout=60000)
     qtbot.wait(50)

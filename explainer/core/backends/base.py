@@ -10,6 +10,7 @@ Shapes: ``n`` new tokens, ``P`` cached tokens, ``S = P + n``; ``L`` layers, ``H`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,8 +67,8 @@ class Backend(ABC):
     #: When the backend computes the unembedding itself (with the output matrix as stored):
     #: ``row_stats(normed [n, D], next_ids, k) -> RowStats`` (the engine's next-token statistics) and
     #: ``probabilities(normed) -> [n, V]``. None: the engine multiplies by its float32 table.
-    row_stats = None
-    probabilities = None
+    row_stats: Callable[[np.ndarray, np.ndarray, int], RowStats] | None = None
+    probabilities: Callable[[np.ndarray], np.ndarray] | None = None
 
     @abstractmethod
     def cache_length(self, cache: Any | None) -> int:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import struct
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -43,7 +45,7 @@ def write_safetensors(path: str | Path, weights: dict[str, np.ndarray]) -> None:
         f.write(struct.pack("<Q", len(raw)))
         f.write(raw)
         for name in names:
-            f.write(memoryview(np.ascontiguousarray(weights[name])).cast("B"))
+            f.write(np.ascontiguousarray(weights[name]).data.cast("B"))
 
 
 def map_safetensors(path: str | Path) -> dict[str, np.ndarray]:
@@ -56,7 +58,8 @@ def map_safetensors(path: str | Path) -> dict[str, np.ndarray]:
         if not 2 <= n <= min(size - 8, 1 << 26):
             raise ValueError("not a safetensors header")
         header = json.loads(f.read(n))
-    start, out = 8 + n, {}
+    start = 8 + n
+    out: dict[str, np.ndarray] = {}
     for name, entry in header.items():
         if name == "__metadata__":
             continue
@@ -85,4 +88,5 @@ def release_free_memory() -> None:
         _TRIM(0)
 
 
-_TRIM = None
+# glibc's malloc_trim once found, False where there is none, None before the first look
+_TRIM: Callable[[int], object] | Literal[False] | None = None

@@ -17,6 +17,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -120,7 +121,7 @@ class OnnxBackend(Backend):
         if want_cuda and not cuda_provider_available():
             self._fall_back("ONNX Runtime cannot use the GPU here (no CUDA provider)")
             want_cuda = False
-        self.session = None
+        self.session: Any = None  # an onnxruntime.InferenceSession (the library has no type information)
         if want_cuda:
             try:
                 self._open([CUDA, CPU])
@@ -154,7 +155,7 @@ class OnnxBackend(Backend):
         if buf is None or buf.shape[2] < S:
             cap = max(256, -(-int(S * 1.25) // 128) * 128)
             grown = np.empty((L, 2, cap, c.n_kv_heads, c.d_head), np.float32)
-            if P:
+            if buf is not None and P:
                 grown[:, :, :P] = buf[:, :, :P]
             buf = grown
         hidden = np.empty((L + 1, n, c.d_model), np.float32)

@@ -18,6 +18,7 @@ that does not verify is rebuilt. Opset 18, torch's dynamo exporter (needs onnxsc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -61,7 +62,7 @@ def model_fingerprint(cfg, weights: dict) -> str:
     for name in sorted(weights):
         a = np.ascontiguousarray(weights[name], np.float32)
         h.update(f"{name}:{a.dtype}:{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(a.data.cast("B"))
     return "w-" + h.hexdigest()
 
 
@@ -165,8 +166,10 @@ def export_model(model, identity: str, progress: Callable[[str, float], None] | 
             dynamic_shapes=shapes,
             verbose=False,
         )
+    if program is None:  # the dynamo exporter always returns its program
+        raise RuntimeError("torch.onnx.export returned no program")
     progress("Writing the ONNX file", 0.8)
-    atomic_write_bytes(onnx_path, lambda p: program.save(str(p), external_data=False))
+    atomic_write_bytes(onnx_path, functools.partial(program.save, external_data=False))
     program = None  # the exported graph is large: free it before the probe runs
     from explainer.core.backends import probe_reference
     from explainer.core.backends.torch_backend import TorchBackend

@@ -46,7 +46,8 @@ class BackendSelector:
         self.choice, self._model_fn, self.device = choice, model, device
         self.cfg = cfg if cfg is not None else model().cfg
         self._embedding, self._unembedding = embedding, unembedding
-        self._identity_fn, self._identity = identity, None
+        self._identity_fn = identity
+        self._identity: str | None = None
         self.gguf_path, self._stored_tensors = gguf_path, stored_tensors
         self._torch: Backend | None = None
         self._active: Backend | None = None  # None: torch

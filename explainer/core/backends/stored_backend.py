@@ -19,6 +19,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -162,8 +163,8 @@ class StoredBackend(Backend):
             raise made["error"]
         self.unembedding = made["u"]
         self.provider = CPU
-        self._binding = None
-        self._bound = None  # the cache buffer the binding's past/present point at
+        self._binding: Any = None  # an onnxruntime IOBinding (the library has no type information)
+        self._bound: np.ndarray | None = None  # the cache buffer the binding's past/present point at
         self._rotary_rows = cfg.context_length
 
     @property
@@ -181,7 +182,7 @@ class StoredBackend(Backend):
         if buf is None or buf.shape[4] < S:
             cap = max(256, -(-int(S * 1.25) // 128) * 128)
             grown = np.empty((L, 2, 1, c.n_kv_heads, cap, c.d_head), np.float32)
-            if P:
+            if buf is not None and P:
                 grown[..., :P, :] = buf[..., :P, :]
             buf = grown
         hidden = np.empty((L + 1, n, c.d_model), np.float32)

@@ -134,9 +134,16 @@ class Sym:
     """A tensor of the graph being built. ``a + b`` is kept as a pending sum: a norm that reads it fuses the
     addition (SkipSimplifiedLayerNormalization); anything else adds it when it needs the value."""
 
-    def __init__(self, g: Graph, name: str | None = None, terms: tuple | None = None):
-        self.g, self._name, self.terms = g, name, terms
+    def __init__(self, g: Graph, name: str | None = None, terms: tuple[Sym, Sym] | None = None):
+        self.g, self._name, self._terms = g, name, terms
         self.wanted: str | None = None  # a graph output name this value should carry
+
+    @property
+    def terms(self) -> tuple[Sym, Sym]:
+        """The two terms of a pending sum."""
+        if self._terms is None:
+            raise ValueError("a named value is not a pending sum")
+        return self._terms
 
     def __add__(self, other: Sym) -> Sym:
         return Sym(self.g, terms=(self, other))
