@@ -36,7 +36,7 @@ from explainer.core.types import AnalysisResult, Token
 from explainer.runtime.controller import Controller, engine_factory
 from explainer.runtime.jobs import WorkerJobs
 from explainer.ui import theme as th
-from explainer.ui import window_layout, window_state
+from explainer.ui import why, window_layout, window_state
 from explainer.ui.banner import Banner
 from explainer.ui.export_ui import ExportMenu
 from explainer.ui.live_area import LiveArea
@@ -163,6 +163,7 @@ class MainWindow(QMainWindow):
         self.scenes = SceneMenu(self)
         self.exports = ExportMenu(self, self.teach)
         build_menus(self)
+        why.install(self)  # head knock-out, attribution, two texts
         self._connect()
         restore_settings(self, text)
         # autosave the text, scene and settings every ~3 s and on close, and

@@ -2,6 +2,8 @@
 
 Beside the heatmap the layers are rows (top = first layer) and the heads columns; below it (``transposed``) the
 layers are columns and the heads rows. Cells are square. Clicking a cell emits ``headClicked(layer, head)``;
+Ctrl- or Shift-clicking it ``headToggled(layer, head)`` (knock it out or back in), a right click
+``headMenuRequested(layer, head, global_pos)``; knocked-out heads (``set_marked``) carry a cross;
 hovering one emits ``headHovered(layer, head)`` ((-1, -1) on leaving) and outlines it; the selected head (or the
 whole layer, for the head average) is outlined in the highlight colour. NaN cells (no value) show the backdrop.
 """
@@ -24,6 +26,8 @@ MIN_CELL_PX = 8  # a head's cell is never smaller than this (the grid hides inst
 class HeadGrid(pg.PlotWidget):
     headClicked = Signal(int, int)
     headHovered = Signal(int, int)  # (-1, -1) when the pointer leaves the grid
+    headToggled = Signal(int, int)  # Ctrl- or Shift-click: knock the head out or back in
+    headMenuRequested = Signal(int, int, object)  # right click: (layer, head, global QPoint)
 
     def __init__(self, parent=None):
         super().__init__(parent, enableMenu=False)
@@ -52,6 +56,11 @@ class HeadGrid(pg.PlotWidget):
         self.addItem(self.image)
         self.outline = self._rect(pg.mkPen(th.HIGHLIGHT, width=3, cosmetic=True), 10)
         self.hover = self._rect(pg.mkPen("#ffffff", width=2, cosmetic=True), 9)
+        self.marks = pg.ScatterPlotItem(pxMode=False, symbol="x", size=0.8)  # knocked-out heads
+        self.marks.setZValue(8)
+        self.addItem(self.marks)
+        self.marked: frozenset[tuple[int, int]] = frozenset()
+        self._mark_colours = ("#111111", "#ffffff")
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self._hovered = (-1, -1)
@@ -98,6 +107,22 @@ class HeadGrid(pg.PlotWidget):
     def set_backdrop(self, colour: str) -> None:
         self.backdrop.setBrush(pg.mkBrush(colour))
 
+    def set_marked(self, heads, fill: str | None = None, edge: str | None = None) -> None:
+        """Cross out these ``(layer, head)`` cells (the knocked-out heads), in ``fill`` outlined by ``edge``."""
+        self.marked = frozenset(heads)
+        self._mark_colours = (fill or self._mark_colours[0], edge or self._mark_colours[1])
+        self._draw_marks()
+
+    def _draw_marks(self) -> None:
+        cells = [self._cell(la, h) for la, h in sorted(self.marked) if la < self.n_layers and h < self.n_heads]
+        fill, edge = self._mark_colours
+        self.marks.setData(
+            x=[x + 0.5 for x, _ in cells],
+            y=[y + 0.5 for _, y in cells],
+            brush=pg.mkBrush(fill),
+            pen=pg.mkPen(edge, width=1),
+        )
+
     # --- shape and data -------------------------------------------------------------------------------------------
     @property
     def columns(self) -> int:
@@ -119,6 +144,7 @@ class HeadGrid(pg.PlotWidget):
         item.setLabel("top", "layer" if transposed else "head")
         self.backdrop.setRect(QRectF(0, 0, self.columns, self.rows))
         self._draw()
+        self._draw_marks()
         self.set_selected(*self._selected)
         self.reset_view()
 
@@ -219,12 +245,18 @@ class HeadGrid(pg.PlotWidget):
         self.headHovered.emit(*cell)
 
     def _on_mouse_clicked(self, ev) -> None:
-        if ev.button() != Qt.LeftButton:
-            return
         cell = self.cell_at(ev.scenePos())
-        if cell[0] >= 0:
+        if cell[0] < 0:
+            return
+        if ev.button() == Qt.RightButton:
             ev.accept()
-            self.headClicked.emit(*cell)
+            self.headMenuRequested.emit(*cell, ev.screenPos().toPoint())
+        elif ev.button() == Qt.LeftButton:
+            ev.accept()
+            if ev.modifiers() & (Qt.ControlModifier | Qt.ShiftModifier):
+                self.headToggled.emit(*cell)
+            else:
+                self.headClicked.emit(*cell)
 
     def leaveEvent(self, ev):
         self._on_mouse_moved(pg.QtCore.QPointF(-1e9, -1e9))
