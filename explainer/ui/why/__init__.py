@@ -10,3 +10,4 @@ def install(window) -> None:
 
     window.knockout = KnockoutLink(window)
     window.attribution = AttributionLink(window)
+    window.teach.panels["two_texts"].attach(window)

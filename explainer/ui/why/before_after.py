@@ -35,8 +35,9 @@ class BeforeAfterBars(QWidget):
 
     rowClicked = Signal(int)  # the row's token id
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, titles: tuple[str, str] = ("clean model", "heads knocked out")):
         super().__init__(parent)
+        self.titles = titles
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setAccessibleName("Next token before and after the knock-out")
@@ -95,10 +96,7 @@ class BeforeAfterBars(QWidget):
         x_clean, x_knocked = label_w, label_w + bar_w + pct_w + 4
         x_change = x_knocked + bar_w + pct_w
         p.setFont(self._small)
-        for x0, colour, title in (
-            (x_clean, CLEAN_COLOUR, "clean model"),
-            (x_knocked, KNOCKED_COLOUR, "heads knocked out"),
-        ):
+        for x0, colour, title in ((x_clean, CLEAN_COLOUR, self.titles[0]), (x_knocked, KNOCKED_COLOUR, self.titles[1])):
             p.fillRect(QRectF(x0, 4, 10, 10), QColor(colour))
             p.setPen(QColor(t.muted))
             p.drawText(QPointF(x0 + 14, 4 + self._fm_small.ascent() - 1), title)

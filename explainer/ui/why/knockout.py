@@ -96,6 +96,8 @@ class KnockoutLink(QObject):
         self.before_after.hide()
         nt.body.insertWidget(nt.body.indexOf(nt.bars) + 1, self.before_after, 1)
         self.before_after.rowClicked.connect(nt.candidateChosen)
+        self.before_after.export_data = lambda: {"knocked_out": self.export_data()}
+        nt.replacement = self.before_after
         self.state.knockedOutChanged.connect(self._on_state_knocked_out_changed)
         self.state.headChanged.connect(lambda *_: self._update_button())
         self.state.averageChanged.connect(lambda *_: self._update_button())
@@ -136,14 +138,13 @@ class KnockoutLink(QObject):
         if w.controller.settings.ablated != tuple(sorted(heads)):
             w.controller.set_settings(ablated=tuple(sorted(heads)))
         self.bar.show_heads(heads, w.theme)
-        w.attention.grid.set_marked(heads, w.theme.text, w.theme.background)
+        w.attention.grid.set_marked(heads)
         self._update_button()
         self.update_before_after()
 
     def _on_window_theme_changed(self, theme) -> None:
         self.before_after.theme = theme
         self.bar.show_heads(self.state.knocked_out, theme)
-        self.window.attention.grid.set_marked(self.state.knocked_out, theme.text, theme.background)
 
     def _update_button(self) -> None:
         st = self.state
@@ -200,9 +201,14 @@ class KnockoutLink(QObject):
         self.before_after.theme = w.theme
         self.before_after.set_rows(ids, labels, [float(p_clean[i]) for i in ids], [float(p_knocked[i]) for i in ids])
 
-    def export_rows(self) -> list[dict]:
+    def export_data(self) -> dict:
+        """The heads and both distributions' rows, for the next-token panel's export."""
         b = self.before_after
-        return [
-            {"id": i, "token": lab, "clean": c, "knocked_out": k, "change": k - c}
-            for i, lab, c, k in zip(b.ids, b.labels, b.clean, b.knocked)
-        ]
+        return {
+            "heads": [[la + 1, h + 1] for la, h in sorted(self.state.knocked_out)],
+            "position": self.window.next_token.position,
+            "rows": [
+                {"id": i, "token": lab, "clean": c, "knocked_out": k, "change": k - c}
+                for i, lab, c, k in zip(b.ids, b.labels, b.clean, b.knocked)
+            ],
+        }

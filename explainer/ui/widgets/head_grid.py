@@ -56,11 +56,11 @@ class HeadGrid(pg.PlotWidget):
         self.addItem(self.image)
         self.outline = self._rect(pg.mkPen(th.HIGHLIGHT, width=3, cosmetic=True), 10)
         self.hover = self._rect(pg.mkPen("#ffffff", width=2, cosmetic=True), 9)
-        self.marks = pg.ScatterPlotItem(pxMode=False, symbol="x", size=0.8)  # knocked-out heads
+        self.marks = pg.ScatterPlotItem(pxMode=False, symbol="x", size=1.0)  # knocked-out heads
         self.marks.setZValue(8)
         self.addItem(self.marks)
         self.marked: frozenset[tuple[int, int]] = frozenset()
-        self._mark_colours = ("#111111", "#ffffff")
+        self._mark_colours = ("#ffffff", "#111111")
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self._hovered = (-1, -1)
@@ -120,7 +120,7 @@ class HeadGrid(pg.PlotWidget):
             x=[x + 0.5 for x, _ in cells],
             y=[y + 0.5 for _, y in cells],
             brush=pg.mkBrush(fill),
-            pen=pg.mkPen(edge, width=1),
+            pen=pg.mkPen(edge, width=1.5),
         )
 
     # --- shape and data -------------------------------------------------------------------------------------------
