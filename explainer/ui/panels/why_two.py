@@ -2,7 +2,8 @@
 patching ("where in the network is 'France' carried to the last token?").
 
 Both texts are analysed on the model's thread (with the window's analysis settings and knocked-out heads) when
-"Compare and patch" is pressed (or Enter in a field, or a scene opens the view). The patching grid
+the view is shown with texts or settings it has not run yet (a scene opening it, a knock-out changed), and when
+"Compare and patch" is pressed (or Enter in a field). The patching grid
 (``core.patching.patch``) fills row by row while it runs, with a progress bar and Cancel; the window never
 waits for it. Texts of different token lengths: the sentence that says both counts, instead of a grid.
 """
@@ -60,6 +61,7 @@ class TwoTextsPanel(Panel):
         self.corrupt_labels: list[str] = []
         self._job = None
         self._compare_job = None
+        self._ran_for: tuple | None = None  # (clean, corrupt, settings) of the last run
         fields = QGridLayout()
         self.clean_edit, self.corrupt_edit = QLineEdit(DEFAULT_CLEAN), QLineEdit(DEFAULT_CORRUPT)
         self.clean_edit.setToolTip("The clean text: its top next token is the answer patching looks for")
@@ -121,6 +123,16 @@ class TwoTextsPanel(Panel):
         self.heatmap.set_theme(theme)
         self.heatmap._draw()
 
+    def set_result(self, result) -> None:
+        """The view is on screen with the newest analysis: run the two texts if they (or the settings, e.g. the
+        knocked-out heads) changed since the last run."""
+        super().set_result(result)
+        if self.window is not None and self._ran_for != self._run_key():
+            self.run()
+
+    def _run_key(self) -> tuple:
+        return (self.clean_edit.text(), self.corrupt_edit.text(), self.window.controller.settings)
+
     @property
     def busy(self) -> bool:
         return self._job is not None and not self._job.finished
@@ -133,6 +145,7 @@ class TwoTextsPanel(Panel):
             self.status.setText("The model is not loaded yet.")
             return
         self.cancel()
+        self._ran_for = self._run_key()
         from explainer.core.patching import patch
 
         s = w.controller.settings
@@ -252,15 +265,11 @@ class TwoTextsPanel(Panel):
         }
 
     def apply_scene_state(self, state: dict) -> None:
-        changed = False
         for key, edit in (("clean", self.clean_edit), ("corrupt", self.corrupt_edit)):
-            if isinstance(state.get(key), str) and state[key] != edit.text():
-                edit.setText(state[key])
-                changed = True
+            if isinstance(state.get(key), str):
+                edit.setText(state[key])  # run when the view is shown
         if state.get("tab") in TABS:
             self.tabs.setCurrentIndex(TABS.index(state["tab"]))
-        if changed or (state.get("clean") and self.patching is None and not self.busy):
-            self.run()
 
     def export_plot(self) -> QWidget:
         return self.heatmap if self.tabs.currentIndex() == 1 else self.compare

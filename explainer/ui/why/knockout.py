@@ -104,6 +104,7 @@ class KnockoutLink(QObject):
         self.state.selectedChanged.connect(lambda *_: self.update_before_after())
         window.resultShown.connect(lambda *_: self.update_before_after())
         window.themeChanged.connect(self._on_window_theme_changed)
+        window.controller.modelLoaded.connect(lambda *_: self._on_state_knocked_out_changed(self.state.knocked_out))
         self._on_state_knocked_out_changed(self.state.knocked_out)
 
     # --- requests ---------------------------------------------------------------------------------------------
@@ -135,6 +136,12 @@ class KnockoutLink(QObject):
     def _on_state_knocked_out_changed(self, heads) -> None:
         heads = frozenset(heads)
         w = self.window
+        info = w.controller.model.info if w.controller.model is not None else None
+        if info is not None:  # a scene made for a larger model: keep the heads this model has
+            kept = frozenset((la, h) for la, h in heads if la < info.n_layers and h < info.n_heads)
+            if kept != heads:
+                self.state.set_knocked_out(kept)
+                return
         if w.controller.settings.ablated != tuple(sorted(heads)):
             w.controller.set_settings(ablated=tuple(sorted(heads)))
         self.bar.show_heads(heads, w.theme)
