@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 
 import numpy as np
 from PySide6.QtCore import Qt
@@ -62,6 +63,7 @@ class TwoTextsPanel(Panel):
         self._job = None
         self._compare_job = None
         self._ran_for: tuple | None = None  # (clean, corrupt, settings) of the last run
+        self._stop = threading.Event()  # Cancel of the run in progress (also before its job handle exists)
         fields = QGridLayout()
         self.clean_edit, self.corrupt_edit = QLineEdit(DEFAULT_CLEAN), QLineEdit(DEFAULT_CORRUPT)
         self.clean_edit.setToolTip("The clean text: its top next token is the answer patching looks for")
@@ -146,6 +148,8 @@ class TwoTextsPanel(Panel):
             return
         self.cancel()
         self._ran_for = self._run_key()
+        self._stop = stop = threading.Event()
+        from explainer.core.errors import Cancelled
         from explainer.core.patching import patch
 
         s = w.controller.settings
@@ -158,20 +162,23 @@ class TwoTextsPanel(Panel):
             return engine.analyze(clean, **kw), engine.analyze(corrupt, **kw)
 
         def patching(engine, job):
+            def report(message, fraction, item=None):
+                if stop.is_set():
+                    raise Cancelled()
+                job.report(message, fraction, item)
+
             a = [t.id for t in engine.tokens_for(clean, **opts)[1]]
             b = [t.id for t in engine.tokens_for(corrupt, **opts)[1]]
             decode = engine.tokenizer.token_bytes
-            job.report(
-                "start", 0.0, ("tokens", [token_label(decode(i)) for i in a], [token_label(decode(i)) for i in b])
-            )
+            report("start", 0.0, ("tokens", [token_label(decode(i)) for i in a], [token_label(decode(i)) for i in b]))
             return patch(
                 engine,
                 a,
                 b,
                 ablated=ablated,
-                progress=lambda m, f: job.report(m, f),
-                cancelled=job.cancelled,
-                on_layer=lambda layer, row: job.report("", -1.0, ("row", layer, row)),
+                progress=report,
+                cancelled=lambda: stop.is_set() or job.cancelled(),
+                on_layer=lambda layer, row: report("", -1.0, ("row", layer, row)),
             )
 
         self.patching = None
@@ -183,6 +190,7 @@ class TwoTextsPanel(Panel):
         self._job = w.jobs.start(patching, self._on_patch_done, self._on_patch_progress)
 
     def cancel(self) -> None:
+        self._stop.set()
         for job in (self._compare_job, self._job):
             if job is not None and not job.finished:
                 job.cancel()

@@ -151,11 +151,11 @@ class AttributionLink(QObject):
         ids, pos, target, ablated = want
         ids = np.array(ids)
         self._due = False
+        self.caption.setText("<i>Computing the attribution…</i>")
         self._job = self.window.jobs.start(
             lambda engine, job: attribute(engine, ids, target=target, position=pos, ablated=ablated),
             self._on_job_done,
         )
-        self.caption.setText("<i>Computing the attribution…</i>")
 
     def _on_job_done(self, attribution, error: str) -> None:
         self._job = None
