@@ -93,10 +93,11 @@ class TokensPanel(Panel):
         self.heat.setToolTip("Colour each chip by how surprised the model was by that token (−log₂ p).")
         self.legend = HeatLegend()
         self.legend.setVisible(False)
-        self.why = QToolButton(text="Why? Explain the prediction", checkable=True, focusPolicy=Qt.NoFocus)
+        self.why = QToolButton(text="Why?", checkable=True, focusPolicy=Qt.NoFocus)
         self.why.setToolTip(
-            "Colour each token by how much it pushes the chosen next token up or down (input × gradient of its "
-            "log-probability). Right-click a bar in the next-token panel to choose another token."
+            "Explain the prediction: colour each token by how much it pushes the chosen next token up or down "
+            "(input × gradient of its log-probability). Right-click a bar in the next-token panel to choose "
+            "another token."
         )
         self.why.toggled.connect(self.whyToggled)
         self.counts = FullTextLabel()  # in the title row, where there is room; elided (whole in its tooltip)
@@ -110,9 +111,9 @@ class TokensPanel(Panel):
         bar.addWidget(self.heat)
         bar.addWidget(self.legend)
         bar.addStretch(1)
-        bar.addWidget(self.why)
         self.body.addLayout(bar)
         self.add_header_widget(self.counts, 1)
+        self.add_header_widget(self.why)  # in the title row: the counts beside it give way on a small screen
 
         self.view = ChipView()
         self.view.set_tooltip_provider(self._tooltip)

@@ -77,7 +77,9 @@ class KnockoutLink(QObject):
             "Switch the head shown off in every view (its output set to zero). Ctrl- or Shift-click heads in the "
             "grid to knock out several; right-click one for its menu."
         )
-        att.add_header_widget(self.button)
+        self._beside(
+            att, att.measure_box, self.button
+        )  # on the line that names the head (it elides, the title row not)
         self.button.clicked.connect(self._on_button_clicked)
         att.grid.headToggled.connect(self.toggle)
         att.grid.headMenuRequested.connect(self._on_grid_menu)
@@ -106,6 +108,16 @@ class KnockoutLink(QObject):
         window.themeChanged.connect(self._on_window_theme_changed)
         window.controller.modelLoaded.connect(lambda *_: self._on_state_knocked_out_changed(self.state.knocked_out))
         self._on_state_knocked_out_changed(self.state.knocked_out)
+
+    @staticmethod
+    def _beside(panel, widget, new) -> None:
+        """Put ``new`` just before ``widget`` in the panel's row that holds it."""
+        for i in range(panel.body.count()):
+            row = panel.body.itemAt(i).layout()
+            if row is not None and row.indexOf(widget) >= 0:
+                row.insertWidget(row.indexOf(widget), new)
+                return
+        panel.add_header_widget(new)
 
     # --- requests ---------------------------------------------------------------------------------------------
     def toggle(self, layer: int, head: int) -> None:
