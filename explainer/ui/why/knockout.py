@@ -106,7 +106,7 @@ class KnockoutLink(QObject):
         self.state.selectedChanged.connect(lambda *_: self.update_before_after())
         window.resultShown.connect(lambda *_: self.update_before_after())
         window.themeChanged.connect(self._on_window_theme_changed)
-        window.controller.modelLoaded.connect(lambda *_: self._on_state_knocked_out_changed(self.state.knocked_out))
+        window.controller.modelLoaded.connect(self._on_controller_model_loaded)  # a method: no lambda outlives us
         self._on_state_knocked_out_changed(self.state.knocked_out)
 
     @staticmethod
@@ -160,6 +160,9 @@ class KnockoutLink(QObject):
         w.attention.grid.set_marked(heads)
         self._update_button()
         self.update_before_after()
+
+    def _on_controller_model_loaded(self, _info) -> None:
+        self._on_state_knocked_out_changed(self.state.knocked_out)  # keep the heads the new model has
 
     def _on_window_theme_changed(self, theme) -> None:
         self.before_after.theme = theme
