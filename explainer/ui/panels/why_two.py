@@ -182,6 +182,7 @@ class TwoTextsPanel(Panel):
             )
 
         self.patching = None
+        self.heatmap.start(0, [], 1.0)  # never the previous texts' grid under the new ones
         self.progress.setValue(0)
         self.status.setText("Comparing the two texts…")
         self.readout.setText(" ")
