@@ -14,7 +14,7 @@ import html
 import logging
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QWidget
 
@@ -95,7 +95,7 @@ class AttributionLink(QObject):
         lay.addWidget(self.legend)
         self.row = row
         row.hide()
-        self.tokens.body.insertWidget(1, row)
+        self.tokens.body.insertWidget(self.tokens.body.indexOf(self.tokens.chain), row)  # under the chips
         self.tokens.whyToggled.connect(self._on_tokens_why_toggled)
         window.resultShown.connect(lambda *_: self.request())
         window.view.selectedChanged.connect(self._on_state_selected_changed)
@@ -185,7 +185,10 @@ class AttributionLink(QObject):
 
     def _draw(self) -> None:
         a, want = self.attribution, self.wanted()
-        self.row.setVisible(self.on)
+        if self.row.isVisibleTo(self.tokens) != self.on:
+            self.row.setVisible(self.on)
+            self.tokens.chain.setVisible(not self.on)  # its line (the chain rule) is where the explanation goes
+            QTimer.singleShot(0, self.window.live.fit)  # the tokens panel's room follows its new line
         if not self._matches(a, want):
             if self.tokens.overlay is not None:
                 self.tokens.set_overlay(None)
@@ -207,9 +210,15 @@ class AttributionLink(QObject):
         top = np.argsort(-a.scores[: a.position + 1])[:1]
         best = self._label(int(r.ids[top[0]])) if len(top) else ""
         self.caption.setText(
-            f"<b>Why “{html.escape(target)}”?</b> input × gradient of log P(“{html.escape(target)}”) "
-            f"{where}: P = {100 * a.target_prob:.1f} %{knocked}. Strongest push up: “{html.escape(best)}” "
-            f"({float(a.scores[top[0]]):+.3f}). The numbers are first-order estimates, not exact effects."
+            f"<b>Why “{html.escape(target)}”</b> ({100 * a.target_prob:.1f} %{knocked}, {where})? "
+            f"“{html.escape(best)}” pushes it up most ({float(a.scores[top[0]]):+.3f})."
+        )
+        self.caption.setToolTip(
+            f"<p style='max-width: 460px'>Input × gradient of log P(“{html.escape(target)}”): for each token, its "
+            "input embedding times the gradient of the log-probability, summed over the embedding's numbers. "
+            "Positive (vermillion): the token pushes the prediction up; negative (blue): down. It is a "
+            "first-order estimate of what removing the token's embedding would do, not the exact effect. "
+            "Right-click a bar in the next-token panel to explain another token.</p>"
         )
         self.legend.set_scale(scale, theme)
         self.tokens.set_overlay(
