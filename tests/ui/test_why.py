@@ -62,7 +62,7 @@ def test_ctrl_click_knocks_a_head_out_everywhere_and_restore_brings_the_clean_nu
     # the bar names the heads; the grid crosses them out
     assert w.knockout.bar.isVisibleTo(w) and heads_label([(0, 1), (1, 2)]) in w.knockout.bar.label.text()
     assert "2 heads knocked out" in w.knockout.bar.label.text()
-    assert grid.marked == {(0, 1), (1, 2)} and len(grid.marks.data) == 2
+    assert grid.marked == {(0, 1), (1, 2)} and grid.n_marks == 2
     # a plain click still only selects
     click_head(qtbot, grid, 1, 0)
     assert (w.view.layer, w.view.head) == (1, 0) and len(w.view.knocked_out) == 2
@@ -70,7 +70,7 @@ def test_ctrl_click_knocks_a_head_out_everywhere_and_restore_brings_the_clean_nu
     assert w.view.knocked_out == frozenset() and w.result.ablated == ()
     np.testing.assert_allclose(w.result.top_probs, clean.top_probs, atol=1e-6)
     assert not w.knockout.bar.isVisibleTo(w) and not ba.isVisibleTo(w) and w.next_token.bars.isVisibleTo(w)
-    assert len(grid.marks.data) == 0 and w.controller.baseline is None
+    assert grid.n_marks == 0 and w.controller.baseline is None
 
 
 def test_knock_out_button_menu_and_the_top_induction_heads(window, qtbot):

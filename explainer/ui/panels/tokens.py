@@ -67,7 +67,9 @@ class TokensPanel(Panel):
         "A common word with a leading space is usually one token; a rare word is split into several pieces. "
         "Switch the tokenizer to compare with GPT-4's (cl100k_base) and GPT-4o's (o200k_base). Surprisal heat "
         "colours each chip by −log₂ P(token | the tokens before it): how unexpected it was. The chain rule "
-        "multiplies these probabilities into the probability of the whole text."
+        "multiplies these probabilities into the probability of the whole text. Why? colours each chip by input × "
+        "gradient of the shown prediction's log-probability: how much the token pushes it up (vermillion) or down "
+        "(blue), a first-order estimate."
     )
 
     tokenizerChanged = Signal(str)

@@ -34,6 +34,7 @@ class BeforeAfterBars(QWidget):
     """Rows: token | clean P | knocked-out P | change. Click a row (or Enter) to choose the token."""
 
     rowClicked = Signal(int)  # the row's token id
+    capacityChanged = Signal()  # a resize made room for more (or fewer) rows
 
     def __init__(self, parent: QWidget | None = None, titles: tuple[str, str] = ("clean model", "heads knocked out")):
         super().__init__(parent)
@@ -131,6 +132,11 @@ class BeforeAfterBars(QWidget):
                 p.setBrush(Qt.NoBrush)
                 p.drawRoundedRect(QRectF(1.5, y + 1.5, self.width() - 3, rh - 3), 5, 5)
         p.end()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.ids and self.capacity() != len(self.ids):
+            self.capacityChanged.emit()
 
     def mouseMoveEvent(self, event) -> None:
         i = self.row_at(event.position().y())

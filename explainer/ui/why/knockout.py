@@ -98,6 +98,7 @@ class KnockoutLink(QObject):
         self.before_after.hide()
         nt.body.insertWidget(nt.body.indexOf(nt.bars) + 1, self.before_after, 1)
         self.before_after.rowClicked.connect(nt.candidateChosen)
+        self.before_after.capacityChanged.connect(self.update_before_after)
         self.before_after.export_data = lambda: {"knocked_out": self.export_data()}
         nt.replacement = self.before_after
         self.state.knockedOutChanged.connect(self._on_state_knocked_out_changed)

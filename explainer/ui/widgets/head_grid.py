@@ -15,8 +15,8 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import QFrame, QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPainterPath, QPixmap
+from PySide6.QtWidgets import QFrame, QGraphicsPathItem, QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 
 from explainer.ui import theme as th
 
@@ -56,11 +56,15 @@ class HeadGrid(pg.PlotWidget):
         self.addItem(self.image)
         self.outline = self._rect(pg.mkPen(th.HIGHLIGHT, width=3, cosmetic=True), 10)
         self.hover = self._rect(pg.mkPen("#ffffff", width=2, cosmetic=True), 9)
-        self.marks = pg.ScatterPlotItem(pxMode=False, symbol="x", size=1.0)  # knocked-out heads
-        self.marks.setZValue(8)
-        self.addItem(self.marks)
+        # knocked-out heads: a cross over the cell, light on a dark outline (cosmetic pens: the same on any size)
+        self.marks = QGraphicsPathItem()
+        self.marks_edge = QGraphicsPathItem()
+        for item, z in ((self.marks_edge, 7), (self.marks, 8)):
+            item.setZValue(z)
+            self.addItem(item)
         self.marked: frozenset[tuple[int, int]] = frozenset()
         self._mark_colours = ("#ffffff", "#111111")
+        self.n_marks = 0
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self._hovered = (-1, -1)
@@ -115,13 +119,18 @@ class HeadGrid(pg.PlotWidget):
 
     def _draw_marks(self) -> None:
         cells = [self._cell(la, h) for la, h in sorted(self.marked) if la < self.n_layers and h < self.n_heads]
+        path = QPainterPath()
+        for x, y in cells:
+            path.moveTo(x + 0.12, y + 0.12)
+            path.lineTo(x + 0.88, y + 0.88)
+            path.moveTo(x + 0.88, y + 0.12)
+            path.lineTo(x + 0.12, y + 0.88)
         fill, edge = self._mark_colours
-        self.marks.setData(
-            x=[x + 0.5 for x, _ in cells],
-            y=[y + 0.5 for _, y in cells],
-            brush=pg.mkBrush(fill),
-            pen=pg.mkPen(edge, width=1.5),
-        )
+        self.marks.setPath(path)
+        self.marks.setPen(pg.mkPen(fill, width=2, cosmetic=True))
+        self.marks_edge.setPath(path)
+        self.marks_edge.setPen(pg.mkPen(edge, width=4, cosmetic=True))
+        self.n_marks = len(cells)
 
     # --- shape and data -------------------------------------------------------------------------------------------
     @property
