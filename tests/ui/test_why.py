@@ -302,3 +302,11 @@ def test_the_new_views_are_readable(make_main_window, wait_result, qtbot, size):
         for check in (layout_checks.overlaps, layout_checks.clipped):
             assert not check(w), ("presenter", check.__name__, check(w)[:6])
         w.presenter.leave()
+
+
+def test_two_texts_without_tokens_say_so(window):
+    w = window
+    w.controller.set_settings(start_token=False)
+    p = show_two(w, "", "The dog")
+    assert "The clean text has 0 tokens and the corrupted text has 2" in p.status.text()
+    assert p.compare.pair is None and "both fields" in p.compare.next_title.text()

@@ -112,6 +112,11 @@ class CompareView(QWidget):
         return token_label(self.decode(int(token_id))) if self.decode else f"#{token_id}"
 
     def set_pair(self, clean, corrupt) -> None:
+        if clean.n_tokens == 0 or corrupt.n_tokens == 0:
+            self.pair = None
+            self.bars.set_rows([], [], [], [])
+            self.next_title.setText("Type a text in both fields to compare them.")
+            return
         self.pair = (clean, corrupt)
         p_a = softmax(clean.logits_at(clean.n_tokens - 1))
         p_b = softmax(corrupt.logits_at(corrupt.n_tokens - 1))
