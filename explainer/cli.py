@@ -286,6 +286,8 @@ def cmd_scenes(args) -> int:
         print(f"{i:>2}  {r['name']:<20} {r['view']:<11} {layer:>5} {head:>4}  {r['title']}")
         keys = ("embedding_layer", "position", "temperature", "seed")
         extra = [f"{k.replace('_', ' ')} {r[k]:g}" for k in keys if r[k] is not None]
+        if r.get("knocked_out"):
+            extra.append("heads knocked out " + ", ".join(f"{la}:{h}" for la, h in r["knocked_out"]))
         for line in textwrap.wrap(r["note"], 96) + ([", ".join(extra)] if extra else []):
             print(f"{'':>4}{line}")
     return 0

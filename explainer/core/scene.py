@@ -96,7 +96,7 @@ def scene_summary(path: str | Path, scene: Scene) -> dict:
     """What a scene shows, numbered as the window shows it: ``layer`` / ``head`` of the attention view counted
     from 1 (None where the scene leaves them as they are), ``embedding_layer`` as the map's slider shows it
     (0 = input embeddings), ``position`` the selected token (0 = the first, None = the end), ``seed`` of the
-    scene's sampled choices."""
+    scene's sampled choices, ``knocked_out`` the heads it switches off as [layer, head] from 1."""
     panels = scene.panels if isinstance(scene.panels, dict) else {}
 
     def state(key: str) -> dict:
@@ -107,6 +107,12 @@ def scene_summary(path: str | Path, scene: Scene) -> dict:
     layer, head = _count(att.get("layer")), _count(att.get("head"))
     nxt = state("next_token")
     t = nxt.get("temperature")
+    out = att.get("knocked_out")
+    knocked = (
+        sorted([int(la) + 1, int(h) + 1] for la, h in out if _count(la) is not None and _count(h) is not None)
+        if isinstance(out, list) and all(isinstance(p, list) and len(p) == 2 for p in out)
+        else []
+    )
     return {
         "name": Path(path).stem,
         "title": scene.title,
@@ -118,5 +124,6 @@ def scene_summary(path: str | Path, scene: Scene) -> dict:
         "position": _count(nxt.get("position")),
         "temperature": float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else None,
         "seed": _count(nxt.get("seed")),
+        "knocked_out": knocked,
         "text": scene.text,
     }

@@ -90,6 +90,8 @@ class Controller(QObject):
         self._started = False
         self.projection = projection  # prepare the embedding map's axes in the worker once per model
         self._projection_due = False
+        self.baseline = None  # with heads knocked out: the clean model's result for the text last shown
+        self._baseline_in = None
 
         self._worker = AnalysisWorker()
         self._thread: QThread | None = None
@@ -106,6 +108,7 @@ class Controller(QObject):
         self._worker.loaded.connect(self._on_worker_loaded)
         self._worker.loadFailed.connect(self._on_worker_load_failed)
         self._worker.resultReady.connect(self._on_worker_result)
+        self._worker.baselineReady.connect(self._on_worker_baseline)
         self._worker.analysisFailed.connect(self._on_worker_failed)
         self._worker.progressChanged.connect(self.progressChanged)
 
@@ -179,8 +182,8 @@ class Controller(QObject):
         self.submit(text)
 
     def set_settings(self, **changes: Any) -> None:
-        """Change analysis settings (``start_token``, ``max_tokens``, ``parse_specials``, ``top_k``) and
-        re-analyse the current text."""
+        """Change analysis settings (``start_token``, ``max_tokens``, ``parse_specials``, ``top_k``, ``ablated``)
+        and re-analyse the current text."""
         self.settings = dataclasses.replace(self.settings, **changes)
         if self._text is not None:
             self.submit(self._text)
@@ -220,8 +223,13 @@ class Controller(QObject):
         self.projectionReady.emit(projector)
 
     @Slot(object)
+    def _on_worker_baseline(self, result: Any) -> None:
+        self._baseline_in = result  # the knocked-out result of the same request follows
+
+    @Slot(object)
     def _on_worker_result(self, result: Any) -> None:
         request, self._in_flight = self._in_flight, None
+        baseline, self._baseline_in = self._baseline_in, None
         if self._closed or request is None:
             return
         now = time.perf_counter()
@@ -242,13 +250,14 @@ class Controller(QObject):
             self._dispatch()  # the worker starts on the newest text while the UI draws this result
         self._update_busy()
         if not stale or overdue:
+            self.baseline = baseline if getattr(result, "ablated", ()) else None
             self.resultReady.emit(result)
         self._dispatch()  # idle: perhaps prepare the embedding map (after the picture is out)
         self._update_busy()
 
     @Slot(int, str)
     def _on_worker_failed(self, generation: int, message: str) -> None:
-        self._in_flight = None
+        self._in_flight = self._baseline_in = None
         if self._closed:
             return
         self._dispatch()

@@ -32,6 +32,7 @@ class AnalysisSettings:
     max_tokens: int = 512
     parse_specials: bool = False
     top_k: int = 64
+    ablated: tuple[tuple[int, int], ...] = ()  # heads knocked out (0-based); the clean model is analysed too
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class AnalysisWorker(QObject):
     analysisFailed = Signal(int, str)  # generation, one sentence
     progressChanged = Signal(str, float)
     projectionReady = Signal(object)  # Projector with every layer's axes (or None)
+    baselineReady = Signal(object)  # the clean model's AnalysisResult, just before a knocked-out one
 
     def __init__(self) -> None:
         super().__init__()
@@ -156,15 +158,18 @@ class AnalysisWorker(QObject):
             self.analysisFailed.emit(request.generation, "No model is loaded.")
             return
         s = request.settings
+        options = dict(
+            start_token=s.start_token,
+            max_tokens=s.max_tokens,
+            parse_specials=s.parse_specials,
+            top_k=s.top_k,
+            generation=request.generation,
+        )
         try:
-            result = self.engine.analyze(
-                request.text,
-                start_token=s.start_token,
-                max_tokens=s.max_tokens,
-                parse_specials=s.parse_specials,
-                top_k=s.top_k,
-                generation=request.generation,
-            )
+            if s.ablated:  # before and after: the engine keeps an incremental state for each
+                self.baselineReady.emit(self.engine.analyze(request.text, **options))
+                options["ablated"] = s.ablated
+            result = self.engine.analyze(request.text, **options)
         except UserError as e:
             self.analysisFailed.emit(request.generation, str(e))
             return

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 from explainer.core.types import AnalysisResult
 from explainer.runtime.controller import Controller, engine_factory
 from explainer.runtime.jobs import WorkerJobs
-from explainer.ui import keyboard, window_layout, window_state
+from explainer.ui import keyboard, why, window_layout, window_state
 from explainer.ui import theme as th
 from explainer.ui.banner import Banner
 from explainer.ui.export_ui import ExportMenu
@@ -165,6 +165,7 @@ class MainWindow(QMainWindow):
         self.exports = ExportMenu(self, self.teach)
         self.flow = TextFlow(self)  # caret, pins, continuing the text, undo
         build_menus(self)
+        why.install(self)  # head knock-out, attribution, two texts
         keyboard.install(self)  # Tab leaves the editor; a ring shows where the keyboard is
         self._connect()
         restore_settings(self, text)

@@ -30,6 +30,7 @@ from explainer.ui.panels.heads import HeadRolesPanel
 from explainer.ui.panels.lens import LensPanel
 from explainer.ui.panels.tokenizers_compare import TokenizersComparePanel
 from explainer.ui.panels.walkthrough import WalkthroughPanel
+from explainer.ui.panels.why_two import TwoTextsPanel
 from explainer.ui.view_state import LIVE, LIVE_PANELS, ViewState
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,12 @@ VIEWS = (
     ("walkthrough", "Attention step by step", WalkthroughPanel, "One head's computation with the real numbers"),
     ("lens", "Logit lens", LensPanel, "What each layer would predict"),
     ("chat", "Chat template", ChatTemplatePanel, "How a conversation becomes one stream of tokens"),
+    (
+        "two_texts",
+        "Two texts",
+        TwoTextsPanel,
+        "A clean and a corrupted text compared; where is the difference carried?",
+    ),
 )
 ALIASES = {
     "side_by_side": "compare",
@@ -54,6 +61,9 @@ ALIASES = {
     "walk": "walkthrough",
     "logit_lens": "lens",
     "chat_template": "chat",
+    "patching": "two_texts",
+    "compare_two": "two_texts",
+    "two": "two_texts",
     "next": "next_token",
     "probabilities": "next_token",
     "embedding": "embeddings",

@@ -38,7 +38,7 @@ PLACES = {
 # what a scene that does not mention them resets (a lecture does not carry "hide the first token" into the next
 # scene); the layer and head stay where they are unless the scene says
 SCENE_DEFAULTS = {
-    "tokens": {"tokenizer": "smollm2", "surprisal_heat": False},
+    "tokens": {"tokenizer": "smollm2", "surprisal_heat": False, "why": False},
     "next_token": {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "position": -1, "seed": None},
     "attention": {"average": False, "hide_sink": False, "tab": 0, "key": -1, "knocked_out": []},
     "embeddings": {"path": False, "highlight": [], "labelled": []},

@@ -11,12 +11,15 @@ from explainer.ui.scenes_ui import find_scene, lecture_set
 from explainer.ui.teach_area import view_key
 
 TEXT = "The cat sat on the mat. The cat sat on the mat."
-LECTURE_KEYWORDS = ("strawberry", "cat", "induction", "sink", "chat", "bank", "hallucination", "context", "close")
+LECTURE_KEYWORDS = (
+    *("strawberry", "cat", "induction", "sink", "chat", "bank", "hallucination", "context", "close"),
+    *("knock-out", "france", "berlin"),
+)
 
 
 def test_the_lecture_set_is_complete_and_findable():
     scenes = lecture_set()
-    assert len(scenes) == 9
+    assert len(scenes) == 12
     stems = " ".join(p.stem for p, _ in scenes)
     assert all(k in stems for k in LECTURE_KEYWORDS)
     for path, scene in scenes:

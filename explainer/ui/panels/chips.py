@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
@@ -30,6 +30,19 @@ class Chip:
     # layout cache
     width: float = 0.0
     rect: QRectF | None = None
+
+
+@dataclass
+class ChipOverlay:
+    """Numbers laid over the model's token chips (an attribution): each position's fill colour and small line,
+    the column the numbers get in an export, and what a caption says about them."""
+
+    fills: dict[int, str]
+    subs: dict[int, str]
+    column: str  # export column name
+    values: dict[int, float]
+    caption: str
+    meta: dict = field(default_factory=dict)  # exported beside the rows
 
 
 class ChipView(QWidget):

@@ -58,6 +58,7 @@ class NextTokenPanel(Panel):
         self._logits_for: tuple[object, int] | None = None  # (result, position) the cached logits belong to
         self._logits: np.ndarray | None = None
         self._row_ids: list[int] = []
+        self.replacement = None  # a view shown instead of the bars (e.g. before / after a knock-out), or None
         self.seed: int | None = None  # of sample_token's draws; None: a new one on the first draw
         self.draws = 0  # draws made with this seed
         self._help.setText(self._explanation(49152))
@@ -372,10 +373,15 @@ class NextTokenPanel(Panel):
             for k, (i, p) in enumerate(zip(r.top_ids[pos], r.top_probs[pos]))
         ]
         t, k, p = self.sampling_settings()
-        return {"rows": rows, "position": pos, "temperature": t, "top_k": k, "top_p": p}
+        out = {"rows": rows, "position": pos, "temperature": t, "top_k": k, "top_p": p}
+        if self.replacement is not None and self.replacement.isVisibleTo(self):
+            out |= self.replacement.export_data()
+        return out
 
     def export_plot(self) -> QWidget:
-        """The bars alone."""
+        """The bars alone (or the view shown instead of them)."""
+        if self.replacement is not None and self.replacement.isVisibleTo(self):
+            return self.replacement
         return self.bars
 
     def caption_extra(self) -> str:

@@ -13,12 +13,12 @@ import logging
 import math
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QToolButton, QWidget
 
 from explainer.core.types import Token
 from explainer.ui import theme as th
 from explainer.ui.panels.base import Panel
-from explainer.ui.panels.chips import Chip, ChipScrollArea, ChipView, HeatLegend
+from explainer.ui.panels.chips import Chip, ChipOverlay, ChipScrollArea, ChipView, HeatLegend
 from explainer.ui.widgets.labels import FullTextLabel
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,13 @@ class TokensPanel(Panel):
         "A common word with a leading space is usually one token; a rare word is split into several pieces. "
         "Switch the tokenizer to compare with GPT-4's (cl100k_base) and GPT-4o's (o200k_base). Surprisal heat "
         "colours each chip by −log₂ P(token | the tokens before it): how unexpected it was. The chain rule "
-        "multiplies these probabilities into the probability of the whole text."
+        "multiplies these probabilities into the probability of the whole text. Why? colours each chip by input × "
+        "gradient of the shown prediction's log-probability: how much the token pushes it up (vermillion) or down "
+        "(blue), a first-order estimate."
     )
 
     tokenizerChanged = Signal(str)
+    whyToggled = Signal(bool)  # "Why?": explain the chosen prediction on the chips (the window computes it)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -80,6 +83,7 @@ class TokensPanel(Panel):
         self._foreign_vocab = 0
         self._foreign_truncated = False
         self._foreign_dropped: tuple = ()
+        self.overlay: ChipOverlay | None = None  # numbers over the model's chips (set by the window)
 
         bar = QHBoxLayout()
         bar.setSpacing(10)
@@ -91,6 +95,13 @@ class TokensPanel(Panel):
         self.heat.setToolTip("Colour each chip by how surprised the model was by that token (−log₂ p).")
         self.legend = HeatLegend()
         self.legend.setVisible(False)
+        self.why = QToolButton(text="Why?", checkable=True, focusPolicy=Qt.NoFocus)
+        self.why.setToolTip(
+            "Explain the prediction: colour each token by how much it pushes the chosen next token up or down "
+            "(input × gradient of its log-probability). Right-click a bar in the next-token panel to choose "
+            "another token."
+        )
+        self.why.toggled.connect(self.whyToggled)
         self.counts = FullTextLabel()  # in the title row, where there is room; elided (whole in its tooltip)
         self.counts.setContentsMargins(12, 0, 12, 0)
         self.counts.setMinimumWidth(40)
@@ -104,6 +115,7 @@ class TokensPanel(Panel):
         bar.addStretch(1)
         self.body.addLayout(bar)
         self.add_header_widget(self.counts, 1)
+        self.add_header_widget(self.why)  # in the title row: the counts beside it give way on a small screen
 
         self.view = ChipView()
         self.view.set_tooltip_provider(self._tooltip)
@@ -137,6 +149,14 @@ class TokensPanel(Panel):
 
     def set_heat(self, on: bool) -> None:
         self.heat.setChecked(on)
+
+    def set_why(self, on: bool) -> None:
+        self.why.setChecked(on)
+
+    def set_overlay(self, overlay: ChipOverlay | None) -> None:
+        """Lay numbers over the model's chips (None: the usual colours)."""
+        self.overlay = overlay
+        self.refresh()
 
     def refresh(self) -> None:
         r = self.result
@@ -202,18 +222,20 @@ class TokensPanel(Panel):
     def _build_chips(self) -> list[Chip]:
         r, theme = self.result, self.theme
         heat = self.heat.isChecked() and self.is_model_tokenizer
+        ov = self.overlay if self.is_model_tokenizer else None
         chips = []
         for i, t in enumerate(self._tokens):
-            if t.special:
+            if ov is not None and i in ov.fills:
+                fill = ov.fills[i]
+            elif t.special:
                 fill = th.SPECIAL
             elif heat and i < len(r.surprisal_bits) and not math.isnan(float(r.surprisal_bits[i])):
                 fill = th.surprisal_colour(float(r.surprisal_bits[i]))
             else:
                 fill = th.chip_colour(theme, i)
             label = t.label
-            chips.append(
-                Chip(label, str(t.id), fill, italic=t.added, line_break=t.bytes.endswith(b"\n") and not t.special)
-            )
+            sub = ov.subs.get(i, str(t.id)) if ov is not None else str(t.id)
+            chips.append(Chip(label, sub, fill, italic=t.added, line_break=t.bytes.endswith(b"\n") and not t.special))
         for d in self._dropped():
             chips.append(
                 Chip(
@@ -354,16 +376,19 @@ class TokensPanel(Panel):
 
     # --- scenes and export -----------------------------------------------------------------------------------
     def scene_state(self) -> dict:
-        return {"tokenizer": self.tokenizer_name, "surprisal_heat": self.heat.isChecked()}
+        return {"tokenizer": self.tokenizer_name, "surprisal_heat": self.heat.isChecked(), "why": self.why.isChecked()}
 
     def apply_scene_state(self, state: dict) -> None:
         if isinstance(state.get("tokenizer"), str):
             self.set_tokenizer(state["tokenizer"])
         if isinstance(state.get("surprisal_heat"), bool):
             self.set_heat(state["surprisal_heat"])
+        if isinstance(state.get("why"), bool):
+            self.set_why(state["why"])
 
     def export_data(self) -> dict:
         r, model = self.result, self.is_model_tokenizer
+        ov = self.overlay if model else None
         rows = []
         for i, t in enumerate(self._tokens):
             row = {
@@ -382,10 +407,14 @@ class TokensPanel(Panel):
                     "probability": None if math.isnan(p) else p,
                     "surprisal_bits": None if math.isnan(p) else float(r.surprisal_bits[i]),
                 }
+            if ov is not None:
+                row[ov.column] = ov.values.get(i)
             rows.append(row)
-        return {"rows": rows, "tokenizer": self.tokenizer_name}
+        return {"rows": rows, "tokenizer": self.tokenizer_name, **(ov.meta if ov is not None else {})}
 
     def caption_extra(self) -> str:
+        if self.overlay is not None and self.is_model_tokenizer:
+            return self.overlay.caption
         return f"tokens ({self.selector.currentText()})"
 
     def export_plot(self) -> QWidget:

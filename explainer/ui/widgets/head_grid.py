@@ -2,6 +2,8 @@
 
 Beside the heatmap the layers are rows (top = first layer) and the heads columns; below it (``transposed``) the
 layers are columns and the heads rows. Cells are square. Clicking a cell emits ``headClicked(layer, head)``;
+Ctrl- or Shift-clicking it ``headToggled(layer, head)`` (knock it out or back in), a right click
+``headMenuRequested(layer, head, global_pos)``; knocked-out heads (``set_marked``) carry a cross;
 hovering one emits ``headHovered(layer, head)`` ((-1, -1) on leaving) and outlines it; the selected head (or the
 whole layer, for the head average) is outlined in the highlight colour. NaN cells (no value) show the backdrop.
 """
@@ -13,8 +15,8 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import QFrame, QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPainterPath, QPixmap
+from PySide6.QtWidgets import QFrame, QGraphicsPathItem, QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 
 from explainer.ui import theme as th
 
@@ -24,6 +26,8 @@ MIN_CELL_PX = 8  # a head's cell is never smaller than this (the grid hides inst
 class HeadGrid(pg.PlotWidget):
     headClicked = Signal(int, int)
     headHovered = Signal(int, int)  # (-1, -1) when the pointer leaves the grid
+    headToggled = Signal(int, int)  # Ctrl- or Shift-click: knock the head out or back in
+    headMenuRequested = Signal(int, int, object)  # right click: (layer, head, global QPoint)
 
     def __init__(self, parent=None):
         super().__init__(parent, enableMenu=False)
@@ -53,6 +57,15 @@ class HeadGrid(pg.PlotWidget):
         self.addItem(self.image)
         self.outline = self._rect(pg.mkPen(th.HIGHLIGHT, width=3, cosmetic=True), 10)
         self.hover = self._rect(pg.mkPen("#ffffff", width=2, cosmetic=True), 9)
+        # knocked-out heads: a cross over the cell, light on a dark outline (cosmetic pens: the same on any size)
+        self.marks = QGraphicsPathItem()
+        self.marks_edge = QGraphicsPathItem()
+        for item, z in ((self.marks_edge, 7), (self.marks, 8)):
+            item.setZValue(z)
+            self.addItem(item)
+        self.marked: frozenset[tuple[int, int]] = frozenset()
+        self._mark_colours = ("#ffffff", "#111111")
+        self.n_marks = 0
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self._hovered = (-1, -1)
@@ -99,6 +112,27 @@ class HeadGrid(pg.PlotWidget):
     def set_backdrop(self, colour: str) -> None:
         self.backdrop.setBrush(pg.mkBrush(colour))
 
+    def set_marked(self, heads, fill: str | None = None, edge: str | None = None) -> None:
+        """Cross out these ``(layer, head)`` cells (the knocked-out heads), in ``fill`` outlined by ``edge``."""
+        self.marked = frozenset(heads)
+        self._mark_colours = (fill or self._mark_colours[0], edge or self._mark_colours[1])
+        self._draw_marks()
+
+    def _draw_marks(self) -> None:
+        cells = [self._cell(la, h) for la, h in sorted(self.marked) if la < self.n_layers and h < self.n_heads]
+        path = QPainterPath()
+        for x, y in cells:
+            path.moveTo(x + 0.12, y + 0.12)
+            path.lineTo(x + 0.88, y + 0.88)
+            path.moveTo(x + 0.88, y + 0.12)
+            path.lineTo(x + 0.12, y + 0.88)
+        fill, edge = self._mark_colours
+        self.marks.setPath(path)
+        self.marks.setPen(pg.mkPen(fill, width=2, cosmetic=True))
+        self.marks_edge.setPath(path)
+        self.marks_edge.setPen(pg.mkPen(edge, width=4, cosmetic=True))
+        self.n_marks = len(cells)
+
     # --- shape and data -------------------------------------------------------------------------------------------
     @property
     def columns(self) -> int:
@@ -120,6 +154,7 @@ class HeadGrid(pg.PlotWidget):
         item.setLabel("top", "layer" if transposed else "head")
         self.backdrop.setRect(QRectF(0, 0, self.columns, self.rows))
         self._draw()
+        self._draw_marks()
         self.set_selected(*self._selected)
         self.reset_view()
 
@@ -220,12 +255,18 @@ class HeadGrid(pg.PlotWidget):
         self.headHovered.emit(*cell)
 
     def _on_mouse_clicked(self, ev) -> None:
-        if ev.button() != Qt.LeftButton:
-            return
         cell = self.cell_at(ev.scenePos())
-        if cell[0] >= 0:
+        if cell[0] < 0:
+            return
+        if ev.button() == Qt.RightButton:
             ev.accept()
-            self.headClicked.emit(*cell)
+            self.headMenuRequested.emit(*cell, ev.screenPos().toPoint())
+        elif ev.button() == Qt.LeftButton:
+            ev.accept()
+            if ev.modifiers() & (Qt.ControlModifier | Qt.ShiftModifier):
+                self.headToggled.emit(*cell)
+            else:
+                self.headClicked.emit(*cell)
 
     def leaveEvent(self, ev):
         self._on_mouse_moved(pg.QtCore.QPointF(-1e9, -1e9))

@@ -1,0 +1,259 @@
+"""Attribution on the token chips: "Why this prediction?" answered by input × gradient.
+
+The Tokens panel's "Why?" toggle turns it on. The prediction explained is the one the next-token panel shows
+(after the selected position, else at the end): its top token, or the token chosen by right-clicking a bar
+there. The scores (``core.attribution.attribute``: one signed number per token, of the model as analysed, with
+any knocked-out heads) are computed on the model's thread on demand, the newest request only; the chips take a
+diverging colour (vermillion pushes the prediction up, blue down, the theme's neutral for zero) and show the
+score instead of the id, and a legend above them names the target and the scale's numbers.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QWidget
+
+from explainer.ui import theme as th
+from explainer.ui.panels.chips import ChipOverlay
+from explainer.ui.panels.next_token import token_label
+from explainer.ui.why.colours import diverging
+
+log = logging.getLogger(__name__)
+
+
+def nice_scale(scores) -> float:
+    """The colour scale's end: the largest |score| (never 0)."""
+    m = float(np.max(np.abs(scores))) if len(scores) else 0.0
+    return m if m > 0 else 1.0
+
+
+class DivergingLegend(QWidget):
+    """A colour bar from −scale (blue, "pushes down") through 0 to +scale (vermillion, "pushes up")."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.theme = th.LIGHT
+        self.scale = 1.0
+        f = QFont(self.font())
+        f.setPointSizeF(th.SMALL_FONT_PT)
+        self.setFont(f)
+        self.setMinimumWidth(260)
+
+    def set_scale(self, scale: float, theme: th.Theme) -> None:
+        self.scale, self.theme = scale, theme
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(360, int(QFontMetricsF(self.font()).height() + 14))
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        fm = QFontMetricsF(self.font())
+        left, right = f"pushes down −{self.scale:.3g}", f"+{self.scale:.3g} pushes up"
+        lw, rw = fm.horizontalAdvance(left) + 6, fm.horizontalAdvance(right) + 6
+        bar = QRectF(lw, 3, max(20.0, self.width() - lw - rw), self.height() - 6)
+        n = 33
+        for k in range(n):
+            v = self.scale * (2 * (k + 0.5) / n - 1)
+            seg = QRectF(bar.left() + bar.width() * k / n, bar.top(), bar.width() / n + 1, bar.height())
+            p.fillRect(seg, QColor(diverging(v, self.scale, self.theme)))
+        p.setPen(QColor(self.theme.grid))
+        p.drawRect(bar)
+        p.setPen(QColor(self.theme.text))
+        y = bar.center().y() + (fm.ascent() - fm.descent()) / 2
+        p.drawText(QPointF(0, y), left)
+        p.drawText(QPointF(bar.right() + 6, y), right)
+        zero = "0"
+        p.drawText(QPointF(bar.center().x() - fm.horizontalAdvance(zero) / 2, y), zero)
+        p.end()
+
+
+class AttributionLink(QObject):
+    """Computes the attribution the Tokens panel's "Why?" asks for and lays it over its chips."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.tokens = window.tokens
+        self.target: int | None = None  # a chosen token id; None: the top token at the position
+        self.attribution = None  # the core Attribution shown
+        self._job = None
+        self._due = False
+        row = QWidget()
+        lay = QHBoxLayout(row)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.caption = QLabel()
+        self.caption.setTextFormat(Qt.RichText)
+        self.caption.setWordWrap(True)
+        self.legend = DivergingLegend()
+        lay.addWidget(self.caption, 1)
+        lay.addWidget(self.legend)
+        self.row = row
+        row.hide()
+        self.tokens.body.insertWidget(self.tokens.body.indexOf(self.tokens.chain), row)  # under the chips
+        self.tokens.whyToggled.connect(self._on_tokens_why_toggled)
+        window.resultShown.connect(lambda *_: self.request())
+        window.view.selectedChanged.connect(self._on_state_selected_changed)
+        window.themeChanged.connect(lambda *_: self._draw())
+        for bars in (window.next_token.bars, getattr(getattr(window, "knockout", None), "before_after", None)):
+            if bars is not None:
+                bars.setContextMenuPolicy(Qt.DefaultContextMenu)
+                bars.installEventFilter(self)
+
+    @property
+    def on(self) -> bool:
+        return self.tokens.why.isChecked()
+
+    # --- requests ---------------------------------------------------------------------------------------------
+    def explain(self, target: int | None = None) -> None:
+        """Explain ``target`` (None: the top token) at the next-token panel's position, on the chips."""
+        self.target = target
+        self.tokens.set_why(True)
+        self.request()
+
+    def wanted(self) -> tuple | None:
+        """(ids, position, target, ablated) the chips should explain now, or None."""
+        r = self.window.result
+        if not self.on or r is None or r.n_tokens == 0 or not self.tokens.is_model_tokenizer:
+            return None
+        pos = self.window.next_token.position
+        target = self.target if self.target is not None else int(r.top_ids[pos, 0])
+        return r.ids, pos, target, tuple(r.ablated)
+
+    def _matches(self, a, want) -> bool:
+        return (
+            a is not None
+            and want is not None
+            and np.array_equal(a.ids, want[0])
+            and (a.position, a.target, tuple(a.ablated)) == want[1:]
+        )
+
+    def request(self) -> None:
+        want = self.wanted()
+        if want is None:
+            self._draw()
+            return
+        if self._matches(self.attribution, want):
+            self._draw()
+            return
+        if self.tokens.overlay is not None:
+            self.tokens.set_overlay(None)  # never another text's or prediction's numbers, not even briefly
+        if self._job is not None and not self._job.finished:
+            self._due = True  # the newest request starts when this one is done
+            return
+        from explainer.core.attribution import attribute
+
+        ids, pos, target, ablated = want
+        ids = np.array(ids)
+        self._due = False
+        self.caption.setText("<i>Computing the attribution…</i>")
+        self._job = self.window.jobs.start(
+            lambda engine, job: attribute(engine, ids, target=target, position=pos, ablated=ablated),
+            self._on_job_done,
+        )
+
+    def _on_job_done(self, attribution, error: str) -> None:
+        self._job = None
+        if error:
+            self.attribution = None
+            self.caption.setText(f"<span style='color:{th.HIGHLIGHT}'>{html.escape(error)}</span>")
+        else:
+            self.attribution = attribution
+        if self._due:
+            self.request()
+        else:
+            self._draw()
+
+    def _on_tokens_why_toggled(self, on: bool) -> None:
+        if not on:
+            self.target = None
+        self.request()
+
+    def _on_state_selected_changed(self, _pos: int) -> None:
+        self.target = None  # another position: its own top token
+        self.request()
+
+    # --- drawing ----------------------------------------------------------------------------------------------
+    def _label(self, token_id: int) -> str:
+        tok = self.window.controller.tokenizer
+        return token_label(tok.token_bytes(int(token_id))) if tok is not None else f"#{token_id}"
+
+    def _draw(self) -> None:
+        a, want = self.attribution, self.wanted()
+        if self.row.isVisibleTo(self.tokens) != self.on:
+            self.row.setVisible(self.on)
+            self.tokens.chain.setVisible(not self.on)  # its line (the chain rule) is where the explanation goes
+            QTimer.singleShot(0, self.window.live.fit)  # the tokens panel's room follows its new line
+        if not self._matches(a, want):
+            if self.tokens.overlay is not None:
+                self.tokens.set_overlay(None)
+            if self.on and (self._job is None or self._job.finished) and self.window.result is not None:
+                if not self.tokens.is_model_tokenizer:
+                    self.caption.setText("Attribution needs the model's own tokenizer (choose it on the left).")
+            return
+        theme = self.window.theme
+        scale = nice_scale(a.scores[: a.position + 1])
+        n = len(a.scores)
+        fills = {i: diverging(float(a.scores[i]), scale, theme) for i in range(min(n, a.position + 1))}
+        subs = {i: f"{float(a.scores[i]):+.3f}".replace("-", "−") for i in range(n)}
+        for i in range(a.position + 1, n):
+            subs[i] = "after"
+        target = self._label(a.target)
+        r = self.window.result
+        where = "at the end" if a.position == n - 1 else f"after token {a.position}"
+        knocked = f", {len(a.ablated)} heads knocked out" if a.ablated else ""
+        top = np.argsort(-a.scores[: a.position + 1])[:1]
+        best = self._label(int(r.ids[top[0]])) if len(top) else ""
+        self.caption.setText(
+            f"<b>Why “{html.escape(target)}”</b> ({100 * a.target_prob:.1f} %{knocked}, {where})? "
+            f"“{html.escape(best)}” pushes it up most ({float(a.scores[top[0]]):+.3f})."
+        )
+        self.caption.setToolTip(
+            f"<p style='max-width: 460px'>Input × gradient of log P(“{html.escape(target)}”): for each token, its "
+            "input embedding times the gradient of the log-probability, summed over the embedding's numbers. "
+            "Positive (vermillion): the token pushes the prediction up; negative (blue): down. It is a "
+            "first-order estimate of what removing the token's embedding would do, not the exact effect. "
+            "Right-click a bar in the next-token panel to explain another token.</p>"
+        )
+        self.legend.set_scale(scale, theme)
+        self.tokens.set_overlay(
+            ChipOverlay(
+                fills,
+                subs,
+                "input_x_gradient",
+                {i: float(a.scores[i]) for i in range(n)},
+                f"why “{target}” {where}: input × gradient of log P",
+                {
+                    "target": {"id": int(a.target), "text": target, "prob": float(a.target_prob)},
+                    "attribution_position": int(a.position),
+                    "ablated": [[la + 1, h + 1] for la, h in a.ablated],
+                },
+            )
+        )
+
+    # --- the next-token bars' menu ------------------------------------------------------------------------------
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() == QEvent.ContextMenu:
+            token = self._bar_token(obj, event.pos().y())
+            if token is not None:
+                menu = QMenu(self.window)
+                menu.addAction(
+                    f"Why “{self._label(token)}”? Explain it on the token chips", lambda: self.explain(token)
+                )
+                menu.addAction("Continue the text with it", lambda: self.window.next_token.candidateChosen.emit(token))
+                menu.popup(event.globalPos())
+                self.menu = menu  # kept for tests
+                return True
+        return False
+
+    def _bar_token(self, bars, y: float) -> int | None:
+        row = bars.row_at(y)
+        if row < 0:
+            return None
+        ids = bars.ids if hasattr(bars, "ids") else self.window.next_token._row_ids
+        return int(ids[row]) if row < len(ids) else None
