@@ -16,12 +16,13 @@ import logging
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QMenu, QWidget
 
 from explainer.ui import theme as th
 from explainer.ui.panels.chips import ChipOverlay
 from explainer.ui.panels.next_token import token_label
 from explainer.ui.why.colours import diverging
+from explainer.ui.widgets.labels import FullTextLabel
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,9 @@ class AttributionLink(QObject):
         row = QWidget()
         lay = QHBoxLayout(row)
         lay.setContentsMargins(0, 0, 0, 0)
-        self.caption = QLabel()
-        self.caption.setTextFormat(Qt.RichText)
-        self.caption.setWordWrap(True)
+        # one line, shortened with … when narrow (the whole sentence in its tooltip): a wrapped line would ask the
+        # tokens panel for a height that depends on its width, which the splitters don't honour
+        self.caption = FullTextLabel(min_text="Why …")
         self.legend = DivergingLegend()
         lay.addWidget(self.caption, 1)
         lay.addWidget(self.legend)
@@ -151,7 +152,7 @@ class AttributionLink(QObject):
         ids, pos, target, ablated = want
         ids = np.array(ids)
         self._due = False
-        self.caption.setText("<i>Computing the attribution…</i>")
+        self._say("Computing the attribution…")
         self._job = self.window.jobs.start(
             lambda engine, job: attribute(engine, ids, target=target, position=pos, ablated=ablated),
             self._on_job_done,
@@ -161,7 +162,7 @@ class AttributionLink(QObject):
         self._job = None
         if error:
             self.attribution = None
-            self.caption.setText(f"<span style='color:{th.HIGHLIGHT}'>{html.escape(error)}</span>")
+            self._say(error, th.HIGHLIGHT)
         else:
             self.attribution = attribution
         if self._due:
@@ -177,6 +178,10 @@ class AttributionLink(QObject):
     def _on_state_selected_changed(self, _pos: int) -> None:
         self.target = None  # another position: its own top token
         self.request()
+
+    def _say(self, text: str, colour: str = "") -> None:
+        self.caption.setText(text)
+        self.caption.setStyleSheet(f"color: {colour}" if colour else "")
 
     # --- drawing ----------------------------------------------------------------------------------------------
     def _label(self, token_id: int) -> str:
@@ -194,7 +199,7 @@ class AttributionLink(QObject):
                 self.tokens.set_overlay(None)
             if self.on and (self._job is None or self._job.finished) and self.window.result is not None:
                 if not self.tokens.is_model_tokenizer:
-                    self.caption.setText("Attribution needs the model's own tokenizer (choose it on the left).")
+                    self._say("Attribution needs the model's own tokenizer (choose it on the left).")
             return
         theme = self.window.theme
         scale = nice_scale(a.scores[: a.position + 1])
@@ -209,12 +214,13 @@ class AttributionLink(QObject):
         knocked = f", {len(a.ablated)} heads knocked out" if a.ablated else ""
         top = np.argsort(-a.scores[: a.position + 1])[:1]
         best = self._label(int(r.ids[top[0]])) if len(top) else ""
-        self.caption.setText(
-            f"<b>Why “{html.escape(target)}”</b> ({100 * a.target_prob:.1f} %{knocked}, {where})? "
-            f"“{html.escape(best)}” pushes it up most ({float(a.scores[top[0]]):+.3f})."
+        line = (
+            f"Why “{target}” ({100 * a.target_prob:.1f} %{knocked}, {where})? "
+            f"“{best}” pushes it up most ({float(a.scores[top[0]]):+.3f})."
         )
+        self._say(line)
         self.caption.setToolTip(
-            f"<p style='max-width: 460px'>Input × gradient of log P(“{html.escape(target)}”): for each token, its "
+            f"<p style='max-width: 460px'><b>{html.escape(line)}</b><br>Input × gradient of log P(“{html.escape(target)}”): for each token, its "
             "input embedding times the gradient of the log-probability, summed over the embedding's numbers. "
             "Positive (vermillion): the token pushes the prediction up; negative (blue): down. It is a "
             "first-order estimate of what removing the token's embedding would do, not the exact effect. "
