@@ -256,7 +256,7 @@ class MainWindow(QMainWindow):
     def _on_live_dropped_changed(self, key: str) -> None:
         """Say which panel a small window leaves out and how to see it (and take it back when all fit again)."""
         bar = self.statusBar()
-        if key and self.isVisible():
+        if key and self.isVisible() and not self.presenter.active:  # presenter mode shows one view anyway
             keys = LIVE_PANELS.index(key) + 1
             name = self.panels[key].title.split(":")[0].lower()
             bar.showMessage(f"Small window: {name} hidden; press {keys} to see it.", 10000)

@@ -8,7 +8,8 @@ screen; a scene names it (its ``view``). The keyboard drives it:
 
 - 1–4 (outside a text field): the hero is Tokens, Next token, Attention or Embeddings (the window's Focus keys);
 - PageDown / PageUp (what a presentation clicker sends), or N / P outside a text field: next / previous scene of
-  the lecture set; the scene's title and note show in the caption strip;
+  the lecture set; the scene's title and note show in the caption strip. A step takes the keyboard from the text
+  (so the digits, N / P and the arrows act on the views, not type into the text); a click in the text types again;
 - Ctrl+= / Ctrl+- / Ctrl+0: zoom in / out / back (also outside presenter mode);
 - arrow keys in the attention panel: layer and head (the panel's own keys);
 - Esc or F11: back to the normal window, as it was.
@@ -342,13 +343,25 @@ class Presenter(QObject):
         typing = is_text_input(QApplication.focusWidget())
         if key == Qt.Key_PageDown or (key == Qt.Key_N and not typing):
             self.next_scene()
+            self._keyboard_to_views()
         elif key == Qt.Key_PageUp or (key == Qt.Key_P and not typing):
             self.previous_scene()
+            self._keyboard_to_views()
         elif key == Qt.Key_Escape:
             self.leave()
         else:
             return False
         return True
+
+    def _keyboard_to_views(self) -> None:
+        """After a scene step, keys act on the views: a text field that had the keyboard gives it to the hero."""
+        focus = QApplication.focusWidget()
+        if is_text_input(focus):
+            hero = self.main.panels.get(self.main.view.hero) if self.main.view.hero else None
+            target = hero if hero is not None and hero.isVisible() else self.main.teach
+            target.setFocus(Qt.OtherFocusReason)
+            if QApplication.focusWidget() is focus:  # the target takes no keyboard focus
+                focus.clearFocus()
 
 
 def is_text_input(w: QWidget | None) -> bool:

@@ -245,3 +245,28 @@ def test_the_token_counts_and_the_legend_are_whole(qtbot, make_main_window, wait
     left, right = legend.labels(legend.width())
     assert right == "surprising (16+ bits)"  # the words, where there is this much room
     assert legend.width() >= legend.sizeHint().width() - 80 + 60
+
+
+def test_a_scene_step_takes_the_keyboard_from_the_text(qtbot, window):
+    """A lecturer steps with PageDown, then presses 3: the hero changes and no digit lands in the text."""
+    w = window
+    w.presenter.enter()
+    w.activateWindow()
+    w.editor.setFocus()
+    qtbot.waitUntil(lambda: w.editor.hasFocus())
+    qtbot.keyClick(w.editor, Qt.Key_PageDown)
+    text = w.editor.toPlainText()
+    assert not w.editor.hasFocus()
+    qtbot.keyClick(QApplication.focusWidget() or w, Qt.Key_3)
+    assert w.view.hero == "attention"
+    assert w.editor.toPlainText() == text
+
+
+def test_presenter_mode_does_not_announce_hidden_panels(qtbot, window):
+    w = window
+    w.presenter.enter()
+    w._on_live_dropped_changed("embeddings")
+    assert not w.statusBar().currentMessage()
+    w.presenter.leave()
+    w._on_live_dropped_changed("embeddings")
+    assert w.statusBar().currentMessage().startswith("Small window: embeddings hidden")
