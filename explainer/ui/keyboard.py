@@ -15,6 +15,7 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QObject, QRect, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPen
 from PySide6.QtWidgets import QApplication, QWidget
+from shiboken6 import isValid
 
 from explainer.ui import theme as th
 
@@ -57,8 +58,11 @@ class FocusRing(QWidget):
 
     def _on_app_focus_changed(self, _old, new) -> None:
         if self.target is not None:
-            self.target.removeEventFilter(self)
+            if isValid(self.target):  # a window being closed deletes its children one by one, focus moving on
+                self.target.removeEventFilter(self)
             self.target = None
+        if not isValid(self):
+            return
         keyboard = QGuiApplication.mouseButtons() == Qt.NoButton
         if new is None or not keyboard or new.window() is not self.main or isinstance(new, FocusRing):
             self.hide()
@@ -80,7 +84,7 @@ class FocusRing(QWidget):
     def place(self) -> None:
         """Around the target's visible part (a control inside a scroll area is cut at the area's edge)."""
         t = self.target
-        if t is None or not t.isVisible():
+        if t is None or not isValid(t) or not t.isVisible():
             self.hide()
             return
         area = t.visibleRegion().boundingRect()

@@ -232,3 +232,20 @@ def test_lecture_scenes_have_number_keys_in_their_menu(window):
     texts = [a.text() for a in window.scenes.lecture_menu.actions() if a.text()]
     assert texts[0].startswith("&1.") and texts[8].startswith("&9.")
     assert isinstance(window.scenes.lecture_menu, QMenu)
+
+
+def test_the_focus_ring_outlives_a_deleted_control(qtbot, make_main_window):
+    """Closing a window deletes its controls one by one while the focus moves on: the ring lets go quietly."""
+    import shiboken6
+    from PySide6.QtWidgets import QLineEdit
+
+    from explainer.ui.keyboard import FocusRing
+
+    w = make_main_window(text="The cat")
+    ring = w.findChild(FocusRing)
+    control = QLineEdit(w)
+    ring.target = control
+    control.installEventFilter(ring)
+    shiboken6.delete(control)
+    ring._on_app_focus_changed(None, None)
+    assert ring.target is None and ring.isHidden()
