@@ -9,16 +9,9 @@ import pytest
 from explainer.core import heads
 from explainer.core.attribution import attribute
 from explainer.core.patching import patch
-from explainer.core.scene import lecture_set, scene_summary
+from tests.core.test_scene_claims import _scene
 
 pytestmark = pytest.mark.slow
-
-
-def _scene(stem: str):
-    for path, scene in lecture_set():
-        if path.stem == stem:
-            return scene, scene_summary(path, scene)
-    raise AssertionError(f"no lecture scene {stem}")
 
 
 def _ids(engine, text):
