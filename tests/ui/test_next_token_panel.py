@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QApplication
 
 from explainer.core import sampling
 from explainer.ui.panels.next_token import NextTokenPanel
@@ -81,6 +82,21 @@ def test_click_emits_candidate(qtbot, result):
     with qtbot.waitSignal(panel.candidateChosen, timeout=1000) as sig:
         qtbot.mouseClick(panel.bars, Qt.LeftButton, pos=row_point(panel, 1))
     assert sig.args == [panel._row_ids[1]]
+
+
+def test_the_row_under_the_pointer_is_lit_and_lets_go_when_it_leaves(qtbot, result):
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtGui import QMouseEvent
+
+    panel = make_panel(qtbot, result)
+    bars = panel.bars
+    at = QPointF(row_point(panel, 2))
+    move = QMouseEvent(QEvent.MouseMove, at, bars.mapToGlobal(at), Qt.NoButton, Qt.NoButton, Qt.NoModifier)
+    QApplication.sendEvent(bars, move)
+    assert bars.hovered == 2
+    assert bars.cursor().shape() == Qt.PointingHandCursor
+    QApplication.sendEvent(bars, QEvent(QEvent.Leave))
+    assert bars.hovered == -1
 
 
 def test_selected_position_shows_what_the_model_expected(qtbot, demo, result):

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from explainer.ui import theme as th
 from explainer.ui.why.colours import DOWN, UP
+from explainer.ui.widgets.bars import HoverRows
 
 CLEAN_COLOUR = "#8a919c"  # the clean model: a quiet grey, the knocked-out model in the panel's own blue
 KNOCKED_COLOUR = th.ACCENTS[0]
@@ -30,7 +31,7 @@ def compare_rows(clean_probs: np.ndarray, knocked_probs: np.ndarray, n: int) -> 
     return [int(i) for i in sorted(top, key=lambda i: -max(clean_probs[i], knocked_probs[i]))[:n]]
 
 
-class BeforeAfterBars(QWidget):
+class BeforeAfterBars(HoverRows, QWidget):
     """Rows: token | clean P | knocked-out P | change. Click a row (or Enter) to choose the token."""
 
     rowClicked = Signal(int)  # the row's token id
@@ -137,17 +138,6 @@ class BeforeAfterBars(QWidget):
         super().resizeEvent(event)
         if self.ids and self.capacity() != len(self.ids):
             self.capacityChanged.emit()
-
-    def mouseMoveEvent(self, event) -> None:
-        i = self.row_at(event.position().y())
-        if i != self.hovered:
-            self.hovered = i
-            self.setCursor(Qt.PointingHandCursor if i >= 0 else Qt.ArrowCursor)
-            self.update()
-
-    def leaveEvent(self, event) -> None:
-        self.hovered = -1
-        self.update()
 
     def mousePressEvent(self, event) -> None:
         if event.button() == Qt.LeftButton:

@@ -43,7 +43,23 @@ class SliderKeys(QObject):
         return True  # setValue clamps to the range
 
 
-class BarsView(QWidget):
+class HoverRows:
+    """For a row widget with ``row_at(y)`` (-1 off the rows) and ``hovered``: the row under the pointer is
+    ``hovered`` (drawn lit by the widget) and wears a pointing hand."""
+
+    def mouseMoveEvent(self, event) -> None:
+        i = self.row_at(event.position().y())
+        if i != self.hovered:
+            self.hovered = i
+            self.setCursor(Qt.PointingHandCursor if i >= 0 else Qt.ArrowCursor)
+            self.update()
+
+    def leaveEvent(self, event) -> None:
+        self.hovered = -1
+        self.update()
+
+
+class BarsView(HoverRows, QWidget):
     """Custom-painted rows: label | model bar | sampling bar, with percentages big enough for a projector."""
 
     rowClicked = Signal(int)  # a click, or Enter / Space on the keyboard's row
@@ -159,17 +175,6 @@ class BarsView(QWidget):
                 p.setBrush(Qt.NoBrush)
                 p.drawRoundedRect(QRectF(4, y + 4, self.width() - 8, rh - 8), 4, 4)
         p.end()
-
-    def mouseMoveEvent(self, event) -> None:
-        i = self.row_at(event.position().y())
-        if i != self.hovered:
-            self.hovered = i
-            self.setCursor(Qt.PointingHandCursor if i >= 0 else Qt.ArrowCursor)
-            self.update()
-
-    def leaveEvent(self, event) -> None:
-        self.hovered = -1
-        self.update()
 
     def mousePressEvent(self, event) -> None:
         if event.button() == Qt.LeftButton:
