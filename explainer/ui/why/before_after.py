@@ -4,13 +4,13 @@ side by side for the same candidates, with the change in percentage points (verm
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from explainer.ui import theme as th
 from explainer.ui.why.colours import DOWN, UP
-from explainer.ui.widgets.bars import HoverRows
+from explainer.ui.widgets.bars import BarRows
 
 CLEAN_COLOUR = "#8a919c"  # the clean model: a quiet grey, the knocked-out model in the panel's own blue
 KNOCKED_COLOUR = th.ACCENTS[0]
@@ -31,10 +31,11 @@ def compare_rows(clean_probs: np.ndarray, knocked_probs: np.ndarray, n: int) -> 
     return [int(i) for i in sorted(top, key=lambda i: -max(clean_probs[i], knocked_probs[i]))[:n]]
 
 
-class BeforeAfterBars(HoverRows, QWidget):
+class BeforeAfterBars(BarRows, QWidget):
     """Rows: token | clean P | knocked-out P | change. Click a row (or Enter) to choose the token."""
 
     rowClicked = Signal(int)  # the row's token id
+    max_rows = MAX_ROWS
     capacityChanged = Signal()  # a resize made room for more (or fewer) rows
 
     def __init__(self, parent: QWidget | None = None, titles: tuple[str, str] = ("clean model", "heads knocked out")):
@@ -61,23 +62,6 @@ class BeforeAfterBars(HoverRows, QWidget):
     def set_rows(self, ids: list[int], labels: list[str], clean: list[float], knocked: list[float]) -> None:
         self.ids, self.labels, self.clean, self.knocked = ids, labels, clean, knocked
         self.update()
-
-    @property
-    def row_height(self) -> float:
-        return self._fm.height() * 1.45
-
-    @property
-    def header_height(self) -> float:
-        return self._fm_small.height() + 6
-
-    def capacity(self) -> int:
-        return max(3, min(MAX_ROWS, int((self.height() - self.header_height) / self.row_height)))
-
-    def sizeHint(self) -> QSize:
-        return QSize(420, int(self.header_height + 8 * self.row_height))
-
-    def minimumSizeHint(self) -> QSize:
-        return QSize(260, int(self.header_height + 3 * self.row_height))
 
     def _geometry(self):
         label_w = min(self.width() * 0.3, max([self._fm.horizontalAdvance(s) for s in self.labels] + [40.0]) + 12)

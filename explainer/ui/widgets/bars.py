@@ -43,9 +43,29 @@ class SliderKeys(QObject):
         return True  # setValue clamps to the range
 
 
-class HoverRows:
-    """For a row widget with ``row_at(y)`` (-1 off the rows) and ``hovered``: the row under the pointer is
-    ``hovered`` (drawn lit by the widget) and wears a pointing hand."""
+class BarRows:
+    """What the widgets of rows of bars share: row and header heights from their fonts' metrics (``_fm``,
+    ``_fm_small``), how many rows fit, their size hints, and the row under the pointer (``hovered``, drawn lit by the
+    widget, with a pointing hand; ``row_at(y)`` is the widget's, -1 off the rows). ``max_rows``: the most rows shown."""
+
+    max_rows = MAX_ROWS
+
+    @property
+    def row_height(self) -> float:
+        return self._fm.height() * 1.45
+
+    @property
+    def header_height(self) -> float:
+        return self._fm_small.height() + 6
+
+    def capacity(self) -> int:
+        return max(3, min(self.max_rows, int((self.height() - self.header_height) / self.row_height)))
+
+    def sizeHint(self) -> QSize:
+        return QSize(420, int(self.header_height + 8 * self.row_height))
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(260, int(self.header_height + 3 * self.row_height))
 
     def mouseMoveEvent(self, event) -> None:
         i = self.row_at(event.position().y())
@@ -59,7 +79,7 @@ class HoverRows:
         self.update()
 
 
-class BarsView(HoverRows, QWidget):
+class BarsView(BarRows, QWidget):
     """Custom-painted rows: label | model bar | sampling bar, with percentages big enough for a projector."""
 
     rowClicked = Signal(int)  # a click, or Enter / Space on the keyboard's row
@@ -101,25 +121,8 @@ class BarsView(HoverRows, QWidget):
             self.setAccessibleDescription(f"{self.labels[row]}: {100 * v:.1f} %")
         self.update()
 
-    @property
-    def row_height(self) -> float:
-        return self._fm.height() * 1.45
-
-    @property
-    def header_height(self) -> float:
-        return self._fm_small.height() + 6
-
     def visible_rows(self) -> int:
         return max(1, min(len(self.labels), int((self.height() - self.header_height) / self.row_height)))
-
-    def capacity(self) -> int:
-        return max(3, min(MAX_ROWS, int((self.height() - self.header_height) / self.row_height)))
-
-    def sizeHint(self) -> QSize:
-        return QSize(420, int(self.header_height + 8 * self.row_height))
-
-    def minimumSizeHint(self) -> QSize:
-        return QSize(260, int(self.header_height + 3 * self.row_height))
 
     def _geometry(self):
         label_w = min(
