@@ -27,6 +27,7 @@ from explainer.core.devices import device_label, pick_device
 from explainer.core.gguf_loader import LlamaConfig
 from explainer.core.knockout import Head, normalize_heads
 from explainer.core.model_source import gguf_start_token, open_model
+from explainer.core.residuals import Residuals
 from explainer.core.types import AnalysisResult, Attention, ModelInfo, Token, WeightsView, readonly
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class _State:
 
     ids: list[int]
     cache: object  # the backend's key/value cache
-    hidden: np.ndarray  # [L+1, T, D]
+    hidden: Residuals  # [L+1, T, D], blocks shared with the states before
     final_normed: np.ndarray  # [T, D]
     attention: Attention
     token_logp: np.ndarray  # [T] float64, NaN at 0
@@ -354,15 +355,15 @@ class Engine:
         """Positions ``p..T-1`` computed, ``0..p-1`` taken from ``old`` (``p == 0`` when ``old`` is None)."""
         c, T = self.cfg, len(ids)
         ids_arr = np.asarray(ids, np.int64)
-        hidden = np.empty((c.n_layers + 1, T, c.d_model), np.float32)
         final = np.empty((T, c.d_model), np.float32)
         token_lp = np.empty(T, np.float64)
         lse, entropy = np.empty(T, np.float32), np.empty(T, np.float32)
         tops_i, tops_p = np.empty((T, k), np.int64), np.empty((T, k), np.float32)
-        cache, blocks = None, []
+        cache, blocks, residual_blocks = None, [], []
         if p:
             assert old is not None, "positions kept from a state need that state"
-            hidden[:, :p], final[:p] = old.hidden[:, :p], old.final_normed[:p]
+            final[:p] = old.final_normed[:p]
+            residual_blocks = list(old.hidden.truncated(p).blocks)
             token_lp[:p], lse[:p], entropy[:p] = old.token_logp[:p], old.lse[:p], old.entropy_bits[:p]
             tops_i[:p], tops_p[:p] = old.top_ids[:p], old.top_probs[:p]
             blocks = list(old.attention.truncated(p).blocks)
@@ -371,7 +372,8 @@ class Engine:
         for a, b in attention_chunks(p, T, self.fp32_rows):
             step = be.forward(ids_arr[a:b], cache, np.float32 if a < self.fp32_rows else np.float16)
             cache = step.cache
-            hidden[:, a:b], final[a:b] = step.hidden, step.final_normed
+            final[a:b] = step.final_normed
+            residual_blocks.append(step.hidden)
             blocks.append(step.attention)
             del step
             if long_pass:  # each call's float32 attention was freed: hand it back before the next (peak RSS)
@@ -392,7 +394,7 @@ class Engine:
         return _State(
             ids,
             cache,
-            readonly(hidden),
+            Residuals(residual_blocks).compacted(positions_per_block=CHUNK_ROWS),
             readonly(final),
             Attention(blocks).compacted(rows_per_block=CHUNK_ROWS),
             readonly(token_lp),
@@ -409,7 +411,7 @@ class Engine:
         return _State(
             [],
             None,
-            readonly(np.zeros((L + 1, 0, c.d_model), np.float32)),
+            Residuals([np.zeros((L + 1, 0, c.d_model), np.float32)]),
             readonly(np.zeros((0, c.d_model), np.float32)),
             Attention([np.zeros((L, c.n_heads, 0, 0), np.float32)]),
             readonly(np.zeros(0)),
@@ -424,7 +426,7 @@ class Engine:
         return _State(
             s.ids[:p],
             s.backend.truncate(s.cache, p),
-            readonly(s.hidden[:, :p]),
+            s.hidden.truncated(p),
             readonly(s.final_normed[:p]),
             s.attention.truncated(p),
             readonly(s.token_logp[:p]),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from explainer.core.residuals import Residuals
 from explainer.core.start_token import StartToken
 
 
@@ -311,7 +312,8 @@ class AnalysisResult:
     - ``surprisal_bits[i]`` = −log2 ``token_prob[i]``; NaN for i = 0.
     - ``top_ids[i]``, ``top_probs[i]``: the K most likely tokens to *follow* position i, best first.
     - ``entropy_bits[i]``: entropy of the distribution that follows position i.
-    - ``hidden[0]`` the input embeddings, ``hidden[l]`` the residual stream after layer l: ``[L+1, T, D]``.
+    - ``hidden[0]`` the input embeddings, ``hidden[l]`` the residual stream after layer l: ``[L+1, T, D]``
+      (``core.residuals.Residuals``: indexed like the array, ``np.asarray`` for the whole of it).
     - ``final_normed``: the last residual after the final RMSNorm, ``[T, D]``; logits = final_normed @ Eᵀ.
     """
 
@@ -332,7 +334,7 @@ class AnalysisResult:
     top_ids: np.ndarray  # [T, K] int64
     top_probs: np.ndarray  # [T, K] float32
     sentence_logprob: float  # Σ ln token_prob over positions that have one (nats)
-    hidden: np.ndarray  # [L+1, T, D] float32
+    hidden: Residuals  # [L+1, T, D] float32
     final_normed: np.ndarray  # [T, D] float32
     attention: Attention
     unembedding: np.ndarray = field(repr=False)  # [V, D] float32, shared read-only view of the model's table

@@ -55,7 +55,15 @@ def test_truncation(tiny_engine):
 
 def test_result_is_immutable(tiny_engine):
     r = tiny_engine.analyze("hello there")
-    for arr in (r.ids, r.token_prob, r.top_probs, r.hidden, r.final_normed, r.attention.blocks[0]):
+    for arr in (
+        r.ids,
+        r.token_prob,
+        r.top_probs,
+        r.hidden.blocks[0],
+        r.hidden[1],
+        r.final_normed,
+        r.attention.blocks[0],
+    ):
         with pytest.raises(ValueError):
             arr[...] = 0
     with pytest.raises(Exception):

@@ -1,0 +1,81 @@
+"""The residual stream stored as blocks of positions reads exactly like the one array it stands for."""
+
+import numpy as np
+import pytest
+
+from explainer.core.residuals import Residuals
+
+
+def _split(full: np.ndarray, cuts: list[int]) -> Residuals:
+    edges = [0, *cuts, full.shape[1]]
+    return Residuals([full[:, a:b].copy() for a, b in zip(edges, edges[1:])])
+
+
+FULL = np.random.default_rng(3).normal(size=(5, 11, 4)).astype(np.float32)
+KEYS = [
+    2,
+    -1,
+    (slice(None), 0),
+    (slice(None), 10),
+    (slice(None), -3),
+    (slice(None, 3), 6),
+    (1, slice(2, 9)),
+    (slice(None), slice(4, None), slice(None)),
+    (slice(1, 4), slice(0, 11), 2),
+    (slice(None), slice(7, 7)),
+    (slice(None), slice(3, 9, 2)),
+    (slice(None), [1, 5, 6]),
+    (Ellipsis, 1),
+    (3, 4, slice(1, 3)),
+]
+
+
+@pytest.mark.parametrize("cuts", [[], [1], [3, 4, 8], [10]])
+@pytest.mark.parametrize("key", KEYS, ids=[repr(k) for k in KEYS])
+def test_indexing_matches_the_array(cuts, key):
+    got = _split(FULL, cuts)[key]
+    np.testing.assert_array_equal(got, FULL[key])
+    assert got.shape == FULL[key].shape and got.dtype == np.float32
+
+
+def test_shape_length_and_whole_array():
+    r = _split(FULL, [2, 7])
+    assert r.shape == FULL.shape and len(r) == 5 and r.nbytes == FULL.nbytes
+    np.testing.assert_array_equal(np.asarray(r), FULL)
+    np.testing.assert_array_equal(r.copy(), FULL)
+    assert r.copy().flags.writeable
+    with pytest.raises(IndexError):
+        r[:, 11]
+
+
+def test_blocks_are_read_only_and_shared_by_truncation_and_extension():
+    r = _split(FULL, [4])
+    with pytest.raises(ValueError):
+        r.blocks[0][...] = 0
+    with pytest.raises(ValueError):
+        r[1][...] = 0  # a view into a block
+    head = r.truncated(6)
+    assert head.shape == (5, 6, 4) and np.shares_memory(head.blocks[1], r.blocks[1])
+    np.testing.assert_array_equal(np.asarray(head), FULL[:, :6])
+    new = np.ones((5, 2, 4), np.float32)
+    longer = head.extended(new)
+    np.testing.assert_array_equal(np.asarray(longer), np.concatenate([FULL[:, :6], new], axis=1))
+    assert np.shares_memory(longer.blocks[0], r.blocks[0])
+    assert r.truncated(0).shape == (5, 0, 4)
+
+
+def test_compaction_merges_small_blocks_and_keeps_the_numbers():
+    r = _split(FULL, list(range(1, 11)))  # 11 one-position blocks
+    c = r.compacted(max_blocks=4, positions_per_block=4)
+    assert len(c.blocks) <= 4
+    np.testing.assert_array_equal(np.asarray(c), FULL)
+    assert r.compacted(max_blocks=32) is r
+
+
+def test_blocks_must_fit_together():
+    with pytest.raises(ValueError):
+        Residuals([np.zeros((5, 2, 4), np.float32), np.zeros((4, 2, 4), np.float32)])
+    with pytest.raises(ValueError):
+        Residuals([np.zeros((5, 2, 4), np.float64)])
+    with pytest.raises(ValueError):
+        Residuals([])
