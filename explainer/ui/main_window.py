@@ -51,7 +51,13 @@ from explainer.ui.teach_area import TeachArea
 from explainer.ui.text_flow import TextFlow
 from explainer.ui.view_state import LIVE, LIVE_PANELS, ViewState
 from explainer.ui.window_menus import build_menus
-from explainer.ui.window_settings import DEFAULT_TEXT, app_settings, restore_settings, save_settings  # noqa: F401
+from explainer.ui.window_settings import (  # noqa: F401
+    DEFAULT_TEXT,
+    app_settings,
+    restore_settings,
+    save_settings,
+    saved_theme,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +92,10 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.controller = controller
         self.device, self.backend = device, backend
-        self.theme = th.LIGHT
+        self.theme = saved_theme()
+        app = QApplication.instance()
+        if app is not None:  # before the widgets exist: styling them all again later costs a few tenths of a second
+            th.apply_theme(app, self.theme)
         self.result: AnalysisResult | None = None
         self.view = ViewState(self)
         self._pending_view: tuple[str, dict] | None = None  # view fields to apply again once their text is analysed

@@ -139,8 +139,16 @@ def make_palette(theme: Theme):
     return p
 
 
+_APPLIED: dict[int, Theme] = {}  # id(application) -> the theme it has
+
+
 def apply_theme(app, theme: Theme) -> None:
-    """Fusion style + palette on the application; panels get ``set_theme`` from the window."""
+    """Fusion style + palette on the application; panels get ``set_theme`` from the window. Nothing to do when
+    the application has this theme already (a style sheet on the application re-polishes every widget: about
+    0.15 s with the window built)."""
+    if _APPLIED.get(id(app)) == theme:
+        return
+    _APPLIED[id(app)] = theme
     app.setStyle("Fusion")
     app.setPalette(make_palette(theme))
     app.setStyleSheet(

@@ -20,13 +20,19 @@ def app_settings() -> QSettings:
     return QSettings(QSettings.IniFormat, QSettings.UserScope, "explainer", "explainer")
 
 
+def saved_theme(s=None) -> th.Theme:
+    """The theme of the last session (light on a first start)."""
+    s = s if s is not None else app_settings()
+    return th.THEMES.get(str(s.value("view/theme", "light")), th.LIGHT)
+
+
 def restore_settings(window, text: str | None) -> None:
     """The settings of the last session (a first start: the defaults), then ``text`` or the last text."""
     s = app_settings()
     window.geometry_restored = False
     window.layout_auto = True
     current = int(s.value("settings/version", 0)) == SETTINGS_VERSION
-    window.set_theme(th.THEMES.get(str(s.value("view/theme", "light")), th.LIGHT))
+    window.set_theme(saved_theme(s))
     if current:
         geom = s.value("window/geometry")
         if isinstance(geom, QByteArray):

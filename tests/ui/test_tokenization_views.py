@@ -265,6 +265,24 @@ def test_chat_panel_text_is_the_template(chat_panel):
     assert p.chatml_text() == chat.render(msgs[1:] + [Message("assistant", "Pigments.")])
 
 
+def test_chat_panel_off_screen_composes_when_shown_or_read(chat_panel, qtbot):
+    """Off screen the panel only notes that the conversation changed (tokenizing it was the slowest part of
+    opening the window); shown, or its text read, it is up to date."""
+    p = chat_panel
+    assert not p.isVisible()
+    msgs = [Message("user", "Why are leaves green?"), Message("assistant", "Chlorophyll.")]
+    p.set_messages(msgs)
+    assert p._stale and "Chlorophyll" not in "".join(c.label for c in p.chips.chips)
+    p.show()
+    qtbot.waitExposed(p)
+    assert not p._stale and "Chlorophyll" in "".join(c.label for c in p.chips.chips)
+    p.hide()
+    p.set_messages(msgs[:1])
+    assert p._stale
+    assert p.chatml_text() == chat.render(msgs[:1]) and not p._stale
+    assert "Chlorophyll" not in "".join(c.label for c in p.chips.chips)
+
+
 def test_chat_panel_tokens_highlight_specials(chat_panel):
     from explainer.ui import theme as th
 

@@ -163,8 +163,9 @@ class ChatTemplatePanel(Panel):
         self._decode = None
         self._model_chat: tuple | None = None  # (tokenizer, template, variables) of a model folder; None: ChatML
         self.turns: list[TurnEditor] = []
-        self.tokenization: Tokenization | None = None
-        self.text = ""
+        self._tokenization: Tokenization | None = None
+        self._text = ""
+        self._stale = False  # the turns changed while the panel was not on screen
 
         split = QSplitter(Qt.Horizontal)
         self.body.addWidget(split, 1)
@@ -332,21 +333,46 @@ class ChatTemplatePanel(Panel):
         t.content.setFocus()
 
     # --- drawing ----------------------------------------------------------------------------------------------
+    @property
+    def text(self) -> str:
+        """The conversation as the template writes it."""
+        self._fresh()
+        return self._text
+
+    @property
+    def tokenization(self) -> Tokenization | None:
+        self._fresh()
+        return self._tokenization
+
+    def showEvent(self, event) -> None:
+        self._fresh()
+        super().showEvent(event)
+
     def _recompose(self) -> None:
+        """Compose the text and redraw: now when the panel is on screen, else when it is shown or its text is
+        read (tokenizing the conversation was the slowest part of opening the window)."""
+        self._stale = True
+        if self.isVisible():
+            self._fresh()
+
+    def _fresh(self) -> None:
+        if not self._stale:
+            return
+        self._stale = False
         msgs = self.messages()
         gen = self.generation.isChecked()
         segments, problem = self._render(msgs, gen)
         self.send_button.setEnabled(problem is None)
         if problem is not None:
-            self.text, self.tokenization = "", None
+            self._text, self._tokenization = "", None
             self.chips.set_chips([])
             self.text_view.setHtml("")
             self.summary.setText(f"<i>{html.escape(problem)}</i>")
             self._update_prediction()
             return
-        self.text = "".join(s.text for s in segments)
-        self.tokenization = self.tokenizer.tokenize(self.text, parse_specials=True)
-        toks = self.tokenization.tokens
+        self._text = "".join(s.text for s in segments)
+        self._tokenization = self.tokenizer.tokenize(self._text, parse_specials=True)
+        toks = self._tokenization.tokens
         following = [f.on for f in self.follow]  # new content resets the scroll bars on its way
         self.chips.set_chips(
             [
