@@ -40,7 +40,7 @@ def picture_times(
     scratch = tempfile.mkdtemp(prefix="explainer-bench-")
     os.environ["EXPLAINER_DATA"] = scratch  # the window's autosave: never the user's
     import pyqtgraph as pg
-    from PySide6.QtCore import QAbstractEventDispatcher, QEvent, QEventLoop, QObject, QSettings, Qt, QTimer
+    from PySide6.QtCore import QEvent, QObject, QSettings, Qt
     from PySide6.QtGui import QKeyEvent
     from PySide6.QtWidgets import QApplication
 
@@ -75,29 +75,11 @@ def picture_times(
     controller.projectionReady.connect(maps.append)  # the embedding map's axes: prepared once, when idle
 
     busy = [0.0, 0.0]  # wall and CPU seconds the window's thread spent in event handling
-    # The window's thread sleeps in the event loop until the model's thread posts its result, as in the app (a
-    # polling loop would take CPU from the model's threads); the time it slept is not the window's work.
-    asleep = [0.0, None]  # seconds blocked, and when the current block began
 
-    def about_to_block() -> None:
-        asleep[1] = time.perf_counter()
-
-    def awake() -> None:
-        if asleep[1] is not None:
-            asleep[0] += time.perf_counter() - asleep[1]
-            asleep[1] = None
-
-    dispatcher = QAbstractEventDispatcher.instance()
-    dispatcher.aboutToBlock.connect(about_to_block)
-    dispatcher.awake.connect(awake)
-    tick = QTimer()
-    tick.start(20)  # wakes the loop now and then to check the deadline
-
-    def process(flags=QEventLoop.AllEvents) -> None:
-        t, c, s = time.perf_counter(), time.thread_time(), asleep[0]
-        app.processEvents(flags)
-        awake()
-        busy[0] += time.perf_counter() - t - (asleep[0] - s)
+    def process() -> None:
+        t, c = time.perf_counter(), time.thread_time()
+        app.processEvents()
+        busy[0] += time.perf_counter() - t
         busy[1] += time.thread_time() - c
 
     def wait(cond: Callable[[], bool]) -> None:
@@ -105,7 +87,8 @@ def picture_times(
         while not cond():
             if time.perf_counter() > end:
                 raise RuntimeError("the window showed no picture in time")
-            process(QEventLoop.AllEvents | QEventLoop.WaitForMoreEvents)
+            process()
+            time.sleep(0.0005)
 
     def drawn() -> None:
         """Let the event loop draw until a pass draws nothing more."""
@@ -139,9 +122,6 @@ def picture_times(
                 times.append(((time.perf_counter() - t0) * 1000.0, busy[0] * 1000.0, busy[1] * 1000.0))
             out[case] = times
     finally:
-        tick.stop()
-        dispatcher.aboutToBlock.disconnect(about_to_block)
-        dispatcher.awake.disconnect(awake)
         app.removeEventFilter(paints)
         controller.shutdown()
         window.close()
