@@ -52,6 +52,8 @@ def test_bench_runs_from_the_command_line(tmp_path, bundled_gguf, capsys):
     assert res["backend"] == "torch" and res["device"] == "cpu"
     assert [c["tokens"] for c in res["cases"]] == [8, 32]
     assert all(c["keystroke_ms"] > 0 and "hf_ms" not in c for c in res["cases"])
+    for c in res["cases"]:  # the window's thread: its share of the picture, not the time it waited for the model
+        assert 0 < c["picture_main_cpu_ms"] and 0 < c["picture_main_ms"] < c["picture_ms"]
 
 
 def test_bench_rejects_bad_token_lists(monkeypatch):
