@@ -57,10 +57,13 @@ def restore_settings(window, text: str | None) -> None:
                 "heat": str(s.value("tokens/heat", "false")).lower() == "true",
             },
         }
+    example = text is None and not s.contains("editor/text")  # a first start shows the example question
     if text is None:
         text = str(s.value("editor/text", DEFAULT_TEXT))
     window.editor.setPlainText(text)
     window.editor.moveCursor(QTextCursor.End)
+    if example:  # selected, so that what a new user types replaces it (the caret stays at its end)
+        window.editor.selectAll()
     window.restore(state)
 
 

@@ -345,3 +345,18 @@ def test_panels_use_their_room_at_1600x1000(qtbot, make_main_window, temp_cache)
     assert abs(tokens.scroll.height() - tokens.view._content_height) <= 2
     chips_bottom = tokens.scroll.mapTo(tokens, QPoint(0, tokens.scroll.height())).y()
     assert tokens.chain.mapTo(tokens, QPoint(0, 0)).y() - chips_bottom <= 12
+
+
+def test_a_new_users_example_is_replaced_by_what_they_type(qtbot, make_main_window):
+    from explainer.ui.window_settings import DEFAULT_TEXT
+
+    w = make_main_window(text=None)
+    assert w.editor.toPlainText() == DEFAULT_TEXT
+    assert w.editor.textCursor().selectedText() == DEFAULT_TEXT
+    assert w.editor.textCursor().position() == len(DEFAULT_TEXT)  # the prediction follows the caret: the end
+    w.editor.setFocus()
+    qtbot.keyClicks(w.editor, "The cat")
+    assert w.editor.toPlainText() == "The cat"
+    w.close()
+    again = make_main_window(text=None)  # the next start restores the text, unselected: typing appends
+    assert again.editor.toPlainText() == "The cat" and not again.editor.textCursor().hasSelection()
