@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
         self.controller = controller
         self.device, self.backend = device, backend
         self.theme = saved_theme()
+        self._themed: th.Theme | None = None  # the theme the panels were last given
         app = QApplication.instance()
         if app is not None:  # before the widgets exist: styling them all again later costs a few tenths of a second
             th.apply_theme(app, self.theme)
@@ -304,6 +305,9 @@ class MainWindow(QMainWindow):
 
     # --- view -----------------------------------------------------------------------------------------------
     def set_theme(self, theme: th.Theme) -> None:
+        if theme == self._themed:  # every panel has it (the settings, the autosave and scenes restore it again;
+            return  # the plots' axes measure themselves anew for each new pen: ~0.05 s a time)
+        self._themed = theme
         self.theme = theme
         app = QApplication.instance()
         if app is not None:

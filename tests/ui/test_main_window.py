@@ -360,3 +360,15 @@ def test_a_new_users_example_is_replaced_by_what_they_type(qtbot, make_main_wind
     w.close()
     again = make_main_window(text=None)  # the next start restores the text, unselected: typing appends
     assert again.editor.toPlainText() == "The cat" and not again.editor.textCursor().hasSelection()
+
+
+def test_setting_the_same_theme_again_leaves_the_panels_alone(qtbot, make_main_window, monkeypatch):
+    w = make_main_window(text="x")
+    w.set_theme(th.DARK)
+    calls = []
+    for p in [*w.panels.values(), *w.teach.panels.values()]:
+        monkeypatch.setattr(p, "set_theme", lambda theme, p=p: calls.append((p, theme)))
+    w.set_theme(th.DARK)  # as restoring a scene or the autosave does
+    assert calls == []
+    w.set_theme(th.LIGHT)
+    assert {p for p, _ in calls} >= set(w.panels.values()) and all(t is th.LIGHT for _, t in calls)
