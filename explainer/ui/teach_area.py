@@ -69,6 +69,7 @@ ALIASES = {
     "embedding": "embeddings",
 }
 CURSOR_WORD_MS = 150
+WARM_UP_AFTER_MS = 3000  # after the first picture: the side-by-side view's tokenizers are built in the background
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)  # as the BPE view splits words
 
 
@@ -114,6 +115,9 @@ class TeachArea(QTabWidget):
         self._cursor_word_due = False  # a new cursor word waits for the BPE view's tab to be shown
         self._cursor_timer = QTimer(self, singleShot=True, interval=CURSOR_WORD_MS)
         self._cursor_timer.timeout.connect(self._on_cursor_timer_timeout)
+        self._warm_up_timer = QTimer(self, singleShot=True, interval=WARM_UP_AFTER_MS)
+        self._warm_up_timer.timeout.connect(self._on_warm_up_timer_timeout)
+        self._warm_up_asked = False
         self.view_actions: dict[str, QAction] = {}
         for p in self.panels.values():
             p.set_theme(window.theme)
@@ -171,6 +175,7 @@ class TeachArea(QTabWidget):
     def eventFilter(self, obj, event) -> bool:
         if obj is self.main and event.type() == QEvent.Close:
             self._cursor_timer.stop()
+            self._warm_up_timer.stop()
         return False
 
     # --- views --------------------------------------------------------------------------------------------------
@@ -295,6 +300,12 @@ class TeachArea(QTabWidget):
 
     def _on_window_result_shown(self, _result) -> None:
         self.sync_visible()
+        if not self._warm_up_asked:  # the first picture is out: the side-by-side tokenizers can be built
+            self._warm_up_asked = True
+            self._warm_up_timer.start()
+
+    def _on_warm_up_timer_timeout(self) -> None:
+        self.panels["compare"].warm_up()
 
     # --- linked tokens and heads -------------------------------------------------------------------------------------
     def _on_state_hovered_changed(self, position: int) -> None:

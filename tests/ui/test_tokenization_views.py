@@ -144,6 +144,38 @@ def test_side_by_side_screenshot(compare, demo):
 
 
 # --- variants, merges, bytes ------------------------------------------------------------------------------------
+def test_side_by_side_tokenizers_are_built_when_shown_not_when_made(qtbot, monkeypatch):
+    """Building the three tokenizers takes seconds of Python: not while the window opens (it slowed the window
+    and the model's first pass), but when the view is shown or the window asks, after its first picture."""
+    from explainer.ui.panels import tokenizers_compare as tc
+
+    started = []
+    monkeypatch.setattr(tc, "_warmed", False)
+    monkeypatch.setattr(tc.threading.Thread, "start", lambda self: started.append(self.name))
+    p = tc.TokenizersComparePanel()
+    qtbot.addWidget(p)
+    assert started == []
+    p.show()
+    qtbot.waitExposed(p)
+    assert started == ["tokenizer-warm-up"]
+    p.warm_up()  # once per process
+    assert started == ["tokenizer-warm-up"]
+
+
+def test_window_asks_for_the_tokenizers_after_its_first_picture(qtbot, make_main_window, wait_result, monkeypatch):
+    w = make_main_window(text="")
+    asked = []
+    monkeypatch.setattr(w.teach.panels["compare"], "warm_up", lambda: asked.append(True))
+    w.teach._warm_up_timer.setInterval(0)
+    w.editor.setPlainText("The cat sat")
+    wait_result(w, "The cat sat")
+    qtbot.waitUntil(lambda: asked == [True], timeout=5000)
+    w.editor.setPlainText("The cat sat on")
+    wait_result(w, "The cat sat on")
+    qtbot.wait(50)
+    assert asked == [True]
+
+
 def test_variants_rows_equal_tokenize(bpe):
     tok = get_tokenizer("smollm2")
     bpe.set_cursor_word("strawberry")

@@ -183,7 +183,7 @@ _warmed = False
 
 
 def _warm_up(names) -> None:
-    """Build the tokenizers (about 3 s, once per process) off the UI thread, before the first result arrives."""
+    """Build the tokenizers (about 3 s, once per process) off the UI thread."""
     global _warmed
     if _warmed:
         return
@@ -214,7 +214,6 @@ class TokenizersComparePanel(Panel):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.names = [n for n, _ in TOKENIZERS]
-        _warm_up(self.names)
         self.tokenizations: dict[str, Tokenization] = {}
         self.errors: dict[str, str] = {}
         self.text = ""  # the compared (capped) text
@@ -241,6 +240,16 @@ class TokenizersComparePanel(Panel):
         self.view.chipClicked.connect(self._on_view_clicked)
 
     # --- protocol ---------------------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Start building the three tokenizers in the background (once per process): the window asks for it a
+        few seconds after its first picture, so that the work does not compete with opening the window and the
+        model's first pass; shown before that, the panel starts it itself."""
+        _warm_up(self.names)
+
+    def showEvent(self, event) -> None:
+        self.warm_up()
+        super().showEvent(event)
+
     def refresh(self) -> None:
         r = self.result
         if r is None:
