@@ -66,6 +66,7 @@ def picture_times(
     window = MainWindow(controller, text="", backend=engine.backend)
     window.resize(*size)
     window.show()
+    window.teach.panels["compare"].warm_up().join()  # not while the keystrokes are timed
     if on_window is not None:
         on_window(window)
     app.installEventFilter(paints)

@@ -150,7 +150,7 @@ def test_side_by_side_tokenizers_are_built_when_shown_not_when_made(qtbot, monke
     from explainer.ui.panels import tokenizers_compare as tc
 
     started = []
-    monkeypatch.setattr(tc, "_warmed", False)
+    monkeypatch.setattr(tc, "_warming", None)
     monkeypatch.setattr(tc.threading.Thread, "start", lambda self: started.append(self.name))
     p = tc.TokenizersComparePanel()
     qtbot.addWidget(p)

@@ -179,15 +179,14 @@ class AlignedChipView(ChipView):
         p.end()
 
 
-_warmed = False
+_warming: threading.Thread | None = None
 
 
-def _warm_up(names) -> None:
-    """Build the tokenizers (about 3 s, once per process) off the UI thread."""
-    global _warmed
-    if _warmed:
-        return
-    _warmed = True
+def _warm_up(names) -> threading.Thread:
+    """Build the tokenizers (about 3 s, once per process) off the UI thread; the thread doing it."""
+    global _warming
+    if _warming is not None:
+        return _warming
 
     def work():
         from explainer.core.tokenizers import get_tokenizer
@@ -198,7 +197,9 @@ def _warm_up(names) -> None:
             except Exception:
                 log.debug("warming up the %s tokenizer failed", name, exc_info=True)
 
-    threading.Thread(target=work, name="tokenizer-warm-up", daemon=True).start()
+    _warming = threading.Thread(target=work, name="tokenizer-warm-up", daemon=True)
+    _warming.start()
+    return _warming
 
 
 class TokenizersComparePanel(Panel):
@@ -240,11 +241,11 @@ class TokenizersComparePanel(Panel):
         self.view.chipClicked.connect(self._on_view_clicked)
 
     # --- protocol ---------------------------------------------------------------------------------------------
-    def warm_up(self) -> None:
+    def warm_up(self) -> threading.Thread:
         """Start building the three tokenizers in the background (once per process): the window asks for it a
         few seconds after its first picture, so that the work does not compete with opening the window and the
-        model's first pass; shown before that, the panel starts it itself."""
-        _warm_up(self.names)
+        model's first pass; shown before that, the panel starts it itself. Returns the thread building them."""
+        return _warm_up(self.names)
 
     def showEvent(self, event) -> None:
         self.warm_up()
