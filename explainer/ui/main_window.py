@@ -152,8 +152,6 @@ class MainWindow(QMainWindow):
         self.busy.setToolTip("The model is working on the newest text")
         self.busy.hide()
         for w in (self.busy, self.status_tokens, self.status_latency, self.status_model, self.status_device):
-            if isinstance(w, QLabel):
-                w.setContentsMargins(10, 0, 10, 0)
             sb.addPermanentWidget(SteadyBox(w) if isinstance(w, QLabel) else w)  # new numbers: no new layout
         self._busy_timer = QTimer(self)
         self._busy_timer.setSingleShot(True)

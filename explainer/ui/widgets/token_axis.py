@@ -81,6 +81,8 @@ class TokenAxis(pg.AxisItem):
         self.emphasis_colour = "#D55E00"
         self._ink: tuple[float, float] | None = None  # the labels' letters, from / to, relative to a line's centre
         self._fit_args: tuple[float, float] | None = None  # what fit_to_length was last given
+        self._indexed: tuple | None = None  # (labels, their "index: label" texts), see _widest_indexed
+        self._spans: dict = {}  # see _span
 
     @property
     def rotated(self) -> bool:
@@ -143,13 +145,36 @@ class TokenAxis(pg.AxisItem):
         if self.mode in ("flat", "stagger") and self.horizontal:
             return 1  # chosen only when every label fits
         if self.horizontal and self.mode == "sparse":  # an upright "index: label" fits between two labelled ones
-            texts = [f"{i}: {s}" for i, s in enumerate(self.labels)]
-            widest = max((m[0] for m in text_metrics(self._fonts()[1], texts)), default=0)
-            need = widest + LABEL_GAP_PX
+            need = self._widest_indexed() + LABEL_GAP_PX
         else:
             need = self.label_spacing()
         step = max(1, math.ceil(need / max(px_per_cell, 1e-9)))
         return step if step == 1 else min(s for s in STEPS if s >= step)
+
+    def _widest_indexed(self) -> float:
+        """The widest "index: label" in bold (asked at every drawing; measured once per labels and font)."""
+        bold = self._fonts()[1]
+        if self._indexed is None or self._indexed[0] is not self.labels:
+            self._indexed = (self.labels, [f"{i}: {s}" for i, s in enumerate(self.labels)])
+        return self._span(bold, self._indexed[1])[0]
+
+    def _span(self, font: QFont, labels: list[str]) -> tuple[int, int, int]:
+        """Over ``labels`` in ``font``: the widest advance and how far up and down the letters reach (the axis asks
+        this many times per result, for the same lists: remembered per list and font)."""
+        key = (id(labels), font.key())
+        hit = self._spans.get(key)
+        if hit is not None and hit[0] is labels:
+            return hit[1]
+        m = text_metrics(font, labels)
+        span = (
+            max((a for a, _t, _b in m), default=0),
+            min((t for _a, t, _b in m), default=0),
+            max((b for _a, _t, b in m), default=0),
+        )
+        if len(self._spans) >= 8:
+            self._spans.clear()
+        self._spans[key] = (labels, span)  # the list is kept, so its id is not reused while remembered
+        return span
 
     def label_rects(self) -> dict[int, QRectF]:
         """Where each shown label's letters are drawn (axis coordinates; an upright box around the text, turned
@@ -177,8 +202,10 @@ class TokenAxis(pg.AxisItem):
         if self._ink is None:
             bold = self._fonts()[1]  # bold (emphasised) letters are the largest
             fm = QFontMetrics(bold)
-            top, bottom = 0, 0
-            for _adv, t, b in text_metrics(bold, self.labels + ["0123456789: "]):
+            _adv, top, bottom = text_metrics(bold, ["0123456789: "])[0]  # the index of a thinned label
+            top, bottom = min(0, top), max(0, bottom + 1)
+            if self.labels:
+                _adv, t, b = self._span(bold, self.labels)
                 top, bottom = min(top, t), max(bottom, b + 1)
             base = fm.ascent() - fm.height() / 2  # the baseline, from the centre of a line box
             self._ink = (base + top, base + bottom)
@@ -204,7 +231,7 @@ class TokenAxis(pg.AxisItem):
         if self.horizontal and mode != "rotated":
             extent = offset + fm.height() * (2 if mode == "stagger" else 1) + 4
         else:
-            widest = max((m[0] for m in text_metrics(self._fonts()[0], labels)), default=fm.horizontalAdvance("00"))
+            widest = self._span(self._fonts()[0], labels)[0] if labels else fm.horizontalAdvance("00")
             cells = self._fit_args[0] / max(len(labels), 1) if self._fit_args else math.inf
             if len(labels) > 12 or cells < self.label_spacing():  # room for the index shown when thinned
                 widest += fm.horizontalAdvance(f"{len(labels)}: ")
@@ -302,6 +329,16 @@ class TokenAxis(pg.AxisItem):
         first += (-first) % step
         last = min(n - 1, math.floor(maxVal - 0.5))
         return [(float(step), [i + 0.5 for i in range(first, last + 1, step)])]
+
+    def generateDrawSpecs(self, p):
+        """The axis line and the ticks as pyqtgraph places them, without its measuring of every tick's text: the
+        labels are laid out by ``_layout`` and drawn by ``drawPicture``."""
+        shown = self.style["showValues"]
+        self.style["showValues"] = False
+        try:
+            return super().generateDrawSpecs(p)
+        finally:
+            self.style["showValues"] = shown
 
     def tickStrings(self, values, scale, spacing):
         # a short stand-in (the index) passes pyqtgraph's bounds checks; drawPicture draws the real label
