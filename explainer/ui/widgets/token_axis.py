@@ -93,8 +93,7 @@ class TokenAxis(pg.AxisItem):
         full = [abbreviate(s, self.max_chars) for s in labels]
         if full == self.full_labels:
             return  # the same tokens: the axis as drawn stays
-        self.full_labels = full
-        self.labels = list(full)
+        self.full_labels = self.labels = full  # never changed in place: fit_to_length puts a new list
         self._changed()
 
     def set_font(self, font) -> None:
@@ -160,20 +159,16 @@ class TokenAxis(pg.AxisItem):
 
     def _span(self, font: QFont, labels: list[str]) -> tuple[int, int, int]:
         """Over ``labels`` in ``font``: the widest advance and how far up and down the letters reach (the axis asks
-        this many times per result, for the same lists: remembered per list and font)."""
-        key = (id(labels), font.key())
-        hit = self._spans.get(key)
-        if hit is not None and hit[0] is labels:
-            return hit[1]
-        m = text_metrics(font, labels)
-        span = (
-            max((a for a, _t, _b in m), default=0),
-            min((t for _a, t, _b in m), default=0),
-            max((b for _a, _t, b in m), default=0),
-        )
-        if len(self._spans) >= 8:
-            self._spans.clear()
-        self._spans[key] = (labels, span)  # the list is kept, so its id is not reused while remembered
+        this several times per result: remembered per labels and font)."""
+        key = (font.key(), tuple(labels))
+        span = self._spans.get(key)
+        if span is None:
+            m = text_metrics(font, labels)
+            adv, top, bottom = zip(*m) if m else ((0,), (0,), (0,))
+            span = (max(adv), min(top), max(bottom))
+            if len(self._spans) >= 8:
+                self._spans.clear()
+            self._spans[key] = span
         return span
 
     def label_rects(self) -> dict[int, QRectF]:
