@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from explainer.core.types import readonly
 from explainer.ui.panels import attention_data as ad
 from explainer.ui.panels.attention_texts import DETAILS, HINTS, SINK_NOTE, explanation_for
-from explainer.ui.panels.base import Panel
+from explainer.ui.panels.base import Panel, token_labels
 from explainer.ui.theme import token_font
 from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
 from explainer.ui.widgets.attention_lines import AttentionLines
@@ -199,7 +199,7 @@ class AttentionPanel(Panel):
         self.layer = min(self.layer, n_layers - 1)
         self.head = min(self.head, n_heads - 1)
         self._sync_controls()
-        self._labels = [t.label for t in r.tokens]  # the start token as every panel names it (⟨start⟩)
+        self._labels = token_labels(r.tokens)  # the start token as every panel names it (⟨start⟩)
         self._update_head()
 
     def highlight_token(self, position: int) -> None:

@@ -73,6 +73,7 @@ class ChipView(QWidget):
         self._fm, self._fm_small = QFontMetricsF(self._font), QFontMetricsF(self._small)
         self._content_height = 0.0
         self._laid_out_width = -1
+        self._measured_with: tuple = ()  # the fonts the chips' widths were measured in
 
     def set_tooltip_provider(self, method: Callable[[int], str]) -> None:
         """``method(index) -> html``; held weakly (a bound method of the owner would make a reference cycle
@@ -85,7 +86,12 @@ class ChipView(QWidget):
         (typing at the end of a long text changes the last chips only, often out of view)."""
         old = self.chips
         keep = 0
-        if type(self)._relayout is ChipView._relayout and self._laid_out_width == self.width():
+        fonts = (self._font.key(), self._small.key())  # presenter mode changes them
+        if (
+            type(self)._relayout is ChipView._relayout
+            and self._laid_out_width == self.width()
+            and fonts == self._measured_with
+        ):
             n = min(len(old), len(chips))
             while keep < n and old[keep].look() == chips[keep].look():
                 keep += 1
@@ -95,6 +101,7 @@ class ChipView(QWidget):
         if 0 <= self.hovered < len(old) and old[self.hovered].rect is not None:
             dirty.append(old[self.hovered].rect)
         self.chips = old[:keep] + chips[keep:]
+        self._measured_with = fonts
         self.hovered = -1
         if keep == 0:
             self._laid_out_width = -1

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QToolBu
 
 from explainer.core.types import Token
 from explainer.ui import theme as th
-from explainer.ui.panels.base import Panel
+from explainer.ui.panels.base import Panel, token_labels
 from explainer.ui.panels.chips import Chip, ChipOverlay, ChipScrollArea, ChipView, HeatLegend
 from explainer.ui.widgets.labels import FullTextLabel, SteadyBox
 
@@ -224,6 +224,7 @@ class TokensPanel(Panel):
         heat = self.heat.isChecked() and self.is_model_tokenizer
         ov = self.overlay if self.is_model_tokenizer else None
         chips = []
+        labels = token_labels(self._tokens)
         for i, t in enumerate(self._tokens):
             if ov is not None and i in ov.fills:
                 fill = ov.fills[i]
@@ -233,7 +234,7 @@ class TokensPanel(Panel):
                 fill = th.surprisal_colour(float(r.surprisal_bits[i]))
             else:
                 fill = th.chip_colour(theme, i)
-            label = t.label
+            label = labels[i]
             sub = ov.subs.get(i, str(t.id)) if ov is not None else str(t.id)
             chips.append(Chip(label, sub, fill, italic=t.added, line_break=t.bytes.endswith(b"\n") and not t.special))
         for d in self._dropped():
