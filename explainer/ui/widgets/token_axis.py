@@ -51,16 +51,17 @@ _METRICS: dict[tuple[str, str], tuple[int, int, int]] = {}  # (font key, text) -
 def text_metrics(font: QFont, texts: list[str]) -> list[tuple[int, int, int]]:
     """Per text, in ``font``: its advance and its letters' top and bottom (``QFontMetrics.tightBoundingRect``).
     Remembered: the axes measure every label at every result, and the labels of a growing text repeat."""
-    key, fm, out = font.key(), None, []
+    key = font.key()
     if len(_METRICS) > 200_000:
         _METRICS.clear()
-    for s in texts:
-        m = _METRICS.get((key, s))
-        if m is None:
-            fm = fm or QFontMetrics(font)
-            r = fm.tightBoundingRect(s)
-            m = _METRICS[(key, s)] = (fm.horizontalAdvance(s), r.top(), r.bottom())
-        out.append(m)
+    get = _METRICS.get
+    out = [get((key, s)) for s in texts]
+    if None in out:
+        fm = QFontMetrics(font)
+        for i, s in enumerate(texts):
+            if out[i] is None:
+                r = fm.tightBoundingRect(s)
+                out[i] = _METRICS[(key, s)] = (fm.horizontalAdvance(s), r.top(), r.bottom())
     return out
 
 
@@ -90,7 +91,8 @@ class TokenAxis(pg.AxisItem):
 
     # --- public ---------------------------------------------------------------------------------------------
     def set_labels(self, labels: list[str]) -> None:
-        full = [abbreviate(s, self.max_chars) for s in labels]
+        m = self.max_chars
+        full = [s if len(s) <= m else s[: m - 1] + "…" for s in labels]  # abbreviate(), without a call per label
         if full == self.full_labels:
             return  # the same tokens: the axis as drawn stays
         self.full_labels = self.labels = full  # never changed in place: fit_to_length puts a new list
