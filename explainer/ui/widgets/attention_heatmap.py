@@ -255,6 +255,7 @@ class AttentionHeatmap(pg.PlotWidget):
         """Show the whole matrix, or for a long text the window of readable cells around the focus row."""
         a, m = self.window()
         self.vb.setRange(QRectF(a, a, m, m), padding=0)
+        self.vb.prepareForPaint()  # the new range now: applied while drawing, it would draw the matrix twice
 
     def show_all(self) -> None:
         m = max(self.n, 1)
