@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QFont, QFontMetrics, QFontMetricsF
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QFontMetricsF, QPen
 
 LABEL_GAP_PX = 3  # at least this much empty space between the letters of two neighbouring labels
 STEPS = (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10**9)  # label every k-th token, k from here
@@ -328,14 +328,58 @@ class TokenAxis(pg.AxisItem):
         return [(float(step), [i + 0.5 for i in range(first, last + 1, step)])]
 
     def generateDrawSpecs(self, p):
-        """The axis line and the ticks as pyqtgraph places them, without its measuring of every tick's text: the
-        labels are laid out by ``_layout`` and drawn by ``drawPicture``."""
-        shown = self.style["showValues"]
-        self.style["showValues"] = False
-        try:
-            return super().generateDrawSpecs(p)
-        finally:
-            self.style["showValues"] = shown
+        """The axis line and a tick at each labelled token, placed as pyqtgraph places them; its general version
+        also measures every tick's text, which this axis lays out (``_layout``) and draws (``drawPicture``)."""
+        special = self.grid is not False or self.style["tickAlpha"] is not None or any(self.style["stopAxisAtTick"])
+        if special or self._tickLevels is not None:
+            shown = self.style["showValues"]
+            self.style["showValues"] = False
+            try:
+                return super().generateDrawSpecs(p)
+            finally:
+                self.style["showValues"] = shown
+        bounds = self.mapRectFromParent(self.geometry())
+        side = {  # the axis line's ends, where ticks start, which way they point, the axis they run along
+            "left": (bounds.topRight() + QPointF(-1, -1), bounds.bottomRight() + QPointF(-1, 1), bounds.right(), -1),
+            "right": (bounds.topLeft() + QPointF(1, -1), bounds.bottomLeft() + QPointF(1, 1), bounds.left(), 1),
+            "top": (bounds.bottomLeft() + QPointF(-1, -1), bounds.bottomRight() + QPointF(1, -1), bounds.bottom(), -1),
+            "bottom": (bounds.topLeft() + QPointF(-1, 1), bounds.topRight() + QPointF(1, 1), bounds.top(), 1),
+        }
+        start, end, stop, direction = side[self.orientation]
+        a, b = self.mapToDevice(start), self.mapToDevice(end)
+        if a is None or b is None:
+            return None
+        length = math.hypot(b.x() - a.x(), b.y() - a.y())
+        if length == 0:
+            return None
+        lo, hi = self.range
+        dif = hi - lo
+        if dif == 0:
+            scale, offset = 1.0, 0.0
+        elif self.horizontal:
+            scale = bounds.width() / dif
+            offset = lo * scale
+        else:
+            scale = -bounds.height() / dif
+            offset = lo * scale - bounds.height()
+        xmin, xmax = sorted((lo * scale - offset, hi * scale - offset))
+        ticks = []
+        for level, (_spacing, values) in enumerate(self.tickValues(lo, hi, length)):
+            pen = self.tickPen()
+            if pen.brush().style() == Qt.SolidPattern:
+                pen = QPen(pen)
+                colour = QColor(pen.color())
+                colour.setAlpha(int(255 / (level + 1)))
+                pen.setColor(colour)
+            tip = stop + self.style["tickLength"] / (level * 0.5 + 1.0) * direction
+            for v in values:
+                x = v * scale - offset
+                if xmin <= x <= xmax:
+                    if self.horizontal:
+                        ticks.append((pen, QPointF(x, stop), QPointF(x, tip)))
+                    else:
+                        ticks.append((pen, QPointF(stop, x), QPointF(tip, x)))
+        return (self.pen(), start, end), ticks, []
 
     def tickStrings(self, values, scale, spacing):
         # a short stand-in (the index) passes pyqtgraph's bounds checks; drawPicture draws the real label
