@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QTextCursor
 from PySide6.QtWidgets import (
     QApplication,
@@ -50,6 +50,7 @@ from explainer.ui.scenes_ui import SceneMenu
 from explainer.ui.teach_area import TeachArea
 from explainer.ui.text_flow import TextFlow
 from explainer.ui.view_state import LIVE, LIVE_PANELS, ViewState
+from explainer.ui.widgets.labels import SteadyBox
 from explainer.ui.window_menus import build_menus
 from explainer.ui.window_settings import (  # noqa: F401
     DEFAULT_TEXT,
@@ -161,9 +162,7 @@ class MainWindow(QMainWindow):
         self.busy.setToolTip("The model is working on the newest text")
         self.busy.hide()
         for w in (self.busy, self.status_tokens, self.status_latency, self.status_model, self.status_device):
-            if isinstance(w, QLabel):
-                w.setContentsMargins(10, 0, 10, 0)
-            sb.addPermanentWidget(w)
+            sb.addPermanentWidget(SteadyBox(w) if isinstance(w, QLabel) else w)  # new numbers: no new layout
         self._busy_timer = QTimer(self)
         self._busy_timer.setSingleShot(True)
         self._busy_timer.setInterval(BUSY_DELAY_MS)
@@ -383,6 +382,9 @@ class MainWindow(QMainWindow):
             self.view.restore(pending[1])
         if first:
             self.live.fit()  # the panels know the model's size now
+        # lay out what the new result changed now, before the window is drawn: a layout request handled after the
+        # drawing would draw the widgets it moves (and the labels it measures) a second time
+        QApplication.sendPostedEvents(None, QEvent.LayoutRequest)
         self.resultShown.emit(result)
 
     def _on_controller_error(self, message: str) -> None:

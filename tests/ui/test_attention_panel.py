@@ -483,3 +483,48 @@ def test_attention_lines_are_cut_to_the_rows_being_painted():
     steep = next(ln for ln in rec.lines if ln[1] != ln[3] and abs(ln[3] - ln[1]) > 100)  # from 500 to 20
     assert steep[1] == pytest.approx(400.0) and steep[3] == pytest.approx(100.0)
     assert [p.widthF() for p in rec.pens] == sorted(p.widthF() for p in rec.pens)  # strongest drawn last
+
+
+def test_the_hidden_lines_view_is_brought_up_to_date_when_shown(panel, engine):
+    """While the heatmap tab is shown the lines view is left alone; choosing its tab shows the matrix of the
+    newest result, head and first-token setting."""
+    assert panel.tabs.currentIndex() == 0
+    before = np.array(panel.lines.matrix)
+    panel.set_result(engine.analyze("A different text, longer than the first one."))
+    panel.select_head(1, 2)
+    panel.set_hide_first(True)
+    assert panel.lines.matrix.shape == before.shape and np.array_equal(panel.lines.matrix, before)
+    panel.tabs.setCurrentIndex(1)
+    np.testing.assert_allclose(panel.lines.matrix, np.nan_to_num(panel.current_matrix()))
+    assert len(panel.lines.labels) == panel.result.n_tokens
+    panel.set_result(engine.analyze("A third text."))  # while shown: at once
+    np.testing.assert_allclose(panel.lines.matrix, np.nan_to_num(panel.current_matrix()))
+
+
+def test_a_result_with_one_more_token_draws_the_heatmap_once(panel, engine, qtbot):
+    """The view's new range is applied when it is set, not while the heatmap is drawn (which would draw it again)."""
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QApplication
+
+    class Paints(QObject):
+        count = 0
+
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Paint:
+                Paints.count += 1
+            return False
+
+    viewport = panel.heatmap.viewport()
+    qtbot.wait(50)
+    paints = Paints()
+    viewport.installEventFilter(paints)
+    n = panel.result.n_tokens
+    longer = engine.analyze(TEXT + " again")
+    assert longer.n_tokens > n
+    panel.set_result(longer)
+    for _ in range(5):
+        QApplication.processEvents()
+        qtbot.wait(10)
+    assert Paints.count == 1
+    (x0, x1), _ = panel.heatmap.vb.viewRange()
+    assert x1 == pytest.approx(longer.n_tokens)  # the whole (short) matrix is shown

@@ -319,3 +319,31 @@ def test_redrawing_reuses_the_point_symbols(panel, engine):
     cycle()
     assert len(atlas) == size
     assert len(m._pens) <= 4 and len(m._brushes) <= 4
+
+
+def test_a_crowded_map_labels_only_the_focus_and_its_twins(panel, qtbot, engine):
+    """Above MAX_LABELS tokens only the hovered / selected token and the tokens sharing its id are labelled; moving
+    the hover takes the old label away, and a shorter text hides the labels of the points it no longer has."""
+    from explainer.ui.widgets.embedding_map import MAX_LABELS
+
+    m = panel.map
+    long_text = " ".join(["the cat sat on the mat"] * 20)
+    panel.set_result(engine.analyze(long_text))
+    n = panel.result.n_tokens
+    assert n > MAX_LABELS
+
+    def shown():
+        return {i for i, t in enumerate(m.labels) if t.isVisible()}
+
+    assert shown() == set()
+    ids = panel.result.ids
+    a, b = 3, n - 2
+    assert ids[a] != ids[b]
+    panel.highlight_token(a)
+    assert a in shown() and shown() <= set(np.nonzero(ids == ids[a])[0].tolist())
+    panel.highlight_token(b)
+    assert b in shown() and a not in shown() and shown() <= set(np.nonzero(ids == ids[b])[0].tolist())
+    panel.set_result(engine.analyze("the cat"))
+    short = panel.result.n_tokens
+    assert all(i < short for i in shown())
+    _assert_legible(m)

@@ -72,3 +72,31 @@ def test_the_tabs_are_laid_out_again_when_what_they_depend_on_changes(qtbot, tem
     finally:
         if shiboken6.isValid(w):
             w.close()
+
+
+def test_a_new_result_is_drawn_in_one_pass(qtbot, temp_cache):
+    """A typed character's result is laid out before it is drawn: the labels it changes and the splitters
+    around the panels are painted once, not again after a layout that follows the drawing."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QTextCursor
+
+    w = shown_window(qtbot)
+    try:
+        summary, chain = w.next_token.summary, w.tokens.chain
+        shown: list = []
+        w.resultShown.connect(shown.append)
+        w.editor.moveCursor(QTextCursor.End)
+        for typed in ("The cat sats", "The cat satst"):  # the first keystroke also meets the map's axes arriving
+            paints = Paints(summary, chain, w.live.hsplit, w.live.left)
+            before = summary.text()
+            qtbot.keyClick(w.editor, typed[-1], Qt.NoModifier)
+            qtbot.waitUntil(lambda typed=typed: bool(shown) and shown[-1].text == typed, timeout=20000)
+            qtbot.waitUntil(lambda: w.embeddings._axes() is not None, timeout=20000)
+            settle(qtbot)
+        assert summary.text() != before  # the label changed …
+        assert paints.count[summary] == 1  # … and is drawn once
+        assert paints.count[chain] <= 1
+        assert paints.count[w.live.hsplit] <= 1 and paints.count[w.live.left] <= 1
+    finally:
+        if shiboken6.isValid(w):
+            w.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
@@ -267,3 +267,38 @@ def test_run_alone_says_why_when_the_demo_engine_cannot_be_made(monkeypatch, cap
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bundled model is not installed" in err and "Traceback" not in err
     assert not shot.exists()
+
+
+class ChipPaints(QObject):
+    def __init__(self, widget):
+        super().__init__()
+        self.rects = []
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Paint:
+            self.rects.append(event.rect())
+        return False
+
+
+def test_the_same_tokens_keep_their_chips_and_are_not_drawn_again(qtbot, demo):
+    """A new result with the same tokens keeps the chips as they are (no repaint); typing one more token keeps
+    the chips before it and places the new one where a full layout would."""
+    text = "one two three four five"
+    panel = make_panel(qtbot, demo.analyze(text))  # one row of chips, with room for more
+    qtbot.wait(50)  # drawn
+    before = list(panel.view.chips)
+    paints = ChipPaints(panel.view)
+    panel.set_result(demo.analyze(text))
+    QApplication.processEvents()
+    assert all(a is b for a, b in zip(panel.view.chips, before)) and len(panel.view.chips) == len(before)
+    assert paints.rects == []
+    longer = demo.analyze(text + " six")
+    panel.set_result(longer)
+    QApplication.processEvents()
+    chips = panel.view.chips
+    assert [c.label for c in chips] == [t.label for t in longer.tokens]
+    assert all(a is b for a, b in zip(chips, before[:-1]))  # the last chip may differ ("five" before the end)
+    assert len({round(c.rect.top()) for c in chips}) == 1
+    assert [c.rect for c in chips] == panel.view._flow(panel.view.width())  # as a layout from scratch
+    assert paints.rects and all(r.left() >= before[-2].rect.right() for r in paints.rects)  # only the changed chips

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from explainer.core.types import readonly
 from explainer.ui.panels import attention_data as ad
 from explainer.ui.panels.attention_texts import DETAILS, HINTS, SINK_NOTE, explanation_for
-from explainer.ui.panels.base import Panel
+from explainer.ui.panels.base import Panel, token_labels
 from explainer.ui.theme import token_font
 from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
 from explainer.ui.widgets.attention_lines import AttentionLines
@@ -60,6 +60,7 @@ class AttentionPanel(Panel):
         self._hover_cell = (-1, -1)
         self._labels: list[str] = []
         self._drawn = readonly(np.zeros((0, 0), np.float32))
+        self._lines_due: tuple | None = None  # (matrix, labels) for the lines view once its tab is shown
         self._applied_theme = None
         # title row: Heatmap | Lines
         self.view_buttons = QButtonGroup(self)
@@ -108,6 +109,7 @@ class AttentionPanel(Panel):
         # wiring
         self.view_buttons.idClicked.connect(self.tabs.setCurrentIndex)
         self.tabs.currentChanged.connect(lambda i: self.view_buttons.button(i).setChecked(True))
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         self.layer_spin.valueChanged.connect(lambda v: self._on_controls_changed())
         self.head_spin.valueChanged.connect(lambda v: self._on_controls_changed())
         self.average_box.toggled.connect(self._on_average_toggled)
@@ -197,7 +199,7 @@ class AttentionPanel(Panel):
         self.layer = min(self.layer, n_layers - 1)
         self.head = min(self.head, n_heads - 1)
         self._sync_controls()
-        self._labels = [t.label for t in r.tokens]  # the start token as every panel names it (⟨start⟩)
+        self._labels = token_labels(r.tokens)  # the start token as every panel names it (⟨start⟩)
         self._update_head()
 
     def highlight_token(self, position: int) -> None:
@@ -257,7 +259,7 @@ class AttentionPanel(Panel):
         if r.n_tokens == 0:
             self._drawn = readonly(np.zeros((0, 0), np.float32))
             self.heatmap.set_matrix(self._drawn, [])
-            self.lines.set_data(self._drawn, [])
+            self._set_lines(self._drawn, [])
             self.info.setText("No tokens yet: type some text.")
             self.grid.set_values(np.full(self._shape(), np.nan, np.float32))
             return
@@ -270,10 +272,22 @@ class AttentionPanel(Panel):
         self.heatmap.show_token(self.hovered_position)
         self.heatmap.show_selected(self.selected_position)
         self.heatmap.set_focus_row(self.selected_position)
-        self.lines.set_data(self._drawn, self._labels)
+        self._set_lines(self._drawn, self._labels)
         self.grid.set_selected(self.layer, None if self.average else self.head)
         self.info.setText(self._head_text())
         self._update_grid()
+
+    def _set_lines(self, matrix: np.ndarray, labels: list[str]) -> None:
+        """The lines view draws ``matrix``: now when its tab is shown, else once it is (its labels and sizes cost a
+        little at every keystroke otherwise)."""
+        self._lines_due = (matrix, labels)
+        if self.tabs.currentIndex() == 1:
+            self._on_tab_changed(1)
+
+    def _on_tab_changed(self, index: int) -> None:
+        if index == 1 and self._lines_due is not None:
+            self.lines.set_data(*self._lines_due)
+            self._lines_due = None
 
     def _head_text(self) -> str:
         info = self.result.model

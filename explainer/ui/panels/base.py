@@ -28,6 +28,16 @@ from explainer.ui import theme as th
 from explainer.ui.widgets.labels import FullTextLabel
 
 POPOVER_WIDTH = 460
+_LABELS: tuple = ((), [])  # (a result's tokens, their labels), see token_labels
+
+
+def token_labels(tokens) -> list[str]:
+    """Each token's label as every panel names it (``Token.label``: ⟨start⟩, · for a space); the panels ask in
+    turn for the same result's labels, so the last tokens' are kept. The list is shared: do not change it."""
+    global _LABELS
+    if _LABELS[0] is not tokens:
+        _LABELS = (tokens, [t.label for t in tokens])
+    return _LABELS[1]
 
 
 class HelpPopover(QFrame):

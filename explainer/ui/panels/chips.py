@@ -31,6 +31,10 @@ class Chip:
     width: float = 0.0
     rect: QRectF | None = None
 
+    def look(self) -> tuple:
+        """What the chip shows (two chips that look the same have the same width)."""
+        return self.label, self.sub, self.fill, self.border, self.line_break, self.italic
+
 
 @dataclass
 class ChipOverlay:
@@ -69,6 +73,7 @@ class ChipView(QWidget):
         self._fm, self._fm_small = QFontMetricsF(self._font), QFontMetricsF(self._small)
         self._content_height = 0.0
         self._laid_out_width = -1
+        self._measured_with: tuple = ()  # the fonts the chips' widths were measured in
 
     def set_tooltip_provider(self, method: Callable[[int], str]) -> None:
         """``method(index) -> html``; held weakly (a bound method of the owner would make a reference cycle
@@ -77,37 +82,71 @@ class ChipView(QWidget):
 
     # --- data -------------------------------------------------------------------------------------------------
     def set_chips(self, chips: list[Chip]) -> None:
-        for c in chips:
+        """Show ``chips``. Leading chips that look as before keep their width and place and are not drawn again
+        (typing at the end of a long text changes the last chips only, often out of view)."""
+        old = self.chips
+        keep = 0
+        fonts = (self._font.key(), self._small.key())  # presenter mode changes them
+        if (
+            type(self)._relayout is ChipView._relayout
+            and self._laid_out_width == self.width()
+            and fonts == self._measured_with
+        ):
+            n = min(len(old), len(chips))
+            while keep < n and old[keep].look() == chips[keep].look():
+                keep += 1
+        for c in chips[keep:]:
             c.width = max(self._fm.horizontalAdvance(c.label), self._fm_small.horizontalAdvance(c.sub)) + 2 * self.PAD_X
-        self.chips = chips
+        dirty = [c.rect for c in old[keep:] if c.rect is not None]
+        if 0 <= self.hovered < len(old) and old[self.hovered].rect is not None:
+            dirty.append(old[self.hovered].rect)
+        self.chips = old[:keep] + chips[keep:]
+        self._measured_with = fonts
         self.hovered = -1
-        self._laid_out_width = -1
-        self._relayout()
-        self.update()
+        if keep == 0:
+            self._laid_out_width = -1
+            self._relayout()
+            self.update()
+            return
+        self._relayout(keep)
+        for r in dirty + [c.rect for c in self.chips[keep:]]:
+            self.update(r.toAlignedRect())
 
     def set_theme(self, theme: th.Theme) -> None:
-        self.theme = theme
-        self.update()
+        if theme != self.theme:
+            self.theme = theme
+            self.update()
 
     def set_marks(self, *, highlighted: set[int] | None = None, selected: set[int] | None = None) -> None:
+        changed = set()
         if highlighted is not None:
+            changed |= highlighted ^ self.highlighted
             self.highlighted = highlighted
         if selected is not None:
+            changed |= selected ^ self.selected
             self.selected = selected
-        self.update()
+        for i in changed:  # the outline is drawn inside the chip
+            if 0 <= i < len(self.chips) and self.chips[i].rect is not None:
+                self.update(self.chips[i].rect.toAlignedRect())
 
     @property
     def chip_height(self) -> float:
         return self._fm.height() + self._fm_small.height() + 2 * self.PAD_Y
 
     # --- layout -----------------------------------------------------------------------------------------------
-    def _flow(self, width: float) -> list[QRectF]:
-        """Each chip's rectangle when the chips wrap like text in ``width`` pixels."""
+    def _flow(self, width: float, start: int = 0) -> list[QRectF]:
+        """Each chip's rectangle when the chips wrap like text in ``width`` pixels, from chip ``start`` on (the
+        chips before it stay where they are)."""
         width = max(60, width)
         x, y = self.MARGIN, self.MARGIN
         h = self.chip_height
+        if start > 0:
+            before = self.chips[start - 1]
+            x, y = before.rect.right() + self.GAP_X, before.rect.top()
+            if before.line_break:
+                x, y = self.MARGIN, y + h + self.GAP_Y
         rects = []
-        for c in self.chips:
+        for c in self.chips[start:]:
             w = min(c.width, width - 2 * self.MARGIN)
             if x > self.MARGIN and x + w > width - self.MARGIN:
                 x, y = self.MARGIN, y + h + self.GAP_Y
@@ -117,8 +156,8 @@ class ChipView(QWidget):
                 x, y = self.MARGIN, y + h + self.GAP_Y
         return rects
 
-    def _relayout(self) -> None:
-        for c, r in zip(self.chips, self._flow(self.width())):
+    def _relayout(self, start: int = 0) -> None:
+        for c, r in zip(self.chips[start:], self._flow(self.width(), start)):
             c.rect = r
         bottom = max((c.rect.bottom() for c in self.chips), default=self.MARGIN) + self.MARGIN
         changed = bottom != self._content_height

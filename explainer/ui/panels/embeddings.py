@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
 
 from explainer.core.projection import nearest_neighbours
 from explainer.ui import theme as th
-from explainer.ui.panels.base import Panel
+from explainer.ui.panels.base import Panel, token_labels
 from explainer.ui.theme import token_font
 from explainer.ui.widgets.embedding_map import EmbeddingMap
 
@@ -151,9 +151,7 @@ class EmbeddingsPanel(Panel):
                 f"together they show {ev.sum():.1f}% of its spread."
             )
         self._coords = axes.project(r.hidden[self.layer])
-        self.map.set_points(
-            self._coords, [t.label for t in r.tokens], r.ids, np.array([t.special for t in r.tokens], bool)
-        )
+        self.map.set_points(self._coords, token_labels(r.tokens), r.ids, np.array([t.special for t in r.tokens], bool))
         self.map.set_selected(self.selected_position)
         self.map.set_hovered(self.hovered_position)
         self.map.set_marked(self.highlight)

@@ -17,9 +17,9 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QToolBu
 
 from explainer.core.types import Token
 from explainer.ui import theme as th
-from explainer.ui.panels.base import Panel
+from explainer.ui.panels.base import Panel, token_labels
 from explainer.ui.panels.chips import Chip, ChipOverlay, ChipScrollArea, ChipView, HeatLegend
-from explainer.ui.widgets.labels import FullTextLabel
+from explainer.ui.widgets.labels import FullTextLabel, SteadyBox
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class TokensPanel(Panel):
         bar.addWidget(self.legend)
         bar.addStretch(1)
         self.body.addLayout(bar)
-        self.add_header_widget(self.counts, 1)
+        self.add_header_widget(SteadyBox(self.counts), 1)
         self.add_header_widget(self.why)  # in the title row: the counts beside it give way on a small screen
 
         self.view = ChipView()
@@ -129,7 +129,7 @@ class TokensPanel(Panel):
             "Chain rule: P(text) = P(t₁)·P(t₂ | t₁)·P(t₃ | t₁ t₂)·… — each factor is one "
             "token's probability given everything before it."
         )
-        self.body.addWidget(self.chain)
+        self.body.addWidget(SteadyBox(self.chain))  # a new text lays the window out only when it needs more room
         self.body.addStretch(1)  # spare height goes below the chain rule, not between it and the chips
 
         self.selector.currentIndexChanged.connect(self._on_selector_changed)
@@ -224,6 +224,7 @@ class TokensPanel(Panel):
         heat = self.heat.isChecked() and self.is_model_tokenizer
         ov = self.overlay if self.is_model_tokenizer else None
         chips = []
+        labels = token_labels(self._tokens)
         for i, t in enumerate(self._tokens):
             if ov is not None and i in ov.fills:
                 fill = ov.fills[i]
@@ -233,7 +234,7 @@ class TokensPanel(Panel):
                 fill = th.surprisal_colour(float(r.surprisal_bits[i]))
             else:
                 fill = th.chip_colour(theme, i)
-            label = t.label
+            label = labels[i]
             sub = ov.subs.get(i, str(t.id)) if ov is not None else str(t.id)
             chips.append(Chip(label, sub, fill, italic=t.added, line_break=t.bytes.endswith(b"\n") and not t.special))
         for d in self._dropped():

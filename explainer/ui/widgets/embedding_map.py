@@ -72,6 +72,7 @@ class EmbeddingMap(pg.PlotWidget):
         for it in (self.cloud, self.path, self.points):
             self.addItem(it)
         self.labels: list[pg.TextItem] = []
+        self._shown: set[int] = set()  # the token labels shown, see _show_label
         self.theme = th.LIGHT
         self.xy = np.zeros((0, 2), np.float32)  # drawn (clamped) coordinates
         self.raw = np.zeros((0, 2), np.float32)  # true coordinates
@@ -157,10 +158,11 @@ class EmbeddingMap(pg.PlotWidget):
             if self._font is not None:
                 t.setFont(self._font)
             t.setZValue(6)
+            t.hide()  # shown by _place_labels
             self.addItem(t)
             self.labels.append(t)
-        for t in self.labels[n:]:
-            t.hide()
+        for i in [i for i in self._shown if i >= n]:
+            self._show_label(i, False)
         self._restyle()
 
     def set_path(self, xy: np.ndarray | None, layer_names: list[str] | None = None) -> None:
@@ -259,15 +261,19 @@ class EmbeddingMap(pg.PlotWidget):
         span = max(x1 - x0, y1 - y0) * 1e-4
         self._label_order = []  # (index, must show), in the order labels claim their place
         named = set(self.named)
+        # the labels that may show: all of them, or on a crowded map the focus, its twins, the marked and named
+        wanted = range(n) if show_all else {*focus, *same, *(p for p in named if 0 <= p < n)}
+        for i in [i for i in self._shown if i not in wanted]:
+            self._show_label(i, False)
         order = sorted(
-            range(n), key=lambda k: (k not in focus and k not in self.marked, k not in same, k not in named, k)
+            wanted, key=lambda k: (k not in focus and k not in self.marked, k not in same, k not in named, k)
         )
         for i in order:
             t = self.labels[i]
             spot = (self.texts[i], round(float(self.xy[i, 0]) / span), round(float(self.xy[i, 1]) / span))
             must = i in focus or i in self.marked or i in named
-            if not (show_all or must or i in same) or (spot in seen and not must):
-                t.hide()
+            if spot in seen and not must:
+                self._show_label(i, False)
                 continue
             seen.add(spot)
             hot = i in focus or i in same
@@ -294,7 +300,7 @@ class EmbeddingMap(pg.PlotWidget):
             for i, _must in order:  # not laid out yet: a provisional spot, placed again on the first resize
                 self.labels[i].setAnchor(PLACES[0][0])
                 self.labels[i].setPos(float(self.xy[i, 0]), float(self.xy[i, 1]))
-                self.labels[i].show()
+                self._show_label(i)
             return
         sx, sy = w / (vx1 - vx0), h / (vy1 - vy0)  # view units → pixels (pixel y grows downwards)
         px = (self.xy[:, 0] - vx0) * sx
@@ -327,7 +333,7 @@ class EmbeddingMap(pg.PlotWidget):
                     break
             if best is None or ((best[0][0] or best[0][1]) and not must):  # no spot inside that hides no point
                 if not must:
-                    t.hide()
+                    self._show_label(i, False)
                     continue
                 if best is None:  # the focus label shows even where it must overlap
                     ox, oy = px[i] + gap, py[i]
@@ -335,8 +341,17 @@ class EmbeddingMap(pg.PlotWidget):
             _key, box, anchor, (ox, oy) = best
             t.setAnchor(anchor)
             t.setPos(vx0 + ox / sx, vy1 - oy / sy)
-            t.show()
+            self._show_label(i)
             placed.append(box)
+
+    def _show_label(self, i: int, on: bool = True) -> None:
+        """Show or hide token ``i``'s label; ``_shown`` remembers which are shown, so that on a crowded map only
+        those are visited (not every token's label at every result)."""
+        self.labels[i].setVisible(on)
+        if on:
+            self._shown.add(i)
+        else:
+            self._shown.discard(i)
 
     def _pixel_box(self, t: pg.TextItem, vx0: float, vy1: float, sx: float, sy: float) -> tuple:
         """A text item's box in the view box's pixels (left, top, right, bottom)."""

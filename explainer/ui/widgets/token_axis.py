@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QFont, QFontMetrics, QFontMetricsF
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QFontMetricsF, QPen
 
 LABEL_GAP_PX = 3  # at least this much empty space between the letters of two neighbouring labels
 STEPS = (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10**9)  # label every k-th token, k from here
@@ -51,16 +51,17 @@ _METRICS: dict[tuple[str, str], tuple[int, int, int]] = {}  # (font key, text) -
 def text_metrics(font: QFont, texts: list[str]) -> list[tuple[int, int, int]]:
     """Per text, in ``font``: its advance and its letters' top and bottom (``QFontMetrics.tightBoundingRect``).
     Remembered: the axes measure every label at every result, and the labels of a growing text repeat."""
-    key, fm, out = font.key(), None, []
+    key = font.key()
     if len(_METRICS) > 200_000:
         _METRICS.clear()
-    for s in texts:
-        m = _METRICS.get((key, s))
-        if m is None:
-            fm = fm or QFontMetrics(font)
-            r = fm.tightBoundingRect(s)
-            m = _METRICS[(key, s)] = (fm.horizontalAdvance(s), r.top(), r.bottom())
-        out.append(m)
+    get = _METRICS.get
+    out = [get((key, s)) for s in texts]
+    if None in out:
+        fm = QFontMetrics(font)
+        for i, s in enumerate(texts):
+            if out[i] is None:
+                r = fm.tightBoundingRect(s)
+                out[i] = _METRICS[(key, s)] = (fm.horizontalAdvance(s), r.top(), r.bottom())
     return out
 
 
@@ -81,6 +82,8 @@ class TokenAxis(pg.AxisItem):
         self.emphasis_colour = "#D55E00"
         self._ink: tuple[float, float] | None = None  # the labels' letters, from / to, relative to a line's centre
         self._fit_args: tuple[float, float] | None = None  # what fit_to_length was last given
+        self._indexed: tuple | None = None  # (labels, their "index: label" texts), see _widest_indexed
+        self._spans: dict = {}  # see _span
 
     @property
     def rotated(self) -> bool:
@@ -88,11 +91,11 @@ class TokenAxis(pg.AxisItem):
 
     # --- public ---------------------------------------------------------------------------------------------
     def set_labels(self, labels: list[str]) -> None:
-        full = [abbreviate(s, self.max_chars) for s in labels]
+        m = self.max_chars
+        full = [s if len(s) <= m else s[: m - 1] + "…" for s in labels]  # abbreviate(), without a call per label
         if full == self.full_labels:
             return  # the same tokens: the axis as drawn stays
-        self.full_labels = full
-        self.labels = list(full)
+        self.full_labels = self.labels = full  # never changed in place: fit_to_length puts a new list
         self._changed()
 
     def set_font(self, font) -> None:
@@ -143,13 +146,32 @@ class TokenAxis(pg.AxisItem):
         if self.mode in ("flat", "stagger") and self.horizontal:
             return 1  # chosen only when every label fits
         if self.horizontal and self.mode == "sparse":  # an upright "index: label" fits between two labelled ones
-            texts = [f"{i}: {s}" for i, s in enumerate(self.labels)]
-            widest = max((m[0] for m in text_metrics(self._fonts()[1], texts)), default=0)
-            need = widest + LABEL_GAP_PX
+            need = self._widest_indexed() + LABEL_GAP_PX
         else:
             need = self.label_spacing()
         step = max(1, math.ceil(need / max(px_per_cell, 1e-9)))
         return step if step == 1 else min(s for s in STEPS if s >= step)
+
+    def _widest_indexed(self) -> float:
+        """The widest "index: label" in bold (asked at every drawing; measured once per labels and font)."""
+        bold = self._fonts()[1]
+        if self._indexed is None or self._indexed[0] is not self.labels:
+            self._indexed = (self.labels, [f"{i}: {s}" for i, s in enumerate(self.labels)])
+        return self._span(bold, self._indexed[1])[0]
+
+    def _span(self, font: QFont, labels: list[str]) -> tuple[int, int, int]:
+        """Over ``labels`` in ``font``: the widest advance and how far up and down the letters reach (the axis asks
+        this several times per result: remembered per labels and font)."""
+        key = (font.key(), tuple(labels))
+        span = self._spans.get(key)
+        if span is None:
+            m = text_metrics(font, labels)
+            adv, top, bottom = zip(*m) if m else ((0,), (0,), (0,))
+            span = (max(adv), min(top), max(bottom))
+            if len(self._spans) >= 8:
+                self._spans.clear()
+            self._spans[key] = span
+        return span
 
     def label_rects(self) -> dict[int, QRectF]:
         """Where each shown label's letters are drawn (axis coordinates; an upright box around the text, turned
@@ -177,8 +199,10 @@ class TokenAxis(pg.AxisItem):
         if self._ink is None:
             bold = self._fonts()[1]  # bold (emphasised) letters are the largest
             fm = QFontMetrics(bold)
-            top, bottom = 0, 0
-            for _adv, t, b in text_metrics(bold, self.labels + ["0123456789: "]):
+            _adv, top, bottom = text_metrics(bold, ["0123456789: "])[0]  # the index of a thinned label
+            top, bottom = min(0, top), max(0, bottom + 1)
+            if self.labels:
+                _adv, t, b = self._span(bold, self.labels)
                 top, bottom = min(top, t), max(bottom, b + 1)
             base = fm.ascent() - fm.height() / 2  # the baseline, from the centre of a line box
             self._ink = (base + top, base + bottom)
@@ -204,7 +228,7 @@ class TokenAxis(pg.AxisItem):
         if self.horizontal and mode != "rotated":
             extent = offset + fm.height() * (2 if mode == "stagger" else 1) + 4
         else:
-            widest = max((m[0] for m in text_metrics(self._fonts()[0], labels)), default=fm.horizontalAdvance("00"))
+            widest = self._span(self._fonts()[0], labels)[0] if labels else fm.horizontalAdvance("00")
             cells = self._fit_args[0] / max(len(labels), 1) if self._fit_args else math.inf
             if len(labels) > 12 or cells < self.label_spacing():  # room for the index shown when thinned
                 widest += fm.horizontalAdvance(f"{len(labels)}: ")
@@ -302,6 +326,60 @@ class TokenAxis(pg.AxisItem):
         first += (-first) % step
         last = min(n - 1, math.floor(maxVal - 0.5))
         return [(float(step), [i + 0.5 for i in range(first, last + 1, step)])]
+
+    def generateDrawSpecs(self, p):
+        """The axis line and a tick at each labelled token, placed as pyqtgraph places them; its general version
+        also measures every tick's text, which this axis lays out (``_layout``) and draws (``drawPicture``)."""
+        special = self.grid is not False or self.style["tickAlpha"] is not None or any(self.style["stopAxisAtTick"])
+        if special or self._tickLevels is not None:
+            shown = self.style["showValues"]
+            self.style["showValues"] = False
+            try:
+                return super().generateDrawSpecs(p)
+            finally:
+                self.style["showValues"] = shown
+        bounds = self.mapRectFromParent(self.geometry())
+        side = {  # the axis line's ends, where ticks start, which way they point, the axis they run along
+            "left": (bounds.topRight() + QPointF(-1, -1), bounds.bottomRight() + QPointF(-1, 1), bounds.right(), -1),
+            "right": (bounds.topLeft() + QPointF(1, -1), bounds.bottomLeft() + QPointF(1, 1), bounds.left(), 1),
+            "top": (bounds.bottomLeft() + QPointF(-1, -1), bounds.bottomRight() + QPointF(1, -1), bounds.bottom(), -1),
+            "bottom": (bounds.topLeft() + QPointF(-1, 1), bounds.topRight() + QPointF(1, 1), bounds.top(), 1),
+        }
+        start, end, stop, direction = side[self.orientation]
+        a, b = self.mapToDevice(start), self.mapToDevice(end)
+        if a is None or b is None:
+            return None
+        length = math.hypot(b.x() - a.x(), b.y() - a.y())
+        if length == 0:
+            return None
+        lo, hi = self.range
+        dif = hi - lo
+        if dif == 0:
+            scale, offset = 1.0, 0.0
+        elif self.horizontal:
+            scale = bounds.width() / dif
+            offset = lo * scale
+        else:
+            scale = -bounds.height() / dif
+            offset = lo * scale - bounds.height()
+        xmin, xmax = sorted((lo * scale - offset, hi * scale - offset))
+        ticks = []
+        for level, (_spacing, values) in enumerate(self.tickValues(lo, hi, length)):
+            pen = self.tickPen()
+            if pen.brush().style() == Qt.SolidPattern:
+                pen = QPen(pen)
+                colour = QColor(pen.color())
+                colour.setAlpha(int(255 / (level + 1)))
+                pen.setColor(colour)
+            tip = stop + self.style["tickLength"] / (level * 0.5 + 1.0) * direction
+            for v in values:
+                x = v * scale - offset
+                if xmin <= x <= xmax:
+                    if self.horizontal:
+                        ticks.append((pen, QPointF(x, stop), QPointF(x, tip)))
+                    else:
+                        ticks.append((pen, QPointF(stop, x), QPointF(tip, x)))
+        return (self.pen(), start, end), ticks, []
 
     def tickStrings(self, values, scale, spacing):
         # a short stand-in (the index) passes pyqtgraph's bounds checks; drawPicture draws the real label

@@ -1,0 +1,92 @@
+"""A label in a SteadyBox: a new text that takes the same room does not lay the window out again; one that needs
+more room does, and the label gets it; the box is shown and hidden with its label."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
+
+from explainer.ui.widgets.labels import SteadyBox
+
+
+class LayoutRequests(QObject):
+    def __init__(self, widget):
+        super().__init__()
+        self.count = 0
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.LayoutRequest:
+            self.count += 1
+        return False
+
+
+def settle(qtbot) -> None:
+    for _ in range(3):
+        QApplication.processEvents()
+        qtbot.wait(10)
+
+
+def column(qtbot, label: QLabel):
+    outer = QWidget()
+    qtbot.addWidget(outer)
+    lay = QVBoxLayout(outer)
+    box = SteadyBox(label)
+    lay.addWidget(box)
+    below = QLabel("below")
+    lay.addWidget(below)
+    lay.addStretch(1)
+    outer.resize(300, 400)
+    outer.show()
+    qtbot.waitExposed(outer)
+    settle(qtbot)
+    return outer, box, below
+
+
+def test_a_new_text_of_the_same_size_does_not_lay_out_the_parent(qtbot):
+    label = QLabel("<b>entropy 3.21 bits</b>")
+    label.setTextFormat(Qt.RichText)
+    label.setWordWrap(True)
+    outer, box, below = column(qtbot, label)
+    requests = LayoutRequests(outer)
+    label.setText("<b>entropy 3.47 bits</b>")
+    settle(qtbot)
+    assert requests.count == 0
+    assert label.geometry() == box.rect()
+
+
+def test_a_text_needing_more_lines_gets_them(qtbot):
+    label = QLabel("one line")
+    label.setWordWrap(True)
+    outer, box, below = column(qtbot, label)
+    one_line, top_below = box.height(), below.geometry().top()
+    requests = LayoutRequests(outer)
+    label.setText(" ".join(["a longer paragraph that wraps"] * 8))
+    settle(qtbot)
+    assert requests.count >= 1
+    assert box.height() == label.heightForWidth(box.width()) > one_line
+    assert label.height() == box.height()
+    assert below.geometry().top() > top_below  # what follows moved down to make room
+
+
+def test_a_wider_one_line_text_asks_for_its_width(qtbot):
+    label = QLabel("12 tokens")
+    outer, box, _below = column(qtbot, label)
+    label.setText("12 tokens · 64 characters · 5.33 characters/token")
+    settle(qtbot)
+    assert box.sizeHint() == label.sizeHint()
+    assert box.width() >= label.sizeHint().width()
+
+
+def test_the_box_is_hidden_and_shown_with_its_label(qtbot):
+    label = QLabel("shown")
+    outer, box, below = column(qtbot, label)
+    top_below = below.geometry().top()
+    label.hide()
+    settle(qtbot)
+    assert box.isHidden()
+    assert below.geometry().top() < top_below  # the box gave its room away
+    label.show()
+    settle(qtbot)
+    assert box.isVisible() and label.isVisible()
+    assert below.geometry().top() == top_below
