@@ -322,6 +322,8 @@ class Presenter(QObject):
             w.setWindowState(s["state"])
             if not (s["state"] & Qt.WindowMaximized):
                 w.restoreGeometry(s["geometry"])
+        if not closing:  # the scene steps gave the keyboard to the views; back in the window, typing edits the text
+            w.editor.setFocus(Qt.OtherFocusReason)
 
     # --- keys -----------------------------------------------------------------------------------------------------
     def eventFilter(self, obj, event) -> bool:

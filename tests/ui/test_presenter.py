@@ -260,6 +260,10 @@ def test_a_scene_step_takes_the_keyboard_from_the_text(qtbot, window):
     qtbot.keyClick(QApplication.focusWidget() or w, Qt.Key_3)
     assert w.view.hero == "attention"
     assert w.editor.toPlainText() == text
+    qtbot.keyClick(QApplication.focusWidget() or w, Qt.Key_Escape)  # the lecture is over: back to typing
+    assert not w.presenter.active and w.editor.hasFocus()
+    qtbot.keyClicks(w.editor, "!")
+    assert w.editor.toPlainText().endswith("!")
 
 
 def test_presenter_mode_does_not_announce_hidden_panels(qtbot, window):
