@@ -23,6 +23,21 @@ import time
 from collections.abc import Callable
 
 
+def paint_counter():
+    """An event filter that counts the Paint events of what it is installed on (``.count``)."""
+    from PySide6.QtCore import QEvent, QObject
+
+    class PaintCounter(QObject):
+        count = 0
+
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Paint:
+                self.count += 1
+            return False
+
+    return PaintCounter()
+
+
 def picture_times(
     engine,
     texts: dict[int, tuple[str, str]],
@@ -40,7 +55,7 @@ def picture_times(
     scratch = tempfile.mkdtemp(prefix="explainer-bench-")
     os.environ["EXPLAINER_DATA"] = scratch  # the window's autosave: never the user's
     import pyqtgraph as pg
-    from PySide6.QtCore import QEvent, QObject, QSettings, Qt
+    from PySide6.QtCore import QEvent, QSettings, Qt
     from PySide6.QtGui import QKeyEvent
     from PySide6.QtWidgets import QApplication
 
@@ -51,15 +66,7 @@ def picture_times(
     app = QApplication.instance() or QApplication([sys.argv[0]])
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
-    class Paints(QObject):
-        count = 0
-
-        def eventFilter(self, obj, event):
-            if event.type() == QEvent.Paint:
-                Paints.count += 1
-            return False
-
-    paints = Paints()
+    paints = paint_counter()
     controller = Controller(lambda progress: engine)
     controller.settings = dataclasses.replace(controller.settings, max_tokens=max_tokens)
     controller.start()
@@ -94,9 +101,9 @@ def picture_times(
     def drawn() -> None:
         """Let the event loop draw until a pass draws nothing more."""
         for _ in range(50):
-            before = Paints.count
+            before = paints.count
             process()
-            if Paints.count == before:
+            if paints.count == before:
                 return
 
     def showing(text: str) -> Callable[[], bool]:

@@ -503,20 +503,13 @@ def test_the_hidden_lines_view_is_brought_up_to_date_when_shown(panel, engine):
 
 def test_a_result_with_one_more_token_draws_the_heatmap_once(panel, engine, qtbot):
     """The view's new range is applied when it is set, not while the heatmap is drawn (which would draw it again)."""
-    from PySide6.QtCore import QEvent, QObject
     from PySide6.QtWidgets import QApplication
 
-    class Paints(QObject):
-        count = 0
-
-        def eventFilter(self, obj, event):
-            if event.type() == QEvent.Paint:
-                Paints.count += 1
-            return False
+    from explainer.bench_window import paint_counter
 
     viewport = panel.heatmap.viewport()
     qtbot.wait(50)
-    paints = Paints()
+    paints = paint_counter()
     viewport.installEventFilter(paints)
     n = panel.result.n_tokens
     longer = engine.analyze(TEXT + " again")
@@ -525,6 +518,6 @@ def test_a_result_with_one_more_token_draws_the_heatmap_once(panel, engine, qtbo
     for _ in range(5):
         QApplication.processEvents()
         qtbot.wait(10)
-    assert Paints.count == 1
+    assert paints.count == 1
     (x0, x1), _ = panel.heatmap.vb.viewRange()
     assert x1 == pytest.approx(longer.n_tokens)  # the whole (short) matrix is shown
