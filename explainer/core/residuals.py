@@ -4,7 +4,8 @@ Results of successive keystrokes share their unchanged blocks: an update adds a 
 copies nothing else. (One array per result meant copying the whole stream on every keystroke: 9 MB at 128 tokens,
 36 MB at 512, and on a machine that hands freed memory back, faulting those pages in again cost more than the
 model's own step.) It reads like the array: ``r[l]`` is layer ``l`` ``[T, D]``, ``r[:, t]`` one position through
-the layers ``[L+1, D]``, ``r[: l + 1, t]``, ``r[:, a:b, :]``; ``np.asarray(r)`` assembles the whole array.
+the layers ``[L+1, D]``, ``r[: l + 1, t]``, ``r[:, a:b, :]``; ``np.asarray(r)`` assembles the whole array (as
+other ndarray attributes do: ``r.astype(...)``, ``r.mean()``).
 """
 
 from __future__ import annotations
@@ -121,6 +122,12 @@ class Residuals:
         else:
             out = np.concatenate(self._blocks, axis=1)
         return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __getattr__(self, name: str):
+        """Any other ndarray attribute (``astype``, ``mean``, ``T``…) of the assembled array."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(np.asarray(self), name)
 
     def copy(self) -> np.ndarray:
         """The whole stream as one new (writable) array."""

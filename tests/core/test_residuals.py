@@ -44,6 +44,10 @@ def test_shape_length_and_whole_array():
     np.testing.assert_array_equal(np.asarray(r), FULL)
     np.testing.assert_array_equal(r.copy(), FULL)
     assert r.copy().flags.writeable
+    assert r.astype(np.float64).dtype == np.float64 and r.mean() == pytest.approx(float(FULL.mean()), rel=1e-6)
+    assert r.T.shape == FULL.T.shape
+    with pytest.raises(AttributeError):
+        _ = r.no_such_thing
     with pytest.raises(IndexError):
         r[:, 11]
 
