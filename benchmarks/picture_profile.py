@@ -29,6 +29,7 @@ def main() -> int:
     ap.add_argument("--keystrokes", type=int, default=20)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--cprofile", type=int, metavar="N", help="also print the N costliest functions in those spans")
+    ap.add_argument("--sort", default="cumulative", help="their order: cumulative or tottime (time in the function)")
     args = ap.parse_args()
     import cProfile
     import pstats
@@ -150,7 +151,7 @@ def main() -> int:
     for name, n in res["paints_per_picture"].items():
         print(f"  {name:60s} {n:6.2f}")
     if prof is not None:
-        pstats.Stats(prof).sort_stats("cumulative").print_stats(args.cprofile)
+        pstats.Stats(prof).sort_stats(args.sort).print_stats(args.cprofile)
     return 0
 
 
