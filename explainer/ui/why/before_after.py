@@ -91,20 +91,10 @@ class BeforeAfterBars(BarRows, QWidget):
         biggest = int(np.argmax(np.abs(np.subtract(self.knocked, self.clean)))) if self.ids else -1
         for i in range(min(len(self.ids), self.capacity())):
             y = self.header_height + i * rh
-            if i == self.hovered:
-                p.fillRect(QRectF(0, y, self.width(), rh), QColor(t.grid))
-            p.setFont(self._font)
-            p.setPen(QColor(t.text))
-            label = self._fm.elidedText(self.labels[i], Qt.ElideRight, label_w - 12)
-            base = y + (rh + self._fm.ascent() - self._fm.descent()) / 2
-            p.drawText(QPointF(label_w - 8 - self._fm.horizontalAdvance(label), base), label)
+            self._paint_label(p, i, y, label_w)
             small_base = y + (rh + self._fm_small.ascent()) / 2 - 2
             for x0, v, colour in ((x_clean, self.clean[i], CLEAN_COLOUR), (x_knocked, self.knocked[i], KNOCKED_COLOUR)):
-                p.fillRect(QRectF(x0, y + rh * 0.18, bar_w, rh * 0.64), QColor(t.grid if t.is_dark else t.surface))
-                p.fillRect(QRectF(x0, y + rh * 0.18, bar_w * min(1.0, v), rh * 0.64), QColor(colour))
-                p.setFont(self._small)
-                p.setPen(QColor(t.text))
-                p.drawText(QPointF(x0 + bar_w + 4, small_base), f"{100 * v:.1f} %" if v >= 0.001 else "<0.1 %")
+                self._paint_bar(p, x0, y, bar_w, v, colour, f"{100 * v:.1f} %" if v >= 0.001 else "<0.1 %")
             d = 100 * (self.knocked[i] - self.clean[i])
             font = QFont(self._small)
             font.setBold(i == biggest or abs(d) >= 5)

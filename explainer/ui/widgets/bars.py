@@ -78,6 +78,25 @@ class BarRows:
         self.hovered = -1
         self.update()
 
+    def _paint_label(self, p: QPainter, i: int, y: float, label_w: float) -> None:
+        """Row ``i`` at ``y``: lit when under the pointer, its label elided and set right in ``label_w`` pixels."""
+        if i == self.hovered:
+            p.fillRect(QRectF(0, y, self.width(), self.row_height), QColor(self.theme.grid))
+        p.setFont(self._font)
+        p.setPen(QColor(self.theme.text))
+        label = self._fm.elidedText(self.labels[i], Qt.ElideRight, label_w - 12)
+        base = y + (self.row_height + self._fm.ascent() - self._fm.descent()) / 2
+        p.drawText(QPointF(label_w - 8 - self._fm.horizontalAdvance(label), base), label)
+
+    def _paint_bar(self, p: QPainter, x0: float, y: float, bar_w: float, fraction: float, colour: str, text: str):
+        """A bar of ``fraction`` (0–1) of ``bar_w`` over its track at ``x0``, and ``text`` after it."""
+        t, rh = self.theme, self.row_height
+        p.fillRect(QRectF(x0, y + rh * 0.18, bar_w, rh * 0.64), QColor(t.grid if t.is_dark else t.surface))
+        p.fillRect(QRectF(x0, y + rh * 0.18, bar_w * min(1.0, fraction), rh * 0.64), QColor(colour))
+        p.setFont(self._small)
+        p.setPen(QColor(t.text))
+        p.drawText(QPointF(x0 + bar_w + 4, y + (rh + self._fm_small.ascent()) / 2 - 2), text)
+
 
 class BarsView(BarRows, QWidget):
     """Custom-painted rows: label | model bar | sampling bar, with percentages big enough for a projector."""
@@ -153,22 +172,11 @@ class BarsView(BarRows, QWidget):
         rh = self.row_height
         for i in range(n):
             y = self.header_height + i * rh
-            if i == self.hovered:
-                p.fillRect(QRectF(0, y, self.width(), rh), QColor(t.grid))
-            p.setFont(self._font)
-            p.setPen(QColor(t.text))
-            label = self._fm.elidedText(self.labels[i], Qt.ElideRight, label_w - 12)
-            lw = self._fm.horizontalAdvance(label)
-            base = y + (rh + self._fm.ascent() - self._fm.descent()) / 2
-            p.drawText(QPointF(label_w - 8 - lw, base), label)
+            self._paint_label(p, i, y, label_w)
             for x0, values, colour in ((x_raw, self.raw, RAW_COLOUR), (x_smp, self.sampled, SAMPLE_COLOUR)):
                 v = values[i] if i < len(values) else 0.0
-                p.fillRect(QRectF(x0, y + rh * 0.18, bar_w, rh * 0.64), QColor(t.grid if t.is_dark else t.surface))
-                p.fillRect(QRectF(x0, y + rh * 0.18, bar_w * min(1.0, v / scale), rh * 0.64), QColor(colour))
-                p.setFont(self._small)
-                p.setPen(QColor(t.text))
                 txt = "cut" if v == 0 else f"{100 * v:.1f} %" if v >= 0.001 else "<0.1 %"
-                p.drawText(QPointF(x0 + bar_w + 4, y + (rh + self._fm_small.ascent()) / 2 - 2), txt)
+                self._paint_bar(p, x0, y, bar_w, v / scale, colour, txt)
             if i == self.marked:
                 p.setPen(QPen(QColor(th.HIGHLIGHT), 2.5))
                 p.setBrush(Qt.NoBrush)
