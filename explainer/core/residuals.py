@@ -58,10 +58,6 @@ class Residuals:
         out = [b[:, : max(0, n - s)] for s, b in zip(self._starts, self._blocks) if s < n]
         return Residuals(out or [self._blocks[0][:, :0]])
 
-    def extended(self, block: np.ndarray) -> Residuals:
-        """These positions followed by ``block``'s (shares memory)."""
-        return Residuals([b for b in self._blocks if b.shape[1]] + [block])
-
     def compacted(self, max_blocks: int = 32, positions_per_block: int = 64) -> Residuals:
         """Runs of small blocks (left by many one-token updates) merged into blocks of about
         ``positions_per_block`` positions, so reads stay fast. Returns ``self`` when there are few blocks."""

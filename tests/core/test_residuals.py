@@ -52,7 +52,7 @@ def test_shape_length_and_whole_array():
         r[:, 11]
 
 
-def test_blocks_are_read_only_and_shared_by_truncation_and_extension():
+def test_blocks_are_read_only_and_shared_by_truncation_and_by_the_next_result():
     r = _split(FULL, [4])
     with pytest.raises(ValueError):
         r.blocks[0][...] = 0
@@ -62,7 +62,7 @@ def test_blocks_are_read_only_and_shared_by_truncation_and_extension():
     assert head.shape == (5, 6, 4) and np.shares_memory(head.blocks[1], r.blocks[1])
     np.testing.assert_array_equal(np.asarray(head), FULL[:, :6])
     new = np.ones((5, 2, 4), np.float32)
-    longer = head.extended(new)
+    longer = Residuals([*head.blocks, new])  # as the engine adds a keystroke's new positions
     np.testing.assert_array_equal(np.asarray(longer), np.concatenate([FULL[:, :6], new], axis=1))
     assert np.shares_memory(longer.blocks[0], r.blocks[0])
     assert r.truncated(0).shape == (5, 0, 4)
