@@ -90,3 +90,25 @@ def test_the_box_is_hidden_and_shown_with_its_label(qtbot):
     settle(qtbot)
     assert box.isVisible() and label.isVisible()
     assert below.geometry().top() == top_below
+
+
+def test_a_title_too_long_for_its_room_shows_its_short_wording_whole(qtbot):
+    from PySide6.QtGui import QFontMetrics
+
+    from explainer.ui.widgets.labels import FullTextLabel
+
+    title = "Embeddings: a 2-D map of the token vectors"
+    label = FullTextLabel(title, min_text="Embeddings…", short="Embeddings")
+    qtbot.addWidget(label)
+    fm = QFontMetrics(label.font())
+    label.resize(fm.horizontalAdvance(title) + 20, 30)
+    label.show()
+    assert label.text() == title and label.toolTip() == title
+    label.resize(fm.horizontalAdvance("Embeddings: a 2-D") + 10, 30)
+    assert label.text() == "Embeddings"  # whole, no ellipsis
+    assert label.sizeHint().width() >= fm.horizontalAdvance(title)  # still asks for the whole title
+    assert label.toolTip() == title and label.full_text() == title
+    label.resize(fm.horizontalAdvance(title) + 20, 30)
+    assert label.text() == title
+    label.setText("Tokens: how the text is split")  # a new text is fitted at once
+    assert label.text() == "Tokens: how the text is split"

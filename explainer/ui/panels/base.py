@@ -93,7 +93,8 @@ class Panel(QWidget):
         outer.setContentsMargins(6, 6, 6, 6)
         outer.setSpacing(4)
         head = self._head = QHBoxLayout()
-        self._title = FullTextLabel(self.title, min_text=self.title.split(":")[0].split(" ")[0] + "…")
+        short = self.title.split(":")[0] if ":" in self.title else ""  # "Embeddings", when the whole title does not fit
+        self._title = FullTextLabel(self.title, min_text=self.title.split(":")[0].split(" ")[0] + "…", short=short)
         title_font = self._title.font()
         title_font.setPointSizeF(th.LABEL_FONT_PT)  # readable from the back of a lecture hall
         title_font.setBold(True)
@@ -166,6 +167,10 @@ class Panel(QWidget):
         self._head.insertWidget(self._head.count() - 2, widget, stretch)
         if stretch:
             self._head.setStretch(self._head.count() - 2, 0)  # the widget takes the room the spacer had
+
+    def set_alone(self, alone: bool) -> None:
+        """The panel is shown alone (presenter mode's hero, or the one focused live panel): a panel whose picture
+        does not grow with its room by itself may use the room differently. Default: nothing changes."""
 
     def set_help_visible(self, visible: bool) -> None:
         """Show the explanation under the title (True) or only as a popover from its button (False)."""

@@ -11,19 +11,50 @@ from superqt import QElidingLabel
 
 
 class FullTextLabel(QElidingLabel):
-    def __init__(self, text: str = "", parent=None, *, min_text: str = "…"):
+    """``short``: a whole shorter wording (a title's part before its colon) shown instead of an elided text when
+    the full one does not fit; shorter still, that is elided too."""
+
+    _short = ""  # (QElidingLabel's constructor already sets a text)
+
+    def __init__(self, text: str = "", parent=None, *, min_text: str = "…", short: str = ""):
         super().__init__("", parent)
         self._min_text = min_text  # the label never gets narrower than this text
+        self._short = short
+        self._full = ""
         self.setText(text)
 
     def setText(self, text: str) -> None:
-        super().setText(text)
+        self._full = text
         self.setToolTip(text)
+        self._choose()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def _choose(self) -> None:
+        """Give the eliding label the full text, or the short one when the full one does not fit."""
+        shown = self._full
+        if self._short:
+            m = self.contentsMargins()
+            room = self.width() - m.left() - m.right()
+            if QFontMetrics(self.font()).horizontalAdvance(self._full) > room:
+                shown = self._short
+        if shown != super().text():
+            super().setText(shown)
+
+    def resizeEvent(self, event) -> None:
+        self._choose()
+        super().resizeEvent(event)
+
+    def changeEvent(self, event) -> None:
+        if event.type() == QEvent.FontChange:
+            self._choose()
+        super().changeEvent(event)
 
     def sizeHint(self) -> QSize:
         fm = QFontMetrics(self.font())
         m = self.contentsMargins()
-        return QSize(fm.horizontalAdvance(self.text()) + 4 + m.left() + m.right(), super().minimumSizeHint().height())
+        return QSize(fm.horizontalAdvance(self._full) + 4 + m.left() + m.right(), super().minimumSizeHint().height())
 
     def minimumSizeHint(self) -> QSize:
         fm = QFontMetrics(self.font())
