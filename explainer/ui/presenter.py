@@ -288,6 +288,8 @@ class Presenter(QObject):
         w.menuBar().hide()
         w.statusBar().hide()
         w.teach.tabBar().hide()
+        self._saved["teach_focus"] = w.teach.focusPolicy()
+        w.teach.setFocusPolicy(Qt.NoFocus)  # Tab would stop at the hidden tab bar (its focus proxy) and go nowhere
         w.set_theme(high_contrast(w.theme))
         apply_font_scale(w, self.scale)
         self.caption.setVisible(self.caption.has_caption)
@@ -313,6 +315,7 @@ class Presenter(QObject):
         w.menuBar().setVisible(s["menu"])
         w.statusBar().setVisible(s["status"])
         w.teach.tabBar().show()
+        w.teach.setFocusPolicy(s["teach_focus"])
         self.action.setChecked(False)
         w.apply_view_layout()
         w.restore_splitters(s["splitters"])

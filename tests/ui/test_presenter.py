@@ -274,3 +274,24 @@ def test_presenter_mode_does_not_announce_hidden_panels(qtbot, window):
     w.presenter.leave()
     w._on_live_dropped_changed("embeddings")
     assert w.statusBar().currentMessage().startswith("Small window: embeddings hidden")
+
+
+def test_tab_takes_the_keyboard_from_the_text_in_presenter_mode(qtbot, window):
+    """A lecturer typed into the text on the projector: Tab reaches the hero's controls (the hidden view tabs do not
+    swallow it), then 1 makes Tokens the hero and no digit lands in the text; after, Tab works as before."""
+    w = window
+    w.presenter.enter()
+    w.activateWindow()
+    w.editor.setFocus()
+    qtbot.waitUntil(lambda: w.editor.hasFocus())
+    text = w.editor.toPlainText()
+    qtbot.keyClick(w.editor, Qt.Key_Tab)
+    focus = QApplication.focusWidget()
+    assert focus is not w.editor and focus.isVisibleTo(w) and w.panels[w.view.hero].isAncestorOf(focus)
+    qtbot.keyClick(focus, Qt.Key_1)
+    assert w.view.hero == "tokens" and w.editor.toPlainText() == text
+    w.presenter.leave()
+    assert w.editor.hasFocus()
+    qtbot.keyClick(w.editor, Qt.Key_Tab)
+    assert QApplication.focusWidget() is w.teach.tabBar()  # in the window, Tab visits the view tabs first
+
