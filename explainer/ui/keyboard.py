@@ -42,8 +42,9 @@ class EditorKeys(QObject):
 
 
 class FocusRing(QWidget):
-    """A ring around the focused control, drawn over the window; follows the control as it moves or resizes, and
-    hides when the focus leaves the window or arrives with a mouse click."""
+    """A ring around the focused control, drawn over the window; follows the control as it or any widget around it
+    moves (a taller text above pushes the panels down) or resizes, and hides when the focus leaves the window or
+    arrives with a mouse click."""
 
     def __init__(self, window):
         super().__init__(window)
@@ -52,15 +53,16 @@ class FocusRing(QWidget):
         self.setAttribute(Qt.WA_NoSystemBackground)
         self.setFocusPolicy(Qt.NoFocus)
         self.target: QWidget | None = None
+        self._watched: list[QWidget] = []  # the target and the widgets around it, up to the window
         self.colour = QColor(th.HIGHLIGHT)
         self.hide()
         QApplication.instance().focusChanged.connect(self._on_app_focus_changed)
 
     def _on_app_focus_changed(self, _old, new) -> None:
-        if self.target is not None:
-            if isValid(self.target):  # a window being closed deletes its children one by one, focus moving on
-                self.target.removeEventFilter(self)
-            self.target = None
+        for w in self._watched:
+            if isValid(w):  # a window being closed deletes its children one by one, focus moving on
+                w.removeEventFilter(self)
+        self._watched, self.target = [], None
         if not isValid(self):
             return
         keyboard = QGuiApplication.mouseButtons() == Qt.NoButton
@@ -68,17 +70,24 @@ class FocusRing(QWidget):
             self.hide()
             return
         self.target = new
-        new.installEventFilter(self)
+        w = new
+        while w is not None and w is not self.main:
+            w.installEventFilter(self)
+            self._watched.append(w)
+            w = w.parentWidget()
         self.place()
 
     def eventFilter(self, obj, ev) -> bool:
+        kind = ev.type()
         if obj is self.target:
-            if ev.type() in (QEvent.Move, QEvent.Resize, QEvent.Show):
+            if kind in (QEvent.Move, QEvent.Resize, QEvent.Show):
                 self.place()
-            elif ev.type() == QEvent.Hide:
+            elif kind == QEvent.Hide:
                 self.hide()
-            elif ev.type() == QEvent.MouseButtonPress:
+            elif kind == QEvent.MouseButtonPress:
                 self.hide()  # the pointer took over
+        elif kind == QEvent.Move and self.target is not None:  # a widget around the target moved it in the window
+            self.place()
         return False
 
     def place(self) -> None:

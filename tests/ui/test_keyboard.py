@@ -103,6 +103,25 @@ def test_keyboard_focus_wears_a_ring_and_a_click_does_not(qtbot, window):
     assert not ring.isVisible()
 
 
+def test_the_ring_follows_its_control_when_the_panels_move(qtbot, window):
+    """In presenter mode a longer text makes the editor taller and pushes the hero down: the ring moves with the
+    focused control (the control itself did not move inside its panel)."""
+    w = window
+    w.presenter.fullscreen = False
+    w.presenter.enter()
+    w.view.set_hero("attention")
+    qtbot.waitUntil(lambda: w.attention.layer_spin.isVisible())
+    w.attention.layer_spin.setFocus(Qt.TabFocusReason)
+    target, ring = w.attention.layer_spin, w.focus_ring
+    qtbot.waitUntil(lambda: ring.isVisible() and ring.target is target)
+    before = target.mapTo(w, target.rect().topLeft())
+    w.editor.setPlainText("\n".join(["A line of text."] * 4))  # more lines: the editor grows
+    qtbot.waitUntil(lambda: target.mapTo(w, target.rect().topLeft()) != before, timeout=5000)
+    qtbot.wait(20)
+    inner = target.rect().translated(target.mapTo(w, target.rect().topLeft()))
+    assert ring.geometry().contains(inner.intersected(w.rect()))
+
+
 def _menus(w):
     out = []
 
