@@ -223,6 +223,7 @@ class LiveArea(QWidget):
         target = self.panels.get(key) if key else None
         for p in self.panels.values():
             p.setVisible(target is None or p is target)
+            p.set_alone(p is target)
         if target is None and self.plan is not None and self.plan.dropped:
             self.panels[self.plan.dropped].hide()
         self.left.setVisible(target is None or self.left.isAncestorOf(target))

@@ -295,3 +295,33 @@ def test_tab_takes_the_keyboard_from_the_text_in_presenter_mode(qtbot, window):
     qtbot.keyClick(w.editor, Qt.Key_Tab)
     assert QApplication.focusWidget() is w.teach.tabBar()  # in the window, Tab visits the view tabs first
 
+
+def test_the_tokens_hero_grows_its_chips_into_its_room(qtbot, window, wait_result):
+    """Alone (presenter hero or the focused panel), the chips are magnified as far as they fit without scrolling;
+    back among the other panels they are their normal size again."""
+    w = window
+    w.resize(1280, 720)
+    view, scroll = w.tokens.view, w.tokens.scroll
+    normal_height = view.chips[1].rect.height()
+    w.presenter.enter()
+    w.view.set_hero("tokens")
+    qtbot.waitUntil(lambda: w.tokens.isVisibleTo(w) and not w.attention.isVisibleTo(w))
+    qtbot.wait(50)
+    assert view.fit >= 2.0  # a short text in a window-wide panel
+    bottom = max(c.rect.bottom() for c in view.chips)
+    assert bottom <= scroll.viewport().height()  # all of it, no scrolling
+    assert scroll.verticalScrollBar().maximum() == 0
+    assert view.chip_at(view.chips[2].rect.center()) == 2  # the pointer finds the magnified chips
+    long_text = " ".join([TEXT] * 30)
+    w.editor.setPlainText(long_text)
+    wait_result(w, long_text)
+    qtbot.wait(50)
+    assert view.fit < 2.0  # more chips: less magnified
+    if view.fit > 1.0:  # magnified only as far as all of them still fit
+        assert max(c.rect.bottom() for c in view.chips) <= scroll.viewport().height() + 1
+    w.presenter.leave()
+    w.editor.setPlainText(TEXT)
+    wait_result(w, TEXT)
+    qtbot.waitUntil(lambda: w.attention.isVisibleTo(w))
+    assert view.fit == 1.0 and view.chips[1].rect.height() == pytest.approx(normal_height)
+    assert not scroll.fill

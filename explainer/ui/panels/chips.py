@@ -55,6 +55,7 @@ class ChipView(QWidget):
     contentHeightChanged = Signal()  # the chips need a different height (new chips, fonts or width)
 
     PAD_X, PAD_Y, GAP_X, GAP_Y, MARGIN = 7.0, 4.0, 5.0, 7.0, 4.0
+    FIT_STEPS = (3.0, 2.5, 2.0, 1.75, 1.5, 1.25, 1.0)  # the magnifications ``ChipScrollArea`` tries, largest first
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -74,6 +75,7 @@ class ChipView(QWidget):
         self._content_height = 0.0
         self._laid_out_width = -1
         self._measured_with: tuple = ()  # the fonts the chips' widths were measured in
+        self.fit = 1.0  # magnification: chips drawn this much larger (a view alone with room to fill, see set_fit)
 
     def set_tooltip_provider(self, method: Callable[[int], str]) -> None:
         """``method(index) -> html``; held weakly (a bound method of the owner would make a reference cycle
@@ -131,26 +133,44 @@ class ChipView(QWidget):
 
     @property
     def chip_height(self) -> float:
+        """A chip's height before magnification (``fit``)."""
         return self._fm.height() + self._fm_small.height() + 2 * self.PAD_Y
 
+    def set_fit(self, fit: float) -> None:
+        """Draw everything ``fit`` times larger (chips, letters, gaps); the chips wrap in the width divided by it.
+        ``Chip.rect`` stays in the view's own pixels."""
+        if fit != self.fit:
+            self.fit = fit
+            self._laid_out_width = -1
+            self._relayout()
+            self.update()
+
+    def height_at(self, width: float, fit: float) -> float:
+        """The height the chips would need in ``width`` pixels, magnified ``fit`` times."""
+        if not self.chips:
+            return 2 * self.MARGIN * fit
+        rects = self._flow(width, fit=fit)
+        return (max(r.bottom() for r in rects) / fit + self.MARGIN) * fit
+
     # --- layout -----------------------------------------------------------------------------------------------
-    def _flow(self, width: float, start: int = 0) -> list[QRectF]:
+    def _flow(self, width: float, start: int = 0, fit: float | None = None) -> list[QRectF]:
         """Each chip's rectangle when the chips wrap like text in ``width`` pixels, from chip ``start`` on (the
-        chips before it stay where they are)."""
-        width = max(60, width)
+        chips before it stay where they are), magnified ``fit`` times (default: the view's)."""
+        f = self.fit if fit is None else fit
+        width = max(60, width / f)  # laid out at the fonts' size, then magnified
         x, y = self.MARGIN, self.MARGIN
         h = self.chip_height
         if start > 0:
-            before = self.chips[start - 1]
-            x, y = before.rect.right() + self.GAP_X, before.rect.top()
-            if before.line_break:
+            before = self.chips[start - 1].rect
+            x, y = before.right() / f + self.GAP_X, before.top() / f
+            if self.chips[start - 1].line_break:
                 x, y = self.MARGIN, y + h + self.GAP_Y
         rects = []
         for c in self.chips[start:]:
             w = min(c.width, width - 2 * self.MARGIN)
             if x > self.MARGIN and x + w > width - self.MARGIN:
                 x, y = self.MARGIN, y + h + self.GAP_Y
-            rects.append(QRectF(x, y, w, h))
+            rects.append(QRectF(x * f, y * f, w * f, h * f))
             x += w + self.GAP_X
             if c.line_break:
                 x, y = self.MARGIN, y + h + self.GAP_Y
@@ -159,7 +179,7 @@ class ChipView(QWidget):
     def _relayout(self, start: int = 0) -> None:
         for c, r in zip(self.chips[start:], self._flow(self.width(), start)):
             c.rect = r
-        bottom = max((c.rect.bottom() for c in self.chips), default=self.MARGIN) + self.MARGIN
+        bottom = max((c.rect.bottom() for c in self.chips), default=self.MARGIN * self.fit) + self.MARGIN * self.fit
         changed = bottom != self._content_height
         self._content_height = bottom
         self._laid_out_width = self.width()
@@ -174,7 +194,7 @@ class ChipView(QWidget):
         a layout of its own answers with its current height."""
         if width == self._laid_out_width or not self.chips or type(self)._relayout is not ChipView._relayout:
             return max(self._content_height, self.MARGIN * 2)
-        return max((r.bottom() for r in self._flow(width)), default=self.MARGIN) + self.MARGIN
+        return self.height_at(width, self.fit)
 
     def hasHeightForWidth(self) -> bool:
         return True
@@ -202,10 +222,15 @@ class ChipView(QWidget):
         p.setRenderHint(QPainter.Antialiasing)
         exposed = QRectF(event.rect())
         h_top = self._fm.ascent() + self.PAD_Y
+        f = self.fit
+        if f != 1.0:
+            p.scale(f, f)
         for i, c in enumerate(self.chips):
             r = c.rect
             if r is None or not r.intersects(exposed):
                 continue
+            if f != 1.0:
+                r = QRectF(r.x() / f, r.y() / f, r.width() / f, r.height() / f)
             p.setPen(Qt.NoPen)
             p.setBrush(QColor(c.fill))
             p.drawRoundedRect(r, 6, 6)
@@ -276,7 +301,10 @@ class ChipScrollArea(QScrollArea):
     """Scrolls a ``ChipView`` vertically and is exactly as tall as its chips need: never taller (so what follows
     sits right under the chips), shorter only when the layout has no more room (then it scrolls), and never
     shorter than one row of chips. When it scrolls, it shows whole rows of chips only and scrolls by rows (the
-    space below the last whole row stays empty), so no chip is ever cut in half."""
+    space below the last whole row stays empty), so no chip is ever cut in half.
+
+    Filling (``set_fill``, for a view shown alone, as in presenter mode): the area takes all the height it is
+    given and magnifies the chips (``ChipView.set_fit``) as far as they still fit without scrolling, up to 3×."""
 
     def __init__(self, view: ChipView, parent: QWidget | None = None):
         super().__init__(parent)
@@ -288,7 +316,28 @@ class ChipScrollArea(QScrollArea):
         self.setMinimumHeight(math.ceil(view.chip_height + 2 * view.MARGIN) + 2 * self.frameWidth())
         view.contentHeightChanged.connect(self._on_content_changed)
         self._hinted_width = -1
+        self.fill = False
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
+
+    def set_fill(self, on: bool) -> None:
+        if on == self.fill:
+            return
+        self.fill = on
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Expanding if on else QSizePolicy.Maximum)
+        self._fit_chips()
+        self.updateGeometry()
+
+    def _fit_chips(self) -> None:
+        """Filling: the largest magnification at which the chips fit the area's height; else none."""
+        view = self.widget()
+        if type(view)._relayout is not ChipView._relayout:
+            return
+        fit = 1.0
+        if self.fill and view.chips:
+            width = max(1, self.width() - 2 * self.frameWidth())
+            room = self.height() - 2 * self.frameWidth()
+            fit = next((f for f in view.FIT_STEPS if view.height_at(width, f) <= room), 1.0)
+        view.set_fit(fit)
 
     def content_height(self) -> int:
         """The height the chips need at the area's width, without a scroll bar."""
@@ -297,6 +346,10 @@ class ChipScrollArea(QScrollArea):
         return math.ceil(view.content_height_for(width)) + 2 * self.frameWidth()
 
     def sizeHint(self) -> QSize:
+        if self.fill:  # what the chips need unmagnified: the magnification follows the room, not the other way
+            width = max(1, self.width() - 2 * self.frameWidth())
+            need = math.ceil(self.widget().height_at(width, 1.0)) + 2 * self.frameWidth()
+            return QSize(super().sizeHint().width(), max(self.minimumHeight(), need))
         return QSize(super().sizeHint().width(), max(self.minimumHeight(), self.content_height()))
 
     def minimumSizeHint(self) -> QSize:
@@ -305,12 +358,16 @@ class ChipScrollArea(QScrollArea):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        if self.fill:
+            self._fit_chips()
         self._update_scroll_bar()
         if event.size().width() != self._hinted_width:  # the chips wrap differently: ask for a new height
             self._hinted_width = event.size().width()
             self.updateGeometry()
 
     def _on_content_changed(self) -> None:
+        if self.fill:
+            self._fit_chips()
         self._update_scroll_bar()
         self.updateGeometry()
 
@@ -319,7 +376,7 @@ class ChipScrollArea(QScrollArea):
         view = self.widget()
         if type(view)._relayout is not ChipView._relayout:
             return 0.0
-        return view.chip_height + view.GAP_Y
+        return (view.chip_height + view.GAP_Y) * view.fit
 
     def _snap_rows(self) -> None:
         """Show whole rows only: the viewport ends after the last row that fits completely."""
@@ -327,8 +384,9 @@ class ChipScrollArea(QScrollArea):
         extra = 0
         if pitch > 0 and self.content_height() > self.height():
             room = self.height() - 2 * self.frameWidth()
-            rows = max(1, int((room - 2 * view.MARGIN - view.chip_height) // pitch) + 1)
-            shown = math.ceil(view.MARGIN + (rows - 1) * pitch + view.chip_height + view.GAP_Y / 2)
+            margin, chip, gap = view.MARGIN * view.fit, view.chip_height * view.fit, view.GAP_Y * view.fit
+            rows = max(1, int((room - 2 * margin - chip) // pitch) + 1)
+            shown = math.ceil(margin + (rows - 1) * pitch + chip + gap / 2)
             extra = max(0, room - shown)
             bar = self.verticalScrollBar()
             bar.setSingleStep(int(pitch))

@@ -142,6 +142,14 @@ class TokensPanel(Panel):
     def is_model_tokenizer(self) -> bool:
         return self.tokenizer_name == MODEL_TOKENIZER
 
+    def set_alone(self, alone: bool) -> None:
+        """Alone, the chips take the panel's spare height and grow into it (the chain rule stays under them);
+        among the other panels they take the height they need and the spare height goes below."""
+        self.scroll.set_fill(alone)
+        spacer = max(i for i in range(self.body.count()) if self.body.itemAt(i).spacerItem() is not None)
+        self.body.setStretch(self.body.indexOf(self.scroll), 1 if alone else 0)
+        self.body.setStretch(spacer, 0 if alone else 1)
+
     def set_tokenizer(self, name: str) -> None:
         i = self.selector.findData(name)
         if i >= 0:
