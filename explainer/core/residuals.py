@@ -10,7 +10,7 @@ other ndarray attributes do: ``r.astype(...)``, ``r.mean()``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -18,6 +18,22 @@ import numpy as np
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False
     return a
+
+
+def seal_blocks(
+    blocks: Sequence[np.ndarray], axis: int, misfit: Callable[[np.ndarray, int], bool], fits: str
+) -> tuple[tuple[np.ndarray, ...], tuple[int, ...], int]:
+    """Blocks that follow each other along ``axis``, made read-only (results share them): the blocks, where each
+    starts and the total length. ``misfit(block, start)`` is True for a block that does not continue the others;
+    the ValueError then says the block's shape and ``fits``."""
+    starts, n = [], 0
+    for b in blocks:
+        if misfit(b, n):
+            raise ValueError(f"block of shape {b.shape} ({b.dtype}) {fits}")
+        b.flags.writeable = False
+        starts.append(n)
+        n += b.shape[axis]
+    return tuple(blocks), tuple(starts), n
 
 
 class Residuals:
@@ -31,15 +47,11 @@ class Residuals:
         if not blocks:
             raise ValueError("residuals need at least one block (it may have no positions)")
         first = blocks[0]
-        starts, t = [], 0
-        for b in blocks:
-            if b.ndim != 3 or b.dtype != np.float32 or (b.shape[0], b.shape[2]) != (first.shape[0], first.shape[2]):
-                raise ValueError(f"residual block of shape {b.shape} ({b.dtype}) does not fit {first.shape}")
-            b.flags.writeable = False
-            starts.append(t)
-            t += b.shape[1]
-        self._blocks: tuple[np.ndarray, ...] = tuple(blocks)
-        self._starts = tuple(starts)
+
+        def misfit(b: np.ndarray, _start: int) -> bool:
+            return b.ndim != 3 or b.dtype != np.float32 or (b.shape[0], b.shape[2]) != (first.shape[0], first.shape[2])
+
+        self._blocks, self._starts, t = seal_blocks(blocks, 1, misfit, f"does not fit {first.shape}")
         self.shape = (first.shape[0], t, first.shape[2])
 
     @property

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from explainer.core.residuals import Residuals
+from explainer.core.residuals import Residuals, seal_blocks
 from explainer.core.start_token import StartToken
 
 
@@ -171,15 +171,10 @@ class Attention:
     __slots__ = ("_blocks", "_starts", "n_tokens", "n_layers", "n_heads")
 
     def __init__(self, blocks: Sequence[np.ndarray]):
-        starts, q = [], 0
-        for b in blocks:
-            if b.ndim != 4 or b.shape[3] != q + b.shape[2]:
-                raise ValueError(f"attention block of shape {b.shape} does not continue at query {q}")
-            b.flags.writeable = False
-            starts.append(q)
-            q += b.shape[2]
-        self._blocks: tuple[np.ndarray, ...] = tuple(blocks)
-        self._starts = tuple(starts)
+        def misfit(b: np.ndarray, q: int) -> bool:
+            return b.ndim != 4 or b.shape[3] != q + b.shape[2]
+
+        self._blocks, self._starts, q = seal_blocks(blocks, 2, misfit, "does not continue the rows before it")
         self.n_tokens = q
         first = blocks[0] if blocks else np.zeros((0, 0, 0, 0), np.float32)
         self.n_layers, self.n_heads = first.shape[0], first.shape[1]

@@ -83,3 +83,15 @@ def test_blocks_must_fit_together():
         Residuals([np.zeros((5, 2, 4), np.float64)])
     with pytest.raises(ValueError):
         Residuals([])
+
+
+def test_attention_blocks_must_continue_the_rows_before_them():
+    from explainer.core.types import Attention
+
+    first = np.zeros((2, 3, 4, 4), np.float32)  # queries 0-3 over keys 0-3
+    a = Attention([first, np.zeros((2, 3, 2, 6), np.float32)])  # queries 4-5 over keys 0-5
+    assert a.n_tokens == 6 and not first.flags.writeable
+    with pytest.raises(ValueError, match="does not continue"):
+        Attention([first, np.zeros((2, 3, 2, 5), np.float32)])  # keys 0-4: a row is missing
+    with pytest.raises(ValueError):
+        Attention([np.zeros((2, 3, 4), np.float32)])
