@@ -149,8 +149,7 @@ class ChipView(QWidget):
         """The height the chips would need in ``width`` pixels, magnified ``fit`` times."""
         if not self.chips:
             return 2 * self.MARGIN * fit
-        rects = self._flow(width, fit=fit)
-        return (max(r.bottom() for r in rects) / fit + self.MARGIN) * fit
+        return max(r.bottom() for r in self._flow(width, fit=fit)) + self.MARGIN * fit
 
     # --- layout -----------------------------------------------------------------------------------------------
     def _flow(self, width: float, start: int = 0, fit: float | None = None) -> list[QRectF]:

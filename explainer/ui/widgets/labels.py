@@ -28,9 +28,6 @@ class FullTextLabel(QElidingLabel):
         self.setToolTip(text)
         self._choose()
 
-    def full_text(self) -> str:
-        return self._full
-
     def _choose(self) -> None:
         """Give the eliding label the full text, or the short one when the full one does not fit."""
         shown = self._full
