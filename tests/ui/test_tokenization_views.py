@@ -341,6 +341,8 @@ def test_chat_panel_keeps_the_last_turn_in_view(chat_panel, qtbot):
     bars = [p.text_view.verticalScrollBar(), p.chips.parentWidget().parentWidget().verticalScrollBar()]
     assert all(b.maximum() > 0 for b in bars)  # too long to show whole
     assert all(b.value() == b.maximum() for b in bars)
+    top = bars[1].value()  # at the end, the chips show whole rows: none is cut at the top
+    assert not any(c.rect.top() < top < c.rect.bottom() for c in p.chips.chips)
     p.turns[-1].content.setPlainText("A much longer last question. " * 12)  # grows: still at the end
     QApplication.processEvents()
     assert all(b.value() == b.maximum() for b in bars)

@@ -36,8 +36,8 @@ from explainer.core import chat
 from explainer.core.chat import Message
 from explainer.core.types import Token, Tokenization, visible_text
 from explainer.ui import theme as th
-from explainer.ui.panels.base import Panel, vertical_scroll
-from explainer.ui.panels.chips import Chip, ChipView
+from explainer.ui.panels.base import Panel
+from explainer.ui.panels.chips import Chip, ChipScrollArea, ChipView
 
 TOP_N = 5
 DEFAULT_CONVERSATION = (Message("user", "What is the powerhouse of the cell?"),)
@@ -225,7 +225,8 @@ class ChatTemplatePanel(Panel):
         vsplit.addWidget(self.text_view)
         self.chips = ChipView()
         self.chips.tooltip_for = self._chip_tooltip
-        chip_scroll = vertical_scroll(self.chips)
+        chip_scroll = ChipScrollArea(self.chips)  # whole rows of chips, also when it follows the end
+        chip_scroll.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Expanding)  # the splitter's room, not less
         vsplit.addWidget(chip_scroll)
         vsplit.setSizes([150, 250])
         rv.addWidget(vsplit, 1)
