@@ -347,3 +347,43 @@ def test_a_crowded_map_labels_only_the_focus_and_its_twins(panel, qtbot, engine)
     short = panel.result.n_tokens
     assert all(i < short for i in shown())
     _assert_legible(m)
+
+
+def test_the_vocabulary_cloud_is_cached_and_redrawn_when_it_changes(qtbot):
+    """The thousands of cloud dots are drawn once into a pixmap, not at every keystroke; that pixmap follows a
+    new cloud (another layer) and a new size at once."""
+    from PySide6.QtWidgets import QGraphicsItem
+
+    from explainer.ui.widgets.embedding_map import EmbeddingMap
+
+    m = EmbeddingMap()
+    qtbot.addWidget(m)
+    m.resize(420, 420)
+    m.show()
+    qtbot.waitExposed(m)
+    m.set_bounds((-1.0, 1.0, -1.0, 1.0))
+    assert m.cloud.cacheMode() == QGraphicsItem.DeviceCoordinateCache
+    rng = np.random.default_rng(0)
+
+    def shown():
+        qtbot.wait(20)
+        return m.grab().toImage()
+
+    m.set_cloud(rng.uniform(-1, 0, (800, 2)))  # the lower left quarter
+    left = shown()
+    m.set_cloud(rng.uniform(0, 1, (800, 2)))  # the upper right quarter
+    right = shown()
+    assert left != right
+
+    def dots(img, x0, x1, y0, y1):  # pixels that differ from the map's background, in a part of the map
+        bg = img.pixelColor(int(x0 * img.width()), 2)
+        return sum(
+            img.pixelColor(x, y) != bg
+            for x in range(int(x0 * img.width()), int(x1 * img.width()), 3)
+            for y in range(int(y0 * img.height()), int(y1 * img.height()), 3)
+        )
+
+    assert dots(right, 0.6, 0.9, 0.15, 0.4) > dots(left, 0.6, 0.9, 0.15, 0.4) + 20  # the new cloud, not the old
+    m.resize(620, 620)
+    bigger = shown()
+    assert bigger.size() != right.size() and dots(bigger, 0.6, 0.9, 0.15, 0.4) > 20

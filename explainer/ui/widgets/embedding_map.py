@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtWidgets import QGraphicsItem
 
 from explainer.ui import theme as th
 from explainer.ui.widgets.token_axis import axis_length, show_title, title_fits
@@ -58,6 +59,9 @@ class EmbeddingMap(pg.PlotWidget):
         self.vb.sigResized.connect(self._on_view_resized)
         self.cloud = pg.ScatterPlotItem(size=4, pen=None, pxMode=True)
         self.cloud.setZValue(-5)
+        # the vocabulary's thousands of dots change with the layer, not with each keystroke: drawn once into a
+        # pixmap, which each new picture of the tokens' points only copies (drawn again when the view changes)
+        self.cloud.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         self.path = pg.PlotDataItem(
             pen=pg.mkPen(th.ACCENTS[4], width=2, style=Qt.DashLine),
             symbol="o",
