@@ -521,3 +521,59 @@ def test_a_result_with_one_more_token_draws_the_heatmap_once(panel, engine, qtbo
     assert paints.count == 1
     (x0, x1), _ = panel.heatmap.vb.viewRange()
     assert x1 == pytest.approx(longer.n_tokens)  # the whole (short) matrix is shown
+
+
+def test_token_axes_drawn_from_their_cache_show_what_a_fresh_drawing_shows(qtbot):
+    """An axis keeps its drawn picture while the labels it shows stay (typing on inside the last token of a long
+    text); whatever it shows after a sequence of results is exactly what a heatmap given only the last one shows."""
+    from PySide6.QtWidgets import QApplication
+
+    from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
+
+    n = 60
+    rng = np.random.default_rng(3)
+    weights = np.tril(rng.uniform(0, 1, (n, n))).astype(np.float32)
+    words = [f"·w{i}" for i in range(n)]
+
+    def heatmap():
+        hm = AttentionHeatmap()
+        qtbot.addWidget(hm)
+        hm.resize(520, 560)
+        hm.show()
+        qtbot.waitExposed(hm)
+        return hm
+
+    def drawn(hm):
+        for _ in range(3):
+            QApplication.processEvents()
+        return hm.grab().toImage()
+
+    typed = heatmap()
+    kept = 0
+    steps = [  # the last token grows a letter at a time, then a new token, then a word in the middle changes
+        (n - 1, words[:-1] + ["·c"]),
+        (n - 1, words[:-1] + ["·ca"]),
+        (n - 1, words[:-1] + ["·cat"]),
+        (n, words[:-1] + ["·cat", "·s"]),
+        (n, words[:30] + ["·dog"] + words[31:-1] + ["·cat", "·s"]),
+    ]
+    for i, (size, labels) in enumerate(steps):
+        typed.set_matrix(weights[:size, :size], labels)
+        if i and all(ax.picture is not None for ax in (typed.left_axis, typed.bottom_axis)):
+            kept += 1  # nothing shown changed: neither axis is drawn again
+        fresh = heatmap()
+        fresh.set_matrix(weights[:size, :size], labels)
+        assert drawn(typed) == drawn(fresh), (i, labels[-1])
+    assert kept >= 1  # the cache was used
+    fresh = heatmap()
+    fresh.set_matrix(weights, steps[-1][1])
+    drawn(fresh)  # laid out, as the typed one is
+    for hm in (typed, fresh):  # the whole matrix (another range), a selected and a hovered token (bold labels)
+        hm.show_all()
+        hm.show_selected(30)
+        hm.show_token(30)
+    assert drawn(typed) == drawn(fresh)
+    typed.show_token(-1)  # the pointer leaves: plain labels again
+    assert drawn(typed) != drawn(fresh)
+    fresh.show_token(-1)
+    assert drawn(typed) == drawn(fresh)

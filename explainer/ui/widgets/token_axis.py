@@ -18,6 +18,7 @@ import math
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QFontMetricsF, QPen
+from PySide6.QtWidgets import QGraphicsItem
 
 LABEL_GAP_PX = 3  # at least this much empty space between the letters of two neighbouring labels
 STEPS = (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10**9)  # label every k-th token, k from here
@@ -65,6 +66,14 @@ def text_metrics(font: QFont, texts: list[str]) -> list[tuple[int, int, int]]:
     return out
 
 
+def _rect_key(box) -> tuple:
+    """A laid-out label's place as a comparable tuple (a rotated label's box is ``(x, y, rect)``)."""
+    if isinstance(box, tuple):
+        x, y, r = box
+        return (x, y, r.x(), r.y(), r.width(), r.height())
+    return (box.x(), box.y(), box.width(), box.height())
+
+
 def abbreviate(text: str, max_chars: int) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
@@ -78,6 +87,9 @@ class TokenAxis(pg.AxisItem):
         self.horizontal = orientation in ("bottom", "top")
         self.mode = "sparse" if self.horizontal else "flat"  # see the module docstring
         self.setStyle(tickLength=4, autoExpandTextSpace=False, hideOverlappingLabels=False)
+        # drawn once into a pixmap, shown again as long as nothing on it changed (many keystrokes change no label
+        # that is shown: the one-character longer last token of a thinned axis)
+        self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         self.emphasis: set[int] = set()  # indices drawn bold in the highlight colour
         self.emphasis_colour = "#D55E00"
         self._ink: tuple[float, float] | None = None  # the labels' letters, from / to, relative to a line's centre
@@ -95,8 +107,9 @@ class TokenAxis(pg.AxisItem):
         full = [s if len(s) <= m else s[: m - 1] + "…" for s in labels]  # abbreviate(), without a call per label
         if full == self.full_labels:
             return  # the same tokens: the axis as drawn stays
+        drawn = self._as_drawn() if self.picture is not None else None
         self.full_labels = self.labels = full  # never changed in place: fit_to_length puts a new list
-        self._changed()
+        self._changed(unless_drawn=drawn)
 
     def set_font(self, font) -> None:
         self.setStyle(tickFont=font)
@@ -179,14 +192,29 @@ class TokenAxis(pg.AxisItem):
         return {idx: ink for idx, _box, ink, _text in self._layout()}
 
     # --- layout ---------------------------------------------------------------------------------------------
-    def _changed(self) -> None:
+    def _changed(self, unless_drawn: tuple | None = None) -> None:
+        """Lay the axis out again and draw it again; ``unless_drawn``: not drawn again when it would show just
+        that (``_as_drawn``: new tokens whose shown labels are those already drawn, in the same places)."""
         self._ink = None
         if self._fit_args is not None:
             self.fit_to_length(*self._fit_args)
         else:
             self._fit_extent()
+        if unless_drawn is not None and self.picture is not None and self._as_drawn() == unless_drawn:
+            return  # (a change of size or range has already reset ``picture``)
         self.picture = None
         self.update()
+
+    def _as_drawn(self) -> tuple:
+        """Everything the axis' picture shows: its size, range and layout mode, and each shown label's index,
+        text, place and emphasis (the ticks follow from the labelled indices and the range)."""
+        g = self.geometry()
+        return (
+            (g.width(), g.height()),
+            tuple(self.range),
+            self.mode,
+            tuple((idx, text, idx in self.emphasis, _rect_key(box)) for idx, box, _ink, text in self._layout()),
+        )
 
     def _fonts(self) -> tuple[QFont, QFont]:
         font = self.style["tickFont"] or self.font()
@@ -238,11 +266,12 @@ class TokenAxis(pg.AxisItem):
         return extent
 
     def _fit_extent(self) -> None:
-        extent = self._extent(self.mode, self.labels)
-        if self.horizontal:
-            self.setHeight(int(extent))
-        else:
-            self.setWidth(int(extent))
+        extent = int(self._extent(self.mode, self.labels))
+        # (pyqtgraph's setHeight / setWidth throw the picture away even when the depth stays)
+        if self.horizontal and extent != self.fixedHeight:
+            self.setHeight(extent)
+        elif not self.horizontal and extent != self.fixedWidth:
+            self.setWidth(extent)
 
     def _layout(self):
         """``[(index, box, ink, text)]`` for each label to draw: ``box`` is the text's line box before rotation
@@ -316,6 +345,12 @@ class TokenAxis(pg.AxisItem):
         return out
 
     # --- pyqtgraph hooks ------------------------------------------------------------------------------------
+    def setRange(self, mn, mx):
+        # the view announces its range after each result, mostly the same: then the picture stands
+        if self.picture is not None and [mn, mx] == self.range:
+            return
+        super().setRange(mn, mx)
+
     def tickValues(self, minVal, maxVal, size):
         n = len(self.labels)
         minVal, maxVal = min(minVal, maxVal), max(minVal, maxVal)  # an inverted view passes them reversed
