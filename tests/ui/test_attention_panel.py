@@ -577,3 +577,47 @@ def test_token_axes_drawn_from_their_cache_show_what_a_fresh_drawing_shows(qtbot
     assert drawn(typed) != drawn(fresh)
     fresh.show_token(-1)
     assert drawn(typed) == drawn(fresh)
+
+
+def test_the_head_grid_shows_what_a_fresh_one_shows_after_new_values_shapes_and_styles(qtbot):
+    """The grid's numbered axes are drawn from a cache: new values leave them; a new shape (another model), a
+    turned grid or a new font draws them again, exactly as a grid given only the last state."""
+    from PySide6.QtWidgets import QApplication
+
+    from explainer.ui import theme as th
+    from explainer.ui.widgets.head_grid import HeadGrid
+
+    rng = np.random.default_rng(5)
+
+    def grid():
+        g = HeadGrid()
+        qtbot.addWidget(g)
+        g.resize(300, 420)
+        g.show()
+        qtbot.waitExposed(g)
+        return g
+
+    def drawn(g):
+        for _ in range(3):
+            QApplication.processEvents()
+        return g.grab().toImage()
+
+    big = QApplication.font()  # presenter mode's larger font
+    big.setPointSizeF(big.pointSizeF() * 1.5)
+    states = [
+        (30, 9, False, None, rng.uniform(0, 1, (30, 9))),
+        (30, 9, False, None, rng.uniform(0, 1, (30, 9))),  # new values only
+        (12, 4, False, None, rng.uniform(0, 1, (12, 4))),  # another model
+        (12, 4, True, None, rng.uniform(0, 1, (12, 4))),  # turned
+        (12, 4, True, big, rng.uniform(0, 1, (12, 4))),  # presenter fonts
+    ]
+    kept = grid()
+    for i, (layers, heads, turned, f, values) in enumerate(states):
+        fresh = grid()
+        for g in (kept, fresh):
+            if f is not None:
+                g.set_axis_style(f, th.LIGHT.text, th.LIGHT.muted)
+            g.set_shape(layers, heads, turned)
+            g.reset_view()  # (the panel resizes the grid to the new shape, which does this)
+            g.set_values(values)
+        assert drawn(kept) == drawn(fresh), i

@@ -16,9 +16,17 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPainterPath, QPixmap
-from PySide6.QtWidgets import QFrame, QGraphicsPathItem, QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsPathItem,
+    QGraphicsRectItem,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explainer.ui import theme as th
+from explainer.ui.widgets.token_axis import show_title
 
 MIN_CELL_PX = 8  # a head's cell is never smaller than this (the grid hides instead)
 
@@ -150,8 +158,8 @@ class HeadGrid(pg.PlotWidget):
         self._fix_axes()
         self._tick_steps = None
         item = self.getPlotItem()
-        item.setLabel("left", "head" if transposed else "layer")
-        item.setLabel("top", "layer" if transposed else "head")
+        show_title(item.getAxis("left"), "head" if transposed else "layer")  # (centred again on their axes)
+        show_title(item.getAxis("top"), "layer" if transposed else "head")
         self.backdrop.setRect(QRectF(0, 0, self.columns, self.rows))
         self._draw()
         self._draw_marks()
