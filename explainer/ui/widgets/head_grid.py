@@ -18,6 +18,7 @@ from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPainterPath, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
+    QGraphicsItem,
     QGraphicsPathItem,
     QGraphicsRectItem,
     QLabel,
@@ -52,6 +53,7 @@ class HeadGrid(pg.PlotWidget):
         item.hideAxis("bottom")
         for name in ("top", "left"):  # the numbers are spaced by _numbered: none is dropped at an edge
             item.getAxis(name).setStyle(tickLength=0, hideOverlappingLabels=False)
+            item.getAxis(name).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         self.vb = item.getViewBox()
         self.vb.invertY(True)
         self.vb.setDefaultPadding(0.0)
