@@ -96,6 +96,7 @@ class TokenAxis(pg.AxisItem):
         self._fit_args: tuple[float, float] | None = None  # what fit_to_length was last given
         self._indexed: tuple | None = None  # (labels, their "index: label" texts), see _widest_indexed
         self._spans: dict = {}  # see _span
+        self._drawn: tuple = ()  # what the picture shows, see _as_drawn
 
     @property
     def rotated(self) -> bool:
@@ -107,9 +108,8 @@ class TokenAxis(pg.AxisItem):
         full = [s if len(s) <= m else s[: m - 1] + "…" for s in labels]  # abbreviate(), without a call per label
         if full == self.full_labels:
             return  # the same tokens: the axis as drawn stays
-        drawn = self._as_drawn() if self.picture is not None else None
         self.full_labels = self.labels = full  # never changed in place: fit_to_length puts a new list
-        self._changed(unless_drawn=drawn)
+        self._changed(keep_same=True)
 
     def set_font(self, font) -> None:
         self.setStyle(tickFont=font)
@@ -192,28 +192,28 @@ class TokenAxis(pg.AxisItem):
         return {idx: ink for idx, _box, ink, _text in self._layout()}
 
     # --- layout ---------------------------------------------------------------------------------------------
-    def _changed(self, unless_drawn: tuple | None = None) -> None:
-        """Lay the axis out again and draw it again; ``unless_drawn``: not drawn again when it would show just
-        that (``_as_drawn``: new tokens whose shown labels are those already drawn, in the same places)."""
+    def _changed(self, keep_same: bool = False) -> None:
+        """Lay the axis out again and draw it again; ``keep_same``: not drawn again when it would show what its
+        picture shows (new tokens whose shown labels are those already drawn, in the same places)."""
         self._ink = None
         if self._fit_args is not None:
             self.fit_to_length(*self._fit_args)
         else:
             self._fit_extent()
-        if unless_drawn is not None and self.picture is not None and self._as_drawn() == unless_drawn:
+        if keep_same and self.picture is not None and self._as_drawn(self._layout()) == self._drawn:
             return  # (a change of size or range has already reset ``picture``)
         self.picture = None
         self.update()
 
-    def _as_drawn(self) -> tuple:
-        """Everything the axis' picture shows: its size, range and layout mode, and each shown label's index,
-        text, place and emphasis (the ticks follow from the labelled indices and the range)."""
+    def _as_drawn(self, laid_out) -> tuple:
+        """Everything a picture with the labels ``laid_out`` shows: the axis' size, range and layout mode, and
+        each shown label's index, text, place and emphasis (the ticks follow from the labelled indices)."""
         g = self.geometry()
         return (
             (g.width(), g.height()),
             tuple(self.range),
             self.mode,
-            tuple((idx, text, idx in self.emphasis, _rect_key(box)) for idx, box, _ink, text in self._layout()),
+            tuple((idx, text, idx in self.emphasis, _rect_key(box)) for idx, box, _ink, text in laid_out),
         )
 
     def _fonts(self) -> tuple[QFont, QFont]:
@@ -424,7 +424,9 @@ class TokenAxis(pg.AxisItem):
         super().drawPicture(p, axisSpec, tickSpecs, [])  # the axis line and ticks; the labels are drawn here
         font, bold = self._fonts()
         p.setClipRect(self.boundingRect())
-        for idx, box, _ink, label in self._layout():
+        laid_out = self._layout()
+        self._drawn = self._as_drawn(laid_out)
+        for idx, box, _ink, label in laid_out:
             if idx in self.emphasis:
                 p.setFont(bold)
                 p.setPen(pg.mkPen(self.emphasis_colour))
