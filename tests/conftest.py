@@ -3,16 +3,22 @@ the main window, and the Hugging Face reference model (only for tests marked ``r
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
+# the session's own cache (the converted model and its kernels: over 1 GB) and data folders, removed when the
+# process ends (an xdist worker inherits its controller's cache and removes only the folder it made itself)
 _CACHE = tempfile.mkdtemp(prefix="explainer-test-cache-")
+_DATA_ROOT = tempfile.mkdtemp(prefix="explainer-test-data-")
+for _made in (_CACHE, _DATA_ROOT):
+    atexit.register(shutil.rmtree, _made, True)
 os.environ.setdefault("EXPLAINER_CACHE", _CACHE)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # every test and every app it starts: no real screen
 
 import pytest  # noqa: E402
 
-_DATA_ROOT = tempfile.mkdtemp(prefix="explainer-test-data-")
 _data_dirs = iter(range(1 << 62))
 
 
