@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -134,6 +135,7 @@ def picture_times(
         controller.shutdown()
         window.close()
         app.processEvents()
+        shutil.rmtree(scratch, ignore_errors=True)
     return out
 
 
