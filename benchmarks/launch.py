@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -73,8 +74,11 @@ def main() -> int:
     env = dict(os.environ, EXPLAINER_DATA=os.path.join(scratch, "data"), XDG_CONFIG_HOME=os.path.join(scratch, "cfg"))
     if not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
         env["QT_QPA_PLATFORM"] = "offscreen"
-    one_run(env)  # a first start writes the settings (and the model's caches if they are missing)
-    runs = [one_run(env) for _ in range(args.runs)]
+    try:
+        one_run(env)  # a first start writes the settings (and the model's caches if they are missing)
+        runs = [one_run(env) for _ in range(args.runs)]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     med = {k: round(statistics.median(r[k] for r in runs), 3) for k in ("from_start", "imports", "window", "picture")}
     if args.json:
         print(json.dumps({"runs": args.runs, **med}))

@@ -7,13 +7,16 @@ the core use ``demo_engine`` (a tiny random-weight Llama with the real tokenizer
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
 
 _TMP = tempfile.mkdtemp(prefix="explainer-ui-tests-")
+atexit.register(shutil.rmtree, _TMP, True)  # removed when the process ends
 os.environ["XDG_CONFIG_HOME"] = os.path.join(_TMP, "config")
 
 import numpy as np  # noqa: E402
