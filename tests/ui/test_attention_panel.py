@@ -526,7 +526,6 @@ def test_a_result_with_one_more_token_draws_the_heatmap_once(panel, engine, qtbo
 def test_token_axes_drawn_from_their_cache_show_what_a_fresh_drawing_shows(qtbot):
     """An axis keeps its drawn picture while the labels it shows stay (typing on inside the last token of a long
     text); whatever it shows after a sequence of results is exactly what a heatmap given only the last one shows."""
-    from PySide6.QtWidgets import QApplication
 
     from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
 
@@ -536,17 +535,7 @@ def test_token_axes_drawn_from_their_cache_show_what_a_fresh_drawing_shows(qtbot
     words = [f"·w{i}" for i in range(n)]
 
     def heatmap():
-        hm = AttentionHeatmap()
-        qtbot.addWidget(hm)
-        hm.resize(520, 560)
-        hm.show()
-        qtbot.waitExposed(hm)
-        return hm
-
-    def drawn(hm):
-        for _ in range(3):
-            QApplication.processEvents()
-        return hm.grab().toImage()
+        return _shown(qtbot, AttentionHeatmap(), (520, 560))
 
     typed = heatmap()
     kept = 0
@@ -590,17 +579,7 @@ def test_the_head_grid_shows_what_a_fresh_one_shows_after_new_values_shapes_and_
     rng = np.random.default_rng(5)
 
     def grid():
-        g = HeadGrid()
-        qtbot.addWidget(g)
-        g.resize(300, 420)
-        g.show()
-        qtbot.waitExposed(g)
-        return g
-
-    def drawn(g):
-        for _ in range(3):
-            QApplication.processEvents()
-        return g.grab().toImage()
+        return _shown(qtbot, HeadGrid(), (300, 420))
 
     big = QApplication.font()  # presenter mode's larger font
     big.setPointSizeF(big.pointSizeF() * 1.5)
@@ -621,3 +600,20 @@ def test_the_head_grid_shows_what_a_fresh_one_shows_after_new_values_shapes_and_
             g.reset_view()  # (the panel resizes the grid to the new shape, which does this)
             g.set_values(values)
         assert drawn(kept) == drawn(fresh), i
+
+
+def _shown(qtbot, widget, size):
+    qtbot.addWidget(widget)
+    widget.resize(*size)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def drawn(widget):
+    """What ``widget`` shows once the events pending now are handled."""
+    from PySide6.QtWidgets import QApplication
+
+    for _ in range(3):
+        QApplication.processEvents()
+    return widget.grab().toImage()
