@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
+def readonly(a: np.ndarray) -> np.ndarray:
+    """Return ``a`` (no copy) with its write flag cleared."""
+    a = np.asarray(a)
     a.flags.writeable = False
     return a
 
@@ -30,10 +32,38 @@ def seal_blocks(
     for b in blocks:
         if misfit(b, n):
             raise ValueError(f"block of shape {b.shape} ({b.dtype}) {fits}")
-        b.flags.writeable = False
+        readonly(b)
         starts.append(n)
         n += b.shape[axis]
     return tuple(blocks), tuple(starts), n
+
+
+def compaction_groups(
+    sizes: Sequence[int], per_block: int, joins: Callable[[int, int], bool] = lambda _first, _i: True
+) -> list[list[int]]:
+    """Which blocks to merge when many one-token updates have left many small ones: the indices of blocks with
+    ``sizes`` (positions along the blocks' axis) in groups, a block of ``per_block`` or more alone, runs of
+    smaller ones together until they hold ``per_block``. ``joins(first, i)``: block ``i`` may join the run that
+    starts at block ``first``."""
+    groups: list[list[int]] = []
+    run: list[int] = []
+    for i, size in enumerate(sizes):
+        if size >= per_block:
+            if run:
+                groups.append(run)
+            groups.append([i])
+            run = []
+            continue
+        if run and not joins(run[0], i):
+            groups.append(run)
+            run = []
+        run.append(i)
+        if sum(sizes[j] for j in run) >= per_block:
+            groups.append(run)
+            run = []
+    if run:
+        groups.append(run)
+    return groups
 
 
 class Residuals:
@@ -75,24 +105,9 @@ class Residuals:
         ``positions_per_block`` positions, so reads stay fast. Returns ``self`` when there are few blocks."""
         if len(self._blocks) <= max_blocks:
             return self
-        merged: list[np.ndarray] = []
-        run: list[np.ndarray] = []
-
-        def flush() -> None:
-            if run:
-                merged.append(run[0] if len(run) == 1 else np.concatenate(run, axis=1))
-                run.clear()
-
-        for b in self._blocks:
-            if b.shape[1] >= positions_per_block:
-                flush()
-                merged.append(b)
-                continue
-            run.append(b)
-            if sum(x.shape[1] for x in run) >= positions_per_block:
-                flush()
-        flush()
-        return Residuals(merged)
+        bs = self._blocks
+        groups = compaction_groups([b.shape[1] for b in bs], positions_per_block)
+        return Residuals([bs[g[0]] if len(g) == 1 else np.concatenate([bs[i] for i in g], axis=1) for g in groups])
 
     def _positions(self, start: int, stop: int, layers) -> np.ndarray:
         """``self[layers, start:stop]`` for positions ``0 <= start <= stop <= T`` (a view when one block holds
@@ -118,10 +133,10 @@ class Residuals:
             if not 0 <= t < T:
                 raise IndexError(f"position {where} is outside 0..{T - 1}")
             i = int(np.searchsorted(self._starts, t, side="right")) - 1  # the last block starting at or before t
-            return _readonly(np.asarray(self._blocks[i][layers, t - self._starts[i]])[..., dims])
+            return readonly(np.asarray(self._blocks[i][layers, t - self._starts[i]])[..., dims])
         if isinstance(where, slice) and where.step in (None, 1):
             start, stop, _ = where.indices(T)
-            return _readonly(np.asarray(self._positions(start, max(start, stop), layers))[..., dims])
+            return readonly(np.asarray(self._positions(start, max(start, stop), layers))[..., dims])
         return np.asarray(self)[key]
 
     def __array__(self, dtype=None, copy=None):

@@ -14,16 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from explainer.core.residuals import Residuals, seal_blocks
+from explainer.core.residuals import Residuals, compaction_groups, readonly, seal_blocks
 from explainer.core.start_token import StartToken
-
-
-def readonly(a: np.ndarray) -> np.ndarray:
-    """Return ``a`` (no copy) with its write flag cleared."""
-    a = np.asarray(a)
-    a.flags.writeable = False
-    return a
-
 
 _VISIBLE = {" ": "·", "\n": "⏎", "\t": "→", "\r": "␍"}
 START_LABEL = "⟨start⟩"  # the start token the app adds (<|endoftext|>, id 0), as the screen names it
@@ -193,40 +185,27 @@ class Attention:
             out.append(b[:, :, :k, : s + k])
         return Attention(out)
 
-    def extended(self, block: np.ndarray) -> Attention:
-        return Attention(self._blocks + (block,))
-
     def compacted(self, max_blocks: int = 32, rows_per_block: int = 64) -> Attention:
         """Merge runs of small blocks (left by many one-token updates) into blocks of about
         ``rows_per_block`` rows, so reads stay fast. Returns ``self`` when there are few blocks."""
         if len(self._blocks) <= max_blocks:
             return self
-        merged: list[np.ndarray] = []
-        run: list[tuple[int, np.ndarray]] = []
+        bs, starts = self._blocks, self._starts
 
-        def flush():
-            if not run:
-                return
-            q0 = run[0][0]
-            q1 = run[-1][0] + run[-1][1].shape[2]
-            out = np.zeros(run[0][1].shape[:2] + (q1 - q0, q1), run[0][1].dtype)
-            for s, b in run:
-                out[:, :, s - q0 : s - q0 + b.shape[2], : b.shape[3]] = b
-            merged.append(out)
-            run.clear()
+        def merge(group: list[int]) -> np.ndarray:
+            if len(group) == 1:
+                return bs[group[0]]
+            q0, last = starts[group[0]], group[-1]
+            q1 = starts[last] + bs[last].shape[2]
+            out = np.zeros(bs[group[0]].shape[:2] + (q1 - q0, q1), bs[group[0]].dtype)
+            for i in group:
+                b = bs[i]
+                out[:, :, starts[i] - q0 : starts[i] - q0 + b.shape[2], : b.shape[3]] = b
+            return out
 
-        for s, b in zip(self._starts, self._blocks):
-            if b.shape[2] >= rows_per_block:
-                flush()
-                merged.append(b)
-                continue
-            if run and run[0][1].dtype != b.dtype:  # float32 rows and float16 rows (engine.FP32_ROWS) stay apart
-                flush()
-            run.append((s, b))
-            if sum(x.shape[2] for _, x in run) >= rows_per_block:
-                flush()
-        flush()
-        return Attention(merged)
+        # float32 rows and float16 rows (engine.FP32_ROWS) stay apart
+        groups = compaction_groups([b.shape[2] for b in bs], rows_per_block, lambda a, i: bs[a].dtype == bs[i].dtype)
+        return Attention([merge(g) for g in groups])
 
     def _fill(self, dst: np.ndarray, sel: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         for s, b in zip(self._starts, self._blocks):

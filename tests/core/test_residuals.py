@@ -95,3 +95,20 @@ def test_attention_blocks_must_continue_the_rows_before_them():
         Attention([first, np.zeros((2, 3, 2, 5), np.float32)])  # keys 0-4: a row is missing
     with pytest.raises(ValueError):
         Attention([np.zeros((2, 3, 4), np.float32)])
+
+
+def test_attention_compaction_merges_small_blocks_keeps_the_weights_and_the_precisions_apart():
+    from explainer.core.types import Attention
+
+    rng = np.random.default_rng(7)
+    full = np.tril(rng.uniform(0, 1, (2, 3, 40, 40))).astype(np.float32)
+    # one-row blocks, the first 20 rows float32, the rest float16 (as the engine keeps long texts)
+    blocks = [full[:, :, q : q + 1, : q + 1].astype(np.float32 if q < 20 else np.float16) for q in range(40)]
+    a = Attention(blocks)
+    c = a.compacted(max_blocks=4, rows_per_block=8)
+    assert len(c.blocks) < len(blocks) and c.n_tokens == 40
+    assert {b.dtype for b in c.blocks[:3]} == {np.dtype(np.float32)} and c.blocks[-1].dtype == np.float16
+    assert sum(b.shape[2] for b in c.blocks if b.dtype == np.float32) == 20  # no block mixes the two
+    for layer in range(2):
+        np.testing.assert_array_equal(c.layer(layer), a.layer(layer))
+    assert a.compacted(max_blocks=64) is a
