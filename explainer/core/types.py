@@ -7,6 +7,7 @@ number of layers, ``H`` query heads, ``D`` the model width and ``V`` the vocabul
 
 from __future__ import annotations
 
+import bisect
 import functools
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -230,10 +231,15 @@ class Attention:
 
     def row(self, layer: int, head: int, query: int) -> np.ndarray:
         """``[query + 1]`` weights of one query over keys ``0..query``."""
-        for s, b in zip(self._starts, self._blocks):
-            if s <= query < s + b.shape[2]:
-                return readonly(np.asarray(b[layer, head, query - s, : query + 1], np.float32))
-        raise IndexError(query)
+        return readonly(np.asarray(self.query_rows(query)[layer, head], np.float32))
+
+    def query_rows(self, query: int) -> np.ndarray:
+        """``[L, H, query + 1]``: every head's weights of one query over keys ``0..query``, a (read-only) view into
+        its row block, in the block's own number type."""
+        if not 0 <= query < self.n_tokens:
+            raise IndexError(query)
+        i = bisect.bisect_right(self._starts, query) - 1  # the last block starting at or before the query
+        return self._blocks[i][:, :, query - self._starts[i], : query + 1]
 
     def nbytes(self) -> int:
         return sum(b.nbytes for b in self._blocks)

@@ -112,3 +112,18 @@ def test_attention_compaction_merges_small_blocks_keeps_the_weights_and_the_prec
     for layer in range(2):
         np.testing.assert_array_equal(c.layer(layer), a.layer(layer))
     assert a.compacted(max_blocks=64) is a
+
+
+def test_attention_rows_are_read_from_the_block_that_holds_them():
+    from explainer.core.types import Attention
+
+    rng = np.random.default_rng(11)
+    full = np.tril(rng.uniform(0, 1, (2, 3, 9, 9))).astype(np.float32)
+    a = Attention([full[:, :, 0:4, :4], full[:, :, 4:5, :5], full[:, :, 5:9, :9]])
+    for q in range(9):
+        np.testing.assert_array_equal(a.query_rows(q), full[:, :, q, : q + 1])
+        np.testing.assert_array_equal(a.row(1, 2, q), full[1, 2, q, : q + 1])
+    assert not a.query_rows(6).flags.writeable  # a view into a shared block
+    for q in (-1, 9):
+        with pytest.raises(IndexError):
+            a.query_rows(q)

@@ -73,17 +73,7 @@ ROLE_MEASURES = ("induction", "previous_token", "duplicate_token")
 
 def query_rows(attention, query: int) -> np.ndarray:
     """``[L, H, query + 1]``: every head's weights of one query over keys ``0..query``, read from the row blocks."""
-    return np.asarray(_row_view(attention, query), np.float32)
-
-
-def _row_view(attention, query: int) -> np.ndarray:
-    """``query_rows`` as a view into the row block, in the block's own number type (not copied)."""
-    start = 0
-    for b in attention.blocks:
-        if start <= query < start + b.shape[2]:
-            return b[:, :, query - start, : query + 1]
-        start += b.shape[2]
-    raise IndexError(query)
+    return np.asarray(attention.query_rows(query), np.float32)
 
 
 def head_values(attention, measure: str, query: int, key: int, hide_first: bool) -> np.ndarray:
@@ -97,7 +87,8 @@ def head_values(attention, measure: str, query: int, key: int, hide_first: bool)
     k = {"query_key": key, "first": 0, "previous": query - 1}.get(measure, -1)
     if not 0 <= k <= query or (hide_first and k == 0):
         return nan
-    row = _row_view(attention, query)  # only the key's column is read (and the row's sum when the first is hidden)
+    # a view into the row block: only the key's column is read (and the row's sum when the first is hidden)
+    row = attention.query_rows(query)
     value = row[..., k].astype(np.float64)
     if hide_first:
         rest = row[..., 1:].sum(-1, dtype=np.float64)
