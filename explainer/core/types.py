@@ -194,8 +194,8 @@ class Attention:
         bs, starts = self._blocks, self._starts
 
         def merge(group: list[int]) -> np.ndarray:
-            if len(group) == 1:
-                return bs[group[0]]
+            if bs[group[0]].shape[2] >= rows_per_block:  # a large block stays; small ones are copied out (a
+                return bs[group[0]]  # truncated block is a view that would keep its whole base array alive)
             q0, last = starts[group[0]], group[-1]
             q1 = starts[last] + bs[last].shape[2]
             out = np.zeros(bs[group[0]].shape[:2] + (q1 - q0, q1), bs[group[0]].dtype)
