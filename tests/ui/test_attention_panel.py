@@ -43,7 +43,7 @@ def panel(qtbot, result):
 
 
 def image_of(panel):
-    return panel.heatmap.image.image  # the array handed to the ImageItem
+    return panel.heatmap.values  # what the cells show
 
 
 def nonblank(widget) -> bool:

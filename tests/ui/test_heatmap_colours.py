@@ -76,3 +76,53 @@ def test_the_masked_future_shows_the_backdrop(heatmap):
             if note is not None and note.intersects(cell):
                 continue  # the "future: masked" note is written here
             assert (pixels_in_cell(hm, pixels, q, k) == rgb(theme.grid)).all(), (q, k)
+
+
+@pytest.mark.parametrize("theme", [th.LIGHT, th.DARK], ids=lambda t: t.name)
+def test_cells_are_coloured_as_pyqtgraphs_image_item_colours_them(qtbot, theme):
+    """The cells are coloured once per matrix (``cell_colours``) instead of by the image item at each drawing:
+    the same colours, byte for byte, as pyqtgraph's own image item gives the same values with the colour map and
+    levels (0, 1); NaN cells transparent. Values at and past both ends, and a turned (non-contiguous) matrix."""
+    from explainer.ui.widgets.cell_colours import colour_table, colour_cells, show_cells
+
+    cmap = pg.colormap.get(theme.colormap)
+    rng = np.random.default_rng(3)
+    values = rng.random((37, 23), dtype=np.float32)
+    values[np.triu_indices(23, 1)] = np.nan
+    values[-1, :6] = [0.0, 1.0, -0.25, 1.5, 1 / 256, 255 / 256]
+    for v in (values, values.T):
+        reference = pg.ImageItem(axisOrder="row-major")
+        reference.setColorMap(cmap)
+        reference.setImage(v, levels=(0.0, 1.0), autoLevels=False)
+        reference.render()
+        want = reference.qimage.convertToFormat(reference.qimage.Format.Format_RGBA8888)
+        want = np.frombuffer(want.constBits(), np.uint8).reshape(want.height(), want.bytesPerLine() // 4, 4)
+        want = want[:, : v.shape[1]]
+        got = colour_cells(v, colour_table(cmap))
+        assert got.shape == (*v.shape, 4) and got.dtype == np.uint8
+        shown = ~np.isnan(v)
+        np.testing.assert_array_equal(got[shown], want[shown])
+        assert (got[~shown, 3] == 0).all() and (want[~shown, 3] == 0).all()
+        item = pg.ImageItem(axisOrder="row-major")
+        show_cells(item, v, colour_table(cmap))
+        item.render()  # drawn as given: no levels or colour map of the item's own
+        drawn = item.qimage.convertToFormat(item.qimage.Format.Format_RGBA8888)
+        drawn = np.frombuffer(drawn.constBits(), np.uint8).reshape(drawn.height(), drawn.bytesPerLine() // 4, 4)
+        np.testing.assert_array_equal(drawn[:, : v.shape[1]][shown], want[shown])
+
+
+def test_a_theme_with_another_colour_map_recolours_the_cells_shown(qtbot):
+    import dataclasses
+
+    hm = AttentionHeatmap()
+    qtbot.addWidget(hm)
+    hm.set_theme(th.LIGHT)
+    hm.set_matrix(WEIGHTS, [f"t{i}" for i in range(len(WEIGHTS))])
+    before = hm.image.image.copy()
+    other = dataclasses.replace(th.LIGHT, colormap="magma")
+    hm.set_theme(other)
+    after = hm.image.image
+    cmap = pg.colormap.get(other.colormap)
+    assert not np.array_equal(before, after)
+    for q, k in ((0, 0), (2, 1), (4, 4)):
+        assert np.abs(after[q, k, :3].astype(int) - rgb(cmap.map(float(WEIGHTS[q, k]), mode="qcolor"))).max() <= 3

@@ -23,6 +23,7 @@ from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QGraphicsRectItem
 
 from explainer.ui import theme as th
+from explainer.ui.widgets.cell_colours import colour_table, show_cells
 from explainer.ui.widgets.token_axis import (
     TokenAxis,
     axis_length,
@@ -63,12 +64,14 @@ class AttentionHeatmap(pg.PlotWidget):
         self.backdrop.setPen(pg.mkPen(None))
         self.backdrop.setZValue(-10)
         self.addItem(self.backdrop)
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = pg.ImageItem(axisOrder="row-major")  # the cells, coloured here (cell_colours)
         self.addItem(self.image)
+        self.values = np.zeros((0, 0), np.float32)  # what the cells show: the weights, NaN where hidden
+        self._table = colour_table(pg.colormap.get(th.LIGHT.colormap))
         self.colorbar = pg.ColorBarItem(
             values=(0.0, 1.0), interactive=False, width=18, colorMapMenu=False, label=TITLES[0][2]
         )
-        self.colorbar.setImageItem(self.image, insert_in=item)
+        self.colorbar.setImageItem([], insert_in=item)  # the same colour map as the cells, beside the plot
         self.masked_text = pg.TextItem("", anchor=(1.0, 0.0))  # top-right corner, inside the empty triangle
         self.masked_text.setZValue(5)
         self.addItem(self.masked_text)
@@ -95,6 +98,9 @@ class AttentionHeatmap(pg.PlotWidget):
     def set_theme(self, theme: th.Theme) -> None:
         cmap = pg.colormap.get(theme.colormap)
         self.colorbar.setColorMap(cmap)
+        self._table = colour_table(cmap)
+        if self.values.size:
+            show_cells(self.image, self.values, self._table)
         self.setBackground(theme.background)
         self.backdrop.setBrush(pg.mkBrush(theme.grid))
         for name in ("left", "bottom"):
@@ -187,6 +193,7 @@ class AttentionHeatmap(pg.PlotWidget):
         n = drawn.shape[0]
         if n == 0:  # an empty text
             self.image.clear()
+            self.values = np.zeros((0, 0), np.float32)
             self.n = 0
             self._labels = []
             self.left_axis.set_labels([])
@@ -198,7 +205,8 @@ class AttentionHeatmap(pg.PlotWidget):
         img = np.array(drawn, np.float32)
         rows = np.arange(n)
         img[rows[:, None] < rows[None, :]] = np.nan  # the future (a mask: faster than its indices)
-        self.image.setImage(img, levels=(0.0, 1.0), autoLevels=False)
+        self.values = img
+        show_cells(self.image, img, self._table)
         self.image.setRect(QRectF(0, 0, n, n))
         self.backdrop.setRect(QRectF(0, 0, n, n))
         if n != self.n or labels != getattr(self, "_labels", None):

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from explainer.ui import theme as th
+from explainer.ui.widgets.cell_colours import colour_table, show_cells
 from explainer.ui.widgets.token_axis import show_title
 
 MIN_CELL_PX = 8  # a head's cell is never smaller than this (the grid hides instead)
@@ -62,8 +63,8 @@ class HeadGrid(pg.PlotWidget):
         self.backdrop.setPen(pg.mkPen(None))
         self.backdrop.setZValue(-10)
         self.addItem(self.backdrop)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.image.setLevels((0.0, 1.0))
+        self.image = pg.ImageItem(axisOrder="row-major")  # the cells, coloured here (cell_colours)
+        self._table = colour_table(pg.colormap.get(th.LIGHT.colormap))
         self.addItem(self.image)
         self.outline = self._rect(pg.mkPen(th.HIGHLIGHT, width=3, cosmetic=True), 10)
         self.hover = self._rect(pg.mkPen("#ffffff", width=2, cosmetic=True), 9)
@@ -117,7 +118,8 @@ class HeadGrid(pg.PlotWidget):
         item.getAxis("top").setHeight(self._axes[1])
 
     def set_colormap(self, cmap: pg.ColorMap) -> None:
-        self.image.setColorMap(cmap)
+        self._table = colour_table(cmap)
+        self._draw()
 
     def set_backdrop(self, colour: str) -> None:
         self.backdrop.setBrush(pg.mkBrush(colour))
@@ -178,7 +180,7 @@ class HeadGrid(pg.PlotWidget):
         if v.shape != (self.n_layers, self.n_heads) or v.size == 0:
             self.image.clear()
             return
-        self.image.setImage(v.T if self.transposed else v, levels=(0.0, 1.0), autoLevels=False)
+        show_cells(self.image, v.T if self.transposed else v, self._table)
         self.image.setRect(QRectF(0, 0, self.columns, self.rows))
 
     def value(self, layer: int, head: int) -> float:

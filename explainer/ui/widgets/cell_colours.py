@@ -1,0 +1,38 @@
+"""Colouring a matrix of values in [0, 1] for an image item, once per new matrix.
+
+pyqtgraph's ``ImageItem`` colours a float image itself when it is drawn (scaling by its levels, looking up its
+colour map, masking NaN), which costs as much for a 30 × 9 grid as for a 128 × 128 heatmap: a fixed price of
+several steps per drawing. Here the colours are looked up once, in numpy, exactly as that item maps values with
+levels (0, 1) and a 256-entry table: the entry ``floor(v · 256)``, clipped to 0..255. NaN cells (nothing to show:
+the masked future, a head without a value) are transparent, so the backdrop behind the image shows through.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+ENTRIES = 256  # colours in a table (what pyqtgraph's image items use)
+
+
+def colour_table(cmap: pg.ColorMap) -> np.ndarray:
+    """The colour map sampled as pyqtgraph's image items sample it: ``ENTRIES`` RGBA colours, each one uint32
+    (its four bytes in order), then a transparent one for NaN."""
+    rgba = np.zeros((ENTRIES + 1, 4), np.uint8)
+    rgba[:ENTRIES] = np.asarray(cmap.getLookupTable(nPts=ENTRIES, alpha=True), np.uint8)
+    return rgba.view(np.uint32).ravel()
+
+
+def colour_cells(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``values [H, W]`` (float, 0..1 and NaN) → ``[H, W, 4]`` uint8 RGBA through ``table`` (``colour_table``)."""
+    v = np.asarray(values, np.float32)
+    x = v * np.float32(ENTRIES)
+    np.minimum(x, ENTRIES - 1, out=x)  # (NaN stays NaN)
+    np.maximum(x, 0, out=x)
+    x[np.isnan(x)] = ENTRIES  # the transparent entry
+    return table[x.astype(np.uint16, order="C")].view(np.uint8).reshape(*v.shape, 4)
+
+
+def show_cells(item: pg.ImageItem, values: np.ndarray, table: np.ndarray) -> None:
+    """Give ``item`` the coloured cells of ``values`` (drawn as they are: no levels, no colour map of its own)."""
+    item.setImage(colour_cells(values, table), autoLevels=False, levels=None, lut=None)
