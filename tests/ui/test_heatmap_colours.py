@@ -83,7 +83,7 @@ def test_cells_are_coloured_as_pyqtgraphs_image_item_colours_them(qtbot, theme):
     """The cells are coloured once per matrix (``cell_colours``) instead of by the image item at each drawing:
     the same colours, byte for byte, as pyqtgraph's own image item gives the same values with the colour map and
     levels (0, 1); NaN cells transparent. Values at and past both ends, and a turned (non-contiguous) matrix."""
-    from explainer.ui.widgets.cell_colours import colour_table, colour_cells, show_cells
+    from explainer.ui.widgets.cell_colours import colour_cells, colour_table, show_cells
 
     cmap = pg.colormap.get(theme.colormap)
     rng = np.random.default_rng(3)
