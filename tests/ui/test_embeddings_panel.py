@@ -51,7 +51,7 @@ def test_coordinates_equal_projector(panel, projector):
         panel.set_layer(layer)
         np.testing.assert_array_equal(panel.coordinates(), projector.project(r, layer))
         assert panel.coordinates().shape == (r.n_tokens, 2)
-        drawn = np.array([[s.pos().x(), s.pos().y()] for s in panel.map.points.points()])
+        drawn = panel.map.points.positions()
         x0, x1, y0, y1 = projector.fit_layer(layer).bounds
         want = np.column_stack([np.clip(panel.coordinates()[:, 0], x0, x1), np.clip(panel.coordinates()[:, 1], y0, y1)])
         np.testing.assert_allclose(drawn, want, rtol=1e-5, atol=1e-5)
@@ -271,7 +271,7 @@ def test_a_scene_pair_is_ringed_and_labelled(panel, qtbot):
     panel.apply_scene_state({"layer": panel.result.model.n_layers, "highlight": pair})
     assert panel.highlight == pair and panel.scene_state()["highlight"] == pair
     _assert_legible(m, must_show=pair)
-    pens = {i: s.pen().color().name() for i, s in enumerate(m.points.points())}
+    pens = {i: pg_colour(style[3]) for i, style in enumerate(m.points.styles())}  # outline colours
     assert all(pens[i] == pg_colour(th.HIGHLIGHT) for i in pair)
     panel.apply_scene_state({"highlight": []})
     assert m.marked == () and "highlight" not in panel.scene_state()
@@ -288,7 +288,7 @@ def test_a_scene_names_the_words_the_pair_sits_by(panel, qtbot):
     panel.apply_scene_state({"layer": panel.result.model.n_layers, "highlight": pair, "labelled": words})
     assert m.named == tuple(words) and panel.scene_state()["labelled"] == words
     _assert_legible(m, must_show=pair + words)
-    pens = {i: s.pen().color().name() for i, s in enumerate(m.points.points())}
+    pens = {i: pg_colour(style[3]) for i, style in enumerate(m.points.styles())}  # outline colours
     assert all(pens[i] != pg_colour(th.HIGHLIGHT) for i in words)  # named, not ringed
     assert all(m.labels[i].textItem.defaultTextColor().name() != pg_colour(th.HIGHLIGHT) for i in words)
     panel.apply_scene_state({"labelled": ["x"]})  # a damaged scene value is ignored
@@ -302,23 +302,24 @@ def pg_colour(c: str) -> str:
 
 
 def test_redrawing_reuses_the_point_symbols(panel, engine):
-    """Each update restyles every point; the symbols must come from the point layer's cache, not be drawn anew
-    (and added to that cache) on every keystroke."""
+    """Each update restyles every point; each look's image is drawn once and then reused, not drawn anew (and
+    kept) on every keystroke."""
     m = panel.map
-    atlas = m.points.fragmentAtlas
     results = [engine.analyze(TEXT + " again" * (k + 1)) for k in range(2)]
 
     def cycle():
         for k in range(6):
             panel.set_result(results[k % 2])
             panel.select_position(2 + k % 3)
+            panel.map.grab()  # drawn
 
     cycle()  # every style once
-    size = len(atlas)
+    size = m.points.sprite_count()
+    assert size >= 2  # plain and selected points at least
     cycle()
     cycle()
-    assert len(atlas) == size
-    assert len(m._pens) <= 4 and len(m._brushes) <= 4
+    assert m.points.sprite_count() == size
+    assert len({s for s in m.points.styles()}) <= 4
 
 
 def test_a_crowded_map_labels_only_the_focus_and_its_twins(panel, qtbot, engine):
@@ -387,3 +388,45 @@ def test_the_vocabulary_cloud_is_cached_and_redrawn_when_it_changes(qtbot):
     m.resize(620, 620)
     bigger = shown()
     assert bigger.size() != right.size() and dots(bigger, 0.6, 0.9, 0.15, 0.4) > 20
+
+
+@pytest.mark.parametrize("vector", [False, True], ids=["pixels", "vector"])
+def test_each_point_is_drawn_at_its_place_in_its_colour(panel, vector):
+    """A point's marker is centred on its coordinates, filled with its style's colour: drawn from its image into
+    pixels, or as a vector symbol where the painter records shapes (an SVG export; here a QPicture)."""
+    from PySide6.QtGui import QImage, QPainter, QPicture
+
+    from tests.pixels import image_array, rgb
+
+    m = panel.map
+    panel.set_layer(panel.result.model.n_layers)
+    view = m.viewport()
+    if vector:
+        picture = QPicture()
+        p = QPainter(picture)
+        m.render(p)
+        p.end()
+        image = QImage(m.size(), QImage.Format_ARGB32)
+        image.fill(0)
+        p = QPainter(image)
+        picture.play(p)
+        p.end()
+        pixels = image_array(image)
+    else:
+        pixels = image_array(m)
+    xy, styles = m.points.positions(), m.points.styles()
+    device = np.array([[*m.mapFromScene(m.vb.mapViewToScene(QPointF(*pt))).toTuple()] for pt in xy])
+    device += np.array(view.mapTo(m, view.rect().topLeft()).toTuple())
+    checked = 0
+    for i, (x, y) in enumerate(device):
+        symbol, size, fill, _line, _width = styles[i]
+        others = np.delete(device, i, axis=0)
+        if symbol != "o" or (len(others) and np.hypot(*(others - (x, y)).T).min() < size + 4):
+            continue  # a marker another one overlaps
+        covered = [t.sceneBoundingRect() for t in m.labels if t.isVisible()]
+        if any(r.adjusted(-2, -2, 2, 2).contains(m.vb.mapViewToScene(QPointF(*xy[i]))) for r in covered):
+            continue  # under a label
+        got = pixels[int(round(y)), int(round(x))]
+        assert np.abs(got - rgb(fill)).max() <= 12, (i, got, fill)
+        checked += 1
+    assert checked >= 3

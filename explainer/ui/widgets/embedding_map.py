@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QGraphicsItem
 
 from explainer.ui import theme as th
 from explainer.ui.widgets.token_axis import axis_length, show_title, title_fits
+from explainer.ui.widgets.token_points import TokenPoints
 
 MAX_LABELS = 80  # above this many tokens only the hovered / selected / same-token points are labelled
 PICK_PX = 12  # hover / click radius in pixels
@@ -71,7 +72,7 @@ class EmbeddingMap(pg.PlotWidget):
         )
         self.path.setZValue(-1)
         self.path_labels: list[pg.TextItem] = []
-        self.points = pg.ScatterPlotItem(pxMode=True)
+        self.points = TokenPoints()
         self.points.setZValue(5)
         for it in (self.cloud, self.path, self.points):
             self.addItem(it)
@@ -88,10 +89,6 @@ class EmbeddingMap(pg.PlotWidget):
         self.marked: tuple[int, ...] = ()  # positions ringed like the selected token's twins (a scene's pair)
         self.named: tuple[int, ...] = ()  # positions always labelled, not ringed (the words a scene's pair sits by)
         self._font = None
-        # one pen / brush object per style: the point layer caches each symbol it draws by these objects, so
-        # new objects on every update would redraw every symbol (and grow that cache) on every keystroke
-        self._pens: dict[tuple[str, float], object] = {}
-        self._brushes: dict[str, object] = {}
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
 
@@ -141,6 +138,7 @@ class EmbeddingMap(pg.PlotWidget):
     def _apply_bounds(self) -> None:
         x0, x1, y0, y1 = self.bounds
         self.vb.setRange(QRectF(x0, y0, x1 - x0, y1 - y0), padding=0.02)
+        self.points.set_extent(self.vb.viewRect())
         self._place_labels()
 
     def _on_view_resized(self, *_args) -> None:
@@ -214,21 +212,10 @@ class EmbeddingMap(pg.PlotWidget):
             self._restyle()
 
     # --- drawing ---------------------------------------------------------------------------------------------
-    def _pen(self, colour: str, width: float = 1.0):
-        key = (colour, width)
-        if key not in self._pens:
-            self._pens[key] = pg.mkPen(colour, width=width)
-        return self._pens[key]
-
-    def _brush(self, colour: str):
-        if colour not in self._brushes:
-            self._brushes[colour] = pg.mkBrush(colour)
-        return self._brushes[colour]
-
     def _restyle(self) -> None:
         n = len(self.texts)
         if n == 0:
-            self.points.setData([])
+            self.points.set_points(np.zeros((0, 2)), [])
             self._label_order = []
             return
         focus = [p for p in (self.hovered, self.selected) if 0 <= p < n]
@@ -244,22 +231,20 @@ class EmbeddingMap(pg.PlotWidget):
         backing = pg.mkBrush(backing)
         base = th.ACCENTS[5] if self.theme.is_dark else th.ACCENTS[0]  # blue / sky blue: contrast on either
         bg = self.theme.background
-        points = np.arange(n)
-        hot = np.isin(points, focus)
-        ring = np.isin(points, sorted(same)) & ~hot
-        colours = [th.HIGHLIGHT if hot[i] else (th.SPECIAL if self.special[i] else base) for i in range(n)]
-        self.points.setData(
-            x=self.xy[:, 0].astype(np.float64),
-            y=self.xy[:, 1].astype(np.float64),
-            data=points,
-            size=np.where(hot, HOT_POINT_PX, POINT_PX),
-            symbol=np.where(outside, "d", "o").tolist(),
-            brush=[self._brush(bg if outside[i] else colours[i]) for i in range(n)],
-            pen=[
-                self._pen(colours[i], 2) if outside[i] else self._pen(th.HIGHLIGHT, 3) if ring[i] else self._pen(bg)
-                for i in range(n)
-            ],
-        )
+        hot = np.zeros(n, bool)
+        hot[focus] = True
+        ring = np.zeros(n, bool)
+        ring[sorted(same)] = True
+        ring &= ~hot
+        styles = []
+        for h, r, o, sp in zip(hot.tolist(), ring.tolist(), outside.tolist(), self.special.tolist()):
+            colour = th.HIGHLIGHT if h else (th.SPECIAL if sp else base)
+            size = HOT_POINT_PX if h else POINT_PX
+            if o:  # pinned to the edge: an open diamond  (symbol, size, fill, outline, outline width)
+                styles.append(("d", size, bg, colour, 2.0))
+            else:
+                styles.append(("o", size, colour, th.HIGHLIGHT if r else bg, 3.0 if r else 1.0))
+        self.points.set_points(self.xy, styles)
         show_all = n <= MAX_LABELS
         seen: set = set()  # a label already drawn at (almost) the same place: identical vectors, e.g. layer 0
         span = max(x1 - x0, y1 - y0) * 1e-4
