@@ -49,10 +49,11 @@ def show_title(ax: pg.AxisItem, title: str) -> None:
 _METRICS: dict[tuple[str, str], tuple[int, int, int]] = {}  # (font key, text) -> advance, ink top, ink bottom
 
 
-def text_metrics(font: QFont, texts: list[str]) -> list[tuple[int, int, int]]:
+def text_metrics(font: QFont, texts: list[str], key: str | None = None) -> list[tuple[int, int, int]]:
     """Per text, in ``font``: its advance and its letters' top and bottom (``QFontMetrics.tightBoundingRect``).
-    Remembered: the axes measure every label at every result, and the labels of a growing text repeat."""
-    key = font.key()
+    Remembered: the axes measure every label at every result, and the labels of a growing text repeat.
+    ``key``: ``font.key()``, where the caller knows it already (asking the font costs more than the lookup)."""
+    key = font.key() if key is None else key
     if len(_METRICS) > 200_000:
         _METRICS.clear()
     get = _METRICS.get
@@ -87,6 +88,7 @@ class TokenAxis(pg.AxisItem):
         self.horizontal = orientation in ("bottom", "top")
         self.mode = "sparse" if self.horizontal else "flat"  # see the module docstring
         self.setStyle(tickLength=4, autoExpandTextSpace=False, hideOverlappingLabels=False)
+        self.enableAutoSIPrefix(False)  # token positions have no units: the title stays as set at every new range
         # drawn once into a pixmap, shown again as long as nothing on it changed (many keystrokes change no label
         # that is shown: the one-character longer last token of a thinned axis)
         self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
@@ -97,6 +99,8 @@ class TokenAxis(pg.AxisItem):
         self._indexed: tuple | None = None  # (labels, their "index: label" texts), see _widest_indexed
         self._spans: dict = {}  # see _span
         self._drawn: tuple = ()  # what the picture shows, see _as_drawn
+        self._font_cache: tuple | None = None  # see _font_set
+        self._laid: tuple = (None, [])  # the last layout and what it was computed for, see _layout
 
     @property
     def rotated(self) -> bool:
@@ -167,23 +171,24 @@ class TokenAxis(pg.AxisItem):
 
     def _widest_indexed(self) -> float:
         """The widest "index: label" in bold (asked at every drawing; measured once per labels and font)."""
-        bold = self._fonts()[1]
         if self._indexed is None or self._indexed[0] is not self.labels:
             self._indexed = (self.labels, [f"{i}: {s}" for i, s in enumerate(self.labels)])
-        return self._span(bold, self._indexed[1])[0]
+        return self._span(True, self._indexed[1])[0]
 
-    def _span(self, font: QFont, labels: list[str]) -> tuple[int, int, int]:
-        """Over ``labels`` in ``font``: the widest advance and how far up and down the letters reach (the axis asks
-        this several times per result: remembered per labels and font)."""
-        key = (font.key(), tuple(labels))
-        span = self._spans.get(key)
-        if span is None:
-            m = text_metrics(font, labels)
-            adv, top, bottom = zip(*m) if m else ((0,), (0,), (0,))
-            span = (max(adv), min(top), max(bottom))
-            if len(self._spans) >= 8:
-                self._spans.clear()
-            self._spans[key] = span
+    def _span(self, bold: bool, labels: list[str]) -> tuple[int, int, int]:
+        """Over ``labels`` in the tick font (``bold``: its bold face): the widest advance and how far up and down
+        the letters reach. The axis asks this several times per result: remembered per list of labels (never
+        changed in place) and font."""
+        font, key = self._font_set()[1 if bold else 0 :: 2]
+        entry = self._spans.get((key, id(labels)))
+        if entry is not None and entry[0] is labels:
+            return entry[1]
+        m = text_metrics(font, labels, key)
+        adv, top, bottom = zip(*m) if m else ((0,), (0,), (0,))
+        span = (max(adv), min(top), max(bottom))
+        if len(self._spans) >= 8:
+            self._spans.clear()
+        self._spans[(key, id(labels))] = (labels, span)  # (the list kept: its id is not reused meanwhile)
         return span
 
     def label_rects(self) -> dict[int, QRectF]:
@@ -216,21 +221,29 @@ class TokenAxis(pg.AxisItem):
             tuple((idx, text, idx in self.emphasis, _rect_key(box)) for idx, box, _ink, text in laid_out),
         )
 
+    def _font_set(self) -> tuple[QFont, QFont, str, str]:
+        """(tick font, its bold face, their keys), remembered while the tick font stays the same."""
+        source = self.style["tickFont"] or self.font()
+        cached = self._font_cache
+        if cached is None or cached[0] != source:
+            bold = QFont(source)
+            bold.setBold(True)
+            cached = self._font_cache = (QFont(source), QFont(source), bold, source.key(), bold.key())
+        return cached[1:]
+
     def _fonts(self) -> tuple[QFont, QFont]:
-        font = self.style["tickFont"] or self.font()
-        bold = QFont(font)
-        bold.setBold(True)
+        font, bold, _key, _bold_key = self._font_set()
         return font, bold
 
     def _ink_band(self) -> tuple[float, float]:
         """From where to where the letters of any label reach, relative to the centre of its line box."""
         if self._ink is None:
-            bold = self._fonts()[1]  # bold (emphasised) letters are the largest
+            _font, bold, _key, bold_key = self._font_set()  # bold (emphasised) letters are the largest
             fm = QFontMetrics(bold)
-            _adv, top, bottom = text_metrics(bold, ["0123456789: "])[0]  # the index of a thinned label
+            _adv, top, bottom = text_metrics(bold, ["0123456789: "], bold_key)[0]  # the index of a thinned label
             top, bottom = min(0, top), max(0, bottom + 1)
             if self.labels:
-                _adv, t, b = self._span(bold, self.labels)
+                _adv, t, b = self._span(True, self.labels)
                 top, bottom = min(top, t), max(bottom, b + 1)
             base = fm.ascent() - fm.height() / 2  # the baseline, from the centre of a line box
             self._ink = (base + top, base + bottom)
@@ -240,7 +253,8 @@ class TokenAxis(pg.AxisItem):
         """Every label upright, centred on its column, on ``rows`` alternating rows: no two on a row touch."""
         end = px * len(labels)
         last = [-math.inf] * rows
-        for i, (w, _t, _b) in enumerate(text_metrics(self._fonts()[1], labels)):
+        _font, bold, _key, bold_key = self._font_set()
+        for i, (w, _t, _b) in enumerate(text_metrics(bold, labels, bold_key)):
             if w + LABEL_GAP_PX > px * rows:
                 return False
             left = min(max(px * (i + 0.5) - w / 2, 0.0), end - w)  # edge labels are pushed inside the axis
@@ -256,7 +270,7 @@ class TokenAxis(pg.AxisItem):
         if self.horizontal and mode != "rotated":
             extent = offset + fm.height() * (2 if mode == "stagger" else 1) + 4
         else:
-            widest = self._span(self._fonts()[0], labels)[0] if labels else fm.horizontalAdvance("00")
+            widest = self._span(False, labels)[0] if labels else fm.horizontalAdvance("00")
             cells = self._fit_args[0] / max(len(labels), 1) if self._fit_args else math.inf
             if len(labels) > 12 or cells < self.label_spacing():  # room for the index shown when thinned
                 widest += fm.horizontalAdvance(f"{len(labels)}: ")
@@ -275,14 +289,32 @@ class TokenAxis(pg.AxisItem):
 
     def _layout(self):
         """``[(index, box, ink, text)]`` for each label to draw: ``box`` is the text's line box before rotation
-        (in the rotated frame for rotated labels), ``ink`` where its letters land in axis coordinates."""
-        n = len(self.labels)
+        (in the rotated frame for rotated labels), ``ink`` where its letters land in axis coordinates.
+        Remembered until something it depends on changes (a new result asks for it, then its drawing)."""
         view = self.linkedView()
-        if n == 0 or view is None:
+        if not self.labels or view is None:
             return []
-        (x0, x1), (y0, y1) = view.viewRange()
-        lo, hi = (x0, x1) if self.horizontal else (y0, y1)
         bounds = self.mapRectFromParent(self.geometry())
+        (x0, x1), (y0, y1) = view.viewRange()
+        inverted = view.yInverted() if not self.horizontal else view.xInverted()
+        state = (
+            self.labels,
+            (x0, x1, y0, y1, inverted),
+            bounds.getRect(),
+            self.mode,
+            frozenset(self.emphasis),
+            self._font_set()[2],
+            self.style["tickLength"],
+        )
+        cached_state, out = self._laid
+        if cached_state is None or cached_state[0] is not state[0] or cached_state[1:] != state[1:]:
+            out = self._compute_layout(bounds, (x0, x1) if self.horizontal else (y0, y1), inverted)
+            self._laid = (state, out)
+        return out
+
+    def _compute_layout(self, bounds: QRectF, view_range: tuple[float, float], inverted: bool):
+        n = len(self.labels)
+        lo, hi = view_range
         size = bounds.width() if self.horizontal else bounds.height()
         if size <= 0 or hi <= lo:
             return []
@@ -291,16 +323,16 @@ class TokenAxis(pg.AxisItem):
         first = max(0, math.ceil(lo - 0.5))
         first += (-first) % step
         last = min(n - 1, math.floor(hi - 0.5))
-        font, bold = self._fonts()
+        font, bold, key, bold_key = self._font_set()
         h = QFontMetrics(font).height()
         ink_top, ink_bottom = self._ink_band()
         offset = max(0, self.style["tickLength"]) + 3
         thinned = step > 1
-        inverted = view.yInverted() if not self.horizontal else view.xInverted()
         out = []
         for idx in range(first, last + 1, step):
             label = f"{idx}: {self.labels[idx]}" if thinned else self.labels[idx]
-            adv = text_metrics(bold if idx in self.emphasis else font, [label])[0][0]
+            emphasised = idx in self.emphasis
+            adv = text_metrics(bold if emphasised else font, [label], bold_key if emphasised else key)[0][0]
             frac = (idx + 0.5 - lo) / (hi - lo)
             if inverted:
                 frac = 1 - frac
