@@ -112,3 +112,48 @@ def test_a_title_too_long_for_its_room_shows_its_short_wording_whole(qtbot):
     assert label.text() == title
     label.setText("Tokens: how the text is split")  # a new text is fitted at once
     assert label.text() == "Tokens: how the text is split"
+
+
+LIVE_TEXTS = [
+    "After “<b>…the cat sat on the</b>” (at the end): entropy <b>5.03 bits</b> (as uncertain as a choice among "
+    "32.6 equally likely tokens) → sampling <b>5.03 bits</b>, 49,152 tokens left to choose from.",
+    "The model expected “<b style='color:#D55E00'>·mat</b>” (41.2 %), rank 1 of 49,152.<br>The 6 bars hold "
+    "64.1 % of the model's probability; the other 49,146 tokens share 35.9 %.",
+    "<span style='color:#009E73'>■</span> Next sample (Ctrl+G): “<b>·dog</b>”, draw 3 of seed 7.",
+    "<i>Waiting for the model…</i>",
+    "short",
+    "",
+]
+
+
+def test_a_live_text_label_measures_sizes_and_draws_as_a_qlabel(qtbot):
+    """The label that keeps one layout of its rich text tells the same height at every width, the same size hints,
+    and draws the same pixels as a QLabel with rich text and word wrap, before and after a font change."""
+    from PySide6.QtGui import QFont
+
+    from explainer.ui.widgets.labels import LiveTextLabel
+    from tests.pixels import image_array
+
+    live, plain = LiveTextLabel(), QLabel()
+    plain.setTextFormat(Qt.RichText)
+    plain.setWordWrap(True)
+    for w in (live, plain):
+        qtbot.addWidget(w)
+    big = QFont(live.font())
+    big.setPointSizeF(big.pointSizeF() * 1.8)
+    for font in (None, big):
+        for w in (live, plain):
+            if font is not None:
+                w.setFont(font)
+        for text in LIVE_TEXTS:
+            live.setText(text)
+            plain.setText(text)
+            assert live.text() == plain.text() == text
+            for width in (90, 233, 420, 900):
+                assert live.heightForWidth(width) == plain.heightForWidth(width), (text, width)
+            assert live.sizeHint() == plain.sizeHint() and live.minimumSizeHint() == plain.minimumSizeHint()
+            for w in (live, plain):
+                w.resize(300, plain.heightForWidth(300) + 10)  # (a little taller: centred the same way)
+            a, b = image_array(live), image_array(plain)
+            assert a.shape == b.shape and (a != b).any(-1).mean() < 0.002, text
+    assert live.text() == LIVE_TEXTS[-1]

@@ -26,7 +26,7 @@ from explainer.core.types import Token
 from explainer.ui import theme as th
 from explainer.ui.panels.base import Panel
 from explainer.ui.widgets.bars import RAW_COLOUR, SAMPLE_COLOUR, BarsView, SliderKeys
-from explainer.ui.widgets.labels import SteadyBox
+from explainer.ui.widgets.labels import LiveTextLabel, SteadyBox
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +112,11 @@ class NextTokenPanel(Panel):
         grid.addWidget(self.sample_button, 1, 4)
         self.body.addLayout(grid)
 
-        self.summary = QLabel()
-        self.summary.setTextFormat(Qt.RichText)
-        self.summary.setWordWrap(True)
+        self.summary = LiveTextLabel()
         self.body.addWidget(SteadyBox(self.summary))  # a new text lays the window out only when it needs more room
         self.bars = BarsView()
         self.body.addWidget(self.bars, 1)
-        self.footer = QLabel()
-        self.footer.setTextFormat(Qt.RichText)
-        self.footer.setWordWrap(True)
+        self.footer = LiveTextLabel()
         self.body.addWidget(SteadyBox(self.footer))
 
         for s in (self.temperature, self.top_k, self.top_p):

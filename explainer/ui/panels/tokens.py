@@ -19,7 +19,7 @@ from explainer.core.types import Token
 from explainer.ui import theme as th
 from explainer.ui.panels.base import Panel, token_labels
 from explainer.ui.panels.chips import Chip, ChipOverlay, ChipScrollArea, ChipView, HeatLegend
-from explainer.ui.widgets.labels import FullTextLabel, SteadyBox
+from explainer.ui.widgets.labels import FullTextLabel, LiveTextLabel, SteadyBox
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,7 @@ class TokensPanel(Panel):
         self.scroll = ChipScrollArea(self.view)  # as tall as the chips (one row at least); scrolls when squeezed
         self.body.addWidget(self.scroll)
 
-        self.chain = QLabel()
-        self.chain.setTextFormat(Qt.RichText)
-        self.chain.setWordWrap(True)
+        self.chain = LiveTextLabel()
         self.chain.setToolTip(
             "Chain rule: P(text) = P(t₁)·P(t₂ | t₁)·P(t₃ | t₁ t₂)·… — each factor is one "
             "token's probability given everything before it."

@@ -4,9 +4,11 @@ changes at every keystroke."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QSize, Qt
-from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QWidget
+import math
+
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt
+from PySide6.QtGui import QAbstractTextDocumentLayout, QFontMetrics, QPainter, QPalette, QTextDocument, QTextOption
+from PySide6.QtWidgets import QLabel, QWidget
 from superqt import QElidingLabel
 
 
@@ -125,3 +127,94 @@ class SteadyBox(QWidget):
             elif kind == QEvent.HideToParent and not self.isHidden():
                 self.hide()
         return False
+
+
+class LiveTextLabel(QLabel):
+    """A word-wrapped rich-text label whose text changes at every result (a sentence of numbers under a view).
+
+    A QLabel lays its rich text out again to tell its height at a width, again for its size hints and again to
+    draw it, at each new text. This one parses the text into one document laid out at the label's width, which
+    both the height it tells (``heightForWidth``: what ``SteadyBox`` asks at every new text) and the drawing use.
+    It reads, draws and sizes like a QLabel with ``Qt.RichText`` and word wrap: the QLabel's own text, which its
+    size hints come from, follows only when a layout asks for them."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setTextFormat(Qt.RichText)
+        self.setWordWrap(True)
+        self._doc = QTextDocument(self)
+        self._doc.setUndoRedoEnabled(False)
+        self._doc.setDocumentMargin(0)  # as a QLabel's
+        option = QTextOption()
+        option.setWrapMode(QTextOption.WordWrap)
+        self._doc.setDefaultTextOption(option)
+        self._doc.setDefaultFont(self.font())
+        self._html = ""
+        self._width = -1.0  # the width the document is laid out at (-1: not yet)
+        self._label_text_stale = False  # QLabel's own text lags behind (see _sync)
+        self.setText(text)
+
+    def text(self) -> str:
+        return self._html
+
+    def setText(self, text: str) -> None:
+        if text == self._html:
+            return
+        self._html = text
+        self._doc.setHtml(text)
+        self._label_text_stale = True
+        self.updateGeometry()
+        self.update()
+
+    def _sync(self) -> None:
+        """Give the QLabel its text: its size hints (longest word, ideal paragraph) are measured from it."""
+        if self._label_text_stale:
+            self._label_text_stale = False
+            super().setText(self._html)
+
+    def _laid_out_height(self, width: float) -> float:
+        if width != self._width:
+            self._doc.setTextWidth(max(width, 1.0))
+            self._width = width
+        return self._doc.size().height()
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        m = self.contentsMargins()
+        return math.ceil(self._laid_out_height(width - m.left() - m.right())) + m.top() + m.bottom()
+
+    def sizeHint(self) -> QSize:
+        self._sync()
+        return super().sizeHint()
+
+    def minimumSizeHint(self) -> QSize:
+        self._sync()
+        return super().minimumSizeHint()
+
+    def changeEvent(self, event) -> None:
+        if event.type() in (QEvent.FontChange, QEvent.StyleChange):
+            self._doc.setDefaultFont(self.font())
+            self._width = -1.0
+        super().changeEvent(event)
+
+    def paintEvent(self, event) -> None:
+        r = self.contentsRect()
+        height = self._laid_out_height(r.width())
+        top = r.top()
+        align = self.alignment()
+        if align & Qt.AlignBottom:
+            top = r.bottom() + 1 - math.ceil(height)
+        elif not align & Qt.AlignTop:  # a QLabel centres its text vertically unless told otherwise
+            top = r.top() + (r.height() - math.ceil(height)) // 2  # whole pixels: text on a pixel row
+        p = QPainter(self)
+        p.translate(r.left(), top)
+        ctx = QAbstractTextDocumentLayout.PaintContext()
+        palette = QPalette(self.palette())
+        palette.setCurrentColorGroup(QPalette.Active if self.isEnabled() else QPalette.Disabled)
+        palette.setColor(QPalette.Text, palette.color(self.foregroundRole()))  # as a QLabel colours its text
+        ctx.palette = palette
+        ctx.clip = QRectF(event.rect()).translated(-r.left(), -top)
+        self._doc.documentLayout().draw(p, ctx)
+        p.end()
