@@ -78,6 +78,7 @@ def test_fast_typing_shows_only_the_final_generation(qtbot, make_main_window):
     proxy = SlowProxy(demo_engine(), 0.12)
     w = make_main_window(lambda progress: proxy, refresh_while_typing_ms=None)
     qtbot.waitUntil(lambda: w.controller.model is not None, timeout=10000)
+    qtbot.waitUntil(lambda: not w.controller.busy, timeout=10000)  # the empty text's own result is in first
     shown = []
     w.resultShown.connect(lambda r: shown.append((r.generation, r.text)))
     final = "The quick brown fox"
