@@ -29,6 +29,7 @@ from explainer.ui.widgets.token_axis import (
     axis_length,
     show_title,
     title_fits,
+    without_unit_prefixes,
 )
 
 MIN_CELL_PX = 6  # smaller cells: show a window of the matrix around the focus row
@@ -52,6 +53,7 @@ class AttentionHeatmap(pg.PlotWidget):
         self.viewport().setFocusPolicy(Qt.NoFocus)  # a plot is used with the mouse; its panel takes the keys
         self.n = 0
         item = self.getPlotItem()
+        without_unit_prefixes(item)
         item.hideButtons()
         item.setContentsMargins(2, 12, 2, 2)  # room for the first row's label
         item.setLabel("left", TITLES[0][0])

@@ -20,7 +20,7 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import QGraphicsItem
 
 from explainer.ui import theme as th
-from explainer.ui.widgets.token_axis import axis_length, show_title, title_fits
+from explainer.ui.widgets.token_axis import axis_length, show_title, title_fits, without_unit_prefixes
 from explainer.ui.widgets.token_points import TokenPoints
 
 MAX_LABELS = 80  # above this many tokens only the hovered / selected / same-token points are labelled
@@ -51,6 +51,7 @@ class EmbeddingMap(pg.PlotWidget):
         self._titles: dict[str, str] = {}  # axis → its full title (set_axes_labels)
         self._label_order: list[tuple[int, bool]] = []  # (token position, must show), see _place_labels
         item = self.getPlotItem()
+        without_unit_prefixes(item)
         item.hideButtons()
         item.setMouseEnabled(x=False, y=False)
         for name in ("left", "bottom"):

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from explainer.ui import theme as th
 from explainer.ui.widgets.cell_colours import colour_table, show_cells
-from explainer.ui.widgets.token_axis import show_title
+from explainer.ui.widgets.token_axis import show_title, without_unit_prefixes
 
 MIN_CELL_PX = 8  # a head's cell is never smaller than this (the grid hides instead)
 
@@ -48,6 +48,7 @@ class HeadGrid(pg.PlotWidget):
         self.values = np.zeros((0, 0), np.float32)
         self._tick_steps = None
         item = self.getPlotItem()
+        without_unit_prefixes(item)
         item.hideButtons()
         item.setMouseEnabled(x=False, y=False)
         item.showAxis("top")

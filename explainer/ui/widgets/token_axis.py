@@ -13,11 +13,12 @@ shortened: "·ca…" reads worse from the back of a room than fewer whole words.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QFontMetricsF, QPen
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsItem
 
 LABEL_GAP_PX = 3  # at least this much empty space between the letters of two neighbouring labels
@@ -46,6 +47,13 @@ def show_title(ax: pg.AxisItem, title: str) -> None:
         ax.resizeEvent()  # centre the new title along the axis
 
 
+def without_unit_prefixes(plot: pg.PlotItem) -> None:
+    """Turn off the SI unit prefix of all four axes of ``plot``, shown or hidden: the views here have no units,
+    and an axis with the prefix on writes its title anew at every change of range (hidden axes too)."""
+    for name in ("left", "bottom", "top", "right"):
+        plot.getAxis(name).enableAutoSIPrefix(False)
+
+
 _METRICS: dict[tuple[str, str], tuple[int, int, int]] = {}  # (font key, text) -> advance, ink top, ink bottom
 
 
@@ -65,6 +73,9 @@ def text_metrics(font: QFont, texts: list[str], key: str | None = None) -> list[
                 r = fm.tightBoundingRect(s)
                 out[i] = _METRICS[(key, s)] = (fm.horizontalAdvance(s), r.top(), r.bottom())
     return out
+
+
+_PAINTED = object()  # in place of pyqtgraph's recorded picture: the axis is drawn and current (see paint)
 
 
 def _rect_key(box) -> tuple:
@@ -394,17 +405,47 @@ class TokenAxis(pg.AxisItem):
         last = min(n - 1, math.floor(maxVal - 0.5))
         return [(float(step), [i + 0.5 for i in range(first, last + 1, step)])]
 
+    def _special(self) -> bool:
+        """Drawn as pyqtgraph draws an axis (grid lines, faded or hand-set ticks): modes the views here do not use."""
+        return (
+            self.grid is not False
+            or self.style["tickAlpha"] is not None
+            or any(self.style["stopAxisAtTick"])
+            or self._tickLevels is not None
+        )
+
+    def paint(self, p, opt, widget):
+        """Draw straight onto ``p``: the item's cached pixmap (``DeviceCoordinateCache``), or an export's painter.
+        pyqtgraph's axis records its drawing as a ``QPicture`` and plays it, a second copy the cache makes useless."""
+        if self._special():
+            if self.picture is _PAINTED:
+                self.picture = None
+            return super().paint(p, opt, widget)
+        p.save()
+        try:
+            if self.style["tickFont"]:
+                p.setFont(self.style["tickFont"])
+            specs = self._specs(p.worldTransform().map)
+            if specs is not None:
+                self.drawPicture(p, *specs)
+        finally:
+            p.restore()
+        self.picture = _PAINTED  # (what tells pyqtgraph, setRange and _changed that the drawing is current)
+
     def generateDrawSpecs(self, p):
         """The axis line and a tick at each labelled token, placed as pyqtgraph places them; its general version
         also measures every tick's text, which this axis lays out (``_layout``) and draws (``drawPicture``)."""
-        special = self.grid is not False or self.style["tickAlpha"] is not None or any(self.style["stopAxisAtTick"])
-        if special or self._tickLevels is not None:
+        if self._special():
             shown = self.style["showValues"]
             self.style["showValues"] = False
             try:
                 return super().generateDrawSpecs(p)
             finally:
                 self.style["showValues"] = shown
+        return self._specs(self.mapToDevice)
+
+    def _specs(self, to_device):
+        """``generateDrawSpecs`` for this axis; ``to_device`` maps a point of the axis to the painter's device."""
         bounds = self.mapRectFromParent(self.geometry())
         side = {  # the axis line's ends, where ticks start, which way they point, the axis they run along
             "left": (bounds.topRight() + QPointF(-1, -1), bounds.bottomRight() + QPointF(-1, 1), bounds.right(), -1),
@@ -413,7 +454,7 @@ class TokenAxis(pg.AxisItem):
             "bottom": (bounds.topLeft() + QPointF(-1, 1), bounds.topRight() + QPointF(1, 1), bounds.top(), 1),
         }
         start, end, stop, direction = side[self.orientation]
-        a, b = self.mapToDevice(start), self.mapToDevice(end)
+        a, b = to_device(start), to_device(end)
         if a is None or b is None:
             return None
         length = math.hypot(b.x() - a.x(), b.y() - a.y())
@@ -453,7 +494,15 @@ class TokenAxis(pg.AxisItem):
         return [str(int(v)) for v in values]
 
     def drawPicture(self, p, axisSpec, tickSpecs, textSpecs):
-        super().drawPicture(p, axisSpec, tickSpecs, [])  # the axis line and ticks; the labels are drawn here
+        """The axis line, the ticks (one call for the ticks of each pen) and the labels (``_layout``)."""
+        p.setRenderHint(QPainter.Antialiasing, False)
+        p.setRenderHint(QPainter.TextAntialiasing, True)
+        pen, start, end = axisSpec
+        p.setPen(pen)
+        p.drawLine(start, end)
+        for tick_pen, group in itertools.groupby(tickSpecs, key=lambda spec: spec[0]):
+            p.setPen(tick_pen)
+            p.drawLines([QLineF(a, b) for _pen, a, b in group])
         font, bold = self._fonts()
         p.setClipRect(self.boundingRect())
         laid_out = self._layout()
