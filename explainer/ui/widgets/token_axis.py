@@ -507,20 +507,25 @@ class TokenAxis(pg.AxisItem):
         p.setClipRect(self.boundingRect())
         laid_out = self._layout()
         self._drawn = self._as_drawn(laid_out)
+        # each label from a point on its baseline (a text in a rectangle, aligned, costs twice as much to draw); a
+        # label's box is exactly as wide as its text and one line high, so this is where the box would put it
+        metrics = {False: QFontMetricsF(font), True: QFontMetricsF(bold)}
+        centre = {k: fm.ascent() - fm.height() / 2 for k, fm in metrics.items()}  # baseline from a line's middle
+        pens = {False: self.textPen(), True: pg.mkPen(self.emphasis_colour)}
         for idx, box, _ink, label in laid_out:
-            if idx in self.emphasis:
-                p.setFont(bold)
-                p.setPen(pg.mkPen(self.emphasis_colour))
-            else:
-                p.setFont(font)
-                p.setPen(self.textPen())
-            if isinstance(box, tuple):  # rotated: (x, y, box in the turned frame)
+            emphasised = idx in self.emphasis
+            p.setFont(bold if emphasised else font)
+            p.setPen(pens[emphasised])
+            if isinstance(box, tuple):  # rotated: (x, y, box in the turned frame), the text's end at the box's
                 x, y, rect = box
                 p.save()
                 p.translate(x, y)
                 p.rotate(-90)
-                align = Qt.AlignRight if self.orientation == "bottom" else Qt.AlignLeft
-                p.drawText(rect, int(align | Qt.AlignVCenter), label)
+                if self.orientation == "bottom":  # (set right: its end next to the plot)
+                    left = rect.right() - metrics[emphasised].horizontalAdvance(label)
+                else:
+                    left = rect.left()
+                p.drawText(QPointF(left, rect.center().y() + centre[emphasised]), label)
                 p.restore()
             else:
-                p.drawText(box, int(Qt.AlignLeft | Qt.AlignVCenter), label)
+                p.drawText(QPointF(box.left(), box.center().y() + centre[emphasised]), label)
