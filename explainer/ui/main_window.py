@@ -293,7 +293,7 @@ class MainWindow(QMainWindow):
         if self.help_default_pending:
             self.help_default_pending = False
             big = self.width() >= INLINE_HELP_SIZE[0] and self.height() >= INLINE_HELP_SIZE[1]
-            self.set_help_visible(big)
+            self.presenter.set_normal_help(big)  # (presenting: for the normal window, after presenter mode)
         window_layout.fit_vsplit(self)
 
     def closeEvent(self, event) -> None:

@@ -269,6 +269,14 @@ class Presenter(QObject):
             return screen.geometry().height()
         return w.height()
 
+    def set_normal_help(self, visible: bool) -> None:
+        """Whether the explanations show under the titles once presenter mode is left (what the window would have
+        set had it not been presenting: a first start straight into presenter mode decides it meanwhile)."""
+        if self.active:
+            self._saved["help"] = visible
+        else:
+            self.main.set_help_visible(visible)
+
     def enter(self) -> None:
         if self.active:
             return

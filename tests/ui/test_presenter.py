@@ -325,3 +325,28 @@ def test_the_tokens_hero_grows_its_chips_into_its_room(qtbot, window, wait_resul
     qtbot.waitUntil(lambda: w.attention.isVisibleTo(w))
     assert view.fit == 1.0 and view.chips[1].rect.height() == pytest.approx(normal_height)
     assert not scroll.fill
+
+
+@pytest.mark.parametrize("size, inline", [((1280, 720), False), ((1700, 1050), True)])
+def test_a_first_start_in_presenter_mode_leaves_the_first_start_explanations_to_the_window_size(
+    qtbot, qt_isolated, size, inline
+):
+    """The first time, the explanations show under the titles only on a large window. A lecturer whose first
+    start is straight into presenter mode (``--presenter``, which hides them) finds that choice afterwards: not
+    the explanations forced on in a small window."""
+    from explainer.runtime.controller import Controller, engine_factory
+    from explainer.ui.main_window import MainWindow, app_settings
+
+    w = MainWindow(Controller(engine_factory(demo=True), projection=False), text="")
+    qtbot.addWidget(w)
+    w.resize(*size)
+    w.presenter.fullscreen = False
+    w.presenter.enter()  # as the command line does, before the window is shown
+    w.show()
+    qtbot.waitExposed(w)
+    assert not w.help_action.isChecked()  # presenting: no explanations
+    w.presenter.leave()
+    assert w.help_action.isChecked() is inline
+    w.presenter.enter()
+    w.close()  # closing while presenting saves the normal window
+    assert str(app_settings().value("view/help")).lower() == str(inline).lower()
