@@ -10,7 +10,8 @@
 The attention column gets the width its square heatmap needs at the area's height (capped at ``MAX_ATTENTION``
 of the width); the left column keeps at least room for next token and embeddings side by side unless that would
 make the heatmap smaller than ``SIDE_GOAL``, else they are stacked, and when three panels do not fit the height
-at their smallest the embeddings map is left out (key 4 brings it). The tokens panel gets its controls and
+at their smallest the embeddings map is left out (key 4 brings it); so it is when, beside next token, its panel
+would not fit its height at its width (its explanation wrapped to many lines squashing the map into a strip). The tokens panel gets its controls and
 ``TOKEN_ROWS`` rows of chips (they scroll by whole rows). :func:`plan` is the
 rule; ``LiveArea.fit`` applies it whenever the area is resized, until the user drags a splitter handle (then
 their sizes stay, and View ▸ Reset layout goes back to the rule).
@@ -21,6 +22,7 @@ title, keys 1–4) and for presenter mode's hero view.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -180,6 +182,12 @@ class LiveArea(QWidget):
         if not self.auto or self.only is not None or self.width() <= 0 or self.height() <= 0:
             return
         p = plan(self.width(), self.height(), self.measures())
+        if p.side_by_side and not p.dropped:  # the map beside next token: left out too where it would be a strip
+            emb, nt = self.panels["embeddings"], self.panels["next_token"]
+            width = p.left - HANDLE - max(p.lower[0], nt.minimumSizeHint().width())  # (the splitter keeps nt's)
+            room = self.height() - p.tokens - HANDLE
+            if width <= 0 or room < emb.layout().totalMinimumHeightForWidth(width):  # (its explanation wraps)
+                p = dataclasses.replace(p, lower=(p.left, 0), dropped="embeddings")
         before, self.plan = (self.plan.dropped if self.plan else ""), p
         self.panels["embeddings"].setVisible(p.dropped != "embeddings")
         if p.dropped != before:

@@ -106,6 +106,26 @@ def test_a_new_user_at_1366x768_gets_the_heatmap_and_room_for_the_others(window_
     assert w.embeddings.map.height() >= 150 and w.tokens.scroll.height() >= 2 * w.tokens.view.chip_height
 
 
+@pytest.mark.parametrize("size", [(1366, 768), (1280, 720)], ids=["1366x768", "1280x720"])
+def test_explanations_turned_on_in_a_small_window_leave_the_map_out_rather_than_squash_it(window_at, qtbot, size):
+    """A student who turns the explanations on at a laptop's size: the embeddings panel's paragraph wraps to many
+    lines beside next token, and the map would be a strip. It is left out (key 4 shows it), the window says so,
+    and next token takes the row; turned off, the map is back at a readable size."""
+    from explainer.ui.widgets.embedding_map import MIN_MAP_PX
+
+    w = window_at(size)
+    assert w.embeddings.isVisibleTo(w)
+    w.set_help_visible(True)
+    qtbot.wait(60)
+    assert w.live.plan.dropped == "embeddings" and not w.embeddings.isVisibleTo(w)
+    assert "press 4" in w.statusBar().currentMessage()
+    assert w.next_token.bars.visible_rows() >= 3
+    assert_readable(w, (size, "explanations"))
+    w.set_help_visible(False)
+    qtbot.wait(60)
+    assert w.embeddings.isVisibleTo(w) and w.embeddings.map.height() >= MIN_MAP_PX[1]
+
+
 def test_explanations_yield_their_room_below_1600x1000_and_are_remembered(
     make_main_window, wait_result, qtbot, model_sized
 ):

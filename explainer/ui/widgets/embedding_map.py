@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtWidgets import QGraphicsItem
 
 from explainer.ui import theme as th
 from explainer.ui.widgets.token_axis import axis_length, show_title, title_fits, without_unit_prefixes
 from explainer.ui.widgets.token_points import TokenPoints
 
+MIN_MAP_PX = (160, 150)  # below this the points crowd into each other and no label finds a place
 MAX_LABELS = 80  # above this many tokens only the hovered / selected / same-token points are labelled
 PICK_PX = 12  # hover / click radius in pixels
 POINT_PX, HOT_POINT_PX = 11, 16  # marker sizes
@@ -92,6 +93,10 @@ class EmbeddingMap(pg.PlotWidget):
         self._font = None
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for a map worth reading (the live area leaves the map out where it cannot give this much)."""
+        return QSize(*MIN_MAP_PX)
 
     # --- configuration ---------------------------------------------------------------------------------------
     def set_theme(self, theme: th.Theme) -> None:
