@@ -230,10 +230,15 @@ def test_nothing_clipped_at_1280x720(qtbot, make_main_window, help_on):
     wait_for_text(qtbot, w, "How many r's are in strawberry?")
     qtbot.wait(50)
     assert (w.width(), w.height()) == (1280, 720)
+    # with the explanations under the titles, the map's panel cannot keep a readable map beside next token: it is
+    # left out, and the window says how to see it (without them, everything fits)
+    dropped = {"embeddings"} if help_on else set()
+    assert {name for name, p in w.panels.items() if not p.isVisible()} == dropped
+    assert w.live.plan.dropped == ("embeddings" if help_on else "")
     for name, p in w.panels.items():
-        hint = p.minimumSizeHint()
-        assert p.width() >= hint.width() and p.height() >= hint.height(), (name, p.size(), hint)
-        assert p.isVisible()
+        if name not in dropped:
+            hint = p.minimumSizeHint()
+            assert p.width() >= hint.width() and p.height() >= hint.height(), (name, p.size(), hint)
     assert w.editor.height() >= w.editor.fontMetrics().lineSpacing() + 8
     assert w.next_token.bars.visible_rows() >= 3
     assert w.tokens.view.chips[-1].rect.bottom() <= w.tokens.scroll.viewport().height() + 1
