@@ -2,10 +2,10 @@
 
 pyqtgraph's scatter item takes new data by rebuilding its per-point records and styling every point through its
 pen and brush machinery, which at every keystroke costs more than drawing them. This item keeps two arrays and a
-style per point. Each style (symbol, size, fill, outline) is drawn once into a small image with pyqtgraph's own
-symbol renderer, so the points look exactly as a scatter item draws them, and each point is that image placed
-at its pixel; where the painter does not draw into pixels (an SVG export) each point is drawn as a vector
-symbol instead.
+style per point. Each style (symbol, size, fill, outline) is drawn once with pyqtgraph's own symbol renderer into
+one strip of images (an atlas), so the points look exactly as a scatter item draws them, and all points are
+placed from it in one call, as that item places its own; where the painter does not draw into pixels (an SVG
+export) each point is drawn as a vector symbol instead.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.graphicsItems.ScatterPlotItem import drawSymbol, renderSymbol  # what its scatter item draws with
-from PySide6.QtCore import QPointF, QRectF
-from PySide6.QtGui import QImage, QPaintEngine
+from pyqtgraph.Qt.internals import PrimitiveArray  # a C array of fragments for one drawPixmapFragments call
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QPaintEngine, QPainter, QPixmap
 from PySide6.QtWidgets import QGraphicsObject
 
 # a point's look: (symbol "o" or "d", size in px, fill colour, outline colour, outline width in px)
@@ -27,7 +28,8 @@ class TokenPoints(QGraphicsObject):
         self._xy = np.zeros((0, 2), np.float64)
         self._styles: list[Style] = []
         self._extent = QRectF()  # where points can be: the map's range (see set_extent)
-        self._sprites: dict[tuple[Style, float], QImage] = {}  # (style, device pixel ratio) -> its image
+        self._atlas: tuple[float, QPixmap, dict[Style, tuple[int, int, int, int]]] | None = None  # see _atlas_for
+        self._fragments = PrimitiveArray(QPainter.PixmapFragment, 10)
         self._pens: dict[tuple[str, float], object] = {}
         self._brushes: dict[str, object] = {}
 
@@ -56,8 +58,8 @@ class TokenPoints(QGraphicsObject):
         return list(self._styles)
 
     def sprite_count(self) -> int:
-        """How many point images are kept (one per style and screen)."""
-        return len(self._sprites)
+        """How many point images the atlas holds (one per style drawn so far)."""
+        return len(self._atlas[2]) if self._atlas is not None else 0
 
     # --- QGraphicsItem ---------------------------------------------------------------------------------------
     def boundingRect(self) -> QRectF:
@@ -76,10 +78,14 @@ class TokenPoints(QGraphicsObject):
         p.resetTransform()
         if raster:
             dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
-            for i, style in enumerate(self._styles):
-                img = self._sprite(style, dpr)
-                w, h = img.width() / dpr, img.height() / dpr
-                p.drawImage(QPointF(px[i] - w / 2, py[i] - h / 2), img)
+            pixmap, places = self._atlas_for(dpr)
+            self._fragments.resize(n)
+            frags = self._fragments.ndarray()  # per point: centre x, y, source rect, scale x, y, rotation, opacity
+            frags[:, 0] = px
+            frags[:, 1] = py
+            frags[:, 2:6] = [places[style] for style in self._styles]
+            frags[:, 6:10] = [1 / dpr, 1 / dpr, 0.0, 1.0]
+            p.drawPixmapFragments(*self._fragments.drawargs(), pixmap)
         else:
             for i, (symbol, size, fill, line, width) in enumerate(self._styles):
                 p.resetTransform()
@@ -88,15 +94,31 @@ class TokenPoints(QGraphicsObject):
         p.restore()
 
     # --- styles ----------------------------------------------------------------------------------------------
-    def _sprite(self, style: Style, dpr: float) -> QImage:
-        key = (style, dpr)
-        img = self._sprites.get(key)
-        if img is None:
-            symbol, size, fill, line, width = style
-            if len(self._sprites) > 64:  # styles come from a few colours and sizes; a theme change makes new ones
-                self._sprites.clear()
-            img = self._sprites[key] = renderSymbol(symbol, size, self._pen(line, width), self._brush(fill), dpr=dpr)
-        return img
+    def _atlas_for(self, dpr: float) -> tuple[QPixmap, dict[Style, tuple[int, int, int, int]]]:
+        """One pixmap with an image of each style shown (side by side), and where each is in it: drawn again
+        only when a new style appears or the screen's pixel ratio changes."""
+        atlas = self._atlas
+        styles = set(self._styles)
+        if atlas is not None and atlas[0] == dpr and styles <= atlas[2].keys():
+            return atlas[1], atlas[2]
+        known = set(atlas[2]) if atlas is not None and atlas[0] == dpr and len(atlas[2]) < 64 else set()
+        kept = sorted(known | styles)  # (styles come from a few colours and sizes; a theme change makes new ones)
+        images = [
+            renderSymbol(symbol, size, self._pen(line, width), self._brush(fill), dpr=dpr)
+            for symbol, size, fill, line, width in kept
+        ]
+        pixmap = QPixmap(max(1, sum(i.width() for i in images)), max([1] + [i.height() for i in images]))
+        pixmap.fill(Qt.transparent)
+        places, x = {}, 0
+        painter = QPainter(pixmap)
+        for style, image in zip(kept, images):
+            painter.drawImage(x, 0, image)
+            places[style] = (x, 0, image.width(), image.height())
+            x += image.width()
+        painter.end()
+        pixmap.setDevicePixelRatio(1.0)  # source rectangles are in its pixels; fragments scale them by 1 / dpr
+        self._atlas = (dpr, pixmap, places)
+        return pixmap, places
 
     def _pen(self, colour: str, width: float):
         key = (colour, width)
