@@ -10,9 +10,9 @@
 The attention column gets the width its square heatmap needs at the area's height (capped at ``MAX_ATTENTION``
 of the width); the left column keeps at least room for next token and embeddings side by side unless that would
 make the heatmap smaller than ``SIDE_GOAL``, else they are stacked, and when three panels do not fit the height
-at their smallest the embeddings map is left out (key 4 brings it); so it is when, beside next token, its panel
-would not fit its height at its width (its explanation wrapped to many lines squashing the map into a strip). The tokens panel gets its controls and
-``TOKEN_ROWS`` rows of chips (they scroll by whole rows). :func:`plan` is the
+at their smallest the embeddings map is left out (key 4 brings it), as it is when its panel beside next token
+would not fit the height at its width (a paragraph wrapped to many lines would squash the map into a strip).
+The tokens panel gets its controls and ``TOKEN_ROWS`` rows of chips (they scroll by whole rows). :func:`plan` is the
 rule; ``LiveArea.fit`` applies it whenever the area is resized, until the user drags a splitter handle (then
 their sizes stay, and View ▸ Reset layout goes back to the rule).
 
@@ -22,8 +22,8 @@ title, keys 1–4) and for presenter mode's hero view.
 
 from __future__ import annotations
 
-import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QByteArray, Qt, Signal
@@ -63,6 +63,9 @@ class Measures:
     min_heights: tuple[float, float, float] = (170.0, 275.0, 200.0)  # tokens, next token, embeddings
     pair_min: float = PAIR_MIN
     stack_min: float = STACK_MIN
+    next_token_min_width: float = 0.0
+    # the embeddings panel's least height at a width (its paragraphs wrap: narrower needs taller)
+    embeddings_height_at: Callable[[int], float] = lambda width: 0.0
 
 
 def arrangement(m: Measures, width: float, height: float):
@@ -99,7 +102,10 @@ def plan(width: int, height: int, m: Measures = Measures()) -> Plan:
     tokens = int(max(m.min_heights[0], min(m.tokens_height, height * 0.4)))
     rest = max(1, height - tokens - HANDLE)
     dropped = ""
-    if pair:
+    emb_beside = left - HANDLE - max(int((left - HANDLE) * 0.55), int(m.next_token_min_width))
+    if pair and (emb_beside <= 0 or rest < m.embeddings_height_at(emb_beside)):  # the map would be a strip
+        lower, dropped = (left, 0), "embeddings"
+    elif pair:
         nt = int((left - HANDLE) * 0.55)
         lower = (nt, left - HANDLE - nt)
     elif rest - HANDLE < m.min_heights[1] + m.min_heights[2]:  # three do not fit: the map is left out
@@ -175,6 +181,8 @@ class LiveArea(QWidget):
             pair_min=float(max(PAIR_MIN, pair)),
             stack_min=float(max(STACK_MIN, nt.minimumSizeHint().width(), emb.minimumSizeHint().width())),
             min_heights=tuple(float(p.minimumSizeHint().height()) for p in (tok, nt, emb)),
+            next_token_min_width=float(nt.minimumSizeHint().width()),  # (the splitter keeps it)
+            embeddings_height_at=lambda width: float(emb.layout().totalMinimumHeightForWidth(width)),
         )
 
     def fit(self) -> None:
@@ -182,12 +190,6 @@ class LiveArea(QWidget):
         if not self.auto or self.only is not None or self.width() <= 0 or self.height() <= 0:
             return
         p = plan(self.width(), self.height(), self.measures())
-        if p.side_by_side and not p.dropped:  # the map beside next token: left out too where it would be a strip
-            emb, nt = self.panels["embeddings"], self.panels["next_token"]
-            width = p.left - HANDLE - max(p.lower[0], nt.minimumSizeHint().width())  # (the splitter keeps nt's)
-            room = self.height() - p.tokens - HANDLE
-            if width <= 0 or room < emb.layout().totalMinimumHeightForWidth(width):  # (its explanation wraps)
-                p = dataclasses.replace(p, lower=(p.left, 0), dropped="embeddings")
         before, self.plan = (self.plan.dropped if self.plan else ""), p
         self.panels["embeddings"].setVisible(p.dropped != "embeddings")
         if p.dropped != before:

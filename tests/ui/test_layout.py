@@ -214,6 +214,13 @@ def test_the_layout_rule():
         assert p.side >= 280 and p.side_by_side, (width, height, p)
     narrow = plan(1000, 600, m)  # no room for next token and embeddings side by side
     assert not narrow.side_by_side and narrow.dropped == "embeddings" and narrow.side >= 250
+    # beside next token, the map's panel needs this height at the width it would get (its paragraphs wrap)
+    asked: list[int] = []
+    tall = dataclasses.replace(m, next_token_min_width=430.0, embeddings_height_at=lambda w: asked.append(w) or 500.0)
+    squeezed = plan(1366, 620, tall)
+    assert squeezed.side_by_side and squeezed.dropped == "embeddings" and squeezed.lower[1] == 0
+    assert asked and asked[-1] == squeezed.left - 6 - 430  # next token keeps its least width
+    assert plan(1366, 620, dataclasses.replace(tall, embeddings_height_at=lambda w: 300.0)).dropped == ""
     a = arrange(700, 500, (200, 80), (120, 290), (290, 120))  # beside: width-bound 370; below: 290
     assert (a.side, a.grid) == (370, "beside")
     b = arrange(400, 800, (200, 80), (120, 290), (290, 120))  # a narrow, tall room: the grid below
