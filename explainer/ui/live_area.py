@@ -102,11 +102,11 @@ def plan(width: int, height: int, m: Measures = Measures()) -> Plan:
     tokens = int(max(m.min_heights[0], min(m.tokens_height, height * 0.4)))
     rest = max(1, height - tokens - HANDLE)
     dropped = ""
-    emb_beside = left - HANDLE - max(int((left - HANDLE) * 0.55), int(m.next_token_min_width))
+    nt = int((left - HANDLE) * 0.55)
+    emb_beside = left - HANDLE - max(nt, int(m.next_token_min_width))  # (the splitter keeps next token's least)
     if pair and (emb_beside <= 0 or rest < m.embeddings_height_at(emb_beside)):  # the map would be a strip
         lower, dropped = (left, 0), "embeddings"
     elif pair:
-        nt = int((left - HANDLE) * 0.55)
         lower = (nt, left - HANDLE - nt)
     elif rest - HANDLE < m.min_heights[1] + m.min_heights[2]:  # three do not fit: the map is left out
         lower, dropped = (rest, 0), "embeddings"

@@ -240,7 +240,7 @@ class EmbeddingMap(pg.PlotWidget):
         hot = np.zeros(n, bool)
         hot[focus] = True
         ring = np.zeros(n, bool)
-        ring[sorted(same)] = True
+        ring[list(same)] = True
         ring &= ~hot
         styles = []
         for h, r, o, sp in zip(hot.tolist(), ring.tolist(), outside.tolist(), self.special.tolist()):

@@ -190,7 +190,8 @@ class TokenAxis(pg.AxisItem):
         """Over ``labels`` in the tick font (``bold``: its bold face): the widest advance and how far up and down
         the letters reach. The axis asks this several times per result: remembered per list of labels (never
         changed in place) and font."""
-        font, key = self._font_set()[1 if bold else 0 :: 2]
+        plain, bold_face, plain_key, bold_key = self._font_set()
+        font, key = (bold_face, bold_key) if bold else (plain, plain_key)
         entry = self._spans.get((key, id(labels)))
         if entry is not None and entry[0] is labels:
             return entry[1]

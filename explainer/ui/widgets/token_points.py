@@ -30,8 +30,6 @@ class TokenPoints(QGraphicsObject):
         self._extent = QRectF()  # where points can be: the map's range (see set_extent)
         self._atlas: tuple[float, QPixmap, dict[Style, tuple[int, int, int, int]]] | None = None  # see _atlas_for
         self._fragments = PrimitiveArray(QPainter.PixmapFragment, 10)
-        self._pens: dict[tuple[str, float], object] = {}
-        self._brushes: dict[str, object] = {}
 
     # --- data ------------------------------------------------------------------------------------------------
     def set_points(self, xy: np.ndarray, styles: list[Style]) -> None:
@@ -90,7 +88,7 @@ class TokenPoints(QGraphicsObject):
             for i, (symbol, size, fill, line, width) in enumerate(self._styles):
                 p.resetTransform()
                 p.translate(px[i], py[i])
-                drawSymbol(p, symbol, size, self._pen(line, width), self._brush(fill))
+                drawSymbol(p, symbol, size, pg.mkPen(line, width=width), pg.mkBrush(fill))
         p.restore()
 
     # --- styles ----------------------------------------------------------------------------------------------
@@ -104,7 +102,7 @@ class TokenPoints(QGraphicsObject):
         known = set(atlas[2]) if atlas is not None and atlas[0] == dpr and len(atlas[2]) < 64 else set()
         kept = sorted(known | styles)  # (styles come from a few colours and sizes; a theme change makes new ones)
         images = [
-            renderSymbol(symbol, size, self._pen(line, width), self._brush(fill), dpr=dpr)
+            renderSymbol(symbol, size, pg.mkPen(line, width=width), pg.mkBrush(fill), dpr=dpr)
             for symbol, size, fill, line, width in kept
         ]
         pixmap = QPixmap(max(1, sum(i.width() for i in images)), max([1] + [i.height() for i in images]))
@@ -119,14 +117,3 @@ class TokenPoints(QGraphicsObject):
         pixmap.setDevicePixelRatio(1.0)  # source rectangles are in its pixels; fragments scale them by 1 / dpr
         self._atlas = (dpr, pixmap, places)
         return pixmap, places
-
-    def _pen(self, colour: str, width: float):
-        key = (colour, width)
-        if key not in self._pens:
-            self._pens[key] = pg.mkPen(colour, width=width)
-        return self._pens[key]
-
-    def _brush(self, colour: str):
-        if colour not in self._brushes:
-            self._brushes[colour] = pg.mkBrush(colour)
-        return self._brushes[colour]
