@@ -341,8 +341,8 @@ def test_panels_use_their_room_at_1600x1000(qtbot, make_main_window, temp_cache)
     m = w.embeddings.map
     m.grab()
     shown = []
-    for t in m.labels[: len(m.texts)]:
-        if t.isVisible():
+    for i, t in m.labels.items():
+        if i < len(m.texts) and t.isVisible():
             t.updateTransform(force=True)
             shown.append(t.sceneBoundingRect())
     assert len(shown) >= 5

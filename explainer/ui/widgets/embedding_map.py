@@ -78,7 +78,7 @@ class EmbeddingMap(pg.PlotWidget):
         self.points.setZValue(5)
         for it in (self.cloud, self.path, self.points):
             self.addItem(it)
-        self.labels: list[pg.TextItem] = []
+        self.labels: dict[int, pg.TextItem] = {}  # token labels by position, made when first shown (_label)
         self._shown: set[int] = set()  # the token labels shown, see _show_label
         self.theme = th.LIGHT
         self.xy = np.zeros((0, 2), np.float32)  # drawn (clamped) coordinates
@@ -116,7 +116,7 @@ class EmbeddingMap(pg.PlotWidget):
         for name in ("left", "bottom"):
             self.getPlotItem().getAxis(name).label.setFont(font)
         self._fit_axis_titles()
-        for t in self.labels + self.path_labels:
+        for t in [*self.labels.values(), *self.path_labels]:
             t.setFont(font)
         self._place_labels()
 
@@ -161,14 +161,6 @@ class EmbeddingMap(pg.PlotWidget):
         self.xy = np.column_stack([np.clip(self.raw[:, 0], x0, x1), np.clip(self.raw[:, 1], y0, y1)])
         self.texts, self.ids, self.special = list(texts), np.asarray(ids), np.asarray(special, bool)
         n = len(texts)
-        while len(self.labels) < n:
-            t = pg.TextItem("", anchor=(0, 1))
-            if self._font is not None:
-                t.setFont(self._font)
-            t.setZValue(6)
-            t.hide()  # shown by _place_labels
-            self.addItem(t)
-            self.labels.append(t)
         for i in [i for i in self._shown if i >= n]:
             self._show_label(i, False)
         self._restyle()
@@ -264,7 +256,7 @@ class EmbeddingMap(pg.PlotWidget):
             wanted, key=lambda k: (k not in focus and k not in self.marked, k not in same, k not in named, k)
         )
         for i in order:
-            t = self.labels[i]
+            t = self._label(i)
             spot = (self.texts[i], round(float(self.xy[i, 0]) / span), round(float(self.xy[i, 1]) / span))
             must = i in focus or i in self.marked or i in named
             if spot in seen and not must:
@@ -293,8 +285,8 @@ class EmbeddingMap(pg.PlotWidget):
         (vx0, vx1), (vy0, vy1) = self.vb.viewRange()
         if not order or w <= 1 or h <= 1 or vx1 <= vx0 or vy1 <= vy0:
             for i, _must in order:  # not laid out yet: a provisional spot, placed again on the first resize
-                self.labels[i].setAnchor(PLACES[0][0])
-                self.labels[i].setPos(float(self.xy[i, 0]), float(self.xy[i, 1]))
+                self._label(i).setAnchor(PLACES[0][0])
+                self._label(i).setPos(float(self.xy[i, 0]), float(self.xy[i, 1]))
                 self._show_label(i)
             return
         sx, sy = w / (vx1 - vx0), h / (vy1 - vy0)  # view units → pixels (pixel y grows downwards)
@@ -305,7 +297,7 @@ class EmbeddingMap(pg.PlotWidget):
         marks = np.column_stack([px - radius, py - radius, px + radius, py + radius])  # l, t, r, b
         placed = [self._pixel_box(t, vx0, vy1, sx, sy) for t in self.path_labels if t.isVisible()]
         for i, must in order:
-            t = self.labels[i]
+            t = self._label(i)
             br = t.textItem.boundingRect()
             tw, th_ = br.width(), br.height()
             gap = radius[i] + LABEL_GAP_PX
@@ -338,6 +330,18 @@ class EmbeddingMap(pg.PlotWidget):
             t.setPos(vx0 + ox / sx, vy1 - oy / sy)
             self._show_label(i)
             placed.append(box)
+
+    def _label(self, i: int) -> pg.TextItem:
+        """Token ``i``'s label, made the first time it is asked for (a crowded map names only a few tokens)."""
+        t = self.labels.get(i)
+        if t is None:
+            t = self.labels[i] = pg.TextItem("", anchor=(0, 1))
+            if self._font is not None:
+                t.setFont(self._font)
+            t.setZValue(6)
+            t.hide()  # shown by _place_labels
+            self.addItem(t)
+        return t
 
     def _show_label(self, i: int, on: bool = True) -> None:
         """Show or hide token ``i``'s label; ``_shown`` remembers which are shown, so that on a crowded map only
