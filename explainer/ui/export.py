@@ -18,6 +18,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter
 from PySide6.QtWidgets import QWidget
 
 from explainer.core.errors import UserError
+from explainer.ui.widgets.plot_cache import drawn_anew
 
 CAPTION_PX = 28
 
@@ -41,7 +42,8 @@ def _paint(widget: QWidget, painter: QPainter, size: QSize, caption: str, backgr
     scale = min(size.width() / max(1, src.width()), body_h / max(1, src.height()))
     painter.save()
     painter.scale(scale, scale)
-    QWidget.render(widget, painter, QPoint(0, 0))  # the widget's own paint (a plot view overrides render())
+    with drawn_anew(widget):  # not the plots' cached pixmaps: text and lines stay sharp (and text in an SVG)
+        QWidget.render(widget, painter, QPoint(0, 0))  # the widget's own paint (a plot view overrides render())
     painter.restore()
     if caption:
         f = QFont(widget.font())

@@ -43,6 +43,24 @@ def test_svg_is_xml_and_carries_the_caption(window, tmp_path):
     assert caption in path.read_text(encoding="utf-8")
 
 
+def test_svg_writes_the_plots_text_as_text_though_the_screen_draws_it_from_pixmaps(window, tmp_path):
+    """On screen the axes and titles are copied from cached pixmaps; an SVG gets every token label, number and title
+    as text (searchable, sharp at any size), and the screen's caches are back after the export."""
+    from PySide6.QtWidgets import QGraphicsItem
+
+    w = window
+    heat, grid = w.attention.heatmap, w.attention.grid
+    cached = [heat.bottom_axis, heat.left_axis.label, heat.colorbar.axis, grid.getPlotItem().getAxis("top")]
+    cached += [w.embeddings.map.getPlotItem().getAxis("bottom").label]
+    assert all(item.cacheMode() == QGraphicsItem.DeviceCoordinateCache for item in cached)
+    texts = {t.text.strip() for t in _svg_texts(export_view(w.attention, "svg", tmp_path / "a.svg", part="panel"))}
+    labels = set(heat.bottom_axis.labels) - {""}
+    assert "⟨start⟩" in labels and "start" in texts  # its brackets are runs of another font
+    assert labels - {"⟨start⟩"} <= texts  # every token named under the matrix
+    assert {"0.0", "1.0", heat.titles()[0].strip(), "layer", "head", "1"} <= texts
+    assert all(item.cacheMode() == QGraphicsItem.DeviceCoordinateCache for item in cached)
+
+
 def test_attention_data_as_csv_and_json(window, tmp_path):
     window.attention.set_hide_first(True)
     caption = panel_caption(window.attention, window.result)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QGraphicsRectItem
 
 from explainer.ui import theme as th
 from explainer.ui.widgets.cell_colours import colour_table, show_cells
+from explainer.ui.widgets.plot_cache import cache_fixed_parts
 from explainer.ui.widgets.token_axis import (
     TokenAxis,
     axis_length,
@@ -87,6 +88,7 @@ class AttentionHeatmap(pg.PlotWidget):
         self.focus_row = -1  # the row a long text's window is kept around (-1: the last)
         self.label_room = 0.0  # how much deeper than one line the column labels may be (what the square leaves)
         self._colorbar_step = 0.2  # between the colour bar's numbers (fewer on a short bar)
+        cache_fixed_parts(self)
 
     def _rect(self, pen) -> QGraphicsRectItem:
         r = QGraphicsRectItem()

@@ -20,6 +20,7 @@ from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtWidgets import QGraphicsItem
 
 from explainer.ui import theme as th
+from explainer.ui.widgets.plot_cache import cache_fixed_parts
 from explainer.ui.widgets.token_axis import axis_length, show_title, title_fits, without_unit_prefixes
 from explainer.ui.widgets.token_points import TokenPoints
 
@@ -93,6 +94,7 @@ class EmbeddingMap(pg.PlotWidget):
         self._font = None
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
+        cache_fixed_parts(self)
 
     def minimumSizeHint(self) -> QSize:
         """Room for a map worth reading (the live area leaves the map out where it cannot give this much)."""
@@ -181,6 +183,7 @@ class EmbeddingMap(pg.PlotWidget):
             if self._font is not None:
                 t.setFont(self._font)
             t.setPos(float(x), float(y))
+            t.textItem.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
             self.addItem(t)
             self.path_labels.append(t)
         self._place_labels()  # the path's numbers are obstacles for the token labels
@@ -339,6 +342,7 @@ class EmbeddingMap(pg.PlotWidget):
             if self._font is not None:
                 t.setFont(self._font)
             t.setZValue(6)
+            t.textItem.setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # see plot_cache
             t.hide()  # shown by _place_labels
             self.addItem(t)
         return t

@@ -18,7 +18,6 @@ from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPainterPath, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
-    QGraphicsItem,
     QGraphicsPathItem,
     QGraphicsRectItem,
     QLabel,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from explainer.ui import theme as th
 from explainer.ui.widgets.cell_colours import colour_table, show_cells
+from explainer.ui.widgets.plot_cache import cache_fixed_parts
 from explainer.ui.widgets.token_axis import show_title, without_unit_prefixes
 
 MIN_CELL_PX = 8  # a head's cell is never smaller than this (the grid hides instead)
@@ -55,7 +55,6 @@ class HeadGrid(pg.PlotWidget):
         item.hideAxis("bottom")
         for name in ("top", "left"):  # the numbers are spaced by _numbered: none is dropped at an edge
             item.getAxis(name).setStyle(tickLength=0, hideOverlappingLabels=False)
-            item.getAxis(name).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         self.vb = item.getViewBox()
         self.vb.invertY(True)
         self.vb.setDefaultPadding(0.0)
@@ -83,6 +82,7 @@ class HeadGrid(pg.PlotWidget):
         self._hovered = (-1, -1)
         self._selected: tuple[int, int | None] = (-1, None)
         self._fix_axes()
+        cache_fixed_parts(self)
 
     def _rect(self, pen, z: int) -> QGraphicsRectItem:
         r = QGraphicsRectItem()
