@@ -69,7 +69,9 @@ ALIASES = {
     "embedding": "embeddings",
 }
 CURSOR_WORD_MS = 150
-WARM_UP_AFTER_MS = 3000  # after the first picture: the side-by-side view's tokenizers are built in the background
+# the side-by-side view's tokenizers are built in the background at the first pause this long after a picture (the
+# building holds Python's lock for a few hundred ms: a keystroke then would wait that long for its picture)
+WARM_UP_AFTER_MS = 1500
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)  # as the BPE view splits words
 
 
@@ -117,7 +119,7 @@ class TeachArea(QTabWidget):
         self._cursor_timer.timeout.connect(self._on_cursor_timer_timeout)
         self._warm_up_timer = QTimer(self, singleShot=True, interval=WARM_UP_AFTER_MS)
         self._warm_up_timer.timeout.connect(self._on_warm_up_timer_timeout)
-        self._warm_up_asked = False
+        self._warm_up_asked = False  # the tokenizers have been asked for
         self.view_actions: dict[str, QAction] = {}
         for p in self.panels.values():
             p.set_theme(window.theme)
@@ -300,11 +302,14 @@ class TeachArea(QTabWidget):
 
     def _on_window_result_shown(self, _result) -> None:
         self.sync_visible()
-        if not self._warm_up_asked:  # the first picture is out: the side-by-side tokenizers can be built
-            self._warm_up_asked = True
-            self._warm_up_timer.start()
+        if not self._warm_up_asked:  # a picture is out: the side-by-side tokenizers at the next pause, not now
+            self._warm_up_timer.start()  # (each new picture puts it off again)
 
     def _on_warm_up_timer_timeout(self) -> None:
+        if self.main.controller.busy:  # typing again: a picture is on its way
+            self._warm_up_timer.start()
+            return
+        self._warm_up_asked = True
         self.panels["compare"].warm_up()
 
     # --- linked tokens and heads -------------------------------------------------------------------------------------

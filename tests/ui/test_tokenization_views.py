@@ -162,18 +162,35 @@ def test_side_by_side_tokenizers_are_built_when_shown_not_when_made(qtbot, monke
     assert started == ["tokenizer-warm-up"]
 
 
-def test_window_asks_for_the_tokenizers_after_its_first_picture(qtbot, make_main_window, wait_result, monkeypatch):
+def test_window_asks_for_the_tokenizers_at_the_first_pause_after_a_picture(
+    qtbot, make_main_window, wait_result, monkeypatch
+):
+    """Building them holds Python's lock for a few hundred ms, which would hold up a picture: the window asks once,
+    when no new picture came for a while (each picture puts it off), and never while a keystroke is analysed."""
     w = make_main_window(text="")
     asked = []
     monkeypatch.setattr(w.teach.panels["compare"], "warm_up", lambda: asked.append(True))
-    w.teach._warm_up_timer.setInterval(0)
-    w.editor.setPlainText("The cat sat")
-    wait_result(w, "The cat sat")
-    qtbot.waitUntil(lambda: asked == [True], timeout=5000)
-    w.editor.setPlainText("The cat sat on")
-    wait_result(w, "The cat sat on")
-    qtbot.wait(50)
-    assert asked == [True]
+    timer = w.teach._warm_up_timer
+    timer.setInterval(400)
+    text = "The cat"
+    for word in (" sat", " on", " the", " mat"):  # a picture every ~150 ms: no pause
+        text += word
+        w.editor.setPlainText(text)
+        wait_result(w, text)
+        assert timer.isActive() and asked == []
+        qtbot.wait(150)
+    assert asked == []
+    qtbot.waitUntil(lambda: asked == [True], timeout=5000)  # the pause
+    w.editor.setPlainText(text + ".")
+    wait_result(w, text + ".")
+    qtbot.wait(600)
+    assert asked == [True] and not timer.isActive()  # once
+    w.teach._warm_up_asked = False
+    monkeypatch.setattr(type(w.controller), "busy", property(lambda _self: True))
+    timer.setInterval(0)
+    timer.start()
+    qtbot.wait(100)
+    assert asked == [True] and timer.isActive()  # a keystroke on its way: later
 
 
 def test_variants_rows_equal_tokenize(bpe):
