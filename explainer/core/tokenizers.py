@@ -137,8 +137,8 @@ def _tiktoken_category(ch: str) -> str | None:
 
 
 def _stand_in(ch: str) -> str | None:
-    """The character the pieces are found with in place of ``ch``: one of the category tiktoken's engine gives it,
-    where the ``regex`` module's differs; None where they agree. Remembered per character."""
+    """The character the pieces are found with in place of ``ch`` (not ASCII): one of the category tiktoken's
+    engine gives it, where the ``regex`` module's differs; None where they agree. Remembered per character."""
     try:
         return _stand_ins[ch]
     except KeyError:
