@@ -145,7 +145,7 @@ def _stand_in(ch: str) -> str | None:
         pass
     ours = next((cat for cat, r in _REGEX_CATEGORIES.items() if r.match(ch)), None)
     theirs = _tiktoken_category(ch)
-    out = None if ours == theirs else _CATEGORIES.get(theirs, _OTHER)  # type: ignore[arg-type]
+    out = None if ours == theirs else _OTHER if theirs is None else _CATEGORIES[theirs]
     _stand_ins[ch] = out
     return out
 
