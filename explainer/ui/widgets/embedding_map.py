@@ -20,7 +20,7 @@ from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtWidgets import QGraphicsItem
 
 from explainer.ui import theme as th
-from explainer.ui.widgets.plot_cache import cache_fixed_parts
+from explainer.ui.widgets.plot_cache import cache, cache_fixed_parts
 from explainer.ui.widgets.token_axis import axis_length, show_title, title_fits, without_unit_prefixes
 from explainer.ui.widgets.token_points import TokenPoints
 
@@ -183,7 +183,7 @@ class EmbeddingMap(pg.PlotWidget):
             if self._font is not None:
                 t.setFont(self._font)
             t.setPos(float(x), float(y))
-            t.textItem.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+            cache(t.textItem)
             self.addItem(t)
             self.path_labels.append(t)
         self._place_labels()  # the path's numbers are obstacles for the token labels
@@ -342,7 +342,7 @@ class EmbeddingMap(pg.PlotWidget):
             if self._font is not None:
                 t.setFont(self._font)
             t.setZValue(6)
-            t.textItem.setCacheMode(QGraphicsItem.DeviceCoordinateCache)  # see plot_cache
+            cache(t.textItem)
             t.hide()  # shown by _place_labels
             self.addItem(t)
         return t

@@ -16,11 +16,16 @@ def _has_text(item: QGraphicsItem) -> bool:
     return isinstance(item, (QGraphicsTextItem, pg.AxisItem))
 
 
+def cache(item: QGraphicsItem) -> None:
+    """Draw ``item`` from a pixmap while it is unchanged (for text items and axes added later)."""
+    item.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+
+
 def cache_fixed_parts(view: QGraphicsView) -> None:
     """Draw the text items and the axes of ``view``'s scene from a pixmap while they are unchanged."""
     for item in view.scene().items():
         if _has_text(item):
-            item.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+            cache(item)
 
 
 @contextmanager
