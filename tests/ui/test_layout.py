@@ -65,6 +65,20 @@ def assert_readable(w, where) -> None:
         assert not problems, (where, check.__name__, problems[:6])
 
 
+def test_cells_stay_square_while_typing(make_main_window, wait_result, qtbot):
+    """Each new text re-measures the axes' labels (a wider label, labels turned or on two rows): the matrix is placed
+    again until it is square, at every keystroke of a session, not only for the first few after a resize."""
+    w = make_main_window(text="", size=(1366, 768))
+    sentence = "The eagle catches the fish in the river because it is hungry, and then it flies away home."
+    for end in range(20, len(sentence) + 1, 7):
+        text = sentence[:end]
+        w.editor.setPlainText(text)
+        wait_result(w, text)
+        qtbot.wait(60)  # the axes measure their labels, the area places the matrix again
+        width, height = heatmap_side(w)
+        assert abs(width - height) <= 2, (text, width, height)
+
+
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_every_screen_size_gives_a_square_readable_heatmap(window_at, size):
     w = window_at(size)

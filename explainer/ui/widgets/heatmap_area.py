@@ -66,10 +66,10 @@ class HeatmapArea(QWidget):
         self.setMinimumSize(160, 140)
         self.arrangement = Arrangement(0, "none")
         self._chrome = DEFAULT_CHROME
-        self._settling = 0  # re-placements since the last resize (the axes may need a second pass)
+        self._settling = 0  # re-placements since the last place() (the axes may need a second pass)
         self._placing = self._again = False
         self._again_timer = QTimer(self, singleShot=True, interval=0)  # a second pass once the axes have measured
-        self._again_timer.timeout.connect(self.place)
+        self._again_timer.timeout.connect(self._arrange)
         heatmap.vb.sigResized.connect(self._on_heatmap_view_resized)
 
     def sizeHint(self) -> QSize:
@@ -80,7 +80,6 @@ class HeatmapArea(QWidget):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        self._settling = 0
         self.place()
 
     def showEvent(self, event) -> None:
@@ -103,7 +102,13 @@ class HeatmapArea(QWidget):
         return beside, below
 
     def place(self) -> None:
-        """Arrange the heatmap and the grid in the area's current size (once more if asked while arranging)."""
+        """Arrange the heatmap and the grid in the area's current size: after a resize or for a new matrix, whose
+        labels the axes then measure (up to three more passes follow, each once the axes have measured)."""
+        self._settling = 0
+        self._arrange()
+
+    def _arrange(self) -> None:
+        """Arrange once (once more if asked while arranging)."""
         if self._placing:
             self._again = True
             return
