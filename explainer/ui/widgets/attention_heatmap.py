@@ -213,14 +213,15 @@ class AttentionHeatmap(pg.PlotWidget):
         show_cells(self.image, img, self._table)
         self.image.setRect(QRectF(0, 0, n, n))
         self.backdrop.setRect(QRectF(0, 0, n, n))
-        if n != self.n or labels != getattr(self, "_labels", None):
-            self._labels = list(labels)
-            self.left_axis.set_labels(labels)
-            self.bottom_axis.set_labels(labels)
-        if n != self.n:
+        resized = n != self.n
+        if resized:  # the new range before the new labels: the axes then lay their labels out once, for it
             self.n = n
             self.vb.setLimits(xMin=0, xMax=n, yMin=0, yMax=n)  # zooming and panning stay on the matrix
             self.reset_view()
+        if resized or labels != getattr(self, "_labels", None):
+            self._labels = list(labels)
+            self.left_axis.set_labels(labels)
+            self.bottom_axis.set_labels(labels)
         self._fit_masked_text()
         self._hover = (-1, -1)
 
