@@ -74,9 +74,12 @@ def test_cells_stay_square_while_typing(make_main_window, wait_result, qtbot):
         text = sentence[:end]
         w.editor.setPlainText(text)
         wait_result(w, text)
-        qtbot.wait(60)  # the axes measure their labels, the area places the matrix again
-        width, height = heatmap_side(w)
-        assert abs(width - height) <= 2, (text, width, height)
+
+        def square(text: str = text) -> None:  # once the axes have measured their labels and the matrix is placed
+            width, height = heatmap_side(w)
+            assert abs(width - height) <= 2, (text, width, height)
+
+        qtbot.waitUntil(square, timeout=3000)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
