@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 
 
@@ -27,18 +25,15 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--every-ms", type=float, default=200.0)
     args = ap.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    scratch = tempfile.mkdtemp(prefix="explainer-first-seconds-")
-    os.environ["EXPLAINER_DATA"] = scratch  # the window's autosave and settings: never the user's
-    try:
-        return _run(args, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # offscreen even on a desktop
+    from explainer.bench_window import scratch_app
+
+    with scratch_app("explainer-first-seconds-") as app:
+        return _run(args, app)
 
 
-def _run(args, scratch: str) -> int:
-    import pyqtgraph as pg
-    from PySide6.QtCore import QEvent, QSettings, Qt
+def _run(args, app) -> int:
+    from PySide6.QtCore import QEvent, Qt
     from PySide6.QtGui import QKeyEvent
     from PySide6.QtWidgets import QApplication
 
@@ -47,9 +42,6 @@ def _run(args, scratch: str) -> int:
     from explainer.ui.main_window import MainWindow
     from explainer.ui.panels import tokenizers_compare
 
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, scratch)
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     engine = Engine(device="cpu", backend=args.backend)
     engine.wait_for_backend()
     controller = Controller(lambda progress: engine)

@@ -19,10 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import shutil
 import statistics
-import sys
-import tempfile
 import time
 
 
@@ -33,24 +30,14 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="times through the 40 results")
     ap.add_argument("--size", default="1600x1000")
     args = ap.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    scratch = tempfile.mkdtemp(prefix="explainer-result-to-pixels-")
-    os.environ["EXPLAINER_DATA"] = scratch  # the window's autosave: never the user's
-    try:
-        return _run(args, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # offscreen even on a desktop
+    from explainer.bench_window import scratch_app
+
+    with scratch_app("explainer-result-to-pixels-") as app:
+        return _run(args, app)
 
 
-def _run(args, scratch: str) -> int:
-    import pyqtgraph as pg
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
-
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, scratch)
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
-
+def _run(args, app) -> int:
     from explainer.bench import _tail, text_with_tokens
     from explainer.core.engine import Engine
     from explainer.runtime.controller import Controller

@@ -21,7 +21,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 def paint_counter():
@@ -39,6 +40,27 @@ def paint_counter():
     return PaintCounter()
 
 
+@contextmanager
+def scratch_app(prefix: str = "explainer-bench-") -> Iterator:
+    """The QApplication for a timed window (offscreen unless a display is set), with the window's settings and
+    autosave in a temporary folder, never the user's (removed afterwards); pyqtgraph set up as the app sets it."""
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    scratch = tempfile.mkdtemp(prefix=prefix)
+    os.environ["EXPLAINER_DATA"] = scratch
+    try:
+        import pyqtgraph as pg
+        from PySide6.QtCore import QSettings
+        from PySide6.QtWidgets import QApplication
+
+        QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, scratch)
+        app = QApplication.instance() or QApplication([sys.argv[0]])
+        pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+        yield app
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def picture_times(
     engine,
     texts: dict[int, tuple[str, str]],
@@ -51,21 +73,17 @@ def picture_times(
     """``texts``: case -> (the starting text, the characters to type); ``max_tokens``: the window's analysis
     limit for the run (the app's default is lower than the longest case); ``on_window(window)`` is called once
     the window is shown (a profiler's hook). Per case, per keystroke: (picture ms, main-thread ms, main-thread CPU ms)."""
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    scratch = tempfile.mkdtemp(prefix="explainer-bench-")
-    os.environ["EXPLAINER_DATA"] = scratch  # the window's autosave: never the user's
-    import pyqtgraph as pg
-    from PySide6.QtCore import QEvent, QSettings, Qt
+    with scratch_app() as app:
+        return _picture_times(app, engine, texts, keystrokes, max_tokens, size, timeout_s, on_window)
+
+
+def _picture_times(app, engine, texts, keystrokes, max_tokens, size, timeout_s, on_window):
+    from PySide6.QtCore import QEvent, Qt
     from PySide6.QtGui import QKeyEvent
     from PySide6.QtWidgets import QApplication
 
     from explainer.runtime.controller import Controller
     from explainer.ui.main_window import MainWindow
-
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, scratch)
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
     paints = paint_counter()
     controller = Controller(lambda progress: engine)
@@ -135,7 +153,6 @@ def picture_times(
         controller.shutdown()
         window.close()
         app.processEvents()
-        shutil.rmtree(scratch, ignore_errors=True)
     return out
 
 
