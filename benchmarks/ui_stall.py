@@ -14,10 +14,8 @@ import time
 T0 = time.perf_counter()
 
 import argparse  # noqa: E402
-import os  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 
 TEXT = (
     "The eagle circled high above the valley, watching the river below. Every morning it followed the "
@@ -63,20 +61,21 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--backend", default="auto", choices=("torch", "onnx", "stored", "auto"))
     args = ap.parse_args()
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from explainer.bench_window import scratch_app
 
-    import pyqtgraph as pg
-    from PySide6.QtCore import QEvent, QSettings, Qt
+    # settings and autosave in a temporary folder (removed afterwards), never the user's
+    with scratch_app("explainer-ui-stall-") as app:
+        return _run(args, app)
+
+
+def _run(args, app) -> int:
+    from PySide6.QtCore import QEvent, Qt
     from PySide6.QtGui import QKeyEvent
     from PySide6.QtWidgets import QApplication
 
     from explainer.runtime.controller import Controller, engine_factory
     from explainer.ui.main_window import MainWindow
 
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, tempfile.mkdtemp(prefix="explainer-bench-"))
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     beat = Heartbeat()
     controller = Controller(engine_factory(device=args.device, backend=args.backend, demo=args.demo))
     controller.start()  # as the app does: the model loads while the window is built
@@ -112,6 +111,7 @@ def main() -> int:
 
     if not wait_until(lambda: bool(shown), 600):
         print("no picture within 600 s", file=sys.stderr)
+        controller.shutdown()
         return 1
     t_first = shown[0][0]
     load_gaps = list(beat.gaps)
@@ -161,7 +161,9 @@ def main() -> int:
     per_panel = ", ".join(f"{n} {statistics.median(v[1:] or v):.0f}/{max(v):.0f}" for n, v in panel_ms.items() if v)
     print(f"  main-thread time per picture, median/max ms: {per_panel}")
     print(f"  last keystroke → final picture: {1000 * (t_done - (t_start + (len(typed) - 1) / args.rate)):.0f} ms")
+    controller.shutdown()
     window.close()
+    app.processEvents()
     return 0
 
 
