@@ -248,13 +248,23 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_cases(spec: str | None) -> tuple[int, ...]:
+    """``--tokens``: whole numbers separated by commas (None: the default cases); UserError otherwise."""
+    from explainer.core.errors import UserError
+
+    if spec is None:
+        return CASES
+    parts = [x.strip() for x in spec.split(",") if x.strip()]
+    if not parts or not all(x.isascii() and x.isdigit() for x in parts) or min(int(x) for x in parts) < 1:
+        raise UserError("--tokens takes whole numbers of 1 or more separated by commas, such as 8,32,128.")
+    return tuple(int(x) for x in parts)
+
+
 def _handler(args) -> int:
     from explainer.core.engine import Engine
     from explainer.core.errors import UserError
 
-    cases = tuple(int(x) for x in args.tokens.split(",") if x.strip()) if args.tokens else CASES
-    if not cases or min(cases) < 1:
-        raise UserError("--tokens takes positive numbers separated by commas, such as 8,32,128.")
+    cases = parse_cases(args.tokens)
     if args.keystrokes < 1:
         raise UserError("--keystrokes must be at least 1.")
 
@@ -264,6 +274,12 @@ def _handler(args) -> int:
             sys.stderr.flush()
 
     engine = Engine(args.model, device=args.device, backend=args.backend, progress=say)
+    longest = engine.info.context_length - args.keystrokes - 8  # room for the typed characters
+    if max(cases) > longest:
+        raise UserError(
+            f"--tokens can be at most {max(longest, 0)} for this model: its context is "
+            f"{engine.info.context_length} tokens, and the typed characters need room too."
+        )
     engine.wait_for_backend(say)
     res = run_bench(
         engine, cases, args.keystrokes, compare_hf=args.compare_hf, progress=say, picture=not args.no_picture

@@ -50,13 +50,17 @@ def read_texts(texts: Sequence[str], text_file: str | None) -> list[str]:
             raise UserError("Give either TEXT arguments or --text-file, not both.")
         try:
             if text_file == "-":
+                if sys.stdin is None:
+                    raise UserError("Standard input is closed; give the text as arguments or with --text-file PATH.")
                 data = sys.stdin.buffer.read()
             else:
                 with open(text_file, "rb") as f:
                     data = f.read()
         except IsADirectoryError:
-            raise UserError(f"--text-file {text_file} is a folder; give a text file.") from None
+            raise UserError(f"--text-file {text_file or '.'} is a folder; give a text file.") from None
         except FileNotFoundError:
+            if not text_file:
+                raise UserError("--text-file needs a path (or - for standard input).") from None
             raise UserError(f"The text file {text_file} does not exist; check the path.") from None
         except OSError as e:
             raise UserError(f"The text file {text_file} cannot be read ({e.strerror}).") from None
@@ -254,6 +258,7 @@ def cmd_analyze(args) -> int:
     k = min(args.top_k, engine.info.vocab_size)
     # never analyse past the model's context (memory grows with T²); "truncated" says it was cut
     max_tokens = min(args.max_tokens, engine.info.context_length)
+    _check_analysis_memory(engine, texts, args, max_tokens, k)
     results = [
         engine.analyze(
             t,
@@ -271,6 +276,28 @@ def cmd_analyze(args) -> int:
     for r in results:
         print_table(r, engine)
     return 0
+
+
+def _check_analysis_memory(engine, texts: list[str], args, max_tokens: int, k: int) -> None:
+    """UserError (one sentence) when the analyses of ``texts`` and their output would not fit in memory."""
+    from explainer.core import work_memory as wm
+
+    per_weight = wm.ANALYSIS_FP32 if args.attention else wm.ANALYSIS  # --attention keeps every row float32
+    if args.json and args.attention:
+        per_weight = wm.ANALYSIS_WITH_ATTENTION_JSON
+    per_candidate = 12 + (wm.CANDIDATE_JSON if args.json else 0)  # the result's top-k arrays, and their JSON
+    need = 0.0
+    for text in texts:
+        _, tokens, _ = engine.tokens_for(
+            text, start_token=not args.no_start_token, max_tokens=max_tokens, parse_specials=args.parse_specials
+        )
+        n = len(tokens)
+        need += per_weight * wm.attention_weights(engine.info, n) + per_candidate * n * k
+    items = ["a shorter text", "a smaller --max-tokens"] + (["a smaller --top-k"] if args.json else [])
+    if args.json and args.attention:
+        items.append("no --attention")
+    advice = "use " + ", ".join(items[:-1]) + " or " + items[-1]
+    wm.require(need, "This analysis" if len(texts) == 1 else f"Analysing these {len(texts)} texts", advice)
 
 
 def cmd_scenes(args) -> int:
@@ -331,34 +358,110 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(encoding="utf-8", errors="backslashreplace")
         except (AttributeError, ValueError):
             pass
+    if argv and not argv[0].startswith("-") and argv[0] not in SUBCOMMANDS:
+        _say(_unknown_command(argv[0]))  # the window takes options only: a word first is a mistyped command
+        return 2
     if not argv or argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help"):
         from explainer.ui.app import main as gui_main
 
         return gui_main(argv)
+    if sys.stdout is None:  # started with its standard output closed
+        _say("explainer: Standard output is closed, so there is nowhere to print the result.")
+        return 2
+    out_of_memory = "explainer: out of memory; use a shorter text or a smaller --max-tokens."
+    if argv[0] in ("heads", "bench", "scenes", "tokenize"):
+        out_of_memory = "explainer: out of memory; close other programs or choose smaller settings."
+    stdout, sys.stdout = sys.stdout, _Output(sys.stdout)
     try:
         args = build_parser().parse_args(argv)
         handler = {"analyze": cmd_analyze, "tokenize": cmd_tokenize, "scenes": cmd_scenes}.get(
             args.command
         ) or args.handler
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()
+        return code
     except UserError as e:
-        sys.stderr.write(f"explainer: {_one_line(str(e))}\n")  # a path may hold a newline
+        _say(f"explainer: {_one_line(str(e))}")  # a path may hold a newline
         return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        _discard_output(stdout)
         return 0
     except MemoryError:
-        sys.stderr.write("explainer: out of memory; use a shorter text or a smaller --max-tokens.\n")
+        _say(out_of_memory)
         return 2
     except Exception as e:  # a bug: say so in one line; EXPLAINER_DEBUG=1 shows the traceback
         if os.environ.get("EXPLAINER_DEBUG"):
             raise
         if _is_out_of_memory(e):  # torch reports a failed allocation as a RuntimeError
-            sys.stderr.write("explainer: out of memory; use a shorter text or a smaller --max-tokens.\n")
+            _say(out_of_memory)
             return 2
-        sys.stderr.write(f"explainer: internal error ({type(e).__name__}: {_one_line(str(e))}); please report it.\n")
+        _say(f"explainer: internal error ({type(e).__name__}: {_one_line(str(e))}); please report it.")
         return 1
+    finally:
+        sys.stdout = stdout
+
+
+class OutputError(UserError):
+    """Standard output could not take the result (a full disk, a closed or failing device)."""
+
+
+class _Output:
+    """Standard output while a subcommand runs: a failed write becomes one sentence (``OutputError``), and what
+    was left unwritten is dropped, so that Python's own flush at exit does not fail again."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, s: str) -> int:
+        return self._guard(self._stream.write, s)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def _guard(self, call, *args):
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            _discard_output(self._stream)
+            raise OutputError(f"The result could not be written to standard output ({e.strerror or e}).") from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _discard_output(stream) -> None:
+    """Point ``stream``'s file descriptor at the null device: nothing more is written, and the flush at exit
+    succeeds. A stream without a descriptor of its own (a capture in tests) is left alone."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # no descriptor: nothing will be flushed to one at exit either
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
+def _say(line: str) -> None:
+    """One line on standard error, when there is one."""
+    if sys.stderr is not None:
+        sys.stderr.write(line + "\n")
+
+
+def _unknown_command(word: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word.lower(), SUBCOMMANDS, n=1, cutoff=0.6)
+    guess = f" (did you mean '{close[0]}'?)" if close else ""
+    return (
+        f"explainer: '{_one_line(word)}' is not a command{guess}; the commands are {', '.join(SUBCOMMANDS)}, "
+        "and without one explainer opens the window ('explainer --help' says more)."
+    )
 
 
 def _is_out_of_memory(e: BaseException) -> bool:

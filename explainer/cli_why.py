@@ -20,6 +20,7 @@ from explainer.cli import (
     read_texts,
     token_json,
 )
+from explainer.core import work_memory
 from explainer.core.errors import UserError
 
 
@@ -76,6 +77,11 @@ def cmd_attribute(args) -> int:
     rows = []
     for text in texts:
         tokens, truncated = _tokens(engine, args, text)
+        work_memory.require(
+            work_memory.ATTRIBUTION * work_memory.attention_weights(engine.info, len(tokens)),
+            f"Attributing {len(tokens)} tokens",
+            "use a shorter text or a smaller --max-tokens",
+        )
         a = attribute(engine, [t.id for t in tokens], target=args.target, ablated=heads)
         rows.append(
             {

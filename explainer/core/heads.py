@@ -342,16 +342,24 @@ def add_arguments(parser) -> None:
 
 
 def _cmd_heads(args) -> int:
+    from explainer.core import work_memory
     from explainer.core.engine import Engine
     from explainer.core.errors import UserError
 
     if args.seeds < 1:
         raise UserError("--seeds must be at least 1.")
+    if args.seed < 0:
+        raise UserError("--seed must be 0 or more.")
     if args.length < 2:
         raise UserError("--length must be at least 2.")
     engine = Engine(args.model, device=args.device)
     if 2 * args.length + 1 > engine.info.context_length:
         raise UserError(f"--length can be at most {(engine.info.context_length - 1) // 2} for this model.")
+    work_memory.require(
+        work_memory.HEAD_SCORES * work_memory.attention_weights(engine.info, 2 * args.length + 1),
+        f"The test with --length {args.length} ({2 * args.length + 1} tokens)",
+        "use a smaller --length",
+    )
     scores = reference_scores(engine, args.seed, args.length, args.seeds)
     if args.json:
         import sys

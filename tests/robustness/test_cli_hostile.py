@@ -272,11 +272,78 @@ def test_table_output_hostile(cli, tiny_gguf, name):
         ["analyze", "--device", "\u2028cuda", "x"],
         ["analyze", "--max-tokens", "0", "x"],
         ["analyze", "--top-k", "-1", "x"],
+        ["tokenize", "--text-file", "", "x"],
+        ["tokenize", "--text-file", ""],
+        ["heads", "--seed", "-1"],
+        ["bench", "--no-picture", "--tokens", "abc"],
+        ["bench", "--no-picture", "--tokens", "1.5"],
+        ["bench", "--no-picture", "--tokens", "8;32"],
+        ["bench", "--no-picture", "--tokens", ""],
+        ["bench", "--no-picture", "--tokens", "٣"],
     ],
 )
 def test_hostile_options_are_one_sentence(cli, argv):
     r = cli(*argv)
     assert_one_sentence(r.code, r.out, r.err)
+
+
+@pytest.mark.parametrize(("word", "guess"), [("analyse", "analyze"), ("Tokenize", "tokenize"), ("scene", "scenes")])
+def test_a_mistyped_command_names_the_commands(cli, word, guess):
+    """A word first is never the window (it takes options only): one sentence that lists the commands."""
+    r = cli(word, "some text")
+    assert_one_sentence(r.code, r.out, r.err)
+    assert f"did you mean '{guess}'" in r.err and "analyze, tokenize, heads" in r.err
+
+
+def test_bench_tokens_past_the_context_are_refused_before_timing(cli, tiny_gguf, monkeypatch):
+    from explainer import bench
+
+    def never(*a, **k):
+        raise AssertionError("nothing is timed")
+
+    monkeypatch.setattr(bench, "run_bench", never)
+    r = cli("bench", "--json", "--no-picture", "--model", str(tiny_gguf), "--tokens", "8,100000")
+    assert_one_sentence(r.code, r.out, r.err)
+    assert "--tokens can be at most" in r.err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["analyze", "--top-k", "2", "a short text"],
+        ["analyze", "--json", "--attention", "a short text"],
+        ["attribute", "a short text"],
+        ["heads", "--length", "4", "--seeds", "1"],
+    ],
+)
+def test_work_that_would_not_fit_in_memory_is_refused_in_one_sentence(cli, tiny_gguf, monkeypatch, argv):
+    """The memory an analysis needs is checked before it starts (the system's out-of-memory kill cannot be
+    caught): with 1 kB free, every command says so; the same commands run with the memory there is."""
+    from explainer.core import work_memory
+
+    command, *rest = argv
+    full = [command, "--model", str(tiny_gguf), *rest]
+    monkeypatch.setattr(work_memory, "free_memory", lambda: 1)
+    r = cli(*full)
+    assert_one_sentence(r.code, r.out, r.err)
+    assert "of memory, but only" in r.err and "is free; use " in r.err
+    monkeypatch.setattr(work_memory, "free_memory", lambda: 1 << 40)
+    r = cli(*full)
+    assert r.code == 0, r.err
+
+
+def test_the_memory_estimate_grows_with_the_text_and_the_options(monkeypatch):
+    from explainer.core import work_memory
+    from explainer.core.errors import UserError
+
+    class Info:
+        n_layers, n_heads = 30, 9
+
+    assert work_memory.attention_weights(Info, 1024) == 30 * 9 * 1024**2
+    monkeypatch.setattr(work_memory, "free_memory", lambda: 10**9)
+    work_memory.require(0.9e9, "This", "use less")
+    with pytest.raises(UserError, match=r"needs about 1\.1 GB of memory, but only 1\.0 GB is free; use less\.$"):
+        work_memory.require(1.1e9, "This", "use less")
 
 
 def test_directory_and_binary_text_files(cli, tmp_path, tiny_gguf):
@@ -435,6 +502,48 @@ def test_subprocess_c_locale_prints_emoji():
     )
     assert p.returncode == 0, p.stderr
     assert strict_json(p.stdout.decode("utf-8"))[0]["text"] == HOSTILE["zwj_family"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")
+def test_subprocess_output_that_cannot_be_written_is_one_sentence():
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run(
+            [sys.executable, "-m", "explainer", "tokenize", "--json", "x" * 5000],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            timeout=180,
+        )
+    assert p.returncode == 2
+    assert (
+        p.stderr.decode()
+        == "explainer: The result could not be written to standard output (No space left on device).\n"
+    )
+
+
+@pytest.mark.skipif(os.name != "posix", reason="closing a child's standard streams")
+@pytest.mark.parametrize(
+    ("closed", "argv", "says"),
+    [
+        (1, ["tokenize", "--json", "x"], "Standard output is closed"),
+        (1, ["tokenize", "x"], "Standard output is closed"),
+        (0, ["tokenize", "--text-file", "-"], "Standard input is closed"),
+    ],
+)
+def test_subprocess_closed_standard_streams_are_one_sentence(closed, argv, says):
+    p = subprocess.run(
+        [sys.executable, "-m", "explainer", *argv],
+        stdout=None if closed == 1 else subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=180,
+        preexec_fn=lambda: os.close(closed),  # the child has no threads yet
+    )
+    assert p.returncode == 2
+    err = p.stderr.decode()
+    assert err.startswith(f"explainer: {says}") and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_subprocess_user_error_is_one_line_of_stderr():
