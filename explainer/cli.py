@@ -373,7 +373,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         out_of_memory = "explainer: out of memory; close other programs or choose smaller settings."
     stdout, sys.stdout = sys.stdout, _Output(sys.stdout)
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # the subcommand's own help, and how to give a text that starts with a dash
+            raise UserError(
+                f"Unrecognized arguments: {' '.join(extra)}; run 'explainer {args.command} --help' for usage"
+                + (" (a text that starts with '-' goes after --)." if any(a.startswith("-") for a in extra) else ".")
+            )
         handler = {"analyze": cmd_analyze, "tokenize": cmd_tokenize, "scenes": cmd_scenes}.get(
             args.command
         ) or args.handler

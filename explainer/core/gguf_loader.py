@@ -70,6 +70,8 @@ def check_model_path(path: str | os.PathLike) -> Path:
         )
     if p.is_dir():
         raise ModelFileError(f"{p} is a folder, not a model file; give the path of a .gguf file inside it.")
+    if not p.is_file():  # a device or a pipe: no size to check, and reading a pipe could wait forever
+        raise ModelFileError(f"{p} is not a regular file; choose a .gguf file.")
     try:
         size = p.stat().st_size
         with open(p, "rb") as f:

@@ -57,6 +57,8 @@ def open_model(path: str | Path | None = None, progress: Progress | None = None)
         manifest = Manifest.load()
         src = _open_gguf(bundled_model_path(progress), progress, manifest.sha256)
         return dataclasses.replace(src, cfg=dataclasses.replace(src.cfg, name=manifest.display_name))
+    if not str(path).strip():
+        raise ModelFileError("The model path is empty; give a .gguf file or a Hugging Face model folder.")
     p = Path(path).expanduser()
     if p.name == "config.json" and p.is_file():  # a folder's config.json, picked in a file dialog
         p = p.parent

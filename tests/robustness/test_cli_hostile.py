@@ -287,6 +287,26 @@ def test_hostile_options_are_one_sentence(cli, argv):
     assert_one_sentence(r.code, r.out, r.err)
 
 
+def test_an_unknown_option_points_at_the_subcommands_help(cli):
+    r = cli("analyze", "-x", "some text")
+    assert_one_sentence(r.code, r.out, r.err)
+    assert "'explainer analyze --help'" in r.err and "goes after --" in r.err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="devices and named pipes")
+def test_a_model_path_that_is_not_a_regular_file_is_refused_without_reading_it(cli, tmp_path):
+    """A named pipe with no writer would block the first read forever; a device has no size to check."""
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero"):
+        r = cli("analyze", "--model", path, "x")
+        assert_one_sentence(r.code, r.out, r.err)
+        assert "is not a regular file" in r.err
+    r = cli("analyze", "--model", "", "x")
+    assert_one_sentence(r.code, r.out, r.err)
+    assert "model path is empty" in r.err
+
+
 @pytest.mark.parametrize(("word", "guess"), [("analyse", "analyze"), ("Tokenize", "tokenize"), ("scene", "scenes")])
 def test_a_mistyped_command_names_the_commands(cli, word, guess):
     """A word first is never the window (it takes options only): one sentence that lists the commands."""
