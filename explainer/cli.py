@@ -57,7 +57,7 @@ def read_texts(texts: Sequence[str], text_file: str | None) -> list[str]:
                 with open(text_file, "rb") as f:
                     data = f.read()
         except IsADirectoryError:
-            raise UserError(f"--text-file {text_file or '.'} is a folder; give a text file.") from None
+            raise UserError(f"--text-file {text_file} is a folder; give a text file.") from None
         except FileNotFoundError:
             if not text_file:
                 raise UserError("--text-file needs a path (or - for standard input).") from None
