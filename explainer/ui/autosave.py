@@ -157,7 +157,9 @@ def apply_settings(window: Any, saved: dict) -> None:
         if isinstance(old, bool):
             ok = isinstance(v, bool)
         elif isinstance(old, int):
-            ok = _is_int(v) and v >= 1
+            # never above what the window starts with: it has no control that raises these, and a hand-edited
+            # limit of 10**9 tokens could ask for more memory than there is, at every start
+            ok = _is_int(v) and 1 <= v <= old
         else:
             ok = type(v) is type(old)
         if ok and v != old:
