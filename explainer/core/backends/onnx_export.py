@@ -214,4 +214,12 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    try:
+        code = _main(sys.argv[1:])
+    except SystemExit as e:  # cancelled: what it unwound through removed the temporary file
+        code = e.code if isinstance(e.code, int) else 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # no interpreter teardown: torch's and the exporter's native threads can still be at work when a cancel
+    # arrives, and tearing the interpreter down under them can abort the process (SIGABRT) instead of ending it
+    os._exit(code)
