@@ -66,6 +66,8 @@ def read_texts(texts: Sequence[str], text_file: str | None) -> list[str]:
             raise UserError(f"The text file {text_file} cannot be read ({e.strerror}).") from None
         except ValueError:  # a NUL in the path (only possible in-process, not from a real argv)
             raise UserError(f"--text-file {text_file!r} is not a valid path.") from None
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its byte-order mark ("Unicode" in Notepad)
+            return [data.decode("utf-16", errors="replace")]
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
         return [data.decode("utf-8", errors="replace")]

@@ -366,6 +366,16 @@ def test_the_memory_estimate_grows_with_the_text_and_the_options(monkeypatch):
         work_memory.require(1.1e9, "This", "use less")
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_text_file_with_its_byte_order_mark_is_read_as_utf16(cli, tmp_path, encoding):
+    text = "héllo wörld 🍓\nstrawberry"
+    f = tmp_path / "notepad.txt"
+    f.write_bytes(text.encode(encoding) if encoding == "utf-16" else ("\ufeff" + text).encode(encoding))  # a BOM each
+    r = cli("tokenize", "--json", "--text-file", str(f))
+    assert r.code == 0, r.err
+    assert strict_json(r.out)[0]["text"] == text
+
+
 def test_directory_and_binary_text_files(cli, tmp_path, tiny_gguf):
     r = cli("tokenize", "--json", "--text-file", str(tmp_path))
     assert_one_sentence(r.code, r.out, r.err)
