@@ -4,7 +4,7 @@ The engine runs where the app runs it (the controller's worker thread) and the w
 (offscreen unless a display is set; its settings and autosave go to a temporary folder). For each case the
 window shows the case's text; then each keystroke is a key press/release sent to the editor with the text's next
 character, and the clock stops when the window has shown the result for that text and the event loop has drawn
-every widget that asked for a repaint (Paint events, followed until an event-loop pass draws nothing more).
+every widget that asked for a repaint (the window's repaint passes, followed until an event-loop pass draws nothing more).
 
 Main-thread time per picture: the wall time the window's thread spent handling events (the key events, the
 editor, the result reaching every panel, painting) between the key press and the drawn picture, without the
@@ -25,15 +25,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
-def paint_counter():
-    """An event filter that counts the Paint events of what it is installed on (``.count``)."""
+def paint_counter(kind=None):
+    """An event filter that counts the events of type ``kind`` (default: Paint) of what it is installed on
+    (``.count``)."""
     from PySide6.QtCore import QEvent, QObject
+
+    wanted = QEvent.Paint if kind is None else kind
 
     class PaintCounter(QObject):
         count = 0
 
         def eventFilter(self, obj, event):
-            if event.type() == QEvent.Paint:
+            if event.type() == wanted:
                 self.count += 1
             return False
 
@@ -85,7 +88,6 @@ def _picture_times(app, engine, texts, keystrokes, max_tokens, size, timeout_s, 
     from explainer.runtime.controller import Controller
     from explainer.ui.main_window import MainWindow
 
-    paints = paint_counter()
     controller = Controller(lambda progress: engine)
     controller.settings = dataclasses.replace(controller.settings, max_tokens=max_tokens)
     controller.start()
@@ -95,7 +97,9 @@ def _picture_times(app, engine, texts, keystrokes, max_tokens, size, timeout_s, 
     window.teach.panels["compare"].warm_up().join()  # not while the keystrokes are timed
     if on_window is not None:
         on_window(window)
-    app.installEventFilter(paints)
+    # every widget's drawing is part of a pass of the window's repaint: an UpdateRequest event of the window
+    passes = paint_counter(QEvent.UpdateRequest)
+    window.installEventFilter(passes)
     shown: list = []
     window.resultShown.connect(shown.append)
     maps: list = []
@@ -120,9 +124,9 @@ def _picture_times(app, engine, texts, keystrokes, max_tokens, size, timeout_s, 
     def drawn() -> None:
         """Let the event loop draw until a pass draws nothing more."""
         for _ in range(50):
-            before = paints.count
+            before = passes.count
             process()
-            if paints.count == before:
+            if passes.count == before:
                 return
 
     def showing(text: str) -> Callable[[], bool]:
@@ -149,7 +153,7 @@ def _picture_times(app, engine, texts, keystrokes, max_tokens, size, timeout_s, 
                 times.append(((time.perf_counter() - t0) * 1000.0, busy[0] * 1000.0, busy[1] * 1000.0))
             out[case] = times
     finally:
-        app.removeEventFilter(paints)
+        window.removeEventFilter(passes)
         controller.shutdown()
         window.close()
         app.processEvents()

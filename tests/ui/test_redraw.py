@@ -100,3 +100,33 @@ def test_a_new_result_is_drawn_in_one_pass(qtbot, temp_cache):
     finally:
         if shiboken6.isValid(w):
             w.close()
+
+
+def test_every_widget_drawn_in_a_window_is_drawn_in_a_pass_the_window_is_told_of(qtbot):
+    """``explainer bench`` knows a picture is drawn when an event-loop pass brings the window no repaint pass
+    (an UpdateRequest): a changed label and a changed plot (a graphics scene, which draws at once) each bring one."""
+    import numpy as np
+
+    from explainer.bench_window import paint_counter
+
+    w = shown_window(qtbot)
+    try:
+        passes = paint_counter(QEvent.UpdateRequest)
+        w.installEventFilter(passes)
+        heatmap = w.panels["attention"].heatmap
+        label = w.panels["next_token"].summary
+        drawn = Paints(heatmap.viewport(), label)
+        settle(qtbot)
+        matrix = np.tril(np.full((3, 3), 0.5, np.float32))
+        for change, widget in (
+            (lambda: label.setText("another <b>sentence</b>"), label),
+            (lambda: heatmap.set_matrix(matrix, list("abc")), heatmap.viewport()),
+        ):
+            before_passes, before_paints = passes.count, drawn.count[widget]
+            change()
+            QApplication.processEvents()
+            assert drawn.count[widget] > before_paints
+            assert passes.count > before_passes
+    finally:
+        if shiboken6.isValid(w):
+            w.close()
