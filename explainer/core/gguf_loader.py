@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from explainer.core.errors import ModelFileError
-from explainer.core.paths import atomic_write, cache_dir, sha256_file
+from explainer.core.paths import atomic_write, cache_dir, remove_older_formats, sha256_file
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
@@ -248,10 +248,12 @@ def _load_cache(gguf_sha: str) -> tuple[LlamaConfig, dict[str, np.ndarray]] | No
 
         cfg = meta["config"]
         cfg["rope_scaling"] = tuple(cfg.get("rope_scaling", ()))
-        return LlamaConfig(**cfg), map_safetensors(st_path)  # read on demand
+        loaded = LlamaConfig(**cfg), map_safetensors(st_path)  # read on demand
     except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
         log.warning("weight cache %s unreadable (%s); rebuilding", st_path, e)
         return None
+    remove_older_formats(st_path.parent, gguf_sha[:24], "v", CACHE_FORMAT)
+    return loaded
 
 
 def _save_cache(gguf_sha: str, cfg: LlamaConfig, weights: dict[str, np.ndarray]) -> None:
@@ -266,6 +268,7 @@ def _save_cache(gguf_sha: str, cfg: LlamaConfig, weights: dict[str, np.ndarray])
         "gguf_sha256": gguf_sha,
     }
     atomic_write_bytes(meta_path, lambda p: p.write_text(json.dumps(meta, indent=1), encoding="utf-8"))
+    remove_older_formats(st_path.parent, gguf_sha[:24], "v", CACHE_FORMAT)
 
 
 def load_weights(

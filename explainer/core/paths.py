@@ -55,6 +55,33 @@ def _manifest_path(name: str) -> Path:
     return Path(__file__).resolve().parent / "manifests" / f"{name}.json"
 
 
+def remove_older_formats(folder: Path, stem: str, tag: str, current: int) -> list[str]:
+    """Delete the files in ``folder`` that an older version of this cache wrote for the same entry: names that
+    start with ``{stem}-{tag}{k}`` and go on with ``-`` or ``.``, where ``k < current``. They are
+    never read again (the cache's format changed), and each may be as large as the model. A file that cannot be
+    deleted now (in use by a running older version, on a system that forbids that) is left for the next time.
+    Returns the names deleted."""
+    import logging
+    import re
+
+    pattern = re.compile(re.escape(f"{stem}-{tag}") + r"(\d+)(?=[-.])")
+    gone = []
+    try:
+        names = [p for p in folder.iterdir() if p.is_file()]
+    except OSError:
+        return gone
+    for p in names:
+        m = pattern.match(p.name)
+        if m is None or int(m.group(1)) >= current:
+            continue
+        try:
+            p.unlink()
+            gone.append(p.name)
+        except OSError as e:
+            logging.getLogger(__name__).info("cache file %s of an older format left in place (%s)", p.name, e)
+    return gone
+
+
 def atomic_write(dst: Path, data: bytes | Callable[[Path], object]) -> None:
     """Replace ``dst`` atomically: write a temporary file in the same folder (``data`` bytes, or a function
     that writes the given path), fsync it, ``os.replace`` it over ``dst``, then fsync the folder. Readers and a

@@ -86,3 +86,25 @@ def test_cancelled_background_export_stops_and_leaves_no_partial_file(cache, bun
     if os.name == "posix":  # ended by SIGTERM (its handler exits 143), not killed after cancel's wait
         assert job.proc.returncode in (143, -signal.SIGTERM), job.proc.returncode
     assert not [p.name for p in (cache / "onnx").glob("*") if p.suffix in (".tmp", ".onnx")]
+
+
+def test_older_formats_of_a_cache_entry_are_removed_and_nothing_else(tmp_path):
+    names = [
+        "abc-v1.safetensors",  # older formats of this entry: removed
+        "abc-v1.json",
+        "abc-v2-layers.data",
+        "abc-v3.safetensors",  # the current format, a newer one, a half-written current one: kept
+        "abc-v3.safetensors.x1y2.tmp",
+        "abc-v12.json",
+        "abd-v1.json",  # another entry, other names
+        "abc-vx.json",
+        "abc-v1x.json",
+        "xabc-v1.json",
+    ]
+    for n in names:
+        (tmp_path / n).write_bytes(b"x")
+    (tmp_path / "abc-v1.d").mkdir()  # not a file
+    gone = paths.remove_older_formats(tmp_path, "abc", "v", 3)
+    assert sorted(gone) == ["abc-v1.json", "abc-v1.safetensors", "abc-v2-layers.data"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(names) - set(gone) | {"abc-v1.d"})
+    assert paths.remove_older_formats(tmp_path / "missing", "abc", "v", 3) == []

@@ -125,6 +125,31 @@ def test_graphs_are_cached_and_a_damaged_one_is_rebuilt(stored_q4, tiny_gguf, mo
     assert eng.backend == "stored" and sb.cached_graphs(eng._backends.identity) is not None
 
 
+def test_an_older_version_s_cache_files_of_the_model_are_removed_when_it_loads(stored_q4, tiny_gguf):
+    """A format change leaves the converted weights and graphs an older version wrote (each as large as the
+    model) unused: they are deleted once this version's own are in place; other models' files stay."""
+    from explainer.core import gguf_loader
+    from explainer.core.backends import stored_backend as sb
+    from explainer.core.paths import cache_dir, sha256_file
+
+    identity = stored_q4._backends.identity
+    onnx_dir, weights_dir = cache_dir() / "onnx", cache_dir() / "weights"
+    sha = sha256_file(tiny_gguf)[:24]
+    old = [
+        onnx_dir / f"{identity[:26]}-stored{sb.STORED_FORMAT - 1}-layers.data",
+        onnx_dir / f"{identity[:26]}-stored{sb.STORED_FORMAT - 1}.json",
+        weights_dir / f"{sha}-v{gguf_loader.CACHE_FORMAT - 1}.safetensors",
+    ]
+    others = [onnx_dir / f"gguf-0000000000000000000000-stored{sb.STORED_FORMAT - 1}.json"]
+    for p in old + others:
+        p.write_bytes(b"an older version's file")
+    eng = Engine(tiny_gguf, device="cpu", backend="stored")
+    assert eng.backend == "stored"
+    assert not any(p.exists() for p in old)
+    assert all(p.exists() for p in others)
+    assert sb.cached_graphs(identity) is not None
+
+
 def test_the_probe_runs_once_per_runtime_and_cpu(stored_q4, tiny_gguf, monkeypatch):
     import explainer.core.backends.select as select
     from explainer.core.backends import stored_backend as sb

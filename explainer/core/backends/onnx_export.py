@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from explainer.core.gguf_loader import atomic_write_bytes
-from explainer.core.paths import cache_dir, sha256_file
+from explainer.core.paths import cache_dir, remove_older_formats, sha256_file
 
 log = logging.getLogger(__name__)
 EXPORT_FORMAT = 3  # bump when the graph's inputs/outputs change
@@ -96,6 +96,7 @@ def cached_export(identity: str) -> Path | None:
     if not ok:
         log.warning("ONNX export %s failed verification; rebuilding", onnx_path)
         return None
+    remove_older_formats(onnx_path.parent, identity[:26], "f", EXPORT_FORMAT)
     return onnx_path
 
 
@@ -186,6 +187,7 @@ def export_model(model, identity: str, progress: Callable[[str, float], None] | 
         "probe": probe,
     }
     atomic_write_bytes(meta_path, lambda p: p.write_text(json.dumps(meta, indent=1), encoding="utf-8"))
+    remove_older_formats(onnx_path.parent, identity[:26], "f", EXPORT_FORMAT)
     log.info("exported %s in %.1f s", onnx_path.name, time.perf_counter() - t0)
     progress("ONNX export ready", 1.0)
     return onnx_path

@@ -61,7 +61,7 @@ def graph_paths(identity: str) -> tuple[dict[str, Path], Path]:
 
 def cached_graphs(identity: str) -> dict | None:
     """The record of verified graphs for ``identity`` (``paths``: the graph files), or None."""
-    from explainer.core.paths import sha256_file
+    from explainer.core.paths import remove_older_formats, sha256_file
 
     files, meta_path = graph_paths(identity)
     if not (meta_path.is_file() and all(p.is_file() for p in files.values())):
@@ -77,6 +77,7 @@ def cached_graphs(identity: str) -> dict | None:
         return None
     if meta.get("identity") != identity:
         return None
+    remove_older_formats(meta_path.parent, identity[:26], "stored", STORED_FORMAT)
     return {**meta, "paths": files}
 
 
@@ -84,7 +85,7 @@ def build_graphs(identity: str, cfg, tensors: dict, probe: dict) -> dict:
     """Write the graphs for ``identity`` (atomically) with their record; ``probe``: ``probe_reference`` of the
     torch model. Raises ``UnsupportedStorage`` for matrices without a kernel."""
     from explainer.core.backends.stored_graph import build_layers, build_unembedding, save
-    from explainer.core.paths import atomic_write, sha256_file
+    from explainer.core.paths import atomic_write, remove_older_formats, sha256_file
 
     files, meta_path = graph_paths(identity)
     save(build_layers(cfg, tensors), files["layers"], files["layers-data"])
@@ -92,6 +93,7 @@ def build_graphs(identity: str, cfg, tensors: dict, probe: dict) -> dict:
     sums = {key: [p.stat().st_size, sha256_file(p)] for key, p in files.items()}
     meta = {"identity": identity, "format": STORED_FORMAT, "files": sums, "probe": probe}
     atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+    remove_older_formats(meta_path.parent, identity[:26], "stored", STORED_FORMAT)
     return {**meta, "paths": files}
 
 
