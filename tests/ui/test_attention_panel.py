@@ -568,6 +568,64 @@ def test_token_axes_drawn_from_their_cache_show_what_a_fresh_drawing_shows(qtbot
     assert drawn(typed) == drawn(fresh)
 
 
+def test_a_new_last_row_redraws_only_its_strip_and_the_screen_shows_what_a_fresh_drawing_shows(qtbot):
+    """Typing inside the last token of a text changes only the matrix's last row (a causal model: no earlier
+    query sees the new token): only that strip of the view is drawn again, and the screen then shows exactly
+    what a heatmap given only the new matrix shows."""
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QApplication
+
+    from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
+
+    class Regions(QObject):
+        area = 0
+
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Paint:
+                self.area += sum(r.width() * r.height() for r in event.region())
+            return False
+
+    def settle():  # (not grab(), which draws the whole widget anew)
+        for _ in range(3):
+            QApplication.processEvents()
+
+    n = 60
+    rng = np.random.default_rng(4)
+    matrix = np.tril(rng.uniform(0, 1, (n, n))).astype(np.float32)
+    words = [f"·w{i}" for i in range(n)]
+    typed = _shown(qtbot, AttentionHeatmap(), (520, 560))
+    typed.set_matrix(matrix, words)
+    qtbot.wait(50)
+    matrix = matrix.copy()
+    matrix[-1] = rng.uniform(0, 1, n)
+    typed.set_matrix(matrix, words)  # (Qt's scene draws the whole view at an item's first update after showing)
+    settle()
+    painted = Regions()
+    typed.viewport().installEventFilter(painted)
+    view = typed.viewport().width() * typed.viewport().height()
+    shown = []  # (matrix, what the screen showed, the area drawn for it)
+    for step in range(4):
+        matrix = matrix.copy()
+        if step < 3:
+            matrix[-1] = rng.uniform(0, 1, n)  # (the upper triangle is masked by the heatmap)
+        else:
+            matrix[5, :3] = 0.5  # an earlier row changes too (another head shown): drawn from that row on
+        painted.area = 0
+        typed.set_matrix(matrix, words)
+        settle()
+        shown.append((matrix, QApplication.primaryScreen().grabWindow(typed.winId()).toImage(), painted.area))
+    painted.area = 0
+    typed.set_matrix(matrix.copy(), words)  # the same numbers again: nothing to draw
+    settle()
+    assert painted.area == 0
+    for step, (m, screen, area) in enumerate(shown):
+        if step < 3:
+            assert 0 < area <= 0.05 * view, step  # the last row's strip, not the view
+        fresh = _shown(qtbot, AttentionHeatmap(), (520, 560))
+        fresh.set_matrix(m, words)
+        assert screen == drawn(fresh), step
+
+
 def test_the_head_grid_shows_what_a_fresh_one_shows_after_new_values_shapes_and_styles(qtbot):
     """The grid's numbered axes are drawn from a cache: new values leave them; a new shape (another model), a
     turned grid or a new font draws them again, exactly as a grid given only the last state."""

@@ -23,7 +23,7 @@ from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QGraphicsRectItem
 
 from explainer.ui import theme as th
-from explainer.ui.widgets.cell_colours import colour_table, show_cells
+from explainer.ui.widgets.cell_colours import CellImage, changed_rows, colour_table, show_cells
 from explainer.ui.widgets.plot_cache import cache_fixed_parts
 from explainer.ui.widgets.token_axis import (
     TokenAxis,
@@ -67,7 +67,7 @@ class AttentionHeatmap(pg.PlotWidget):
         self.backdrop.setPen(pg.mkPen(None))
         self.backdrop.setZValue(-10)
         self.addItem(self.backdrop)
-        self.image = pg.ImageItem(axisOrder="row-major")  # the cells, coloured here (cell_colours)
+        self.image = CellImage(axisOrder="row-major")  # the cells, coloured here (cell_colours)
         self.addItem(self.image)
         self.values = np.zeros((0, 0), np.float32)  # what the cells show: the weights, NaN where hidden
         self._table = colour_table(pg.colormap.get(th.LIGHT.colormap))
@@ -207,13 +207,16 @@ class AttentionHeatmap(pg.PlotWidget):
                 box.hide()
             return
         img = np.array(drawn, np.float32)
-        rows = np.arange(n)
-        img[rows[:, None] < rows[None, :]] = np.nan  # the future (a mask: faster than its indices)
-        self.values = img
-        show_cells(self.image, img, self._table)
-        self.image.setRect(QRectF(0, 0, n, n))
-        self.backdrop.setRect(QRectF(0, 0, n, n))
+        index = np.arange(n)
+        img[index[:, None] < index[None, :]] = np.nan  # the future (a mask: faster than its indices)
         resized = n != self.n
+        if resized:
+            show_cells(self.image, img, self._table)
+            self.image.setRect(QRectF(0, 0, n, n))
+            self.backdrop.setRect(QRectF(0, 0, n, n))
+        else:  # the same tokens but the last: only the rows that changed are drawn again (often just the last)
+            self.image.show_rows(img, self._table, changed_rows(self.values, img))
+        self.values = img
         if resized:  # the new range before the new labels: the axes then lay their labels out once, for it
             self.n = n
             self.vb.setLimits(xMin=0, xMax=n, yMin=0, yMax=n)  # zooming and panning stay on the matrix

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QRectF
 
 ENTRIES = 256  # colours in a table (what pyqtgraph's image items use)
 
@@ -36,3 +37,37 @@ def colour_cells(values: np.ndarray, table: np.ndarray) -> np.ndarray:
 def show_cells(item: pg.ImageItem, values: np.ndarray, table: np.ndarray) -> None:
     """Give ``item`` the coloured cells of ``values`` (drawn as they are: no levels, no colour map of its own)."""
     item.setImage(colour_cells(values, table), autoLevels=False, levels=None, lut=None)
+
+
+def changed_rows(old: np.ndarray, new: np.ndarray) -> tuple[int, int] | None:
+    """The first and one past the last row in which ``new`` differs from ``old`` (NaN equal to NaN), (0, 0) when
+    none does, or None when their shapes differ."""
+    if old.shape != new.shape:
+        return None
+    differ = (old != new) & ~(np.isnan(old) & np.isnan(new))
+    rows = np.flatnonzero(differ.any(axis=1))
+    return (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
+
+
+class CellImage(pg.ImageItem):
+    """An image item of coloured cells (``show_cells``) that can be told which rows changed: only their strip of
+    the view is drawn again (a new row of a causal matrix, where every earlier row stays as it was)."""
+
+    _dirty: QRectF | None = None  # what the next update() covers (None: the whole item)
+
+    def show_rows(self, values: np.ndarray, table: np.ndarray, rows: tuple[int, int]) -> None:
+        """``values`` differ from those shown only in ``rows`` (first, one past the last; see ``changed_rows``)."""
+        first, end = rows
+        if end <= first:
+            return  # the same cells
+        self._dirty = QRectF(0, first, values.shape[1], end - first)
+        try:
+            show_cells(self, values, table)
+        finally:
+            self._dirty = None
+
+    def update(self, *args) -> None:
+        if not args and self._dirty is not None:  # (what ImageItem.setImage asks for: the whole item)
+            super().update(self._dirty)
+        else:
+            super().update(*args)

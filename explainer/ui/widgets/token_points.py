@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QGraphicsObject
 
 # a point's look: (symbol "o" or "d", size in px, fill colour, outline colour, outline width in px)
 Style = tuple[str, float, str, str, float]
+MAX_MOVED = 8  # more points moving at once: the whole item is drawn again
 
 
 class TokenPoints(QGraphicsObject):
@@ -39,8 +40,27 @@ class TokenPoints(QGraphicsObject):
             raise ValueError("one style per point")
         if np.array_equal(xy, self._xy) and styles == self._styles:
             return
+        moved = self._moved_area(xy, styles)
         self._xy, self._styles = xy.copy(), list(styles)
-        self.update()
+        self.update(moved if moved is not None else QRectF())  # (a null rectangle: the whole item)
+
+    def _moved_area(self, xy: np.ndarray, styles: list[Style]) -> QRectF | None:
+        """Where the picture changes when only a few points move (the same points, styles and order: a new last
+        token of the same text), in item units: around each one's old and new place. None: everywhere."""
+        if len(xy) != len(self._xy) or styles != self._styles or self.scene() is None or not self.scene().views():
+            return None
+        moved = np.flatnonzero(np.any(xy != self._xy, axis=1))
+        if len(moved) > MAX_MOVED:
+            return None
+        t = self.deviceTransform(self.scene().views()[0].viewportTransform())
+        px_x, px_y = abs(t.m11()) + abs(t.m21()), abs(t.m12()) + abs(t.m22())  # pixels per unit
+        if px_x <= 0 or px_y <= 0:
+            return None
+        reach = max(size / 2 + width for _symbol, size, _fill, _line, width in (styles[i] for i in moved)) + 2
+        area = QRectF()
+        for x, y in np.concatenate([self._xy[moved], xy[moved]]):
+            area |= QRectF(x - reach / px_x, y - reach / px_y, 2 * reach / px_x, 2 * reach / px_y)
+        return area
 
     def set_extent(self, rect: QRectF) -> None:
         """The area the points are drawn in (the map's range); a point's marker may reach a little past it."""
