@@ -78,23 +78,44 @@ class BarRows:
         self.hovered = -1
         self.update()
 
+    def _colour(self, name: str) -> QColor:
+        """``QColor(name)``, made once per colour (a row of bars asks for the same few at every drawing)."""
+        cache = self.__dict__.setdefault("_colours", {})
+        c = cache.get(name)
+        if c is None:
+            c = cache[name] = QColor(name)
+        return c
+
+    def _shown_label(self, text: str, room: float) -> tuple[str, float]:
+        """``text`` elided to ``room`` pixels in the row font, and its width (remembered: the rows' labels repeat
+        from one drawing to the next)."""
+        key = (text, room, self._font.key())
+        cache = self.__dict__.setdefault("_labels_shown", {})
+        hit = cache.get(key)
+        if hit is None:
+            if len(cache) > 2000:
+                cache.clear()
+            label = self._fm.elidedText(text, Qt.ElideRight, room)
+            hit = cache[key] = (label, self._fm.horizontalAdvance(label))
+        return hit
+
     def _paint_label(self, p: QPainter, i: int, y: float, label_w: float) -> None:
         """Row ``i`` at ``y``: lit when under the pointer, its label elided and set right in ``label_w`` pixels."""
         if i == self.hovered:
-            p.fillRect(QRectF(0, y, self.width(), self.row_height), QColor(self.theme.grid))
+            p.fillRect(QRectF(0, y, self.width(), self.row_height), self._colour(self.theme.grid))
         p.setFont(self._font)
-        p.setPen(QColor(self.theme.text))
-        label = self._fm.elidedText(self.labels[i], Qt.ElideRight, label_w - 12)
+        p.setPen(self._colour(self.theme.text))
+        label, width = self._shown_label(self.labels[i], label_w - 12)
         base = y + (self.row_height + self._fm.ascent() - self._fm.descent()) / 2
-        p.drawText(QPointF(label_w - 8 - self._fm.horizontalAdvance(label), base), label)
+        p.drawText(QPointF(label_w - 8 - width, base), label)
 
     def _paint_bar(self, p: QPainter, x0: float, y: float, bar_w: float, fraction: float, colour: str, text: str):
         """A bar of ``fraction`` (0–1) of ``bar_w`` over its track at ``x0``, and ``text`` after it."""
         t, rh = self.theme, self.row_height
-        p.fillRect(QRectF(x0, y + rh * 0.18, bar_w, rh * 0.64), QColor(t.grid if t.is_dark else t.surface))
-        p.fillRect(QRectF(x0, y + rh * 0.18, bar_w * min(1.0, fraction), rh * 0.64), QColor(colour))
+        p.fillRect(QRectF(x0, y + rh * 0.18, bar_w, rh * 0.64), self._colour(t.grid if t.is_dark else t.surface))
+        p.fillRect(QRectF(x0, y + rh * 0.18, bar_w * min(1.0, fraction), rh * 0.64), self._colour(colour))
         p.setFont(self._small)
-        p.setPen(QColor(t.text))
+        p.setPen(self._colour(t.text))
         p.drawText(QPointF(x0 + bar_w + 4, y + (rh + self._fm_small.ascent()) / 2 - 2), text)
 
 
@@ -124,6 +145,7 @@ class BarsView(BarRows, QWidget):
         self._small = QFont(self.font())
         self._small.setPointSizeF(th.SMALL_FONT_PT + 1)
         self._fm, self._fm_small = QFontMetricsF(self._font), QFontMetricsF(self._small)
+        self._widest: tuple | None = None  # (labels, font key, the widest label's advance), see _geometry
 
     def set_rows(self, labels: list[str], raw: list[float], sampled: list[float], marked: int = -1) -> None:
         self.labels, self.raw, self.sampled, self.marked = labels, raw, sampled, marked
@@ -144,9 +166,11 @@ class BarsView(BarRows, QWidget):
         return max(1, min(len(self.labels), int((self.height() - self.header_height) / self.row_height)))
 
     def _geometry(self):
-        label_w = min(
-            self.width() * 0.34, max([self._fm.horizontalAdvance(s) for s in self.labels[:MAX_ROWS]] + [40.0]) + 12
-        )
+        widest = self._widest
+        if widest is None or widest[0] is not self.labels or widest[1] != self._font.key():
+            advance = max([self._fm.horizontalAdvance(s) for s in self.labels[:MAX_ROWS]] + [40.0])
+            widest = self._widest = (self.labels, self._font.key(), advance)
+        label_w = min(self.width() * 0.34, widest[2] + 12)
         pct_w = self._fm_small.horizontalAdvance("100.0 %") + 8
         bar_w = max(20.0, (self.width() - label_w - 2 * pct_w - 8) / 2)
         return label_w, pct_w, bar_w
