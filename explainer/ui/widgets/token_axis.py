@@ -75,6 +75,7 @@ def text_metrics(font: QFont, texts: list[str], key: str | None = None) -> list[
     return out
 
 
+_UP_LEFT, _UP_RIGHT, _DOWN_LEFT, _DOWN_RIGHT = QPointF(-1, -1), QPointF(1, -1), QPointF(-1, 1), QPointF(1, 1)
 _PAINTED = object()  # in place of pyqtgraph's recorded picture: the axis is drawn and current (see paint)
 
 
@@ -110,6 +111,8 @@ class TokenAxis(pg.AxisItem):
         self._indexed: tuple | None = None  # (labels, their "index: label" texts), see _widest_indexed
         self._spans: dict = {}  # see _span
         self._drawn: tuple = ()  # what the picture shows, see _as_drawn
+        self._drawn_memo: tuple | None = None  # (layout, what else it was for, _as_drawn of it)
+        self._texts: tuple | None = None  # (layout, fonts and emphasis, the labels' places), see _text_places
         self._font_cache: tuple | None = None  # see _font_set
         self._laid: tuple = (None, [])  # the last layout and what it was computed for, see _layout
 
@@ -224,14 +227,17 @@ class TokenAxis(pg.AxisItem):
 
     def _as_drawn(self, laid_out) -> tuple:
         """Everything a picture with the labels ``laid_out`` shows: the axis' size, range and layout mode, and
-        each shown label's index, text, place and emphasis (the ticks follow from the labelled indices)."""
+        each shown label's index, text, place and emphasis (the ticks follow from the labelled indices).
+        Remembered for the last layout (asked for by a new result and again by its drawing)."""
         g = self.geometry()
-        return (
-            (g.width(), g.height()),
-            tuple(self.range),
-            self.mode,
-            tuple((idx, text, idx in self.emphasis, _rect_key(box)) for idx, box, _ink, text in laid_out),
-        )
+        head = ((g.width(), g.height()), tuple(self.range), self.mode)
+        shown = frozenset(self.emphasis)
+        memo = self._drawn_memo
+        if memo is not None and memo[0] is laid_out and memo[1] == (head, shown):
+            return memo[2]
+        drawn = (*head, tuple((idx, text, idx in shown, _rect_key(box)) for idx, box, _ink, text in laid_out))
+        self._drawn_memo = (laid_out, (head, shown), drawn)
+        return drawn
 
     def _font_set(self) -> tuple[QFont, QFont, str, str]:
         """(tick font, its bold face, their keys), remembered while the tick font stays the same."""
@@ -448,13 +454,36 @@ class TokenAxis(pg.AxisItem):
     def _specs(self, to_device):
         """``generateDrawSpecs`` for this axis; ``to_device`` maps a point of the axis to the painter's device."""
         bounds = self.mapRectFromParent(self.geometry())
-        side = {  # the axis line's ends, where ticks start, which way they point, the axis they run along
-            "left": (bounds.topRight() + QPointF(-1, -1), bounds.bottomRight() + QPointF(-1, 1), bounds.right(), -1),
-            "right": (bounds.topLeft() + QPointF(1, -1), bounds.bottomLeft() + QPointF(1, 1), bounds.left(), 1),
-            "top": (bounds.bottomLeft() + QPointF(-1, -1), bounds.bottomRight() + QPointF(1, -1), bounds.bottom(), -1),
-            "bottom": (bounds.topLeft() + QPointF(-1, 1), bounds.topRight() + QPointF(1, 1), bounds.top(), 1),
-        }
-        start, end, stop, direction = side[self.orientation]
+        # the axis line's ends, where ticks start and which way they point
+        o = self.orientation
+        if o == "left":
+            start, end, stop, direction = (
+                bounds.topRight() + _UP_LEFT,
+                bounds.bottomRight() + _DOWN_LEFT,
+                bounds.right(),
+                -1,
+            )
+        elif o == "right":
+            start, end, stop, direction = (
+                bounds.topLeft() + _UP_RIGHT,
+                bounds.bottomLeft() + _DOWN_RIGHT,
+                bounds.left(),
+                1,
+            )
+        elif o == "top":
+            start, end, stop, direction = (
+                bounds.bottomLeft() + _UP_LEFT,
+                bounds.bottomRight() + _UP_RIGHT,
+                bounds.bottom(),
+                -1,
+            )
+        else:
+            start, end, stop, direction = (
+                bounds.topLeft() + _DOWN_LEFT,
+                bounds.topRight() + _DOWN_RIGHT,
+                bounds.top(),
+                1,
+            )
         a, b = to_device(start), to_device(end)
         if a is None or b is None:
             return None
@@ -508,25 +537,47 @@ class TokenAxis(pg.AxisItem):
         p.setClipRect(self.boundingRect())
         laid_out = self._layout()
         self._drawn = self._as_drawn(laid_out)
-        # each label from a point on its baseline (a text in a rectangle, aligned, costs twice as much to draw); a
-        # label's box is exactly as wide as its text and one line high, so this is where the box would put it
+        places = self._text_places(laid_out, font, bold)
+        for emphasised, pen in ((False, self.textPen()), (True, pg.mkPen(self.emphasis_colour))):
+            group = places[emphasised]
+            if not group:
+                continue
+            p.setFont(bold if emphasised else font)
+            p.setPen(pen)
+            for label, turned, start in group:
+                if turned is not None:  # rotated: from a point on the axis, reading upwards
+                    p.save()
+                    p.translate(turned)
+                    p.rotate(-90)
+                    p.drawText(start, label)
+                    p.restore()
+                else:
+                    p.drawText(start, label)
+
+    def _text_places(self, laid_out, font: QFont, bold: QFont) -> tuple[list, list]:
+        """The labels of ``laid_out`` in the plain font and in the bold one (the emphasised): per label its text,
+        where a rotated one's frame starts (None: upright) and where its text starts. Each label is drawn from a
+        point on its baseline (a text in a rectangle, aligned, costs twice as much to draw); a label's box is
+        exactly as wide as its text and one line high, so this is where the box would put it. Remembered for the
+        last layout, fonts and emphasis (an axis is drawn again with them when it is uncovered or exported)."""
+        key = (font.key(), bold.key(), frozenset(self.emphasis))
+        cached = self._texts
+        if cached is not None and cached[0] is laid_out and cached[1] == key:
+            return cached[2]
         metrics = {False: QFontMetricsF(font), True: QFontMetricsF(bold)}
         centre = {k: fm.ascent() - fm.height() / 2 for k, fm in metrics.items()}  # baseline from a line's middle
-        pens = {False: self.textPen(), True: pg.mkPen(self.emphasis_colour)}
+        places: tuple[list, list] = ([], [])
         for idx, box, _ink, label in laid_out:
             emphasised = idx in self.emphasis
-            p.setFont(bold if emphasised else font)
-            p.setPen(pens[emphasised])
             if isinstance(box, tuple):  # rotated: (x, y, box in the turned frame), the text's end at the box's
                 x, y, rect = box
-                p.save()
-                p.translate(x, y)
-                p.rotate(-90)
                 if self.orientation == "bottom":  # (set right: its end next to the plot)
                     left = rect.right() - metrics[emphasised].horizontalAdvance(label)
                 else:
                     left = rect.left()
-                p.drawText(QPointF(left, rect.center().y() + centre[emphasised]), label)
-                p.restore()
+                start = QPointF(left, rect.center().y() + centre[emphasised])
+                places[emphasised].append((label, QPointF(x, y), start))
             else:
-                p.drawText(QPointF(box.left(), box.center().y() + centre[emphasised]), label)
+                places[emphasised].append((label, None, QPointF(box.left(), box.center().y() + centre[emphasised])))
+        self._texts = (laid_out, key, places)
+        return places
