@@ -68,3 +68,31 @@ def colour_share(pixels: np.ndarray, colours, tol: int = 0) -> float:
     flat = np.asarray(pixels, np.int16).reshape(-1, 1, 3)
     targets = np.array([rgb(c) for c in colours], np.int16).reshape(1, -1, 3)
     return float((np.abs(flat - targets).max(-1) <= tol).any(-1).mean())
+
+
+def painted_area(widget):
+    """An event filter installed on ``widget`` that adds up the pixels of its Paint events' regions (``.area``):
+    how much of it was drawn again."""
+    from PySide6.QtCore import QEvent, QObject
+
+    class PaintedArea(QObject):
+        area = 0
+
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Paint:
+                self.area += sum(r.width() * r.height() for r in event.region())
+            return False
+
+    counter = PaintedArea(widget)
+    widget.installEventFilter(counter)
+    return counter
+
+
+def on_screen(widget):
+    """What the window of ``widget`` shows on the screen now, as a QImage: what its partial redraws left there
+    (``grab()`` would draw the whole widget anew). Handles the pending events first, without drawing anew."""
+    from PySide6.QtWidgets import QApplication
+
+    for _ in range(3):
+        QApplication.processEvents()
+    return QApplication.primaryScreen().grabWindow(widget.winId()).toImage()

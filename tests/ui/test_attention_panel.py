@@ -572,22 +572,8 @@ def test_a_new_last_row_redraws_only_its_strip_and_the_screen_shows_what_a_fresh
     """Typing inside the last token of a text changes only the matrix's last row (a causal model: no earlier
     query sees the new token): only that strip of the view is drawn again, and the screen then shows exactly
     what a heatmap given only the new matrix shows."""
-    from PySide6.QtCore import QEvent, QObject
-    from PySide6.QtWidgets import QApplication
-
     from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
-
-    class Regions(QObject):
-        area = 0
-
-        def eventFilter(self, obj, event):
-            if event.type() == QEvent.Paint:
-                self.area += sum(r.width() * r.height() for r in event.region())
-            return False
-
-    def settle():  # (not grab(), which draws the whole widget anew)
-        for _ in range(3):
-            QApplication.processEvents()
+    from tests.pixels import on_screen, painted_area
 
     n = 60
     rng = np.random.default_rng(4)
@@ -599,9 +585,8 @@ def test_a_new_last_row_redraws_only_its_strip_and_the_screen_shows_what_a_fresh
     matrix = matrix.copy()
     matrix[-1] = rng.uniform(0, 1, n)
     typed.set_matrix(matrix, words)  # (Qt's scene draws the whole view at an item's first update after showing)
-    settle()
-    painted = Regions()
-    typed.viewport().installEventFilter(painted)
+    on_screen(typed)
+    painted = painted_area(typed.viewport())
     view = typed.viewport().width() * typed.viewport().height()
     shown = []  # (matrix, what the screen showed, the area drawn for it)
     for step in range(4):
@@ -612,11 +597,10 @@ def test_a_new_last_row_redraws_only_its_strip_and_the_screen_shows_what_a_fresh
             matrix[5, :3] = 0.5  # an earlier row changes too (another head shown): drawn from that row on
         painted.area = 0
         typed.set_matrix(matrix, words)
-        settle()
-        shown.append((matrix, QApplication.primaryScreen().grabWindow(typed.winId()).toImage(), painted.area))
+        shown.append((matrix, on_screen(typed), painted.area))
     painted.area = 0
     typed.set_matrix(matrix.copy(), words)  # the same numbers again: nothing to draw
-    settle()
+    on_screen(typed)
     assert painted.area == 0
     for step, (m, screen, area) in enumerate(shown):
         if step < 3:

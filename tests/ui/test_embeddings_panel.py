@@ -438,27 +438,14 @@ def test_a_moved_point_redraws_only_around_it_and_the_screen_shows_what_a_fresh_
     """A new last token of the same text moves one point (earlier tokens' vectors stay): only around its old and
     new places is the map drawn again, and the screen then shows exactly what a map given only the new points
     shows."""
-    from PySide6.QtCore import QEvent, QObject
-    from PySide6.QtWidgets import QApplication
-
     from explainer.ui.widgets.embedding_map import EmbeddingMap
-
-    class Regions(QObject):
-        area = 0
-
-        def eventFilter(self, obj, event):
-            if event.type() == QEvent.Paint:
-                self.area += sum(r.width() * r.height() for r in event.region())
-            return False
-
-    def settle():  # (not grab(), which draws the whole widget anew)
-        for _ in range(3):
-            QApplication.processEvents()
+    from tests.pixels import on_screen, painted_area
 
     rng = np.random.default_rng(7)
     n = 100  # a crowded map: no labels, points only
     xy = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
     texts, ids, special = [f"t{i}" for i in range(n)], np.arange(n), np.zeros(n, bool)
+    cloud = rng.uniform(-1.2, 1.2, (300, 2))
 
     def shown_map():
         m = EmbeddingMap()
@@ -469,16 +456,14 @@ def test_a_moved_point_redraws_only_around_it_and_the_screen_shows_what_a_fresh_
         m.set_cloud(cloud)
         return m
 
-    cloud = rng.uniform(-1.2, 1.2, (300, 2))
     typed = shown_map()
     typed.set_points(xy, texts, ids, special)
     qtbot.wait(50)
     xy = xy.copy()
     xy[-1] = (0.1, 0.1)
     typed.set_points(xy, texts, ids, special)  # (Qt's scene draws the whole view at an item's first update)
-    settle()
-    painted = Regions()
-    typed.viewport().installEventFilter(painted)
+    on_screen(typed)
+    painted = painted_area(typed.viewport())
     view = typed.viewport().width() * typed.viewport().height()
     shown = []
     for _ in range(3):
@@ -486,12 +471,9 @@ def test_a_moved_point_redraws_only_around_it_and_the_screen_shows_what_a_fresh_
         xy[-1] += rng.uniform(-0.1, 0.1, 2)  # (a far move draws the box around both places)
         painted.area = 0
         typed.set_points(xy, texts, ids, special)
-        settle()
-        shown.append((xy, QApplication.primaryScreen().grabWindow(typed.winId()).toImage(), painted.area))
+        shown.append((xy, on_screen(typed), painted.area))
     for step, (points, screen, area) in enumerate(shown):
         assert 0 < area <= 0.05 * view, step  # around the point's two places, not the view
         fresh = shown_map()
         fresh.set_points(points, texts, ids, special)
-        for _ in range(3):
-            QApplication.processEvents()
-        assert screen == fresh.grab().toImage(), step
+        assert screen == on_screen(fresh) == fresh.grab().toImage(), step
