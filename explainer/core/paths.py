@@ -65,7 +65,7 @@ def remove_older_formats(folder: Path, stem: str, tag: str, current: int) -> lis
     import re
 
     pattern = re.compile(re.escape(f"{stem}-{tag}") + r"(\d+)(?=[-.])")
-    gone = []
+    gone: list[str] = []
     try:
         names = [p for p in folder.iterdir() if p.is_file()]
     except OSError:
