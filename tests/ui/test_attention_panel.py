@@ -568,6 +568,39 @@ def test_token_axes_drawn_from_their_cache_show_what_a_fresh_drawing_shows(qtbot
     assert drawn(typed) == drawn(fresh)
 
 
+def test_a_label_typed_on_between_two_shown_ones_changes_nothing_drawn_until_it_would_show(qtbot):
+    """In a long text the axes show every k-th token. Typing on inside the last token, when that one is not
+    shown, leaves both axes as they are, not laid out again; a label that grows past the widest one widens the
+    axis. Each time the heatmap shows exactly what a fresh one given only those labels shows."""
+    from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
+
+    typed = _shown(qtbot, AttentionHeatmap(), (520, 560))
+    left = typed.left_axis
+    for n in range(131, 141):  # a length whose last token is not one of the labelled ones at this size
+        weights = np.tril(np.random.default_rng(6).uniform(0, 1, (n, n))).astype(np.float32)
+        words = [f"·w{i}" for i in range(n)]
+        typed.set_matrix(weights, words)
+        drawn(typed)
+        if (n - 1) not in {idx for idx, *_ in left._layout()}:
+            break
+    assert (n - 1) not in {idx for idx, *_ in left._layout()}
+    kept_layout, kept_width = left._layout(), left.width()
+    for last in ("·c", "·ca", "·cat"):
+        labels = words[:-1] + [last]
+        typed.set_matrix(weights, labels)
+        assert left._layout() is kept_layout and left.full_labels[-1] == last  # taken, not laid out again
+        fresh = _shown(qtbot, AttentionHeatmap(), (520, 560))
+        fresh.set_matrix(weights, labels)
+        assert drawn(typed) == drawn(fresh), last
+    labels = words[:-1] + ["·extraordinarily"]  # wider than every other label: the axis is laid out again
+    typed.set_matrix(weights, labels)
+    assert left._layout() is not kept_layout
+    fresh = _shown(qtbot, AttentionHeatmap(), (520, 560))
+    fresh.set_matrix(weights, labels)
+    assert drawn(typed) == drawn(fresh)
+    assert left.width() > kept_width
+
+
 def test_a_new_last_row_redraws_only_its_strip_and_the_screen_shows_what_a_fresh_drawing_shows(qtbot):
     """Typing inside the last token of a text changes only the matrix's last row (a causal model: no earlier
     query sees the new token): only that strip of the view is drawn again, and the screen then shows exactly

@@ -126,8 +126,58 @@ class TokenAxis(pg.AxisItem):
         full = [s if len(s) <= m else s[: m - 1] + "…" for s in labels]  # abbreviate(), without a call per label
         if full == self.full_labels:
             return  # the same tokens: the axis as drawn stays
+        if self._took_unshown(full):
+            return
         self.full_labels = self.labels = full  # never changed in place: fit_to_length puts a new list
         self._changed(keep_same=True)
+
+    def _took_unshown(self, full: list[str]) -> bool:
+        """Take ``full`` without laying the axis out again when it differs from the labels shown now only where
+        no label is drawn (the last token of a long text, typed on, between two labelled ones) and the changed
+        labels neither set nor reach the widest or the tallest label. Then the axis looks exactly as before."""
+        old = self.full_labels
+        state, laid_out = self._laid
+        if len(full) != len(old) or self.labels is not old or state is None or state[0] is not old:
+            return False
+        if self.horizontal and len(full) <= MAX_UPRIGHT:
+            return False  # whether the labels fit upright depends on each one's width
+        changed = [i for i, (a, b) in enumerate(zip(old, full)) if a != b]
+        shown = {idx for idx, _box, _ink, _text in laid_out}
+        if len(changed) > 8 or any(i in shown for i in changed):
+            return False
+        lists = [(False, old, full), (True, old, full)]
+        sparse = self.horizontal and self.mode == "sparse"
+        if sparse:  # its spacing comes from the widest "index: label"
+            if self._indexed is None or self._indexed[0] is not old:
+                return False
+            indexed = list(self._indexed[1])
+            for i in changed:
+                indexed[i] = f"{i}: {full[i]}"
+            lists.append((True, self._indexed[1], indexed))
+        if not all(self._span_kept(bold, before, after, changed) for bold, before, after in lists):
+            return False
+        if sparse:
+            self._indexed = (full, indexed)
+        self.full_labels = self.labels = full
+        self._laid = ((full, *state[1:]), laid_out)
+        return True
+
+    def _span_kept(self, bold: bool, before: list[str], after: list[str], changed: list[int]) -> bool:
+        """Whether ``after`` (``before`` with the labels at ``changed`` replaced) has the span ``before`` has:
+        known from those labels alone when none of the replaced ones reached the span's edge, else measured."""
+        plain, bold_face, plain_key, bold_key = self._font_set()
+        font, key = (bold_face, bold_key) if bold else (plain, plain_key)
+        adv, top, bottom = span = self._span(bold, before)
+        gone = text_metrics(font, [before[i] for i in changed], key)
+        come = text_metrics(font, [after[i] for i in changed], key)
+        if all(a < adv and t > top and b < bottom for a, t, b in gone) and all(
+            a <= adv and t >= top and b <= bottom for a, t, b in come
+        ):
+            if len(self._spans) >= 16:
+                self._spans.clear()
+            self._spans[(key, id(after))] = (after, span)
+            return True
+        return self._span(bold, after) == span
 
     def set_font(self, font) -> None:
         self.setStyle(tickFont=font)
@@ -201,7 +251,7 @@ class TokenAxis(pg.AxisItem):
         m = text_metrics(font, labels, key)
         adv, top, bottom = zip(*m) if m else ((0,), (0,), (0,))
         span = (max(adv), min(top), max(bottom))
-        if len(self._spans) >= 8:
+        if len(self._spans) >= 16:
             self._spans.clear()
         self._spans[(key, id(labels))] = (labels, span)  # (the list kept: its id is not reused meanwhile)
         return span
