@@ -39,11 +39,9 @@ def show_cells(item: pg.ImageItem, values: np.ndarray, table: np.ndarray) -> Non
     item.setImage(colour_cells(values, table), autoLevels=False, levels=None, lut=None)
 
 
-def changed_rows(old: np.ndarray, new: np.ndarray) -> tuple[int, int] | None:
-    """The first and one past the last row in which ``new`` differs from ``old`` (NaN equal to NaN), (0, 0) when
-    none does, or None when their shapes differ."""
-    if old.shape != new.shape:
-        return None
+def changed_rows(old: np.ndarray, new: np.ndarray) -> tuple[int, int]:
+    """The first and one past the last row in which ``new`` differs from ``old`` (of the same shape; NaN equal to
+    NaN), or (0, 0) when none does."""
     differ = (old != new) & ~(np.isnan(old) & np.isnan(new))
     rows = np.flatnonzero(differ.any(axis=1))
     return (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)

@@ -75,7 +75,6 @@ def text_metrics(font: QFont, texts: list[str], key: str | None = None) -> list[
     return out
 
 
-_UP_LEFT, _UP_RIGHT, _DOWN_LEFT, _DOWN_RIGHT = QPointF(-1, -1), QPointF(1, -1), QPointF(-1, 1), QPointF(1, 1)
 _PAINTED = object()  # in place of pyqtgraph's recorded picture: the axis is drawn and current (see paint)
 
 
@@ -504,36 +503,13 @@ class TokenAxis(pg.AxisItem):
     def _specs(self, to_device):
         """``generateDrawSpecs`` for this axis; ``to_device`` maps a point of the axis to the painter's device."""
         bounds = self.mapRectFromParent(self.geometry())
-        # the axis line's ends, where ticks start and which way they point
-        o = self.orientation
-        if o == "left":
-            start, end, stop, direction = (
-                bounds.topRight() + _UP_LEFT,
-                bounds.bottomRight() + _DOWN_LEFT,
-                bounds.right(),
-                -1,
-            )
-        elif o == "right":
-            start, end, stop, direction = (
-                bounds.topLeft() + _UP_RIGHT,
-                bounds.bottomLeft() + _DOWN_RIGHT,
-                bounds.left(),
-                1,
-            )
-        elif o == "top":
-            start, end, stop, direction = (
-                bounds.bottomLeft() + _UP_LEFT,
-                bounds.bottomRight() + _UP_RIGHT,
-                bounds.bottom(),
-                -1,
-            )
-        else:
-            start, end, stop, direction = (
-                bounds.topLeft() + _DOWN_LEFT,
-                bounds.topRight() + _DOWN_RIGHT,
-                bounds.top(),
-                1,
-            )
+        side = {  # the axis line's ends, where ticks start, which way they point, the axis they run along
+            "left": (bounds.topRight() + QPointF(-1, -1), bounds.bottomRight() + QPointF(-1, 1), bounds.right(), -1),
+            "right": (bounds.topLeft() + QPointF(1, -1), bounds.bottomLeft() + QPointF(1, 1), bounds.left(), 1),
+            "top": (bounds.bottomLeft() + QPointF(-1, -1), bounds.bottomRight() + QPointF(1, -1), bounds.bottom(), -1),
+            "bottom": (bounds.topLeft() + QPointF(-1, 1), bounds.topRight() + QPointF(1, 1), bounds.top(), 1),
+        }
+        start, end, stop, direction = side[self.orientation]
         a, b = to_device(start), to_device(end)
         if a is None or b is None:
             return None

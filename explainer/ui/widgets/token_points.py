@@ -50,7 +50,7 @@ class TokenPoints(QGraphicsObject):
         if len(xy) != len(self._xy) or styles != self._styles or self.scene() is None or not self.scene().views():
             return None
         moved = np.flatnonzero(np.any(xy != self._xy, axis=1))
-        if len(moved) > MAX_MOVED:
+        if len(moved) > MAX_MOVED or not (np.isfinite(xy[moved]).all() and np.isfinite(self._xy[moved]).all()):
             return None
         t = self.deviceTransform(self.scene().views()[0].viewportTransform())
         px_x, px_y = abs(t.m11()) + abs(t.m21()), abs(t.m12()) + abs(t.m22())  # pixels per unit
