@@ -172,9 +172,7 @@ class TokenAxis(pg.AxisItem):
         if all(a < adv and t > top and b < bottom for a, t, b in gone) and all(
             a <= adv and t >= top and b <= bottom for a, t, b in come
         ):
-            if len(self._spans) >= 16:
-                self._spans.clear()
-            self._spans[(key, id(after))] = (after, span)
+            self._remember_span(key, after, span)
             return True
         return self._span(bold, after) == span
 
@@ -250,10 +248,13 @@ class TokenAxis(pg.AxisItem):
         m = text_metrics(font, labels, key)
         adv, top, bottom = zip(*m) if m else ((0,), (0,), (0,))
         span = (max(adv), min(top), max(bottom))
+        self._remember_span(key, labels, span)
+        return span
+
+    def _remember_span(self, key: str, labels: list[str], span: tuple[int, int, int]) -> None:
         if len(self._spans) >= 16:
             self._spans.clear()
         self._spans[(key, id(labels))] = (labels, span)  # (the list kept: its id is not reused meanwhile)
-        return span
 
     def label_rects(self) -> dict[int, QRectF]:
         """Where each shown label's letters are drawn (axis coordinates; an upright box around the text, turned
