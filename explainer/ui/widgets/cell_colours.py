@@ -13,6 +13,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
+from explainer.ui.widgets.view_redraw import redraw_in_views
+
 ENTRIES = 256  # colours in a table (what pyqtgraph's image items use)
 
 
@@ -49,7 +51,8 @@ def changed_rows(old: np.ndarray, new: np.ndarray) -> tuple[int, int]:
 
 class CellImage(pg.ImageItem):
     """An image item of coloured cells (``show_cells``) that can be told which rows changed: only their strip of
-    the view is drawn again (a new row of a causal matrix, where every earlier row stays as it was)."""
+    the view is drawn again (a new row of a causal matrix, where every earlier row stays as it was), in the
+    window's next repaint (``redraw_in_views``)."""
 
     _dirty: QRectF | None = None  # what the next update() covers (None: the whole item)
 
@@ -65,7 +68,6 @@ class CellImage(pg.ImageItem):
             self._dirty = None
 
     def update(self, *args) -> None:
-        if not args and self._dirty is not None:  # (what ImageItem.setImage asks for: the whole item)
-            super().update(self._dirty)
-        else:
+        area = args[0] if len(args) == 1 else self._dirty if not args else None  # (setImage asks for all of it)
+        if len(args) > 1 or not redraw_in_views(self, area):
             super().update(*args)

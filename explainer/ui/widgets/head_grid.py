@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from explainer.ui import theme as th
-from explainer.ui.widgets.cell_colours import colour_table, show_cells
+from explainer.ui.widgets.cell_colours import CellImage, colour_table, show_cells
 from explainer.ui.widgets.plot_cache import cache_fixed_parts
 from explainer.ui.widgets.token_axis import show_title, without_unit_prefixes
 
@@ -63,7 +63,7 @@ class HeadGrid(pg.PlotWidget):
         self.backdrop.setPen(pg.mkPen(None))
         self.backdrop.setZValue(-10)
         self.addItem(self.backdrop)
-        self.image = pg.ImageItem(axisOrder="row-major")  # the cells, coloured here (cell_colours)
+        self.image = CellImage(axisOrder="row-major")  # the cells, coloured here (cell_colours)
         self._table = colour_table(pg.colormap.get(th.LIGHT.colormap))
         self.addItem(self.image)
         self.outline = self._rect(pg.mkPen(th.HIGHLIGHT, width=3, cosmetic=True), 10)

@@ -18,6 +18,8 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QPaintEngine, QPainter, QPixmap
 from PySide6.QtWidgets import QGraphicsObject
 
+from explainer.ui.widgets.view_redraw import redraw_in_views
+
 # a point's look: (symbol "o" or "d", size in px, fill colour, outline colour, outline width in px)
 Style = tuple[str, float, str, str, float]
 MAX_MOVED = 8  # more points moving at once: the whole item is drawn again
@@ -42,7 +44,8 @@ class TokenPoints(QGraphicsObject):
             return
         moved = self._moved_area(xy, styles)
         self._xy, self._styles = xy.copy(), list(styles)
-        self.update(moved if moved is not None else QRectF())  # (a null rectangle: the whole item)
+        if not redraw_in_views(self, moved):  # (in the window's next repaint; None: the whole item)
+            self.update()
 
     def _moved_area(self, xy: np.ndarray, styles: list[Style]) -> QRectF | None:
         """Where the picture changes when only a few points move (the same points, styles and order: a new last
