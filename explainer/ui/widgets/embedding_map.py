@@ -237,15 +237,18 @@ class EmbeddingMap(pg.PlotWidget):
         ring = np.zeros(n, bool)
         ring[list(same)] = True
         ring &= ~hot
-        styles = []
-        for h, r, o, sp in zip(hot.tolist(), ring.tolist(), outside.tolist(), self.special.tolist()):
+        # each point's look from four flags: a code per point, a style per code (a few kinds of points)
+        codes = (hot.astype(np.uint8) << 3 | ring << 2 | outside << 1 | self.special).tolist()
+        looks = {}
+        for code in set(codes):
+            h, r, o, sp = bool(code & 8), bool(code & 4), bool(code & 2), bool(code & 1)
             colour = th.HIGHLIGHT if h else (th.SPECIAL if sp else base)
             size = HOT_POINT_PX if h else POINT_PX
             if o:  # pinned to the edge: an open diamond  (symbol, size, fill, outline, outline width)
-                styles.append(("d", size, bg, colour, 2.0))
+                looks[code] = ("d", size, bg, colour, 2.0)
             else:
-                styles.append(("o", size, colour, th.HIGHLIGHT if r else bg, 3.0 if r else 1.0))
-        self.points.set_points(self.xy, styles)
+                looks[code] = ("o", size, colour, th.HIGHLIGHT if r else bg, 3.0 if r else 1.0)
+        self.points.set_points(self.xy, [looks[code] for code in codes])
         show_all = n <= MAX_LABELS
         seen: set = set()  # a label already drawn at (almost) the same place: identical vectors, e.g. layer 0
         span = max(x1 - x0, y1 - y0) * 1e-4
