@@ -23,7 +23,7 @@ import logging
 import time
 from typing import Any
 
-from PySide6.QtCore import QDeadlineTimer, QObject, QThread, Signal, Slot
+from PySide6.QtCore import QDeadlineTimer, QObject, Qt, QThread, Signal, Slot
 
 from explainer.runtime import gui_gc
 from explainer.runtime.worker import (
@@ -111,6 +111,12 @@ class Controller(QObject):
         self._worker.baselineReady.connect(self._on_worker_baseline)
         self._worker.analysisFailed.connect(self._on_worker_failed)
         self._worker.progressChanged.connect(self.progressChanged)
+
+    def notify_in_worker(self, callback) -> None:
+        """Call ``callback()`` in the model's thread the moment it has a result or an error (before the window
+        hears of it): what a timing harness waits on instead of polling the window's event loop."""
+        for signal in (self._worker.resultReady, self._worker.analysisFailed):
+            signal.connect(lambda *_args: callback(), Qt.DirectConnection)
 
     # --- life cycle ---------------------------------------------------------------------------------------
     def start(self) -> None:

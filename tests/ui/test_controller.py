@@ -57,6 +57,35 @@ def test_model_runs_in_worker_thread_and_results_reach_ui(qtbot, fakes):
     assert_shut_down(c)
 
 
+def test_a_waiting_thread_is_woken_in_the_model_thread_by_each_result_and_error(qtbot, fakes):
+    """What the timing harness sleeps on: the model's thread calls back before the window hears of the answer."""
+    engine = fakes.FakeEngine(delay_s=0.05, fail_on="boom")
+    c = make(engine)
+    answered = threading.Event()
+    woke_in: list[str] = []
+    got, errors = [], []
+
+    def woken():
+        woke_in.append(threading.current_thread().name)
+        answered.set()
+
+    c.notify_in_worker(woken)
+    c.resultReady.connect(got.append)
+    c.errorOccurred.connect(errors.append)
+    c.start()
+    qtbot.waitUntil(lambda: c.model is not None, timeout=5000)
+    try:
+        for text in ("The cat sat", "boom"):
+            answered.clear()
+            c.set_text(text)  # the model's thread is idle: it starts at once
+            assert answered.wait(5)  # without the window's event loop turning
+            qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+        assert len(woke_in) == 2 and threading.current_thread().name not in woke_in
+        assert [r.text for r in got] == ["The cat sat"] and len(errors) == 1
+    finally:
+        assert_shut_down(c)
+
+
 def test_requests_before_model_loaded_wait_for_it(qtbot, fakes):
     ready = threading.Event()
     engine = fakes.FakeEngine()
