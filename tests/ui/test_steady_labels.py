@@ -114,6 +114,36 @@ def test_a_title_too_long_for_its_room_shows_its_short_wording_whole(qtbot):
     assert label.text() == "Tokens: how the text is split"
 
 
+def test_a_title_given_its_own_text_again_is_left_as_it_is(qtbot):
+    """Panels set their counts at every result, mostly unchanged: nothing is measured or set again then; a tooltip
+    set meanwhile is replaced by the text's, as by any setText."""
+    from explainer.ui.widgets.labels import FullTextLabel
+
+    label = FullTextLabel("3 tokens · 12 characters")
+    qtbot.addWidget(label)
+    label.show()
+    changes = []
+
+    class Watch(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() in (QEvent.ToolTipChange, QEvent.LayoutRequest):
+                changes.append(event.type())
+            return False
+
+    watch = Watch()
+    label.installEventFilter(watch)
+    settle(qtbot)
+    changes.clear()
+    label.setText("3 tokens · 12 characters")
+    settle(qtbot)
+    assert changes == []
+    label.setToolTip("something else")
+    label.setText("3 tokens · 12 characters")
+    assert label.toolTip() == "3 tokens · 12 characters"
+    label.setText("4 tokens · 13 characters")
+    assert label.text() == label.toolTip() == "4 tokens · 13 characters"
+
+
 LIVE_TEXTS = [
     "After “<b>…the cat sat on the</b>” (at the end): entropy <b>5.03 bits</b> (as uncertain as a choice among "
     "32.6 equally likely tokens) → sampling <b>5.03 bits</b>, 49,152 tokens left to choose from.",

@@ -16,7 +16,7 @@ class FullTextLabel(QElidingLabel):
     """``short``: a whole shorter wording (a title's part before its colon) shown instead of an elided text when
     the full one does not fit; shorter still, that is elided too."""
 
-    _short = ""  # (QElidingLabel's constructor already sets a text)
+    _short = _full = ""  # (QElidingLabel's constructor already sets a text)
 
     def __init__(self, text: str = "", parent=None, *, min_text: str = "…", short: str = ""):
         super().__init__("", parent)
@@ -26,6 +26,8 @@ class FullTextLabel(QElidingLabel):
         self.setText(text)
 
     def setText(self, text: str) -> None:
+        if text == self._full and text == self.toolTip():
+            return  # (asked again at every result: the same text stays as shown)
         self._full = text
         self.setToolTip(text)
         self._choose()
