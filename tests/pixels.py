@@ -88,6 +88,15 @@ def painted_area(widget):
     return counter
 
 
+def exposed(qtbot, widget, size):
+    """``widget`` (kept by ``qtbot``) at ``size``, shown and exposed: ready to be drawn."""
+    qtbot.addWidget(widget)
+    widget.resize(*size)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
 def on_screen(widget):
     """What the window of ``widget`` shows on the screen now, as a QImage: what its partial redraws left there
     (``grab()`` would draw the whole widget anew). Handles the pending events first, without drawing anew."""

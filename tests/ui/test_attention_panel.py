@@ -14,7 +14,7 @@ from explainer.ui.panels import attention_data as ad
 from explainer.ui.panels import demo_data
 from explainer.ui.panels.attention import AttentionPanel
 from explainer.ui.widgets.attention_heatmap import TITLES
-from tests.pixels import colour_share, screenshot_alone
+from tests.pixels import colour_share, exposed, screenshot_alone
 
 TEXT = demo_data.DEMO_TEXT
 
@@ -535,7 +535,7 @@ def test_token_axes_drawn_from_their_cache_show_what_a_fresh_drawing_shows(qtbot
     words = [f"·w{i}" for i in range(n)]
 
     def heatmap():
-        return _shown(qtbot, AttentionHeatmap(), (520, 560))
+        return exposed(qtbot, AttentionHeatmap(), (520, 560))
 
     typed = heatmap()
     kept = 0
@@ -574,7 +574,7 @@ def test_a_label_typed_on_between_two_shown_ones_changes_nothing_drawn_until_it_
     axis. Each time the heatmap shows exactly what a fresh one given only those labels shows."""
     from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
 
-    typed = _shown(qtbot, AttentionHeatmap(), (520, 560))
+    typed = exposed(qtbot, AttentionHeatmap(), (520, 560))
     left = typed.left_axis
     for n in range(131, 141):  # a length whose last token is not one of the labelled ones at this size
         weights = np.tril(np.random.default_rng(6).uniform(0, 1, (n, n))).astype(np.float32)
@@ -589,13 +589,13 @@ def test_a_label_typed_on_between_two_shown_ones_changes_nothing_drawn_until_it_
         labels = words[:-1] + [last]
         typed.set_matrix(weights, labels)
         assert left._layout() is kept_layout and left.full_labels[-1] == last  # taken, not laid out again
-        fresh = _shown(qtbot, AttentionHeatmap(), (520, 560))
+        fresh = exposed(qtbot, AttentionHeatmap(), (520, 560))
         fresh.set_matrix(weights, labels)
         assert drawn(typed) == drawn(fresh), last
     labels = words[:-1] + ["·extraordinarily"]  # wider than every other label: the axis is laid out again
     typed.set_matrix(weights, labels)
     assert left._layout() is not kept_layout
-    fresh = _shown(qtbot, AttentionHeatmap(), (520, 560))
+    fresh = exposed(qtbot, AttentionHeatmap(), (520, 560))
     fresh.set_matrix(weights, labels)
     assert drawn(typed) == drawn(fresh)
     assert left.width() > kept_width
@@ -612,7 +612,7 @@ def test_a_new_last_row_redraws_only_its_strip_and_the_screen_shows_what_a_fresh
     rng = np.random.default_rng(4)
     matrix = np.tril(rng.uniform(0, 1, (n, n))).astype(np.float32)
     words = [f"·w{i}" for i in range(n)]
-    typed = _shown(qtbot, AttentionHeatmap(), (520, 560))
+    typed = exposed(qtbot, AttentionHeatmap(), (520, 560))
     typed.set_matrix(matrix, words)
     qtbot.wait(50)
     matrix = matrix.copy()
@@ -638,7 +638,7 @@ def test_a_new_last_row_redraws_only_its_strip_and_the_screen_shows_what_a_fresh
     for step, (m, screen, area) in enumerate(shown):
         if step < 3:
             assert 0 < area <= 0.05 * view, step  # the last row's strip, not the view
-        fresh = _shown(qtbot, AttentionHeatmap(), (520, 560))
+        fresh = exposed(qtbot, AttentionHeatmap(), (520, 560))
         fresh.set_matrix(m, words)
         assert screen == drawn(fresh), step
 
@@ -654,7 +654,7 @@ def test_the_head_grid_shows_what_a_fresh_one_shows_after_new_values_shapes_and_
     rng = np.random.default_rng(5)
 
     def grid():
-        return _shown(qtbot, HeadGrid(), (300, 420))
+        return exposed(qtbot, HeadGrid(), (300, 420))
 
     big = QApplication.font()  # presenter mode's larger font
     big.setPointSizeF(big.pointSizeF() * 1.5)
@@ -675,14 +675,6 @@ def test_the_head_grid_shows_what_a_fresh_one_shows_after_new_values_shapes_and_
             g.reset_view()  # (the panel resizes the grid to the new shape, which does this)
             g.set_values(values)
         assert drawn(kept) == drawn(fresh), i
-
-
-def _shown(qtbot, widget, size):
-    qtbot.addWidget(widget)
-    widget.resize(*size)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
 
 
 def drawn(widget):

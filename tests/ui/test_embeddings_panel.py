@@ -439,7 +439,7 @@ def test_a_moved_point_redraws_only_around_it_and_the_screen_shows_what_a_fresh_
     new places is the map drawn again, and the screen then shows exactly what a map given only the new points
     shows."""
     from explainer.ui.widgets.embedding_map import EmbeddingMap
-    from tests.pixels import on_screen, painted_area
+    from tests.pixels import exposed, on_screen, painted_area
 
     rng = np.random.default_rng(7)
     n = 100  # a crowded map: no labels, points only
@@ -448,11 +448,7 @@ def test_a_moved_point_redraws_only_around_it_and_the_screen_shows_what_a_fresh_
     cloud = rng.uniform(-1.2, 1.2, (300, 2))
 
     def shown_map():
-        m = EmbeddingMap()
-        qtbot.addWidget(m)
-        m.resize(500, 420)
-        m.show()
-        qtbot.waitExposed(m)
+        m = exposed(qtbot, EmbeddingMap(), (500, 420))
         m.set_cloud(cloud)
         return m
 

@@ -13,7 +13,7 @@ from explainer.ui.widgets.cell_colours import CellImage, colour_table, show_cell
 from explainer.ui.widgets.head_grid import HeadGrid
 from explainer.ui.widgets.token_points import TokenPoints
 from explainer.ui.widgets.view_redraw import redraw_in_views
-from tests.pixels import image_array, on_screen
+from tests.pixels import exposed, image_array, on_screen
 
 TABLE = colour_table(pg.colormap.get("viridis"))
 STYLE = ("o", 10.0, "#d62728", "#ffffff", 1.0)
@@ -32,11 +32,7 @@ def _plots(qtbot):
     points_plot.setRange(QRectF(0, 0, 10, 10), padding=0)
     for plot in (cells_plot, points_plot):
         lay.addWidget(plot)
-    qtbot.addWidget(window)
-    window.resize(700, 360)
-    window.show()
-    qtbot.waitExposed(window)
-    return window, cells, points
+    return exposed(qtbot, window, (700, 360)), cells, points
 
 
 def test_two_plots_changing_together_cost_the_window_one_repaint_and_show_what_fresh_ones_show(qtbot):
@@ -77,11 +73,7 @@ def test_the_head_grid_on_screen_after_new_values_is_a_fresh_grid(qtbot):
     rng = np.random.default_rng(2)
 
     def grid():
-        g = HeadGrid()
-        qtbot.addWidget(g)
-        g.resize(300, 420)
-        g.show()
-        qtbot.waitExposed(g)
+        g = exposed(qtbot, HeadGrid(), (300, 420))
         g.set_shape(30, 9)
         g.reset_view()
         return g
