@@ -248,6 +248,31 @@ def test_patching_in_a_threaded_window_leaves_the_window_free(make_main_window, 
     qtbot.waitUntil(lambda: p.status.text().startswith("Cancelled"), timeout=5000)
 
 
+def test_asking_why_never_loads_torch_in_the_window_thread(make_main_window, wait_result, qtbot, monkeypatch):
+    """Attribution and patching run on torch, whose first import takes over a second: it happens in the model's
+    thread, never in the window's, which goes on drawing meanwhile."""
+    import builtins
+    import threading
+
+    heavy = ("torch", "explainer.core.attribution", "explainer.core.patching", "explainer.core.llama")
+    in_window: list[str] = []
+    real_import = builtins.__import__
+
+    def watched(name, *args, **kwargs):
+        if threading.current_thread() is threading.main_thread() and name.startswith(heavy):
+            in_window.append(name)
+        return real_import(name, *args, **kwargs)
+
+    w = make_main_window(text="a b c", size=(1366, 768))
+    wait_result(w, "a b c")
+    monkeypatch.setattr(builtins, "__import__", watched)
+    w.attribution.explain()
+    qtbot.waitUntil(lambda: w.attribution.attribution is not None, timeout=30000)
+    p = show_two(w, "The cat sat on the mat", "The dog sat on the mat")
+    qtbot.waitUntil(lambda: not p.busy and p.patching is not None, timeout=30000)
+    assert in_window == []
+
+
 def test_exports_of_the_new_views(window, tmp_path):
     w = window
     w.view.set_knocked_out([(0, 1)])

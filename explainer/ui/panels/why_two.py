@@ -150,7 +150,6 @@ class TwoTextsPanel(Panel):
         self._ran_for = self._run_key()
         self._stop = stop = threading.Event()
         from explainer.core.errors import Cancelled
-        from explainer.core.patching import patch
 
         s = w.controller.settings
         clean, corrupt = self.clean_edit.text(), self.corrupt_edit.text()
@@ -162,6 +161,8 @@ class TwoTextsPanel(Panel):
             return engine.analyze(clean, **kw), engine.analyze(corrupt, **kw)
 
         def patching(engine, job):
+            from explainer.core.patching import patch  # (torch: imported in the model's thread, not the window's)
+
             def report(message, fraction, item=None):
                 if stop.is_set():
                     raise Cancelled()

@@ -147,16 +147,17 @@ class AttributionLink(QObject):
         if self._job is not None and not self._job.finished:
             self._due = True  # the newest request starts when this one is done
             return
-        from explainer.core.attribution import attribute
-
         ids, pos, target, ablated = want
         ids = np.array(ids)
+
+        def run(engine, job):
+            from explainer.core.attribution import attribute  # (torch: imported in the model's thread, not here)
+
+            return attribute(engine, ids, target=target, position=pos, ablated=ablated)
+
         self._due = False
         self._say("Computing the attribution…")
-        self._job = self.window.jobs.start(
-            lambda engine, job: attribute(engine, ids, target=target, position=pos, ablated=ablated),
-            self._on_job_done,
-        )
+        self._job = self.window.jobs.start(run, self._on_job_done)
 
     def _on_job_done(self, attribution, error: str) -> None:
         self._job = None
