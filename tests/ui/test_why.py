@@ -273,6 +273,35 @@ def test_asking_why_never_loads_torch_in_the_window_thread(make_main_window, wai
     assert in_window == []
 
 
+def test_comparing_two_texts_multiplies_with_the_vocabulary_table_in_the_model_thread(
+    make_main_window, wait_result, qtbot, monkeypatch
+):
+    """The next-token distributions of both texts (a product with the whole vocabulary table each) are computed
+    where the texts are analysed; the window only draws them."""
+    import threading
+
+    from explainer.core.types import AnalysisResult
+
+    threads: list[bool] = []
+    real = AnalysisResult.logits_at
+
+    def logits_at(self, position):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(self, position)
+
+    w = make_main_window(text="a b c", size=(1366, 768))
+    wait_result(w, "a b c")
+    monkeypatch.setattr(AnalysisResult, "logits_at", logits_at)
+    p = show_two(w, "The cat sat on the mat", "The dog sat on the mat")
+    qtbot.waitUntil(lambda: not p.busy and p.compare.pair is not None, timeout=30000)
+    assert threads and not any(threads)
+    clean = p.compare.pair[0]
+    logits = real(clean, clean.n_tokens - 1).astype(np.float64)
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    bars = p.compare.bars
+    assert bars.ids and np.allclose(bars.clean, expected[bars.ids], rtol=1e-5, atol=1e-7)
+
+
 def test_exports_of_the_new_views(window, tmp_path):
     w = window
     w.view.set_knocked_out([(0, 1)])

@@ -27,6 +27,11 @@ def surprisal_chips(result) -> list[Chip]:
     return chips
 
 
+def next_distributions(*results) -> tuple[np.ndarray, ...]:
+    """Each result's next-token distribution after its last token (a result without tokens: None)."""
+    return tuple(softmax(r.logits_at(r.n_tokens - 1)) if r.n_tokens else None for r in results)
+
+
 class CompareView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -111,15 +116,16 @@ class CompareView(QWidget):
     def _label(self, token_id: int) -> str:
         return token_label(self.decode(int(token_id))) if self.decode else f"#{token_id}"
 
-    def set_pair(self, clean, corrupt) -> None:
+    def set_pair(self, clean, corrupt, next_probs: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Show two results; ``next_probs``: their next-token distributions after the last token when already
+        computed (``next_distributions``, in the model's thread: a product with the whole vocabulary table)."""
         if clean.n_tokens == 0 or corrupt.n_tokens == 0:
             self.pair = None
             self.bars.set_rows([], [], [], [])
             self.next_title.setText("Type a text in both fields to compare them.")
             return
         self.pair = (clean, corrupt)
-        p_a = softmax(clean.logits_at(clean.n_tokens - 1))
-        p_b = softmax(corrupt.logits_at(corrupt.n_tokens - 1))
+        p_a, p_b = next_probs if next_probs is not None else next_distributions(clean, corrupt)
         ids = compare_rows(p_a, p_b, 8)
         self.bars.set_rows(
             ids, [self._label(i) for i in ids], [float(p_a[i]) for i in ids], [float(p_b[i]) for i in ids]

@@ -31,7 +31,7 @@ from explainer.runtime.jobs import CANCELLED
 from explainer.ui import theme as th
 from explainer.ui.panels.base import Panel
 from explainer.ui.panels.next_token import token_label
-from explainer.ui.panels.why_compare import CompareView
+from explainer.ui.panels.why_compare import CompareView, next_distributions
 from explainer.ui.panels.why_patch import PatchHeatmap, pair_label
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,8 @@ class TwoTextsPanel(Panel):
 
         def compare(engine, job):
             kw = dict(opts, top_k=s.top_k, **({"ablated": ablated} if ablated else {}))
-            return engine.analyze(clean, **kw), engine.analyze(corrupt, **kw)
+            pair = engine.analyze(clean, **kw), engine.analyze(corrupt, **kw)
+            return pair, next_distributions(*pair)  # (here: the window's thread only draws)
 
         def patching(engine, job):
             from explainer.core.patching import patch  # (torch: imported in the model's thread, not the window's)
@@ -204,7 +205,8 @@ class TwoTextsPanel(Panel):
             return
         tok = self.window.controller.tokenizer
         self.compare.decode = tok.token_bytes if tok is not None else None
-        self.compare.set_pair(*pair)
+        (clean, corrupt), probs = pair
+        self.compare.set_pair(clean, corrupt, None if any(p is None for p in probs) else probs)
 
     def _on_patch_progress(self, message: str, fraction: float, item) -> None:
         if isinstance(item, tuple) and item[0] == "tokens":
