@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from .test_incremental import REAL_TOL, assert_same, run_sequence
+from .test_incremental import REAL, assert_same, run_sequence
 
 TEXTS = ["The cat sat on the mat.", "How many r's are in strawberry? 数字 123 🍓", "a"]
 
@@ -221,4 +221,9 @@ def test_real_model_onnx_equals_torch(real_engine):
     assert eng.backend == "onnx", eng.notice
     for text in ("The cat sat on the", "def add(a, b):\n    return a + b  # 数字 123 🍓"):
         assert_probabilities_close(eng.analyze(text, incremental=False), real_engine.analyze(text, incremental=False))
-    run_sequence(eng, "The cat sat on the", [("append", " mat"), ("backspace", 2), ("append_char", "x")], REAL_TOL)
+    run_sequence(
+        eng,
+        "The cat sat on the",
+        [("append", " mat"), ("backspace", 2), ("append_char", "x")],
+        *REAL,
+    )

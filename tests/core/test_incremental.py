@@ -9,7 +9,17 @@ The real model is held to 1e-4 instead: the same row computed in a 1-row and in 
 rounding (differently blocked matrix products) that 30 layers amplify, most on the start token, whose residual
 carries the "massive activations": measured 4.5e-5 relative in the last residual and 1.8e-5 in its top
 probability. That is not an incremental bug (a full pass of the prefix alone differs from the longer pass just
-as much); 1e-4 is also the tolerance of the reference tests against transformers.
+as much); 1e-4 is also the tolerance of the reference tests against transformers. Two float32 passes may differ
+by the sum of their own errors, and some texts make those large: on "," typed after the text was emptied
+(the start token's row kept from a 17-token pass, a second row computed against it), the incremental pass is
+1.54e-4 (relative) from the float64 values in the last residual and 4.4e-4 in an attention weight, a full pass
+1.42e-4 and 4.1e-4 the other way: they differ by 2.95e-4 and 8.5e-4, while their probabilities differ by 3e-6.
+So the real model's residual stream is held to 5e-4 of its largest value and its attention weights to 1e-3.
+
+An entropy is a function of all 49,152 logits, and a flat distribution amplifies their rounding: after that ","
+the exact entropy (float64) is 12.02213 bits, the incremental pass gives 12.02428 and a full pass 12.02014, each
+0.002 bits off in opposite directions. Entropies are therefore held to the tolerance
+plus what the two passes' own logits allow (``entropy_slack``).
 """
 
 from __future__ import annotations
@@ -23,6 +33,9 @@ from hypothesis import strategies as st
 
 TOL = 1e-5
 REAL_TOL = 1e-4
+REAL_RESIDUAL_TOL = 5e-4  # two float32 passes, each up to ~1.5e-4 from the exact residual
+REAL_ATTENTION_TOL = 1e-3  # each up to ~4.4e-4 from the exact weights
+REAL = (REAL_TOL, REAL_RESIDUAL_TOL, REAL_ATTENTION_TOL)  # run_sequence's tolerances for the real model
 ALPHABET = list("abcdefgh xyz  ,.!?'\n\t0123456789") + ["é", "数", "字", "🍓", "👍🏽", "<|im_end|>", "strawberry"]
 chunk = st.lists(st.sampled_from(ALPHABET), min_size=1, max_size=6).map("".join)
 
@@ -63,14 +76,20 @@ def apply_edit(text: str, edit) -> str:
     raise AssertionError(kind)
 
 
-def assert_same(inc, full, tol: float = TOL) -> None:
-    """``inc`` (incremental) equals ``full`` (recomputed) within ``tol``."""
+def assert_same(inc, full, tol: float = TOL, residual_tol: float | None = None, attention_tol: float | None = None):
+    """``inc`` (incremental) equals ``full`` (recomputed) within ``tol``; their residual streams within
+    ``residual_tol`` of their largest value and their attention weights within ``attention_tol`` (default: ``tol``)."""
+    residual_tol = tol if residual_tol is None else residual_tol
+    attention_tol = tol if attention_tol is None else attention_tol
     assert inc.ids.tolist() == full.ids.tolist()
     assert inc.tokens == full.tokens
     np.testing.assert_allclose(inc.token_prob, full.token_prob, atol=tol, rtol=0, equal_nan=True)
     np.testing.assert_allclose(inc.surprisal_bits, full.surprisal_bits, atol=1e-3, rtol=tol, equal_nan=True)
     np.testing.assert_allclose(inc.top_probs, full.top_probs, atol=tol, rtol=0)
-    np.testing.assert_allclose(inc.entropy_bits, full.entropy_bits, atol=tol, rtol=tol)
+    differ = np.abs(inc.entropy_bits - full.entropy_bits)
+    plain = tol * np.maximum(1.0, np.abs(full.entropy_bits))
+    for i in np.flatnonzero(~(differ <= plain)):
+        assert differ[i] <= plain[i] + entropy_slack(inc, full, i), (i, differ[i])
     # a sum of log-probabilities: each term may differ by ~tol relative (more for rare tokens)
     assert inc.sentence_logprob == pytest.approx(full.sentence_logprob, rel=tol, abs=10 * tol * len(full.ids))
     differ = inc.top_ids != full.top_ids
@@ -83,16 +102,26 @@ def assert_same(inc, full, tol: float = TOL) -> None:
     assert inc.hidden.shape == full.hidden.shape
     for layer in range(full.hidden.shape[0]):
         scale = max(1.0, float(np.abs(full.hidden[layer]).max(initial=0.0)))
-        np.testing.assert_allclose(inc.hidden[layer], full.hidden[layer], atol=tol * scale, rtol=0)
+        np.testing.assert_allclose(inc.hidden[layer], full.hidden[layer], atol=residual_tol * scale, rtol=0)
     np.testing.assert_allclose(
         inc.final_normed,
         full.final_normed,
-        atol=tol * max(1.0, float(np.abs(full.final_normed).max(initial=0.0))),
+        atol=residual_tol * max(1.0, float(np.abs(full.final_normed).max(initial=0.0))),
         rtol=0,
     )
     a_inc, a_full = inc.attention.full(), full.attention.full()
     assert a_inc.dtype == np.float32 and a_inc.shape == a_full.shape
-    np.testing.assert_allclose(a_inc, a_full, atol=tol, rtol=0)
+    np.testing.assert_allclose(a_inc, a_full, atol=attention_tol, rtol=0)
+
+
+def entropy_slack(a, b, position: int) -> float:
+    """How far the entropies of ``a`` and ``b`` after ``position`` may differ given how far their logits do: to
+    first order |ΔH| ≤ max|Δl| · E_p|l − E_p[l]| (nats; here in bits), doubled for the higher-order terms."""
+    la, lb = a.logits_at(position).astype(np.float64), b.logits_at(position).astype(np.float64)
+    p = np.exp(lb - lb.max())
+    p /= p.sum()
+    spread = float(p @ np.abs(lb - p @ lb))
+    return 2.0 * float(np.abs(la - lb).max()) * spread / np.log(2.0)
 
 
 def twin(engine):
@@ -102,7 +131,9 @@ def twin(engine):
     return other
 
 
-def run_sequence(engine, start: str, steps, tol: float = TOL, **kw) -> None:
+def run_sequence(engine, start: str, steps, tol: float = TOL, *loose: float, **kw) -> None:
+    """Analyse ``start`` and then each edit of ``steps`` incrementally and from scratch; ``loose``: the residual
+    and attention tolerances of ``assert_same``."""
     inc, ref = twin(engine), twin(engine)
     text = start
     for step in [None, *steps]:
@@ -110,7 +141,7 @@ def run_sequence(engine, start: str, steps, tol: float = TOL, **kw) -> None:
             text = apply_edit(text, step)
         r_inc = inc.analyze(text, **kw)
         r_full = ref.analyze(text, incremental=False, **kw)
-        assert_same(r_inc, r_full, tol)
+        assert_same(r_inc, r_full, tol, *loose)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -198,7 +229,7 @@ def test_a_failed_forward_does_not_poison_the_state(tiny, monkeypatch):
 )  # shrinking a 30-layer model takes minutes
 @given(steps=st.lists(edits, min_size=2, max_size=5))
 def test_real_model_random_edit_sequences(real_engine, steps):
-    run_sequence(real_engine, "The cat sat on the mat. How many r's are in strawberry?", steps, REAL_TOL)
+    run_sequence(real_engine, "The cat sat on the mat. How many r's are in strawberry?", steps, *REAL)
 
 
 @pytest.mark.slow
@@ -208,7 +239,19 @@ def test_real_model_shrink_to_the_start_token(real_engine):
         real_engine,
         "The cat sat on the mat. How many r's are in strawberry?",
         [("append", "a"), ("prefix", 0.0)],
-        REAL_TOL,
+        *REAL,
+    )
+
+
+@pytest.mark.slow
+def test_real_model_one_token_typed_into_an_emptied_text(real_engine):
+    """Another case hypothesis found: the start token's row kept from a long pass, and a flat next-token
+    distribution after "," (12 bits), whose entropy amplifies rounding (see the module's docstring)."""
+    run_sequence(
+        real_engine,
+        "The cat sat on the mat. How many r's are in strawberry?",
+        [("append", "6"), ("replace_all", ""), ("append", ","), ("replace_all", "3?81ystrawberry"), ("append", "1")],
+        *REAL,
     )
 
 
@@ -222,7 +265,7 @@ def test_real_model_typing(real_engine):
         ("prefix", 0.5),
         ("empty",),
     ]
-    run_sequence(real_engine, text, steps, REAL_TOL)
+    run_sequence(real_engine, text, steps, *REAL)
 
 
 def test_long_texts_keep_later_rows_as_float16(tiny):
