@@ -218,8 +218,9 @@ class Tokenizer:
         the text become special tokens; otherwise they are ordinary text. Bytes without a token are left out
         and listed in ``dropped``.
 
-        With ``max_tokens`` only the first ``max_tokens`` tokens are made and the rest of the text is not looked
-        at (a 1 MB paste costs about as much as its first pieces). A single piece longer than
+        With ``max_tokens`` only the first ``max_tokens`` tokens are kept and the text is read only until one more
+        token shows that it goes on (a 1 MB paste costs about as much as its first pieces; bytes without a token
+        at the end of a text that fits are still listed). A single piece longer than
         ``LONG_PIECE`` characters (a run of one symbol, say) is then encoded through a window twice as long as
         the tokens kept from it. At most ``4 * max_tokens + 1024`` dropped bytes are reported."""
         if not isinstance(text, str):
@@ -237,7 +238,7 @@ class Tokenizer:
                 else:
                     tokens.append(Token(special_id, self._bytes[special_id], start, end, special=True))
                     parsed = True
-                if cut is not None or len(tokens) >= limit:
+                if cut is not None or len(tokens) > limit:  # (one token past the limit: the text goes on)
                     cut = len(clean) if cut is None else cut
                     break
         elif text:
@@ -274,20 +275,20 @@ class Tokenizer:
             yield pos, len(text), None
 
     def _encode_segment(self, text, start, end, tokens, dropped, limit) -> int | None:
-        """Append the tokens of ``text[start:end]``; stop once there are ``limit``. Returns None, or the
+        """Append the tokens of ``text[start:end]``; stop once there are more than ``limit``. Returns None, or the
         character index before which the output is complete when it had to stop inside the segment."""
         seg = text if (start == 0 and end == len(text)) else text[start:end]
         max_dropped = 4 * limit + 1024 if limit < _NO_LIMIT else _NO_LIMIT
         for m in self._re.finditer(_split_source(seg)):
             piece, ps = seg[m.start() : m.end()], start + m.start()
-            need = limit - len(tokens)
+            need = limit + 1 - len(tokens)
             if len(piece) > LONG_PIECE and need < len(piece):
                 cut = self._encode_long_piece(piece, ps, need, tokens, dropped, max_dropped)
                 if cut is not None:
                     return cut
             else:
                 self._encode_piece(piece, ps, tokens, dropped)
-            if len(tokens) >= limit:
+            if len(tokens) > limit:
                 return None
             if len(dropped) >= max_dropped:
                 return ps + len(piece)

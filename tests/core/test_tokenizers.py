@@ -450,6 +450,20 @@ def test_max_tokens_zero():
     assert tz.tokens == () and tz.dropped == ()
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_a_text_that_fits_its_limit_exactly_keeps_its_trailing_bytes_without_a_token(name):
+    """Exactly ``max_tokens`` tokens and then bytes that have no token (a control character smollm2's
+    vocabulary lacks): the text fits, so it is complete and its dropped bytes are listed, as without a limit."""
+    tok = get(name)
+    text = "000000000000\x80\x80\x80\x80¤\xadÄੀ\U000c0000\x06"
+    full = tok.tokenize(text)
+    n = len(full.tokens)
+    assert tok.tokenize(text, max_tokens=n) == full
+    assert tok.tokenize(text, max_tokens=n + 5) == full
+    short = tok.tokenize(text, max_tokens=n - 1)
+    assert short.tokens == full.tokens[: n - 1] and not short.complete
+
+
 # -- construction from files -----------------------------------------------------------------------------------
 def test_bytes_to_unicode_is_gpt2s_table():
     table = tk.bytes_to_unicode()
