@@ -116,9 +116,9 @@ class CompareView(QWidget):
     def _label(self, token_id: int) -> str:
         return token_label(self.decode(int(token_id))) if self.decode else f"#{token_id}"
 
-    def set_pair(self, clean, corrupt, next_probs: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """Show two results; ``next_probs``: their next-token distributions after the last token when already
-        computed (``next_distributions``, in the model's thread: a product with the whole vocabulary table)."""
+    def set_pair(self, clean, corrupt, next_probs: tuple | None = None) -> None:
+        """Show two results; ``next_probs``: their ``next_distributions`` when already computed (in the model's
+        thread: each is a product with the whole vocabulary table)."""
         if clean.n_tokens == 0 or corrupt.n_tokens == 0:
             self.pair = None
             self.bars.set_rows([], [], [], [])

@@ -206,7 +206,7 @@ class TwoTextsPanel(Panel):
         tok = self.window.controller.tokenizer
         self.compare.decode = tok.token_bytes if tok is not None else None
         (clean, corrupt), probs = pair
-        self.compare.set_pair(clean, corrupt, None if any(p is None for p in probs) else probs)
+        self.compare.set_pair(clean, corrupt, probs)
 
     def _on_patch_progress(self, message: str, fraction: float, item) -> None:
         if isinstance(item, tuple) and item[0] == "tokens":
