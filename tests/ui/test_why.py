@@ -302,6 +302,45 @@ def test_comparing_two_texts_multiplies_with_the_vocabulary_table_in_the_model_t
     assert bars.ids and np.allclose(bars.clean, expected[bars.ids], rtol=1e-5, atol=1e-7)
 
 
+def test_leaving_the_two_texts_view_stops_its_run_and_coming_back_runs_it_again(make_main_window, wait_result, qtbot):
+    """Patching holds the model's thread for many seconds: a lecturer moving on to the next view gets its analysis
+    at once, not after the patching; back on the view, the patching runs again."""
+    w = make_main_window(text="a b c", size=(1366, 768))
+    wait_result(w, "a b c")
+    p = show_two(w, "The cat sat on the mat", "The dog sat on the mat")
+    qtbot.waitUntil(lambda: p.busy, timeout=10000)
+    w.teach.show_view("live")
+    qtbot.waitUntil(lambda: not p.busy, timeout=10000)  # stopped at its next check, long before the end
+    assert p.patching is None
+    w.set_text("The eagle catches the fish")
+    wait_result(w, "The eagle catches the fish")
+    w.teach.show_view("two_texts")
+    assert p.busy  # again, for the same two texts
+    qtbot.waitUntil(lambda: p.patching is not None, timeout=60000)
+    assert p.heatmap.rows_filled == w.result.model.n_layers
+
+
+def test_why_explains_only_the_newest_text(make_main_window, wait_result, qtbot):
+    """Asked while a newer text is being analysed (a scene sets its text, then turns "Why?" on), the attribution
+    waits for that text: no model time is spent on the text being replaced."""
+    w = make_main_window(text="The cat sat on the mat", size=(1366, 768))
+    wait_result(w, "The cat sat on the mat")
+    asked_for: list[str] = []
+    start = w.jobs.start
+
+    def recording(fn, *args, **kwargs):
+        asked_for.append(w.result.text)
+        return start(fn, *args, **kwargs)
+
+    w.jobs.start = recording
+    w.set_text("In Germany, the capital is")
+    w.attribution.explain()
+    wait_result(w, "In Germany, the capital is")
+    qtbot.waitUntil(lambda: w.attribution.attribution is not None, timeout=30000)
+    assert asked_for == ["In Germany, the capital is"]
+    assert w.attribution.attribution.ids.tolist() == w.result.ids.tolist()
+
+
 def test_exports_of_the_new_views(window, tmp_path):
     w = window
     w.view.set_knocked_out([(0, 1)])

@@ -129,8 +129,26 @@ class TwoTextsPanel(Panel):
         """The view is on screen with the newest analysis: run the two texts if they (or the settings, e.g. the
         knocked-out heads) changed since the last run."""
         super().set_result(result)
-        if self.window is not None and self._ran_for != self._run_key():
+        self._run_if_due()
+
+    def _run_if_due(self) -> None:
+        """Run if the texts or settings changed since the last run, once the window shows the newest analysis
+        (a run started while a newer text waits would take the model's thread before it)."""
+        w = self.window
+        if w is not None and self.result is not None and not w.controller.busy and self._ran_for != self._run_key():
             self.run()
+
+    def hideEvent(self, event) -> None:
+        """Another view took the screen: a run in progress stops (patching holds the model's thread for many
+        seconds, and the next view's analysis would wait behind it); the view runs again when shown."""
+        if not event.spontaneous() and (self.busy or self._compare_job is not None and not self._compare_job.finished):
+            self.cancel()
+            self._ran_for = None
+        super().hideEvent(event)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._run_if_due()
 
     def _run_key(self) -> tuple:
         return (self.clean_edit.text(), self.corrupt_edit.text(), self.window.controller.settings)

@@ -144,6 +144,9 @@ class AttributionLink(QObject):
             return
         if self.tokens.overlay is not None:
             self.tokens.set_overlay(None)  # never another text's or prediction's numbers, not even briefly
+        if self.window.controller.busy:  # a newer text is being analysed: its result asks again when shown
+            self._say("Computing the attribution…")
+            return
         if self._job is not None and not self._job.finished:
             self._due = True  # the newest request starts when this one is done
             return
