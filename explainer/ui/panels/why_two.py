@@ -141,7 +141,7 @@ class TwoTextsPanel(Panel):
     def hideEvent(self, event) -> None:
         """Another view took the screen: a run in progress stops (patching holds the model's thread for many
         seconds, and the next view's analysis would wait behind it); the view runs again when shown."""
-        if not event.spontaneous() and (self.busy or self._compare_job is not None and not self._compare_job.finished):
+        if not event.spontaneous() and self.busy:
             self.cancel()
             self._ran_for = None
         super().hideEvent(event)
@@ -155,7 +155,8 @@ class TwoTextsPanel(Panel):
 
     @property
     def busy(self) -> bool:
-        return self._job is not None and not self._job.finished
+        """A run is in progress (the comparison or the patching)."""
+        return any(job is not None and not job.finished for job in (self._compare_job, self._job))
 
     # --- running ----------------------------------------------------------------------------------------------
     def run(self) -> None:

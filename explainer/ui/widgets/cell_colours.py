@@ -68,6 +68,7 @@ class CellImage(pg.ImageItem):
             self._dirty = None
 
     def update(self, *args) -> None:
-        area = args[0] if len(args) == 1 else self._dirty if not args else None  # (setImage asks for all of it)
-        if len(args) > 1 or not redraw_in_views(self, area):
-            super().update(*args)
+        # (setImage asks for all of it: then the rows show_rows names, if any)
+        if len(args) <= 1 and redraw_in_views(self, args[0] if args else self._dirty):
+            return
+        super().update(*args)
