@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QRect, Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPen
+from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPen, QRegion
 from PySide6.QtWidgets import QApplication, QWidget
 from shiboken6 import isValid
 
@@ -106,6 +106,14 @@ class FocusRing(QWidget):
         self.raise_()
         self.show()
         self.update()
+
+    def resizeEvent(self, event) -> None:
+        # the ring's band only (its stroke and rounded corners stay within RING + 1 pixels of the edge): typing in
+        # the control under it does not make the window draw the ring again
+        band = RING + 1
+        whole = QRegion(self.rect())
+        self.setMask(whole.subtracted(QRegion(self.rect().adjusted(band, band, -band, -band))))
+        super().resizeEvent(event)
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)

@@ -103,6 +103,34 @@ def test_keyboard_focus_wears_a_ring_and_a_click_does_not(qtbot, window):
     assert not ring.isVisible()
 
 
+def test_the_ring_is_drawn_on_its_band_and_typing_inside_it_does_not_draw_it_again(qtbot, window):
+    from PySide6.QtCore import QEvent, QPoint
+
+    from explainer.bench_window import paint_counter
+    from explainer.ui import theme as th
+    from tests.pixels import image_array, rgb
+
+    w = window
+    w.editor.setFocus(Qt.TabFocusReason)
+    ring = w.focus_ring
+    qtbot.waitUntil(lambda: ring.isVisible() and ring.target is w.editor)
+    r = ring.rect()
+    band = ring.mask()
+    assert band.contains(QPoint(r.center().x(), 1)) and band.contains(QPoint(1, r.center().y()))
+    assert not band.contains(r.center())  # the control's inside is not the ring's
+    # the ring's colour along its edge, in the window's own rendering
+    shot = image_array(w.grab(ring.geometry()).toImage())
+    edge = shot[:3, r.width() // 4 : 3 * r.width() // 4].reshape(-1, 3).astype(int)
+    assert (abs(edge - rgb(th.HIGHLIGHT)).sum(axis=1) < 60).mean() > 0.3
+    paints = paint_counter(QEvent.Paint)
+    ring.installEventFilter(paints)
+    for ch in "typing":
+        qtbot.keyClick(w.editor, ch)
+    qtbot.wait(50)
+    assert w.editor.toPlainText().endswith("typing")
+    assert paints.count == 0
+
+
 def test_the_ring_follows_its_control_when_the_panels_move(qtbot, window):
     """In presenter mode a longer text makes the editor taller and pushes the hero down: the ring moves with the
     focused control (the control itself did not move inside its panel)."""
