@@ -89,12 +89,15 @@ class BeforeAfterBars(BarRows, QWidget):
         p.drawText(QPointF(x_change + 4, 4 + self._fm_small.ascent() - 1), "change")
         rh = self.row_height
         biggest = int(np.argmax(np.abs(np.subtract(self.knocked, self.clean)))) if self.ids else -1
-        for i in range(min(len(self.ids), self.capacity())):
+        n = min(len(self.ids), self.capacity())
+        columns = [
+            (x0, values[:n], colour, [f"{100 * v:.1f} %" if v >= 0.001 else "<0.1 %" for v in values[:n]])
+            for x0, values, colour in ((x_clean, self.clean, CLEAN_COLOUR), (x_knocked, self.knocked, KNOCKED_COLOUR))
+        ]
+        self._paint_rows(p, n, label_w, bar_w, columns)
+        for i in range(n):
             y = self.header_height + i * rh
-            self._paint_label(p, i, y, label_w)
             small_base = y + (rh + self._fm_small.ascent()) / 2 - 2
-            for x0, v, colour in ((x_clean, self.clean[i], CLEAN_COLOUR), (x_knocked, self.knocked[i], KNOCKED_COLOUR)):
-                self._paint_bar(p, x0, y, bar_w, v, colour, f"{100 * v:.1f} %" if v >= 0.001 else "<0.1 %")
             d = 100 * (self.knocked[i] - self.clean[i])
             font = QFont(self._small)
             font.setBold(i == biggest or abs(d) >= 5)

@@ -99,24 +99,39 @@ class BarRows:
             hit = cache[key] = (label, self._fm.horizontalAdvance(label))
         return hit
 
-    def _paint_label(self, p: QPainter, i: int, y: float, label_w: float) -> None:
-        """Row ``i`` at ``y``: lit when under the pointer, its label elided and set right in ``label_w`` pixels."""
-        if i == self.hovered:
-            p.fillRect(QRectF(0, y, self.width(), self.row_height), self._colour(self.theme.grid))
-        p.setFont(self._font)
-        p.setPen(self._colour(self.theme.text))
-        label, width = self._shown_label(self.labels[i], label_w - 12)
-        base = y + (self.row_height + self._fm.ascent() - self._fm.descent()) / 2
-        p.drawText(QPointF(label_w - 8 - width, base), label)
-
-    def _paint_bar(self, p: QPainter, x0: float, y: float, bar_w: float, fraction: float, colour: str, text: str):
-        """A bar of ``fraction`` (0–1) of ``bar_w`` over its track at ``x0``, and ``text`` after it."""
-        t, rh = self.theme, self.row_height
-        p.fillRect(QRectF(x0, y + rh * 0.18, bar_w, rh * 0.64), self._colour(t.grid if t.is_dark else t.surface))
-        p.fillRect(QRectF(x0, y + rh * 0.18, bar_w * min(1.0, fraction), rh * 0.64), self._colour(colour))
-        p.setFont(self._small)
+    def _paint_rows(self, p: QPainter, n: int, label_w: float, bar_w: float, columns) -> None:
+        """Rows 0 … ``n`` - 1, the one under the pointer lit: each row's label, elided and set right in ``label_w``
+        pixels, and per column ``(x0, fractions, colour, texts)`` a bar of the row's fraction (0–1) of ``bar_w``
+        over its track at ``x0``, with the row's text after it. Drawn a kind at a time (the tracks, each column's
+        bars, the labels, the texts), which nothing overlaps: a few painter calls for all the rows."""
+        t, rh, top = self.theme, self.row_height, self.header_height
+        if 0 <= self.hovered < n:
+            p.fillRect(QRectF(0, top + self.hovered * rh, self.width(), rh), self._colour(t.grid))
+        bar_top, bar_h = top + rh * 0.18, rh * 0.64
+        p.setPen(Qt.NoPen)
+        p.setBrush(self._colour(t.grid if t.is_dark else t.surface))
+        p.drawRects([QRectF(x0, bar_top + i * rh, bar_w, bar_h) for x0, *_rest in columns for i in range(n)])
+        for x0, fractions, colour, _texts in columns:
+            bars = [
+                QRectF(x0, bar_top + i * rh, bar_w * min(1.0, fractions[i]), bar_h)
+                for i in range(n)
+                if fractions[i] > 0
+            ]
+            if bars:
+                p.setBrush(self._colour(colour))
+                p.drawRects(bars)
+        p.setBrush(Qt.NoBrush)
         p.setPen(self._colour(t.text))
-        p.drawText(QPointF(x0 + bar_w + 4, y + (rh + self._fm_small.ascent()) / 2 - 2), text)
+        p.setFont(self._font)
+        base = top + (rh + self._fm.ascent() - self._fm.descent()) / 2
+        for i in range(n):
+            label, width = self._shown_label(self.labels[i], label_w - 12)
+            p.drawText(QPointF(label_w - 8 - width, base + i * rh), label)
+        p.setFont(self._small)
+        base = top + (rh + self._fm_small.ascent()) / 2 - 2
+        for x0, _fractions, _colour, texts in columns:
+            for i in range(n):
+                p.drawText(QPointF(x0 + bar_w + 4, base + i * rh), texts[i])
 
 
 class BarsView(BarRows, QWidget):
@@ -193,22 +208,20 @@ class BarsView(BarRows, QWidget):
             p.setPen(QColor(t.muted))
             title = self._fm_small.elidedText(title, Qt.ElideRight, bar_w + pct_w - 20)
             p.drawText(QPointF(x0 + 14, 4 + self._fm_small.ascent() - 1), title)
-        rh = self.row_height
-        for i in range(n):
-            y = self.header_height + i * rh
-            self._paint_label(p, i, y, label_w)
-            for x0, values, colour in ((x_raw, self.raw, RAW_COLOUR), (x_smp, self.sampled, SAMPLE_COLOUR)):
-                v = values[i] if i < len(values) else 0.0
-                txt = "cut" if v == 0 else f"{100 * v:.1f} %" if v >= 0.001 else "<0.1 %"
-                self._paint_bar(p, x0, y, bar_w, v / scale, colour, txt)
-            if i == self.marked:
-                p.setPen(QPen(QColor(th.HIGHLIGHT), 2.5))
-                p.setBrush(Qt.NoBrush)
-                p.drawRoundedRect(QRectF(1.5, y + 1.5, self.width() - 3, rh - 3), 5, 5)
-            if i == self.current and self.hasFocus():
-                p.setPen(QPen(QColor(t.text), 1.5, Qt.DashLine))
-                p.setBrush(Qt.NoBrush)
-                p.drawRoundedRect(QRectF(4, y + 4, self.width() - 8, rh - 8), 4, 4)
+        columns = []
+        for x0, values, colour in ((x_raw, self.raw, RAW_COLOUR), (x_smp, self.sampled, SAMPLE_COLOUR)):
+            v = [values[i] if i < len(values) else 0.0 for i in range(n)]
+            texts = ["cut" if x == 0 else f"{100 * x:.1f} %" if x >= 0.001 else "<0.1 %" for x in v]
+            columns.append((x0, [x / scale for x in v], colour, texts))
+        self._paint_rows(p, n, label_w, bar_w, columns)
+        rh, top = self.row_height, self.header_height
+        p.setBrush(Qt.NoBrush)
+        if 0 <= self.marked < n:  # the token that follows in the text
+            p.setPen(QPen(QColor(th.HIGHLIGHT), 2.5))
+            p.drawRoundedRect(QRectF(1.5, top + self.marked * rh + 1.5, self.width() - 3, rh - 3), 5, 5)
+        if 0 <= self.current < n and self.hasFocus():  # the keyboard's row
+            p.setPen(QPen(QColor(t.text), 1.5, Qt.DashLine))
+            p.drawRoundedRect(QRectF(4, top + self.current * rh + 4, self.width() - 8, rh - 8), 4, 4)
         p.end()
 
     def mousePressEvent(self, event) -> None:
