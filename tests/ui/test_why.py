@@ -73,6 +73,38 @@ def test_ctrl_click_knocks_a_head_out_everywhere_and_restore_brings_the_clean_nu
     assert grid.n_marks == 0 and w.controller.baseline is None
 
 
+def test_a_shorter_text_after_a_pinned_late_position_with_heads_knocked_out(window, qtbot, wait_result):
+    """The next-token panel pinned near the end of a long knocked-out text, then a much shorter text: the window
+    shows the short text's before / after at a position it has (no stale position reaches the numbers)."""
+    w = window
+    w.view.set_knocked_out({(1, 2)})
+    qtbot.waitUntil(lambda: w.result.ablated == ((1, 2),) and w.knockout.before_after.isVisibleTo(w), timeout=20000)
+    last = w.result.n_tokens - 1
+    w.next_token.select_position(last - 1)
+    assert w.next_token.position == last - 1
+    w.set_text("Hi")
+    wait_result(w, "Hi")
+    qtbot.waitUntil(lambda: w.knockout.before_after.isVisibleTo(w), timeout=20000)
+    r, base = w.result, w.controller.baseline
+    assert r.text == "Hi" and r.ablated == ((1, 2),) and base.text == "Hi"
+    pos = w.next_token.position
+    assert 0 <= pos < r.n_tokens
+    p_clean = np.exp(base.logits_at(pos) - base.logits_at(pos).max())
+    p_clean /= p_clean.sum()
+    ba = w.knockout.before_after
+    for i, c in zip(ba.ids, ba.clean):
+        assert c == pytest.approx(p_clean[i], abs=1e-5)
+    # the caret moves to the first token: the comparison moves with the panel
+    w.next_token.set_caret_position(0)
+    assert w.next_token.position == 0
+    p_clean = np.exp(base.logits_at(0) - base.logits_at(0).max())
+    p_clean /= p_clean.sum()
+    p_knocked = np.exp(r.logits_at(0) - r.logits_at(0).max())
+    p_knocked /= p_knocked.sum()
+    for i, c, k in zip(ba.ids, ba.clean, ba.knocked):
+        assert c == pytest.approx(p_clean[i], abs=1e-5) and k == pytest.approx(p_knocked[i], abs=1e-5)
+
+
 def test_knock_out_button_menu_and_the_top_induction_heads(window, qtbot):
     w = window
     w.view.set_head(1, 1)

@@ -52,6 +52,7 @@ class NextTokenPanel(Panel):
 
     candidateChosen = Signal(int)  # token id
     sampleRequested = Signal()
+    refreshed = Signal()  # drawn for a new result or position (``position``): what a replacement view follows
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -173,9 +174,10 @@ class NextTokenPanel(Panel):
             self.summary.setText("<i>Waiting for the model…</i>")
             self.footer.setText("")
             self.bars.set_rows([], [], [])
-            return
-        self._help.setText(self._explanation(r.model.vocab_size))
-        self._redraw_bars()
+        else:
+            self._help.setText(self._explanation(r.model.vocab_size))
+            self._redraw_bars()
+        self.refreshed.emit()
 
     def candidate_label(self, token_id: int) -> str:
         """A token as the bars name it (a piece of a character as its bytes)."""

@@ -104,8 +104,7 @@ class KnockoutLink(QObject):
         self.state.knockedOutChanged.connect(self._on_state_knocked_out_changed)
         self.state.headChanged.connect(lambda *_: self._update_button())
         self.state.averageChanged.connect(lambda *_: self._update_button())
-        self.state.selectedChanged.connect(lambda *_: self.update_before_after())
-        window.resultShown.connect(lambda *_: self.update_before_after())
+        nt.refreshed.connect(self.update_before_after)  # a new result, caret or pin: the panel's position
         window.themeChanged.connect(self._on_window_theme_changed)
         window.controller.modelLoaded.connect(self._on_controller_model_loaded)  # a method: no lambda outlives us
         self._on_state_knocked_out_changed(self.state.knocked_out)
@@ -200,10 +199,10 @@ class KnockoutLink(QObject):
         self.menu = menu  # kept for tests
 
     def update_before_after(self) -> None:
-        """Both distributions at the next-token panel's position, when the result is a knocked-out one and the
-        clean result of the same text is at hand; otherwise the panel's own bars."""
+        """Both distributions at the next-token panel's position (the one its title names), when its result is a
+        knocked-out one and the clean result of the same text is at hand; otherwise the panel's own bars."""
         w, nt = self.window, self.window.next_token
-        r, clean = w.result, w.controller.baseline
+        r, clean = nt.result, w.controller.baseline
         on = (
             r is not None
             and bool(r.ablated)
