@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from explainer.core.backends.memory import release_free_memory
+from explainer.core.backends.memory import (
+    mapped_files,
+    prefetch,
+    read_into_cache,
+    release_free_memory,
+    torch_libraries,
+)
 from explainer.core.backends.select import BackendSelector
 from explainer.core.devices import device_label, pick_device
 from explainer.core.gguf_loader import LlamaConfig
@@ -265,8 +271,15 @@ class Engine:
         if self._model is None:
             from explainer.core.llama import build_model
 
+            read_into_cache(mapped_files(self._weights))  # one sequential read, not a page fault per page
             self._model = build_model(self.cfg, self._weights, self.device_kind)
         return self._model
+
+    def prefetch_readable_model(self):
+        """Until the readable model is built: read what building it first reads (torch's libraries, unless torch is
+        imported; the files its weights are mapped from) into the file cache, in the background. Its first use
+        (knock-out, attribution, patching) then waits for no disk. The reading thread, or None."""
+        return prefetch(torch_libraries() + mapped_files(self._weights)) if self._model is None else None
 
     def attention_for_ids(self, ids: np.ndarray) -> Attention:
         """The attention ``[L, H, T, T]`` of raw token ids, run by the active backend from scratch (no tokenizer;

@@ -206,3 +206,24 @@ def test_unsupported_storage_is_one_sentence_and_auto_stays_quiet(tmp_path, bund
     auto = Engine(path, device="cpu", backend="auto")
     assert auto.backend == "torch" and auto.notice is None
     auto.close()
+
+
+def test_the_readable_model_is_read_ahead_in_one_pass_not_page_by_page(stored_q4, tiny_gguf, monkeypatch):
+    """Serving keeps the float32 weights mapped, not read. Their file is read from start to end before the torch
+    model is first built (knock-out, attribution), and the app reads it (and torch's libraries) in the background
+    when idle; once the model exists there is nothing left to read ahead."""
+    import explainer.core.engine as engine_module
+
+    eng = Engine(tiny_gguf, device="cpu", backend="stored")
+    files = sorted({str(a.filename) for a in eng._weights.values() if isinstance(a, np.memmap)})
+    assert files and eng._model is None
+    started = []
+    monkeypatch.setattr(engine_module, "prefetch", lambda paths: started.append(list(paths)) or "thread")
+    assert eng.prefetch_readable_model() == "thread" and files[0] in started[0]
+    read = []
+    real_read = engine_module.read_into_cache
+    monkeypatch.setattr(engine_module, "read_into_cache", lambda paths: read.append(list(paths)) or real_read(paths))
+    r = eng.analyze(TEXTS[0], ablated=[(0, 1)])  # the knock-out builds the torch model
+    assert r.ablated == ((0, 1),) and eng._model is not None
+    assert read == [files]
+    assert eng.prefetch_readable_model() is None

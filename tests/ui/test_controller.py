@@ -279,6 +279,21 @@ def test_embedding_map_is_prepared_in_the_worker_when_idle(qtbot, fakes, temp_ca
     assert_shut_down(c)
 
 
+def test_the_idle_worker_starts_reading_the_readable_model_ahead(qtbot, fakes, temp_cache):
+    engine = fakes.FakeEngine()
+    asked = []
+    engine.prefetch_readable_model = lambda: asked.append(threading.current_thread().name) or engine.calls.append(0)
+    c = Controller(lambda progress: engine)
+    maps = []
+    c.projectionReady.connect(maps.append)
+    c.start()
+    c.set_text("first picture first")
+    qtbot.waitUntil(lambda: bool(maps), timeout=10000)
+    assert len(asked) == 1 and asked[0] != threading.current_thread().name  # once, in the model's thread
+    assert engine.calls.index(0) > engine.calls.index("first picture first")  # after the first picture
+    assert_shut_down(c)
+
+
 # --- garbage collection stays in the GUI thread; shutdown never blocks forever --------------------------------------
 class _Cycle:
     """A reference cycle that records which thread freed it."""
