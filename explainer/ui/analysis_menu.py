@@ -30,13 +30,18 @@ BACKENDS = (
 
 
 def set_text_and_settings(
-    window, text: str, *, parse_specials: bool | None = None, start_token: bool | None = None
+    window,
+    text: str,
+    *,
+    parse_specials: bool | None = None,
+    start_token: bool | None = None,
+    ablated: tuple[tuple[int, int], ...] | None = None,
 ) -> None:
     """Put ``text`` in the editor and analyse it with these settings (None: unchanged), in one request."""
     c = window.controller
     changes = {
         k: v
-        for k, v in (("parse_specials", parse_specials), ("start_token", start_token))
+        for k, v in (("parse_specials", parse_specials), ("start_token", start_token), ("ablated", ablated))
         if v is not None and getattr(c.settings, k) != v
     }
     if changes:

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from explainer.core.errors import UserError
 from explainer.core.scene import ASSET_SCENES, Scene, lecture_set, load_scene, save_scene
 from explainer.ui import file_dialogs, window_state
+from explainer.ui.view_state import heads_of
 
 log = logging.getLogger(__name__)
 
@@ -159,11 +160,18 @@ class SceneMenu(QObject):
 
         w = self.main
         self.current = scene
-        set_text_and_settings(w, scene.text, parse_specials=scene.parse_specials, start_token=scene.start_token)
+        state = window_state.from_scene(scene)
+        heads = heads_of(window_state.view_fields(state))  # knocked out in the same request as the text
+        set_text_and_settings(
+            w,
+            scene.text,
+            parse_specials=scene.parse_specials,
+            start_token=scene.start_token,
+            ablated=None if heads is None else tuple(sorted(w.knockout.fitting(heads))),
+        )
         w.teach.skip_cursor_word()
         self._reveal_end_of = scene.text  # the point of a scene is at its end (where the prediction is)
         w.editor.ensureCursorVisible()
-        state = window_state.from_scene(scene)
         if scene.view and "view" not in window_state.view_fields(state):
             log.info("scene %r names an unknown view %r", scene.title, scene.view)
         w.restore(state, scene=True)

@@ -183,8 +183,17 @@ class ViewState(QObject):
         for name, setter in (("view", self.set_view), ("hero", self.set_hero), ("focus", self.set_focus)):
             if isinstance(data.get(name), str):
                 setter(data[name])
-        pairs = data.get("knocked_out")
-        if isinstance(pairs, list) and all(
-            isinstance(p, list) and len(p) == 2 and all(_is_int(v) and v >= 0 for v in p) for p in pairs
-        ):
-            self.set_knocked_out(pairs)
+        heads = heads_of(data)
+        if heads is not None:
+            self.set_knocked_out(heads)
+
+
+def heads_of(data: dict) -> frozenset[tuple[int, int]] | None:
+    """The heads a saved state's ``knocked_out`` field names (a list of [layer, head]); None when it has none or
+    the field is malformed."""
+    pairs = data.get("knocked_out")
+    if isinstance(pairs, list) and all(
+        isinstance(p, list) and len(p) == 2 and all(_is_int(v) and v >= 0 for v in p) for p in pairs
+    ):
+        return frozenset((int(p[0]), int(p[1])) for p in pairs)
+    return None

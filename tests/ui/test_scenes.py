@@ -136,6 +136,33 @@ def test_scenes_do_not_carry_state_into_the_next_one(qtbot, make_main_window, wa
     assert "last scene" in w.statusBar().currentMessage()
 
 
+def test_a_scene_is_one_analysis_with_its_own_knocked_out_heads(qtbot, make_main_window, wait_result, real_engine):
+    """Into the knock-out scene and out of it again (on the model the scenes are made for): each scene's text goes
+    to the model once, with that scene's heads (none for a scene that names none), never with the previous one's."""
+    w = make_main_window(lambda progress: real_engine, text=TEXT)
+    wait_result(w, TEXT)
+    sent = []
+    real_dispatch = w.controller._dispatch
+
+    def dispatch():
+        if w.controller._pending is not None:
+            sent.append((w.controller._pending.text, w.controller._pending.settings.ablated))
+        real_dispatch()
+
+    w.controller._dispatch = dispatch
+    knock = find_scene("knock-out", w.scenes.lecture)[0]
+    for i in (knock, knock + 1):
+        sent.clear()
+        w.scenes.open_lecture(i)
+        scene = w.scenes.current
+        wait_result(w, scene.text)
+        qtbot.waitUntil(lambda: not w.controller.busy, timeout=20000)
+        heads = tuple(sorted(tuple(p) for p in scene.panels.get("attention", {}).get("knocked_out", [])))
+        assert heads or i > knock
+        assert {(text, ablated) for text, ablated in sent} == {(scene.text, heads)}, scene.title
+        assert w.result.ablated == heads and w.view.knocked_out == frozenset(heads)
+
+
 @pytest.mark.parametrize(
     "content, sentence",
     [

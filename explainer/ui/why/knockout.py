@@ -145,15 +145,21 @@ class KnockoutLink(QObject):
         self.state.set_knocked_out(top)
 
     # --- drawing ----------------------------------------------------------------------------------------------
+    def fitting(self, heads) -> frozenset[tuple[int, int]]:
+        """Of ``heads``, those the loaded model has (a scene made for a larger model); all before a model is."""
+        heads = frozenset(heads)
+        model = self.window.controller.model
+        if model is None:
+            return heads
+        return frozenset((la, h) for la, h in heads if la < model.info.n_layers and h < model.info.n_heads)
+
     def _on_state_knocked_out_changed(self, heads) -> None:
         heads = frozenset(heads)
         w = self.window
-        info = w.controller.model.info if w.controller.model is not None else None
-        if info is not None:  # a scene made for a larger model: keep the heads this model has
-            kept = frozenset((la, h) for la, h in heads if la < info.n_layers and h < info.n_heads)
-            if kept != heads:
-                self.state.set_knocked_out(kept)
-                return
+        kept = self.fitting(heads)
+        if kept != heads:
+            self.state.set_knocked_out(kept)
+            return
         if w.controller.settings.ablated != tuple(sorted(heads)):
             w.controller.set_settings(ablated=tuple(sorted(heads)))
         self.bar.show_heads(heads, w.theme)
