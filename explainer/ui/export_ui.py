@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from explainer.core.errors import UserError
 from explainer.ui import file_dialogs
 from explainer.ui.export import CAPTION_PX, caption_for, export_data, export_png, export_svg
+from explainer.ui.keyboard import focus_kept
 
 log = logging.getLogger(__name__)
 FORMATS = {"png": "PNG picture", "svg": "SVG drawing", "data": "data (CSV or JSON)"}
@@ -236,7 +237,9 @@ class ExportMenu(QObject):
         self.dialog = dlg = ExportDialog(
             fmt, panels, view if view in panels else next(iter(panels)), self.main.result, self.main, last["part"]
         )
-        if dlg.exec() != QDialog.Accepted:
+        with focus_kept(self.main):
+            accepted = dlg.exec() == QDialog.Accepted
+        if not accepted:
             return
         fmt, key = dlg.fmt, dlg.view.currentData() or "view"
         self._remember(format=fmt, view=key, part=dlg.part_key, clicked=clicked)

@@ -3,7 +3,7 @@
 Each kind of file ("model", "model folder", "scene", "export", "screenshot") remembers its own folder in the window's QSettings
 (``folders/<kind>``); a kind not used yet starts in the folder used last for any kind, else in ``fallback`` (the
 lecture scenes' folder for "Open scene"), else in the user's documents folder. A folder that no longer exists is
-skipped.
+skipped. When a dialog closes, the keyboard focus is back where it was (``keyboard.focus_kept``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import QFileDialog
+
+from explainer.ui.keyboard import focus_kept
 
 
 def _settings():
@@ -41,7 +43,8 @@ def remember(kind: str, path: str | Path) -> None:
 
 def open_file(parent, kind: str, caption: str, filters: str, fallback: str | Path | None = None) -> str:
     """A file to open ("" when cancelled)."""
-    path, _ = QFileDialog.getOpenFileName(parent, caption, start_folder(kind, fallback), filters)
+    with focus_kept(parent):
+        path, _ = QFileDialog.getOpenFileName(parent, caption, start_folder(kind, fallback), filters)
     if path:
         remember(kind, path)
     return path
@@ -49,7 +52,8 @@ def open_file(parent, kind: str, caption: str, filters: str, fallback: str | Pat
 
 def open_folder(parent, kind: str, caption: str) -> str:
     """A folder to open ("" when cancelled); the next dialog for ``kind`` starts beside it, where its siblings are."""
-    path = QFileDialog.getExistingDirectory(parent, caption, start_folder(kind))
+    with focus_kept(parent):
+        path = QFileDialog.getExistingDirectory(parent, caption, start_folder(kind))
     if path:
         remember(kind, path)
     return path
@@ -59,7 +63,8 @@ def save_file(parent, kind: str, caption: str, name: str, filters: str) -> tuple
     """A file to write, suggested as ``name`` in the start folder, and the filter chosen (("", "") when cancelled)."""
     folder = start_folder(kind)
     suggestion = str(Path(folder) / name) if folder else name
-    path, chosen = QFileDialog.getSaveFileName(parent, caption, suggestion, filters)
+    with focus_kept(parent):
+        path, chosen = QFileDialog.getSaveFileName(parent, caption, suggestion, filters)
     if path:
         remember(kind, path)
     return path, chosen

@@ -8,9 +8,13 @@
   head boxes, "Average of heads", "Hide first token" and the grid's measure), and back to the editor.
 - The control that has the keyboard focus wears a ring in the highlight colour when the focus came from the
   keyboard (not after a click, where the pointer already says where you are): :class:`FocusRing`.
+- A dialog gives the focus back to the control that had it when it closes: :func:`focus_kept`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from PySide6.QtCore import QEvent, QObject, QRect, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPen, QRegion
@@ -122,6 +126,21 @@ class FocusRing(QWidget):
         p.setBrush(Qt.NoBrush)
         p.drawRoundedRect(self.rect().adjusted(1, 1, -2, -2), 4, 4)
         p.end()
+
+
+@contextmanager
+def focus_kept(window) -> Iterator[None]:
+    """Around a dialog: when it closes, the window is the active one again and the keyboard focus is back on the
+    control that had it (a window manager usually does this; without one, or when it does not, the keyboard would
+    reach nothing until a click)."""
+    before = QApplication.focusWidget()
+    try:
+        yield
+    finally:
+        if isValid(window) and window.isVisible():
+            window.activateWindow()
+            if before is not None and isValid(before) and before.isVisible() and before.window() is window:
+                before.setFocus(Qt.OtherFocusReason)
 
 
 def install(window) -> None:

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from explainer.core.errors import UserError
 from explainer.core.scene import ASSET_SCENES, Scene, lecture_set, load_scene, save_scene
 from explainer.ui import file_dialogs, window_state
+from explainer.ui.keyboard import focus_kept
 from explainer.ui.view_state import heads_of
 
 log = logging.getLogger(__name__)
@@ -238,7 +239,9 @@ class SceneMenu(QObject):
         """The title and note (the current scene's, editable), then the file."""
         scene = self.capture()
         self.scene_dialog = dlg = SceneDialog(scene.title, scene.note, self.main)
-        if dlg.exec() != QDialog.Accepted:
+        with focus_kept(self.main):
+            accepted = dlg.exec() == QDialog.Accepted
+        if not accepted:
             return
         title, note = dlg.title_text() or scene.title, dlg.note_text()
         path, _ = file_dialogs.save_file(

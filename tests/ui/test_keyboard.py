@@ -296,3 +296,27 @@ def test_the_focus_ring_outlives_a_deleted_control(qtbot, make_main_window):
     shiboken6.delete(control)
     ring._on_app_focus_changed(None, None)
     assert ring.target is None and ring.isHidden()
+
+
+def test_closing_a_dialog_gives_the_keyboard_back_to_the_control_that_had_it(qtbot, window):
+    """Ctrl+E, Esc: the editor has the keyboard again (with no window manager to hand it back, it would be
+    nowhere), and the next shortcut works."""
+    from PySide6.QtCore import QTimer
+
+    w = window
+    w.editor.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is w.editor)
+    w.teach.show_view("bpe")
+    seen = []
+
+    def dismiss():
+        d = QApplication.activeModalWidget()
+        seen.append(d)
+        qtbot.keyClick(d, Qt.Key_Escape)
+
+    QTimer.singleShot(100, dismiss)
+    qtbot.keyClick(w.editor, Qt.Key_E, Qt.ControlModifier)
+    assert isinstance(seen[0], ExportDialog) and not seen[0].isVisible()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is w.editor, timeout=3000)
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key_1, Qt.ControlModifier)
+    assert w.teach.focused_key() is not None and w.view.view == "live"
