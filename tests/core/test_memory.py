@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from explainer.core.backends import memory
 
 
-def test_read_into_cache_reads_every_byte_of_each_file_and_skips_one_it_cannot_open(tmp_path, caplog):
+@pytest.mark.parametrize("advise", [True, False], ids=["advised", "read"])
+def test_read_into_cache_covers_every_byte_of_each_file_and_skips_one_it_cannot_open(
+    tmp_path, caplog, monkeypatch, advise
+):
     a, b = tmp_path / "a.bin", tmp_path / "b.bin"
     a.write_bytes(b"x" * (memory.CHUNK + 123))  # more than one chunk
     b.write_bytes(b"y" * 10)
+    ranges = []
+    if not advise:
+        monkeypatch.delattr(os, "posix_fadvise", raising=False)  # (as on Windows and macOS)
+    elif hasattr(os, "posix_fadvise"):
+        real = os.posix_fadvise
+        monkeypatch.setattr(
+            os, "posix_fadvise", lambda fd, start, n, how: ranges.append((start, n)) or real(fd, start, n, how)
+        )
     with caplog.at_level(logging.WARNING, logger=memory.log.name):
         n = memory.read_into_cache([str(a), str(tmp_path / "gone.bin"), str(b)])
     assert n == memory.CHUNK + 133
     assert "gone.bin" in caplog.text
+    if advise and hasattr(os, "posix_fadvise"):
+        assert ranges == [(0, memory.CHUNK), (memory.CHUNK, 123), (0, 10)]
 
 
 def test_mapped_files_names_each_file_of_a_weight_cache_once(tmp_path):
@@ -37,7 +52,7 @@ def test_prefetch_reads_in_the_background_and_does_nothing_without_files(tmp_pat
     assert memory.prefetch([]) is None
     t = memory.prefetch([str(tmp_path / "f")])
     t.join(10)
-    assert not t.is_alive() and t.daemon and read == [([str(tmp_path / "f")], 0.002)]
+    assert not t.is_alive() and t.daemon and read == [([str(tmp_path / "f")], 0.01)]
 
 
 def test_torch_libraries_are_found_without_importing_torch(monkeypatch):
