@@ -130,16 +130,17 @@ class FocusRing(QWidget):
 
 @contextmanager
 def focus_kept(window) -> Iterator[None]:
-    """Around a dialog: when it closes, the window is the active one again and the keyboard focus is back on the
+    """Around a dialog over ``window`` (or a widget in it): when it closes, the window is the active one again and the keyboard focus is back on the
     control that had it (a window manager usually does this; without one, or when it does not, the keyboard would
     reach nothing until a click)."""
     before = QApplication.focusWidget()
     try:
         yield
     finally:
-        if isValid(window) and window.isVisible():
-            window.activateWindow()
-            if before is not None and isValid(before) and before.isVisible() and before.window() is window:
+        top = window.window() if isValid(window) else None
+        if top is not None and top.isVisible():
+            top.activateWindow()
+            if before is not None and isValid(before) and before.isVisible() and before.window() is top:
                 before.setFocus(Qt.OtherFocusReason)
 
 

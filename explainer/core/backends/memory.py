@@ -104,8 +104,12 @@ def torch_libraries() -> list[str]:
     spec = importlib.util.find_spec("torch")
     if spec is None or not spec.submodule_search_locations:
         return []
-    libs = [p for d in spec.submodule_search_locations for p in Path(d, "lib").glob("*.so*")]
-    libs += [p for d in spec.submodule_search_locations for p in Path(d, "lib").glob("*.dll")]
+    libs = [
+        p
+        for d in spec.submodule_search_locations
+        for pattern in ("*.so*", "*.dylib", "*.dll")  # Linux, macOS, Windows
+        for p in Path(d, "lib").glob(pattern)
+    ]
     return [str(p) for p in sorted(libs, key=lambda p: -p.stat().st_size)]
 
 
