@@ -373,6 +373,37 @@ def test_why_explains_only_the_newest_text(make_main_window, wait_result, qtbot)
     assert w.attribution.attribution.ids.tolist() == w.result.ids.tolist()
 
 
+def test_why_with_a_pinned_late_token_then_a_shorter_text(window, wait_result, qtbot):
+    """ "Why?" on, a token near the end pinned, then a much shorter text: the pin is dropped with the old text, the
+    chips explain the new text's last position (no stale position reaches the numbers)."""
+    w = window
+    w.tokens.set_why(True)
+    w.view.set_selected(w.result.n_tokens - 2)
+    qtbot.waitUntil(
+        lambda: w.attribution.attribution is not None and w.attribution.attribution.position == w.result.n_tokens - 2,
+        timeout=30000,
+    )
+    w.set_text("Hi")
+    wait_result(w, "Hi")
+    qtbot.waitUntil(
+        lambda: (
+            w.attribution.attribution is not None and w.attribution.attribution.ids.tolist() == w.result.ids.tolist()
+        ),
+        timeout=30000,
+    )
+    qtbot.waitUntil(lambda: w.attribution.attribution.position == w.next_token.position, timeout=30000)
+    r, a = w.result, w.attribution.attribution
+    assert a.position == r.n_tokens - 1 == w.next_token.position and a.target == int(r.top_ids[-1, 0])
+    np.testing.assert_allclose(a.scores, attribute(engine_of(w), r.ids).scores, atol=1e-6)
+    # the caret on the first token: the next-token panel shows the prediction after it, and the chips explain that
+    w.view.set_caret(0)
+    assert w.next_token.position == 0
+    qtbot.waitUntil(lambda: w.attribution.attribution.position == 0, timeout=30000)
+    a = w.attribution.attribution
+    assert a.target == int(r.top_ids[0, 0])
+    np.testing.assert_allclose(a.scores, attribute(engine_of(w), r.ids, position=0).scores, atol=1e-6)
+
+
 def test_exports_of_the_new_views(window, tmp_path):
     w = window
     w.view.set_knocked_out([(0, 1)])

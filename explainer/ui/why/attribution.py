@@ -99,7 +99,9 @@ class AttributionLink(QObject):
         self.tokens.body.insertWidget(self.tokens.body.indexOf(self.tokens.chain), row)  # under the chips
         self.tokens.whyToggled.connect(self._on_tokens_why_toggled)
         window.resultShown.connect(lambda *_: self.request())
-        window.view.selectedChanged.connect(self._on_state_selected_changed)
+        # the next-token panel's position follows a pin or the caret (its slots run first: bound before this)
+        window.view.selectedChanged.connect(self._on_state_position_changed)
+        window.view.caretChanged.connect(self._on_state_position_changed)
         window.themeChanged.connect(lambda *_: self._draw())
         for bars in (window.next_token.bars, getattr(getattr(window, "knockout", None), "before_after", None)):
             if bars is not None:
@@ -118,11 +120,16 @@ class AttributionLink(QObject):
         self.request()
 
     def wanted(self) -> tuple | None:
-        """(ids, position, target, ablated) the chips should explain now, or None."""
-        r = self.window.result
+        """(ids, position, target, ablated) the chips should explain now, or None. The position is the next-token
+        panel's, in its result: None while the window is still handing a newer result to its panels (the selection
+        is clamped to the new text first; the new result asks again once it is shown)."""
+        nt = self.window.next_token
+        r = nt.result
         if not self.on or r is None or r.n_tokens == 0 or not self.tokens.is_model_tokenizer:
             return None
-        pos = self.window.next_token.position
+        if r is not self.window.result:
+            return None
+        pos = nt.position
         target = self.target if self.target is not None else int(r.top_ids[pos, 0])
         return r.ids, pos, target, tuple(r.ablated)
 
@@ -179,7 +186,10 @@ class AttributionLink(QObject):
             self.target = None
         self.request()
 
-    def _on_state_selected_changed(self, _pos: int) -> None:
+    def _on_state_position_changed(self, _pos: int) -> None:
+        a = self.attribution
+        if a is not None and a.position == self.window.next_token.position:
+            return  # (a caret moved within the explained token, or a pin on it)
         self.target = None  # another position: its own top token
         self.request()
 
