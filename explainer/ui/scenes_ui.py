@@ -162,7 +162,8 @@ class SceneMenu(QObject):
         w = self.main
         self.current = scene
         state = window_state.from_scene(scene)
-        heads = heads_of(window_state.view_fields(state))  # knocked out in the same request as the text
+        fields = window_state.view_fields(state)
+        heads = heads_of(fields)  # knocked out in the same request as the text
         set_text_and_settings(
             w,
             scene.text,
@@ -173,7 +174,7 @@ class SceneMenu(QObject):
         w.teach.skip_cursor_word()
         self._reveal_end_of = scene.text  # the point of a scene is at its end (where the prediction is)
         w.editor.ensureCursorVisible()
-        if scene.view and "view" not in window_state.view_fields(state):
+        if scene.view and "view" not in fields:
             log.info("scene %r names an unknown view %r", scene.title, scene.view)
         w.restore(state, scene=True)
         w.presenter.set_caption(scene.title, scene.note)
