@@ -401,7 +401,9 @@ class Engine:
             st = row_stats(final[p:], self.model.unembedding, nxt, k)
         token_lp[0] = np.nan
         if p:  # log P(token p) after row p-1, whose log-sum-exp is known: one dot product
-            token_lp[p] = float(final[p - 1] @ self.unembedding[ids[p]]) - float(lse[p - 1])
+            # (its summation order and the float32 log-sum-exp differ from the row's own by a few 1e-6: for a nearly
+            # certain token that difference alone can be above 0, a probability of 1.00001; a log-probability is ≤ 0)
+            token_lp[p] = min(0.0, float(final[p - 1] @ self.unembedding[ids[p]]) - float(lse[p - 1]))
         token_lp[p + 1 :] = st.next_logp[:-1]
         lse[p:], entropy[p:], tops_i[p:], tops_p[p:] = st.lse, st.entropy_bits, st.top_ids, st.top_probs
         return _State(

@@ -161,6 +161,17 @@ def test_max_tokens_one_with_start_token(tiny_engine):
     assert len(r.tokens) == 1 and r.truncated
 
 
+def test_a_certain_next_token_after_an_edit_has_probability_at_most_one(tiny_engine):
+    """A change after the first tokens keeps their rows: the next token's log-probability at the first changed
+    position is one dot product against the kept log-sum-exp, which rounding could put above 0 (a probability of
+    1.00001 on a nearly certain token, found by the property test below)."""
+    for before in ("abx", "abc", "ab ab"):
+        tiny_engine.analyze(before, max_tokens=38, start_token=False)
+        text = "ab" * 1277 + "\U00040000"
+        r = tiny_engine.analyze(text, max_tokens=38, start_token=False)
+        check_result(r, text, 38, False, 64, tiny_engine.info.vocab_size)
+
+
 # --- the engine ---------------------------------------------------------------------------------------------------
 def check_result(r, text: str, max_tokens: int, start_token: bool, top_k: int, vocab: int) -> None:
     T = r.n_tokens
