@@ -175,6 +175,10 @@ class WorkerJobs(QObject):
     @Slot(object)
     def _on_runner_finished(self, job: _Job) -> None:
         self._jobs.discard(job)
+        if job.cancelled() and not job.error:
+            # cancelled after the work's last look at the flag: its progress since was not delivered, nor is what
+            # it built on it (a view would show a result without the pieces it drew it from)
+            job.result, job.exception, job.error = None, Cancelled(), CANCELLED
         if job.callback is not None:
             try:
                 job.callback(job.result, job.error)

@@ -370,3 +370,26 @@ def test_shutdown_does_not_wait_forever_for_a_stuck_worker(qtbot, fakes, monkeyp
     stuck.set()
     assert thread.wait(10_000)
     ctl._UNFINISHED[:] = [(t, w) for t, w in ctl._UNFINISHED if t is not thread]
+
+
+def test_a_job_cancelled_after_its_last_check_ends_cancelled(qtbot, fakes):
+    """The work may finish after the view cancelled it (between its last look at the flag and its end): its progress
+    after the cancel is not delivered, and neither is its result: it ends with CANCELLED, as the contract says."""
+    from explainer.runtime.jobs import CANCELLED, WorkerJobs
+
+    c = make(fakes.FakeEngine())
+    c.start()
+    qtbot.waitUntil(lambda: c.model is not None, timeout=10000)
+    jobs = WorkerJobs(c)
+    progress, done = [], []
+
+    def work(engine, job):
+        job.report("first", 0.5, "piece")
+        job.cancel()  # (the view's cancel, arriving now)
+        return "a result built on what was reported"
+
+    jobs.start(work, lambda result, error: done.append((result, error)), lambda *p: progress.append(p))
+    qtbot.waitUntil(lambda: bool(done), timeout=10000)
+    assert done == [(None, CANCELLED)]
+    assert progress == []  # (the one report was delivered after the cancel: dropped)
+    assert_shut_down(c)
