@@ -8,7 +8,7 @@
 
     python benchmarks/why.py [--threads 2] [--repeat 5] [--backend torch|stored|onnx|auto] [--random] [--json]
 
-``--backend``: the backend of the clean analyses (knock-out always runs on torch). ``--random``: a model of the real
+``--backend``: the backend of the analyses (knock-out runs on it where it can zero a head, else on torch). ``--random``: a model of the real
 one's shape with random weights, for machines without the model file (the knock-out lines then time the torch
 backend's forward pass instead of ``Engine.analyze``).
 """

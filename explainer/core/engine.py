@@ -4,9 +4,10 @@ Analysis is incremental: the engine keeps the previous request's keys/values, hi
 and next-token statistics; a new text is tokenized, the first changed token found, and only the positions from
 there on are computed. Because the model is causal, the result equals a full recompute.
 
-Head knock-out (``analyze(text, ablated=[(layer, head)])``) runs on the torch backend (the only one with hook
-points), with its own incremental state: the engine keeps one state for the clean model and one for the current
-set of knocked-out heads, so analysing both while typing updates each incrementally and never mixes them.
+Head knock-out (``analyze(text, ablated=[(layer, head)])``) runs on the active backend when it has a place to zero
+the heads' outputs (torch and the stored weights do), else on torch, with its own incremental state: the engine
+keeps one state for the clean model and one for the current set of knocked-out heads, so analysing both while
+typing updates each incrementally and never mixes them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from explainer.core.types import AnalysisResult, Attention, ModelInfo, Token, We
 
 if TYPE_CHECKING:
     from explainer.core.backends.base import Backend
-    from explainer.core.backends.torch_backend import TorchBackend
     from explainer.core.hf_tokenizer import HFTokenizer
     from explainer.core.llama import Llama
     from explainer.core.tokenizers import Tokenizer
@@ -188,7 +188,7 @@ class Engine:
         )
         self._state: _State | None = None
         self._spare: _State | None = None  # the other model's state (clean or knocked-out): see _switch_to
-        self._knockout: TorchBackend | None = None  # the torch backend with the current knocked-out heads
+        self._knockout: Backend | None = None  # the backend with the current knocked-out heads
         self._state_k = 0
         self.fp32_rows = FP32_ROWS  # attention rows kept exact; set it higher to keep every row float32
         self.load_seconds = time.perf_counter() - t0
@@ -239,7 +239,7 @@ class Engine:
             text=text,
             model=self.info,
             device=self.device,
-            backend="torch" if heads else self.backend,
+            backend=state.backend.name if state.backend is not None else self.backend,
             tokenizer=self.tokenizer.name,
             tokens=tokens,
             ids=readonly(np.asarray(ids, np.int64)),
@@ -278,7 +278,7 @@ class Engine:
     def prefetch_readable_model(self):
         """Until the readable model is built: read what building it first reads (torch's libraries, unless torch is
         imported; the files its weights are mapped from) into the file cache, in the background. Its first use
-        (knock-out, attribution, patching) then waits for no disk. The reading thread, or None."""
+        (attribution, patching, knock-out on a backend that cannot zero a head) then waits for no disk. The reading thread, or None."""
         return prefetch(torch_libraries() + mapped_files(self._weights)) if self._model is None else None
 
     def attention_for_ids(self, ids: np.ndarray) -> Attention:
@@ -313,6 +313,7 @@ class Engine:
         """Block until a background ONNX export (``backend="auto"``) has finished; return the backend."""
         if self._backends.wait(progress):
             self._state = self._spare = None
+            self._knockout = None
         return self.backend
 
     # ------------------------------------------------------------------------------------------------------
@@ -320,6 +321,7 @@ class Engine:
         # a background ONNX export finished (its cache format differs), or the kept states have another top-k
         if self._backends.poll() or self._state_k != top_k:
             self._state = self._spare = None
+            self._knockout = None
         be = self._backends.active if not heads else self._knockout_backend(heads)
         self._switch_to(be)
         old = self._state if (incremental_k is not None and self._state_k == top_k) else None
@@ -345,12 +347,16 @@ class Engine:
             release_free_memory()
         return self._state
 
-    def _knockout_backend(self, heads: tuple[Head, ...]):
-        """The torch backend with ``heads`` knocked out (one object per set: a state is tied to its backend)."""
+    def _knockout_backend(self, heads: tuple[Head, ...]) -> Backend:
+        """The active backend with ``heads`` knocked out, or torch where it cannot zero them (one object per set: a
+        state is tied to its backend)."""
         if self._knockout is None or self._knockout.knocked_out != heads:
-            from explainer.core.backends.torch_backend import TorchBackend
+            be = self._backends.active.knocking_out(heads)
+            if be is None:
+                from explainer.core.backends.torch_backend import TorchBackend
 
-            self._knockout = TorchBackend(self.model, self.device_kind, heads)
+                be = TorchBackend(self.model, self.device_kind, heads)
+            self._knockout = be
         return self._knockout
 
     def _switch_to(self, be) -> None:

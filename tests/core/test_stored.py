@@ -89,6 +89,20 @@ def test_q4_model_equals_torch(stored_q4, torch_q4, text):
     assert (a.top_ids[:, :3] == b.top_ids[:, :3]).all()
 
 
+@pytest.mark.parametrize("heads", [((0, 0),), ((0, 2), (1, 1), (1, 3))])
+def test_q4_knock_out_equals_torch(stored_q4, torch_q4, heads):
+    """Heads knocked out in the stored-weights graph: the torch model's knocked-out numbers, within the stored
+    tolerance (the 4-bit blocks as stored on both sides)."""
+    for text in TEXTS:
+        a = stored_q4.analyze(text, ablated=heads, incremental=False)
+        b = torch_q4.analyze(text, ablated=heads, incremental=False)
+        assert a.backend == "stored" and b.backend == "torch" and a.ablated == b.ablated == heads
+        assert_probabilities_close(a, b, STORED_TOL)
+        np.testing.assert_allclose(a.attention.full(), b.attention.full(), atol=1e-4)
+        clean = stored_q4.analyze(text, incremental=False)
+        assert not np.allclose(a.top_probs, clean.top_probs, atol=1e-3)  # the heads mattered
+
+
 def test_q4_incremental_equals_full_recompute(stored_q4):
     steps = [("append_char", c) for c in " and the dog"] + [("backspace", 3), ("insert", 0.3, "big "), ("empty",)]
     run_sequence(stored_q4, TEXTS[1], steps)
@@ -210,7 +224,7 @@ def test_unsupported_storage_is_one_sentence_and_auto_stays_quiet(tmp_path, bund
 
 def test_the_readable_model_is_read_ahead_in_one_pass_not_page_by_page(stored_q4, tiny_gguf, monkeypatch):
     """Serving keeps the float32 weights mapped, not read. Their file is read from start to end before the torch
-    model is first built (knock-out, attribution), and the app reads it (and torch's libraries) in the background
+    model is first built (attribution, patching), and the app reads it (and torch's libraries) in the background
     when idle; once the model exists there is nothing left to read ahead."""
     import explainer.core.engine as engine_module
 
@@ -223,7 +237,8 @@ def test_the_readable_model_is_read_ahead_in_one_pass_not_page_by_page(stored_q4
     read = []
     real_read = engine_module.read_into_cache
     monkeypatch.setattr(engine_module, "read_into_cache", lambda paths: read.append(list(paths)) or real_read(paths))
-    r = eng.analyze(TEXTS[0], ablated=[(0, 1)])  # the knock-out builds the torch model
-    assert r.ablated == ((0, 1),) and eng._model is not None
+    r = eng.analyze(TEXTS[0], ablated=[(0, 1)])  # the stored weights knock heads out themselves: no torch model
+    assert r.ablated == ((0, 1),) and r.backend == "stored" and eng._model is None and read == []
+    assert eng.model is not None  # its first use (attribution, patching) builds it
     assert read == [files]
     assert eng.prefetch_readable_model() is None

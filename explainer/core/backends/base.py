@@ -59,6 +59,15 @@ class Backend(ABC):
     #: A sentence for the status bar when something fell back (a provider failed); None when all is well.
     notice: str | None = None
 
+    #: Heads ``(layer, head)``, 0-based, whose outputs this backend's passes zero (head knock-out). A backend object
+    #: serves one set of heads, so the engine never continues a clean cache with a knocked-out pass or the reverse.
+    knocked_out: tuple[tuple[int, int], ...] = ()
+
+    def knocking_out(self, heads: tuple[tuple[int, int], ...]) -> Backend | None:
+        """A backend running the same model with ``heads``' outputs zeroed (the model's other numbers unchanged),
+        or None when this backend has no place to zero them (the engine then knocks heads out with torch)."""
+        return None
+
     @abstractmethod
     def forward(self, ids: np.ndarray, cache: Any | None, attention_dtype=np.float32) -> Step:
         """Run ``ids`` ([n] int64) after the ``cache``d tokens (None: no tokens before them); the attention

@@ -8,12 +8,14 @@ the record remembers the ONNX Runtime versions and CPUs where that check passed,
 
 It runs on ONNX Runtime's CPU provider (its 4-bit kernels and grouped-query attention with a shared cache are
 CPU kernels here). The key/value cache is one buffer ``[L, 2, 1, Hkv, capacity, hd]`` that the attention
-kernel updates in place; it grows geometrically. Every call binds the result's arrays as outputs (IOBinding):
+kernel updates in place; it grows geometrically. Head knock-out (``knocking_out``) feeds zeros for the heads'
+outputs to the same graph. Every call binds the result's arrays as outputs (IOBinding):
 attention rows, residuals and the final normed rows land where the engine keeps them.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -29,7 +31,7 @@ from explainer.core.backends.onnx_backend import as_dtype
 from explainer.core.errors import UserError
 
 log = logging.getLogger(__name__)
-STORED_FORMAT = 4  # bump when the graphs' inputs, outputs, kernels or files change
+STORED_FORMAT = 5  # bump when the graphs' inputs, outputs, kernels or files change
 TOLERANCE = 1e-4  # largest probability difference from the torch model on the probe
 CPU = "CPUExecutionProvider"
 STATS_ROWS = 32  # rows per statistics call: ONNX Runtime's temporaries ~40 MB (16 rows: ~25 MB, ~10% slower)
@@ -168,6 +170,18 @@ class StoredBackend(Backend):
         self._binding: Any = None  # an onnxruntime IOBinding (the library has no type information)
         self._bound: np.ndarray | None = None  # the cache buffer the binding's past/present point at
         self._rotary_rows = cfg.context_length
+        self._keep = np.ones((cfg.n_layers, cfg.n_heads * cfg.d_head), np.float32)  # the graph's keep_{l} inputs
+
+    def knocking_out(self, heads: tuple[tuple[int, int], ...]) -> StoredBackend:
+        """The same sessions, with ``heads``' slices of the ``keep`` inputs zero (and a binding of its own)."""
+        view = copy.copy(self)
+        view.knocked_out = tuple(heads)
+        view._binding = view._bound = None
+        view._keep = np.ones_like(self._keep)
+        hd = self.cfg.d_head
+        for layer, head in heads:
+            view._keep[layer, head * hd : (head + 1) * hd] = 0.0
+        return view
 
     @property
     def label(self) -> str:
@@ -213,6 +227,8 @@ class StoredBackend(Backend):
                     ptr = buf[li, j].ctypes.data
                     self._binding.bind_input(f"past_{part}_{li}", "cpu", 0, np.float32, shape, ptr)
                     self._binding.bind_output(f"present_{part}_{li}", "cpu", 0, np.float32, shape, ptr)
+                keep = self._keep[li]
+                self._binding.bind_input(f"keep_{li}", "cpu", 0, np.float32, list(keep.shape), keep.ctypes.data)
         return self._binding
 
     def probabilities(self, normed: np.ndarray) -> np.ndarray:

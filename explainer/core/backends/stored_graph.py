@@ -19,7 +19,8 @@ Runtime's fused CPU operators, float32 activations and float32 accumulation thro
   residual stream: the ``hidden`` outputs).
 
 Inputs: ``x [n, D]`` input embeddings, ``seqlens_k [1]`` (int32, S − 1), ``total_seq`` (int32 scalar, S),
-``past_key_{l}`` / ``past_value_{l}`` ``[1, Hkv, capacity, hd]``. Outputs: ``present_key_{l}`` /
+``past_key_{l}`` / ``past_value_{l}`` ``[1, Hkv, capacity, hd]``, ``keep_{l} [H·hd]`` (each head's outputs are
+multiplied by its slice: ones for the model, zeros for a knocked-out head). Outputs: ``present_key_{l}`` /
 ``present_value_{l}`` (the same buffers), ``attention_{l} [1, H, n, S]``, ``hidden_{l} [n, D]`` for l = 1..L,
 ``final_normed [n, D]``. The unembedding is a second small graph: ``normed [n, D] -> logits [n, V]``.
 """
@@ -277,8 +278,8 @@ class GraphPass:
 class _Outputs:
     """Hooks that make every layer's attention and residual a graph output."""
 
-    def __init__(self, g: Graph):
-        self.g = g
+    def __init__(self, g: Graph, cfg):
+        self.g, self.cfg = g, cfg
 
     def embedded(self, x):
         return x
@@ -288,8 +289,14 @@ class _Outputs:
 
         self.g.expose(weights.name, f"attention_{layer}", TensorProto.FLOAT, [1, None, "n", "S"])
 
-    def head_outputs(self, layer, z):
-        return z
+    def head_outputs(self, layer, z: Sym) -> Sym:
+        """Each head's outputs times its ``keep_{layer}`` input: 1 keeps them, 0 knocks the head out (the
+        backend feeds ones to the clean model: a product by 1 is exact, so both are the same graph)."""
+        from onnx import TensorProto
+
+        width = self.cfg.n_heads * self.cfg.d_head
+        keep = self.g.input(f"keep_{layer}", TensorProto.FLOAT, [width])
+        return Sym(self.g, self.g.op("Mul", [z.name, keep]))
 
     def residual(self, layer, x: Sym):
         from onnx import TensorProto
@@ -338,7 +345,7 @@ def build_layers(cfg, tensors: dict) -> bytes:
         )
         for i in range(cfg.n_layers)
     ]
-    final = run_layers(blocks, GraphNorm(g, tensors["norm"], cfg.norm_eps), x, ctx, _Outputs(g))
+    final = run_layers(blocks, GraphNorm(g, tensors["norm"], cfg.norm_eps), x, ctx, _Outputs(g, cfg))
     g.expose(final.name, "final_normed", TensorProto.FLOAT, ["n", cfg.d_model])
     return g.model("layers")
 

@@ -60,6 +60,9 @@ class TorchBackend(Backend):
     def label(self) -> str:
         return f"torch ({self.device})"
 
+    def knocking_out(self, heads: tuple[Head, ...]) -> TorchBackend:
+        return TorchBackend(self.model, self.device, heads)
+
     @torch.inference_mode()
     def forward(self, ids: np.ndarray, cache: KVCache | None, attention_dtype=np.float32) -> Step:
         m, cfg = self.model, self.model.cfg
