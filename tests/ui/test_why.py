@@ -214,13 +214,14 @@ def show_two(w, clean, corrupt):
 def test_patching_fills_every_layer_row_by_row_with_progress(window):
     w = window
     p = w.teach.panels["two_texts"]
-    rows, fractions = [], []
+    rows, fractions, shown = [], [], []
     orig = p._on_patch_progress
 
     def spy(message, fraction, item):
         if isinstance(item, tuple) and item[0] == "row":
             rows.append(item[1])
         fractions.append(fraction)
+        shown.append(not p.progress.isHidden() and not p.cancel_button.isHidden() and p.cancel_button.isEnabled())
         orig(message, fraction, item)
 
     p._on_patch_progress = spy
@@ -228,6 +229,8 @@ def test_patching_fills_every_layer_row_by_row_with_progress(window):
     L = w.result.model.n_layers
     assert sorted(rows) == list(range(L)) and p.heatmap.rows_filled == L
     assert max(fractions) == pytest.approx(1.0) and p.progress.value() == 1000
+    assert shown and all(shown)  # while it runs: the bar and Cancel
+    assert p.progress.isHidden() and p.cancel_button.isHidden()  # the run is over: the grid has their room
     eng = engine_of(w)
     from explainer.core.patching import patch
 
@@ -264,6 +267,7 @@ def test_patching_cancel_stops_and_keeps_the_rows_done(window):
     show_two(w, "one two three four five", "one two six four five")
     assert p.status.text().startswith("Cancelled") and p.patching is None
     assert 0 < p.heatmap.rows_filled < w.result.model.n_layers and not p.cancel_button.isEnabled()
+    assert p.progress.isHidden() and p.cancel_button.isHidden()
 
 
 def test_patching_in_a_threaded_window_leaves_the_window_free(make_main_window, wait_result, qtbot):

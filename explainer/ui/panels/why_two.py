@@ -97,6 +97,7 @@ class TwoTextsPanel(Panel):
         prog.addWidget(self.progress, 0, 0)
         prog.addWidget(self.cancel_button, 0, 1)
         prog.addWidget(self.status, 1, 0, 1, 2)
+        self._show_running(False)  # the bar and Cancel are there while a run is (the grid gets their room after)
         pl.addLayout(prog)
         self.heatmap = PatchHeatmap()
         pl.addWidget(self.heatmap, 1)
@@ -207,9 +208,14 @@ class TwoTextsPanel(Panel):
         self.progress.setValue(0)
         self.status.setText("Comparing the two texts…")
         self.readout.setText(" ")
-        self.cancel_button.setEnabled(True)
+        self._show_running(True)
         self._compare_job = w.jobs.start(compare, self._on_compare_done)
         self._job = w.jobs.start(patching, self._on_patch_done, self._on_patch_progress)
+
+    def _show_running(self, running: bool) -> None:
+        self.cancel_button.setEnabled(running)
+        self.progress.setVisible(running)
+        self.cancel_button.setVisible(running)
 
     def cancel(self) -> None:
         self._stop.set()
@@ -244,7 +250,7 @@ class TwoTextsPanel(Panel):
                 )
 
     def _on_patch_done(self, result, error: str) -> None:
-        self.cancel_button.setEnabled(False)
+        self._show_running(False)
         if error == CANCELLED:
             self.status.setText(
                 f"Cancelled: {self.heatmap.rows_filled} of {len(self.heatmap.grid)} layers were done (shown)."
