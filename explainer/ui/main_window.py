@@ -140,6 +140,7 @@ class MainWindow(QMainWindow):
         self.vsplit.addWidget(self.teach)
         self.vsplit.setChildrenCollapsible(False)
         self.vsplit.setHandleWidth(6)
+        window_layout.EditorRoom(self)  # a bar shown under the editor takes no room from its lines
         self.vsplit.splitterMoved.connect(self._on_vsplit_moved)
         self.splitters = {"vsplit": self.vsplit, **self.live.splitters}
         central = QWidget()

@@ -5,20 +5,58 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QByteArray
+from PySide6.QtCore import QByteArray, QEvent, QObject
 
 EDITOR_LINES = 2  # the editor's height in the normal window (more lines scroll; drag the handle for more)
 
 
 def editor_height(window, lines: int) -> int:
-    """The editor's part of the window for ``lines`` lines of text (its frame, margins and the banner)."""
+    """The editor's part of the window for ``lines`` lines of text (its frame, margins and the bars under it)."""
     ed = window.editor
     fm = ed.fontMetrics()
     frame = 2 * ed.frameWidth() + 2 * ed.document().documentMargin()
+    m = window.vsplit.widget(0).layout().contentsMargins()
+    return int(lines * fm.lineSpacing() + frame + m.top() + m.bottom() + under_editor(window) + 2)
+
+
+def under_editor(window) -> int:
+    """The height the shown bars under the editor take (the loading banner, the knock-out bar), with spacing: a bar
+    whose text wraps at the window's width is measured at that width."""
     top = window.vsplit.widget(0)
-    m = top.layout().contentsMargins()
-    banner = window.banner.sizeHint().height() + top.layout().spacing() if window.banner.isVisible() else 0
-    return int(lines * fm.lineSpacing() + frame + m.top() + m.bottom() + banner + 2)
+    lay = top.layout()
+    m = lay.contentsMargins()
+    width = top.width() - m.left() - m.right()
+
+    def height(w) -> int:
+        return w.heightForWidth(width) if width > 0 and w.hasHeightForWidth() else w.sizeHint().height()
+
+    items = (lay.itemAt(i).widget() for i in range(lay.count()))
+    return sum(
+        height(w) + lay.spacing() for w in items if w is not None and w is not window.editor and not w.isHidden()
+    )
+
+
+class EditorRoom(QObject):
+    """Gives the editor its lines again when a bar under it appears, goes or changes its height (a scene that knocks
+    heads out shows the knock-out bar: without this the bar took its room from the editor's second line)."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self._under: int | None = None
+        window.vsplit.widget(0).installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() == QEvent.LayoutRequest:
+            under = under_editor(self.window)
+            if under != self._under:
+                self._under = under
+                presenter = getattr(self.window, "presenter", None)
+                if presenter is not None and presenter.active:
+                    presenter.fit_editor()
+                elif presenter is not None:
+                    fit_vsplit(self.window)
+        return False
 
 
 def fit_editor(window, max_lines: int) -> None:

@@ -470,3 +470,25 @@ def test_two_texts_without_tokens_say_so(window):
     p = show_two(w, "", "The dog")
     assert "The clean text has 0 tokens and the corrupted text has 2" in p.status.text()
     assert p.compare.pair is None and "both fields" in p.compare.next_title.text()
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (1280, 720)])
+def test_the_knock_out_bar_takes_no_room_from_the_editor_s_lines(make_main_window, wait_result, qtbot, size):
+    """A scene that knocks heads out shows the bar under the editor: the editor keeps its two whole lines (the bar
+    took its room from the second line, and a long text's end showed alone above an empty row); the bar gone, the
+    editor is as it was."""
+    text = "Mr and Mrs Dursley, of number four, Privet Drive, were proud to say. " * 3
+    w = make_main_window(text=text, size=size, sync=True)
+    wait_result(w, text)
+    qtbot.wait(50)
+    rows = lambda: w.editor.viewport().height() / w.editor.fontMetrics().lineSpacing()  # noqa: E731
+    before = w.editor.height()
+    assert rows() >= 2
+    w.view.set_knocked_out([(0, 1)])
+    qtbot.waitUntil(lambda: w.knockout.bar.isVisible())
+    qtbot.wait(50)
+    assert rows() >= 2 and w.knockout.bar.height() > 0
+    w.view.set_knocked_out([])
+    qtbot.waitUntil(lambda: not w.knockout.bar.isVisible())
+    qtbot.wait(50)
+    assert w.editor.height() == before
