@@ -45,7 +45,7 @@ from explainer.ui.panels.base import Panel
 from explainer.ui.panels.embeddings import EmbeddingsPanel
 from explainer.ui.panels.next_token import NextTokenPanel
 from explainer.ui.panels.tokens import TokensPanel
-from explainer.ui.presenter import CaptionStrip, Presenter
+from explainer.ui.presenter import CaptionStrip, Presenter, is_text_input
 from explainer.ui.scenes_ui import SceneMenu
 from explainer.ui.teach_area import TeachArea
 from explainer.ui.text_flow import TextFlow
@@ -248,7 +248,10 @@ class MainWindow(QMainWindow):
         """Key 1–4 / a double-click on a title: that panel alone, or all panels when it already is. In presenter
         mode: that panel becomes the hero."""
         if self.presenter.active:
+            typing = is_text_input(QApplication.focusWidget())
             self.teach.show_view(key)
+            if not typing:  # the hero that had the keyboard is hidden: Qt gives it to the text, where 2 is a digit
+                self.presenter.keyboard_to_views()
         else:
             self.view.set_focus("" if self.view.focus == key else key)
             if self.view.focus:

@@ -356,18 +356,19 @@ class Presenter(QObject):
         typing = is_text_input(QApplication.focusWidget())
         if key == Qt.Key_PageDown or (key == Qt.Key_N and not typing):
             self.next_scene()
-            self._keyboard_to_views()
+            self.keyboard_to_views()
         elif key == Qt.Key_PageUp or (key == Qt.Key_P and not typing):
             self.previous_scene()
-            self._keyboard_to_views()
+            self.keyboard_to_views()
         elif key == Qt.Key_Escape:
             self.leave()
         else:
             return False
         return True
 
-    def _keyboard_to_views(self) -> None:
-        """After a scene step, keys act on the views: a text field that had the keyboard gives it to the hero."""
+    def keyboard_to_views(self) -> None:
+        """After a scene step or a hero key, keys act on the views: a text field that has the keyboard gives it to
+        the hero."""
         focus = QApplication.focusWidget()
         if is_text_input(focus):
             hero = self.main.panels.get(self.main.view.hero) if self.main.view.hero else None

@@ -290,6 +290,15 @@ def test_tab_takes_the_keyboard_from_the_text_in_presenter_mode(qtbot, window):
     assert focus is not w.editor and focus.isVisibleTo(w) and w.panels[w.view.hero].isAncestorOf(focus)
     qtbot.keyClick(focus, Qt.Key_1)
     assert w.view.hero == "tokens" and w.editor.toPlainText() == text
+    # one hero after the other: the hidden hero's keyboard does not fall to the text, where 2 would be a digit
+    for key, hero in (
+        (Qt.Key_2, "next_token"),
+        (Qt.Key_3, "attention"),
+        (Qt.Key_4, "embeddings"),
+        (Qt.Key_1, "tokens"),
+    ):
+        qtbot.keyClick(QApplication.focusWidget() or w, key)
+        assert w.view.hero == hero and w.editor.toPlainText() == text and not w.editor.hasFocus(), hero
     w.presenter.leave()
     assert w.editor.hasFocus()
     qtbot.keyClick(w.editor, Qt.Key_Tab)
