@@ -278,7 +278,8 @@ class Engine:
     def prefetch_readable_model(self):
         """Until the readable model is built: read what building it first reads (torch's libraries, unless torch is
         imported; the files its weights are mapped from) into the file cache, in the background. Its first use
-        (attribution, patching, knock-out on a backend that cannot zero a head) then waits for no disk. The reading thread, or None."""
+        (attribution, patching, knock-out on a backend that cannot zero a head) then waits for no disk. The reading
+        thread, or None."""
         return prefetch(torch_libraries() + mapped_files(self._weights)) if self._model is None else None
 
     def attention_for_ids(self, ids: np.ndarray) -> Attention:

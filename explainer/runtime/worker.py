@@ -185,7 +185,8 @@ class AnalysisWorker(QObject):
     def prepare_projection(self) -> None:
         """Fit (or load from the cache) the embedding map's axes: runs the engine on the reference text once
         per model, so it happens here, between analyses. What the readable model (attribution, patching,
-        knock-out where the backend cannot) is built from starts being read into the file cache in the background too: the app is idle."""
+        knock-out where the backend cannot) is built from starts being read into the file cache in the background
+        too: the app is idle."""
         projector = getattr(self, "projector", None)
         prefetch = getattr(self.engine, "prefetch_readable_model", None)  # (a stand-in engine may have none)
         if prefetch is not None:
