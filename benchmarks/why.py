@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--random", action="store_true", help="a random-weight model of the real shape")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--backend", default="torch", help="the clean analyses' backend (default torch)")
+    ap.add_argument("--backend", default="auto", help="the analyses' backend (default auto, as the app)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     import torch
