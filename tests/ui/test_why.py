@@ -492,3 +492,20 @@ def test_the_knock_out_bar_takes_no_room_from_the_editor_s_lines(make_main_windo
     qtbot.waitUntil(lambda: not w.knockout.bar.isVisible())
     qtbot.wait(50)
     assert w.editor.height() == before
+
+
+def test_the_change_column_fits_inside_the_row_outline(qtbot):
+    """The largest change is bold with its arrow, and the row around it is outlined: the text ends before the
+    outline (it ran into it on a 1280-pixel projector)."""
+    from explainer.ui.why.before_after import BeforeAfterBars
+    from tests.pixels import image_array
+
+    for width in (420, 640, 1280):
+        w = BeforeAfterBars()
+        qtbot.addWidget(w)
+        w.resize(width, 160)
+        w.set_rows([1, 2], ["·number", "·the"], [0.908, 0.013], [0.001, 0.097])  # −90.7 pts, outlined
+        img = image_array(w)
+        top = int(w.header_height + 5)
+        strip = img[top : int(w.header_height + w.row_height - 5), width - 10 : width - 4]
+        assert (strip == strip[0, 0]).all(), width  # only the background between the text and the outline

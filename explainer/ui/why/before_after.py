@@ -66,7 +66,9 @@ class BeforeAfterBars(BarRows, QWidget):
     def _geometry(self):
         label_w = min(self.width() * 0.3, max([self._fm.horizontalAdvance(s) for s in self.labels] + [40.0]) + 12)
         pct_w = self._fm_small.horizontalAdvance("100.0 %") + 8
-        change_w = self._fm_small.horizontalAdvance("−100.0 pts") + 8
+        bold = QFont(self._small)  # a change of 5 points or more is bold, and it has its arrow
+        bold.setBold(True)
+        change_w = QFontMetricsF(bold).horizontalAdvance("▼ −100.0 pts") + 8
         bar_w = max(20.0, (self.width() - label_w - 2 * pct_w - change_w - 8) / 2)
         return label_w, pct_w, bar_w, change_w
 
