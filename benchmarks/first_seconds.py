@@ -37,18 +37,13 @@ def _run(args, app) -> int:
     from PySide6.QtGui import QKeyEvent
     from PySide6.QtWidgets import QApplication
 
+    from explainer.bench_window import open_window
     from explainer.core.engine import Engine
-    from explainer.runtime.controller import Controller
-    from explainer.ui.main_window import MainWindow
     from explainer.ui.panels import tokenizers_compare
 
     engine = Engine(device="cpu", backend=args.backend)
     engine.wait_for_backend()
-    controller = Controller(lambda progress: engine)
-    controller.start()
-    window = MainWindow(controller, text="", backend=engine.backend)
-    window.resize(1366, 768)
-    window.show()
+    controller, window = open_window(engine)
     shown: list = []
     window.resultShown.connect(shown.append)
 

@@ -57,17 +57,12 @@ def main() -> int:
 
     sys.excepthook = hook  # what PySide6 calls for an exception in a slot
 
+    from explainer.bench_window import open_window
     from explainer.core.engine import Engine
-    from explainer.runtime.controller import Controller
-    from explainer.ui.main_window import MainWindow
 
     engine = Engine(device="cpu", backend=args.backend)
     engine.wait_for_backend()
-    c = Controller(lambda progress: engine)
-    c.start()
-    w = MainWindow(c, text="The cat sat", backend=engine.backend)
-    w.resize(1366, 768)
-    w.show()
+    c, w = open_window(engine, "The cat sat")
     rng = random.Random(args.seed)
     words = WORDS.split()
 

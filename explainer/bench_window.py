@@ -65,6 +65,22 @@ def scratch_app(prefix: str = "explainer-bench-") -> Iterator:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def open_window(engine, text: str = "", size=(1366, 768), max_tokens: int | None = None):
+    """The app's main window on ``engine``, shown at ``size`` with ``text``, its model in a started controller's
+    thread as in the app (``max_tokens``: the analysis limit, default the app's): ``(controller, window)``."""
+    from explainer.runtime.controller import Controller
+    from explainer.ui.main_window import MainWindow
+
+    controller = Controller(lambda progress: engine)
+    if max_tokens is not None:
+        controller.settings = dataclasses.replace(controller.settings, max_tokens=max_tokens)
+    controller.start()
+    window = MainWindow(controller, text=text, backend=engine.backend)
+    window.resize(*size)
+    window.show()
+    return controller, window
+
+
 def picture_times(
     engine,
     texts: dict[int, tuple[str, str]],
@@ -86,15 +102,7 @@ def _picture_times(app, engine, texts, keystrokes, max_tokens, size, timeout_s, 
     from PySide6.QtGui import QKeyEvent
     from PySide6.QtWidgets import QApplication
 
-    from explainer.runtime.controller import Controller
-    from explainer.ui.main_window import MainWindow
-
-    controller = Controller(lambda progress: engine)
-    controller.settings = dataclasses.replace(controller.settings, max_tokens=max_tokens)
-    controller.start()
-    window = MainWindow(controller, text="", backend=engine.backend)
-    window.resize(*size)
-    window.show()
+    controller, window = open_window(engine, "", size, max_tokens)
     window.teach.panels["compare"].warm_up().join()  # not while the keystrokes are timed
     if on_window is not None:
         on_window(window)
