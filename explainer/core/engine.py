@@ -320,9 +320,11 @@ class Engine:
     # ------------------------------------------------------------------------------------------------------
     def _update(self, ids: list[int], incremental_k: int | None, top_k: int, heads: tuple[Head, ...] = ()) -> _State:
         # a background ONNX export finished (its cache format differs), or the kept states have another top-k
-        if self._backends.poll() or self._state_k != top_k:
+        switched = self._backends.poll()
+        if switched:
+            self._knockout = None  # made from the backend that is no longer active
+        if switched or self._state_k != top_k:
             self._state = self._spare = None
-            self._knockout = None
         be = self._backends.active if not heads else self._knockout_backend(heads)
         self._switch_to(be)
         old = self._state if (incremental_k is not None and self._state_k == top_k) else None

@@ -130,9 +130,9 @@ class FocusRing(QWidget):
 
 @contextmanager
 def focus_kept(window) -> Iterator[None]:
-    """Around a dialog over ``window`` (or a widget in it): when it closes, the window is the active one again and the keyboard focus is back on the
-    control that had it (a window manager usually does this; without one, or when it does not, the keyboard would
-    reach nothing until a click)."""
+    """Around a dialog over ``window`` (or a widget in it): when it closes, the window is the active one again and
+    the keyboard focus is back on the control that had it (a window manager usually does this; without one, or when
+    it does not, the keyboard would reach nothing until a click)."""
     before = QApplication.focusWidget()
     try:
         yield

@@ -55,6 +55,8 @@ class BeforeAfterBars(BarRows, QWidget):
         self._small = QFont(self.font())
         self._small.setPointSizeF(th.SMALL_FONT_PT + 1)
         self._fm, self._fm_small = QFontMetricsF(self._font), QFontMetricsF(self._small)
+        self._small_bold = QFont(self._small)  # a change of 5 points or more, and the largest one
+        self._small_bold.setBold(True)
         self.setToolTip(
             "Grey: the clean model. Blue: with the heads knocked out. The number on the right is the change."
         )
@@ -66,9 +68,7 @@ class BeforeAfterBars(BarRows, QWidget):
     def _geometry(self):
         label_w = min(self.width() * 0.3, max([self._fm.horizontalAdvance(s) for s in self.labels] + [40.0]) + 12)
         pct_w = self._fm_small.horizontalAdvance("100.0 %") + 8
-        bold = QFont(self._small)  # a change of 5 points or more is bold, and it has its arrow
-        bold.setBold(True)
-        change_w = QFontMetricsF(bold).horizontalAdvance("▼ −100.0 pts") + 8
+        change_w = QFontMetricsF(self._small_bold).horizontalAdvance("▼ −100.0 pts") + 8  # as drawn at its widest
         bar_w = max(20.0, (self.width() - label_w - 2 * pct_w - change_w - 8) / 2)
         return label_w, pct_w, bar_w, change_w
 
@@ -101,9 +101,7 @@ class BeforeAfterBars(BarRows, QWidget):
             y = self.header_height + i * rh
             small_base = y + (rh + self._fm_small.ascent()) / 2 - 2
             d = 100 * (self.knocked[i] - self.clean[i])
-            font = QFont(self._small)
-            font.setBold(i == biggest or abs(d) >= 5)
-            p.setFont(font)
+            p.setFont(self._small_bold if i == biggest or abs(d) >= 5 else self._small)
             p.setPen(QColor(UP if d > 0.05 else DOWN if d < -0.05 else t.muted))
             arrow = "▲" if d > 0.05 else "▼" if d < -0.05 else " "
             p.drawText(QPointF(x_change + 4, small_base), f"{arrow} {d:+.1f} pts".replace("-", "−"))
