@@ -43,10 +43,13 @@ def _session_options(ort, threads: int | None, prepack: bool = False):
     # (MatMulNBits needs its prepacked layout: without it every call unpacks the whole matrix.)
     so.add_session_config_entry("session.disable_prepacking", "0" if prepack else "1")
     so.enable_cpu_mem_arena = False
-    # Idle workers that spin steal the (2) cores from torch's next-token statistics that run right after each
-    # call, and from other programs: on the shared 2-core machine a keystroke was faster without spinning in 6
-    # of 7 paired runs (on an idle machine spinning may win a few ms: EXPLAINER_ORT_SPIN=1 turns it back on).
-    so.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("EXPLAINER_ORT_SPIN", "0"))
+    # The pool's workers spin between the graph's nodes while a call runs (hundreds of small nodes: waking a
+    # sleeping worker for each cost ~3-4 ms of a 128-token keystroke here) and stop spinning when it returns,
+    # so idle workers never take the (2) cores from the window or from the next-token statistics that follow.
+    # EXPLAINER_ORT_SPIN=0 never spins.
+    spin = os.environ.get("EXPLAINER_ORT_SPIN", "1")
+    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    so.add_session_config_entry("session.force_spinning_stop", "1")
     if threads:
         so.intra_op_num_threads = threads
     return so
