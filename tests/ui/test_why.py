@@ -11,6 +11,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 
 from explainer.core.attribution import attribute
 from explainer.core.knockout import heads_label
+from explainer.core.types import START_LABEL
 from explainer.ui.export_ui import export_view
 from explainer.ui.why.colours import DOWN, UP
 from tests.ui import layout_checks
@@ -240,6 +241,7 @@ def test_patching_fills_every_layer_row_by_row_with_progress(window):
     ]
     np.testing.assert_allclose(p.heatmap.grid, patch(eng, *ids).prob, atol=1e-6)
     assert p.heatmap.labels[2] == "·cat/·dog" and "clean" in p.status.text()
+    assert p.heatmap.labels[0] == START_LABEL  # the start token as every panel names it
     assert p.compare.pair is not None and p.compare.pair[0].text == "The cat sat on the mat"
     assert p.compare.diff.shape == (len(ids[0]), len(ids[0]))
     # hover reads the number

@@ -189,14 +189,14 @@ class TwoTextsPanel(Panel):
                     raise Cancelled()
                 job.report(message, fraction, item)
 
-            a = [t.id for t in engine.tokens_for(clean, **opts)[1]]
-            b = [t.id for t in engine.tokens_for(corrupt, **opts)[1]]
-            decode = engine.tokenizer.token_bytes
-            report("start", 0.0, ("tokens", [token_label(decode(i)) for i in a], [token_label(decode(i)) for i in b]))
+            clean_tokens = engine.tokens_for(clean, **opts)[1]
+            corrupt_tokens = engine.tokens_for(corrupt, **opts)[1]
+            # the start token named as every panel names it (⟨start⟩), not by its vocabulary text
+            report("start", 0.0, ("tokens", [t.label for t in clean_tokens], [t.label for t in corrupt_tokens]))
             return patch(
                 engine,
-                a,
-                b,
+                [t.id for t in clean_tokens],
+                [t.id for t in corrupt_tokens],
                 ablated=ablated,
                 progress=report,
                 cancelled=lambda: stop.is_set() or job.cancelled(),
