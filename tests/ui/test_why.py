@@ -286,6 +286,20 @@ def test_patching_in_a_threaded_window_leaves_the_window_free(make_main_window, 
     qtbot.waitUntil(lambda: p.status.text().startswith("Cancelled"), timeout=5000)
 
 
+def test_while_the_attribution_is_computed_the_chips_line_says_so(make_main_window, wait_result, qtbot):
+    """The first "Why?" can take seconds (torch's import, the readable model): meanwhile the line under the chips
+    says that it is being computed (not the chain rule, as if nothing had been asked)."""
+    w = make_main_window(text="a b c", size=(1366, 768))
+    wait_result(w, "a b c")
+    qtbot.waitUntil(lambda: not w.controller.busy, timeout=30000)
+    w.attribution.explain()
+    assert w.attribution._job is not None and not w.attribution._job.finished  # (asked of the model's thread)
+    assert w.attribution.row.isVisibleTo(w) and not w.tokens.chain.isVisibleTo(w)
+    assert w.attribution.caption.text() == "Computing the attribution…"
+    qtbot.waitUntil(lambda: w.attribution.attribution is not None, timeout=30000)
+    assert w.attribution.row.isVisibleTo(w) and "Why “" in w.attribution.caption.text()
+
+
 def test_asking_why_never_loads_torch_in_the_window_thread(make_main_window, wait_result, qtbot, monkeypatch):
     """Attribution and patching run on torch, whose first import takes over a second: it happens in the model's
     thread, never in the window's, which goes on drawing meanwhile."""

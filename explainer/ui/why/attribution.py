@@ -151,6 +151,7 @@ class AttributionLink(QObject):
             return
         if self.tokens.overlay is not None:
             self.tokens.set_overlay(None)  # never another text's or prediction's numbers, not even briefly
+        self._show_row()  # (what it says while the scores are computed: the first time takes seconds)
         if self.window.controller.busy:  # a newer text is being analysed: its result asks again when shown
             self._say("Computing the attribution…")
             return
@@ -202,12 +203,16 @@ class AttributionLink(QObject):
         tok = self.window.controller.tokenizer
         return token_label(tok.token_bytes(int(token_id))) if tok is not None else f"#{token_id}"
 
-    def _draw(self) -> None:
-        a, want = self.attribution, self.wanted()
+    def _show_row(self) -> None:
+        """The explanation's line under the chips while "Why?" is on, the chain rule's when it is off."""
         if self.row.isVisibleTo(self.tokens) != self.on:
             self.row.setVisible(self.on)
             self.tokens.chain.setVisible(not self.on)  # its line (the chain rule) is where the explanation goes
             QTimer.singleShot(0, self.window.live.fit)  # the tokens panel's room follows its new line
+
+    def _draw(self) -> None:
+        a, want = self.attribution, self.wanted()
+        self._show_row()
         if not self._matches(a, want):
             if self.tokens.overlay is not None:
                 self.tokens.set_overlay(None)
