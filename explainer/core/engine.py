@@ -313,17 +313,20 @@ class Engine:
     def wait_for_backend(self, progress: Callable[[str, float], None] | None = None) -> str:
         """Block until a background ONNX export (``backend="auto"``) has finished; return the backend."""
         if self._backends.wait(progress):
-            self._state = self._spare = None
-            self._knockout = None
+            self._backend_switched()
         return self.backend
+
+    def _backend_switched(self) -> None:
+        """A background ONNX export became the active backend: the kept states (its cache format differs) and the
+        knock-out backend made from the previous one go."""
+        self._state = self._spare = None
+        self._knockout = None
 
     # ------------------------------------------------------------------------------------------------------
     def _update(self, ids: list[int], incremental_k: int | None, top_k: int, heads: tuple[Head, ...] = ()) -> _State:
-        # a background ONNX export finished (its cache format differs), or the kept states have another top-k
-        switched = self._backends.poll()
-        if switched:
-            self._knockout = None  # made from the backend that is no longer active
-        if switched or self._state_k != top_k:
+        if self._backends.poll():
+            self._backend_switched()
+        elif self._state_k != top_k:  # the kept states have another top-k
             self._state = self._spare = None
         be = self._backends.active if not heads else self._knockout_backend(heads)
         self._switch_to(be)
