@@ -75,7 +75,7 @@ class _State:
     entropy_bits: np.ndarray  # [T]
     top_ids: np.ndarray  # [T, K]
     top_probs: np.ndarray  # [T, K]
-    lse: np.ndarray  # [T] float32: log-sum-exp of each row's logits
+    lse: np.ndarray  # [T] float64: log-sum-exp of each row's logits
     backend: Backend | None = None  # the Backend that made ``cache``
 
 
@@ -382,7 +382,7 @@ class Engine:
         ids_arr = np.asarray(ids, np.int64)
         final = np.empty((T, c.d_model), np.float32)
         token_lp = np.empty(T, np.float64)
-        lse, entropy = np.empty(T, np.float32), np.empty(T, np.float32)
+        lse, entropy = np.empty(T, np.float64), np.empty(T, np.float32)
         tops_i, tops_p = np.empty((T, k), np.int64), np.empty((T, k), np.float32)
         cache, blocks, residual_blocks = None, [], []
         if p:
@@ -412,10 +412,12 @@ class Engine:
 
             st = row_stats(final[p:], self.model.unembedding, nxt, k)
         token_lp[0] = np.nan
-        if p:  # log P(token p) after row p-1, whose log-sum-exp is known: one dot product
-            # (its summation order and the float32 log-sum-exp differ from the row's own by a few 1e-6: for a nearly
-            # certain token that difference alone can be above 0, a probability of 1.00001; a log-probability is ≤ 0)
-            token_lp[p] = min(0.0, float(final[p - 1] @ self.unembedding[ids[p]]) - float(lse[p - 1]))
+        if p:  # log P(token p) after row p-1, whose log-sum-exp is known: one dot product, in float64 as the
+            # log-sum-exp is kept (both in float32 added ~1e-5 at logits near 50). The log-sum-exp comes from the
+            # row's float32 logits, a few 1e-6 from exact there: for a nearly certain token that alone can be above
+            # 0, a probability of 1.000001; a log-probability is ≤ 0.
+            row, emb = final[p - 1].astype(np.float64), self.unembedding[ids[p]].astype(np.float64)
+            token_lp[p] = min(0.0, float(row @ emb) - float(lse[p - 1]))
         token_lp[p + 1 :] = st.next_logp[:-1]
         lse[p:], entropy[p:], tops_i[p:], tops_p[p:] = st.lse, st.entropy_bits, st.top_ids, st.top_probs
         return _State(

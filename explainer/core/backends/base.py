@@ -19,7 +19,7 @@ import numpy as np
 
 @dataclass
 class RowStats:
-    lse: np.ndarray  # [n] float32: log Σ exp(logits)
+    lse: np.ndarray  # [n] float64: log Σ exp(logits) (a later edit's token is scored against it)
     entropy_bits: np.ndarray  # [n] float32
     top_ids: np.ndarray  # [n, k] int64, best first
     top_probs: np.ndarray  # [n, k] float32
@@ -28,7 +28,7 @@ class RowStats:
     @classmethod
     def empty(cls, n: int, k: int) -> RowStats:
         return cls(
-            np.empty(n, np.float32),
+            np.empty(n, np.float64),
             np.empty(n, np.float32),
             np.empty((n, k), np.int64),
             np.empty((n, k), np.float32),
