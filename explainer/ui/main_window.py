@@ -51,6 +51,7 @@ from explainer.ui.teach_area import TeachArea
 from explainer.ui.text_flow import TextFlow
 from explainer.ui.view_state import LIVE, LIVE_PANELS, ViewState
 from explainer.ui.widgets.labels import SteadyBox
+from explainer.ui.widgets.status_bar import StatusBar
 from explainer.ui.window_menus import build_menus
 from explainer.ui.window_settings import (  # noqa: F401
     DEFAULT_TEXT,
@@ -153,7 +154,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         # --- status bar ---
-        sb = self.statusBar()
+        sb = StatusBar(self)
+        self.setStatusBar(sb)
         self.status_model, self.status_device = QLabel("loading the model…"), QLabel()
         self.status_tokens, self.status_latency = QLabel(), QLabel()
         self.busy = QProgressBar()
