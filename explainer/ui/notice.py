@@ -75,6 +75,7 @@ class StatusNotices(QObject):
     def _on_message_changed(self, text: str) -> None:
         if not text or not self.active():
             return
+        text = self.status.currentMessage()  # the whole message (a shown status bar shortens it to its room)
         title = self.caption.title.text()
         if self.caption.isVisible() and title and text.startswith(title):
             return  # the caption already says it

@@ -221,6 +221,21 @@ def test_notices_show_over_the_window_in_presenter_mode(qtbot, window, wait_resu
     assert not overlay.isVisible() and w.statusBar().currentMessage() == "That was the last scene."
 
 
+def test_on_a_small_projector_a_notice_says_the_whole_message_and_never_repeats_the_caption(qtbot, window):
+    """The hidden status bar has no room to speak of: the notice still gets the whole message, and a scene's title
+    and note (which the caption shows) are recognised as such, whatever their length."""
+    w = window
+    w.resize(1280, 720)
+    w.presenter.enter()
+    overlay = w.presenter.notices.overlay
+    for i in range(len(w.scenes.lecture)):
+        w.scenes.open_lecture(i)
+        assert not overlay.isVisible(), w.scenes.lecture[i]
+    long = "The model now runs with ONNX Runtime on the weights as the file stores them, " * 3
+    w.statusBar().showMessage(long, 5000)
+    assert overlay.isVisible() and overlay.text() == long
+
+
 @pytest.mark.parametrize("size,presenting", [((1920, 1080), False), ((1920, 1080), True), ((1280, 720), True)])
 def test_the_token_counts_and_the_legend_are_whole(qtbot, make_main_window, wait_result, size, presenting):
     """The tokens panel's count line ("… tokens (+ start) · … characters · … characters/token") and the surprisal

@@ -51,7 +51,7 @@ class StatusBar(QStatusBar):
         if not self._full:
             return
         room = self.message_room()
-        if room <= 0:  # not laid out yet: shown whole until it is
+        if room <= 0 or not self.isVisible():  # not laid out yet, or hidden (presenter mode): whole until shown
             shown = self._full
         else:
             shown = self.fontMetrics().elidedText(self._full, Qt.ElideRight, room) or "…"
