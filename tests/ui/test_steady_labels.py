@@ -114,6 +114,29 @@ def test_a_title_too_long_for_its_room_shows_its_short_wording_whole(qtbot):
     assert label.text() == "Tokens: how the text is split"
 
 
+def test_a_label_with_margins_is_elided_to_the_room_inside_them_so_its_ellipsis_shows(qtbot):
+    """The token counts sit between margins in the title row: elided to the whole width, their end (the "…") fell in
+    the right margin and was cut off ("3.42 character")."""
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QLabel
+
+    from explainer.ui.widgets.labels import FullTextLabel
+
+    text = "40 tokens (+ start) · 137 characters · 3.42 characters/token"
+    label = FullTextLabel(text)
+    label.setContentsMargins(12, 0, 12, 0)
+    qtbot.addWidget(label)
+    fm = QFontMetrics(label.font())
+    label.resize(fm.horizontalAdvance(text) // 2 + 24, 30)
+    label.show()
+    shown = QLabel.text(label)  # what is drawn
+    assert shown.endswith("…") and text.startswith(shown[:-1])
+    assert fm.horizontalAdvance(shown) <= label.contentsRect().width()
+    assert label.text() == text and label.toolTip() == text
+    label.resize(fm.horizontalAdvance(text) + 24 + 4, 30)
+    assert QLabel.text(label) == text
+
+
 def test_a_title_given_its_own_text_again_is_left_as_it_is(qtbot):
     """Panels set their counts at every result, mostly unchanged: nothing is measured or set again then; a tooltip
     set meanwhile is replaced by the text's, as by any setText."""

@@ -32,6 +32,11 @@ class FullTextLabel(QElidingLabel):
         self.setToolTip(text)
         self._choose()
 
+    def setContentsMargins(self, *margins) -> None:
+        super().setContentsMargins(*margins)
+        m = self.contentsMargins()
+        self.setEllipsesWidth(2 + m.left() + m.right())  # elided to the room inside the margins, not the width
+
     def _choose(self) -> None:
         """Give the eliding label the full text, or the short one when the full one does not fit."""
         shown = self._full
