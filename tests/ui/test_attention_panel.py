@@ -404,6 +404,47 @@ def test_token_labels_never_overlap(qtbot, engine, result, size, n_tokens):
         assert len(hm.bottom_axis.label_rects()) >= 3
 
 
+def test_the_column_labels_step_comes_from_the_labels_it_shows_not_the_widest_of_all():
+    """A long text's key axis labels every k-th token ("index: label"): k comes from the labels that would be
+    shown, centred on their tokens (the first pushed inside), so one long word elsewhere does not thin them."""
+    from explainer.ui.widgets.token_axis import _sparse_step
+
+    widths, px, gap = [24] * 60, 9.0, 12.0
+    assert _sparse_step(widths, px, gap) == 5
+    elsewhere = list(widths)
+    elsewhere[7] = 70  # shown at no step but 1 and 7
+    assert _sparse_step(elsewhere, px, gap) == 5
+    shown = list(widths)
+    shown[10] = 70
+    assert _sparse_step(shown, px, gap) == 10
+    first = list(widths)
+    first[0] = 70  # pushed inside at the left end: it reaches further right than a centred one
+    assert _sparse_step(first, px, gap) == 10
+    assert _sparse_step([], px, gap) == 1
+
+
+def test_a_long_label_between_the_labelled_tokens_does_not_thin_the_column_labels(qtbot):
+    from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
+
+    n = 60
+    labels = ["·a"] * n
+    labels[7] = "·extraordina"
+    hm = exposed(qtbot, AttentionHeatmap(), (1000, 900))
+    hm.set_matrix(np.tril(np.ones((n, n), np.float32)), labels)
+    drawn(hm)
+    ax = hm.bottom_axis
+    assert ax.mode == "sparse"
+    rects = ax.label_rects()
+    _assert_apart(rects.values(), "sparse")
+    shown = sorted(rects)
+    step = shown[1] - shown[0]
+    (x0, x1), _ = hm.vb.viewRange()
+    px = ax.geometry().width() / (x1 - x0)
+    widest = QFontMetricsF(ax._font_set()[1]).horizontalAdvance("7: ·extraordina")
+    assert step * px < widest  # spaced for the widest of all, the labels would stand at least that far apart
+    assert 7 not in shown and shown == list(range(0, n, step))
+
+
 def test_short_sentence_column_labels_stand_upright(qtbot, engine):
     r = engine.analyze("How many r's are in strawberry?")
     p = _sized(qtbot, r, (1100, 800))

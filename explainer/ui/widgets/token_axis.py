@@ -90,6 +90,31 @@ def abbreviate(text: str, max_chars: int) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 
+def _sparse_step(widths: list[int], px: float, gap: float) -> int:
+    """Label every k-th token of a text whose "index: label" texts are ``widths`` pixels wide, ``px`` pixels per
+    token: the smallest k of 1, 2, 5, 10, 20 … at which the labels of tokens 0, k, 2k … stand ``gap`` pixels apart,
+    each centred on its token (the first and the last pushed inside the axis). Decided over the whole text, whatever
+    part is in view: zooming in only adds labels, and panning never changes k."""
+    if not widths:
+        return 1
+    px = max(px, 1e-9)
+    end = len(widths) * px
+    least = (min(widths) + gap) / px  # no step below this fits even the narrowest two
+    for step in (1, *STEPS):
+        if step < least:
+            continue
+        right = -math.inf
+        for i in range(0, len(widths), step):
+            w = widths[i]
+            left = min(max((i + 0.5) * px - w / 2, 0.0), end - w)
+            if left < right + gap:
+                break
+            right = left + w
+        else:
+            return step
+    return STEPS[-1]
+
+
 class TokenAxis(pg.AxisItem):
     def __init__(self, orientation: str, *, max_chars: int = 12, **kw):
         super().__init__(orientation, **kw)
@@ -107,7 +132,7 @@ class TokenAxis(pg.AxisItem):
         self.emphasis_colour = "#D55E00"
         self._ink: tuple[float, float] | None = None  # the labels' letters, from / to, relative to a line's centre
         self._fit_args: tuple[float, float] | None = None  # what fit_to_length was last given
-        self._indexed: tuple | None = None  # (labels, their "index: label" texts), see _widest_indexed
+        self._indexed: tuple | None = None  # (labels, bold font key, "index: label" texts, widths): _indexed_widths
         self._spans: dict = {}  # see _span
         self._drawn: tuple = ()  # what the picture shows, see _as_drawn
         self._drawn_memo: tuple | None = None  # (layout, what else it was for, _as_drawn of it)
@@ -145,18 +170,22 @@ class TokenAxis(pg.AxisItem):
         if len(changed) > 8 or any(i in shown for i in changed):
             return False
         lists = [(False, old, full), (True, old, full)]
-        sparse = self.horizontal and self.mode == "sparse"
-        if sparse:  # its spacing comes from the widest "index: label"
-            if self._indexed is None or self._indexed[0] is not old:
-                return False
-            indexed = list(self._indexed[1])
-            for i in changed:
-                indexed[i] = f"{i}: {full[i]}"
-            lists.append((True, self._indexed[1], indexed))
         if not all(self._span_kept(bold, before, after, changed) for bold, before, after in lists):
             return False
-        if sparse:
-            self._indexed = (full, indexed)
+        sparse = self.horizontal and self.mode == "sparse"
+        if sparse:  # every k-th label, k from the widths of the labels at multiples of k: k must stay
+            before = self._indexed_widths()
+            texts, widths = list(self._indexed[2]), list(before)
+            for i in changed:
+                texts[i] = f"{i}: {full[i]}"
+            _font, bold_font, _key, bold_key = self._font_set()
+            for i, (w, _t, _b) in zip(changed, text_metrics(bold_font, [texts[i] for i in changed], bold_key)):
+                widths[i] = w
+            (x0, x1, *_rest), (_x, _y, width, _h) = state[1], state[2]
+            for px in (width / max(x1 - x0, 1e-9), (width + 2) / max(x1 - x0, 1e-9)):  # the labels', the ticks'
+                if _sparse_step(before, px, self._sparse_gap()) != _sparse_step(widths, px, self._sparse_gap()):
+                    return False
+            self._indexed = (full, bold_key, texts, widths)
         self.full_labels = self.labels = full
         self._laid = ((full, *state[1:]), laid_out)
         return True
@@ -223,18 +252,30 @@ class TokenAxis(pg.AxisItem):
         """Label every k-th token: 1, 2, 5, 10, 20, 25, 50 … so the labelled positions read as a pattern."""
         if self.mode in ("flat", "stagger") and self.horizontal:
             return 1  # chosen only when every label fits
-        if self.horizontal and self.mode == "sparse":  # an upright "index: label" fits between two labelled ones
-            need = self._widest_indexed() + LABEL_GAP_PX
-        else:
-            need = self.label_spacing()
-        step = max(1, math.ceil(need / max(px_per_cell, 1e-9)))
+        if self.horizontal and self.mode == "sparse":
+            return _sparse_step(self._indexed_widths(), px_per_cell, self._sparse_gap())
+        step = max(1, math.ceil(self.label_spacing() / max(px_per_cell, 1e-9)))
         return step if step == 1 else min(s for s in STEPS if s >= step)
 
-    def _widest_indexed(self) -> float:
-        """The widest "index: label" in bold (asked at every drawing; measured once per labels and font)."""
-        if self._indexed is None or self._indexed[0] is not self.labels:
-            self._indexed = (self.labels, [f"{i}: {s}" for i, s in enumerate(self.labels)])
-        return self._span(True, self._indexed[1])[0]
+    def _sparse_gap(self) -> float:
+        """Between two "index: label" texts on one row: the width of an "m" (three pixels read as one run)."""
+        _font, bold, _key, bold_key = self._font_set()
+        return max(float(LABEL_GAP_PX), text_metrics(bold, ["m"], bold_key)[0][0])
+
+    def _indexed_widths(self) -> list[int]:
+        """Each token's "index: label" advance in bold (an emphasised label is drawn bold), as a sparse axis draws
+        its labels: measured once per labels and font (asked at every drawing)."""
+        _font, bold, _key, bold_key = self._font_set()
+        cached = self._indexed
+        if cached is None or cached[0] is not self.labels or cached[1] != bold_key:
+            texts = [f"{i}: {s}" for i, s in enumerate(self.labels)]
+            cached = self._indexed = (
+                self.labels,
+                bold_key,
+                texts,
+                [w for w, _t, _b in text_metrics(bold, texts, bold_key)],
+            )
+        return cached[3]
 
     def _span(self, bold: bool, labels: list[str]) -> tuple[int, int, int]:
         """Over ``labels`` in the tick font (``bold``: its bold face): the widest advance and how far up and down
@@ -438,8 +479,9 @@ class TokenAxis(pg.AxisItem):
             self.horizontal and thinned and not self.rotated
         ):  # a label pushed inside at an end may meet its neighbour: leave that out
             kept: list = []
+            gap = self._sparse_gap() if self.mode == "sparse" else LABEL_GAP_PX
             for item in out:
-                if not kept or item[1].left() >= kept[-1][1].right() + LABEL_GAP_PX:
+                if not kept or item[1].left() >= kept[-1][1].right() + gap:
                     kept.append(item)
             out = kept
         return out
