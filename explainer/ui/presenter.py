@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QTextEdit,
     QWidget,
 )
+from shiboken6 import isValid
 
 from explainer.ui import theme as th
 from explainer.ui.keys import key_list
@@ -207,6 +208,7 @@ class Presenter(QObject):
         self.base_scale = 1.0  # presenter_scale of the screen while active
         self.fullscreen = True  # False: keep the window's size (scripted screenshots)
         self._saved: dict = {}
+        self._keyboard: QWidget | None = None  # the widget with the keyboard, watched for keys while active
         self.next_scene = self.previous_scene = lambda: None
         self.caption.set_theme(window.theme)
         self.action = self._action("&Presenter mode", [QKeySequence(Qt.Key_F11)], self.toggle, checkable=True)
@@ -306,14 +308,18 @@ class Presenter(QObject):
             w.showFullScreen()
         w.apply_view_layout()
         self.fit_editor()
-        QApplication.instance().installEventFilter(self)
+        QApplication.instance().focusChanged.connect(self._on_focus_changed)
+        w.editor.installEventFilter(self)  # (where the keys of a lecture mostly go)
+        self._watch_keys_of(QApplication.focusWidget())
 
     def leave(self, closing: bool = False) -> None:
         """Back to the normal window as it was (``closing``: the window is closing, so it is not laid out again)."""
         if not self.active:
             return
         w, s = self.main, self._saved
-        QApplication.instance().removeEventFilter(self)
+        QApplication.instance().focusChanged.disconnect(self._on_focus_changed)
+        self._watch_keys_of(None)
+        w.editor.removeEventFilter(self)
         self.active = False
         self.caption.hide()
         self.notices.hide()
@@ -337,6 +343,20 @@ class Presenter(QObject):
             w.editor.setFocus(Qt.OtherFocusReason)
 
     # --- keys -----------------------------------------------------------------------------------------------------
+    def _on_focus_changed(self, _old, new) -> None:
+        self._watch_keys_of(new)
+
+    def _watch_keys_of(self, widget: QWidget | None) -> None:
+        """A key goes to the widget with the keyboard (to the window when none has it): the filter sits there, on
+        the window and on the editor, so it sees the scene keys before that widget acts on them. (On the whole application every
+        event of every widget would pass through it: about a millisecond of each picture.)"""
+        old = self._keyboard
+        if old is not None and old not in (self.main, self.main.editor) and isValid(old):
+            old.removeEventFilter(self)
+        self._keyboard = widget
+        if widget is not None and widget is not self.main:
+            widget.installEventFilter(self)  # (installed last, it sees the key first)
+
     def eventFilter(self, obj, event) -> bool:
         if obj is self.main and event.type() == QEvent.Close:
             self.leave(closing=True)  # the window saves its normal layout, theme and help switch

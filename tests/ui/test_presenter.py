@@ -91,6 +91,53 @@ def test_scene_keys_change_the_text(qtbot, window, wait_result):
     assert w.scenes.index == 0
 
 
+def test_scene_keys_reach_the_presenter_before_the_widget_with_the_keyboard(
+    qtbot, make_main_window, wait_result, monkeypatch
+):
+    """PageDown on a slider steps the scene (the slider keeps its value); the keys are watched on the widget with the
+    keyboard, not on every widget: a panel drawn again passes nothing through the presenter's filter."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QKeyEvent
+
+    from explainer.ui import main_window
+    from explainer.ui.presenter import Presenter
+
+    seen = []
+
+    class Watched(Presenter):
+        def eventFilter(self, obj, event) -> bool:
+            seen.append(obj)
+            return super().eventFilter(obj, event)
+
+    monkeypatch.setattr(main_window, "Presenter", Watched)
+    w = make_main_window(text=TEXT)
+    wait_result(w, TEXT)
+    w.presenter.fullscreen = False
+    w.presenter.enter()
+    lecture = w.scenes.lecture
+    first = next(i for i, (_name, scene) in enumerate(lecture) if scene.view == "next_token")
+    w.scenes.open_lecture(first)  # the next-token panel fills the screen
+    slider = w.panels["next_token"].temperature
+    slider.setFocus()
+    focus = QApplication.focusWidget()
+    assert focus is not None and (focus is slider or slider.isAncestorOf(focus))
+    before = slider.value()
+    for kind in (QEvent.KeyPress, QEvent.KeyRelease):
+        QApplication.sendEvent(focus, QKeyEvent(kind, Qt.Key_PageDown, Qt.NoModifier))
+    assert w.scenes.index == first + 1 and w.editor.toPlainText() == lecture[first + 1][1].text
+    assert slider.value() == before
+    w.scenes.open_lecture(first)
+    bars = w.panels["next_token"].bars
+    assert bars.isVisible() and QApplication.focusWidget() is not bars
+    seen.clear()
+    bars.repaint()
+    assert not any(o is bars for o in seen)
+    w.presenter.leave()
+    seen.clear()
+    QApplication.sendEvent(w.editor, QKeyEvent(QEvent.KeyPress, Qt.Key_PageDown, Qt.NoModifier))
+    assert not any(o is w.editor for o in seen) and w.scenes.index == first  # left: the keys are the editor's
+
+
 def test_zoom_keys(qtbot, window):
     w = window
     base = w.editor.font().pointSizeF()
