@@ -348,8 +348,8 @@ class Presenter(QObject):
 
     def _watch_keys_of(self, widget: QWidget | None) -> None:
         """A key goes to the widget with the keyboard (to the window when none has it): the filter sits there, on
-        the window and on the editor, so it sees the scene keys before that widget acts on them. (On the whole application every
-        event of every widget would pass through it: about a millisecond of each picture.)"""
+        the window and on the editor, so it sees the scene keys before that widget acts on them. (On the whole
+        application every event of every widget would pass through it: about a millisecond of each picture.)"""
         old = self._keyboard
         if old is not None and old not in (self.main, self.main.editor) and isValid(old):
             old.removeEventFilter(self)

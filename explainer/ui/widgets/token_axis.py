@@ -133,6 +133,7 @@ class TokenAxis(pg.AxisItem):
         self._ink: tuple[float, float] | None = None  # the labels' letters, from / to, relative to a line's centre
         self._fit_args: tuple[float, float] | None = None  # what fit_to_length was last given
         self._indexed: tuple | None = None  # (labels, bold font key, "index: label" texts, widths): _indexed_widths
+        self._step_memo: tuple | None = None  # (widths, px per token, gap, step): see label_step
         self._spans: dict = {}  # see _span
         self._drawn: tuple = ()  # what the picture shows, see _as_drawn
         self._drawn_memo: tuple | None = None  # (layout, what else it was for, _as_drawn of it)
@@ -182,8 +183,9 @@ class TokenAxis(pg.AxisItem):
             for i, (w, _t, _b) in zip(changed, text_metrics(bold_font, [texts[i] for i in changed], bold_key)):
                 widths[i] = w
             (x0, x1, *_rest), (_x, _y, width, _h) = state[1], state[2]
+            gap = self._sparse_gap()
             for px in (width / max(x1 - x0, 1e-9), (width + 2) / max(x1 - x0, 1e-9)):  # the labels', the ticks'
-                if _sparse_step(before, px, self._sparse_gap()) != _sparse_step(widths, px, self._sparse_gap()):
+                if _sparse_step(before, px, gap) != _sparse_step(widths, px, gap):
                     return False
             self._indexed = (full, bold_key, texts, widths)
         self.full_labels = self.labels = full
@@ -252,8 +254,12 @@ class TokenAxis(pg.AxisItem):
         """Label every k-th token: 1, 2, 5, 10, 20, 25, 50 … so the labelled positions read as a pattern."""
         if self.mode in ("flat", "stagger") and self.horizontal:
             return 1  # chosen only when every label fits
-        if self.horizontal and self.mode == "sparse":
-            return _sparse_step(self._indexed_widths(), px_per_cell, self._sparse_gap())
+        if self.horizontal and self.mode == "sparse":  # (asked by the layout and by the ticks of every drawing)
+            widths, gap = self._indexed_widths(), self._sparse_gap()
+            memo = self._step_memo
+            if memo is None or memo[0] is not widths or memo[1:3] != (px_per_cell, gap):
+                memo = self._step_memo = (widths, px_per_cell, gap, _sparse_step(widths, px_per_cell, gap))
+            return memo[3]
         step = max(1, math.ceil(self.label_spacing() / max(px_per_cell, 1e-9)))
         return step if step == 1 else min(s for s in STEPS if s >= step)
 
