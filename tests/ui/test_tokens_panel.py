@@ -302,3 +302,49 @@ def test_the_same_tokens_keep_their_chips_and_are_not_drawn_again(qtbot, demo):
     assert len({round(c.rect.top()) for c in chips}) == 1
     assert [c.rect for c in chips] == panel.view._flow(panel.view.width())  # as a layout from scratch
     assert paints.rects and all(r.left() >= before[-2].rect.right() for r in paints.rects)  # only the changed chips
+
+
+def test_chips_kept_from_the_last_result_look_as_a_fresh_panel_draws_them(qtbot, demo, monkeypatch):
+    """Typing at the end builds only the chips of the tokens that changed; whatever sequence of results, heat,
+    theme and overlay came before, the chips look exactly as a new panel given only the last result draws them."""
+    from explainer.ui.panels import tokens as tokens_module
+    from explainer.ui.panels.chips import ChipOverlay
+
+    made = []
+
+    class CountedChip(tokens_module.Chip):
+        def __init__(self, *args, **kwargs):
+            made.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(tokens_module, "Chip", CountedChip)
+    text = "The cat sat on the mat and looked at the dog"
+    panel = make_panel(qtbot, demo.analyze(text))
+    made.clear()
+    longer = demo.analyze(text + " again")
+    panel.set_result(longer)
+    assert 0 < len(made) <= 2  # the new token, and the one before it if its chip changed
+
+    def looks(p):
+        return [c.look() for c in p.view.chips]
+
+    overlay = ChipOverlay({1: "#ff0000"}, {1: "+0.5"}, "x", {1: 0.5}, "caption")
+    steps = [
+        lambda p: p.set_result(demo.analyze(text + " again and")),
+        lambda p: p.heat.setChecked(True),
+        lambda p: p.set_result(demo.analyze(text + " again and again")),
+        lambda p: p.set_theme(th.DARK),
+        lambda p: p.set_result(demo.analyze("A dog" + text[7:] + " again")),  # a change near the start
+        lambda p: p.set_overlay(overlay),
+        lambda p: p.set_overlay(None),
+        lambda p: p.heat.setChecked(False),
+        lambda p: p.set_result(demo.analyze(text, start_token=False)),
+    ]
+    for i, step in enumerate(steps):
+        step(panel)
+        fresh = make_panel(qtbot, panel.result)
+        fresh.set_theme(panel.theme)
+        fresh.heat.setChecked(panel.heat.isChecked())
+        if panel.overlay is not None:
+            fresh.set_overlay(panel.overlay)
+        assert looks(panel) == looks(fresh), i

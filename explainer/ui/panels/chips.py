@@ -95,7 +95,7 @@ class ChipView(QWidget):
             and fonts == self._measured_with
         ):
             n = min(len(old), len(chips))
-            while keep < n and old[keep].look() == chips[keep].look():
+            while keep < n and (old[keep] is chips[keep] or old[keep].look() == chips[keep].look()):
                 keep += 1
         for c in chips[keep:]:
             c.width = max(self._fm.horizontalAdvance(c.label), self._fm_small.horizontalAdvance(c.sub)) + 2 * self.PAD_X

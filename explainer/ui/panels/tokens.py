@@ -12,6 +12,7 @@ import html
 import logging
 import math
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QToolButton, QWidget
 
@@ -84,6 +85,7 @@ class TokensPanel(Panel):
         self._foreign_truncated = False
         self._foreign_dropped: tuple = ()
         self.overlay: ChipOverlay | None = None  # numbers over the model's chips (set by the window)
+        self._built: tuple | None = None  # (what the model's chips were built from, the chips): see _kept_chips
 
         bar = QHBoxLayout()
         bar.setSpacing(10)
@@ -229,9 +231,10 @@ class TokensPanel(Panel):
         r, theme = self.result, self.theme
         heat = self.heat.isChecked() and self.is_model_tokenizer
         ov = self.overlay if self.is_model_tokenizer else None
-        chips = []
+        chips = self._kept_chips(heat, ov)
         labels = token_labels(self._tokens)
-        for i, t in enumerate(self._tokens):
+        for i in range(len(chips), len(self._tokens)):
+            t = self._tokens[i]
             if ov is not None and i in ov.fills:
                 fill = ov.fills[i]
             elif t.special:
@@ -243,6 +246,10 @@ class TokensPanel(Panel):
             label = labels[i]
             sub = ov.subs.get(i, str(t.id)) if ov is not None else str(t.id)
             chips.append(Chip(label, sub, fill, italic=t.added, line_break=t.bytes.endswith(b"\n") and not t.special))
+        if self.is_model_tokenizer and ov is None:
+            self._built = ((r.ids, r.start_token, r.surprisal_bits if heat else None, heat, theme), list(chips))
+        else:
+            self._built = None
         for d in self._dropped():
             chips.append(
                 Chip(
@@ -253,6 +260,26 @@ class TokensPanel(Panel):
                 )
             )
         return chips
+
+    def _kept_chips(self, heat: bool, overlay: ChipOverlay | None) -> list[Chip]:
+        """The chips of the last result's leading tokens that this result shows alike, to reuse as they are (typing
+        at the end of a long text changes the last chips only): the same token ids at the same places, the same
+        start token, theme and heat switch, and with the heat on the same surprisal there. None with an overlay
+        or another tokenizer (their chips are built anew)."""
+        built, r = self._built, self.result
+        if built is None or overlay is not None or not self.is_model_tokenizer:
+            return []
+        (ids, start, surprisal, was_heat, theme), chips = built
+        if (start, was_heat, theme) != (r.start_token, heat, self.theme):
+            return []
+        n = min(len(ids), len(r.ids), len(chips))
+        differ = np.flatnonzero(ids[:n] != r.ids[:n])
+        n = int(differ[0]) if differ.size else n
+        if heat:
+            a, b = surprisal[:n], r.surprisal_bits[:n]
+            differ = np.flatnonzero((a != b) & ~(np.isnan(a) & np.isnan(b)))
+            n = int(differ[0]) if differ.size else n
+        return chips[:n]
 
     def _update_labels(self) -> None:
         r = self.result
@@ -287,7 +314,7 @@ class TokensPanel(Panel):
         elif len(typed) == 0:
             notes.insert(0, "Type some text to see its tokens.")
         else:
-            n = int(sum(1 for p in r.token_prob if not math.isnan(float(p))))
+            n = int(np.count_nonzero(~np.isnan(r.token_prob)))
             notes.insert(
                 0,
                 (
