@@ -6,6 +6,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,15 +83,20 @@ def remove_older_formats(folder: Path, stem: str, tag: str, current: int) -> lis
     return gone
 
 
+_WRITING: set[Path] = set()  # the temporary files atomic_write is writing now, see remove_partial_files
+
+
 def atomic_write(dst: Path, data: bytes | Callable[[Path], object]) -> None:
     """Replace ``dst`` atomically: write a temporary file in the same folder (``data`` bytes, or a function
     that writes the given path), fsync it, ``os.replace`` it over ``dst``, then fsync the folder. Readers and a
-    crash see the old file or the new one, never a mix. Raises OSError; the temporary file never stays."""
+    crash see the old file or the new one, never a mix. Raises OSError; the temporary file never stays (a process
+    that must stop at once removes it with ``remove_partial_files``)."""
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
     tmp_p = Path(tmp)
+    _WRITING.add(tmp_p)
+    os.close(fd)
     try:
         if isinstance(data, (bytes, bytearray)):
             tmp_p.write_bytes(data)
@@ -100,6 +106,7 @@ def atomic_write(dst: Path, data: bytes | Callable[[Path], object]) -> None:
             os.fsync(f.fileno())
         os.replace(tmp_p, dst)
     finally:
+        _WRITING.discard(tmp_p)
         if tmp_p.exists():
             tmp_p.unlink()
     if os.name == "posix":  # make the rename itself durable
@@ -108,6 +115,21 @@ def atomic_write(dst: Path, data: bytes | Callable[[Path], object]) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def remove_partial_files() -> list[Path]:
+    """Remove the temporary files ``atomic_write`` is writing now: for a process ended by a signal, which exits at
+    once rather than unwinding through the writer (and through whatever native code is running). The removed
+    paths; one that cannot be removed is reported on stderr (the process is ending: nothing else would say it)."""
+    gone = []
+    for p in list(_WRITING):
+        try:
+            p.unlink(missing_ok=True)
+            gone.append(p)
+        except OSError as e:
+            print(f"could not remove the partial file {p}: {e}", file=sys.stderr)
+        _WRITING.discard(p)
+    return gone
 
 
 def _sha256_read(path: Path, chunk: int = 1 << 20) -> str:

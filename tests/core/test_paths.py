@@ -108,3 +108,27 @@ def test_older_formats_of_a_cache_entry_are_removed_and_nothing_else(tmp_path):
     assert sorted(gone) == ["abc-v1.json", "abc-v1.safetensors", "abc-v2-layers.data"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(names) - set(gone) | {"abc-v1.d"})
     assert paths.remove_older_formats(tmp_path / "missing", "abc", "v", 3) == []
+
+
+def test_a_file_being_written_is_known_and_a_stopping_process_removes_it(tmp_path):
+    """A process ended by a signal exits at once (unwinding through native code can abort it): it removes the
+    temporary files atomic_write is writing, and only those; a finished or failed write leaves none behind."""
+    dst = tmp_path / "out.bin"
+    other = tmp_path / "out.bin.keep.tmp"  # someone else's file with a similar name stays
+    other.write_bytes(b"x")
+    seen = []
+
+    def writer(p):
+        p.write_bytes(b"partial")
+        seen.append(p)
+        assert p in paths._WRITING
+        assert paths.remove_partial_files() == [p]
+        assert not p.exists() and p not in paths._WRITING
+        raise KeyboardInterrupt  # (stands in for the exit that follows)
+
+    with pytest.raises(KeyboardInterrupt):
+        paths.atomic_write(dst, writer)
+    assert seen and not dst.exists() and other.exists()
+    assert sorted(f.name for f in tmp_path.iterdir()) == [other.name]
+    paths.atomic_write(dst, b"whole")
+    assert dst.read_bytes() == b"whole" and not paths._WRITING and paths.remove_partial_files() == []

@@ -203,8 +203,17 @@ def _main(argv: list[str]) -> int:
         os.nice(10)  # the app keeps analysing with torch meanwhile: let it have the CPU first
     import signal
 
-    # cancelled (the app closed): unwind, so the atomic writer removes its temporary file
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    from explainer.core.paths import remove_partial_files
+
+    def cancelled(*_args) -> None:
+        """The app closed: the partial file goes and the process ends here. Raising SystemExit instead would
+        unwind through torch's exporter (native frames running Python callbacks), which can abort the process."""
+        remove_partial_files()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, cancelled)
     from explainer.core.gguf_loader import load_weights
     from explainer.core.llama import build_model
 
@@ -218,7 +227,7 @@ def _main(argv: list[str]) -> int:
 if __name__ == "__main__":
     try:
         code = _main(sys.argv[1:])
-    except SystemExit as e:  # cancelled: what it unwound through removed the temporary file
+    except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     sys.stdout.flush()
     sys.stderr.flush()
