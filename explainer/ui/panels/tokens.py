@@ -273,13 +273,12 @@ class TokensPanel(Panel):
         if (start, was_heat, theme) != (r.start_token, heat, self.theme):
             return []
         n = min(len(ids), len(r.ids), len(chips))
-        differ = np.flatnonzero(ids[:n] != r.ids[:n])
-        n = int(differ[0]) if differ.size else n
+        differ = ids[:n] != r.ids[:n]
         if heat:
             a, b = surprisal[:n], r.surprisal_bits[:n]
-            differ = np.flatnonzero((a != b) & ~(np.isnan(a) & np.isnan(b)))
-            n = int(differ[0]) if differ.size else n
-        return chips[:n]
+            differ |= (a != b) & ~(np.isnan(a) & np.isnan(b))
+        first = np.flatnonzero(differ)
+        return chips[: int(first[0]) if first.size else n]
 
     def _update_labels(self) -> None:
         r = self.result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtWidgets import QStatusBar, QWidget
+from PySide6.QtWidgets import QSizeGrip, QStatusBar, QWidget
 
 LEFT_PX, GAP_PX, RIGHT_PX = 6, 2, 12  # where QStatusBar draws its message: from the left, up to its first permanent
 # widget (less a gap), else up to the right edge less the size grip's room
@@ -20,16 +20,7 @@ class StatusBar(QStatusBar):
         super().__init__(parent)
         self._full = ""  # the message as given
         self._until = 0.0  # when it goes (time.monotonic()), 0: when replaced
-        self._permanent: list[QWidget] = []
         self.messageChanged.connect(self._on_message_changed)
-
-    def addPermanentWidget(self, widget: QWidget, stretch: int = 0) -> None:
-        self._permanent.append(widget)
-        super().addPermanentWidget(widget, stretch)
-
-    def insertPermanentWidget(self, index: int, widget: QWidget, stretch: int = 0) -> int:
-        self._permanent.append(widget)
-        return super().insertPermanentWidget(index, widget, stretch)
 
     def showMessage(self, text: str, timeout: int = 0) -> None:
         self._full = text
@@ -40,9 +31,11 @@ class StatusBar(QStatusBar):
         return self._full if super().currentMessage() else ""
 
     def message_room(self) -> int:
-        """The pixels the message may take: QStatusBar's own message rectangle."""
+        """The pixels the message may take: QStatusBar's own message rectangle. (While a message shows, the bar's
+        visible widgets, the size grip aside, are its permanent ones: it hides the others.)"""
         right = self.width() - RIGHT_PX
-        starts = [w.x() for w in self._permanent if w.isVisible() and w.parent() is not None]
+        shown = self.findChildren(QWidget, options=Qt.FindDirectChildrenOnly)
+        starts = [w.x() for w in shown if w.isVisible() and not isinstance(w, QSizeGrip)]
         if starts:
             right = min(starts) - GAP_PX
         return max(0, right - LEFT_PX)
