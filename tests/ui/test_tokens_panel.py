@@ -104,6 +104,26 @@ def test_heat_colours_chips_by_surprisal(qtbot, demo):
         assert heat[i] == th.surprisal_colour(float(r.surprisal_bits[i]))
 
 
+def test_heat_writes_each_tokens_probability_under_it(qtbot, demo):
+    """With the heat on a chip's small line is the chain rule's factor p_i (its id without); the start token, which
+    has no probability, keeps its id; off again, the ids come back."""
+    r = demo.analyze("The cat sat on the mat")
+    panel = make_panel(qtbot, r)
+    ids = [c.sub for c in panel.view.chips]
+    assert ids == [str(t.id) for t in r.tokens]
+    panel.set_heat(True)
+    subs = [c.sub for c in panel.view.chips]
+    assert subs[0] == ids[0]
+    for i in range(1, r.n_tokens):
+        p = float(r.token_prob[i])
+        assert 0 < p < 1
+        assert subs[i] == format_probability(math.log10(p)), i
+        assert math.isclose(p, 2.0 ** -float(r.surprisal_bits[i]), rel_tol=1e-5)
+    assert subs != ids
+    panel.set_heat(False)
+    assert [c.sub for c in panel.view.chips] == ids
+
+
 def test_the_surprisal_legend_never_cuts_its_labels(qtbot, demo):
     """Whatever room the panel leaves it, at normal and presenter font sizes, the legend's labels fit whole: in
     words where they fit beside a bar, else as bare numbers."""

@@ -47,6 +47,11 @@ def format_probability(log10_p: float) -> str:
     return f"{mant:.1f} × 10{str(exp).translate(_SUPERSCRIPT)}"
 
 
+def chip_probability(p: float) -> str:
+    """A token's probability as the chain rule's line writes it ("30.6 %", "2.4 × 10⁻⁵")."""
+    return format_probability(math.log10(p)) if p > 0 else "0"
+
+
 def counted(n: int, noun: str) -> str:
     """ "1 token", "2 tokens", "0 tokens"."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
@@ -67,8 +72,9 @@ class TokensPanel(Panel):
     details = (
         "A common word with a leading space is usually one token; a rare word is split into several pieces. "
         "Switch the tokenizer to compare with GPT-4's (cl100k_base) and GPT-4o's (o200k_base). Surprisal heat "
-        "colours each chip by −log₂ P(token | the tokens before it): how unexpected it was. The chain rule "
-        "multiplies these probabilities into the probability of the whole text. Why? colours each chip by input × "
+        "colours each chip by −log₂ P(token | the tokens before it), how unexpected it was, and writes that "
+        "probability under the token instead of its id. The chain rule multiplies these probabilities into the "
+        "probability of the whole text. Why? colours each chip by input × "
         "gradient of the shown prediction's log-probability: how much the token pushes it up (vermillion) or down "
         "(blue), a first-order estimate."
     )
@@ -94,7 +100,10 @@ class TokensPanel(Panel):
             self.selector.addItem(label, name)
         self.selector.setToolTip("Which tokenizer cuts the text. Only the model's own tokens go into the model.")
         self.heat = QCheckBox("Surprisal heat")
-        self.heat.setToolTip("Colour each chip by how surprised the model was by that token (−log₂ p).")
+        self.heat.setToolTip(
+            "Colour each chip by how surprised the model was by that token (−log₂ p), and write its probability p "
+            "given the tokens before it under it (instead of its id)."
+        )
         self.legend = HeatLegend()
         self.legend.setVisible(False)
         self.why = QToolButton(text="Why?", checkable=True, focusPolicy=Qt.NoFocus)
@@ -244,7 +253,11 @@ class TokensPanel(Panel):
             else:
                 fill = th.chip_colour(theme, i)
             label = labels[i]
-            sub = ov.subs.get(i, str(t.id)) if ov is not None else str(t.id)
+            sub = str(t.id)
+            if ov is not None:
+                sub = ov.subs.get(i, sub)
+            elif heat and i < len(r.token_prob) and not math.isnan(float(r.token_prob[i])):
+                sub = chip_probability(float(r.token_prob[i]))  # the chain rule's factor p_i
             chips.append(Chip(label, sub, fill, italic=t.added, line_break=t.bytes.endswith(b"\n") and not t.special))
         if self.is_model_tokenizer and ov is None:
             self._built = ((r.ids, r.start_token, r.surprisal_bits if heat else None, heat, theme), list(chips))
