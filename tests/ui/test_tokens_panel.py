@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QToolTip
@@ -258,6 +259,30 @@ def test_chain_rule_sits_right_under_the_chips(qtbot, demo):
     qtbot.wait(20)
     assert panel.scroll.height() > before
     assert abs(panel.scroll.height() - panel.view._content_height) <= 2
+
+
+def test_alone_the_chain_rule_is_written_larger_and_still_whole(qtbot, demo):
+    """With the panel alone (presenter mode's hero) the chips grow and so does the chain rule's line under them,
+    the product of their numbers: its letters about twice as tall, the line still whole and under the chips; back
+    among the other panels it returns to the normal size. A new result keeps the size."""
+    panel = make_panel(qtbot, demo.analyze("The cat sat on the mat"))
+    panel.resize(1200, 600)
+    qtbot.wait(20)
+    text = panel.chain.text()
+    normal = panel.chain.heightForWidth(panel.chain.width())
+    panel.set_alone(True)
+    qtbot.wait(20)
+    assert panel.chain.text() != text and text in panel.chain.text()  # the same words, larger
+    large = panel.chain.heightForWidth(panel.chain.width())
+    assert large >= 1.6 * normal, (large, normal)
+    assert panel.chain.height() >= large - 1  # not cut
+    chips_bottom = panel.scroll.mapTo(panel, QPoint(0, panel.scroll.height())).y()
+    assert chips_bottom <= panel.chain.mapTo(panel, QPoint(0, 0)).y()
+    panel.set_result(demo.analyze("The cat sat on the mat."))
+    assert panel.chain.heightForWidth(panel.chain.width()) >= 1.6 * normal
+    panel.set_alone(False)
+    qtbot.wait(20)
+    assert panel.chain.heightForWidth(panel.chain.width()) == pytest.approx(normal, abs=2)
 
 
 def test_many_chips_scroll_and_keep_the_chain_rule_visible(qtbot, demo):

@@ -31,6 +31,7 @@ TOKENIZERS = (
     ("o200k_base", "o200k_base (GPT-4o)"),
 )
 MAX_FOREIGN_CHARS = 20_000  # other tokenizers run on the UI thread: cap the text
+ALONE_CHAIN_SIZE = "xx-large"  # the chain rule's line when the panel has the whole area: Qt writes it twice as large
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -133,6 +134,7 @@ class TokensPanel(Panel):
         self.scroll = ChipScrollArea(self.view)  # as tall as the chips (one row at least); scrolls when squeezed
         self.body.addWidget(self.scroll)
 
+        self.alone = False  # the panel has the whole area (set_alone)
         self.chain = LiveTextLabel()
         self.chain.setToolTip(
             "Chain rule: P(text) = P(t₁)·P(t₂ | t₁)·P(t₃ | t₁ t₂)·… — each factor is one "
@@ -152,9 +154,14 @@ class TokensPanel(Panel):
         return self.tokenizer_name == MODEL_TOKENIZER
 
     def set_alone(self, alone: bool) -> None:
-        """Alone, the chips take the panel's spare height and grow into it (the chain rule stays under them);
-        among the other panels they take the height they need and the spare height goes below."""
+        """Alone, the chips take the panel's spare height and grow into it (the chain rule stays under them, in
+        larger letters: it is the product of the numbers under the grown chips); among the other panels they take
+        the height they need and the spare height goes below."""
         self.scroll.set_fill(alone)
+        if alone != self.alone:
+            self.alone = alone
+            if self.result is not None:
+                self._update_labels()
         spacer = max(i for i in range(self.body.count()) if self.body.itemAt(i).spacerItem() is not None)
         self.body.setStretch(self.body.indexOf(self.scroll), 1 if alone else 0)
         self.body.setStretch(spacer, 0 if alone else 1)
@@ -336,7 +343,8 @@ class TokensPanel(Panel):
                     + ("" if r.start_token else " (the first token has no probability without a start token)")
                 ),
             )
-        self.chain.setText("<br>".join(notes))
+        text = "<br>".join(notes)
+        self.chain.setText(f"<span style='font-size:{ALONE_CHAIN_SIZE}'>{text}</span>" if self.alone else text)
 
     # --- linking --------------------------------------------------------------------------------------------
     def _model_positions_for(self, index: int) -> set[int]:
