@@ -196,7 +196,7 @@ def linear(g: Graph, x: Sym, mats: list[StoredMatrix]) -> Sym:
     if kind == "f32":
         return Sym(g, g.op("MatMul", [x.name, g.const(np.ascontiguousarray(cat("w").T), "w")]))
     d, q = cat("d"), cat("q")
-    N, nb, _ = q.shape
+    nb = q.shape[1]
     K = nb * 32
     if kind == "q4_0":
         return Sym(g, nbits(g, x.name, q, d))
