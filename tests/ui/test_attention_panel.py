@@ -404,6 +404,57 @@ def test_token_labels_never_overlap(qtbot, engine, result, size, n_tokens):
         assert len(hm.bottom_axis.label_rects()) >= 3
 
 
+def test_a_thinned_axis_names_the_selected_query_and_the_key_it_looks_at_most(qtbot):
+    """A long text's axes label every k-th token; the selected query is named on the query axis (bold, in the
+    highlight colour) and the key its row gives the most weight on the key axis, wherever they fall between the
+    k-th ones, with a tick each and no label touching another (a k-th one gives way)."""
+    from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
+
+    n, q, k = 60, 43, 17  # neither is a multiple of any step an axis uses
+    weights = np.tril(np.full((n, n), 0.01, np.float32))
+    weights[q, k] = 0.9
+    hm = exposed(qtbot, AttentionHeatmap(), (520, 560))
+    hm.set_matrix(weights, [f"·w{i}" for i in range(n)])
+    drawn(hm)
+    left, bottom = hm.left_axis, hm.bottom_axis
+    assert q not in left.label_rects() and k not in bottom.label_rects()  # thinned: neither is a k-th token
+    stepped = sorted(left.label_rects())
+    hm.show_selected(q)
+    drawn(hm)
+    assert hm.strongest_key(q) == k
+    assert q in left.label_rects() and q in left.emphasis
+    assert k in bottom.label_rects() and k not in bottom.emphasis  # named, in the plain style
+    for ax in (left, bottom):
+        rects = ax.label_rects()
+        _assert_apart(rects.values(), ax.orientation)
+        ticks = [v - 0.5 for v in ax.tickValues(*ax.range, ax.geometry().height() or 1)[0][1]]
+        if ax is left:
+            assert ticks == sorted(rects)  # a tick at each shown label, none at a label that gave way
+    assert len(set(stepped) - set(left.label_rects())) <= 2  # at most its neighbours give way
+    hm.show_token(5)  # a hovered token is named on both axes, the selected one stays
+    drawn(hm)
+    assert {5, q} <= set(left.label_rects()) and 5 in bottom.label_rects()
+    hm.show_token(-1)
+    hm.show_selected(-1)  # nothing selected: the k-th tokens only again
+    drawn(hm)
+    assert sorted(left.label_rects()) == stepped and k not in bottom.label_rects()
+
+
+def test_the_named_key_is_the_models_strongest_one_and_follows_the_first_token_hiding(qtbot, engine):
+    r = engine.analyze(" ".join(["The bank of the river flooded."] * 30), max_tokens=40)
+    p = _sized(qtbot, r, (600, 430))
+    q = 31
+    p.select_position(q)
+    raw = r.attention.head(p.layer, p.head)[q, : q + 1]
+    hm = p.heatmap
+    assert hm.strongest_key(q) == int(np.argmax(raw))
+    assert hm.strongest_key(q) in hm.bottom_axis.label_rects()
+    p.set_hide_first(True)  # the first column hidden, the rows renormalised: the strongest of the others
+    assert hm.strongest_key(q) == 1 + int(np.argmax(raw[1:]))
+    assert hm.strongest_key(q) in hm.bottom_axis.label_rects()
+    assert hm.strongest_key(0) == -1  # the first row has only the hidden weight
+
+
 def test_the_column_labels_step_comes_from_the_labels_it_shows_not_the_widest_of_all():
     """A long text's key axis labels every k-th token ("index: label"): k comes from the labels that would be
     shown, centred on their tokens (the first pushed inside), so one long word elsewhere does not thin them."""

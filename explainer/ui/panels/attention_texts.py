@@ -8,8 +8,8 @@ SINK_NOTE = (
     "hiding it and renormalising shows what else they look at."
 )
 HINTS = (
-    "Hover over a square to read its weight; click it to select the query token (and the key for the grid). "
-    "Scroll to zoom, double-click to see everything.",
+    "Hover over a square to read its weight; click it to select the query token (and the key for the grid): "
+    "the axes then name it and the key it gives the most weight. Scroll to zoom, double-click to see everything.",
     "Hover over a token to see only its lines: on the left, what it looks at; on the right, who looks at it.",
 )
 

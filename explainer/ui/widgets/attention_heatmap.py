@@ -8,7 +8,8 @@ Cells are square: the widget is given a size whose plot area is square (``widget
 shows whole cells. Column labels stand upright, or are turned when the square leaves room below it
 (``set_label_room``), else every k-th is shown. When a long text would make cells smaller than ``MIN_CELL_PX``, the view shows the
 ``MIN_CELL_PX`` cells around the focus row (the selected query, else the last token) instead of squashing them;
-the wheel zooms, dragging pans, a double-click shows the whole matrix. Labels thin out, never the cells. The axis
+the wheel zooms, dragging pans, a double-click shows the whole matrix. Labels thin out, never the cells; the hovered
+token, the selected query and the key its row gives the most weight stay named. The axis
 titles take the longest wording that fits the axes' length (``TITLES``), so nothing is clipped in a small window.
 """
 
@@ -85,6 +86,8 @@ class AttentionHeatmap(pg.PlotWidget):
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self._hover = (-1, -1)
+        self.hovered = -1  # the token outlined as a row and a column (hovered here or in another panel)
+        self.selected = -1  # the selected query: its row outlined, its label and its strongest key's always shown
         self.focus_row = -1  # the row a long text's window is kept around (-1: the last)
         self.label_room = 0.0  # how much deeper than one line the column labels may be (what the square leaves)
         self._colorbar_step = 0.2  # between the colour bar's numbers (fewer on a short bar)
@@ -225,6 +228,7 @@ class AttentionHeatmap(pg.PlotWidget):
             self._labels = list(labels)
             self.left_axis.set_labels(labels)
             self.bottom_axis.set_labels(labels)
+        self._name_strongest_key()
         self._fit_masked_text()
         self._hover = (-1, -1)
 
@@ -288,7 +292,9 @@ class AttentionHeatmap(pg.PlotWidget):
             self.reset_view()
 
     def show_token(self, position: int) -> None:
-        """Outline row and column ``position`` (a token hovered here or in another panel)."""
+        """Outline row and column ``position`` (a token hovered here or in another panel) and name it on both axes
+        in the highlight colour."""
+        self.hovered = position
         if 0 <= position < self.n:
             self.row_box.setRect(QRectF(0, position, position + 1, 1))
             self.col_box.setRect(QRectF(position, position, 1, self.n - position))
@@ -297,15 +303,32 @@ class AttentionHeatmap(pg.PlotWidget):
         else:
             self.row_box.hide()
             self.col_box.hide()
-        self.left_axis.set_emphasis([position])
+        self.left_axis.set_emphasis([position, self.selected])
         self.bottom_axis.set_emphasis([position])
 
     def show_selected(self, position: int) -> None:
+        """Outline the selected query's row, name it on the query axis in the highlight colour and name the key it
+        gives the most weight on the key axis (axes that label every k-th token name these too)."""
+        self.selected = position
         if 0 <= position < self.n:
             self.sel_box.setRect(QRectF(0, position, self.n, 1))
             self.sel_box.show()
         else:
             self.sel_box.hide()
+        self.left_axis.set_emphasis([self.hovered, position])
+        self._name_strongest_key()
+
+    def strongest_key(self, query: int) -> int:
+        """The key column with the largest weight shown in row ``query`` (-1: none, e.g. only a hidden one)."""
+        if not 0 <= query < self.n:
+            return -1
+        row = self.values[query, : query + 1]
+        if not np.isfinite(row).any():
+            return -1
+        return int(np.nanargmax(row))
+
+    def _name_strongest_key(self) -> None:
+        self.bottom_axis.set_named([self.strongest_key(self.selected)])
 
     def cell_at(self, scene_pos) -> tuple[int, int]:
         if self.n == 0 or not self.vb.sceneBoundingRect().contains(scene_pos):

@@ -1,7 +1,8 @@
 """A pyqtgraph axis whose ticks are token labels at integer cells (cell ``i`` spans ``[i, i+1)``).
 
 Labels are abbreviated to ``max_chars`` and thinned so they never overlap (every k-th token, k chosen from the
-pixel size of a cell and the height of the labels' letters; zooming in shows them all).
+pixel size of a cell and the height of the labels' letters; zooming in shows them all). Emphasised and named labels
+are shown between the k-th ones; a k-th label they would touch gives way.
 
 A horizontal (bottom/top) axis lays its labels out in one of three ways, chosen by ``fit_to_length`` from the
 axis' length in pixels: ``"flat"`` (one row of upright labels, when every label fits its column), ``"stagger"``
@@ -115,6 +116,30 @@ def _sparse_step(widths: list[int], px: float, gap: float) -> int:
     return STEPS[-1]
 
 
+def _apart(laid_out: list, ranks: list[set[int]], horizontal: bool, gap: float) -> list:
+    """The labels of ``laid_out`` (in index order) that keep ``gap`` pixels between their letters along the axis:
+    those in ``ranks[0]`` first, then those in ``ranks[1]`` …, then the rest, each in index order and kept when it
+    touches none already kept. Returned in index order."""
+
+    def along(ink: QRectF) -> tuple[float, float]:
+        return (ink.left(), ink.right()) if horizontal else (ink.top(), ink.bottom())
+
+    kept: list = []
+    spans: list[tuple[float, float]] = []
+    placed: set[int] = set()
+    for rank in [*ranks, None]:
+        for item in laid_out:
+            idx = item[0]
+            if idx in placed or (rank is not None and idx not in rank):
+                continue
+            a, b = along(item[2])
+            if all(b + gap <= c + 0.01 or a + 0.01 >= d + gap for c, d in spans):  # (rounding: k-th ones stay)
+                kept.append(item)
+                spans.append((a, b))
+                placed.add(idx)
+    return sorted(kept, key=lambda item: item[0])
+
+
 class TokenAxis(pg.AxisItem):
     def __init__(self, orientation: str, *, max_chars: int = 12, **kw):
         super().__init__(orientation, **kw)
@@ -129,6 +154,7 @@ class TokenAxis(pg.AxisItem):
         # that is shown: the one-character longer last token of a thinned axis)
         self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         self.emphasis: set[int] = set()  # indices drawn bold in the highlight colour
+        self.named: set[int] = set()  # indices labelled even on a thinned axis (in the plain style unless emphasised)
         self.emphasis_colour = "#D55E00"
         self._ink: tuple[float, float] | None = None  # the labels' letters, from / to, relative to a line's centre
         self._fit_args: tuple[float, float] | None = None  # what fit_to_length was last given
@@ -212,9 +238,19 @@ class TokenAxis(pg.AxisItem):
         self._changed()
 
     def set_emphasis(self, indices) -> None:
+        """Draw these labels bold in the highlight colour; a thinned axis shows them too (between its k-th ones,
+        leaving out a neighbour they would touch)."""
         new = {i for i in indices if i >= 0}
         if new != self.emphasis:
             self.emphasis = new
+            self.picture = None
+            self.update()
+
+    def set_named(self, indices) -> None:
+        """Show these labels even where the axis is thinned (in the plain style), as an emphasised one is shown."""
+        new = {i for i in indices if i >= 0}
+        if new != self.named:
+            self.named = new
             self.picture = None
             self.update()
 
@@ -418,6 +454,7 @@ class TokenAxis(pg.AxisItem):
             bounds.getRect(),
             self.mode,
             frozenset(self.emphasis),
+            frozenset(self.named),
             self._font_set()[2],
             self.style["tickLength"],
         )
@@ -443,8 +480,11 @@ class TokenAxis(pg.AxisItem):
         ink_top, ink_bottom = self._ink_band()
         offset = max(0, self.style["tickLength"]) + 3
         thinned = step > 1
+        # on a thinned axis the emphasised and named labels are shown too (those the view reaches)
+        lowest = max(0, math.ceil(lo - 0.5))
+        must = {i for i in self.emphasis | self.named if lowest <= i <= last} if thinned else set()
         out = []
-        for idx in range(first, last + 1, step):
+        for idx in sorted(must.union(range(first, last + 1, step))):
             label = f"{idx}: {self.labels[idx]}" if thinned else self.labels[idx]
             emphasised = idx in self.emphasis
             adv = text_metrics(bold if emphasised else font, [label], bold_key if emphasised else key)[0][0]
@@ -481,15 +521,11 @@ class TokenAxis(pg.AxisItem):
                 box = QRectF(left, c - h / 2, adv, h)
                 ink = QRectF(left, c + ink_top, adv, ink_bottom - ink_top)
             out.append((idx, box, ink, label))
-        if (
-            self.horizontal and thinned and not self.rotated
-        ):  # a label pushed inside at an end may meet its neighbour: leave that out
-            kept: list = []
-            gap = self._sparse_gap() if self.mode == "sparse" else LABEL_GAP_PX
-            for item in out:
-                if not kept or item[1].left() >= kept[-1][1].right() + gap:
-                    kept.append(item)
-            out = kept
+        if must or (self.horizontal and thinned and not self.rotated):
+            # a label pushed inside at an end, or one shown between the k-th ones, may meet a neighbour: the
+            # emphasised labels stay, then the named, then the k-th ones in order, each where it touches none kept
+            gap = self._sparse_gap() if self.horizontal and self.mode == "sparse" else LABEL_GAP_PX
+            out = _apart(out, [self.emphasis, must], self.horizontal, gap)
         return out
 
     # --- pyqtgraph hooks ------------------------------------------------------------------------------------
@@ -505,6 +541,8 @@ class TokenAxis(pg.AxisItem):
         if n == 0 or size <= 0 or maxVal <= minVal:
             return []
         step = self.label_step(size / (maxVal - minVal))
+        if step > 1 and (self.emphasis or self.named) and self.linkedView() is not None:
+            return [(float(step), [idx + 0.5 for idx, *_rest in self._layout()])]  # a tick at each shown label
         first = max(0, math.ceil(minVal - 0.5))
         first += (-first) % step
         last = min(n - 1, math.floor(maxVal - 0.5))
