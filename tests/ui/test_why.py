@@ -187,6 +187,35 @@ def test_why_colours_the_chips_by_the_scores_signs_with_a_legend(window):
     assert w.tokens.view.chips[1].sub == str(r.tokens[1].id)
 
 
+def test_with_the_tokens_panel_alone_the_explanation_is_written_larger_on_its_own_line(window, qtbot):
+    """Alone (presenter mode's hero, a focused panel) the chips grow: the explanation's sentence and its legend
+    grow with them, the sentence whole on a line above the legend; among the other panels one small line again."""
+    w, link = window, window.attribution
+    w.tokens.set_why(True)
+    qtbot.waitUntil(lambda: "Why “" in link.caption.text())
+    small = (link.caption.font().pointSizeF(), link.legend.font().pointSizeF())
+    assert link.caption.geometry().top() == link.legend.geometry().top() or (
+        abs(link.caption.geometry().center().y() - link.legend.geometry().center().y()) <= 2
+    )  # side by side
+    w.live.show_only("tokens")
+    qtbot.waitUntil(lambda: link.caption.font().pointSizeF() > small[0])
+    qtbot.wait(50)
+    assert link.caption.font().pointSizeF() == pytest.approx(2 * small[0])
+    assert link.legend.font().pointSizeF() == pytest.approx(2 * small[1])
+    cap, leg = link.caption.geometry(), link.legend.geometry()
+    assert leg.top() >= cap.bottom()  # its own line, the legend under it
+    assert "…" not in link.caption._elidedText() and link.caption._elidedText().endswith(").")  # not shortened
+    assert leg.width() >= link.legend.sizeHint().width() - 1  # the longer bar of the larger letters
+    scroll = w.tokens.scroll
+    chips_bottom = scroll.mapTo(w.tokens, QPoint(0, scroll.height())).y()
+    assert link.caption.mapTo(w.tokens, QPoint(0, 0)).y() >= chips_bottom - 1  # under the chips
+    w.live.show_only(None)
+    qtbot.wait(50)
+    assert (link.caption.font().pointSizeF(), link.legend.font().pointSizeF()) == small
+    cap, leg = link.caption.geometry(), link.legend.geometry()
+    assert abs(cap.center().y() - leg.center().y()) <= 2  # one line again
+
+
 def test_the_bars_right_click_menu_explains_that_token(window, qtbot):
     w = window
     bars = w.next_token.bars

@@ -82,6 +82,7 @@ class TokensPanel(Panel):
 
     tokenizerChanged = Signal(str)
     whyToggled = Signal(bool)  # "Why?": explain the chosen prediction on the chips (the window computes it)
+    aloneChanged = Signal(bool)  # the panel now has the whole area (True) or shares it (False): see set_alone
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -158,13 +159,16 @@ class TokensPanel(Panel):
         larger letters: it is the product of the numbers under the grown chips); among the other panels they take
         the height they need and the spare height goes below."""
         self.scroll.set_fill(alone)
-        if alone != self.alone:
+        changed = alone != self.alone
+        if changed:
             self.alone = alone
             if self.result is not None:
                 self._update_labels()
         spacer = max(i for i in range(self.body.count()) if self.body.itemAt(i).spacerItem() is not None)
         self.body.setStretch(self.body.indexOf(self.scroll), 1 if alone else 0)
         self.body.setStretch(spacer, 0 if alone else 1)
+        if changed:
+            self.aloneChanged.emit(alone)
 
     def set_tokenizer(self, name: str) -> None:
         i = self.selector.findData(name)

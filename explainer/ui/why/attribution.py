@@ -16,7 +16,7 @@ import logging
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
-from PySide6.QtWidgets import QHBoxLayout, QMenu, QWidget
+from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QMenu, QWidget
 
 from explainer.ui import theme as th
 from explainer.ui.panels.chips import ChipOverlay
@@ -25,6 +25,7 @@ from explainer.ui.why.colours import diverging
 from explainer.ui.widgets.labels import FullTextLabel
 
 log = logging.getLogger(__name__)
+ALONE_SCALE = 2.0  # the explanation's line and legend with the tokens panel alone: as large as its chain rule's line
 
 
 def nice_scale(scores) -> float:
@@ -50,7 +51,8 @@ class DivergingLegend(QWidget):
         self.update()
 
     def sizeHint(self) -> QSize:
-        return QSize(360, int(QFontMetricsF(self.font()).height() + 14))
+        grown = self.font().pointSizeF() / th.SMALL_FONT_PT  # (a larger font: a longer bar too)
+        return QSize(int(360 * max(1.0, grown)), int(QFontMetricsF(self.font()).height() + 14))
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)
@@ -93,11 +95,14 @@ class AttributionLink(QObject):
         self.caption = FullTextLabel(min_text="Why …")
         self.legend = DivergingLegend()
         lay.addWidget(self.caption, 1)
-        lay.addWidget(self.legend)
+        lay.addWidget(self.legend, 0, Qt.AlignLeft | Qt.AlignVCenter)
         self.row = row
+        self._fonts = (QFont(self.caption.font()), QFont(self.legend.font()))  # among the other panels
         row.hide()
         self.tokens.body.insertWidget(self.tokens.body.indexOf(self.tokens.chain), row)  # under the chips
         self.tokens.whyToggled.connect(self._on_tokens_why_toggled)
+        self.tokens.aloneChanged.connect(self._fit_row)
+        self._fit_row(self.tokens.alone)
         window.resultShown.connect(lambda *_: self.request())
         # the next-token panel's position follows a pin or the caret (its slots run first: bound before this)
         window.view.selectedChanged.connect(self._on_state_position_changed)
@@ -111,6 +116,17 @@ class AttributionLink(QObject):
     @property
     def on(self) -> bool:
         return self.tokens.why.isChecked()
+
+    def _fit_row(self, alone: bool) -> None:
+        """With the tokens panel alone (a projector's hero) the explanation is written larger, as the chain rule
+        is there, on a line of its own above its legend; among the other panels it is one small line."""
+        for widget, base in zip((self.caption, self.legend), self._fonts):
+            font = QFont(base)
+            if alone:
+                font.setPointSizeF(base.pointSizeF() * ALONE_SCALE)
+            widget.setFont(font)
+        self.row.layout().setDirection(QBoxLayout.TopToBottom if alone else QBoxLayout.LeftToRight)
+        self.legend.updateGeometry()
 
     # --- requests ---------------------------------------------------------------------------------------------
     def explain(self, target: int | None = None) -> None:
