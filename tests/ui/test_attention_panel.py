@@ -505,6 +505,38 @@ def test_short_sentence_column_labels_stand_upright(qtbot, engine):
     assert ax.geometry().height() < 0.25 * p.heatmap.height()
 
 
+def test_column_labels_stand_on_three_rows_before_they_thin_out(qtbot, engine):
+    """Where two rows of upright labels do not fit and the square leaves no room to turn them, three rows name
+    every key (none shortened, none touching, inside the axis), and the cells stay square."""
+    r = engine.analyze("How many r's are in strawberry?")
+    p = _sized(qtbot, r, (760, 520))
+    ax, vb = p.heatmap.bottom_axis, p.heatmap.vb
+    assert ax.mode == "stagger3" and ax.labels == ax.full_labels
+    rects = ax.label_rects()
+    assert sorted(rects) == list(range(r.n_tokens))
+    _assert_apart(rects.values(), "three rows")
+    box = ax.boundingRect()
+    assert all(box.adjusted(-1, -1, 1, 1).contains(rect) for rect in rects.values())
+    assert len({round(rect.top()) for rect in rects.values()}) == 3
+    assert abs(vb.width() - vb.height()) <= 1.5
+
+
+def test_a_label_on_alternating_rows_may_be_wider_than_its_columns_where_its_row_leaves_room(qtbot):
+    from explainer.ui.widgets.token_axis import LABEL_GAP_PX, TokenAxis
+
+    ax = TokenAxis("bottom")
+    m = ax._sparse_gap()
+    fm = QFontMetricsF(ax._font_set()[1])  # (measured bold: an emphasised label is drawn bold)
+    wide = "·strawberry"
+    w = fm.horizontalAdvance(wide)
+    px = (w + LABEL_GAP_PX) / 3 - 1  # the wide label does not fit three columns …
+    labels = ["a", "b", "c", wide, "d", "e", "f"]
+    assert not ax._upright_fits(labels, px, 1) and ax._upright_fits(labels, px, 3)  # … its row leaves room
+    crowded = ["a", "b", "c", wide, "d", "e", "·neighbour"]  # the next on its row (3 further) comes too close
+    gap = 3 * px - w / 2 - fm.horizontalAdvance("·neighbour") / 2
+    assert gap < m and not ax._upright_fits(crowded, px, 3)
+
+
 def test_column_labels_turn_only_into_room_the_square_leaves(qtbot, result):
     p = _sized(qtbot, result, (480, 1000))  # narrow and tall: room below the square
     ax = p.heatmap.bottom_axis

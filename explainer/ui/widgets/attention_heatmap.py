@@ -5,8 +5,8 @@ spans ``[k, k+1) × [q, q+1)`` in view coordinates, with the first token at the 
 future, a hidden column) are transparent over a light grey backdrop.
 
 Cells are square: the widget is given a size whose plot area is square (``widgets.heatmap_area``), and the view
-shows whole cells. Column labels stand upright, or are turned when the square leaves room below it
-(``set_label_room``), else every k-th is shown. When a long text would make cells smaller than ``MIN_CELL_PX``, the view shows the
+shows whole cells. Column labels stand upright (on up to two rows), or are turned when the square leaves room below
+it (``set_label_room``), else stand on three rows, else every k-th is shown. When a long text would make cells smaller than ``MIN_CELL_PX``, the view shows the
 ``MIN_CELL_PX`` cells around the focus row (the selected query, else the last token) instead of squashing them;
 the wheel zooms, dragging pans, a double-click shows the whole matrix. Labels thin out, never the cells; the hovered
 token, the selected query and the key its row gives the most weight stay named. The axis
@@ -27,6 +27,7 @@ from explainer.ui import theme as th
 from explainer.ui.widgets.cell_colours import CellImage, changed_rows, colour_table, show_cells
 from explainer.ui.widgets.plot_cache import cache_fixed_parts
 from explainer.ui.widgets.token_axis import (
+    UPRIGHT_ROWS,
     TokenAxis,
     axis_length,
     show_title,
@@ -243,7 +244,10 @@ class AttentionHeatmap(pg.PlotWidget):
         flat = ax._extent("flat", ax.full_labels)
         if laid_out:
             depth = ax.geometry().height()
-            return depth - flat if depth > ax._extent("stagger", ax.full_labels) + 1 else 0.0
+            if abs(depth - ax._extent(ax.mode, ax.labels)) <= 1:  # laid out as chosen
+                return depth - flat if ax.rotated else 0.0
+            deepest = max(ax._extent(mode, ax.full_labels) for mode in UPRIGHT_ROWS)  # (an earlier layout's depth)
+            return depth - flat if depth > deepest + 1 else 0.0
         return ax._extent("rotated", ax.labels) - flat if ax.rotated else 0.0
 
     def set_label_room(self, px: float) -> None:

@@ -4,12 +4,14 @@ Labels are abbreviated to ``max_chars`` and thinned so they never overlap (every
 pixel size of a cell and the height of the labels' letters; zooming in shows them all). Emphasised and named labels
 are shown between the k-th ones; a k-th label they would touch gives way.
 
-A horizontal (bottom/top) axis lays its labels out in one of three ways, chosen by ``fit_to_length`` from the
-axis' length in pixels: ``"flat"`` (one row of upright labels, when every label fits its column), ``"stagger"``
-(upright labels on two alternating rows, when every label fits two columns), ``"rotated"`` (turned by 90°,
-thinned when the columns are narrower than a line; only when the axis may be that deep: the room a square matrix
-leaves below it) or ``"sparse"`` (one row of upright labels with their index, every k-th token). Labels are never
-shortened: "·ca…" reads worse from the back of a room than fewer whole words.
+A horizontal (bottom/top) axis lays its labels out in one of these ways, chosen by ``fit_to_length`` from the
+axis' length in pixels, the first that fits: ``"flat"`` (one row of upright labels, when every label fits its
+column), ``"stagger"`` (upright labels on two alternating rows), ``"rotated"`` (turned by 90°, thinned when the
+columns are narrower than a line; only when the axis may be that deep: the room a square matrix leaves below it),
+``"stagger3"`` (upright on three alternating rows) or ``"sparse"`` (one row of upright labels with their index,
+every k-th token). On alternating rows a label may be wider than its share of columns when the labels beside it
+on its row leave room (then at least an "m" apart). Labels are never shortened: "·ca…" reads worse from the back
+of a room than fewer whole words.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from PySide6.QtWidgets import QGraphicsItem
 LABEL_GAP_PX = 3  # at least this much empty space between the letters of two neighbouring labels
 STEPS = (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10**9)  # label every k-th token, k from here
 MAX_UPRIGHT = 40  # with more labels than this a horizontal axis turns or thins them
+UPRIGHT_ROWS = {"flat": 1, "stagger": 2, "stagger3": 3}  # the layouts of upright labels, every one shown: rows
 
 
 TITLE_MARGIN_PX = 8  # an axis title's text item adds this much around its letters
@@ -269,16 +272,23 @@ class TokenAxis(pg.AxisItem):
         self._fit_extent()
 
     def _choose_layout(self, length: float, max_extent: float) -> tuple[str, list[str]]:
-        """Every label upright on one row, or on two rows, else turned if the axis may be that deep, else every
-        k-th label upright."""
+        """Every label upright on one row, or on two rows, else turned if the axis may be that deep, else upright
+        on three rows, else every k-th label upright."""
         full, n = self.full_labels, len(self.full_labels)
         px = length / max(n, 1)
         upright = 0 < n <= MAX_UPRIGHT and px > 0
-        for mode, rows in (("flat", 1), ("stagger", 2)):
-            if upright and self._upright_fits(full, px, rows):
+        for mode in ("flat", "stagger"):
+            if upright and self._upright_fits(full, px, UPRIGHT_ROWS[mode]):
                 return mode, full
         if n and self._extent("rotated", full) <= max_extent:
             return "rotated", full
+        if upright:
+            # three rows make the axis deeper, and a square matrix limited by its height smaller: they must fit the
+            # length left then (measured from the depth now, so the choice stands once it is made)
+            now = self._extent(self.mode if self.mode in UPRIGHT_ROWS or self.mode == "sparse" else "flat", full)
+            left = length - max(0.0, self._extent("stagger3", full) - now)
+            if self._upright_fits(full, left / n, UPRIGHT_ROWS["stagger3"]):
+                return "stagger3", full
         return "sparse", full
 
     def label_spacing(self) -> float:
@@ -288,7 +298,7 @@ class TokenAxis(pg.AxisItem):
 
     def label_step(self, px_per_cell: float) -> int:
         """Label every k-th token: 1, 2, 5, 10, 20, 25, 50 … so the labelled positions read as a pattern."""
-        if self.mode in ("flat", "stagger") and self.horizontal:
+        if self.mode in UPRIGHT_ROWS and self.horizontal:
             return 1  # chosen only when every label fits
         if self.horizontal and self.mode == "sparse":  # (asked by the layout and by the ticks of every drawing)
             widths, gap = self._indexed_widths(), self._sparse_gap()
@@ -401,17 +411,22 @@ class TokenAxis(pg.AxisItem):
         return self._ink
 
     def _upright_fits(self, labels: list[str], px: float, rows: int) -> bool:
-        """Every label upright, centred on its column, on ``rows`` alternating rows: no two on a row touch."""
+        """Every label upright, centred on its column, on ``rows`` alternating rows: no two on a row touch. On one
+        row each label fits its column; on more a label may be wider than ``rows`` columns, and then it keeps an
+        "m" from the labels beside it on its row (a few pixels would read as one phrase)."""
         end = px * len(labels)
-        last = [-math.inf] * rows
+        last = [(-math.inf, True)] * rows  # per row: where its last label ends, whether that one kept to its columns
         _font, bold, _key, bold_key = self._font_set()
+        wide_gap = self._sparse_gap()
         for i, (w, _t, _b) in enumerate(text_metrics(bold, labels, bold_key)):
-            if w + LABEL_GAP_PX > px * rows:
+            own = w + LABEL_GAP_PX <= px * rows
+            if (rows == 1 and not own) or w > end:
                 return False
             left = min(max(px * (i + 0.5) - w / 2, 0.0), end - w)  # edge labels are pushed inside the axis
-            if left < last[i % rows] + LABEL_GAP_PX:
+            right, kept = last[i % rows]
+            if left < right + (LABEL_GAP_PX if own and kept else wide_gap):
                 return False
-            last[i % rows] = left + w
+            last[i % rows] = (left + w, own)
         return True
 
     def _extent(self, mode: str, labels: list[str]) -> float:
@@ -419,7 +434,7 @@ class TokenAxis(pg.AxisItem):
         fm = QFontMetrics(self._fonts()[0])
         offset = max(0, self.style["tickLength"]) + 3
         if self.horizontal and mode != "rotated":
-            extent = offset + fm.height() * (2 if mode == "stagger" else 1) + 4
+            extent = offset + fm.height() * UPRIGHT_ROWS.get(mode, 1) + 4
         else:
             widest = self._span(False, labels)[0] if labels else fm.horizontalAdvance("00")
             cells = self._fit_args[0] / max(len(labels), 1) if self._fit_args else math.inf
@@ -496,7 +511,7 @@ class TokenAxis(pg.AxisItem):
             else:
                 c = bounds.bottom() - frac * bounds.height()  # view y grows upwards unless inverted
             if self.horizontal and not self.rotated:
-                row = idx % 2 if self.mode == "stagger" else 0
+                row = idx % UPRIGHT_ROWS.get(self.mode, 1)
                 left = min(max(c - adv / 2, bounds.left()), bounds.right() - adv)
                 top = (
                     (bounds.top() + offset + row * h)
