@@ -356,7 +356,7 @@ def test_heatmap_cells_are_square_and_fill_the_room(qtbot, result, size):
     rect, vb = _matrix_rect(hm), hm.vb.sceneBoundingRect()
     assert rect.width() >= vb.width() - 1 and rect.height() >= vb.height() - 1  # the matrix fills the plot area
     assert abs(rect.width() - rect.height()) <= 2  # square cells
-    chrome_w, chrome_h = area._chrome
+    chrome_w, chrome_h = area._chrome[0], area._chrome[1] + area.label_depth  # (upright column labels' rows)
     room = min(area.width() - chrome_w, area.height() - chrome_h)  # the largest square the room allows …
     grid = 0 if area.arrangement.grid == "none" else area.grid.width() + 10
     assert rect.width() >= min(room, area.width() - chrome_w - grid) - 3  # … less the head grid beside it
@@ -519,6 +519,34 @@ def test_column_labels_stand_on_three_rows_before_they_thin_out(qtbot, engine):
     assert all(box.adjusted(-1, -1, 1, 1).contains(rect) for rect in rects.values())
     assert len({round(rect.top()) for rect in rects.values()}) == 3
     assert abs(vb.width() - vb.height()) <= 1.5
+
+
+@pytest.mark.parametrize(
+    "text, size",
+    [
+        ("How many r's are in strawberry?", (590, 659)),
+        ("How many r's are in strawberry?", (645, 706)),
+        ("How many r's are in strawberry?", (590, 612)),
+        ("The eagle catches the fish in the river because it is hungry.", (755, 800)),
+        ("The eagle catches the fish in the river because it is hungry.", (865, 753)),
+        ("The eagle catches the fish in the river because it is hungry.", (810, 800)),
+        ("The cat sat on the mat", (535, 471)),
+    ],
+)
+def test_the_column_labels_layout_and_the_square_agree(qtbot, engine, text, size):
+    """The column labels' rows make the heatmap deeper and a square limited by its height smaller: their layout
+    is chosen for the square it leaves, so the cells come out square and the labels fit (sizes where choosing
+    from the square of the previous layout went back and forth)."""
+    r = engine.analyze(text)
+    p = _sized(qtbot, r, size)
+    qtbot.wait(30)
+    hm, ax = p.heatmap, p.heatmap.bottom_axis
+    vb = hm.vb.sceneBoundingRect()
+    assert abs(vb.width() - vb.height()) <= 1.5, (ax.mode, vb)
+    rects = ax.label_rects()
+    _assert_apart(rects.values(), ax.mode)
+    if ax.mode in ("flat", "stagger", "stagger3"):
+        assert sorted(rects) == list(range(r.n_tokens))
 
 
 def test_a_label_on_alternating_rows_may_be_wider_than_its_columns_where_its_row_leaves_room(qtbot):

@@ -27,7 +27,6 @@ from explainer.ui import theme as th
 from explainer.ui.widgets.cell_colours import CellImage, changed_rows, colour_table, show_cells
 from explainer.ui.widgets.plot_cache import cache_fixed_parts
 from explainer.ui.widgets.token_axis import (
-    UPRIGHT_ROWS,
     TokenAxis,
     axis_length,
     show_title,
@@ -237,18 +236,10 @@ class AttentionHeatmap(pg.PlotWidget):
         ax = self.bottom_axis
         ax.fit_to_length(self.vb.width(), max_extent=ax._extent("flat", ax.full_labels) + self.label_room)
 
-    def label_extra(self, laid_out: bool = False) -> float:
-        """How much deeper than one line turned column labels make the axis (0 for upright ones): as chosen, or
-        (``laid_out``) as the axis is laid out now, which follows a moment later."""
+    def label_extra(self) -> float:
+        """How much deeper than one line turned column labels make the axis (0 for upright ones)."""
         ax = self.bottom_axis
-        flat = ax._extent("flat", ax.full_labels)
-        if laid_out:
-            depth = ax.geometry().height()
-            if abs(depth - ax._extent(ax.mode, ax.labels)) <= 1:  # laid out as chosen
-                return depth - flat if ax.rotated else 0.0
-            deepest = max(ax._extent(mode, ax.full_labels) for mode in UPRIGHT_ROWS)  # (an earlier layout's depth)
-            return depth - flat if depth > deepest + 1 else 0.0
-        return ax._extent("rotated", ax.labels) - flat if ax.rotated else 0.0
+        return ax._extent("rotated", ax.labels) - ax._extent("flat", ax.full_labels) if ax.rotated else 0.0
 
     def set_label_room(self, px: float) -> None:
         """Let the column labels take ``px`` more than one line (turned labels, every token named)."""

@@ -20,6 +20,7 @@ from explainer.ui.widgets.head_grid import MIN_CELL_PX, HeadGrid
 GAP = 10  # between the heatmap and the grid
 GRID_MIN_SIDE = 260  # the grid is shown when the matrix keeps at least this side (or all it would have)
 MAX_GRID_CELL = 30
+PLAN_MARGIN_PX = 2  # column labels planned for a square this much smaller than it (its pixels are whole)
 DEFAULT_CHROME = (170.0, 80.0)  # the heatmap's axes, titles and colour bar, before they are measured
 
 
@@ -65,6 +66,7 @@ class HeatmapArea(QWidget):
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setMinimumSize(160, 140)
         self.arrangement = Arrangement(0, "none")
+        self.label_depth = 0.0  # how much deeper than one line the planned column labels make the heatmap
         self._chrome = DEFAULT_CHROME
         self._settling = 0  # re-placements since the last place() (the axes may need a second pass)
         self._placing = self._again = False
@@ -127,33 +129,24 @@ class HeatmapArea(QWidget):
         if w <= 0 or h <= 0:
             return
         hm, g = self.heatmap, self.grid
-        measured = hm.chrome()  # with one line of column labels: turned ones only use the room the square leaves
-        if measured is not None:
-            minimal = (measured[0], measured[1] - hm.label_extra(laid_out=True))
+        ax = hm.bottom_axis
+        measured = hm.chrome()
+        if measured is not None:  # with one line of column labels (the axis measured as deep as it is laid out)
+            deeper = max(0.0, ax.geometry().height() - ax._extent("flat", ax.full_labels))
+            minimal = (measured[0], measured[1] - deeper)
             if minimal != self._chrome:
                 self._chrome = minimal
                 self.chromeMeasured.emit()
         beside, below = self.grid_sizes()
-        a = arrange(
-            w,
-            h,
-            self._chrome,
+        sizes = (
             (beside.width(), beside.height()) if beside else None,
             (below.width(), below.height()) if below else None,
         )
-        self.arrangement = a
-        ex_w, ex_h = self._chrome
-        grid_rect = QRect()
-        if a.grid != "none":
-            g.set_shape(g.n_layers, g.n_heads, transposed=a.grid == "below")
-            gw, gh = g.chrome()
-            if a.grid == "beside":
-                room_w, room_h = w - (a.side + ex_w) - GAP, h
-            else:
-                room_w, room_h = w, h - (a.side + ex_h) - GAP
-            cell = min((room_w - gw) / max(1, g.columns), (room_h - gh) / max(1, g.rows), MAX_GRID_CELL)
-            size = g.size_for_cell(max(MIN_CELL_PX, cell))
-            grid_rect = QRect(0, 0, size.width(), size.height())
+        plan, extra, a = self._plan(w, h, sizes)
+        ax.set_plan(plan)
+        self.arrangement, self.label_depth = a, extra
+        ex_w, ex_h = self._chrome[0], self._chrome[1] + extra
+        grid_rect = self._grid_rect(a, w, h, ex_w, ex_h)
         below_grid = grid_rect.height() + GAP if a.grid == "below" else 0
         spare = h - (a.side + ex_h) - below_grid  # height the square leaves: turned column labels may use it
         hm.set_label_room(spare)
@@ -174,6 +167,45 @@ class HeatmapArea(QWidget):
         g.setVisible(a.grid != "none")
         if a.grid != "none" and g.geometry() != grid_rect:
             g.setGeometry(grid_rect)
+
+    def _plan(self, w: int, h: int, sizes) -> tuple[str, float, Arrangement]:
+        """How the column labels are laid out, how much deeper than one line that makes the heatmap, and the
+        arrangement for it: every label upright on one, then two rows, else turned into the room the square leaves,
+        else upright on three rows, else turned-or-thinned (the axis' choice). Each is tried at the square its own
+        depth leaves, so the labels fit the square they get and the choice stands once made."""
+        ax = self.heatmap.bottom_axis
+        full = ax.full_labels
+        ex_w, ex_h = self._chrome
+        flat = ax._extent("flat", full)
+        for mode in ("flat", "stagger", "turn-or-thin", "stagger3"):
+            if mode == "turn-or-thin":
+                a = arrange(w, h, (ex_w, ex_h), *sizes)
+                rect = self._grid_rect(a, w, h, ex_w, ex_h)
+                spare = h - (a.side + ex_h) - (rect.height() + GAP if a.grid == "below" else 0)
+                if full and ax._extent("rotated", full) <= flat + spare:
+                    return mode, 0.0, a
+                continue
+            extra = ax._extent(mode, full) - flat
+            a = arrange(w, h, (ex_w, ex_h + extra), *sizes)
+            if ax.fits_upright(mode, a.side - PLAN_MARGIN_PX):
+                return mode, extra, a
+        return "turn-or-thin", 0.0, arrange(w, h, (ex_w, ex_h), *sizes)
+
+    def _grid_rect(self, a: Arrangement, w: int, h: int, ex_w: float, ex_h: float) -> QRect:
+        """The head grid's size (at the origin) for arrangement ``a`` of a heatmap with ``ex_w`` × ``ex_h`` around
+        its matrix: its cells as large as the room beside or below allows (an empty rectangle: no grid)."""
+        g = self.grid
+        if a.grid == "none":
+            return QRect()
+        g.set_shape(g.n_layers, g.n_heads, transposed=a.grid == "below")
+        gw, gh = g.chrome()
+        if a.grid == "beside":
+            room_w, room_h = w - (a.side + ex_w) - GAP, h
+        else:
+            room_w, room_h = w, h - (a.side + ex_h) - GAP
+        cell = min((room_w - gw) / max(1, g.columns), (room_h - gh) / max(1, g.rows), MAX_GRID_CELL)
+        size = g.size_for_cell(max(MIN_CELL_PX, cell))
+        return QRect(0, 0, size.width(), size.height())
 
     def _on_heatmap_view_resized(self, *_args) -> None:
         """The axes measured their labels for the new size: place again if the matrix came out not square."""

@@ -169,6 +169,7 @@ class TokenAxis(pg.AxisItem):
         self._texts: tuple | None = None  # (layout, fonts and emphasis, the labels' places), see _text_places
         self._font_cache: tuple | None = None  # see _font_set
         self._laid: tuple = (None, [])  # the last layout and what it was computed for, see _layout
+        self.plan: str | None = None  # see set_plan (None: the axis chooses from its length alone)
 
     @property
     def rotated(self) -> bool:
@@ -271,10 +272,28 @@ class TokenAxis(pg.AxisItem):
                 self.update()
         self._fit_extent()
 
+    def set_plan(self, plan: str | None) -> None:
+        """What the widget sizing the plot decided from the room each layout would leave the plot: an upright mode
+        (``UPRIGHT_ROWS``; taken while it fits the length given), ``"turn-or-thin"`` (turned labels where the
+        axis may be that deep, else every k-th one) or None (the axis chooses from the length alone)."""
+        if plan != self.plan:
+            self.plan = plan
+            if self._fit_args is not None:
+                self.fit_to_length(*self._fit_args)
+
+    def fits_upright(self, mode: str, length: float) -> bool:
+        """Whether every label fits upright on the rows of ``mode`` along ``length`` pixels."""
+        full, n = self.full_labels, len(self.full_labels)
+        return 0 < n <= MAX_UPRIGHT and length > 0 and self._upright_fits(full, length / n, UPRIGHT_ROWS[mode])
+
     def _choose_layout(self, length: float, max_extent: float) -> tuple[str, list[str]]:
         """Every label upright on one row, or on two rows, else turned if the axis may be that deep, else upright
         on three rows, else every k-th label upright."""
         full, n = self.full_labels, len(self.full_labels)
+        if self.plan in UPRIGHT_ROWS and self.fits_upright(self.plan, length):
+            return self.plan, full
+        if self.plan is not None:  # turned or thinned (also a planned upright layout that no longer fits)
+            return ("rotated" if n and self._extent("rotated", full) <= max_extent else "sparse"), full
         px = length / max(n, 1)
         upright = 0 < n <= MAX_UPRIGHT and px > 0
         for mode in ("flat", "stagger"):
