@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from explainer.ui.widgets.attention_heatmap import AttentionHeatmap
 from explainer.ui.widgets.head_grid import MIN_CELL_PX, HeadGrid
+from explainer.ui.widgets.token_axis import MAX_UPRIGHT
 
 GAP = 10  # between the heatmap and the grid
 GRID_MIN_SIDE = 260  # the grid is shown when the matrix keeps at least this side (or all it would have)
@@ -177,7 +178,10 @@ class HeatmapArea(QWidget):
         full = ax.full_labels
         ex_w, ex_h = self._chrome
         flat = ax._extent("flat", full)
+        upright = 0 < len(full) <= MAX_UPRIGHT
         for mode in ("flat", "stagger", "turn-or-thin", "stagger3"):
+            if mode != "turn-or-thin" and not upright:
+                continue
             if mode == "turn-or-thin":
                 a = arrange(w, h, (ex_w, ex_h), *sizes)
                 rect = self._grid_rect(a, w, h, ex_w, ex_h)
