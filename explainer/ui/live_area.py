@@ -174,7 +174,7 @@ class LiveArea(QWidget):
         m = Measures()
         return Measures(
             attention_chrome=chrome,
-            heatmap_chrome=area._chrome,
+            heatmap_chrome=(area._chrome[0], area._chrome[1] + area.label_depth),  # (with the column labels' rows)
             grid_beside=(beside.width(), beside.height()) if beside else m.grid_beside,
             grid_below=(below.width(), below.height()) if below else m.grid_below,
             tokens_height=float(tokens_h),

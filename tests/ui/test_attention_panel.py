@@ -549,6 +549,21 @@ def test_the_column_labels_layout_and_the_square_agree(qtbot, engine, text, size
         assert sorted(rects) == list(range(r.n_tokens))
 
 
+@pytest.mark.parametrize("size", [(1100, 800), (760, 520)])
+def test_a_short_text_after_a_long_one_gets_its_column_labels_upright(qtbot, engine, size):
+    """The column labels' layout is chosen again for a new number of tokens: a long text's turned or thinned
+    labels do not stay when a short text (a scene, a paste) follows it."""
+    long = engine.analyze(" ".join(["The bank of the river flooded."] * 12), max_tokens=60)
+    short = engine.analyze("How many r's are in strawberry?")
+    fresh = _sized(qtbot, short, size)
+    p = _sized(qtbot, long, size)
+    assert p.heatmap.bottom_axis.mode in ("rotated", "sparse")
+    p.set_result(short)
+    qtbot.waitUntil(lambda: p.heatmap.bottom_axis.mode == fresh.heatmap.bottom_axis.mode, timeout=2000)
+    assert fresh.heatmap.bottom_axis.mode in ("flat", "stagger", "stagger3")
+    assert sorted(p.heatmap.bottom_axis.label_rects()) == list(range(short.n_tokens))
+
+
 def test_a_label_on_alternating_rows_may_be_wider_than_its_columns_where_its_row_leaves_room(qtbot):
     from explainer.ui.widgets.token_axis import LABEL_GAP_PX, TokenAxis
 

@@ -6,11 +6,12 @@ future, a hidden column) are transparent over a light grey backdrop.
 
 Cells are square: the widget is given a size whose plot area is square (``widgets.heatmap_area``), and the view
 shows whole cells. Column labels stand upright (on up to two rows), or are turned when the square leaves room below
-it (``set_label_room``), else stand on three rows, else every k-th is shown. When a long text would make cells smaller than ``MIN_CELL_PX``, the view shows the
-``MIN_CELL_PX`` cells around the focus row (the selected query, else the last token) instead of squashing them;
-the wheel zooms, dragging pans, a double-click shows the whole matrix. Labels thin out, never the cells; the hovered
-token, the selected query and the key its row gives the most weight stay named. The axis
-titles take the longest wording that fits the axes' length (``TITLES``), so nothing is clipped in a small window.
+it (``set_label_room``), else stand on three rows, else every k-th is shown. When a long text would make cells
+smaller than ``MIN_CELL_PX``, the view shows the ``MIN_CELL_PX`` cells around the focus row (the selected query,
+else the last token) instead of squashing them; the wheel zooms, dragging pans, a double-click shows the whole
+matrix. Labels thin out, never the cells; the hovered token, the selected query and the key its row gives the most
+weight stay named. The axis titles take the longest wording that fits the axes' length (``TITLES``), so nothing is
+clipped in a small window.
 """
 
 from __future__ import annotations
