@@ -564,6 +564,21 @@ def test_a_short_text_after_a_long_one_gets_its_column_labels_upright(qtbot, eng
     assert sorted(p.heatmap.bottom_axis.label_rects()) == list(range(short.n_tokens))
 
 
+def test_a_column_labels_plan_holds_only_for_the_length_it_was_made_for(qtbot):
+    from explainer.ui.widgets.token_axis import TokenAxis
+
+    ax = TokenAxis("bottom")
+    ax.full_labels = ax.labels = ["·a", "·b", "·c", "·d"]
+    ax.set_plan("turn-or-thin", 120.0)  # the area found no room for upright labels in a 120-pixel square
+    ax.fit_to_length(121.0, max_extent=0.0)
+    assert ax.mode == "sparse"
+    ax.fit_to_length(900.0, max_extent=0.0)  # another length (an export, a resize not yet planned): the axis' own
+    assert ax.mode == "flat"
+    ax.set_plan("stagger", 900.0)
+    ax.fit_to_length(899.0, max_extent=0.0)
+    assert ax.mode == "stagger"  # planned: kept while it fits
+
+
 def test_a_label_on_alternating_rows_may_be_wider_than_its_columns_where_its_row_leaves_room(qtbot):
     from explainer.ui.widgets.token_axis import LABEL_GAP_PX, TokenAxis
 

@@ -144,7 +144,7 @@ class HeatmapArea(QWidget):
             (below.width(), below.height()) if below else None,
         )
         plan, extra, a = self._plan(w, h, sizes)
-        ax.set_plan(plan)
+        ax.set_plan(plan, a.side)
         self.arrangement, self.label_depth = a, extra
         ex_w, ex_h = self._chrome[0], self._chrome[1] + extra
         grid_rect = self._grid_rect(a, w, h, ex_w, ex_h)

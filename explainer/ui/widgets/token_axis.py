@@ -28,6 +28,7 @@ LABEL_GAP_PX = 3  # at least this much empty space between the letters of two ne
 STEPS = (2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10**9)  # label every k-th token, k from here
 MAX_UPRIGHT = 40  # with more labels than this a horizontal axis turns or thins them
 UPRIGHT_ROWS = {"flat": 1, "stagger": 2, "stagger3": 3}  # the layouts of upright labels, every one shown: rows
+PLAN_SLACK_PX = 4  # a plan (set_plan) holds for lengths this close to the one it was made for (whole pixels)
 
 
 TITLE_MARGIN_PX = 8  # an axis title's text item adds this much around its letters
@@ -170,6 +171,7 @@ class TokenAxis(pg.AxisItem):
         self._font_cache: tuple | None = None  # see _font_set
         self._laid: tuple = (None, [])  # the last layout and what it was computed for, see _layout
         self.plan: str | None = None  # see set_plan (None: the axis chooses from its length alone)
+        self._plan_length = 0.0  # the length the plan was made for
 
     @property
     def rotated(self) -> bool:
@@ -272,12 +274,13 @@ class TokenAxis(pg.AxisItem):
                 self.update()
         self._fit_extent()
 
-    def set_plan(self, plan: str | None) -> None:
-        """What the widget sizing the plot decided from the room each layout would leave the plot: an upright mode
-        (``UPRIGHT_ROWS``; taken while it fits the length given), ``"turn-or-thin"`` (turned labels where the
-        axis may be that deep, else every k-th one) or None (the axis chooses from the length alone)."""
-        if plan != self.plan:
-            self.plan = plan
+    def set_plan(self, plan: str | None, length: float = 0.0) -> None:
+        """What the widget sizing the plot decided from the room each layout would leave a plot ``length`` pixels
+        long: an upright mode (``UPRIGHT_ROWS``; taken while it fits the length given), ``"turn-or-thin"`` (turned
+        labels where the axis may be that deep, else every k-th one) or None (the axis chooses from the length
+        alone, as it also does at another length: an export's)."""
+        if (plan, float(length)) != (self.plan, self._plan_length):
+            self.plan, self._plan_length = plan, float(length)
             if self._fit_args is not None:
                 self.fit_to_length(*self._fit_args)
 
@@ -290,9 +293,10 @@ class TokenAxis(pg.AxisItem):
         """Every label upright on one row, or on two rows, else turned if the axis may be that deep, else upright
         on three rows, else every k-th label upright."""
         full, n = self.full_labels, len(self.full_labels)
-        if self.plan in UPRIGHT_ROWS and self.fits_upright(self.plan, length):
+        planned = self.plan is not None and abs(length - self._plan_length) <= PLAN_SLACK_PX
+        if planned and self.plan in UPRIGHT_ROWS and self.fits_upright(self.plan, length):
             return self.plan, full
-        if self.plan is not None:  # turned or thinned (also a planned upright layout that no longer fits)
+        if planned:  # turned or thinned (also a planned upright layout that no longer fits)
             return ("rotated" if n and self._extent("rotated", full) <= max_extent else "sparse"), full
         px = length / max(n, 1)
         upright = 0 < n <= MAX_UPRIGHT and px > 0
