@@ -418,7 +418,7 @@ def test_a_thinned_axis_names_the_selected_query_and_the_key_it_looks_at_most(qt
     drawn(hm)
     left, bottom = hm.left_axis, hm.bottom_axis
     assert q not in left.label_rects() and k not in bottom.label_rects()  # thinned: neither is a k-th token
-    stepped = sorted(left.label_rects())
+    stepped, stepped_keys = sorted(left.label_rects()), sorted(bottom.label_rects())
     hm.show_selected(q)
     drawn(hm)
     assert hm.strongest_key(q) == k
@@ -438,6 +438,18 @@ def test_a_thinned_axis_names_the_selected_query_and_the_key_it_looks_at_most(qt
     hm.show_selected(-1)  # nothing selected: the k-th tokens only again
     drawn(hm)
     assert sorted(left.label_rects()) == stepped and k not in bottom.label_rects()
+    cell = hm.vb.mapViewToScene(QPointF(k + 0.5, q + 0.5))  # the pointer over cell (q, k) names its key
+    hm._on_mouse_moved(cell)
+    drawn(hm)
+    assert k in bottom.label_rects() and k not in bottom.emphasis
+    hm._on_mouse_moved(hm.vb.mapViewToScene(QPointF(q + 1.5, q + 0.5)))  # a masked cell: no key looked at
+    drawn(hm)
+    assert sorted(bottom.label_rects()) == stepped_keys  # the k-th ones only
+    hm.show_selected(q)
+    hm._on_mouse_moved(hm.vb.mapViewToScene(QPointF(k + 1.5, q + 0.5)))  # the key beside the strongest one
+    drawn(hm)
+    rects = bottom.label_rects()
+    assert k + 1 in rects and k not in rects  # they would touch: the pointer's is named
 
 
 def test_the_named_key_is_the_models_strongest_one_and_follows_the_first_token_hiding(qtbot, engine):

@@ -9,9 +9,9 @@ shows whole cells. Column labels stand upright (on up to two rows), or are turne
 it (``set_label_room``), else stand on three rows, else every k-th is shown. When a long text would make cells
 smaller than ``MIN_CELL_PX``, the view shows the ``MIN_CELL_PX`` cells around the focus row (the selected query,
 else the last token) instead of squashing them; the wheel zooms, dragging pans, a double-click shows the whole
-matrix. Labels thin out, never the cells; the hovered token, the selected query and the key its row gives the most
-weight stay named. The axis titles take the longest wording that fits the axes' length (``TITLES``), so nothing is
-clipped in a small window.
+matrix. Labels thin out, never the cells; the hovered token, the selected query, the key its row gives the most
+weight and the key of the cell under the pointer stay named. The axis titles take the longest wording that fits
+the axes' length (``TITLES``), so nothing is clipped in a small window.
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ class AttentionHeatmap(pg.PlotWidget):
         self._hover = (-1, -1)
         self.hovered = -1  # the token outlined as a row and a column (hovered here or in another panel)
         self.selected = -1  # the selected query: its row outlined, its label and its strongest key's always shown
+        self._hover_key = -1  # the key column of the cell under the pointer (named on the key axis; -1: none)
         self.focus_row = -1  # the row a long text's window is kept around (-1: the last)
         self.label_room = 0.0  # how much deeper than one line the column labels may be (what the square leaves)
         self._colorbar_step = 0.2  # between the colour bar's numbers (fewer on a short bar)
@@ -324,7 +325,9 @@ class AttentionHeatmap(pg.PlotWidget):
         return int(np.nanargmax(row))
 
     def _name_strongest_key(self) -> None:
-        self.bottom_axis.set_named([self.strongest_key(self.selected)])
+        """Name the key of the cell under the pointer and the selected query's strongest key on the key axis (the
+        first where both would not fit)."""
+        self.bottom_axis.set_named([self._hover_key, self.strongest_key(self.selected)])
 
     def cell_at(self, scene_pos) -> tuple[int, int]:
         if self.n == 0 or not self.vb.sceneBoundingRect().contains(scene_pos):
@@ -343,6 +346,8 @@ class AttentionHeatmap(pg.PlotWidget):
             self.cell_box.show()
         else:
             self.cell_box.hide()
+        self._hover_key = cell[1] if 0 <= cell[1] <= cell[0] else -1  # (a masked cell: no key looked at)
+        self._name_strongest_key()
         self.cellHovered.emit(*cell)
 
     def _on_mouse_clicked(self, ev) -> None:

@@ -158,7 +158,7 @@ class TokenAxis(pg.AxisItem):
         # that is shown: the one-character longer last token of a thinned axis)
         self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         self.emphasis: set[int] = set()  # indices drawn bold in the highlight colour
-        self.named: set[int] = set()  # indices labelled even on a thinned axis (in the plain style unless emphasised)
+        self.named: tuple[int, ...] = ()  # labelled even on a thinned axis (plain unless emphasised), first ones first
         self.emphasis_colour = "#D55E00"
         self._ink: tuple[float, float] | None = None  # the labels' letters, from / to, relative to a line's centre
         self._fit_args: tuple[float, float] | None = None  # what fit_to_length was last given
@@ -253,8 +253,9 @@ class TokenAxis(pg.AxisItem):
             self.update()
 
     def set_named(self, indices) -> None:
-        """Show these labels even where the axis is thinned (in the plain style), as an emphasised one is shown."""
-        new = {i for i in indices if i >= 0}
+        """Show these labels even where the axis is thinned (in the plain style), as an emphasised one is shown;
+        where two of them would touch, the one given first is shown."""
+        new = tuple(dict.fromkeys(i for i in indices if i >= 0))
         if new != self.named:
             self.named = new
             self.picture = None
@@ -492,7 +493,7 @@ class TokenAxis(pg.AxisItem):
             bounds.getRect(),
             self.mode,
             frozenset(self.emphasis),
-            frozenset(self.named),
+            self.named,
             self._font_set()[2],
             self.style["tickLength"],
         )
@@ -520,7 +521,7 @@ class TokenAxis(pg.AxisItem):
         thinned = step > 1
         # on a thinned axis the emphasised and named labels are shown too (those the view reaches)
         lowest = max(0, math.ceil(lo - 0.5))
-        must = {i for i in self.emphasis | self.named if lowest <= i <= last} if thinned else set()
+        must = {i for i in self.emphasis.union(self.named) if lowest <= i <= last} if thinned else set()
         out = []
         for idx in sorted(must.union(range(first, last + 1, step))):
             label = f"{idx}: {self.labels[idx]}" if thinned else self.labels[idx]
@@ -560,10 +561,10 @@ class TokenAxis(pg.AxisItem):
                 ink = QRectF(left, c + ink_top, adv, ink_bottom - ink_top)
             out.append((idx, box, ink, label))
         if must or (self.horizontal and thinned and not self.rotated):
-            # a label pushed inside at an end, or one shown between the k-th ones, may meet a neighbour: the
-            # emphasised labels stay, then the named, then the k-th ones in order, each where it touches none kept
+            # a label pushed inside at an end, or one shown between the k-th ones, may meet a neighbour: kept are
+            # the emphasised, then the named (in their order), then the k-th ones, each where it touches none kept
             gap = self._sparse_gap() if self.horizontal and self.mode == "sparse" else LABEL_GAP_PX
-            out = _apart(out, [self.emphasis, must], self.horizontal, gap)
+            out = _apart(out, [self.emphasis, *({i} for i in self.named), must], self.horizontal, gap)
         return out
 
     # --- pyqtgraph hooks ------------------------------------------------------------------------------------
