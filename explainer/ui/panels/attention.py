@@ -62,6 +62,7 @@ class AttentionPanel(Panel):
         self._drawn = readonly(np.zeros((0, 0), np.float32))
         self._lines_due: tuple | None = None  # (matrix, labels) for the lines view once its tab is shown
         self._applied_theme = None
+        self._placed_for: tuple | None = None  # what the heatmap area was last placed for by a new result
         # title row: Heatmap | Lines
         self.view_buttons = QButtonGroup(self)
         for i, (name, tip) in enumerate((("Heatmap", HINTS[0]), ("Lines", HINTS[1]))):
@@ -195,7 +196,10 @@ class AttentionPanel(Panel):
         n_layers, n_heads = self._shape()
         self._help.setText(explanation_for(r.model))
         self.grid.set_shape(n_layers, n_heads)
-        self.area.place()
+        placed_for = (n_layers, n_heads, r.n_tokens, self.area.size(), self._applied_theme)
+        if placed_for != self._placed_for:  # (the same tokens but the last: as placed, the axes fit it themselves)
+            self._placed_for = placed_for
+            self.area.place()
         self.layer = min(self.layer, n_layers - 1)
         self.head = min(self.head, n_heads - 1)
         self._sync_controls()
