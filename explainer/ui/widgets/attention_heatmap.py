@@ -230,7 +230,7 @@ class AttentionHeatmap(pg.PlotWidget):
             self._labels = list(labels)
             self.left_axis.set_labels(labels)
             self.bottom_axis.set_labels(labels)
-        self._name_strongest_key()
+        self._name_keys()
         self._fit_masked_text()
         self._hover = (-1, -1)
 
@@ -313,7 +313,7 @@ class AttentionHeatmap(pg.PlotWidget):
         else:
             self.sel_box.hide()
         self.left_axis.set_emphasis([self.hovered, position])
-        self._name_strongest_key()
+        self._name_keys()
 
     def strongest_key(self, query: int) -> int:
         """The key column with the largest weight shown in row ``query`` (-1: none, e.g. only a hidden one)."""
@@ -324,7 +324,7 @@ class AttentionHeatmap(pg.PlotWidget):
             return -1
         return int(np.nanargmax(row))
 
-    def _name_strongest_key(self) -> None:
+    def _name_keys(self) -> None:
         """Name the key of the cell under the pointer and the selected query's strongest key on the key axis (the
         first where both would not fit)."""
         self.bottom_axis.set_named([self._hover_key, self.strongest_key(self.selected)])
@@ -347,7 +347,7 @@ class AttentionHeatmap(pg.PlotWidget):
         else:
             self.cell_box.hide()
         self._hover_key = cell[1] if 0 <= cell[1] <= cell[0] else -1  # (a masked cell: no key looked at)
-        self._name_strongest_key()
+        self._name_keys()
         self.cellHovered.emit(*cell)
 
     def _on_mouse_clicked(self, ev) -> None:

@@ -214,9 +214,12 @@ class HeadGrid(pg.PlotWidget):
         left, top, right, bottom = self._margins
         return self._axes[0] + left + right + 1, self._axes[1] + top + bottom + 1
 
-    def size_for_cell(self, cell: float) -> QSize:
+    def size_for_cell(self, cell: float, columns: int | None = None, rows: int | None = None) -> QSize:
+        """Its size with cells of ``cell`` pixels (``columns`` × ``rows`` of them: by default as it is turned now)."""
         cw, ch = self.chrome()
-        return QSize(int(np.ceil(self.columns * cell + cw)), int(np.ceil(self.rows * cell + ch)))
+        columns = self.columns if columns is None else columns
+        rows = self.rows if rows is None else rows
+        return QSize(int(np.ceil(columns * cell + cw)), int(np.ceil(rows * cell + ch)))
 
     def cell_px(self) -> float:
         """The size of a cell on screen (0 before layout)."""

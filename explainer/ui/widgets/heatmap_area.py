@@ -147,6 +147,8 @@ class HeatmapArea(QWidget):
         ax.set_plan(plan, a.side)
         self.arrangement, self.label_depth = a, extra
         ex_w, ex_h = self._chrome[0], self._chrome[1] + extra
+        if a.grid != "none":
+            g.set_shape(g.n_layers, g.n_heads, transposed=a.grid == "below")
         grid_rect = self._grid_rect(a, w, h, ex_w, ex_h)
         below_grid = grid_rect.height() + GAP if a.grid == "below" else 0
         spare = h - (a.side + ex_h) - below_grid  # height the square leaves: turned column labels may use it
@@ -179,36 +181,39 @@ class HeatmapArea(QWidget):
         ex_w, ex_h = self._chrome
         flat = ax._extent("flat", full)
         upright = 0 < len(full) <= MAX_UPRIGHT
-        for mode in ("flat", "stagger", "turn-or-thin", "stagger3"):
-            if mode != "turn-or-thin" and not upright:
-                continue
-            if mode == "turn-or-thin":
-                a = arrange(w, h, (ex_w, ex_h), *sizes)
-                rect = self._grid_rect(a, w, h, ex_w, ex_h)
-                spare = h - (a.side + ex_h) - (rect.height() + GAP if a.grid == "below" else 0)
-                if full and ax._extent("rotated", full) <= flat + spare:
-                    return mode, 0.0, a
-                continue
+
+        def upright_plan(mode: str):
             extra = ax._extent(mode, full) - flat
             a = arrange(w, h, (ex_w, ex_h + extra), *sizes)
-            if ax.fits_upright(mode, a.side - PLAN_MARGIN_PX):
-                return mode, extra, a
-        return "turn-or-thin", 0.0, arrange(w, h, (ex_w, ex_h), *sizes)
+            return (mode, extra, a) if ax.fits_upright(mode, a.side - PLAN_MARGIN_PX) else None
+
+        for mode in ("flat", "stagger") if upright else ():
+            if (found := upright_plan(mode)) is not None:
+                return found
+        one_line = arrange(w, h, (ex_w, ex_h), *sizes)
+        grid = self._grid_rect(one_line, w, h, ex_w, ex_h)
+        spare = h - (one_line.side + ex_h) - (grid.height() + GAP if one_line.grid == "below" else 0)
+        if full and ax._extent("rotated", full) <= flat + spare:
+            return "turn-or-thin", 0.0, one_line  # turned, in the room the square leaves
+        if upright and (found := upright_plan("stagger3")) is not None:
+            return found
+        return "turn-or-thin", 0.0, one_line
 
     def _grid_rect(self, a: Arrangement, w: int, h: int, ex_w: float, ex_h: float) -> QRect:
         """The head grid's size (at the origin) for arrangement ``a`` of a heatmap with ``ex_w`` × ``ex_h`` around
-        its matrix: its cells as large as the room beside or below allows (an empty rectangle: no grid)."""
+        its matrix: its cells as large as the room beside or below allows (an empty rectangle: no grid). Measured
+        with the grid's axes as they are (turning it, when ``a`` puts it elsewhere, changes them by a few pixels)."""
         g = self.grid
         if a.grid == "none":
             return QRect()
-        g.set_shape(g.n_layers, g.n_heads, transposed=a.grid == "below")
+        columns, rows = (g.n_layers, g.n_heads) if a.grid == "below" else (g.n_heads, g.n_layers)
         gw, gh = g.chrome()
         if a.grid == "beside":
             room_w, room_h = w - (a.side + ex_w) - GAP, h
         else:
             room_w, room_h = w, h - (a.side + ex_h) - GAP
-        cell = min((room_w - gw) / max(1, g.columns), (room_h - gh) / max(1, g.rows), MAX_GRID_CELL)
-        size = g.size_for_cell(max(MIN_CELL_PX, cell))
+        cell = min((room_w - gw) / max(1, columns), (room_h - gh) / max(1, rows), MAX_GRID_CELL)
+        size = g.size_for_cell(max(MIN_CELL_PX, cell), columns, rows)
         return QRect(0, 0, size.width(), size.height())
 
     def _on_heatmap_view_resized(self, *_args) -> None:
