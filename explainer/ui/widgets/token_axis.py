@@ -564,7 +564,7 @@ class TokenAxis(pg.AxisItem):
             # a label pushed inside at an end, or one shown between the k-th ones, may meet a neighbour: kept are
             # the emphasised, then the named (in their order), then the k-th ones, each where it touches none kept
             gap = self._sparse_gap() if self.horizontal and self.mode == "sparse" else LABEL_GAP_PX
-            out = _apart(out, [self.emphasis, *({i} for i in self.named), must], self.horizontal, gap)
+            out = _apart(out, [self.emphasis, *({i} for i in self.named)], self.horizontal, gap)
         return out
 
     # --- pyqtgraph hooks ------------------------------------------------------------------------------------
