@@ -31,6 +31,7 @@ def test_data_dir_follows_the_environment(qt_isolated):
 
 def test_roundtrip_text_scene_and_settings(qtbot, make_main_window, tiny_engine):
     w = make_main_window(factory(tiny_engine), text=LECTURE)
+    w.autosaver.timer.stop()  # saved by hand below (on a loaded machine the 3 s tick could save it first)
     wait_for_result(qtbot, w)
     w.set_theme(th.DARK)
     w.tokens.set_tokenizer("o200k_base")
