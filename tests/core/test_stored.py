@@ -61,6 +61,36 @@ def test_stored_kernel_equals_the_float32_product(kind):
     assert np.abs(got - exact).max() < 1e-4
 
 
+def test_decoded_slices_equal_the_float32_product_and_decode_one_slice_at_a_time():
+    """The many-rows unembedding's kernel: a Q8_0 table decoded inside the graph slice by slice (uneven slices
+    here), each slice's product exact to float32 rounding, under the session options the backend uses (graph
+    optimizations would fuse the decoding into a kernel that rounds the activations to int8: errors ~1e-3)."""
+    import onnxruntime as ort
+    from onnx import TensorProto
+
+    from explainer.core.backends.stored_graph import ROWS_OPSET, Graph, Sym, decoded_slices
+
+    m, ref = _quantized("Q8_0", shape=(50, 96))
+    g, done = Graph(ROWS_OPSET), []
+    x = Sym(g, g.input("x", TensorProto.FLOAT, ["n", 96]))
+    starts = []
+    for a, z in decoded_slices(g, x, m, chunk=16, after=done):
+        starts.append(a)
+        done.append(g.expose(z, f"y{a}", TensorProto.FLOAT, ["n", None]))
+    assert starts == [0, 16, 32, 48]
+    # each slice after the first waits for what was made from the one before (through shapes only)
+    reshapes = [n for n in g.nodes if n.op_type == "Reshape"]
+    assert len(reshapes) == 3
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(g.model("t").SerializeToString(), so, providers=["CPUExecutionProvider"])
+    xs = np.random.default_rng(2).standard_normal((7, 96)).astype(np.float32)
+    got = np.concatenate(sess.run([f"y{a}" for a in starts], {"x": xs}), axis=1)
+    exact = xs.astype(np.float64) @ ref.astype(np.float64).T
+    bound = 96 * np.finfo(np.float32).eps * (np.abs(xs).astype(np.float64) @ np.abs(ref.astype(np.float64)).T)
+    assert got.shape == (7, 50) and (np.abs(got - exact) <= bound).all()
+
+
 @pytest.fixture(scope="module")
 def tiny_gguf(tmp_path_factory, bundled_gguf, module_cache_folder):
     from tests.gguf_factory import write_tiny_llama
@@ -273,3 +303,30 @@ def test_the_runtime_s_workers_take_no_cpu_once_a_call_returned(stored_q4, tiny_
     assert out.returncode == 0, out.stderr[-2000:]
     idle_cpu_s = float(out.stdout.strip().splitlines()[-1])
     assert idle_cpu_s < 0.015, f"{idle_cpu_s:.3f} s of CPU in 0.4 s idle"
+
+
+def test_many_rows_statistics_equal_the_row_by_row_ones(stored_q4):
+    """Three rows or more (a pasted text) run in the graph that decodes the Q8_0 output table slice by slice and
+    regroups the sums over the vocabulary; one or two (a keystroke) in the 4-bit graph, row by row. Both give the
+    same statistics, whole distributions included, and the next token's log-probability in any slice."""
+    be = stored_q4._backends.active
+    assert be.unembedding_rows is not None
+    r = stored_q4.analyze(TEXTS[1] + " " + TEXTS[0], incremental=False)
+    n, V = r.n_tokens, stored_q4.info.vocab_size
+    assert n > 2
+    rng = np.random.default_rng(3)
+    nxt = rng.integers(0, V, n)
+    nxt[0], nxt[1], nxt[-1] = V - 1, 0, -1  # the last slice's last id, the first id, no next token
+    many = be.row_stats(r.final_normed, nxt, 20)
+    one = [be.row_stats(r.final_normed[i : i + 1], nxt[i : i + 1], 20) for i in range(n)]
+    # the two kernels round the logits differently (float32, ~1e-6 of their size): within 1e-5 of a probability,
+    # 5e-5 of a nat or bit (a kernel that rounded the activations to int8 would be off by ~1e-3)
+    for field, tol in (("lse", 5e-5), ("entropy_bits", 5e-5), ("next_logp", 5e-5), ("top_probs", 1e-5)):
+        got, want = getattr(many, field), np.concatenate([getattr(o, field) for o in one])
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol, equal_nan=True, err_msg=field)
+    assert np.isnan(many.next_logp[-1]) and np.isfinite(many.next_logp[:-1]).all()
+    assert (many.top_ids[:, :5] == np.concatenate([o.top_ids for o in one])[:, :5]).all()
+    full = be.probabilities(r.final_normed[:3])  # k = V: every id, from the merged slices' top lists
+    np.testing.assert_allclose(full.sum(axis=1), 1.0, atol=1e-6)
+    rows = np.concatenate([be.probabilities(r.final_normed[i : i + 1]) for i in range(3)])
+    np.testing.assert_allclose(full, rows, atol=1e-5)

@@ -31,10 +31,11 @@ from explainer.core.backends.onnx_backend import as_dtype
 from explainer.core.errors import UserError
 
 log = logging.getLogger(__name__)
-STORED_FORMAT = 6  # bump when the graphs' inputs, outputs, kernels or files change
+STORED_FORMAT = 7  # bump when the graphs' inputs, outputs, kernels or files change
 TOLERANCE = 1e-4  # largest probability difference from the torch model on the probe
 CPU = "CPUExecutionProvider"
 STATS_ROWS = 32  # rows per statistics call: ONNX Runtime's temporaries ~40 MB (16 rows: ~25 MB, ~10% slower)
+ROWS_PER_CALL = 128  # rows per call of the many-rows graph (peak RSS analysing 1024 tokens: 256 rows +40 MB)
 _STATS = ["lse", "entropy_bits", "next_logp", "top_ids", "top_probs"]
 
 
@@ -44,12 +45,13 @@ class StoredCache:
     length: int
 
 
-GRAPHS = ("layers", "unembedding")
+GRAPHS = ("layers", "unembedding", "unembedding-rows")
+OPTIONAL = ("unembedding-rows",)  # made only for an output table with a faster way for many rows (Q8_0)
 
 
 def graph_paths(identity: str) -> tuple[dict[str, Path], Path]:
     """Per graph its files (``{name}`` .onnx and ``{name}-data`` constants), and the record, in the cache
-    folder for ``identity``."""
+    folder for ``identity``. The ``OPTIONAL`` graphs exist where the record lists them."""
     from explainer.core.paths import cache_dir
 
     d = cache_dir() / "onnx"
@@ -66,12 +68,14 @@ def cached_graphs(identity: str) -> dict | None:
     from explainer.core.paths import remove_older_formats, sha256_file
 
     files, meta_path = graph_paths(identity)
-    if not (meta_path.is_file() and all(p.is_file() for p in files.values())):
+    needed = {k: p for k, p in files.items() if k.removesuffix("-data") not in OPTIONAL}
+    if not (meta_path.is_file() and all(p.is_file() for p in needed.values())):
         return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        files = {k: p for k, p in files.items() if k in needed or k in meta["files"]}
         for key, p in files.items():
-            if meta["files"][key] != [p.stat().st_size, sha256_file(p)]:
+            if not p.is_file() or meta["files"][key] != [p.stat().st_size, sha256_file(p)]:
                 log.warning("stored-weights graph %s failed verification; rebuilding", p.name)
                 return None
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -86,12 +90,22 @@ def cached_graphs(identity: str) -> dict | None:
 def build_graphs(identity: str, cfg, tensors: dict, probe: dict) -> dict:
     """Write the graphs for ``identity`` (atomically) with their record; ``probe``: ``probe_reference`` of the
     torch model. Raises ``UnsupportedStorage`` for matrices without a kernel."""
-    from explainer.core.backends.stored_graph import build_layers, build_unembedding, save
+    from explainer.core.backends.stored_graph import (
+        build_layers,
+        build_unembedding,
+        build_unembedding_rows,
+        output_table,
+        save,
+    )
     from explainer.core.paths import atomic_write, remove_older_formats, sha256_file
 
     files, meta_path = graph_paths(identity)
     save(build_layers(cfg, tensors), files["layers"], files["layers-data"])
     save(build_unembedding(tensors), files["unembedding"], files["unembedding-data"])
+    if output_table(tensors).kind == "q8_0":
+        save(build_unembedding_rows(tensors), files["unembedding-rows"], files["unembedding-rows-data"])
+    else:
+        files = {k: p for k, p in files.items() if k.removesuffix("-data") not in OPTIONAL}
     sums = {key: [p.stat().st_size, sha256_file(p)] for key, p in files.items()}
     meta = {"identity": identity, "format": STORED_FORMAT, "files": sums, "probe": probe}
     atomic_write(meta_path, json.dumps(meta, indent=1).encode())
@@ -151,9 +165,18 @@ class StoredBackend(Backend):
         options = _session_options(ort, self.threads, prepack=True)
         paths, made = record["paths"], {}
 
-        def unembedding():  # both sessions prepare (pack their kernels) at once: ~0.1-0.2 s of every start
+        def unembedding():  # the sessions prepare (pack their kernels) at once: ~0.1-0.2 s of every start
             try:
                 made["u"] = ort.InferenceSession(str(paths["unembedding"]), options, providers=[CPU])
+                if "unembedding-rows" in paths:
+                    plain = _session_options(ort, self.threads)
+                    # no graph optimizations: they could fold the table's decoding into a float32 copy of it,
+                    # or fuse it with the product into a kernel that rounds the activations to int8
+                    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+                    rows = made["rows"] = ort.InferenceSession(str(paths["unembedding-rows"]), plain, providers=[CPU])
+                    # its first call costs ~50 ms more (the table's pages, allocations): here, not in the first picture
+                    feed = {"normed": np.zeros((3, cfg.d_model), np.float32), "next_ids": np.zeros(3, np.int64)}
+                    rows.run(_STATS, {**feed, "k": np.array([1], np.int64)})
             except Exception as e:  # noqa: BLE001 - re-raised below, in the caller's thread
                 made["error"] = e
 
@@ -166,6 +189,7 @@ class StoredBackend(Backend):
         if "error" in made:
             raise made["error"]
         self.unembedding = made["u"]
+        self.unembedding_rows = made.get("rows")  # the session for calls of more than 2 rows, or None
         self.provider = CPU
         self._binding: Any = None  # an onnxruntime IOBinding (the library has no type information)
         self._bound: np.ndarray | None = None  # the cache buffer the binding's past/present point at
@@ -240,19 +264,26 @@ class StoredBackend(Backend):
         return p
 
     def row_stats(self, normed: np.ndarray, next_ids: np.ndarray, k: int) -> RowStats:
-        """The next-token statistics of ``normed [n, D]`` (``next_ids`` -1: no next token), in calls of
-        ``STATS_ROWS`` rows, half as many for long texts (whose results already hold most of the memory). Two rows
-        (a keystroke that changed a token's ending) are two calls: ONNX Runtime multiplies one row by the 4-bit
-        table directly but unpacks the table for more (here two rows at once took 10.5 ms, one by one 7.5)."""
+        """The next-token statistics of ``normed [n, D]`` (``next_ids`` -1: no next token). One or two rows (a
+        keystroke; one that changed a token's ending) run row by row in the graph with the 4-bit kernels, which
+        multiply one row by the table as stored (~3.5 ms here) but unpack the whole table for more. More rows run
+        in the many-rows graph, ``ROWS_PER_CALL`` at a time, which decodes the table once per call (~15 ms, then
+        ~0.5 ms a row); without one (an output table not stored as Q8_0), in calls of ``STATS_ROWS`` rows of the
+        first graph, half as many for long texts (whose results already hold most of the memory)."""
         n = len(normed)
         out = RowStats.empty(n, k)
         kk = np.array([k], np.int64)
-        rows = 1 if n == 2 else STATS_ROWS if n <= 256 else STATS_ROWS // 2
+        if n <= 2:
+            session, rows = self.unembedding, 1
+        elif self.unembedding_rows is not None:
+            session, rows = self.unembedding_rows, ROWS_PER_CALL
+        else:
+            session, rows = self.unembedding, STATS_ROWS if n <= 256 else STATS_ROWS // 2
         for a in range(0, n, rows):
             b = min(n, a + rows)
             nxt = np.asarray(next_ids[a:b], np.int64)
             feed = {"normed": np.ascontiguousarray(normed[a:b], np.float32), "next_ids": np.maximum(nxt, 0), "k": kk}
-            lse, ent, nlp, top_ids, top_p = self.unembedding.run(_STATS, feed)
+            lse, ent, nlp, top_ids, top_p = session.run(_STATS, feed)
             out.lse[a:b], out.entropy_bits[a:b] = lse[:, 0], ent[:, 0]
             out.top_ids[a:b], out.top_probs[a:b] = top_ids, top_p
             out.next_logp[a:b] = np.where(nxt >= 0, nlp[:, 0], np.nan)

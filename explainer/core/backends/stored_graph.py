@@ -35,13 +35,20 @@ from explainer.core.stored import StoredMatrix, UnsupportedStorage
 MSFT = "com.microsoft"
 IR_VERSION = 9  # what onnxruntime 1.2x+ reads
 OPSET = 17
+ROWS_OPSET, ROWS_IR_VERSION = 21, 10  # blocked DequantizeLinear (the many-rows unembedding)
+ROWS_CHUNK = 4096  # output rows decoded at a time in the many-rows unembedding (~9 MB of float32 for D = 576)
+RUN = 64  # terms summed in float32 before the many-rows unembedding's float64 sums
 
 
 class Graph:
     """Nodes, constants, inputs and outputs of one ONNX graph being written."""
 
-    def __init__(self):
-        self.nodes, self.inits, self.inputs, self.outputs = [], [], [], []
+    def __init__(self, opset: int = OPSET):
+        self.nodes: list = []  # onnx NodeProto, TensorProto, ValueInfoProto (the library has no type information)
+        self.inits: list = []
+        self.inputs: list = []
+        self.outputs: list = []
+        self.opset = opset
         self._n = 0
         self._consts: dict[tuple, str] = {}
 
@@ -96,8 +103,9 @@ class Graph:
         from onnx import helper
 
         g = helper.make_graph(self.nodes, name, self.inputs, self.outputs, self.inits)
-        opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(MSFT, 1)]
-        return helper.make_model(g, opset_imports=opsets, ir_version=IR_VERSION)
+        opsets = [helper.make_opsetid("", self.opset), helper.make_opsetid(MSFT, 1)]
+        ir = ROWS_IR_VERSION if self.opset >= ROWS_OPSET else IR_VERSION
+        return helper.make_model(g, opset_imports=opsets, ir_version=ir)
 
 
 PAGE = 4096
@@ -213,6 +221,34 @@ def linear(g: Graph, x: Sym, mats: list[StoredMatrix]) -> Sym:
     ones[np.arange(K), np.arange(K) // 32] = 1.0
     s = g.op("MatMul", [x.name, g.const(ones, "blocksum", share="blocksum")])  # [n, nb]: block sums of x
     return Sym(g, g.op("Gemm", [s, g.const(np.ascontiguousarray(corr.T), "corr"), y]))  # s @ cᵀ + y
+
+
+def decoded_slices(g: Graph, x: Sym, m: StoredMatrix, chunk: int = ROWS_CHUNK, after: list[str] | None = None):
+    """``x [n, K] @ Wᵀ`` for a ``q8_0`` matrix, ``chunk`` output columns at a time: yields per slice its first
+    column and its ``[n, columns]`` product. Each slice of the table is decoded to float32 inside the graph (a
+    blocked ``DequantizeLinear``: ``d·q`` exactly) and multiplied in float32, so a call decodes the table once.
+    Needs ``ROWS_OPSET`` and a session without graph optimizations (they could fold the decoding into a float32
+    copy of the table, or fuse it with the product into a kernel that rounds the activations to int8).
+
+    ``after``: a list the caller fills, before asking for the next slice, with the values it made from this one;
+    the next slice is decoded only once they exist (through their shapes: no arithmetic on their values). The
+    runtime would otherwise be free to decode every slice first, a float32 table in memory after all."""
+    if m.kind != "q8_0":
+        raise UnsupportedStorage(f"no decoding kernel for {m.kind} matrices")
+    p = m.parts()
+    N, nb, _ = p["q"].shape
+    K = nb * 32
+    for a in range(0, N, chunk):
+        b = min(N, a + chunk)
+        q = g.const(np.ascontiguousarray(p["q"][a:b].reshape(b - a, K).T), "q8")  # [K, columns] int8
+        if after:
+            shapes = g.op("Concat", [g.op("Shape", [v]) for v in after], axis=0)
+            zero = g.op("Mul", [g.op("ReduceSum", [shapes], keepdims=1), g.const(np.zeros(1, np.int64), "i")])
+            q = g.op("Reshape", [q, g.op("Add", [g.const(np.array([K, b - a], np.int64), "i"), zero])])
+            after.clear()
+        d = g.const(np.ascontiguousarray(p["d"][a:b].T, np.float32), "scale")  # [K/32, columns]
+        w = g.op("DequantizeLinear", [q, d], axis=0, block_size=32)  # [K, columns] float32
+        yield a, g.op("MatMul", [x.name, w])
 
 
 def nbits(g: Graph, inp: str, q: np.ndarray, d: np.ndarray) -> str:
@@ -355,19 +391,23 @@ def build_layers(cfg, tensors: dict) -> bytes:
     return g.model("layers")
 
 
+def output_table(tensors: dict) -> StoredMatrix:
+    """The output matrix: ``lm_head``, or the embedding table where the two are tied."""
+    return tensors.get("lm_head", tensors["embed"])
+
+
 def build_unembedding(tensors: dict):
     """The next-token statistics of ``normed [n, D]`` rows, with the output matrix (the tied embedding table) as
     stored: the engine's ``RowStats`` without a ``[n, V]`` array leaving ONNX Runtime. Inputs ``normed``,
     ``next_ids [n]`` (int64, >= 0), ``k [1]``; outputs ``lse``, ``entropy_bits``, ``next_logp`` ``[n, 1]``
     float64, ``top_ids [n, k]`` int64, ``top_probs [n, k]`` float64 (``k`` = V gives whole distributions).
-    Sums over the vocabulary accumulate in float64, as ``stats.row_stats`` does."""
+    Sums over the vocabulary accumulate in float64, as ``stats.row_stats`` does. For calls of one or two rows
+    (the 4-bit kernels read the table as stored); ``build_unembedding_rows`` is the graph for many rows."""
     from onnx import TensorProto as TP
 
-    table = tensors.get("lm_head", tensors["embed"])
+    table = output_table(tensors)
     g = Graph()
-    x = Sym(g, g.input("normed", TP.FLOAT, ["n", table.shape[1]]))
-    g.input("next_ids", TP.INT64, ["n"])
-    g.input("k", TP.INT64, [1])
+    x = _statistics_inputs(g, table)
     logits = linear(g, x, [table]).name
     last = g.const(np.array([-1], np.int64), "last")
     f64 = lambda name: g.op("Cast", [name], to=TP.DOUBLE)  # noqa: E731
@@ -385,6 +425,22 @@ def build_unembedding(tensors: dict):
     g.op("Exp", [g.op("Sub", [f64(values), lse])], names=["top_probs"])
     picked = g.op("GatherElements", [d, g.op("Unsqueeze", ["next_ids", last])], axis=1)
     g.op("Sub", [f64(picked), log_s], names=["next_logp"])
+    _statistics_outputs(g)
+    return g.model("unembedding")
+
+
+def _statistics_inputs(g: Graph, table: StoredMatrix) -> Sym:
+    from onnx import TensorProto as TP
+
+    x = Sym(g, g.input("normed", TP.FLOAT, ["n", table.shape[1]]))
+    g.input("next_ids", TP.INT64, ["n"])
+    g.input("k", TP.INT64, [1])
+    return x
+
+
+def _statistics_outputs(g: Graph) -> None:
+    from onnx import TensorProto as TP
+
     for name, elem, shape in (
         ("lse", TP.DOUBLE, ["n", 1]),
         ("entropy_bits", TP.DOUBLE, ["n", 1]),
@@ -393,4 +449,68 @@ def build_unembedding(tensors: dict):
         ("top_probs", TP.DOUBLE, ["n", "k"]),
     ):
         g.output(name, elem, shape)
-    return g.model("unembedding")
+
+
+def build_unembedding_rows(tensors: dict, chunk: int = ROWS_CHUNK):
+    """``build_unembedding``'s statistics for calls of many rows, with a ``q8_0`` output table decoded once per
+    call, ``chunk`` vocabulary entries at a time (``decoded_slices``): a call's temporaries are a few
+    ``[n, chunk]`` arrays, whatever ``n``. Per slice ``c`` with maximum logit ``m_c``: ``s_c = Σ exp(z − m_c)``,
+    ``t_c = Σ exp(z − m_c)·(z − m_c)``, its top k, and the next token's logit where it falls in the slice; then
+    with ``M = max m_c`` and ``a_c = m_c − M``: ``s = Σ e^{a_c}·s_c`` and ``Σ e·d = Σ e^{a_c}·(t_c + a_c·s_c)``
+    (the same sums over the whole vocabulary, regrouped), the top k of the slices' top k.
+
+    A slice's sums add its terms in float32 in runs of ``RUN`` (relative error < RUN·2⁻²⁴ < 4e-6, below the
+    float32 logits' own rounding) and the runs in float64."""
+    from onnx import TensorProto as TP
+
+    table = output_table(tensors)
+    g = Graph(ROWS_OPSET)
+    x = _statistics_inputs(g, table)
+    i64 = lambda v: g.const(np.array([v], np.int64), "i")  # noqa: E731
+    f64 = lambda name: g.op("Cast", [name], to=TP.DOUBLE)  # noqa: E731
+    last, zero = i64(-1), i64(0)
+    nxt = g.op("Unsqueeze", ["next_ids", last])  # [n, 1]
+
+    def sum64(v: str, cols: int) -> str:  # [n, cols] float32 -> [n, 1] float64
+        run = next(r for r in (RUN, 32, 16, 8, 4, 2, 1) if cols % r == 0)
+        shape = g.const(np.array([0, -1, run], np.int64), "runs")
+        runs = g.op("ReduceSum", [g.op("Reshape", [v, shape]), last], keepdims=0)  # [n, cols / run]
+        return g.op("ReduceSum", [f64(runs), last])
+
+    maxes, sums, tops, top_ids, picked = [], [], [], [], []
+    done: list[str] = []
+    V = table.shape[0]
+    for a, z in decoded_slices(g, x, table, chunk, after=done):
+        cols = min(chunk, V - a)
+        m = g.op("ReduceMax", [z, last])  # [n, 1]
+        d = g.op("Sub", [z, m])  # <= 0
+        e = g.op("Exp", [d])
+        maxes.append(m)
+        sums.append((m, sum64(e, cols), sum64(g.op("Mul", [e, d]), cols)))
+        values, ids = g.op("TopK", [z, g.op("Min", ["k", i64(cols)])], n_out=2, axis=-1, largest=1, sorted=1)
+        tops.append(values)
+        top_ids.append(g.op("Add", [ids, i64(a)]))
+        local = g.op("Sub", [nxt, i64(a)])
+        inside = g.op("And", [g.op("GreaterOrEqual", [local, zero]), g.op("Less", [local, i64(cols)])])
+        at = g.op("GatherElements", [z, g.op("Max", [g.op("Min", [local, i64(cols - 1)]), zero])], axis=1)
+        picked.append(g.op("Where", [inside, at, g.const(np.zeros(1, np.float32), "zero")]))
+        done += [*sums[-1][1:], values, top_ids[-1], picked[-1]]  # every value read from z: then z is freed
+    M = f64(g.op("Max", maxes) if len(maxes) > 1 else maxes[0])  # [n, 1]
+    s_parts, ed_parts = [], []
+    for m, s_c, t_c in sums:
+        a_c = g.op("Sub", [f64(m), M])  # <= 0, exact in float64
+        w = g.op("Exp", [a_c])
+        s_parts.append(g.op("Mul", [w, s_c]))
+        ed_parts.append(g.op("Mul", [w, g.op("Add", [t_c, g.op("Mul", [a_c, s_c])])]))
+    total = lambda parts: g.op("Sum", parts) if len(parts) > 1 else parts[0]  # noqa: E731
+    s, sum_ed = total(s_parts), total(ed_parts)  # s >= 1
+    log_s = g.op("Log", [s])
+    lse = g.op("Add", [M, log_s], names=["lse"])
+    nats = g.op("Sub", [log_s, g.op("Div", [sum_ed, s])])
+    g.op("Div", [nats, g.const(np.array(np.log(2.0)), "ln2")], names=["entropy_bits"])
+    values, at = g.op("TopK", [g.op("Concat", tops, axis=-1), "k"], n_out=2, axis=-1, largest=1, sorted=1)
+    g.op("GatherElements", [g.op("Concat", top_ids, axis=-1), at], names=["top_ids"], axis=1)
+    g.op("Exp", [g.op("Sub", [f64(values), lse])], names=["top_probs"])
+    g.op("Sub", [g.op("Sub", [f64(total(picked)), M]), log_s], names=["next_logp"])
+    _statistics_outputs(g)
+    return g.model("unembedding_rows")
