@@ -36,7 +36,7 @@ MSFT = "com.microsoft"
 IR_VERSION = 9  # what onnxruntime 1.2x+ reads
 OPSET = 17
 ROWS_OPSET, ROWS_IR_VERSION = 21, 10  # blocked DequantizeLinear (the many-rows unembedding)
-ROWS_CHUNK = 4096  # output rows decoded at a time in the many-rows unembedding (~9 MB of float32 for D = 576)
+ROWS_CHUNK = 2048  # output rows decoded at a time in the many-rows unembedding (4.7 MB of float32 for D = 576)
 RUN = 64  # terms summed in float32 before the many-rows unembedding's float64 sums
 
 
