@@ -477,7 +477,7 @@ def build_unembedding_rows(tensors: dict, chunk: int = ROWS_CHUNK):
         runs = g.op("ReduceSum", [g.op("Reshape", [v, shape]), last], keepdims=0)  # [n, cols / run]
         return g.op("ReduceSum", [f64(runs), last])
 
-    maxes, sums, tops, top_ids, picked = [], [], [], [], []
+    sums, tops, top_ids, picked = [], [], [], []  # per slice
     done: list[str] = []
     V = table.shape[0]
     for a, z in decoded_slices(g, x, table, chunk, after=done):
@@ -485,7 +485,6 @@ def build_unembedding_rows(tensors: dict, chunk: int = ROWS_CHUNK):
         m = g.op("ReduceMax", [z, last])  # [n, 1]
         d = g.op("Sub", [z, m])  # <= 0
         e = g.op("Exp", [d])
-        maxes.append(m)
         sums.append((m, sum64(e, cols), sum64(g.op("Mul", [e, d]), cols)))
         values, ids = g.op("TopK", [z, g.op("Min", ["k", i64(cols)])], n_out=2, axis=-1, largest=1, sorted=1)
         tops.append(values)
@@ -495,6 +494,7 @@ def build_unembedding_rows(tensors: dict, chunk: int = ROWS_CHUNK):
         at = g.op("GatherElements", [z, g.op("Max", [g.op("Min", [local, i64(cols - 1)]), zero])], axis=1)
         picked.append(g.op("Where", [inside, at, g.const(np.zeros(1, np.float32), "zero")]))
         done += [*sums[-1][1:], values, top_ids[-1], picked[-1]]  # every value read from z: then z is freed
+    maxes = [m for m, _, _ in sums]
     M = f64(g.op("Max", maxes) if len(maxes) > 1 else maxes[0])  # [n, 1]
     s_parts, ed_parts = [], []
     for m, s_c, t_c in sums:
