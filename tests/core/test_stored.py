@@ -91,6 +91,35 @@ def test_decoded_slices_equal_the_float32_product_and_decode_one_slice_at_a_time
     assert got.shape == (7, 50) and (np.abs(got - exact) <= bound).all()
 
 
+@pytest.mark.parametrize("chunk", [16, 64])  # four slices (the last of 2 entries), or one
+def test_many_rows_statistics_equal_float64_ones(chunk):
+    """The many-rows statistics graph on a 50-entry Q8_0 table: the log-sum-exp, entropy, top-k and the next
+    token's log-probability of numpy's float64 softmax of the same logits, with every id as the next token in
+    turn (each slice, its first and last entry) and k larger than a slice."""
+    import onnxruntime as ort
+
+    from explainer.core.backends.stored_graph import build_unembedding_rows
+
+    m, ref = _quantized("Q8_0", shape=(50, 96), seed=4)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    model = build_unembedding_rows({"embed": m}, chunk=chunk).SerializeToString()
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    xs = 0.5 * np.random.default_rng(5).standard_normal((50, 96)).astype(np.float32)
+    nxt, k = np.arange(50, dtype=np.int64), 20
+    names = ["lse", "entropy_bits", "next_logp", "top_ids", "top_probs"]
+    lse, ent, nlp, top_ids, top_p = sess.run(names, {"normed": xs, "next_ids": nxt, "k": np.array([k])})
+    z = xs.astype(np.float64) @ ref.astype(np.float64).T
+    want_lse = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1)
+    logp = z - want_lse[:, None]
+    np.testing.assert_allclose(lse[:, 0], want_lse, atol=1e-5)
+    np.testing.assert_allclose(ent[:, 0], -(np.exp(logp) * logp).sum(1) / np.log(2), atol=1e-5)
+    np.testing.assert_allclose(nlp[:, 0], logp[np.arange(50), nxt], atol=1e-5)
+    order = np.argsort(-z, axis=1, kind="stable")[:, :k]
+    assert (top_ids == order).all()
+    np.testing.assert_allclose(top_p, np.take_along_axis(np.exp(logp), order, 1), atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def tiny_gguf(tmp_path_factory, bundled_gguf, module_cache_folder):
     from tests.gguf_factory import write_tiny_llama
