@@ -255,9 +255,12 @@ class MainWindow(QMainWindow):
             if not typing:  # the hero that had the keyboard is hidden: Qt gives it to the text, where 2 is a digit
                 self.presenter.keyboard_to_views()
         else:
+            typing = is_text_input(QApplication.focusWidget())
             self.view.set_focus("" if self.view.focus == key else key)
             if self.view.focus:
                 self.view.set_view(LIVE)
+                if not typing:  # the keys go on to the panel brought forward (↑ ↓ Enter on the next token's bars)
+                    self.panels[key].keyboard_target().setFocus(Qt.ShortcutFocusReason)
 
     def escape(self) -> None:
         """Esc: out of presenter mode; else unpin a pinned position; else all panels again."""

@@ -392,7 +392,7 @@ class Presenter(QObject):
         focus = QApplication.focusWidget()
         if is_text_input(focus):
             hero = self.main.panels.get(self.main.view.hero) if self.main.view.hero else None
-            target = hero if hero is not None and hero.isVisible() else self.main.teach
+            target = hero.keyboard_target() if hero is not None and hero.isVisible() else self.main.teach
             target.setFocus(Qt.OtherFocusReason)
             if QApplication.focusWidget() is focus:  # the target takes no keyboard focus
                 focus.clearFocus()

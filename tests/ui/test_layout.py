@@ -199,7 +199,12 @@ def test_keys_1_to_4_focus_outside_text_fields(window_at, qtbot):
     w.attention.setFocus()
     qtbot.keyClick(w.attention, Qt.Key_2)
     assert w.view.focus == "next_token"
-    qtbot.keyClick(w.attention, Qt.Key_Escape)
+    bars = w.next_token.bars
+    assert bars.hasFocus()  # the keys go on to the candidates: ↓ ↑ choose one, Enter continues the text with it
+    row = bars.current
+    qtbot.keyClick(bars, Qt.Key_Down)
+    assert bars.current == row + 1
+    qtbot.keyClick(bars, Qt.Key_Escape)
     assert w.view.focus == ""
 
 

@@ -370,6 +370,8 @@ def test_tab_takes_the_keyboard_from_the_text_in_presenter_mode(qtbot, window):
     ):
         qtbot.keyClick(QApplication.focusWidget() or w, key)
         assert w.view.hero == hero and w.editor.toPlainText() == text and not w.editor.hasFocus(), hero
+        if hero == "next_token":  # the candidates take the keys (↑ ↓ Enter)
+            assert w.next_token.bars.hasFocus()
     w.presenter.leave()
     assert w.editor.hasFocus()
     qtbot.keyClick(w.editor, Qt.Key_Tab)

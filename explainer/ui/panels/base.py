@@ -168,6 +168,11 @@ class Panel(QWidget):
         if stretch:
             self._head.setStretch(self._head.count() - 2, 0)  # the widget takes the room the spacer had
 
+    def keyboard_target(self) -> QWidget:
+        """What takes the keys when the panel is brought forward by its key (1–4, or as the presenter's hero): the
+        part used from the keyboard, else the panel itself."""
+        return self
+
     def set_alone(self, alone: bool) -> None:
         """The panel is shown alone (presenter mode's hero, or the one focused live panel): a panel whose picture
         does not grow with its room by itself may use the room differently. Default: nothing changes."""

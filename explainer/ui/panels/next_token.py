@@ -377,6 +377,10 @@ class NextTokenPanel(Panel):
             out |= self.replacement.export_data()
         return out
 
+    def keyboard_target(self) -> QWidget:
+        """The bars: ↑ / ↓ choose a candidate, Enter continues the text with it."""
+        return self.bars if self.bars.isVisibleTo(self) else self
+
     def export_plot(self) -> QWidget:
         """The bars alone (or the view shown instead of them)."""
         if self.replacement is not None and self.replacement.isVisibleTo(self):
