@@ -338,8 +338,27 @@ def _sized(qtbot, result, size):
     p.show()
     p.set_result(result)
     qtbot.waitExposed(p)
-    qtbot.wait(20)
+    _settled(qtbot, p)
     return p
+
+
+def _settled(qtbot, p) -> None:
+    """Let the heatmap's placement passes run out: each waits for the axes to measure, in the event loop (on a busy
+    machine more slowly than a fixed wait allows). Settled: the matrix and the column labels as they were 10 ms ago."""
+    hm = p.heatmap
+
+    def state():
+        ax = hm.bottom_axis
+        return hm.vb.sceneBoundingRect(), ax.mode, tuple(ax.labels), ax.geometry()
+
+    before = None
+    for _ in range(100):
+        qtbot.wait(10)
+        now = state()
+        if now == before:
+            return
+        before = now
+    raise AssertionError("the attention heatmap's layout never settled")
 
 
 def _assert_apart(rects, what):
