@@ -249,13 +249,12 @@ class MainWindow(QMainWindow):
     def toggle_focus(self, key: str) -> None:
         """Key 1–4 / a double-click on a title: that panel alone, or all panels when it already is. In presenter
         mode: that panel becomes the hero."""
+        typing = is_text_input(QApplication.focusWidget())
         if self.presenter.active:
-            typing = is_text_input(QApplication.focusWidget())
             self.teach.show_view(key)
             if not typing:  # the hero that had the keyboard is hidden: Qt gives it to the text, where 2 is a digit
                 self.presenter.keyboard_to_views()
         else:
-            typing = is_text_input(QApplication.focusWidget())
             self.view.set_focus("" if self.view.focus == key else key)
             if self.view.focus:
                 self.view.set_view(LIVE)
