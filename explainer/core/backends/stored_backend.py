@@ -49,6 +49,11 @@ GRAPHS = ("layers", "unembedding", "unembedding-rows")
 OPTIONAL = ("unembedding-rows",)  # made only for an output table with a faster way for many rows (Q8_0)
 
 
+def _required(files: dict[str, Path]) -> dict[str, Path]:
+    """The files of ``graph_paths`` every record has (all but the ``OPTIONAL`` graphs')."""
+    return {k: p for k, p in files.items() if k.removesuffix("-data") not in OPTIONAL}
+
+
 def graph_paths(identity: str) -> tuple[dict[str, Path], Path]:
     """Per graph its files (``{name}`` .onnx and ``{name}-data`` constants), and the record, in the cache
     folder for ``identity``. The ``OPTIONAL`` graphs exist where the record lists them."""
@@ -68,7 +73,7 @@ def cached_graphs(identity: str) -> dict | None:
     from explainer.core.paths import remove_older_formats, sha256_file
 
     files, meta_path = graph_paths(identity)
-    needed = {k: p for k, p in files.items() if k.removesuffix("-data") not in OPTIONAL}
+    needed = _required(files)
     if not (meta_path.is_file() and all(p.is_file() for p in needed.values())):
         return None
     try:
@@ -105,7 +110,7 @@ def build_graphs(identity: str, cfg, tensors: dict, probe: dict) -> dict:
     if output_table(tensors).kind == "q8_0":
         save(build_unembedding_rows(tensors), files["unembedding-rows"], files["unembedding-rows-data"])
     else:
-        files = {k: p for k, p in files.items() if k.removesuffix("-data") not in OPTIONAL}
+        files = _required(files)
     sums = {key: [p.stat().st_size, sha256_file(p)] for key, p in files.items()}
     meta = {"identity": identity, "format": STORED_FORMAT, "files": sums, "probe": probe}
     atomic_write(meta_path, json.dumps(meta, indent=1).encode())
