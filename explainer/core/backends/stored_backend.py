@@ -178,6 +178,9 @@ class StoredBackend(Backend):
                     # no graph optimizations: they could fold the table's decoding into a float32 copy of it,
                     # or fuse it with the product into a kernel that rounds the activations to int8
                     plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+                    # its own arena: each call allocates and frees the same few MB per slice of the table, and
+                    # fresh pages from the system for each (after the heap was trimmed) cost up to 3 ms a slice
+                    plain.enable_cpu_mem_arena = True
                     rows = made["rows"] = ort.InferenceSession(str(paths["unembedding-rows"]), plain, providers=[CPU])
                     # its first call costs ~50 ms more (the table's pages, allocations): here, not in the first picture
                     feed = {"normed": np.zeros((3, cfg.d_model), np.float32), "next_ids": np.zeros(3, np.int64)}
