@@ -423,6 +423,30 @@ def test_token_labels_never_overlap(qtbot, engine, result, size, n_tokens):
         assert len(hm.bottom_axis.label_rects()) >= 3
 
 
+def test_row_labels_keep_room_for_an_index_only_when_thinned(qtbot, engine):
+    """Thinned labels carry their index ("10: ·it"), which takes room beside the matrix; a text of more than a
+    dozen tokens whose every label is shown gives that room to the matrix instead."""
+    from PySide6.QtGui import QFontMetricsF
+
+    sentence = "The eagle catches the fish in the river because it is hungry."
+    r = engine.analyze(sentence)
+    assert r.n_tokens > 12
+    p = _sized(qtbot, r, (900, 760))
+    ax = p.heatmap.left_axis
+    rects = ax.label_rects()
+    assert sorted(rects) == list(range(r.n_tokens))  # every query named, without an index
+    index = QFontMetricsF(ax._fonts()[0]).horizontalAdvance(f"{r.n_tokens}: ")
+    title = ax.label.boundingRect().height() if ax.label.isVisible() else 0.0
+    unused = min(rect.left() for rect in rects.values()) - ax.boundingRect().left() - title
+    assert unused < index / 2, (unused, index)
+    long = engine.analyze(" ".join([sentence] * 12), max_tokens=150)
+    q = _sized(qtbot, long, (900, 760))
+    thinned = q.heatmap.left_axis
+    assert len(thinned.label_rects()) < long.n_tokens  # thinned: the indices are drawn and fit
+    box = thinned.boundingRect()
+    assert all(box.adjusted(-1, -1, 1, 1).contains(rect) for rect in thinned.label_rects().values())
+
+
 def test_a_thinned_axis_names_the_selected_query_and_the_key_it_looks_at_most(qtbot):
     """A long text's axes label every k-th token; the selected query is named on the query axis (bold, in the
     highlight colour) and the key its row gives the most weight on the key axis, wherever they fall between the

@@ -462,7 +462,7 @@ class TokenAxis(pg.AxisItem):
         else:
             widest = self._span(False, labels)[0] if labels else fm.horizontalAdvance("00")
             cells = self._fit_args[0] / max(len(labels), 1) if self._fit_args else math.inf
-            if len(labels) > 12 or cells < self.label_spacing():  # room for the index shown when thinned
+            if cells < self.label_spacing():  # room for the index shown when thinned
                 widest += fm.horizontalAdvance(f"{len(labels)}: ")
             extent = widest + 12
         if self.label.isVisible():
