@@ -556,6 +556,7 @@ def test_short_sentence_column_labels_stand_upright(qtbot, engine):
     p = _sized(qtbot, r, (1100, 800))
     ax = p.heatmap.bottom_axis
     assert ax.mode in ("flat", "stagger") and ax.labels == ax.full_labels  # upright, nothing shortened
+    assert "·strawberry" in ax.labels  # the word the lecture is about, whole
     assert sorted(ax.label_rects()) == list(range(r.n_tokens))
     assert ax.geometry().height() < 0.25 * p.heatmap.height()
 

@@ -50,7 +50,7 @@ class AttentionHeatmap(pg.PlotWidget):
 
     def __init__(self, parent=None):
         self.left_axis = TokenAxis("left", max_chars=14)
-        self.bottom_axis = TokenAxis("bottom", max_chars=9)
+        self.bottom_axis = TokenAxis("bottom", max_chars=12)
         super().__init__(parent, enableMenu=False, axisItems={"left": self.left_axis, "bottom": self.bottom_axis})
         self.setFocusPolicy(Qt.NoFocus)
         self.viewport().setFocusPolicy(Qt.NoFocus)  # a plot is used with the mouse; its panel takes the keys
