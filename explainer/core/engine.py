@@ -31,6 +31,7 @@ from explainer.core.backends.memory import (
 )
 from explainer.core.backends.select import BackendSelector
 from explainer.core.devices import device_label, pick_device
+from explainer.core.errors import ModelFileError
 from explainer.core.gguf_loader import LlamaConfig
 from explainer.core.knockout import Head, normalize_heads
 from explainer.core.model_source import gguf_start_token, open_model
@@ -119,8 +120,6 @@ class Engine:
             self.tokenizer, self.start = source.tokenizer, source.start
             register_model_tokenizer(self.tokenizer)
         if self.tokenizer.vocab_size > cfg.vocab_size:
-            from explainer.core.errors import ModelFileError
-
             raise ModelFileError(
                 f"{Path(path).name} has a tokenizer larger than its embedding table; the file is inconsistent."
             )
@@ -411,6 +410,11 @@ class Engine:
             from explainer.core.backends.stats import row_stats
 
             st = row_stats(final[p:], self.model.unembedding, nxt, k)
+        if not np.isfinite(st.lse).all():  # every number after an overflow is NaN: nothing true to show
+            raise ModelFileError(
+                "The model's numbers overflowed to infinity or NaN on this text; its weights are out of range "
+                "(the model file is probably damaged)."
+            )
         token_lp[0] = np.nan
         if p:  # log P(token p) after row p-1, whose log-sum-exp is known: one dot product, in float64 as the
             # log-sum-exp is kept (both in float32 added ~1e-5 at logits near 50). The log-sum-exp comes from the

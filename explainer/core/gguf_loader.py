@@ -150,6 +150,17 @@ _NAMES = {
 }
 
 
+def check_finite(arr: np.ndarray, tensor: str, source: str) -> None:
+    """ModelFileError when ``arr`` holds an infinite or undefined (NaN) number: one such weight turns every
+    result of the model into NaN. (A float32 sum is finite when every number is, short of overflowing 3e38:
+    only then are the numbers looked at one by one.)"""
+    if np.isfinite(np.sum(arr, dtype=np.float32)) or np.isfinite(arr).all():
+        return
+    raise ModelFileError(
+        f"{source} is damaged: its tensor {tensor} holds infinite or undefined (NaN) numbers; download it again."
+    )
+
+
 def dequantize_gguf(path: Path, progress: Progress = _no_progress) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
     """Parse the GGUF and return (config, float32 weights in [out, in] layout, our names)."""
     import gguf
@@ -171,13 +182,15 @@ def dequantize_gguf(path: Path, progress: Progress = _no_progress) -> tuple[Llam
         if i % 16 == 0:
             progress(f"Dequantizing weights ({i}/{len(tensors)})", 0.1 + 0.75 * i / max(1, len(tensors)))
         try:
-            arr = gguf.quants.dequantize(t.data, t.tensor_type)
+            with np.errstate(all="ignore"):  # a damaged scale (inf, NaN) is reported below, as one sentence
+                arr = gguf.quants.dequantize(t.data, t.tensor_type)
         except Exception as e:  # noqa: BLE001 - any decoding failure means a damaged tensor
             raise ModelFileError(
                 f"Tensor {t.name} in {path.name} cannot be decoded ({e}); the file is damaged."
             ) from None
         arr = np.ascontiguousarray(arr, dtype=np.float32)
         name = t.name
+        check_finite(arr, name, path.name)
         if name == "token_embd.weight":
             weights["embed"] = arr.reshape(cfg.vocab_size, cfg.d_model)
         elif name == "output_norm.weight":

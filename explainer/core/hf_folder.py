@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from explainer.core.errors import ModelFileError
-from explainer.core.gguf_loader import LlamaConfig
+from explainer.core.gguf_loader import LlamaConfig, check_finite
 from explainer.core.hf_layout import ARCHITECTURES, SUPPORTED_TEXT, expected_shapes, read_hf_config, to_layout
 
 log = logging.getLogger(__name__)
@@ -248,6 +248,7 @@ def load_folder_weights(folder: ModelFolder, progress: Progress | None = None) -
                 for key in keys:
                     full = key if key in names else _with_prefix(key, names)
                     loaded[key] = st.get_tensor(full).float().numpy()
+                    check_finite(loaded[key], full, f.name)
                     done += 1
                     if progress is not None and done % 16 == 0:
                         progress(f"Reading weights ({done}/{total})", 0.1 + 0.8 * done / total)

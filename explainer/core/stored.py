@@ -71,6 +71,18 @@ class StoredMatrix:
             out["m"] = half(2)
         return out
 
+    def check_finite(self, tensor: str, source: str) -> None:
+        """ModelFileError when a number it stores as a float (a float32 weight; a block's scale, and minimum for
+        ``q4_1``) is infinite or NaN."""
+        from explainer.core.gguf_loader import check_finite
+
+        if self.kind == "f32":
+            check_finite(self.data, tensor, source)
+            return
+        blocks = self.data.reshape(self.data.shape[0], -1, _BLOCK_BYTES[self.kind])
+        halves = np.ascontiguousarray(blocks[:, :, : 4 if self.kind == "q4_1" else 2]).view(np.float16)
+        check_finite(halves, tensor, source)
+
     def dequantize(self) -> np.ndarray:
         """``[N, K]`` float32, the same numbers gguf-py decodes."""
         p = self.parts()
@@ -90,14 +102,24 @@ def from_array(w: np.ndarray) -> StoredMatrix:
     return StoredMatrix("f32", np.asarray(w, np.float32))
 
 
-def _ggml_matrix(t) -> StoredMatrix:
+def _ggml_matrix(t, source: str) -> StoredMatrix:
     kind = _GGML.get(t.tensor_type.name)
     if kind is None:
         raise UnsupportedStorage(f"tensor {t.name} is stored as {t.tensor_type.name}")
     data = np.asarray(t.data)
     if kind == "f32":
         data = data.reshape(-1, int(t.shape[0])).astype(np.float32, copy=False)
-    return StoredMatrix(kind, data)
+    m = StoredMatrix(kind, data)
+    m.check_finite(t.name, source)
+    return m
+
+
+def _ggml_vector(t, source: str) -> np.ndarray:
+    from explainer.core.gguf_loader import check_finite
+
+    v = np.asarray(t.data, np.float32)
+    check_finite(v, t.name, source)
+    return v
 
 
 def read_gguf(path: str | Path, cfg) -> dict[str, object]:
@@ -113,13 +135,14 @@ def read_gguf(path: str | Path, cfg) -> dict[str, object]:
     except Exception as e:  # noqa: BLE001 - gguf-py raises many kinds on damaged files
         raise ModelFileError(f"{Path(path).name} cannot be read as GGUF ({type(e).__name__}).") from None
     out: dict[str, object] = {}
+    source = Path(path).name
     for t in reader.tensors:
         if t.name == "token_embd.weight":
-            out["embed"] = _ggml_matrix(t)
+            out["embed"] = _ggml_matrix(t, source)
         elif t.name == "output.weight":
-            out["lm_head"] = _ggml_matrix(t)
+            out["lm_head"] = _ggml_matrix(t, source)
         elif t.name == "output_norm.weight":
-            out["norm"] = np.asarray(t.data, np.float32)
+            out["norm"] = _ggml_vector(t, source)
         elif t.name.startswith("blk."):
             _, idx, rest = t.name.split(".", 2)
             name = _NAMES.get(rest)
@@ -127,9 +150,9 @@ def read_gguf(path: str | Path, cfg) -> dict[str, object]:
                 continue
             key = f"layers.{int(idx)}.{name}"
             if name.endswith("norm"):
-                out[key] = np.asarray(t.data, np.float32)
+                out[key] = _ggml_vector(t, source)
                 continue
-            m = _ggml_matrix(t)
+            m = _ggml_matrix(t, source)
             if name in ("wq", "wk"):
                 heads = cfg.n_heads if name == "wq" else cfg.n_kv_heads
                 m = m.permuted(_unpermute(np.arange(m.shape[0])[:, None], heads)[:, 0])

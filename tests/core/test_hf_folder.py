@@ -120,6 +120,13 @@ def _broken(kind, folders, tmp_path):
         _edit_config(f, n_embd=48)
     elif kind == "missing_tensor":
         _edit_config(f, n_layer=3)
+    elif kind == "nan_weights":
+        from safetensors.numpy import load_file, save_file
+
+        tensors = load_file(f / "model.safetensors")
+        key = next(k for k in tensors if k.endswith("h.1.mlp.c_fc.weight"))  # (with the file's own prefix)
+        tensors[key].flat[7] = np.nan
+        save_file(tensors, f / "model.safetensors", metadata={"format": "pt"})
     elif kind == "too_large":
         pass  # with the free memory patched below
     return f
@@ -138,6 +145,7 @@ KINDS = {
     "wrong_shape": ["shape"],
     "missing_tensor": ["h.2."],
     "too_large": ["GB", "free"],
+    "nan_weights": ["h.1.mlp.c_fc.weight", "NaN", "damaged"],  # the tensor named as the file names it
 }
 
 

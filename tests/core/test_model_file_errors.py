@@ -95,3 +95,67 @@ def test_damaged_cache_is_rebuilt_not_trusted(tiny_gguf, monkeypatch, tmp_path):
 
 def test_check_model_path_accepts_real_file(bundled_gguf):
     assert check_model_path(bundled_gguf) == bundled_gguf
+
+
+@pytest.fixture(scope="module")
+def quantized_gguf(tmp_path_factory, bundled_gguf):
+    path = tmp_path_factory.mktemp("gguf") / "quantized.gguf"
+    write_tiny_llama(path, SMALL, random_weights(SMALL, seed=4), bundled_gguf, layers="Q4_1", embed="Q8_0")
+    return path
+
+
+def _poisoned(tmp_path, source, tensor: str, value: float, at: int = 0):
+    """A copy of the GGUF ``source`` whose ``tensor`` holds ``value`` in its first 2-byte scale (a quantized
+    tensor) or at float32 index ``at`` (a float32 one)."""
+    import gguf
+
+    t = next(t for t in gguf.GGUFReader(str(source)).tensors if t.name == tensor)
+    data = bytearray(source.read_bytes())
+    if t.tensor_type == gguf.GGMLQuantizationType.F32:
+        off, raw = t.data_offset + 4 * at, np.float32(value).tobytes()
+    else:
+        off, raw = t.data_offset, np.float16(value).tobytes()
+    data[off : off + len(raw)] = raw
+    path = tmp_path / f"poisoned-{tensor}.gguf"
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "tensor, value", [("blk.0.attn_q.weight", np.inf), ("token_embd.weight", np.nan), ("blk.0.ffn_norm.weight", np.nan)]
+)
+def test_infinite_or_nan_weights_are_one_sentence_on_every_path(
+    tmp_path, quantized_gguf, monkeypatch, capsys, tensor, value
+):
+    """One infinite or NaN weight makes every result NaN (and the embedding map's axes with it): the file is refused
+    as damaged, naming the tensor, by the float32 loader, the stored-weights reader and the CLI."""
+    from explainer.cli import main
+    from explainer.core.stored import read_gguf
+
+    monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path / "cache"))
+    path = _poisoned(tmp_path, quantized_gguf, tensor, value, at=2)
+    for load in (lambda: load_weights(path), lambda: read_gguf(path, SMALL)):
+        with pytest.raises(ModelFileError) as err:
+            load()
+        msg = str(err.value)
+        assert tensor in msg and "NaN" in msg and path.name in msg and msg.endswith("."), msg
+    assert not list((tmp_path / "cache").glob("weights/*.safetensors"))  # nothing cached from it
+    if tensor != "blk.0.attn_q.weight":
+        return
+    code = main(["analyze", "--model", str(path), "--backend", "stored", "hello"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1 and tensor in err and "Traceback" not in err, err
+
+
+def test_weights_that_overflow_on_a_text_give_one_sentence_not_nan(tmp_path, bundled_gguf, monkeypatch):
+    monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path / "cache"))
+    weights = random_weights(SMALL, seed=5)
+    weights["layers.0.w_up"] = weights["layers.0.w_up"] * np.float32(1e30)  # finite, but gate x up overflows
+    weights["layers.0.w_gate"] = weights["layers.0.w_gate"] * np.float32(1e30)
+    path = tmp_path / "overflowing.gguf"
+    write_tiny_llama(path, SMALL, weights, bundled_gguf)
+    engine = Engine(path, device="cpu", backend="torch")
+    for _ in range(2):  # and again: no half-computed state is kept
+        with pytest.raises(ModelFileError, match="overflowed") as err:
+            engine.analyze("The cat sat on the mat.")
+        assert "\n" not in str(err.value)
