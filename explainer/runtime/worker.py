@@ -196,6 +196,9 @@ class AnalysisWorker(QObject):
                 projector.prepare()
             except (KeyboardInterrupt, SystemExit):
                 raise
+            except UserError as e:  # (the model cannot analyse the reference text: its sentence says why)
+                log.warning("no embedding map: %s", e)
+                projector = None
             except BaseException:
                 log.exception("preparing the embedding map failed")
                 projector = None

@@ -393,3 +393,27 @@ def test_a_job_cancelled_after_its_last_check_ends_cancelled(qtbot, fakes):
     assert done == [(None, CANCELLED)]
     assert progress == []  # (the one report was delivered after the cancel: dropped)
     assert_shut_down(c)
+
+
+def test_a_model_that_cannot_analyse_the_reference_text_has_no_map_and_a_warning_without_traceback(caplog):
+    """Preparing the embedding map runs the model on the reference text; a model whose numbers fail there (a
+    user error: one sentence) leaves the map out and logs that sentence, not a traceback."""
+    import logging
+
+    from explainer.core.errors import ModelFileError
+    from explainer.runtime.worker import AnalysisWorker
+
+    class Projector:
+        def prepare(self):
+            raise ModelFileError("The model's numbers overflowed to infinity or NaN on this text.")
+
+    worker = AnalysisWorker()
+    worker.projector = Projector()
+    got = []
+    worker.projectionReady.connect(got.append)
+    with caplog.at_level(logging.WARNING, logger="explainer.runtime.worker"):
+        worker.prepare_projection()
+    assert got == [None]
+    records = [r for r in caplog.records if r.name == "explainer.runtime.worker"]
+    assert records and all(r.exc_info is None for r in records)
+    assert "overflowed" in records[-1].getMessage()
