@@ -396,7 +396,12 @@ class MainWindow(QMainWindow):
         self.resultShown.emit(result)
 
     def _on_controller_error(self, message: str) -> None:
-        self.banner.show_message("error", f"{message} The picture shows the last text that worked.", self.theme)
+        after = (
+            "The picture shows the last text that worked."
+            if self.result is not None
+            else "Nothing is shown until a text can be analysed."
+        )
+        self.banner.show_message("error", f"{message} {after}", self.theme)
 
     def _on_controller_model_loaded(self, info) -> None:
         m = self.controller.model

@@ -155,6 +155,17 @@ def test_analysis_error_shows_banner_keeps_text_and_picture(qtbot, make_main_win
     assert not w.banner.isVisible() and w.result is not good
 
 
+def test_an_error_before_any_picture_does_not_promise_one(qtbot, make_main_window, tiny_engine):
+    engine = FailOn(tiny_engine, "BOOM", RuntimeError("fake failure inside the analysis"))
+    w = make_main_window(tiny_factory(engine), text="BOOM at once")
+    qtbot.waitUntil(lambda: w.banner.isVisible() and w.banner.kind == "error", timeout=20000)
+    message = w.banner.label.text()
+    assert w.result is None and "last text that worked" not in message and "until a text can be analysed" in message
+    w.set_text("a good text")
+    wait_for_result(qtbot, w)
+    assert not w.banner.isVisible()
+
+
 def test_a_panel_that_raises_does_not_take_the_others_down(qtbot, make_main_window, tiny_engine, caplog):
     w = make_main_window(tiny_factory(tiny_engine), text="panels")
     wait_for_result(qtbot, w)
