@@ -159,3 +159,15 @@ def test_weights_that_overflow_on_a_text_give_one_sentence_not_nan(tmp_path, bun
         with pytest.raises(ModelFileError, match="overflowed") as err:
             engine.analyze("The cat sat on the mat.")
         assert "\n" not in str(err.value)
+
+
+def test_a_sum_that_overflows_is_not_taken_for_an_infinite_weight():
+    from explainer.core.gguf_loader import check_finite
+
+    big = np.full(8, 3e38, np.float32)  # finite numbers whose float32 sum is inf
+    check_finite(big, "t", "m.gguf")
+    for bad in (np.inf, -np.inf, np.nan):
+        w = big.copy()
+        w[3] = bad
+        with pytest.raises(ModelFileError, match="t holds infinite or undefined"):
+            check_finite(w, "t", "m.gguf")
