@@ -154,7 +154,9 @@ def check_finite(arr: np.ndarray, tensor: str, source: str) -> None:
     """ModelFileError when ``arr`` holds an infinite or undefined (NaN) number: one such weight turns every
     result of the model into NaN. (A float32 sum is finite when every number is, short of overflowing 3e38:
     only then are the numbers looked at one by one.)"""
-    if np.isfinite(np.sum(arr, dtype=np.float32)) or np.isfinite(arr).all():
+    with np.errstate(all="ignore"):  # (the sum of a damaged tensor overflows, or meets inf - inf)
+        total = np.sum(arr, dtype=np.float32)
+    if np.isfinite(total) or np.isfinite(arr).all():
         return
     raise ModelFileError(
         f"{source} is damaged: its tensor {tensor} holds infinite or undefined (NaN) numbers; download it again."
