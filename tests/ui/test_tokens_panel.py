@@ -285,6 +285,33 @@ def test_alone_the_chain_rule_is_written_larger_and_still_whole(qtbot, demo):
     assert panel.chain.heightForWidth(panel.chain.width()) == pytest.approx(normal, abs=2)
 
 
+def test_alone_the_chips_grow_into_the_spare_height_and_the_chain_rule_stays_right_under_them(qtbot, demo):
+    """Alone, the chips are magnified as far as the panel's spare height allows; the height they leave goes below
+    the chain rule, not between it and the chips; a taller panel magnifies them further."""
+    panel = make_panel(qtbot, demo.analyze("The cat sat on the mat"))
+    view, scroll = panel.view, panel.scroll
+
+    def settled(height: int) -> None:
+        panel.resize(1200, height)
+        qtbot.wait(40)
+        width = scroll.width() - 2 * scroll.frameWidth()
+        room = scroll.room() - 2 * scroll.frameWidth()
+        larger = [f for f in view.FIT_STEPS if f > view.fit]
+        assert view.height_at(width, view.fit) <= room + 1 and (not larger or view.height_at(width, larger[-1]) > room)
+        assert 0 <= _gap_below_chips(panel) <= 2 * panel.body.spacing() + 6, height  # no band above the chain rule
+        assert scroll.verticalScrollBar().maximum() == 0
+
+    panel.set_alone(True)
+    settled(420)
+    small = view.fit
+    assert small > 1.0
+    settled(900)
+    assert view.fit > small
+    panel.set_alone(False)
+    qtbot.wait(40)
+    assert view.fit == 1.0 and 0 <= _gap_below_chips(panel) <= 2 * panel.body.spacing() + 6
+
+
 def test_many_chips_scroll_and_keep_the_chain_rule_visible(qtbot, demo):
     panel = make_panel(qtbot, demo.analyze("The cat sat on the mat and looked at the dog. " * 12))
     panel.resize(700, 330)

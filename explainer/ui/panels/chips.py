@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QToolTip, QWidget
 
@@ -302,8 +302,10 @@ class ChipScrollArea(QScrollArea):
     shorter than one row of chips. When it scrolls, it shows whole rows of chips only and scrolls by rows (the
     space below the last whole row stays empty), so no chip is ever cut in half.
 
-    Filling (``set_fill``, for a view shown alone, as in presenter mode): the area takes all the height it is
-    given and magnifies the chips (``ChipView.set_fit``) as far as they still fit without scrolling, up to 3×."""
+    Filling (``set_fill``, for a view shown alone, as in presenter mode): the chips are magnified
+    (``ChipView.set_fit``) as far as they still fit, without scrolling, in ``room()`` pixels (up to 3×): the
+    height the owner can give them, the area's own and the spare height below what follows it. The area stays as
+    tall as its magnified chips, so what follows still sits right under them."""
 
     def __init__(self, view: ChipView, parent: QWidget | None = None):
         super().__init__(parent)
@@ -316,25 +318,34 @@ class ChipScrollArea(QScrollArea):
         view.contentHeightChanged.connect(self._on_content_changed)
         self._hinted_width = -1
         self.fill = False
+        self.room: Callable[[], int] = self.height  # the height the chips may fill (set by the owner)
+        self._refit = QTimer(self, singleShot=True, interval=0)  # once the layout has placed everything
+        self._refit.timeout.connect(self._fit_chips)
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
 
     def set_fill(self, on: bool) -> None:
         if on == self.fill:
             return
         self.fill = on
-        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Expanding if on else QSizePolicy.Maximum)
         self._fit_chips()
         self.updateGeometry()
+        if on:
+            self.refit_later()
+
+    def refit_later(self) -> None:
+        """Filling: choose the magnification again once the layout has settled (the room may have changed)."""
+        if self.fill:
+            self._refit.start()
 
     def _fit_chips(self) -> None:
-        """Filling: the largest magnification at which the chips fit the area's height; else none."""
+        """Filling: the largest magnification at which the chips fit ``room()``; else none."""
         view = self.widget()
         if type(view)._relayout is not ChipView._relayout:
             return
         fit = 1.0
         if self.fill and view.chips:
             width = max(1, self.width() - 2 * self.frameWidth())
-            room = self.height() - 2 * self.frameWidth()
+            room = self.room() - 2 * self.frameWidth()
             fit = next((f for f in view.FIT_STEPS if view.height_at(width, f) <= room), 1.0)
         view.set_fit(fit)
 
@@ -345,10 +356,6 @@ class ChipScrollArea(QScrollArea):
         return math.ceil(view.content_height_for(width)) + 2 * self.frameWidth()
 
     def sizeHint(self) -> QSize:
-        if self.fill:  # what the chips need unmagnified: the magnification follows the room, not the other way
-            width = max(1, self.width() - 2 * self.frameWidth())
-            need = math.ceil(self.widget().height_at(width, 1.0)) + 2 * self.frameWidth()
-            return QSize(super().sizeHint().width(), max(self.minimumHeight(), need))
         return QSize(super().sizeHint().width(), max(self.minimumHeight(), self.content_height()))
 
     def minimumSizeHint(self) -> QSize:
@@ -357,15 +364,14 @@ class ChipScrollArea(QScrollArea):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        if self.fill:
-            self._fit_chips()
+        self.refit_later()  # (the room counts heights the layout may not have placed yet)
         self._update_scroll_bar()
         if event.size().width() != self._hinted_width:  # the chips wrap differently: ask for a new height
             self._hinted_width = event.size().width()
             self.updateGeometry()
 
     def _on_content_changed(self) -> None:
-        if self.fill:
+        if self.fill and not self._refit.isActive():
             self._fit_chips()
         self._update_scroll_bar()
         self.updateGeometry()

@@ -143,6 +143,8 @@ class TokensPanel(Panel):
         )
         self.body.addWidget(SteadyBox(self.chain))  # a new text lays the window out only when it needs more room
         self.body.addStretch(1)  # spare height goes below the chain rule, not between it and the chips
+        self._spare = self.body.itemAt(self.body.count() - 1)
+        self.scroll.room = lambda: self.scroll.height() + self._spare.geometry().height()  # alone, chips grow into it
 
         self.selector.currentIndexChanged.connect(self._on_selector_changed)
         self.heat.toggled.connect(self._on_heat_toggled)
@@ -155,20 +157,20 @@ class TokensPanel(Panel):
         return self.tokenizer_name == MODEL_TOKENIZER
 
     def set_alone(self, alone: bool) -> None:
-        """Alone, the chips take the panel's spare height and grow into it (the chain rule stays under them, in
-        larger letters: it is the product of the numbers under the grown chips); among the other panels they take
-        the height they need and the spare height goes below."""
+        """Alone, the chips grow into the panel's spare height, magnified as far as they fit (the chain rule stays
+        right under them, in larger letters: it is the product of the numbers under the grown chips); among the
+        other panels they are their normal size. The height they leave goes below the chain rule."""
         self.scroll.set_fill(alone)
         changed = alone != self.alone
         if changed:
             self.alone = alone
             if self.result is not None:
                 self._update_labels()
-        spacer = max(i for i in range(self.body.count()) if self.body.itemAt(i).spacerItem() is not None)
-        self.body.setStretch(self.body.indexOf(self.scroll), 1 if alone else 0)
-        self.body.setStretch(spacer, 0 if alone else 1)
-        if changed:
             self.aloneChanged.emit(alone)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.scroll.refit_later()  # alone, a taller panel may magnify the chips further
 
     def set_tokenizer(self, name: str) -> None:
         i = self.selector.findData(name)
