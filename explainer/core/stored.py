@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from explainer.core.errors import ModelFileError
+from explainer.core.gguf_loader import check_finite
 
 BLOCK = 32
 KINDS = ("f32", "q4_0", "q4_1", "q8_0")
@@ -74,8 +75,6 @@ class StoredMatrix:
     def check_finite(self, tensor: str, source: str) -> None:
         """ModelFileError when a number it stores as a float (a float32 weight; a block's scale, and minimum for
         ``q4_1``) is infinite or NaN."""
-        from explainer.core.gguf_loader import check_finite
-
         if self.kind == "f32":
             check_finite(self.data, tensor, source)
             return
@@ -115,8 +114,6 @@ def _ggml_matrix(t, source: str) -> StoredMatrix:
 
 
 def _ggml_vector(t, source: str) -> np.ndarray:
-    from explainer.core.gguf_loader import check_finite
-
     v = np.asarray(t.data, np.float32)
     check_finite(v, t.name, source)
     return v
