@@ -372,6 +372,49 @@ def test_chat_panel_keeps_the_last_turn_in_view(chat_panel, qtbot):
     assert bars[0].value() == bars[0].maximum()
 
 
+def _text_lines(view) -> list[tuple[float, float]]:
+    """(top, bottom) of every laid-out line of a QTextEdit's document, in scroll-bar pixels."""
+    lines, block = [], view.document().begin()
+    while block.isValid():
+        layout = block.layout()
+        for i in range(layout.lineCount()):
+            line = layout.lineAt(i)
+            top = layout.position().y() + line.y()
+            lines.append((top, top + line.height()))
+        block = block.next()
+    return lines
+
+
+@pytest.mark.parametrize("height", [300, 330, 365, 410])
+def test_chat_text_shows_whole_lines(chat_panel, qtbot, height):
+    """The rendered chat text is never cut through a line at the top: at its end (where it opens) its top line
+    and its last line show whole, and scrolling stops at line tops. No empty line follows the final line break."""
+    from PySide6.QtWidgets import QApplication
+
+    p = chat_panel
+    p.resize(760, height)
+    p.show()
+    qtbot.waitExposed(p)
+    p.set_messages([Message("user", "What is the capital of France? " * 3), Message("assistant", "Paris.")])
+    QApplication.processEvents()
+    view, bar = p.text_view, p.text_view.verticalScrollBar()
+    lines = _text_lines(view)
+    assert len(lines) >= 7 and bar.maximum() > 0  # more lines than the view shows
+    assert view.toPlainText().endswith("⏎")  # the generation prompt's line break ends the text, no empty line
+    shown = view.viewport().height()
+
+    def cut_at_top(value: int) -> list:
+        return [(a, b) for a, b in lines if a < value - 0.5 and b > value + 0.5]
+
+    assert bar.value() == bar.maximum()
+    assert not cut_at_top(bar.value())
+    assert lines[-1][1] <= bar.value() + shown  # the last line (the assistant's prompt) whole
+    assert bar.maximum() + shown - lines[-1][1] < max(b - a for a, b in lines)  # less than a line left empty
+    for value in (1, bar.maximum() // 2, bar.maximum() - 1):  # the user scrolls: it stops at a line top
+        bar.setValue(value)
+        assert not cut_at_top(bar.value()), value
+
+
 def test_chat_panel_send_and_prediction(chat_panel, demo, qtbot):
     p = chat_panel
     with qtbot.waitSignal(p.textRequested) as sig:

@@ -13,6 +13,7 @@ turn (with the generation prompt, ``<|im_start|>assistant``), where the model co
 from __future__ import annotations
 
 import html
+import math
 
 from PySide6.QtCore import QObject, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QFontMetricsF, QPainter
@@ -57,12 +58,64 @@ class FollowEnd(QObject):
         self.on = True
         self.bar.setValue(self.bar.maximum())
 
-    def _on_range_changed(self, _lo: int, hi: int) -> None:
-        if self.on:
-            self.bar.setValue(hi)
+    def _on_range_changed(self, *_range) -> None:
+        if self.on:  # (the maximum now: a slot before this one may have changed the range again)
+            self.bar.setValue(self.bar.maximum())
 
     def _on_value_changed(self, value: int) -> None:
         self.on = value >= self.bar.maximum()
+
+
+class WholeLines(QObject):
+    """Keeps a read-only ``QTextEdit`` scrolled to whole lines: its top line is never cut in half. The scroll bar
+    stops at line tops only, and at its end the document gets an empty band at the bottom (less than a line) so
+    that the end, too, is a line top with the last line in view (as a chat's chips show whole rows)."""
+
+    def __init__(self, view: QTextEdit):
+        super().__init__(view)
+        self.view = view
+        self._tops: list[float] = []
+        bar = view.verticalScrollBar()
+        bar.rangeChanged.connect(self._pad)
+        bar.valueChanged.connect(self._snap)
+
+    def line_tops(self) -> list[float]:
+        """The top of every laid-out line, in document pixels (the scroll bar's unit), in order."""
+        tops, block = [], self.view.document().begin()
+        while block.isValid():
+            layout = block.layout()
+            y = layout.position().y()
+            tops.extend(y + layout.lineAt(i).y() for i in range(layout.lineCount()))
+            block = block.next()
+        return tops
+
+    def padding(self) -> float:
+        root = self.view.document().rootFrame()
+        return root.frameFormat().bottomMargin() - self.view.document().documentMargin()
+
+    def _pad(self, *_range) -> None:
+        doc = self.view.document()
+        self._tops = self.line_tops()
+        natural = doc.size().height() - self.padding()
+        height = self.view.viewport().height()
+        extra = 0.0
+        if natural > height:
+            end = natural - height  # where the scroll bar would end: the top line cut unless a line starts there
+            extra = next((t - end for t in self._tops if t >= end), 0.0)
+        if abs(extra - self.padding()) > 0.5:
+            root = doc.rootFrame()
+            fmt = root.frameFormat()
+            fmt.setBottomMargin(doc.documentMargin() + extra)
+            root.setFrameFormat(fmt)  # the range changes: laid out again, then the same padding (no loop)
+
+    def _snap(self, value: int) -> None:
+        bar = self.view.verticalScrollBar()
+        if not self._tops or value >= bar.maximum():
+            return
+        stops = [0.0, *self._tops[1:]]  # at 0 the first line shows whole, below the document's margin
+        snapped = min(bar.maximum(), math.ceil(min(stops, key=lambda t: abs(t - value))))
+        if snapped != value:
+            bar.setValue(snapped)
 
 
 class TurnEditor(QWidget):
@@ -220,6 +273,7 @@ class ChatTemplatePanel(Panel):
         mono = QFontDatabase.systemFont(QFontDatabase.FixedFont)
         mono.setPointSizeF(th.LABEL_FONT_PT - 1)
         self.text_view.setFont(mono)
+        self.whole_lines = WholeLines(self.text_view)
         vsplit = QSplitter(Qt.Vertical)
         vsplit.setChildrenCollapsible(False)
         vsplit.addWidget(self.text_view)
@@ -438,7 +492,11 @@ class ChatTemplatePanel(Panel):
             else:
                 piece = text.replace("\n", f"<span style='color:{t.muted}'>⏎</span><br>")
             out.append(f"<i>{piece}</i>" if s.inserted and s.kind != "special" else piece)
-        return f"<div style='color:{t.text}; white-space:pre-wrap'>{''.join(out)}</div>"
+        body = "".join(out)
+        cut = body.rfind("<br>")
+        if cut >= 0 and not body[cut + 4 :].replace("</i>", ""):  # a final line break: no empty line after it
+            body = body[:cut] + body[cut + 4 :]
+        return f"<div style='color:{t.text}; white-space:pre-wrap'>{body}</div>"
 
     def _label(self, token_id: int) -> str:
         try:
