@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,6 +59,47 @@ class LlamaConfig:
         return self.head_dim or self.d_model // self.n_heads
 
 
+def check_config(cfg: LlamaConfig, source: str, stored_layers: int | None = None, kind: str = "file") -> None:
+    """ModelFileError (one sentence) for a configuration no model can have: a size or count below 1, head counts
+    that do not divide, a rotary base or normalisation epsilon that is not a finite positive number (``≥ 0`` for
+    epsilon), or a layer count other than the ``stored_layers`` whose weights the file holds. Checked before any
+    weight is read: such values would otherwise surface as shape errors, NaN everywhere or, for an absurd layer
+    count, as memory exhausted before anything is said."""
+    counts = {
+        "number of layers": cfg.n_layers,
+        "width (hidden size)": cfg.d_model,
+        "MLP width": cfg.d_ff,
+        "number of attention heads": cfg.n_heads,
+        "number of key/value heads": cfg.n_kv_heads,
+        "vocabulary size": cfg.vocab_size,
+        "context length": cfg.context_length,
+    }
+    problem = next((f"its {what} is {n}" for what, n in counts.items() if n < 1), None)
+    if problem is None and cfg.n_heads % cfg.n_kv_heads:
+        problem = f"its {cfg.n_heads} attention heads cannot share {cfg.n_kv_heads} key/value heads evenly"
+    elif problem is None and not cfg.head_dim and cfg.d_model % cfg.n_heads:
+        problem = f"its width {cfg.d_model} does not divide into {cfg.n_heads} heads"
+    elif problem is None and cfg.positions == "rotary" and not (math.isfinite(cfg.rope_theta) and cfg.rope_theta > 0):
+        problem = f"its rotary base (rope theta) is {cfg.rope_theta}"
+    elif problem is None and cfg.positions == "rotary" and cfg.d_head % 2:
+        problem = f"its head size {cfg.d_head} is odd, which rotary positions cannot use"
+    elif problem is None and not (math.isfinite(cfg.norm_eps) and cfg.norm_eps >= 0):
+        problem = f"its normalisation epsilon is {cfg.norm_eps}"
+    if problem is not None:
+        raise ModelFileError(f"{source} describes a model that cannot exist: {problem}; the {kind} is damaged.")
+    if stored_layers is not None and stored_layers != cfg.n_layers:
+        raise ModelFileError(
+            f"{source} says its model has {cfg.n_layers} layers but holds the weights of {stored_layers}; "
+            f"the {kind} is damaged or incomplete."
+        )
+
+
+def stored_layer_count(names, pattern: str = r"(?:^|\.)(?:blk|layers|h)\.(\d+)\.") -> int:
+    """How many layers ``names`` (tensor names) hold weights for: one more than the highest layer index."""
+    found = [int(m.group(1)) for n in names if (m := re.search(pattern, n))]
+    return max(found) + 1 if found else 0
+
+
 def _no_progress(msg: str, frac: float) -> None:
     log.info("%s (%.0f%%)", msg, 100 * frac)
 
@@ -101,32 +144,44 @@ def read_config(reader, path: Path) -> LlamaConfig:
             f"and Llama, Qwen2 and GPT-2 models as Hugging Face folders (config.json, *.safetensors, tokenizer.json)."
         )
 
-    def required(key: str) -> int:
-        v = _field(reader, key)
+    def number(key: str, default=None, cast=int):
+        v = _field(reader, key, default)
         if v is None:
             raise ModelFileError(
                 f"{path.name} lacks the metadata '{key}'; the file is incomplete or not a Llama model."
             )
-        return int(v)
+        try:
+            return cast(v)
+        except (TypeError, ValueError, OverflowError):
+            raise ModelFileError(
+                f"{path.name} has a metadata '{key}' that is not a number; the file is damaged."
+            ) from None
 
-    n_layers, d_model = required("llama.block_count"), required("llama.embedding_length")
-    d_ff, n_heads = required("llama.feed_forward_length"), required("llama.attention.head_count")
+    n_layers, d_model = number("llama.block_count"), number("llama.embedding_length")
+    d_ff, n_heads = number("llama.feed_forward_length"), number("llama.attention.head_count")
     tokens = _field(reader, "tokenizer.ggml.tokens")
-    vocab = int(_field(reader, "llama.vocab_size", len(tokens) if tokens is not None else 0))
-    return LlamaConfig(
+    cfg = LlamaConfig(
         n_layers=n_layers,
         d_model=d_model,
         d_ff=d_ff,
         n_heads=n_heads,
-        n_kv_heads=int(_field(reader, "llama.attention.head_count_kv", n_heads)),
-        vocab_size=vocab,
-        context_length=int(_field(reader, "llama.context_length", 2048)),
-        rope_theta=float(_field(reader, "llama.rope.freq_base", 10000.0)),
-        norm_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
+        n_kv_heads=number("llama.attention.head_count_kv", n_heads),
+        vocab_size=number("llama.vocab_size", len(tokens) if tokens is not None else 0),
+        context_length=number("llama.context_length", 2048),
+        rope_theta=number("llama.rope.freq_base", 10000.0, float),
+        norm_eps=number("llama.attention.layer_norm_rms_epsilon", 1e-5, float),
         name=str(_field(reader, "general.name", path.stem)),
-        bos_token_id=int(_field(reader, "tokenizer.ggml.bos_token_id", -1)),
+        bos_token_id=number("tokenizer.ggml.bos_token_id", -1),
         add_bos=bool(_field(reader, "tokenizer.ggml.add_bos_token", False)),
     )
+    check_config(cfg, path.name, stored_layer_count(t.name for t in reader.tensors))
+    embed = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
+    if embed is not None and [int(n) for n in embed.shape[:2]] != [cfg.d_model, cfg.vocab_size]:
+        raise ModelFileError(
+            f"{path.name} says its model is {cfg.d_model} wide with {cfg.vocab_size} tokens, but its embedding "
+            f"table is {int(embed.shape[0])} × {int(embed.shape[-1])}; the file is damaged."
+        )
+    return cfg
 
 
 def _unpermute(w: np.ndarray, n_heads: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from explainer.core.errors import ModelFileError
-from explainer.core.gguf_loader import LlamaConfig, check_finite
+from explainer.core.gguf_loader import LlamaConfig, check_config, check_finite, stored_layer_count
 from explainer.core.hf_layout import ARCHITECTURES, SUPPORTED_TEXT, expected_shapes, read_hf_config, to_layout
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ def inspect_folder(path: str | os.PathLike) -> ModelFolder:
         )
     cfg = read_hf_config(raw, arch, name)
     tensors = _strip_prefix(tensors, arch)
+    check_config(cfg, name, stored_layer_count(tensors), "folder")
     tied = bool(raw.get("tie_word_embeddings", arch == "gpt2"))
     _check_shapes(cfg, tensors, tied, name)
     n_params = sum(int(np.prod(e.shape)) for k, e in tensors.items() if _used(k, tied))
@@ -219,8 +220,6 @@ def _used(key: str, tied: bool) -> bool:
 
 
 def _check_shapes(cfg: LlamaConfig, tensors: dict[str, TensorEntry], tied: bool, name: str) -> None:
-    if cfg.n_heads % cfg.n_kv_heads or (cfg.arch == "gpt2" and cfg.d_model % cfg.n_heads):
-        raise ModelFileError(f"config.json of {name} has head counts that do not divide evenly; it is inconsistent.")
     for key, shape in expected_shapes(cfg, tied).items():
         if key not in tensors:
             raise ModelFileError(f"{name} has no weight '{key}'; the checkpoint is incomplete or of another model.")

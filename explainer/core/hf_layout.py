@@ -30,6 +30,10 @@ def read_hf_config(raw: dict, arch: str, name: str) -> LlamaConfig:
                     break
         raise ModelFileError(f"config.json of {name} lacks a valid '{keys[0]}'; the folder is damaged.")
 
+    def number(key: str, default, cast=float):  # (an integer entry of 0 means "not set", as for transformers)
+        v = raw.get(key)
+        return _number(default if v is None or (cast is int and v == 0) else v, key, name, cast)
+
     if arch == "gpt2":
         d = need("n_embd", "hidden_size")
         act = str(raw.get("activation_function", "gelu_new"))
@@ -43,13 +47,13 @@ def read_hf_config(raw: dict, arch: str, name: str) -> LlamaConfig:
         return LlamaConfig(
             n_layers=need("n_layer", "num_hidden_layers"),
             d_model=d,
-            d_ff=int(raw.get("n_inner") or 4 * d),
+            d_ff=number("n_inner", 4 * d, int),
             n_heads=heads,
             n_kv_heads=heads,
             vocab_size=need("vocab_size"),
             context_length=need("n_positions", "n_ctx", "max_position_embeddings"),
             rope_theta=0.0,
-            norm_eps=float(raw.get("layer_norm_epsilon", 1e-5)),
+            norm_eps=number("layer_norm_epsilon", 1e-5),
             name=name,
             arch="gpt2",
             positions="learned",
@@ -74,20 +78,32 @@ def read_hf_config(raw: dict, arch: str, name: str) -> LlamaConfig:
         d_model=need("hidden_size"),
         d_ff=need("intermediate_size"),
         n_heads=heads,
-        n_kv_heads=int(raw.get("num_key_value_heads") or heads),
+        n_kv_heads=number("num_key_value_heads", heads, int),
         vocab_size=need("vocab_size"),
         context_length=need("max_position_embeddings"),
         rope_theta=theta,
-        norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
+        norm_eps=number("rms_norm_eps", 1e-6),
         name=name,
         arch=arch,
-        head_dim=int(raw.get("head_dim") or 0),
+        head_dim=number("head_dim", 0, int),
         qkv_bias=arch == "qwen2" or bias,
         o_bias=bias,
         mlp_bias=bool(raw.get("mlp_bias", False)),
         rope_scaling=scaling,
         bos_token_id=_token_id(raw.get("bos_token_id")),
     )
+
+
+def _number(value, key: str, name: str, cast):
+    """``cast(value)``, or one sentence naming the config.json entry that is not a number."""
+    if isinstance(value, (bool, list, dict)):
+        value = None
+    try:
+        return cast(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ModelFileError(
+            f"config.json of {name} has a '{key}' that is not a number; the folder is damaged."
+        ) from None
 
 
 def _token_id(value) -> int:
@@ -102,7 +118,7 @@ def _rope(raw: dict, name: str) -> tuple[float, tuple]:
     params = dict(raw.get("rope_scaling") or {})
     if isinstance(raw.get("rope_parameters"), dict):
         params.update(raw["rope_parameters"])
-    theta = float(params.get("rope_theta", raw.get("rope_theta", 10000.0)))
+    theta = _number(params.get("rope_theta", raw.get("rope_theta", 10000.0)), "rope_theta", name, float)
     kind = str(params.get("rope_type", params.get("type", "default")))
     if kind not in _ROPE_TYPES:
         raise ModelFileError(

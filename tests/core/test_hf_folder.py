@@ -119,7 +119,15 @@ def _broken(kind, folders, tmp_path):
     elif kind == "wrong_shape":
         _edit_config(f, n_embd=48)
     elif kind == "missing_tensor":
+        from safetensors.numpy import load_file, save_file
+
+        tensors = load_file(f / "model.safetensors")
+        del tensors[next(k for k in tensors if k.endswith("h.1.mlp.c_fc.bias"))]
+        save_file(tensors, f / "model.safetensors", metadata={"format": "pt"})
+    elif kind == "more_layers":
         _edit_config(f, n_layer=3)
+    elif kind == "absurd_layers":
+        _edit_config(f, n_layer=10**9)
     elif kind == "nan_weights":
         from safetensors.numpy import load_file, save_file
 
@@ -143,7 +151,9 @@ KINDS = {
     "truncated": ["truncated"],
     "garbage_weights": ["safetensors"],
     "wrong_shape": ["shape"],
-    "missing_tensor": ["h.2."],
+    "missing_tensor": ["h.1.mlp.c_fc.bias"],
+    "more_layers": ["3 layers", "weights of 2", "folder"],
+    "absurd_layers": ["1000000000 layers", "weights of 2"],  # said at once, without building a billion layers
     "too_large": ["GB", "free"],
     "nan_weights": ["h.1.mlp.c_fc.weight", "NaN", "damaged"],  # the tensor named as the file names it
 }
@@ -174,6 +184,37 @@ def test_cli_exits_2_with_one_line(kind, folders, tmp_path, monkeypatch, capsys)
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err, err
     assert not (tmp_path / "pickle-was-loaded").exists()
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"rope_parameters": {"rope_type": "default", "rope_theta": "abc"}}, ["'rope_theta'", "not a number"]),
+        ({"rms_norm_eps": [1]}, ["'rms_norm_eps'", "not a number"]),
+        ({"rope_parameters": {"rope_theta": 0}}, ["rotary base", "0.0"]),
+        ({"rope_parameters": None, "rope_theta": float("nan")}, ["rotary base", "nan"]),  # the older key
+        ({"rms_norm_eps": -1}, ["epsilon", "-1"]),
+        ({"max_position_embeddings": 0}, ["context length is 0"]),
+        ({"num_attention_heads": -4}, ["attention heads is -4"]),
+        ({"num_key_value_heads": 3}, ["4 attention heads", "3 key/value heads"]),
+        ({"vocab_size": 0}, ["vocabulary size is 0"]),
+    ],
+)
+def test_config_values_no_model_can_have_are_one_sentence(folders, tmp_path, capsys, changes, words):
+    """A config.json value no model can have (not a number, zero or negative sizes, a rotary base that is not a
+    positive number, heads that cannot share key/value heads) is named in one sentence, before any weight is read,
+    also through the CLI (exit 2), instead of an internal error or NaN everywhere."""
+    from explainer.cli import main
+
+    f = _copy(folders["llama"], tmp_path)
+    _edit_config(f, **changes)
+    with pytest.raises(ModelFileError) as err:
+        inspect_folder(f)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.endswith(".") and all(w in msg for w in words), msg
+    code = main(["analyze", "--model", str(f), "hello"])
+    out, err_text = capsys.readouterr()
+    assert code == 2 and out == "" and err_text.count("\n") == 1 and "internal error" not in err_text, err_text
 
 
 def test_config_json_picked_in_a_file_dialog_opens_its_folder(folders):

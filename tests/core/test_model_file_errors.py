@@ -93,6 +93,66 @@ def test_damaged_cache_is_rebuilt_not_trusted(tiny_gguf, monkeypatch, tmp_path):
     np.testing.assert_array_equal(loaded["embed"], weights["embed"])
 
 
+_METADATA = {
+    "n_layers": "llama.block_count",
+    "n_heads": "llama.attention.head_count",
+    "n_kv_heads": "llama.attention.head_count_kv",
+    "d_model": "llama.embedding_length",
+    "vocab_size": "llama.vocab_size",
+    "context_length": "llama.context_length",
+    "rope_theta": "llama.rope.freq_base",
+    "norm_eps": "llama.attention.layer_norm_rms_epsilon",
+}
+
+
+def _set_metadata(path, changes: dict) -> None:
+    """Overwrite numeric metadata of a GGUF in place (as llama.cpp's gguf-set-metadata does)."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(path), "r+")
+    for key, value in changes.items():
+        field = reader.fields[_METADATA[key]]
+        field.parts[field.data[0]][0] = value
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"n_layers": 0}, ["number of layers is 0"]),
+        ({"n_layers": 4_000_000_000}, ["4000000000 layers", "weights of 1"]),  # at once, not out of memory
+        ({"n_layers": 2}, ["2 layers", "weights of 1"]),
+        ({"n_heads": 0}, ["attention heads is 0"]),
+        ({"n_kv_heads": 3}, ["4 attention heads", "3 key/value heads"]),
+        ({"d_model": 62}, ["width 62", "4 heads"]),
+        ({"vocab_size": 100}, ["100 tokens", "embedding table"]),
+        ({"context_length": 0}, ["context length is 0"]),
+        ({"rope_theta": float("nan")}, ["rotary base", "nan"]),
+        ({"rope_theta": -1.0}, ["rotary base", "-1.0"]),
+        ({"norm_eps": -1.0}, ["epsilon is -1.0"]),
+    ],
+)
+def test_metadata_no_model_can_have_is_one_sentence(tmp_path, bundled_gguf, monkeypatch, capsys, changes, words):
+    """GGUF metadata that no model can have (sizes below 1, a layer count other than the layers stored, heads
+    that do not divide, a width or vocabulary the embedding table contradicts, a rotary base or epsilon that is not
+    a positive number) is named in one sentence before any weight is decoded: not an internal error, NaN
+    everywhere, or memory exhausted; nothing is cached. Through the CLI: exit 2, one line."""
+    from explainer.cli import main
+
+    monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "inconsistent.gguf"
+    write_tiny_llama(path, SMALL, random_weights(SMALL, seed=6), bundled_gguf)
+    _set_metadata(path, changes)
+    with pytest.raises(ModelFileError) as err:
+        load_weights(path)
+    msg = str(err.value)
+    assert path.name in msg and msg.endswith(".") and "\n" not in msg and all(w in msg for w in words), msg
+    assert not list((tmp_path / "cache").glob("weights/*.safetensors"))
+    if changes.get("n_layers") == 2:
+        code = main(["analyze", "--model", str(path), "--backend", "stored", "hello"])
+        out, err_text = capsys.readouterr()
+        assert code == 2 and out == "" and err_text.count("\n") == 1 and "2 layers" in err_text, err_text
+
+
 def test_check_model_path_accepts_real_file(bundled_gguf):
     assert check_model_path(bundled_gguf) == bundled_gguf
 
