@@ -166,3 +166,23 @@ def test_scenes_plain_output_is_a_table(capsys):
     assert row.split()[:5] == ["3", "03-induction", "attention", "19", "7"] and "Induction heads" in row
     assert any("strongest induction head" in line for line in lines)  # the note, under its scene
     assert "–" in next(line for line in lines if "01-strawberry" in line)  # no layer: a dash, not "None"
+
+
+def test_the_window_without_a_display_is_one_sentence_and_a_screenshot_needs_none(monkeypatch, capsys):
+    """On Linux without a display server Qt aborts the process with several lines of its own: the window says in
+    one sentence that there is no display (exit 2) before Qt is started; a screenshot is drawn offscreen."""
+    import os
+
+    from explainer.ui import app
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    assert app.main(["--demo", "--text", "hello"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("explainer: There is no display") and err.count("\n") == 1, err
+    assert "QT_QPA_PLATFORM" not in os.environ
+    assert app.no_display(screenshot=True) == "" and os.environ["QT_QPA_PLATFORM"] == "offscreen"
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("QT_QPA_PLATFORM")
+    assert app.no_display(screenshot=False) == "" and "QT_QPA_PLATFORM" not in os.environ

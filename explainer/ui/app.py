@@ -77,9 +77,32 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def no_display(screenshot: bool) -> str:
+    """One sentence when the window has no screen to open on (Linux without a display server; Qt would abort),
+    else "". A screenshot needs none: it is then drawn offscreen."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return ""
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return ""
+    if screenshot:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        return ""
+    return (
+        "There is no display to open the window on (DISPLAY and WAYLAND_DISPLAY are not set); start it in a "
+        "desktop session, or use --screenshot or a subcommand such as 'explainer analyze', which need none."
+    )
+
+
+def _say(message: str) -> None:
+    print(f"explainer: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if problem := no_display(bool(args.screenshot)):
+        _say(problem)
+        return 2
 
     import pyqtgraph as pg
     from PySide6.QtCore import QTimer
@@ -113,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     outcome = {"rc": 0}
     problem = _start_view(window, args)
     if problem:
-        print(problem, file=sys.stderr)
+        _say(problem)
         controller.shutdown()
         window.close()
         return 2
@@ -142,12 +165,12 @@ def main(argv: list[str] | None = None) -> int:
             app.processEvents()
             ok = window.grab().save(args.screenshot, "PNG")
             if not ok:
-                print(f"Could not write the screenshot to {args.screenshot}.", file=sys.stderr)
+                _say(f"Could not write the screenshot to {args.screenshot}.")
                 outcome["rc"] = 1
             window.close()
 
         def fail(message: str) -> None:
-            print(message, file=sys.stderr)
+            _say(message)
             outcome["rc"] = 2
             window.close()
 
