@@ -13,7 +13,7 @@ from explainer.core.errors import UserError
 
 ANALYSIS = 1.5  # an analysis keeps the lower triangle, float16 beyond the first rows (measured 1.2)
 ANALYSIS_FP32 = 2.5  # the same with every row float32
-ANALYSIS_WITH_ATTENTION_JSON = 60.0  # float32 rows, the full matrix, Python lists of floats and the JSON text
+ANALYSIS_WITH_ATTENTION_JSON = 110.0  # float32 rows, the full matrix, Python lists of floats, the JSON (measured 98)
 ATTRIBUTION = 16.0  # a forward pass that keeps what its backward pass needs (measured 15)
 HEAD_SCORES = 8.0  # the full float32 matrix [L, H, T, T] and the pass that makes it
 CANDIDATE_JSON = 1100.0  # one next-token candidate of ``analyze --json`` (an object with id, text, probability)
