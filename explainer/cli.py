@@ -130,7 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="run the model on text and print per-token probabilities")
     _add_model_args(a)
     add_text_args(a)
-    a.add_argument("--top-k", type=int, default=10, metavar="K", help="next-token candidates per position (default 10)")
+    a.add_argument(
+        "--top-k",
+        type=int,
+        metavar="K",
+        help="next-token candidates per position (default: 10 with --json, 3 in the table)",
+    )
     a.add_argument("--attention", action="store_true", help="include attention [layer][head][query][key] in --json")
     a.add_argument(
         "--backend",
@@ -244,6 +249,8 @@ def result_to_json(r, tokenizer, top_k: int, with_attention: bool) -> dict:
 def cmd_analyze(args) -> int:
     from explainer.core.engine import Engine
 
+    if args.top_k is None:
+        args.top_k = 10 if args.json else 3
     if args.top_k < 1:
         raise UserError("--top-k must be at least 1.")
     if args.max_tokens < 1:
@@ -276,7 +283,7 @@ def cmd_analyze(args) -> int:
         _out([result_to_json(r, engine.tokenizer, k, args.attention) for r in results])
         return 0
     for r in results:
-        print_table(r, engine)
+        print_table(r, engine, k)
     return 0
 
 
@@ -322,7 +329,7 @@ def cmd_scenes(args) -> int:
     return 0
 
 
-def print_table(r, engine) -> None:
+def print_table(r, engine, k: int = 3) -> None:
     from explainer.core.types import visible_text
 
     print(f"{r.model.name} on {r.device}: {r.n_tokens} tokens" + (" (truncated)" if r.truncated else ""))
@@ -336,7 +343,7 @@ def print_table(r, engine) -> None:
         s = "" if r.surprisal_bits[i] != r.surprisal_bits[i] else f"{r.surprisal_bits[i]:.2f}"
         tops = ", ".join(
             f"{visible_text(engine.tokenizer.decode([int(j)]))!r} {p_:.3f}"
-            for j, p_ in zip(r.top_ids[i][:3], r.top_probs[i][:3])
+            for j, p_ in zip(r.top_ids[i][:k], r.top_probs[i][:k])
         )
         print(f"{i:>4}  {t.display[:16]:<16} {t.id:>6}  {p:>8}  {s:>6}  {tops}")
     print(f"log P(text) = {r.sentence_logprob:.4f} nats = {r.sentence_log10:.4f} (log10) = {-r.sentence_bits:.3f} bits")

@@ -186,3 +186,19 @@ def test_the_window_without_a_display_is_one_sentence_and_a_screenshot_needs_non
     monkeypatch.setenv("DISPLAY", ":0")
     monkeypatch.delenv("QT_QPA_PLATFORM")
     assert app.no_display(screenshot=False) == "" and "QT_QPA_PLATFORM" not in os.environ
+
+
+def test_analyze_table_shows_top_k_candidates(capsys):
+    """The table shows 3 next-token candidates per position unless --top-k asks for another number."""
+    import re
+
+    def candidates(*extra) -> list[int]:
+        code, out, err = run(capsys, "analyze", *extra, "The cat sat on the")
+        assert code == 0, err
+        rows = [ln for ln in out.splitlines() if re.match(r"\s+\d+  ", ln)]
+        assert len(rows) >= 5, out
+        return [len(re.findall(r" \d\.\d{3}(?=, |$)", ln)) for ln in rows]
+
+    assert set(candidates()) == {3}
+    assert set(candidates("--top-k", "5")) == {5}
+    assert set(candidates("--top-k", "1")) == {1}
