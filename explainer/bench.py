@@ -255,8 +255,11 @@ def parse_cases(spec: str | None) -> tuple[int, ...]:
     if spec is None:
         return CASES
     parts = [x.strip() for x in spec.split(",") if x.strip()]
-    if not parts or not all(x.isascii() and x.isdigit() for x in parts) or min(int(x) for x in parts) < 1:
-        raise UserError("--tokens takes whole numbers of 1 or more separated by commas, such as 8,32,128.")
+    if not parts or not all(x.isascii() and x.isdigit() for x in parts) or min(int(x) for x in parts) < 2:
+        raise UserError(
+            "--tokens takes whole numbers of 2 or more (the start token and a text) separated by commas, "
+            "such as 8,32,128."
+        )
     return tuple(int(x) for x in parts)
 
 
@@ -274,7 +277,13 @@ def _handler(args) -> int:
             sys.stderr.flush()
 
     engine = Engine(args.model, device=args.device, backend=args.backend, progress=say)
-    longest = engine.info.context_length - args.keystrokes - 8  # room for the typed characters
+    context = engine.info.context_length
+    longest = context - args.keystrokes - 8  # room for the typed characters
+    if longest < 2:
+        raise UserError(
+            f"--keystrokes can be at most {max(context - 10, 0)} for this model: its context is {context} tokens, "
+            f"and the text typed into needs room too."
+        )
     if max(cases) > longest:
         raise UserError(
             f"--tokens can be at most {max(longest, 0)} for this model: its context is "

@@ -325,6 +325,12 @@ def test_bench_tokens_past_the_context_are_refused_before_timing(cli, tiny_gguf,
     r = cli("bench", "--json", "--no-picture", "--model", str(tiny_gguf), "--tokens", "8,100000")
     assert_one_sentence(r.code, r.out, r.err)
     assert "--tokens can be at most" in r.err
+    r = cli("bench", "--json", "--no-picture", "--model", str(tiny_gguf), "--tokens", "8", "--keystrokes", "100000")
+    assert_one_sentence(r.code, r.out, r.err)
+    assert "--keystrokes can be at most" in r.err  # the option that is too large is the one named
+    r = cli("bench", "--json", "--no-picture", "--model", str(tiny_gguf), "--tokens", "1,8")
+    assert_one_sentence(r.code, r.out, r.err)
+    assert "2 or more" in r.err  # one token is the start token alone: no text to time
 
 
 @pytest.mark.parametrize(
