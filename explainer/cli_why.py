@@ -128,8 +128,15 @@ def cmd_patch(args) -> int:
 
     clean, corrupt = clean_text(args.clean), clean_text(args.corrupt)
     engine, heads = _engine(args)
-    clean_tokens, _ = _tokens(engine, args, clean)
-    corrupt_tokens, _ = _tokens(engine, args, corrupt)
+    clean_tokens, clean_cut = _tokens(engine, args, clean)
+    corrupt_tokens, corrupt_cut = _tokens(engine, args, corrupt)
+    cut = [name for name, c in (("clean", clean_cut), ("corrupted", corrupt_cut)) if c]
+    if cut:  # the answer after a cut text is not the text's answer
+        subject = "The clean and corrupted texts are" if len(cut) == 2 else f"The {cut[0]} text is"
+        raise UserError(
+            f"{subject} longer than {min(args.max_tokens, engine.info.context_length)} tokens; patching compares "
+            f"whole texts: raise --max-tokens or shorten them."
+        )
     clean_ids, corrupt_ids = [t.id for t in clean_tokens], [t.id for t in corrupt_tokens]
     r = patch(engine, clean_ids, corrupt_ids, ablated=heads, progress=_stderr_progress)
     out = {

@@ -142,6 +142,21 @@ def test_patch_different_lengths_gives_both_counts(capsys, tiny_gguf):
     assert "4 tokens" in err and "3" in err
 
 
+def test_patch_refuses_texts_cut_at_max_tokens(capsys, tiny_gguf):
+    """Patching prefixes cut at --max-tokens would answer another question (the next token after the cut), and two
+    texts of different lengths would pass as equal: a cut text is refused, naming which."""
+    code, out, err = run(
+        capsys, "patch", "--model", tiny_gguf, "--max-tokens", "3", "--clean", "The capital of France is",
+        "--corrupt", "A b c d e f g h i j",
+    )  # fmt: skip
+    assert_one_sentence(code, out, err)
+    assert "clean and corrupted texts are longer than 3 tokens" in err
+    code, out, err = run(capsys, "patch", "--model", tiny_gguf, "--max-tokens", "4", "--clean", "The cat sat",
+                         "--corrupt", "A b c d e f g h")  # fmt: skip
+    assert_one_sentence(code, out, err)
+    assert "The corrupted text is longer than 4 tokens" in err
+
+
 @pytest.mark.parametrize(
     "argv",
     [
