@@ -24,6 +24,7 @@ from explainer.core.paths import atomic_write, cache_dir, remove_older_formats, 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
 CACHE_FORMAT = 3  # bump when the cached layout or config changes
+KEPT_WEIGHT_BYTES = 3 * 10**9  # the weight cache keeps the models used most recently, this much of them
 
 
 @dataclass(frozen=True)
@@ -323,7 +324,41 @@ def _load_cache(gguf_sha: str) -> tuple[LlamaConfig, dict[str, np.ndarray]] | No
         log.warning("weight cache %s unreadable (%s); rebuilding", st_path, e)
         return None
     remove_older_formats(st_path.parent, gguf_sha[:24], "v", CACHE_FORMAT)
+    try:
+        os.utime(meta_path)  # used now: the last entry the pruning removes
+    except OSError as e:
+        log.info("weight cache %s not marked as used (%s)", meta_path.name, e)
     return loaded
+
+
+def prune_weight_cache(budget: int = KEPT_WEIGHT_BYTES) -> list[str]:
+    """Delete the entries of the weight cache used least recently until the rest fit in ``budget`` bytes (the
+    newest is always kept): every model file ever opened would otherwise leave its decoded weights behind, each as
+    large as the model in float32. An entry that cannot be deleted now (in use, on a system that forbids that) is
+    left for the next time. Returns the names deleted."""
+    d = cache_dir() / "weights"
+    entries = []
+    for meta in d.glob(f"*-v{CACHE_FORMAT}.json"):
+        weights = meta.with_suffix(".safetensors")
+        try:
+            size = weights.stat().st_size if weights.exists() else 0
+            entries.append((meta.stat().st_mtime, size, meta, weights))
+        except OSError:
+            continue  # (removed meanwhile by another process)
+    entries.sort(key=lambda e: e[0], reverse=True)
+    gone, total = [], 0
+    for i, (_, size, meta, weights) in enumerate(entries):
+        total += size
+        if i == 0 or total <= budget:
+            continue
+        for p in (weights, meta):
+            try:
+                p.unlink(missing_ok=True)
+                gone.append(p.name)
+            except OSError as e:
+                log.info("weight cache %s left in place (%s)", p.name, e)
+                break
+    return gone
 
 
 def _save_cache(gguf_sha: str, cfg: LlamaConfig, weights: dict[str, np.ndarray]) -> None:
@@ -339,6 +374,7 @@ def _save_cache(gguf_sha: str, cfg: LlamaConfig, weights: dict[str, np.ndarray])
     }
     atomic_write_bytes(meta_path, lambda p: p.write_text(json.dumps(meta, indent=1), encoding="utf-8"))
     remove_older_formats(st_path.parent, gguf_sha[:24], "v", CACHE_FORMAT)
+    prune_weight_cache()
 
 
 def load_weights(

@@ -132,3 +132,41 @@ def test_a_file_being_written_is_known_and_a_stopping_process_removes_it(tmp_pat
     assert sorted(f.name for f in tmp_path.iterdir()) == [other.name]
     paths.atomic_write(dst, b"whole")
     assert dst.read_bytes() == b"whole" and not paths._WRITING and paths.remove_partial_files() == []
+
+
+def test_the_weight_cache_keeps_the_models_used_last_within_its_budget(cache, tmp_path, bundled_gguf):
+    """Every model file opened leaves its decoded weights (the model's size in float32) in the cache: the entries
+    used least recently go once the rest exceed the budget; the newest stays even alone over it; a cache hit counts
+    as a use."""
+    import dataclasses
+
+    from explainer.core import gguf_loader as gl
+    from explainer.core.engine import TINY_CONFIG
+    from explainer.core.llama import random_weights
+    from tests.gguf_factory import write_tiny_llama
+
+    d = cache / "weights"
+    d.mkdir(parents=True)
+    now = time.time()
+    for i, size in enumerate([400, 300, 200, 100]):  # "a" used most recently, "d" longest ago
+        stem = f"{'abcd'[i] * 24}-v{gl.CACHE_FORMAT}"
+        (d / f"{stem}.safetensors").write_bytes(b"\0" * size)
+        (d / f"{stem}.json").write_text("{}")
+        os.utime(d / f"{stem}.json", (now - 100 * (i + 1), now - 100 * (i + 1)))
+    kept = lambda: sorted(p.name[0] for p in d.glob("*.json"))  # noqa: E731
+    assert gl.prune_weight_cache(budget=10_000) == [] and kept() == ["a", "b", "c", "d"]
+    gone = gl.prune_weight_cache(budget=750)  # a + b = 700 fit, c does not: c and d go (least recently used)
+    assert kept() == ["a", "b"] and set(gone) == {
+        f"{x * 24}-v{gl.CACHE_FORMAT}.{e}" for x in "cd" for e in ("json", "safetensors")
+    }
+    gl.prune_weight_cache(budget=10)
+    assert kept() == ["a"]  # the newest, even alone over the budget
+
+    cfg = dataclasses.replace(TINY_CONFIG, n_layers=1)
+    path = write_tiny_llama(tmp_path / "tiny.gguf", cfg, random_weights(cfg, seed=1), bundled_gguf)
+    gl.load_weights(path)  # decoded and cached: now the newest; with the default budget "a" stays
+    assert len(kept()) == 2 and "a" in kept()
+    os.utime(d / f"{'a' * 24}-v{gl.CACHE_FORMAT}.json", (now - 1000, now - 1000))
+    gl.load_weights(path)  # a cache hit marks the entry as used
+    newest = max(d.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    assert newest.name[0] != "a" and newest.stat().st_mtime > now - 5
