@@ -202,3 +202,13 @@ def test_analyze_table_shows_top_k_candidates(capsys):
     assert set(candidates()) == {3}
     assert set(candidates("--top-k", "5")) == {5}
     assert set(candidates("--top-k", "1")) == {1}
+
+
+@pytest.mark.parametrize("argv", [["--size", "5x5"], ["--size", "abc"], ["--bogus"], ["--device", "gpu"]])
+def test_the_windows_option_mistakes_are_one_sentence(capsys, argv):
+    """The window's options, like the commands', answer a mistake with one sentence and exit 2 (no usage dump)."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2 and out == "" and err.startswith("explainer: ") and err.count("\n") == 1, err
+    assert "explainer --help" in err

@@ -27,8 +27,16 @@ def parse_size(s: str) -> tuple[int, int]:
     return w, h
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a mistyped option in one sentence (exit 2), as the commands do, not a usage dump."""
+
+    def error(self, message: str):
+        _say(f"{message[:1].upper()}{message[1:]}; run 'explainer --help' for usage.")
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="explainer", description="Watch a small language model think while you type.")
+    ap = _Parser(prog="explainer", description="Watch a small language model think while you type.")
     ap.add_argument(
         "--model",
         metavar="PATH",
