@@ -74,7 +74,6 @@ class WholeLines(QObject):
     def __init__(self, view: QTextEdit):
         super().__init__(view)
         self.view = view
-        self._tops: list[float] = []
         bar = view.verticalScrollBar()
         bar.rangeChanged.connect(self._pad)
         bar.valueChanged.connect(self._snap)
@@ -95,13 +94,12 @@ class WholeLines(QObject):
 
     def _pad(self, *_range) -> None:
         doc = self.view.document()
-        self._tops = self.line_tops()
         natural = doc.size().height() - self.padding()
         height = self.view.viewport().height()
         extra = 0.0
         if natural > height:
             end = natural - height  # where the scroll bar would end: the top line cut unless a line starts there
-            extra = next((t - end for t in self._tops if t >= end), 0.0)
+            extra = next((t - end for t in self.line_tops() if t >= end), 0.0)
         if abs(extra - self.padding()) > 0.5:
             root = doc.rootFrame()
             fmt = root.frameFormat()
@@ -110,9 +108,10 @@ class WholeLines(QObject):
 
     def _snap(self, value: int) -> None:
         bar = self.view.verticalScrollBar()
-        if not self._tops or value >= bar.maximum():
+        tops = self.line_tops() if value < bar.maximum() else []
+        if not tops:
             return
-        stops = [0.0, *self._tops[1:]]  # at 0 the first line shows whole, below the document's margin
+        stops = [0.0, *tops[1:]]  # at 0 the first line shows whole, below the document's margin
         snapped = min(bar.maximum(), math.ceil(min(stops, key=lambda t: abs(t - value))))
         if snapped != value:
             bar.setValue(snapped)
