@@ -95,6 +95,17 @@ def check_config(cfg: LlamaConfig, source: str, stored_layers: int | None = None
         )
 
 
+def as_number(value, cast, problem: str):
+    """``cast(value)`` (int or float) of a model file's setting, or ModelFileError(``problem``) when it is not a
+    number (text, a list, true/false)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return cast(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ModelFileError(problem) from None
+
+
 def stored_layer_count(names, pattern: str = r"(?:^|\.)(?:blk|layers|h)\.(\d+)\.") -> int:
     """How many layers ``names`` (tensor names) hold weights for: one more than the highest layer index."""
     found = [int(m.group(1)) for n in names if (m := re.search(pattern, n))]
@@ -151,12 +162,7 @@ def read_config(reader, path: Path) -> LlamaConfig:
             raise ModelFileError(
                 f"{path.name} lacks the metadata '{key}'; the file is incomplete or not a Llama model."
             )
-        try:
-            return cast(v)
-        except (TypeError, ValueError, OverflowError):
-            raise ModelFileError(
-                f"{path.name} has a metadata '{key}' that is not a number; the file is damaged."
-            ) from None
+        return as_number(v, cast, f"{path.name} has a metadata '{key}' that is not a number; the file is damaged.")
 
     n_layers, d_model = number("llama.block_count"), number("llama.embedding_length")
     d_ff, n_heads = number("llama.feed_forward_length"), number("llama.attention.head_count")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from explainer.core.errors import ModelFileError
-from explainer.core.gguf_loader import LlamaConfig
+from explainer.core.gguf_loader import LlamaConfig, as_number
 
 ARCHITECTURES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "GPT2LMHeadModel": "gpt2"}
 SUPPORTED_TEXT = "Llama (LlamaForCausalLM), Qwen2 (Qwen2ForCausalLM) and GPT-2 (GPT2LMHeadModel)"
@@ -96,14 +96,7 @@ def read_hf_config(raw: dict, arch: str, name: str) -> LlamaConfig:
 
 def _number(value, key: str, name: str, cast):
     """``cast(value)``, or one sentence naming the config.json entry that is not a number."""
-    if isinstance(value, (bool, list, dict)):
-        value = None
-    try:
-        return cast(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ModelFileError(
-            f"config.json of {name} has a '{key}' that is not a number; the folder is damaged."
-        ) from None
+    return as_number(value, cast, f"config.json of {name} has a '{key}' that is not a number; the folder is damaged.")
 
 
 def _token_id(value) -> int:
