@@ -20,7 +20,18 @@ SUBCOMMANDS = ("analyze", "tokenize", "heads", "attribute", "patch", "bench", "s
 log = logging.getLogger("explainer")
 
 
-class _Parser(argparse.ArgumentParser):
+class DashValues(argparse.ArgumentParser):
+    """argparse that reads a word starting with a dash and a digit (``--ablate -1:1``, ``--size -5x10``) as an
+    option's value, not as an unknown option: no option here starts with a digit, and the value then gets the
+    option's own complaint (no layer -1) instead of "expected one argument"."""
+
+    def _parse_optional(self, arg_string):
+        if len(arg_string) > 1 and arg_string[0] == "-" and arg_string[1].isdigit():
+            return None
+        return super()._parse_optional(arg_string)
+
+
+class _Parser(DashValues):
     """argparse that reports a usage error in one sentence (exit 2) instead of a usage dump."""
 
     def error(self, message: str):

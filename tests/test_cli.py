@@ -212,3 +212,10 @@ def test_the_windows_option_mistakes_are_one_sentence(capsys, argv):
     out, err = capsys.readouterr()
     assert exited.value.code == 2 and out == "" and err.startswith("explainer: ") and err.count("\n") == 1, err
     assert "explainer --help" in err
+
+
+def test_a_window_size_starting_with_a_dash_is_read_as_the_size(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--size", "-5x10"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "width and height" in err and "expected one argument" not in err, err

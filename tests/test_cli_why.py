@@ -68,6 +68,13 @@ def test_bad_ablate_spec_is_exit_2(capsys, tiny_gguf, command, spec):
     assert_one_sentence(*run(capsys, command, "--model", tiny_gguf, "--ablate", spec, "The cat"))
 
 
+def test_a_head_spec_starting_with_a_dash_is_read_as_the_value(capsys, tiny_gguf):
+    """``--ablate -1:2`` is the option's value (a head that does not exist), not an unknown option."""
+    code, out, err = run(capsys, "analyze", "--model", tiny_gguf, "--ablate", "-1:2", "x")
+    assert_one_sentence(code, out, err)
+    assert "'-1:2'" in err and "expected one argument" not in err
+
+
 def test_head_outside_the_model_names_the_range(capsys, tiny_gguf):
     code, out, err = run(capsys, "analyze", "--model", tiny_gguf, "--ablate", f"{L + 1}:1", "x")
     assert_one_sentence(code, out, err)

@@ -14,6 +14,8 @@ import logging
 import os
 import sys
 
+from explainer.cli import DashValues
+
 SCREENSHOT_TIMEOUT_S = 300
 
 
@@ -27,7 +29,7 @@ def parse_size(s: str) -> tuple[int, int]:
     return w, h
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(DashValues):
     """argparse that reports a mistyped option in one sentence (exit 2), as the commands do, not a usage dump."""
 
     def error(self, message: str):
