@@ -298,3 +298,18 @@ w.close(); c.shutdown()
     width, height = out["side"]
     assert abs(width - height) <= 2 and min(width, height) >= 280
     assert out["problems"] == []
+
+
+def test_a_sentence_at_1366x768_names_its_key_columns(window_at):
+    """Twenty columns are too narrow for upright labels: turned below a slightly smaller square (cells of 12 px or
+    more), they name every other key, where one upright row with indices named two ("0: (start)", "10: ·John")."""
+    w = window_at((1366, 768), text="When Mary and John went to the store, John gave a drink to Mary because she was")
+    hm, area = w.attention.heatmap, w.attention.area
+    n = w.result.n_tokens
+    assert 16 <= n <= 24, n
+    assert hm.bottom_axis.mode == "rotated", hm.bottom_axis.mode
+    assert len(hm.bottom_axis.label_rects()) >= n // 2
+    width, height = heatmap_side(w)
+    assert abs(width - height) <= 2 and min(width, height) >= 12 * n, (width, height)  # cells of 12 px or more
+    assert area.arrangement.grid != "none" and area.grid.cell_px() >= 8
+    assert_readable(w, "1366x768, a sentence")

@@ -22,6 +22,9 @@ GAP = 10  # between the heatmap and the grid
 GRID_MIN_SIDE = 260  # the grid is shown when the matrix keeps at least this side (or all it would have)
 MAX_GRID_CELL = 30
 PLAN_MARGIN_PX = 2  # column labels planned for a square this much smaller than it (its pixels are whole)
+# turned column labels may make the square this much of the one a line of labels leaves, while its cells stay this
+# large (a long text keeps its square and thinned labels: its cells are small already)
+TURNED_MIN_SHARE, TURNED_MIN_CELL_PX = 0.9, 12
 DEFAULT_CHROME = (170.0, 80.0)  # the heatmap's axes, titles and colour bar, before they are measured
 
 
@@ -174,7 +177,8 @@ class HeatmapArea(QWidget):
     def _plan(self, w: int, h: int, sizes) -> tuple[str, float, Arrangement]:
         """How the column labels are laid out, how much deeper than one line that makes the heatmap, and the
         arrangement for it: every label upright on one, then two rows, else turned into the room the square leaves,
-        else upright on three rows, else turned-or-thinned (the axis' choice). Each is tried at the square its own
+        else upright on three rows, else turned below a square made smaller for them (``TURNED_MIN_SHARE``,
+        ``TURNED_MIN_CELL_PX``), else turned-or-thinned (the axis' choice). Each is tried at the square its own
         depth leaves, so the labels fit the square they get and the choice stands once made."""
         ax = self.heatmap.bottom_axis
         full = ax.full_labels
@@ -197,6 +201,12 @@ class HeatmapArea(QWidget):
             return "turn-or-thin", 0.0, one_line  # turned, in the room the square leaves
         if upright and (found := upright_plan("stagger3")) is not None:
             return found
+        if full:  # turned, the labels name many more columns than thinned upright ones ("0: (start)", "10: ·I")
+            turned = arrange(w, h, (ex_w, ex_h + ax._extent("rotated", full) - flat), *sizes)
+            keeps_grid = turned.grid != "none" or one_line.grid == "none"
+            least = max(TURNED_MIN_SHARE * one_line.side, TURNED_MIN_CELL_PX * len(full))
+            if keeps_grid and turned.side >= least:
+                return "turn-or-thin", 0.0, turned  # a smaller square, and room below it for them
         return "turn-or-thin", 0.0, one_line
 
     def _grid_rect(self, a: Arrangement, w: int, h: int, ex_w: float, ex_h: float) -> QRect:
