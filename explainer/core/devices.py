@@ -17,7 +17,7 @@ def cuda_available() -> bool:
 
 
 def pick_device(device: str = "auto") -> str:
-    if device in ("auto", None, ""):
+    if device in ("auto", None):
         return "cuda" if cuda_available() else "cpu"
     if device == "cuda" and not cuda_available():
         from explainer.core.errors import UserError

@@ -270,6 +270,7 @@ def test_table_output_hostile(cli, tiny_gguf, name):
         ["analyze", "--model", "evil\nname\u202e.gguf", "x"],
         ["analyze", "--model", "a\x00b.gguf", "x"],
         ["analyze", "--device", "\u2028cuda", "x"],
+        ["analyze", "--device", "", "x"],
         ["analyze", "--max-tokens", "0", "x"],
         ["analyze", "--top-k", "-1", "x"],
         ["tokenize", "--text-file", "", "x"],
