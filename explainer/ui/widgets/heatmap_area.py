@@ -197,12 +197,13 @@ class HeatmapArea(QWidget):
         one_line = arrange(w, h, (ex_w, ex_h), *sizes)
         grid = self._grid_rect(one_line, w, h, ex_w, ex_h)
         spare = h - (one_line.side + ex_h) - (grid.height() + GAP if one_line.grid == "below" else 0)
-        if full and ax._extent("rotated", full) <= flat + spare:
+        turned_depth = ax._extent("rotated", full) - flat if full else 0.0  # beyond one line of labels
+        if full and turned_depth <= spare:
             return "turn-or-thin", 0.0, one_line  # turned, in the room the square leaves
         if upright and (found := upright_plan("stagger3")) is not None:
             return found
         if full:  # turned, the labels name many more columns than thinned upright ones ("0: (start)", "10: ·I")
-            turned = arrange(w, h, (ex_w, ex_h + ax._extent("rotated", full) - flat), *sizes)
+            turned = arrange(w, h, (ex_w, ex_h + turned_depth), *sizes)
             keeps_grid = turned.grid != "none" or one_line.grid == "none"
             least = max(TURNED_MIN_SHARE * one_line.side, TURNED_MIN_CELL_PX * len(full))
             if keeps_grid and turned.side >= least:
