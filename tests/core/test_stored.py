@@ -91,8 +91,10 @@ def test_decoded_slices_equal_the_float32_product_and_decode_one_slice_at_a_time
     assert got.shape == (7, 50) and (np.abs(got - exact) <= bound).all()
 
 
-@pytest.mark.parametrize("chunk", [16, 64])  # four slices (the last of 2 entries), or one
-def test_many_rows_statistics_equal_float64_ones(chunk):
+# four slices (the last of 2 entries) with the top k taken per slice, per two (16 + 16, 16 + 2), per three
+# (48, then 2) or over all four; or one slice
+@pytest.mark.parametrize("chunk, topk_columns", [(16, 16), (16, 32), (16, 48), (16, 64), (64, 64)])
+def test_many_rows_statistics_equal_float64_ones(chunk, topk_columns):
     """The many-rows statistics graph on a 50-entry Q8_0 table: the log-sum-exp, entropy, top-k and the next
     token's log-probability of numpy's float64 softmax of the same logits, with every id as the next token in
     turn (each slice, its first and last entry) and k larger than a slice."""
@@ -103,7 +105,7 @@ def test_many_rows_statistics_equal_float64_ones(chunk):
     m, ref = _quantized("Q8_0", shape=(50, 96), seed=4)
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    model = build_unembedding_rows({"embed": m}, chunk=chunk).SerializeToString()
+    model = build_unembedding_rows({"embed": m}, chunk=chunk, topk_columns=topk_columns).SerializeToString()
     sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     xs = 0.5 * np.random.default_rng(5).standard_normal((50, 96)).astype(np.float32)
     nxt, k = np.arange(50, dtype=np.int64), 20

@@ -31,7 +31,7 @@ from explainer.core.backends.onnx_backend import as_dtype
 from explainer.core.errors import UserError
 
 log = logging.getLogger(__name__)
-STORED_FORMAT = 8  # bump when the graphs' inputs, outputs, kernels or files change
+STORED_FORMAT = 9  # bump when the graphs' inputs, outputs, kernels or files change
 TOLERANCE = 1e-4  # largest probability difference from the torch model on the probe
 CPU = "CPUExecutionProvider"
 STATS_ROWS = 32  # rows per statistics call: ONNX Runtime's temporaries ~40 MB (16 rows: ~25 MB, ~10% slower)

@@ -38,6 +38,10 @@ OPSET = 17
 ROWS_OPSET, ROWS_IR_VERSION = 21, 10  # blocked DequantizeLinear (the many-rows unembedding)
 ROWS_CHUNK = 2048  # output rows decoded at a time in the many-rows unembedding (4.7 MB of float32 for D = 576)
 RUN = 64  # terms summed in float32 before the many-rows unembedding's float64 sums
+# Vocabulary entries whose logits one top-k of the many-rows unembedding reads: ONNX Runtime's TopK costs ~8 µs
+# per row and call at k = 64 beyond its scan, so one over 2,048 entries at a time made top-k a third of a
+# 128-row call (28 ms of the table's 24 slices); over 12,288 (6 slices' logits kept, ~6 MB at 128 rows) ~9 ms.
+TOPK_COLUMNS = 6 * ROWS_CHUNK
 
 
 class Graph:
@@ -451,13 +455,14 @@ def _statistics_outputs(g: Graph) -> None:
         g.output(name, elem, shape)
 
 
-def build_unembedding_rows(tensors: dict, chunk: int = ROWS_CHUNK):
+def build_unembedding_rows(tensors: dict, chunk: int = ROWS_CHUNK, topk_columns: int = TOPK_COLUMNS):
     """``build_unembedding``'s statistics for calls of many rows, with a ``q8_0`` output table decoded once per
     call, ``chunk`` vocabulary entries at a time (``decoded_slices``): a call's temporaries are a few
     ``[n, chunk]`` arrays, whatever ``n``. Per slice ``c`` with maximum logit ``m_c``: ``s_c = Σ exp(z − m_c)``,
     ``t_c = Σ exp(z − m_c)·(z − m_c)``, its top k, and the next token's logit where it falls in the slice; then
     with ``M = max m_c`` and ``a_c = m_c − M``: ``s = Σ e^{a_c}·s_c`` and ``Σ e·d = Σ e^{a_c}·(t_c + a_c·s_c)``
-    (the same sums over the whole vocabulary, regrouped), the top k of the slices' top k.
+    (the same sums over the whole vocabulary, regrouped). The top k is taken over ``topk_columns`` entries at a
+    time (the logits of consecutive slices together), then over those tops.
 
     A slice's sums add its terms in float32 in runs of ``RUN`` (relative error < RUN·2⁻²⁴ < 4e-6, below the
     float32 logits' own rounding) and the runs in float64."""
@@ -477,23 +482,33 @@ def build_unembedding_rows(tensors: dict, chunk: int = ROWS_CHUNK):
         runs = g.op("ReduceSum", [g.op("Reshape", [v, shape]), last], keepdims=0)  # [n, cols / run]
         return g.op("ReduceSum", [f64(runs), last])
 
-    sums, tops, top_ids, picked = [], [], [], []  # per slice
+    sums, tops, top_ids, picked = [], [], [], []  # per slice (sums, picked) or group of slices (tops)
     done: list[str] = []
+    group: list[str] = []  # the logits of the slices whose top k is not taken yet
     V = table.shape[0]
+    per_group = max(1, topk_columns // chunk)
     for a, z in decoded_slices(g, x, table, chunk, after=done):
         cols = min(chunk, V - a)
         m = g.op("ReduceMax", [z, last])  # [n, 1]
         d = g.op("Sub", [z, m])  # <= 0
         e = g.op("Exp", [d])
         sums.append((m, sum64(e, cols), sum64(g.op("Mul", [e, d]), cols)))
-        values, ids = g.op("TopK", [z, g.op("Min", ["k", i64(cols)])], n_out=2, axis=-1, largest=1, sorted=1)
-        tops.append(values)
-        top_ids.append(g.op("Add", [ids, i64(a)]))
         local = g.op("Sub", [nxt, i64(a)])
         inside = g.op("And", [g.op("GreaterOrEqual", [local, zero]), g.op("Less", [local, i64(cols)])])
         at = g.op("GatherElements", [z, g.op("Max", [g.op("Min", [local, i64(cols - 1)]), zero])], axis=1)
         picked.append(g.op("Where", [inside, at, g.const(np.zeros(1, np.float32), "zero")]))
-        done += [*sums[-1][1:], values, top_ids[-1], picked[-1]]  # every value read from z: then z is freed
+        done += [*sums[-1][1:], picked[-1]]
+        if not group:
+            first = a
+        group.append(z)
+        if len(group) == per_group or a + cols == V:  # the group's top k: then its logits are freed
+            width = a + cols - first
+            zs = g.op("Concat", group, axis=-1) if len(group) > 1 else group[0]
+            values, ids = g.op("TopK", [zs, g.op("Min", ["k", i64(width)])], n_out=2, axis=-1, largest=1, sorted=1)
+            tops.append(values)
+            top_ids.append(g.op("Add", [ids, i64(first)]))
+            done += [values, top_ids[-1]]
+            group = []
     maxes = [m for m, _, _ in sums]
     M = f64(g.op("Max", maxes) if len(maxes) > 1 else maxes[0])  # [n, 1]
     s_parts, ed_parts = [], []
