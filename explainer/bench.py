@@ -159,6 +159,10 @@ def run_bench(
         except ImportError as e:
             out["picture"] = f"not measured ({e})"
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    say("the four-bit kernels alone")
+    floor = engine.kernel_floor_ms()  # (after the peak: it loads a copy of the weights for a moment)
+    if floor is not None:
+        out["kernel_floor_ms"] = floor
     if compare_hf:
         from explainer.bench_hf import hf_cached_ms, hf_ms, load_hf
 
@@ -244,6 +248,12 @@ def format_table(res: dict) -> str:
                 f"  {c.get('keystroke_speedup_vs_hf', 0):>7.1f}x  {c.get('keystroke_speedup_vs_hf_cached', 0):>8.1f}x"
             )
         lines.append(row)
+    floor = res.get("kernel_floor_ms")
+    if floor:
+        lines.append(
+            f"one token's four-bit kernels alone: {floor['layers']:.1f} ms in the layers + {floor['unembedding']:.1f} ms "
+            f"in the output table = {floor['total']:.1f} ms (a keystroke's floor with these kernels)"
+        )
     lines.append(TARGETS)
     return "\n".join(lines)
 

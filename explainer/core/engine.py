@@ -287,6 +287,12 @@ class Engine:
         be = self._backends.active
         return Attention([be.forward(np.asarray(ids, np.int64), None).attention])
 
+    def kernel_floor_ms(self) -> dict | None:
+        """What the active backend's one-token kernels take alone (``StoredBackend.kernel_floor_ms``: the floor of
+        a keystroke on this machine), or None for a backend without such a measure."""
+        floor = getattr(self._backends.active, "kernel_floor_ms", None)
+        return floor() if floor is not None else None
+
     def close(self) -> None:
         """Stop background work (an ONNX export in a child process); the engine still analyses after this."""
         self._backends.close()

@@ -33,8 +33,11 @@ def test_run_bench_schema(tiny):
     for c in res["cases"]:
         assert set(c) >= {"tokens", "full_ms", "keystroke_ms"}
         assert all(isinstance(c[k], float) and c[k] > 0 for k in ("full_ms", "keystroke_ms"))
+    assert "kernel_floor_ms" not in res  # (the torch backend has no four-bit kernels to time)
     table = format_table(res)
-    assert "keystroke" in table and "16" in table
+    assert "keystroke" in table and "16" in table and "kernels alone" not in table
+    res["kernel_floor_ms"] = {"layers": 9.5, "unembedding": 3.6, "total": 13.1}
+    assert "9.5 ms in the layers + 3.6 ms in the output table = 13.1 ms" in format_table(res)
 
 
 def test_bench_runs_from_the_command_line(tmp_path, bundled_gguf, capsys):

@@ -361,3 +361,23 @@ def test_many_rows_statistics_equal_the_row_by_row_ones(stored_q4):
     np.testing.assert_allclose(full.sum(axis=1), 1.0, atol=1e-6)
     rows = np.concatenate([be.probabilities(r.final_normed[i : i + 1]) for i in range(3)])
     np.testing.assert_allclose(full, rows, atol=1e-5)
+
+
+def test_the_kernel_floor_times_each_four_bit_kernel_of_a_one_token_step(stored_q4):
+    """``explainer bench``'s floor: every MatMulNBits of the layers (q|k|v, o, gate|up and down per layer) and the
+    output table's two 4-bit halves, each on one row of its width, with the graphs' own weights."""
+    import onnx
+
+    from explainer.core.backends.stored_backend import _kernels_only
+
+    be, c = stored_q4._backends.active, stored_q4.cfg
+    floor = stored_q4.kernel_floor_ms()
+    assert floor["layers_kernels"] == 4 * c.n_layers and floor["unembedding_kernels"] == 2
+    assert floor["layers"] > 0 and floor["unembedding"] > 0
+    assert floor["total"] == pytest.approx(floor["layers"] + floor["unembedding"], abs=0.011)
+    model, _ = _kernels_only(be.graph_files["layers"])
+    g = onnx.load_from_string(model).graph
+    widths = [o.type.tensor_type.shape.dim[1].dim_value for o in g.output]
+    per_layer = (c.n_heads + 2 * c.n_kv_heads) * c.d_head + c.d_model + 2 * c.d_ff + c.d_model
+    assert sum(widths) == c.n_layers * per_layer
+    assert sorted(i.name for i in g.input) == sorted({f"row_{c.d_model}", f"row_{c.d_ff}"})

@@ -19,6 +19,7 @@ import copy
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,7 @@ class StoredBackend(Backend):
 
         options = _session_options(ort, self.threads, prepack=True)
         paths, made = record["paths"], {}
+        self.graph_files = {name: Path(paths[name]) for name in GRAPHS if name in paths}
 
         def unembedding():  # the sessions prepare (pack their kernels) at once: ~0.1-0.2 s of every start
             try:
@@ -299,8 +301,75 @@ class StoredBackend(Backend):
                 release_free_memory()
         return out
 
+    def kernel_floor_ms(self, repeats: int = 15) -> dict[str, float]:
+        """Milliseconds that the four-bit kernels of a one-token step take alone: every ``MatMulNBits`` of the layers
+        graph and of the one-row unembedding, on these sessions' threads, with their own weights (prepacked as in
+        the real graphs) and random activations (a kernel's time does not depend on its values). What a keystroke
+        costs at least on this machine with these kernels, whatever else is made faster; medians of ``repeats``."""
+        import onnxruntime as ort
+
+        from explainer.core.backends.onnx_backend import _session_options
+
+        options = _session_options(ort, self.threads, prepack=True)
+        rng = np.random.default_rng(0)
+        out = {}
+        for name in ("layers", "unembedding"):
+            model, kernels = _kernels_only(self.graph_files[name])
+            session = ort.InferenceSession(model, options, providers=[CPU])
+            binding = session.io_binding()
+            keep = []  # the bound arrays live as long as the binding
+            for inp in session.get_inputs():
+                a = rng.standard_normal(inp.shape).astype(np.float32)
+                keep.append(a)
+                binding.bind_input(inp.name, "cpu", 0, np.float32, list(a.shape), a.ctypes.data)
+            for o in session.get_outputs():
+                a = np.empty(o.shape, np.float32)
+                keep.append(a)
+                binding.bind_output(o.name, "cpu", 0, np.float32, list(a.shape), a.ctypes.data)
+            times = []
+            for i in range(repeats + 3):  # three warm-up calls
+                t0 = time.perf_counter()
+                session.run_with_iobinding(binding)
+                if i >= 3:
+                    times.append((time.perf_counter() - t0) * 1000.0)
+            out[name] = round(float(np.median(times)), 2)
+            out[f"{name}_kernels"] = kernels
+            del session, binding, keep
+        out["total"] = round(out["layers"] + out["unembedding"], 2)
+        return out
+
     def cache_length(self, cache: StoredCache | None) -> int:
         return 0 if cache is None else cache.length
 
     def truncate(self, cache: StoredCache, n: int) -> StoredCache:
         return StoredCache(cache.buf, min(n, cache.length))
+
+
+def _kernels_only(path: Path) -> tuple[bytes, int]:
+    """The graph at ``path`` reduced to its ``MatMulNBits`` nodes, each reading a one-row input of its width (one
+    input per width, shared) and writing its own output: the serialized model and the number of kernels."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from explainer.core.backends.stored_graph import MSFT
+
+    model = onnx.load(str(path))  # with its weights (the external data next to it)
+    kernels = [n for n in model.graph.node if n.op_type == "MatMulNBits" and n.domain == MSFT]
+    attr = lambda node, key: next(a.i for a in node.attribute if a.name == key)  # noqa: E731
+    widths: set[int] = set()
+    outputs = []
+    for n in kernels:
+        K, N = attr(n, "K"), attr(n, "N")
+        widths.add(K)
+        n.input[0] = f"row_{K}"
+        outputs.append(helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT, [1, N]))
+    used = {name for n in kernels for name in n.input}
+    graph = helper.make_graph(
+        kernels,
+        "kernels",
+        [helper.make_tensor_value_info(f"row_{K}", TensorProto.FLOAT, [1, K]) for K in sorted(widths)],
+        outputs,
+        [t for t in model.graph.initializer if t.name in used],
+    )
+    reduced = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    return reduced.SerializeToString(), len(kernels)
