@@ -91,6 +91,20 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def kernel_floor(engine, repeats: int = 15) -> dict | None:
+    """Medians of one token's four-bit kernels alone (``Engine.kernel_steps``), per graph and in all, in ms; None
+    for a backend without them."""
+    steps = engine.kernel_steps()
+    if steps is None:
+        return None
+    out: dict = {}
+    for name, (step, kernels) in steps.items():
+        _median_ms(step, 3)  # warm-up
+        out[name], out[f"{name}_kernels"] = round(_median_ms(step, repeats), 2), kernels
+    out["total"] = round(sum(out[name] for name in steps), 2)
+    return out
+
+
 def bench_case(engine, n_tokens: int, keystrokes: int = 12, full_repeats: int = 3) -> dict:
     text = text_with_tokens(engine, n_tokens)
     tail = _tail(text)
@@ -160,7 +174,7 @@ def run_bench(
             out["picture"] = f"not measured ({e})"
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     say("the four-bit kernels alone")
-    floor = engine.kernel_floor_ms()  # (after the peak: it loads a copy of the weights for a moment)
+    floor = kernel_floor(engine)  # (after the peak: it loads a copy of the weights for a moment)
     if floor is not None:
         out["kernel_floor_ms"] = floor
     if compare_hf:

@@ -287,11 +287,11 @@ class Engine:
         be = self._backends.active
         return Attention([be.forward(np.asarray(ids, np.int64), None).attention])
 
-    def kernel_floor_ms(self) -> dict | None:
-        """What the active backend's one-token kernels take alone (``StoredBackend.kernel_floor_ms``: the floor of
-        a keystroke on this machine), or None for a backend without such a measure."""
-        floor = getattr(self._backends.active, "kernel_floor_ms", None)
-        return floor() if floor is not None else None
+    def kernel_steps(self) -> dict | None:
+        """The active backend's one-token kernels alone, to time (``StoredBackend.kernel_steps``: the floor of a
+        keystroke on this machine), or None for a backend without them."""
+        steps = getattr(self._backends.active, "kernel_steps", None)
+        return steps() if steps is not None else None
 
     def close(self) -> None:
         """Stop background work (an ONNX export in a child process); the engine still analyses after this."""

@@ -368,10 +368,11 @@ def test_the_kernel_floor_times_each_four_bit_kernel_of_a_one_token_step(stored_
     output table's two 4-bit halves, each on one row of its width, with the graphs' own weights."""
     import onnx
 
+    from explainer.bench import kernel_floor
     from explainer.core.backends.stored_backend import _kernels_only
 
     be, c = stored_q4._backends.active, stored_q4.cfg
-    floor = stored_q4.kernel_floor_ms()
+    floor = kernel_floor(stored_q4, repeats=3)
     assert floor["layers_kernels"] == 4 * c.n_layers and floor["unembedding_kernels"] == 2
     assert floor["layers"] > 0 and floor["unembedding"] > 0
     assert floor["total"] == pytest.approx(floor["layers"] + floor["unembedding"], abs=0.011)

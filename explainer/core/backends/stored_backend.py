@@ -16,10 +16,11 @@ attention rows, residuals and the final normed rows land where the engine keeps 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -301,48 +302,44 @@ class StoredBackend(Backend):
                 release_free_memory()
         return out
 
-    def kernel_floor_ms(self, repeats: int = 15) -> dict[str, float]:
-        """Milliseconds that the four-bit kernels of a one-token step take alone: every ``MatMulNBits`` of the layers
-        graph and of the one-row unembedding, on these sessions' threads, with their own weights (prepacked as in
-        the real graphs) and random activations (a kernel's time does not depend on its values). What a keystroke
-        costs at least on this machine with these kernels, whatever else is made faster; medians of ``repeats``."""
+    def kernel_steps(self) -> dict[str, tuple[Callable[[], None], int]]:
+        """The four-bit kernels of a one-token step alone, to time: per graph (``layers``, ``unembedding``: the one-row
+        statistics) a call that runs every ``MatMulNBits`` of it once, on these sessions' threads, with their own
+        weights (prepacked as in the real graphs) and random activations (a kernel's time does not depend on its
+        values), and how many kernels that is. What a keystroke costs at least with these kernels."""
         import onnxruntime as ort
 
         from explainer.core.backends.onnx_backend import _session_options
 
         options = _session_options(ort, self.threads, prepack=True)
         rng = np.random.default_rng(0)
-        out = {}
+        steps: dict[str, tuple[Callable[[], None], int]] = {}
         for name in ("layers", "unembedding"):
             model, kernels = _kernels_only(self.graph_files[name])
             session = ort.InferenceSession(model, options, providers=[CPU])
             binding = session.io_binding()
-            keep = []  # the bound arrays live as long as the binding
+            arrays = []  # the bound arrays: kept with the call that uses them
             for inp in session.get_inputs():
                 a = rng.standard_normal(inp.shape).astype(np.float32)
-                keep.append(a)
                 binding.bind_input(inp.name, "cpu", 0, np.float32, list(a.shape), a.ctypes.data)
+                arrays.append(a)
             for o in session.get_outputs():
                 a = np.empty(o.shape, np.float32)
-                keep.append(a)
                 binding.bind_output(o.name, "cpu", 0, np.float32, list(a.shape), a.ctypes.data)
-            times = []
-            for i in range(repeats + 3):  # three warm-up calls
-                t0 = time.perf_counter()
-                session.run_with_iobinding(binding)
-                if i >= 3:
-                    times.append((time.perf_counter() - t0) * 1000.0)
-            out[name] = round(float(np.median(times)), 2)
-            out[f"{name}_kernels"] = kernels
-            del session, binding, keep
-        out["total"] = round(out["layers"] + out["unembedding"], 2)
-        return out
+                arrays.append(a)
+            steps[name] = (functools.partial(_run_bound, session, binding, arrays), kernels)
+        return steps
 
     def cache_length(self, cache: StoredCache | None) -> int:
         return 0 if cache is None else cache.length
 
     def truncate(self, cache: StoredCache, n: int) -> StoredCache:
         return StoredCache(cache.buf, min(n, cache.length))
+
+
+def _run_bound(session, binding, _arrays) -> None:
+    """One call of ``session`` on ``binding`` (``_arrays``: the arrays bound to it, kept alive with the call)."""
+    session.run_with_iobinding(binding)
 
 
 def _kernels_only(path: Path) -> tuple[bytes, int]:
