@@ -16,9 +16,11 @@ For T in (8, 32, 128, 512, 1024) tokens (the start token included):
   ``output_attentions=True``) on the typed text's ids — what a keystroke costs without an incremental engine —
   and ``hf_cached_ms``, HF's own KV-cached one-token step for the typed character (with attentions).
 
-``peak_rss_mb`` is the process's peak resident memory before the HF model (if any) is loaded; ``--memory``
-adds ``rss_1024_mb`` and ``peak_rss_1024_mb``: the RSS (psutil) of a fresh process after it analysed a
-1024-token text and typed into it, and that process's peak (model load included). MB are MiB.
+``cpus`` and ``cpu``: the cores the process may use and the processor's name with its widest vector instructions
+(the same kernels differ several times in speed between CPUs). ``peak_rss_mb`` is the process's peak resident
+memory before the HF model (if any) is loaded; ``--memory`` adds ``rss_1024_mb`` and ``peak_rss_1024_mb``: the RSS
+(psutil) of a fresh process after it analysed a 1024-token text and typed into it, and that process's peak (model
+load included). MB are MiB.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+
+from explainer.core.devices import cpu_label
 
 CASES = (8, 32, 128, 512, 1024)
 TARGETS = (
@@ -155,6 +159,7 @@ def run_bench(
         "model": engine.info.name,
         "load_s": round(engine.load_seconds, 4),
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": cpu_label(),
         "peak_rss_mb": 0.0,
         "cases": [],
     }
@@ -233,7 +238,7 @@ def memory_probe(
 
 def format_table(res: dict) -> str:
     lines = [
-        f"{res['model']} on {res['device']}, backend {res['backend_label']} ({res['cpus']} CPUs)",
+        f"{res['model']} on {res['device']}, backend {res['backend_label']} ({res['cpus']} CPUs of {res['cpu']})",
         f"load {res['load_s']:.2f} s, peak RSS {res['peak_rss_mb']:.0f} MB"
         + (
             f"; 1024 tokens: RSS {res['rss_1024_mb']:.0f} MB, peak {res['peak_rss_1024_mb']:.0f} MB"

@@ -27,6 +27,7 @@ def test_run_bench_schema(tiny):
     res = run_bench(tiny, cases=(8, 16), keystrokes=3, full_repeats=1)
     json.loads(json.dumps(res))  # serialisable
     assert isinstance(res["device"], str) and res["backend"] in ("torch", "onnx")
+    assert isinstance(res["cpu"], str) and res["cpu"] and res["cpu"] in format_table(res)
     assert isinstance(res["load_s"], float) and res["load_s"] >= 0  # in-memory weights: the torch model is lazy
     assert isinstance(res["peak_rss_mb"], float) and res["peak_rss_mb"] > 0
     assert [c["tokens"] for c in res["cases"]] == [8, 16]
@@ -71,3 +72,21 @@ def test_picture_summary_reports_medians_of_each_time():
     times = [(50.0, 9.0, 4.0), (40.0, 7.0, 3.0), (90.0, 30.0, 12.0), (45.0, 8.0, 5.0), (42.0, 6.0, 2.0)]
     s = summary(times)
     assert s == {"picture_ms": 45.0, "picture_p90_ms": 50.0, "picture_main_ms": 8.0, "picture_main_cpu_ms": 4.0}
+
+
+def test_the_cpu_is_named_with_its_widest_vector_instructions(tmp_path):
+    """Bench numbers differ several times between CPUs with and without AVX-512: the report says which it ran on."""
+    from explainer.core.devices import cpu_features, cpu_label
+
+    info = tmp_path / "cpuinfo"
+    line = "flags\t\t: fpu sse2 avx f16c fma avx2 bmi2 {extra}\n"
+    for extra, widest in (("avx512f avx512bw avx512_bf16", "AVX-512"), ("", "AVX2")):
+        info.write_text(f"processor\t: 0\nmodel name\t: Some CPU 9000\n{line.format(extra=extra)}" * 2)
+        name, flags = cpu_features(str(info))
+        assert name == "Some CPU 9000" and "sse2" not in flags and "bmi2" not in flags
+        assert flags == tuple(sorted(flags)) and {"avx", "avx2", "fma", "f16c"} <= set(flags)
+        assert cpu_label(str(info)) == f"Some CPU 9000 ({widest})"
+    info.write_text("processor\t: 0\nmodel name\t: Old CPU\nflags\t\t: fpu sse2\n")
+    assert cpu_label(str(info)) == "Old CPU"
+    missing_name, missing_flags = cpu_features(str(tmp_path / "absent"))  # not Linux: the platform's name
+    assert isinstance(missing_name, str) and missing_flags == ()

@@ -123,20 +123,12 @@ def build_graphs(identity: str, cfg, tensors: dict, probe: dict) -> dict:
 def _runtime_key() -> str:
     """What the probe's outcome depends on besides the graphs: ONNX Runtime's version and the CPU (its kernels
     differ by instruction set)."""
-    import platform
-
     import onnxruntime as ort
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), cpu)
-        flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
-        cpu += " " + " ".join(sorted(f for f in flags if f.startswith(("avx", "fma", "f16c", "amx"))))
-    except OSError:
-        pass
-    return f"onnxruntime {ort.__version__} | {cpu}"
+    from explainer.core.devices import cpu_features
+
+    name, flags = cpu_features()
+    return f"onnxruntime {ort.__version__} | {' '.join((name, *flags))}"
 
 
 def verified_here(record: dict) -> bool:
