@@ -48,10 +48,12 @@ def test_grid_equals_one_full_patched_run_per_cell(tiny_engine, heads, max_rows)
     with torch.inference_mode():
         normed = tiny_engine.model(torch.tensor(CLEAN), hooks=KnockOut(heads)).final_normed[-1]
     probs = torch.softmax((tiny_engine.model.unembedding @ normed).double(), -1)
-    assert r.target == int(torch.argmax(probs)) and r.clean_prob == pytest.approx(float(probs.max()), abs=1e-6)
+    # (float32 logits of this size are exact to ~1e-6, and CPUs sum them in different orders: AVX2 and AVX-512
+    # kernels differed by 1.2e-6 here, so probabilities are compared to 1e-5, as the grid is)
+    assert r.target == int(torch.argmax(probs)) and r.clean_prob == pytest.approx(float(probs.max()), abs=1e-5)
     # the positions before the first differing token are identical in both runs: patching them changes nothing
     assert np.all(r.prob[:, :4] == np.float32(r.corrupt_prob))
-    assert r.prob[-1, -1] == pytest.approx(r.clean_prob, abs=1e-6)
+    assert r.prob[-1, -1] == pytest.approx(r.clean_prob, abs=1e-5)
 
 
 def test_every_position_differing_and_a_chosen_target(tiny_engine):
