@@ -97,8 +97,8 @@ class MainWindow(QMainWindow):
         self.theme = saved_theme()
         self._themed: th.Theme | None = None  # the theme the panels were last given
         app = QApplication.instance()
-        if app is not None:  # before the widgets exist: styling them all again later costs a few tenths of a second
-            th.apply_theme(app, self.theme)
+        if app is not None:  # the style sheet once the widgets exist (see th.apply_palette)
+            th.apply_palette(app, self.theme)
         self.result: AnalysisResult | None = None
         self.view = ViewState(self)
         self._pending_view: tuple[str, dict] | None = None  # view fields to apply again once their text is analysed
@@ -181,6 +181,8 @@ class MainWindow(QMainWindow):
         keyboard.install(self)  # Tab leaves the editor; a ring shows where the keyboard is
         self._connect()
         restore_settings(self, text)
+        if app is not None:  # (restore_settings applies another saved theme itself)
+            th.apply_theme(app, self.theme)
         # autosave the text, scene and settings every ~3 s and on close, and
         # restore them now, also after a crash or kill (an explicit ``text`` wins). See ui/autosave.py.
         from explainer.ui import autosave

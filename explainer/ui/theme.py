@@ -140,17 +140,29 @@ def make_palette(theme: Theme):
 
 
 _APPLIED: dict[int, Theme] = {}  # id(application) -> the theme it has
+_PALETTES: dict[int, Theme] = {}  # id(application) -> the theme of its style and palette
+
+
+def apply_palette(app, theme: Theme) -> None:
+    """Fusion style + the theme's palette on the application, without its style sheet (``apply_theme``): what a
+    window being built needs. A widget put into a layout while the application has a style sheet is styled again
+    with all its children, at each level: building the window that way took ~0.3 s longer than building it
+    without and styling it once at the end."""
+    if _PALETTES.get(id(app)) == theme:
+        return
+    _PALETTES[id(app)] = theme
+    app.setStyle("Fusion")
+    app.setPalette(make_palette(theme))
 
 
 def apply_theme(app, theme: Theme) -> None:
-    """Fusion style + palette on the application; panels get ``set_theme`` from the window. Nothing to do when
-    the application has this theme already (a style sheet on the application re-polishes every widget: about
-    0.15 s with the window built)."""
+    """``apply_palette`` and the style sheet (tooltips, muted help text) on the application; panels get
+    ``set_theme`` from the window. Nothing to do when the application has this theme already (a style sheet on
+    the application styles every widget again: about 0.15 s with the window built)."""
     if _APPLIED.get(id(app)) == theme:
         return
     _APPLIED[id(app)] = theme
-    app.setStyle("Fusion")
-    app.setPalette(make_palette(theme))
+    apply_palette(app, theme)
     app.setStyleSheet(
         f"QToolTip {{ color: {theme.text}; background: {theme.background}; border: 1px solid {theme.grid}; }}"
         f" QLabel#panelHelp {{ color: {theme.muted}; }}"
