@@ -32,8 +32,8 @@ def pick_device(device: str = "auto") -> str:
 
 def cpu_features(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, tuple[str, ...]]:
     """The CPU's name and its vector instruction sets (the ``avx*``, ``fma``, ``f16c``, ``amx*`` flags, sorted)
-    as Linux reports them in ``cpuinfo``; elsewhere the platform's processor name and no flags. Kernels such as ONNX Runtime's
-    pick their code by these flags, so the same program can be several times faster on one CPU than another."""
+    as Linux reports them in ``cpuinfo``; elsewhere the platform's processor name and no flags. Kernels such as
+    ONNX Runtime's pick their code by these flags: the same program can be several times faster on another CPU."""
     import platform
 
     name = platform.processor() or platform.machine()
