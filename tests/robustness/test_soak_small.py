@@ -16,7 +16,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_soak_500_edits(tmp_path):
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
+    # glibc's allocator with a fixed threshold for mapping large blocks and at most two heaps: otherwise what it
+    # keeps depends on the threads' timing (on a loaded machine the same soak read -24 to +30 MB of "growth";
+    # with these, 0.2 to 0.8 MB), and RSS would not tell a leak from the allocator's slack
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "MALLOC_MMAP_THRESHOLD_": "131072",
+        "MALLOC_ARENA_MAX": "2",
+    }
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--edits", "500", "--json"],
         capture_output=True,
