@@ -84,6 +84,7 @@ class Controller(QObject):
         self._text: str | None = None
         self._pending: Request | None = None
         self._in_flight: Request | None = None
+        self._behind_load: Request | None = None  # the first text, sent to wait behind the first model's load
         self._last_shown = 0.0
         self._busy = False
         self._closed = False
@@ -207,8 +208,15 @@ class Controller(QObject):
         return self.generation
 
     def _dispatch(self) -> None:
-        if self._closed or self._in_flight is not None or self.loading or self.model is None:
+        if self._closed or self._in_flight is not None:
             return
+        if self.loading or self.model is None:
+            # the first model is loading: its first text waits in the worker's queue, behind the load, and is
+            # analysed the moment the model is ready (not after a round trip through a window still being built)
+            first_load = self.loading and self.model is None and len(self._factories) == 1
+            if not first_load or self._pending is None:
+                return
+            self._behind_load = self._pending
         if self._pending is None:
             if self._projection_due:  # idle: prepare the embedding map (cached after the first run)
                 self._projection_due = False
@@ -240,8 +248,10 @@ class Controller(QObject):
             return
         now = time.perf_counter()
         stale = request.generation < self.generation
+        behind_load, self._behind_load = request is self._behind_load, None
         overdue = (
-            self.refresh_while_typing_ms is not None
+            not behind_load  # (typed while the model loaded: the newest text is analysed next)
+            and self.refresh_while_typing_ms is not None
             and self.refresh_while_typing_ms > 0
             and (now - self._last_shown) * 1000 >= self.refresh_while_typing_ms
         )
@@ -263,12 +273,17 @@ class Controller(QObject):
 
     @Slot(int, str)
     def _on_worker_failed(self, generation: int, message: str) -> None:
-        self._in_flight = self._baseline_in = None
+        request, self._in_flight, self._baseline_in = self._in_flight, None, None
+        behind_load = request is not None and request is self._behind_load
+        if behind_load:
+            self._behind_load = None
         if self._closed:
             return
         self._dispatch()
         self._update_busy()
-        if generation >= self.generation:
+        if behind_load and self.model is None:  # no model answered the first text: the load's failure said why
+            self.dropped += 1
+        elif generation >= self.generation:
             self.errorOccurred.emit(message)
         else:
             self.dropped += 1
@@ -278,6 +293,11 @@ class Controller(QObject):
         if self._closed:
             return
         first = self.model is None
+        # the worker is analysing the first text with this model already (unless the text or the settings were
+        # changed since without a request: settings restored at start, say)
+        early = self._behind_load
+        unchanged = early is not None and early.text == self._text and early.settings == self.settings
+        waiting = unchanged and self._in_flight is early
         self.model = loaded
         self.factory = self._factories.pop(0) if self._factories else None
         self.loading = False
@@ -285,7 +305,9 @@ class Controller(QObject):
         self.modelLoaded.emit(loaded.info)
         if self.projection and loaded.projector is None:
             self.projectionReady.emit(None)  # no map for this model: nothing to wait for
-        if self._text is not None and (first or self._pending is None):
+        if waiting:
+            self._dispatch()
+        elif self._text is not None and (first or self._pending is None):
             self.submit(self._text)  # re-analyse with the new model
         else:
             self._dispatch()

@@ -2,7 +2,8 @@
 [--screenshot FILE.png] [--size WxH] [--scene FILE|NAME] [--view NAME] [--presenter]`` (``explainer --help``
 lists these after the subcommands).
 
-The window is shown first; the model loads in the worker thread afterwards (first-run progress in the window).
+The model starts loading in the worker thread first; the window's modules are imported and the window is built
+and shown meanwhile (first-run progress in the window).
 With ``--screenshot`` the program waits until the analysis of the text is drawn in every panel, saves a PNG of
 the whole window and exits 0 (2 with one sentence on stderr when the model cannot be loaded).
 """
@@ -114,26 +115,27 @@ def main(argv: list[str] | None = None) -> int:
         _say(problem)
         return 2
 
-    import pyqtgraph as pg
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from explainer.runtime import gui_gc
     from explainer.runtime.controller import Controller, engine_factory
-    from explainer.ui import theme as th
-    from explainer.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    from explainer.runtime import gui_gc
-
     gui_gc.install()  # garbage collection only between events, in this thread (see gui_gc)
     app.setOrganizationName("explainer")
     app.setApplicationName("explainer")
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
-
     factory = engine_factory(args.model, device=args.device, backend=args.backend, demo=args.demo)
     controller = Controller(factory)
-    # the model loads in the worker thread while the window is built (the two take about as long)
+    # the model loads in the worker thread while the window's modules are imported and the window is built
     controller.start()
+
+    import pyqtgraph as pg
+    from PySide6.QtCore import QTimer
+
+    from explainer.ui import theme as th
+    from explainer.ui.main_window import MainWindow
+
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     window = MainWindow(controller, text=args.text, device=args.device, backend=args.backend)
     if args.theme:
         window.set_theme(th.THEMES[args.theme])

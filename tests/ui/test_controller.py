@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -113,6 +116,67 @@ def test_requests_before_model_loaded_wait_for_it(qtbot, fakes):
     assert_shut_down(c)
 
 
+def test_the_first_text_is_analysed_right_after_the_load_without_the_window_thread(qtbot, fakes):
+    """At start the window is still being built when the model is ready: the first text already waits in the
+    model's thread and is analysed there at once, not after a round trip through the window's event loop."""
+    ready = threading.Event()
+    engine = fakes.FakeEngine()
+    answered = threading.Event()
+
+    def slow_factory(progress):
+        ready.wait(5)
+        return engine
+
+    c = Controller(slow_factory, projection=False)
+    c.notify_in_worker(answered.set)
+    got, loaded = [], []
+    c.resultReady.connect(got.append)
+    c.modelLoaded.connect(loaded.append)
+    c.start()
+    c.set_text("first words")
+    assert c.busy
+    ready.set()
+    try:
+        assert answered.wait(5)  # while this thread never turned its event loop
+        assert engine.calls == ["first words"] and not got and not loaded
+        qtbot.waitUntil(lambda: bool(got), timeout=5000)
+        qtbot.wait(50)
+        assert loaded == [engine.info] and [r.text for r in got] == ["first words"]
+        assert engine.calls == ["first words"]  # the loaded model did not analyse the same text twice
+        assert c.shown_generation == c.generation and not c.busy
+    finally:
+        assert_shut_down(c)
+
+
+def test_settings_put_back_during_the_load_are_used_for_the_first_picture(qtbot, fakes):
+    """The window restores saved analysis settings after its text, straight into ``settings`` (no request): the
+    text that waited behind the load was sent with the old ones, so the loaded model analyses it again."""
+    import dataclasses
+
+    ready = threading.Event()
+    engine = fakes.FakeEngine()
+
+    def slow_factory(progress):
+        ready.wait(5)
+        return engine
+
+    c = Controller(slow_factory, projection=False)
+    got = []
+    c.resultReady.connect(got.append)
+    c.start()
+    c.set_text("first words")
+    c.settings = dataclasses.replace(c.settings, start_token=False)
+    ready.set()
+    try:
+        qtbot.waitUntil(lambda: bool(got), timeout=5000)
+        qtbot.wait(50)
+        assert len(got) == 1 and got[0].generation == c.generation == 2
+        assert engine.calls == ["first words", "first words"]
+        assert not got[0].start_token  # analysed with the settings put back
+    finally:
+        assert_shut_down(c)
+
+
 def test_coalescing_keeps_only_newest_and_drops_stale(qtbot, fakes):
     engine = fakes.FakeEngine(delay_s=0.15)
     c = make(engine, refresh_while_typing_ms=None)
@@ -207,13 +271,18 @@ def test_load_failure_is_reported_and_keeps_current_model(qtbot, fakes):
 
 def test_initial_load_failure(qtbot, fakes):
     c = Controller(fakes.FailingFactory())
-    failures = []
+    failures, errors = [], []
     c.modelLoadFailed.connect(failures.append)
+    c.errorOccurred.connect(errors.append)
     c.start()
-    c.set_text("anything")
-    qtbot.waitUntil(lambda: bool(failures), timeout=5000)
-    assert c.model is None and not c.busy
-    assert_shut_down(c)
+    c.set_text("anything")  # waits in the model's thread behind the load, which fails
+    try:
+        qtbot.waitUntil(lambda: bool(failures), timeout=5000)
+        assert c.model is None and not c.busy
+        qtbot.waitUntil(lambda: c.dropped == 1, timeout=5000)  # no model answered the text...
+        assert failures == ["The model file is not a GGUF file."] and errors == []  # ...and only the load speaks
+    finally:
+        assert_shut_down(c)
 
 
 def test_shutdown_during_a_long_load_cancels_it(qtbot, fakes):
@@ -417,3 +486,23 @@ def test_a_model_that_cannot_analyse_the_reference_text_has_no_map_and_a_warning
     records = [r for r in caplog.records if r.name == "explainer.runtime.worker"]
     assert records and all(r.exc_info is None for r in records)
     assert "overflowed" in records[-1].getMessage()
+
+
+def test_the_model_thread_can_start_before_the_plotting_library_is_imported():
+    """The application starts loading the model first and imports the window's modules while it loads: the
+    controller and the garbage-collection timer it installs need none of them."""
+    code = (
+        "import sys\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "from explainer.runtime import gui_gc\n"
+        "from explainer.runtime.controller import Controller\n"
+        "app = QApplication([])\n"
+        "gui_gc.install()\n"
+        "assert gui_gc.installed()\n"
+        "heavy = sorted(m for m in ('pyqtgraph', 'numpy', 'onnxruntime', 'torch') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
