@@ -4,7 +4,8 @@ not a test).
 Each run starts ``python -m explainer``'s window in a new process (offscreen unless a display is set; its
 settings and autosave in a temporary folder, so every run is a returning user with a cached model) and stops
 the clock when the window has shown the result for its text. Printed: the median over the runs of the time
-from starting the process, and how much of it was imports, building the window and the first result.
+from starting the process, and the moments in the process when the window's module was imported (the model is
+loading in its thread by then), the window was built and the first result was drawn.
 
     python benchmarks/launch.py [--runs 5] [--json]
 """
@@ -115,7 +116,7 @@ def main() -> int:
     else:
         print(f"launch to first picture: median {med['from_start']:.2f} s from starting the process ({args.runs} runs)")
         print(
-            f"  in the process: imports {med['imports']:.2f} s, window built at {med['window']:.2f} s, "
+            f"  in the process: window's modules imported at {med['imports']:.2f} s, window built at {med['window']:.2f} s, "
             f"first picture at {med['picture']:.2f} s"
         )
     return 0
