@@ -19,6 +19,17 @@ def make(engine, **kw) -> Controller:
     return Controller(lambda progress: engine, **kw)
 
 
+def held_load(engine):
+    """A model factory whose load waits (up to 5 s) until the returned event is set."""
+    ready = threading.Event()
+
+    def factory(progress):
+        ready.wait(5)
+        return engine
+
+    return factory, ready
+
+
 def assert_shut_down(c: Controller) -> None:
     worker = c.worker
     c.shutdown()
@@ -119,15 +130,10 @@ def test_requests_before_model_loaded_wait_for_it(qtbot, fakes):
 def test_the_first_text_is_analysed_right_after_the_load_without_the_window_thread(qtbot, fakes):
     """At start the window is still being built when the model is ready: the first text already waits in the
     model's thread and is analysed there at once, not after a round trip through the window's event loop."""
-    ready = threading.Event()
     engine = fakes.FakeEngine()
     answered = threading.Event()
-
-    def slow_factory(progress):
-        ready.wait(5)
-        return engine
-
-    c = Controller(slow_factory, projection=False)
+    factory, ready = held_load(engine)
+    c = Controller(factory, projection=False)
     c.notify_in_worker(answered.set)
     got, loaded = [], []
     c.resultReady.connect(got.append)
@@ -153,14 +159,9 @@ def test_settings_put_back_during_the_load_are_used_for_the_first_picture(qtbot,
     text that waited behind the load was sent with the old ones, so the loaded model analyses it again."""
     import dataclasses
 
-    ready = threading.Event()
     engine = fakes.FakeEngine()
-
-    def slow_factory(progress):
-        ready.wait(5)
-        return engine
-
-    c = Controller(slow_factory, projection=False)
+    factory, ready = held_load(engine)
+    c = Controller(factory, projection=False)
     got = []
     c.resultReady.connect(got.append)
     c.start()
