@@ -201,11 +201,22 @@ class Controller(QObject):
             self._text = text
         if self._closed or self._text is None:
             return self.generation
+        if self._pending is None and self._current_behind_load():  # (the window setting its text again at start)
+            return self.generation
         self.generation += 1
         self._pending = Request(self.generation, self._text, self.settings, time.perf_counter())
         self._dispatch()
         self._update_busy()
         return self.generation
+
+    def _current_behind_load(self) -> bool:
+        """A request sent behind the first load is in the worker and asks for the current text and settings."""
+        early = self._behind_load
+        return (
+            early is not None
+            and self._in_flight is early
+            and (early.text == self._text and early.settings == self.settings)
+        )
 
     def _dispatch(self) -> None:
         if self._closed or self._in_flight is not None:
@@ -295,9 +306,7 @@ class Controller(QObject):
         first = self.model is None
         # the worker is analysing the first text with this model already (unless the text or the settings were
         # changed since without a request: settings restored at start, say)
-        early = self._behind_load
-        unchanged = early is not None and early.text == self._text and early.settings == self.settings
-        waiting = unchanged and self._in_flight is early
+        waiting = self._current_behind_load()
         self.model = loaded
         self.factory = self._factories.pop(0) if self._factories else None
         self.loading = False

@@ -154,6 +154,31 @@ def test_the_first_text_is_analysed_right_after_the_load_without_the_window_thre
         assert_shut_down(c)
 
 
+def test_the_same_first_text_set_again_during_the_load_is_analysed_once(qtbot, fakes):
+    """The window sets its text from its settings and then again from the autosave while it is built: the
+    request already waiting behind the load answers both."""
+    engine = fakes.FakeEngine()
+    factory, ready = held_load(engine)
+    c = Controller(factory, projection=False)
+    got = []
+    c.resultReady.connect(got.append)
+    c.start()
+    c.set_text("first words")
+    c.set_text("first words")
+    c.submit()
+    ready.set()
+    try:
+        qtbot.waitUntil(lambda: bool(got), timeout=5000)
+        qtbot.wait(50)
+        assert engine.calls == ["first words"] and len(got) == 1
+        assert got[0].generation == c.generation == c.shown_generation == 1 and not c.busy
+        c.set_text("first words")  # once its answer is in, the same text is a new request again
+        qtbot.waitUntil(lambda: len(got) == 2, timeout=5000)
+        assert engine.calls == ["first words", "first words"] and c.generation == 2
+    finally:
+        assert_shut_down(c)
+
+
 def test_settings_put_back_during_the_load_are_used_for_the_first_picture(qtbot, fakes):
     """The window restores saved analysis settings after its text, straight into ``settings`` (no request): the
     text that waited behind the load was sent with the old ones, so the loaded model analyses it again."""
