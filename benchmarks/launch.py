@@ -116,8 +116,8 @@ def main() -> int:
     else:
         print(f"launch to first picture: median {med['from_start']:.2f} s from starting the process ({args.runs} runs)")
         print(
-            f"  in the process: window's modules imported at {med['imports']:.2f} s, window built at {med['window']:.2f} s, "
-            f"first picture at {med['picture']:.2f} s"
+            f"  in the process: window's modules imported at {med['imports']:.2f} s, "
+            f"window built at {med['window']:.2f} s, first picture at {med['picture']:.2f} s"
         )
     return 0
 

@@ -215,7 +215,7 @@ class Controller(QObject):
         return (
             early is not None
             and self._in_flight is early
-            and (early.text == self._text and early.settings == self.settings)
+            and (early.text, early.settings) == (self._text, self.settings)
         )
 
     def _dispatch(self) -> None:
@@ -285,9 +285,7 @@ class Controller(QObject):
     @Slot(int, str)
     def _on_worker_failed(self, generation: int, message: str) -> None:
         request, self._in_flight, self._baseline_in = self._in_flight, None, None
-        behind_load = request is not None and request is self._behind_load
-        if behind_load:
-            self._behind_load = None
+        behind_load, self._behind_load = request is not None and request is self._behind_load, None
         if self._closed:
             return
         self._dispatch()
@@ -314,9 +312,7 @@ class Controller(QObject):
         self.modelLoaded.emit(loaded.info)
         if self.projection and loaded.projector is None:
             self.projectionReady.emit(None)  # no map for this model: nothing to wait for
-        if waiting:
-            self._dispatch()
-        elif self._text is not None and (first or self._pending is None):
+        if self._text is not None and not waiting and (first or self._pending is None):
             self.submit(self._text)  # re-analyse with the new model
         else:
             self._dispatch()

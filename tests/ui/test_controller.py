@@ -19,15 +19,20 @@ def make(engine, **kw) -> Controller:
     return Controller(lambda progress: engine, **kw)
 
 
-def held_load(engine):
-    """A model factory whose load waits (up to 5 s) until the returned event is set."""
+def held_start(engine):
+    """A started controller whose model load waits (up to 5 s) until the returned event is set, and the list its
+    results arrive in."""
     ready = threading.Event()
 
     def factory(progress):
         ready.wait(5)
         return engine
 
-    return factory, ready
+    c = Controller(factory, projection=False)
+    got: list = []
+    c.resultReady.connect(got.append)
+    c.start()
+    return c, ready, got
 
 
 def assert_shut_down(c: Controller) -> None:
@@ -131,14 +136,11 @@ def test_the_first_text_is_analysed_right_after_the_load_without_the_window_thre
     """At start the window is still being built when the model is ready: the first text already waits in the
     model's thread and is analysed there at once, not after a round trip through the window's event loop."""
     engine = fakes.FakeEngine()
+    c, ready, got = held_start(engine)
     answered = threading.Event()
-    factory, ready = held_load(engine)
-    c = Controller(factory, projection=False)
     c.notify_in_worker(answered.set)
-    got, loaded = [], []
-    c.resultReady.connect(got.append)
+    loaded = []
     c.modelLoaded.connect(loaded.append)
-    c.start()
     c.set_text("first words")
     assert c.busy
     ready.set()
@@ -158,11 +160,7 @@ def test_the_same_first_text_set_again_during_the_load_is_analysed_once(qtbot, f
     """The window sets its text from its settings and then again from the autosave while it is built: the
     request already waiting behind the load answers both."""
     engine = fakes.FakeEngine()
-    factory, ready = held_load(engine)
-    c = Controller(factory, projection=False)
-    got = []
-    c.resultReady.connect(got.append)
-    c.start()
+    c, ready, got = held_start(engine)
     c.set_text("first words")
     c.set_text("first words")
     c.submit()
@@ -185,11 +183,7 @@ def test_settings_put_back_during_the_load_are_used_for_the_first_picture(qtbot,
     import dataclasses
 
     engine = fakes.FakeEngine()
-    factory, ready = held_load(engine)
-    c = Controller(factory, projection=False)
-    got = []
-    c.resultReady.connect(got.append)
-    c.start()
+    c, ready, got = held_start(engine)
     c.set_text("first words")
     c.settings = dataclasses.replace(c.settings, start_token=False)
     ready.set()
