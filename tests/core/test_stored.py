@@ -382,3 +382,56 @@ def test_the_kernel_floor_times_each_four_bit_kernel_of_a_one_token_step(stored_
     per_layer = (c.n_heads + 2 * c.n_kv_heads) * c.d_head + c.d_model + 2 * c.d_ff + c.d_model
     assert sum(widths) == c.n_layers * per_layer
     assert sorted(i.name for i in g.input) == sorted({f"row_{c.d_model}", f"row_{c.d_ff}"})
+
+
+def test_small_steps_reuse_their_bound_buffers_and_return_copies(stored_q4, monkeypatch):
+    """A keystroke's call (a few new tokens) runs on buffers bound once and returns copies: every step equals
+    the same step with the result's own arrays bound (as for many tokens), whatever came before it (a long
+    call, a knocked-out view, another token count, a grown cache), and no step's arrays change afterwards."""
+    import explainer.core.backends.stored_backend as sb
+
+    be = stored_q4._backends.active
+    ids = np.asarray(stored_q4.tokenizer.encode(TEXTS[1] + " " + TEXTS[0]), np.int64)
+    assert len(ids) > 12
+
+    def step(backend, cache, new):
+        return backend.forward(ids[cache.length if cache else 0 : (cache.length if cache else 0) + new], cache)
+
+    def fields(s):
+        return s.hidden, s.final_normed, s.attention
+
+    def run(backend):
+        """A sequence of calls on ``backend``: each step's arrays (copies, to compare after the sequence)."""
+        head = backend.forward(ids[:6], None)  # many tokens
+        out, kept = [], []
+        cache = head.cache
+        for new in (1, 1, 2, 1):  # a few tokens at a time; S changes at each, n at the third
+            s = step(backend, cache, new)
+            out.append(s)
+            kept.append([a.copy() for a in fields(s)])
+            cache = s.cache
+        again = backend.forward(ids[cache.length - 1 : cache.length], backend.truncate(cache, cache.length - 1))
+        out.append(again)  # the same n and S as the step before: nothing rebound
+        kept.append([a.copy() for a in fields(again)])
+        return out, kept
+
+    small, kept = run(be)
+    for s, k in zip(small, kept, strict=True):  # later calls wrote into the bound buffers, not into results
+        for a, b in zip(fields(s), k, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert not np.shares_memory(small[0].hidden, small[1].hidden)
+    view = be.knocking_out(((0, 1),))
+    knocked, _ = run(view)
+    assert not np.allclose(knocked[0].final_normed, small[0].final_normed)  # its own binding and buffers
+    monkeypatch.setattr(sb, "SMALL_STEP", 0)  # every call binds its result's own arrays
+    fresh, _ = run(be.knocking_out(()))
+    for s, f in zip(small, fresh, strict=True):
+        for a, b in zip(fields(s), fields(f), strict=True):
+            np.testing.assert_array_equal(a, b)
+    monkeypatch.undo()
+    long_ids = np.resize(ids, 300)  # past the cache's first capacity: the buffer grows, the binding is new
+    grown = be.forward(long_ids[:-1], None)
+    last = be.forward(long_ids[-1:], grown.cache)
+    assert grown.cache.buf is not small[-1].cache.buf and last.attention.shape[-1] == 300
+    whole = be.forward(long_ids, None)
+    np.testing.assert_allclose(last.final_normed, whole.final_normed[-1:], atol=1e-4)
