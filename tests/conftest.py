@@ -68,11 +68,12 @@ def module_cache_folder(tmp_path_factory):
 def encoded_chars(monkeypatch):
     """``encoded_chars(tokenizer)`` starts counting the characters that tokenizer runs BPE on (returns a list
     that grows by one piece length per piece): how much of a text was looked at, independent of the
-    machine's speed."""
+    machine's speed. The tokenizer's memo of its last text starts empty: no piece is reused from before."""
 
     def watch(tok) -> list[int]:
         seen: list[int] = []
         inner = tok._encode_piece
+        monkeypatch.setattr(tok, "_memo", {})
 
         def counting(piece, *args):
             seen.append(len(piece))

@@ -164,10 +164,14 @@ def _split_source(text: str) -> str:
 
 _NO_LIMIT = 1 << 62
 LONG_PIECE = 1024  # characters; see Tokenizer.tokenize(max_tokens=…)
+MEMO_PIECES = 4096  # pieces of the last text whose tokens the next call reuses (a keystroke: all but the last)
 
 
 class Tokenizer:
-    """A byte-level BPE tokenizer with character spans (see the module docstring). Thread-safe, immutable."""
+    """A byte-level BPE tokenizer with character spans (see the module docstring). Thread-safe. Its only state
+    that changes is a memo: each piece of the last text tokenized, at its place, with its tokens, which the next
+    call reuses for the same piece at the same place (a piece's tokens depend on nothing else). Typing changes
+    only the last pieces of a text: the others cost a lookup instead of BPE and new tokens."""
 
     def __init__(self, name: str, mergeable_ranks: dict[bytes, int], special_ids: dict[str, int], pattern: str):
         self.name = name
@@ -188,6 +192,7 @@ class Tokenizer:
         self._re = regex.compile(pattern.replace(r"\s++$", r"\s++\Z"))
         names = sorted(self.special_ids, key=len, reverse=True)  # longest first = leftmost-longest match
         self._special_re = re.compile("|".join(map(re.escape, names))) if names else None
+        self._memo: dict[tuple[str, int], tuple[tuple[Token, ...], tuple[DroppedByte, ...]]] = {}
 
     def __repr__(self) -> str:
         return f"<Tokenizer {self.name}: {self.vocab_size} ids, {self.n_special} special>"
@@ -231,10 +236,11 @@ class Tokenizer:
         dropped: list[DroppedByte] = []
         parsed = False
         cut: int | None = None  # set when stopped early: output is complete for characters before it
+        memo: tuple[dict, dict] = (self._memo, {})  # the last call's pieces, this call's
         if limit > 0:
             for start, end, special_id in self._segments(clean, parse_specials):
                 if special_id is None:
-                    cut = self._encode_segment(clean, start, end, tokens, dropped, limit)
+                    cut = self._encode_segment(clean, start, end, tokens, dropped, limit, memo)
                 else:
                     tokens.append(Token(special_id, self._bytes[special_id], start, end, special=True))
                     parsed = True
@@ -243,6 +249,7 @@ class Tokenizer:
                     break
         elif text:
             cut = 0
+        self._memo = memo[1]
         over = False  # tokens were made past the limit (then the output is never complete)
         if cut is not None:
             over = len(tokens) > limit
@@ -274,9 +281,11 @@ class Tokenizer:
         if pos < len(text):
             yield pos, len(text), None
 
-    def _encode_segment(self, text, start, end, tokens, dropped, limit) -> int | None:
+    def _encode_segment(self, text, start, end, tokens, dropped, limit, memo) -> int | None:
         """Append the tokens of ``text[start:end]``; stop once there are more than ``limit``. Returns None, or the
-        character index before which the output is complete when it had to stop inside the segment."""
+        character index before which the output is complete when it had to stop inside the segment. ``memo``:
+        pieces at their places with their tokens, from the last call (read) and for the next (written)."""
+        last, kept = memo
         seg = text if (start == 0 and end == len(text)) else text[start:end]
         max_dropped = 4 * limit + 1024 if limit < _NO_LIMIT else _NO_LIMIT
         for m in self._re.finditer(_split_source(seg)):
@@ -286,8 +295,16 @@ class Tokenizer:
                 cut = self._encode_long_piece(piece, ps, need, tokens, dropped, max_dropped)
                 if cut is not None:
                     return cut
+            elif (hit := last.get((piece, ps))) is not None:
+                tokens += hit[0]
+                dropped += hit[1]
+                if len(kept) < MEMO_PIECES:
+                    kept[piece, ps] = hit
             else:
+                t0, d0 = len(tokens), len(dropped)
                 self._encode_piece(piece, ps, tokens, dropped)
+                if len(kept) < MEMO_PIECES:
+                    kept[piece, ps] = (tuple(tokens[t0:]), tuple(dropped[d0:]))
             if len(tokens) > limit:
                 return None
             if len(dropped) >= max_dropped:

@@ -585,3 +585,25 @@ def test_pieces_that_draw_nothing_show_their_bytes():
     assert Token(0, "\u064e".encode(), 0, 0).display == "◌\u064e"  # a lone Arabic fatha on a dotted circle
     assert Token(0, "e\u0301".encode(), 0, 0).display == "e\u0301"  # a mark on its letter stays as it is
     assert Token(0, " 👍".encode(), 0, 0).display == "·👍"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_typing_reuses_the_last_text_s_pieces_and_changes_no_token(name, encoded_chars):
+    """Each call remembers the last text's pieces at their places: typing at the end runs BPE on the last few pieces
+    only (a space typed after spaces splits a run of them anew), and every edit (typing, deleting, inserting in the middle, specials, a cut) gives exactly the
+    tokens and dropped bytes of a tokenizer that remembers nothing."""
+    tok = get(name)
+    fresh = tk.Tokenizer(tok.name, tok._ranks, tok.special_ids, tok.pattern)  # its own, empty memo
+    text = "The strawberry has three r's, 12345 of them; 你好 👍🏽 <|endoftext|> ok\n\n  done"
+    seen = encoded_chars(tok)
+    tok.tokenize(text)
+    for end in range(len(text) - 12, len(text) + 1):  # typing the last characters
+        before = len(seen)
+        got = tok.tokenize(text[:end])
+        assert got == fresh.tokenize(text[:end])
+        assert len(seen) - before <= 3, text[:end]
+    edits = [text[:20] + "X" + text[20:], text[:5] + text[9:], "Hi " + text, text, text + " <|endoftext|>"]
+    for edited in edits:
+        for specials in (False, True):
+            assert tok.tokenize(edited, specials) == fresh.tokenize(edited, specials)
+        assert tok.tokenize(edited, max_tokens=7) == fresh.tokenize(edited, max_tokens=7)
