@@ -435,3 +435,26 @@ def test_small_steps_reuse_their_bound_buffers_and_return_copies(stored_q4, monk
     assert grown.cache.buf is not small[-1].cache.buf and last.attention.shape[-1] == 300
     whole = be.forward(long_ids, None)
     np.testing.assert_allclose(last.final_normed, whole.final_normed[-1:], atol=1e-4)
+
+
+def test_a_keystroke_s_rows_are_scored_on_bound_buffers_exactly_as_by_a_plain_call(stored_q4):
+    """One or two rows run in the one-row graph on buffers bound once per k: the same numbers as a plain call of
+    that graph, row by row, for any k and next token (none: NaN), and later calls change no earlier result."""
+    from explainer.core.backends.stored_backend import _STATS
+
+    be = stored_q4._backends.active
+    r = stored_q4.analyze(TEXTS[0], incremental=False)
+    rows, V = r.final_normed[:2], stored_q4.info.vocab_size
+    earlier = []
+    for k, nxt in ((5, [3, -1]), (5, [V - 1, 0]), (12, [-1, 7])):
+        got = be.row_stats(rows, np.array(nxt), k)
+        for i in range(2):
+            feed = {"normed": rows[i : i + 1], "next_ids": np.array([max(nxt[i], 0)]), "k": np.array([k])}
+            lse, ent, nlp, top_ids, top_p = be.unembedding.run(_STATS, feed)
+            assert got.lse[i] == lse[0, 0] and got.entropy_bits[i] == np.float32(ent[0, 0])
+            assert (got.top_ids[i] == top_ids[0]).all() and (got.top_probs[i] == top_p[0].astype(np.float32)).all()
+            assert np.isnan(got.next_logp[i]) if nxt[i] < 0 else got.next_logp[i] == nlp[0, 0]
+        earlier.append((got, [a.copy() for a in (got.lse, got.top_ids, got.top_probs)]))
+    for got, kept in earlier:
+        for a, b in zip((got.lse, got.top_ids, got.top_probs), kept, strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -64,6 +64,23 @@ class _SmallStep:
         self.total = np.zeros((), np.int32)
 
 
+class _OneRow:
+    """A binding of the one-row statistics graph to buffers of its own (a keystroke's row), for ``k`` top ids."""
+
+    def __init__(self, session, d_model: int, k: int):
+        self.k = k
+        self.normed = np.empty((1, d_model), np.float32)
+        self.next_ids = np.zeros(1, np.int64)
+        self.top_k = np.array([k], np.int64)
+        self.out = {name: np.empty((1, 1), np.float64) for name in _STATS[:3]}
+        self.out["top_ids"], self.out["top_probs"] = np.empty((1, k), np.int64), np.empty((1, k), np.float64)
+        self.binding = b = session.io_binding()
+        for name, a in (("normed", self.normed), ("next_ids", self.next_ids), ("k", self.top_k)):
+            b.bind_input(name, "cpu", 0, a.dtype.type, list(a.shape), a.ctypes.data)
+        for name, a in self.out.items():
+            b.bind_output(name, "cpu", 0, a.dtype.type, list(a.shape), a.ctypes.data)
+
+
 GRAPHS = ("layers", "unembedding", "unembedding-rows")
 OPTIONAL = ("unembedding-rows",)  # made only for an output table with a faster way for many rows (Q8_0)
 
@@ -214,6 +231,7 @@ class StoredBackend(Backend):
         self._binding: Any = None  # an onnxruntime IOBinding (the library has no type information)
         self._bound: np.ndarray | None = None  # the cache buffer the binding's past/present point at
         self._small: _SmallStep | None = None  # what the binding's other inputs and outputs point at, if kept
+        self._one_row: _OneRow | None = None
         self._rotary_rows = cfg.context_length
         self._keep = np.ones((cfg.n_layers, cfg.n_heads * cfg.d_head), np.float32)  # the graph's keep_{l} inputs
 
@@ -221,7 +239,7 @@ class StoredBackend(Backend):
         """The same sessions, with ``heads``' slices of the ``keep`` inputs zero (and a binding of its own)."""
         view = copy.copy(self)
         view.knocked_out = tuple(heads)
-        view._binding = view._bound = view._small = None
+        view._binding = view._bound = view._small = view._one_row = None
         view._keep = np.ones_like(self._keep)
         hd = self.cfg.d_head
         for layer, head in heads:
@@ -322,10 +340,10 @@ class StoredBackend(Backend):
         first graph, half as many for long texts (whose results already hold most of the memory)."""
         n = len(normed)
         out = RowStats.empty(n, k)
-        kk = np.array([k], np.int64)
         if n <= 2:
-            session, rows = self.unembedding, 1
-        elif self.unembedding_rows is not None:
+            return self._row_by_row(normed, next_ids, out, k)
+        kk = np.array([k], np.int64)
+        if self.unembedding_rows is not None:
             session, rows = self.unembedding_rows, ROWS_PER_CALL
         else:
             session, rows = self.unembedding, STATS_ROWS if n <= 256 else STATS_ROWS // 2
@@ -339,6 +357,21 @@ class StoredBackend(Backend):
             out.next_logp[a:b] = np.where(nxt >= 0, nlp[:, 0], np.nan)
             if n > 256:  # a long text: hand each call's temporaries back (they fragment the heap)
                 release_free_memory()
+        return out
+
+    def _row_by_row(self, normed: np.ndarray, next_ids: np.ndarray, out: RowStats, k: int) -> RowStats:
+        """``row_stats`` of a row or two, one at a time in the one-row graph, on buffers bound once per ``k``."""
+        o = self._one_row
+        if o is None or o.k != k:
+            o = self._one_row = _OneRow(self.unembedding, self.cfg.d_model, k)
+        for i in range(len(normed)):
+            o.normed[0] = normed[i]
+            nxt = int(next_ids[i])
+            o.next_ids[0] = max(nxt, 0)
+            self.unembedding.run_with_iobinding(o.binding)
+            out.lse[i], out.entropy_bits[i] = o.out["lse"][0, 0], o.out["entropy_bits"][0, 0]
+            out.top_ids[i], out.top_probs[i] = o.out["top_ids"][0], o.out["top_probs"][0]
+            out.next_logp[i] = o.out["next_logp"][0, 0] if nxt >= 0 else np.nan
         return out
 
     def kernel_steps(self) -> dict[str, tuple[Callable[[], None], int]]:
