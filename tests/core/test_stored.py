@@ -435,6 +435,13 @@ def test_small_steps_reuse_their_bound_buffers_and_return_copies(stored_q4, monk
     assert grown.cache.buf is not small[-1].cache.buf and last.attention.shape[-1] == 300
     whole = be.forward(long_ids, None)
     np.testing.assert_allclose(last.final_normed, whole.final_normed[-1:], atol=1e-4)
+    monkeypatch.setattr(sb, "SMALL_STEP_KEYS", 100)  # a long context: one token binds its own arrays again
+    plain = be.forward(long_ids[-1:], grown.cache)
+    monkeypatch.undo()
+    bound = be.forward(long_ids[-1:], grown.cache)  # and the next small step binds its buffers anew
+    for a, b, c in zip(fields(plain), fields(bound), fields(last), strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, c)
 
 
 def test_a_keystroke_s_rows_are_scored_on_bound_buffers_exactly_as_by_a_plain_call(stored_q4):

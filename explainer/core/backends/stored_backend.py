@@ -11,8 +11,9 @@ CPU kernels here). The key/value cache is one buffer ``[L, 2, 1, Hkv, capacity, 
 kernel updates in place; it grows geometrically. Head knock-out (``knocking_out``) feeds zeros for the heads'
 outputs to the same graph. A call of many tokens binds the result's arrays as outputs (IOBinding): attention
 rows, residuals and the final normed rows land where the engine keeps them. A call of a few tokens (a
-keystroke) runs on buffers bound once per token count and context length, and returns copies of them: binding
-the 61 outputs anew costs ~0.3 ms here, copying a keystroke's rows ~0.02 ms.
+keystroke in a text of up to ~2,000 tokens) runs on buffers bound once per token count and context length, and
+returns copies of them: binding the 61 outputs anew costs ~0.3 ms here, copying a keystroke's rows ~0.02 ms at
+128 tokens (and as much as binding at ~2,000).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ STORED_FORMAT = 9  # bump when the graphs' inputs, outputs, kernels or files cha
 TOLERANCE = 1e-4  # largest probability difference from the torch model on the probe
 CPU = "CPUExecutionProvider"
 STATS_ROWS = 32  # rows per statistics call: ONNX Runtime's temporaries ~40 MB (16 rows: ~25 MB, ~10% slower)
-SMALL_STEP = 4  # up to this many new tokens a call runs on buffers bound once (``_SmallStep``)
+SMALL_STEP = 4  # up to this many new tokens a call runs on buffers bound once (``_SmallStep``), ...
+SMALL_STEP_KEYS = 2048  # ... while new tokens × positions stay under this (copying 2 MB of rows ~ binding anew)
 ROWS_PER_CALL = 128  # rows per call of the many-rows graph (its temporaries: a few [rows, ROWS_CHUNK] arrays)
 _STATS = ["lse", "entropy_bits", "next_logp", "top_ids", "top_probs"]
 
@@ -265,7 +267,7 @@ class StoredBackend(Backend):
                 grown[..., :P, :] = buf[..., :P, :]
             buf = grown
         b = self._bind_cache(buf)
-        if n <= SMALL_STEP:
+        if n <= SMALL_STEP and n * S <= SMALL_STEP_KEYS:
             o = self._small_step(b, n, S)
             np.take(self.embedding, ids, axis=0, out=o.hidden[0])
             o.seqlens[0], o.total[()] = S - 1, S
