@@ -74,10 +74,11 @@ class _OneRow:
         self.normed = np.empty((1, d_model), np.float32)
         self.next_ids = np.zeros(1, np.int64)
         self.top_k = np.array([k], np.int64)
-        self.out = {name: np.empty((1, 1), np.float64) for name in _STATS[:3]}
+        self.out: dict[str, np.ndarray] = {name: np.empty((1, 1), np.float64) for name in _STATS[:3]}
         self.out["top_ids"], self.out["top_probs"] = np.empty((1, k), np.int64), np.empty((1, k), np.float64)
         self.binding = b = session.io_binding()
-        for name, a in (("normed", self.normed), ("next_ids", self.next_ids), ("k", self.top_k)):
+        inputs: dict[str, np.ndarray] = {"normed": self.normed, "next_ids": self.next_ids, "k": self.top_k}
+        for name, a in inputs.items():
             b.bind_input(name, "cpu", 0, a.dtype.type, list(a.shape), a.ctypes.data)
         for name, a in self.out.items():
             b.bind_output(name, "cpu", 0, a.dtype.type, list(a.shape), a.ctypes.data)
