@@ -185,7 +185,47 @@ def test_the_window_without_a_display_is_one_sentence_and_a_screenshot_needs_non
     assert app.no_display(screenshot=True) == "" and os.environ["QT_QPA_PLATFORM"] == "offscreen"
     monkeypatch.setenv("DISPLAY", ":0")
     monkeypatch.delenv("QT_QPA_PLATFORM")
+    monkeypatch.setattr(app, "has_xcb_cursor", lambda: True)
     assert app.no_display(screenshot=False) == "" and "QT_QPA_PLATFORM" not in os.environ
+
+
+def test_an_x11_session_without_the_library_qt_needs_is_one_sentence(monkeypatch, capsys):
+    """Qt's X11 plugin needs libxcb-cursor (since Qt 6.5) and aborts without it: the window says so in one
+    sentence, naming the package (exit 2); a screenshot is drawn offscreen; a Wayland session does not need it."""
+    import os
+
+    from explainer.ui import app
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(app, "has_xcb_cursor", lambda: False)
+    for var in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert app.main(["--demo", "--text", "hello"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("explainer: The window cannot open on this X11 display") and err.count("\n") == 1, err
+    assert "libxcb-cursor0" in err and "QT_QPA_PLATFORM" not in os.environ
+    assert app.no_display(screenshot=True) == "" and os.environ["QT_QPA_PLATFORM"] == "offscreen"
+    monkeypatch.delenv("QT_QPA_PLATFORM")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert app.no_display(screenshot=False) == ""
+
+
+def test_the_xcb_cursor_check_asks_the_dynamic_loader(monkeypatch):
+    import ctypes
+
+    from explainer.ui import app
+
+    asked = []
+
+    def loader(name):
+        asked.append(name)
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "CDLL", loader)
+    assert app.has_xcb_cursor() is False and asked == ["libxcb-cursor.so.0"]
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())
+    assert app.has_xcb_cursor() is True
 
 
 def test_analyze_table_shows_top_k_candidates(capsys):

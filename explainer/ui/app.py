@@ -89,19 +89,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def no_display(screenshot: bool) -> str:
-    """One sentence when the window has no screen to open on (Linux without a display server; Qt would abort),
-    else "". A screenshot needs none: it is then drawn offscreen."""
+    """One sentence when the window cannot open on this screen (Qt would abort the process with lines of its own),
+    else "": Linux without a display server, or an X11 session without the library Qt's X11 plugin needs since
+    Qt 6.5 (libxcb-cursor, missing on some fresh systems). A screenshot needs neither: it is drawn offscreen."""
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
         return ""
-    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+    if os.environ.get("WAYLAND_DISPLAY"):
         return ""
+    if os.environ.get("DISPLAY"):
+        if has_xcb_cursor():
+            return ""
+        problem = (
+            "The window cannot open on this X11 display: Qt needs the system library libxcb-cursor0, which is not "
+            "installed (on Debian or Ubuntu: sudo apt install libxcb-cursor0); --screenshot and subcommands such "
+            "as 'explainer analyze' need no display."
+        )
+    else:
+        problem = (
+            "There is no display to open the window on (DISPLAY and WAYLAND_DISPLAY are not set); start it in a "
+            "desktop session, or use --screenshot or a subcommand such as 'explainer analyze', which need none."
+        )
     if screenshot:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
         return ""
-    return (
-        "There is no display to open the window on (DISPLAY and WAYLAND_DISPLAY are not set); start it in a "
-        "desktop session, or use --screenshot or a subcommand such as 'explainer analyze', which need none."
-    )
+    return problem
+
+
+def has_xcb_cursor() -> bool:
+    """Whether the dynamic loader finds libxcb-cursor, as Qt's X11 platform plugin will look for it."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libxcb-cursor.so.0")
+    except OSError:
+        return False
+    return True
 
 
 def _say(message: str) -> None:
