@@ -185,47 +185,62 @@ def test_the_window_without_a_display_is_one_sentence_and_a_screenshot_needs_non
     assert app.no_display(screenshot=True) == "" and os.environ["QT_QPA_PLATFORM"] == "offscreen"
     monkeypatch.setenv("DISPLAY", ":0")
     monkeypatch.delenv("QT_QPA_PLATFORM")
-    monkeypatch.setattr(app, "has_xcb_cursor", lambda: True)
+    monkeypatch.setattr(app, "missing_x11_libraries", lambda: [])
     assert app.no_display(screenshot=False) == "" and "QT_QPA_PLATFORM" not in os.environ
 
 
-def test_an_x11_session_without_the_library_qt_needs_is_one_sentence(monkeypatch, capsys):
-    """Qt's X11 plugin needs libxcb-cursor (since Qt 6.5) and aborts without it: the window says so in one
-    sentence, naming the package (exit 2); a screenshot is drawn offscreen; a Wayland session does not need it."""
+def test_an_x11_session_without_the_libraries_qt_needs_is_one_sentence(monkeypatch, capsys):
+    """Qt's X11 plugin aborts the process when a system library it needs is missing (libxcb-cursor since Qt 6.5,
+    libxcb-icccm, ... on some fresh systems): the window names them and their packages in one sentence (exit 2);
+    a screenshot is drawn offscreen; a Wayland session does not need them."""
     import os
 
     from explainer.ui import app
 
     monkeypatch.setattr(sys, "platform", "linux")
-    monkeypatch.setattr(app, "has_xcb_cursor", lambda: False)
+    monkeypatch.setattr(app, "missing_x11_libraries", lambda: ["libxcb-cursor.so.0", "libxkbcommon-x11.so.0"])
     for var in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("DISPLAY", ":0")
     assert app.main(["--demo", "--text", "hello"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("explainer: The window cannot open on this X11 display") and err.count("\n") == 1, err
-    assert "libxcb-cursor0" in err and "QT_QPA_PLATFORM" not in os.environ
+    assert "sudo apt install libxcb-cursor0 libxkbcommon-x11-0)" in err and "QT_QPA_PLATFORM" not in os.environ
     assert app.no_display(screenshot=True) == "" and os.environ["QT_QPA_PLATFORM"] == "offscreen"
     monkeypatch.delenv("QT_QPA_PLATFORM")
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
     assert app.no_display(screenshot=False) == ""
 
 
-def test_the_xcb_cursor_check_asks_the_dynamic_loader(monkeypatch):
+def test_missing_x11_libraries_asks_the_dynamic_loader_then_ldd(monkeypatch):
     import ctypes
+    import subprocess
 
     from explainer.ui import app
 
     asked = []
 
-    def loader(name):
-        asked.append(name)
-        raise OSError(f"{name}: cannot open shared object file")
+    def loader(path):
+        asked.append(path)
+        raise OSError("libxcb-icccm.so.4: cannot open shared object file: No such file or directory")
 
+    ldd = "\tlibxcb-icccm.so.4 => not found\n\tlibc.so.6 => /lib/libc.so.6 (0x1)\n\tlibxcb-keysyms.so.1 => not found\n"
     monkeypatch.setattr(ctypes, "CDLL", loader)
-    assert app.has_xcb_cursor() is False and asked == ["libxcb-cursor.so.0"]
-    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())
-    assert app.has_xcb_cursor() is True
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, ldd, ""))
+    assert app.missing_x11_libraries() == ["libxcb-icccm.so.4", "libxcb-keysyms.so.1"]
+    assert asked and asked[0].endswith("libqxcb.so")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("ldd")))
+    assert app.missing_x11_libraries() == ["libxcb-icccm.so.4"]  # no ldd: the one the loader named
+    monkeypatch.setattr(ctypes, "CDLL", lambda path: object())
+    assert app.missing_x11_libraries() == []
+    names = ("libxcb-cursor.so.0", "libxkbcommon-x11.so.0", "libEGL.so.1", "libdbus-1.so.3", "libfoo.so")
+    assert [app.debian_package(n) for n in names] == [
+        "libxcb-cursor0",
+        "libxkbcommon-x11-0",
+        "libegl1",
+        "libdbus-1-3",
+        "libfoo",
+    ]
 
 
 def test_analyze_table_shows_top_k_candidates(capsys):

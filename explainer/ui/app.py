@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from explainer.cli import DashValues
 
@@ -90,19 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def no_display(screenshot: bool) -> str:
     """One sentence when the window cannot open on this screen (Qt would abort the process with lines of its own),
-    else "": Linux without a display server, or an X11 session without the library Qt's X11 plugin needs since
-    Qt 6.5 (libxcb-cursor, missing on some fresh systems). A screenshot needs neither: it is drawn offscreen."""
+    else "": Linux without a display server, or an X11 session without a system library that Qt's X11 plugin
+    needs (libxcb-cursor since Qt 6.5, and others missing on some fresh systems). A screenshot needs neither: it
+    is then drawn offscreen."""
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
         return ""
     if os.environ.get("WAYLAND_DISPLAY"):
         return ""
     if os.environ.get("DISPLAY"):
-        if has_xcb_cursor():
+        missing = missing_x11_libraries()
+        if not missing:
             return ""
+        packages = " ".join(debian_package(name) for name in missing)
         problem = (
-            "The window cannot open on this X11 display: Qt needs the system library libxcb-cursor0, which is not "
-            "installed (on Debian or Ubuntu: sudo apt install libxcb-cursor0); --screenshot and subcommands such "
-            "as 'explainer analyze' need no display."
+            f"The window cannot open on this X11 display: Qt needs system libraries that are not installed "
+            f"({', '.join(missing)}; on Debian or Ubuntu: sudo apt install {packages}); --screenshot and "
+            f"subcommands such as 'explainer analyze' need no display."
         )
     else:
         problem = (
@@ -115,15 +119,46 @@ def no_display(screenshot: bool) -> str:
     return problem
 
 
-def has_xcb_cursor() -> bool:
-    """Whether the dynamic loader finds libxcb-cursor, as Qt's X11 platform plugin will look for it."""
+def missing_x11_libraries() -> list[str]:
+    """The system libraries Qt's X11 platform plugin (from PySide6) needs and the dynamic loader does not find: all
+    of them as ``ldd`` lists them, else the first the loader names; [] when it loads (or is not where PySide6 keeps
+    it: then Qt speaks for itself)."""
     import ctypes
 
+    import PySide6
+
+    plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    if not plugin.is_file():
+        return []
     try:
-        ctypes.CDLL("libxcb-cursor.so.0")
-    except OSError:
-        return False
-    return True
+        ctypes.CDLL(str(plugin))  # loads what Qt would load next: only the order changes
+    except OSError as e:
+        first, _, why = str(e).partition(": ")
+        if "cannot open shared object file" not in why:
+            return []
+        return _not_found_by_ldd(plugin) or [Path(first).name]
+    return []
+
+
+def _not_found_by_ldd(path: Path) -> list[str]:
+    import subprocess
+
+    try:
+        out = subprocess.run(["ldd", str(path)], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    found = (line.split("=>")[0].strip() for line in out.splitlines() if line.strip().endswith("=> not found"))
+    return sorted(set(found))
+
+
+def debian_package(library: str) -> str:
+    """The Debian/Ubuntu package that usually ships ``library``: ``libxcb-icccm.so.4`` -> ``libxcb-icccm4``,
+    ``libxkbcommon-x11.so.0`` -> ``libxkbcommon-x11-0`` (a dash before the number after a digit)."""
+    stem, _, version = library.partition(".so")
+    major = version.lstrip(".").split(".")[0]
+    if not major:
+        return stem.lower()
+    return (stem + ("-" if stem[-1:].isdigit() else "") + major).lower()
 
 
 def _say(message: str) -> None:
