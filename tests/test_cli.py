@@ -186,7 +186,25 @@ def test_the_window_without_a_display_is_one_sentence_and_a_screenshot_needs_non
     monkeypatch.setenv("DISPLAY", ":0")
     monkeypatch.delenv("QT_QPA_PLATFORM")
     monkeypatch.setattr(app, "missing_x11_libraries", lambda: [])
+    monkeypatch.setattr(app, "x11_display_answers", lambda display: display == ":0")
     assert app.no_display(screenshot=False) == "" and "QT_QPA_PLATFORM" not in os.environ
+    monkeypatch.setenv("DISPLAY", ":99")  # a display that is gone (a stale DISPLAY): one sentence, not Qt's abort
+    assert app.main(["--demo", "--text", "hello"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("explainer: The X11 display :99 (DISPLAY) does not accept") and err.count("\n") == 1, err
+    assert app.no_display(screenshot=True) == "" and os.environ["QT_QPA_PLATFORM"] == "offscreen"
+
+
+def test_an_x11_display_that_is_not_there_does_not_answer():
+    import ctypes
+
+    from explainer.ui import app
+
+    try:
+        ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        pytest.skip("no libxcb here: the check leaves the answer to Qt")
+    assert app.x11_display_answers(":987") is False  # no server on display 987
 
 
 def test_an_x11_session_without_the_libraries_qt_needs_is_one_sentence(monkeypatch, capsys):

@@ -98,16 +98,22 @@ def no_display(screenshot: bool) -> str:
         return ""
     if os.environ.get("WAYLAND_DISPLAY"):
         return ""
-    if os.environ.get("DISPLAY"):
+    if display := os.environ.get("DISPLAY"):
         missing = missing_x11_libraries()
-        if not missing:
+        if missing:
+            packages = " ".join(debian_package(name) for name in missing)
+            problem = (
+                f"The window cannot open on this X11 display: Qt needs system libraries that are not installed "
+                f"({', '.join(missing)}; on Debian or Ubuntu: sudo apt install {packages}); --screenshot and "
+                f"subcommands such as 'explainer analyze' need no display."
+            )
+        elif x11_display_answers(display):
             return ""
-        packages = " ".join(debian_package(name) for name in missing)
-        problem = (
-            f"The window cannot open on this X11 display: Qt needs system libraries that are not installed "
-            f"({', '.join(missing)}; on Debian or Ubuntu: sudo apt install {packages}); --screenshot and "
-            f"subcommands such as 'explainer analyze' need no display."
-        )
+        else:
+            problem = (
+                f"The X11 display {display} (DISPLAY) does not accept a connection: start the app in a desktop "
+                f"session, or use --screenshot or a subcommand such as 'explainer analyze', which need none."
+            )
     else:
         problem = (
             "There is no display to open the window on (DISPLAY and WAYLAND_DISPLAY are not set); start it in a "
@@ -138,6 +144,26 @@ def missing_x11_libraries() -> list[str]:
             return []
         return _not_found_by_ldd(plugin) or [Path(first).name]
     return []
+
+
+def x11_display_answers(display: str) -> bool:
+    """Whether an X11 connection to ``display`` opens (libxcb, which Qt's X11 plugin uses: a display that is gone
+    or refuses this user makes Qt abort); True when libxcb itself cannot be loaded (then Qt speaks for itself)."""
+    import ctypes
+
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        return True
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(display.encode(), None)  # never NULL: an error connection on failure
+    try:
+        return xcb.xcb_connection_has_error(connection) == 0
+    finally:
+        xcb.xcb_disconnect(connection)
 
 
 def _not_found_by_ldd(path: Path) -> list[str]:
