@@ -40,7 +40,7 @@ STORED_FORMAT = 9  # bump when the graphs' inputs, outputs, kernels or files cha
 TOLERANCE = 1e-4  # largest probability difference from the torch model on the probe
 CPU = "CPUExecutionProvider"
 STATS_ROWS = 32  # rows per statistics call: ONNX Runtime's temporaries ~40 MB (16 rows: ~25 MB, ~10% slower)
-SMALL_STEP = 4  # up to this many new tokens a call runs on buffers bound once (``_SmallStep``), ...
+SMALL_STEP = 4  # up to this many new tokens a call runs on buffers bound once (``_StepBuffers``), ...
 SMALL_STEP_KEYS = 2048  # ... while new tokens × positions stay under this (copying 2 MB of rows ~ binding anew)
 ROWS_PER_CALL = 128  # rows per call of the many-rows graph (its temporaries: a few [rows, ROWS_CHUNK] arrays)
 _STATS = ["lse", "entropy_bits", "next_logp", "top_ids", "top_probs"]
@@ -52,9 +52,9 @@ class StoredCache:
     length: int
 
 
-class _SmallStep:
-    """The buffers a binding's inputs and outputs point at for calls of ``n`` new tokens over ``S`` positions:
-    kept bound while ``n`` (and, for the attention rows, ``S``) stay the same."""
+class _StepBuffers:
+    """The arrays a binding's inputs and outputs point at for a call of ``n`` new tokens over ``S`` positions. A
+    few tokens' buffers are kept bound while ``n`` (and, for the attention rows, ``S``) stay the same."""
 
     def __init__(self, cfg, n: int):
         L, D = cfg.n_layers, cfg.d_model
@@ -233,7 +233,7 @@ class StoredBackend(Backend):
         self.provider = CPU
         self._binding: Any = None  # an onnxruntime IOBinding (the library has no type information)
         self._bound: np.ndarray | None = None  # the cache buffer the binding's past/present point at
-        self._small: _SmallStep | None = None  # what the binding's other inputs and outputs point at, if kept
+        self._small: _StepBuffers | None = None  # what the binding's other inputs and outputs point at, if kept
         self._one_row: _OneRow | None = None
         self._rotary_rows = cfg.context_length
         self._keep = np.ones((cfg.n_layers, cfg.n_heads * cfg.d_head), np.float32)  # the graph's keep_{l} inputs
@@ -268,35 +268,24 @@ class StoredBackend(Backend):
                 grown[..., :P, :] = buf[..., :P, :]
             buf = grown
         b = self._bind_cache(buf)
-        if n <= SMALL_STEP and n * S <= SMALL_STEP_KEYS:
-            o = self._small_step(b, n, S)
-            np.take(self.embedding, ids, axis=0, out=o.hidden[0])
-            o.seqlens[0], o.total[()] = S - 1, S
-            self.session.run_with_iobinding(b)
-            attention = o.attention[:, 0]
-            attention = attention.copy() if attention_dtype == np.float32 else as_dtype(attention, attention_dtype)
-            return Step(o.hidden.copy(), o.final.copy(), attention, StoredCache(buf, S))
-        self._small = None  # the names below are bound to this call's arrays
-        hidden = np.empty((L + 1, n, c.d_model), np.float32)
-        np.take(self.embedding, ids, axis=0, out=hidden[0])
-        attention = np.empty((L, 1, c.n_heads, n, S), np.float32)
-        final = np.empty((n, c.d_model), np.float32)
-        b.bind_input("x", "cpu", 0, np.float32, [n, c.d_model], hidden[0].ctypes.data)
-        b.bind_cpu_input("seqlens_k", np.array([S - 1], np.int32))
-        b.bind_cpu_input("total_seq", np.array(S, np.int32))
-        for li in range(L):
-            b.bind_output(f"attention_{li}", "cpu", 0, np.float32, [1, c.n_heads, n, S], attention[li].ctypes.data)
-            b.bind_output(f"hidden_{li + 1}", "cpu", 0, np.float32, [n, c.d_model], hidden[li + 1].ctypes.data)
-        b.bind_output("final_normed", "cpu", 0, np.float32, [n, c.d_model], final.ctypes.data)
+        keep = n <= SMALL_STEP and n * S <= SMALL_STEP_KEYS
+        o = self._step_buffers(b, n, S, keep)
+        np.take(self.embedding, ids, axis=0, out=o.hidden[0])
+        o.seqlens[0], o.total[()] = S - 1, S
         self.session.run_with_iobinding(b)
-        return Step(hidden, final, as_dtype(attention[:, 0], attention_dtype), StoredCache(buf, S))
+        hidden, final, attention = o.hidden, o.final, as_dtype(o.attention[:, 0], attention_dtype)
+        if keep:  # the next call writes into these buffers: the result gets copies
+            hidden, final = hidden.copy(), final.copy()
+            attention = attention.copy() if np.may_share_memory(attention, o.attention) else attention
+        return Step(hidden, final, attention, StoredCache(buf, S))
 
-    def _small_step(self, b, n: int, S: int) -> _SmallStep:
-        """The buffers bound on ``b`` for ``n`` new tokens over ``S`` positions (bound here when they change)."""
+    def _step_buffers(self, b, n: int, S: int, keep: bool) -> _StepBuffers:
+        """The arrays bound on ``b`` for ``n`` new tokens over ``S`` positions. ``keep``: the kept ones, bound here
+        only where ``n`` or ``S`` changed; else new ones for this call alone (and nothing is kept)."""
         c, L = self.cfg, self.cfg.n_layers
-        o = self._small
+        o = self._small if keep else None
         if o is None or o.n != n:
-            o = _SmallStep(c, n)
+            o = _StepBuffers(c, n)
             b.bind_input("x", "cpu", 0, np.float32, [n, c.d_model], o.hidden[0].ctypes.data)
             b.bind_input("seqlens_k", "cpu", 0, np.int32, [1], o.seqlens.ctypes.data)
             b.bind_input("total_seq", "cpu", 0, np.int32, [], o.total.ctypes.data)
@@ -308,7 +297,7 @@ class StoredBackend(Backend):
             for li in range(L):
                 ptr = o.attention[li].ctypes.data
                 b.bind_output(f"attention_{li}", "cpu", 0, np.float32, [1, c.n_heads, n, S], ptr)
-        self._small = o
+        self._small = o if keep else None  # (not kept: the names are bound to this call's arrays)
         return o
 
     def _bind_cache(self, buf: np.ndarray):
