@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+NO_WINDOW = "--screenshot and subcommands such as 'explainer analyze' need no display"
+
+
 def no_display(screenshot: bool) -> str:
     """One sentence when the window cannot open on this screen (Qt would abort the process with lines of its own),
     else "": Linux without a display server, or an X11 session without a system library that Qt's X11 plugin
@@ -104,20 +107,19 @@ def no_display(screenshot: bool) -> str:
             packages = " ".join(debian_package(name) for name in missing)
             problem = (
                 f"The window cannot open on this X11 display: Qt needs system libraries that are not installed "
-                f"({', '.join(missing)}; on Debian or Ubuntu: sudo apt install {packages}); --screenshot and "
-                f"subcommands such as 'explainer analyze' need no display."
+                f"({', '.join(missing)}; on Debian or Ubuntu: sudo apt install {packages}); {NO_WINDOW}."
             )
         elif x11_display_answers(display):
             return ""
         else:
             problem = (
                 f"The X11 display {display} (DISPLAY) does not accept a connection: start the app in a desktop "
-                f"session, or use --screenshot or a subcommand such as 'explainer analyze', which need none."
+                f"session; {NO_WINDOW}."
             )
     else:
         problem = (
-            "There is no display to open the window on (DISPLAY and WAYLAND_DISPLAY are not set); start it in a "
-            "desktop session, or use --screenshot or a subcommand such as 'explainer analyze', which need none."
+            "There is no display to open the window on (DISPLAY and WAYLAND_DISPLAY are not set): start the app in "
+            f"a desktop session; {NO_WINDOW}."
         )
     if screenshot:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
