@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,25 @@ from explainer.core.errors import UserError
 log = logging.getLogger(__name__)
 SCENE_VERSION = 1
 ASSET_SCENES = Path(__file__).resolve().parents[2] / "assets" / "scenes"
+MAX_SCENE_BYTES = 64 * 2**20  # a scene holds one text (a model reads at most a few thousand tokens of it)
+WIDGET_INT = 2**31 - 1  # the largest number a Qt widget or signal holds (a C int)
+
+
+def within_limits(value):
+    """``value`` (read from JSON) with every number a view cannot hold replaced by None: integers beyond a C int,
+    and floats that are not finite or beyond it. The views then treat them as any other missing or wrong-typed
+    setting (they are left as they are) instead of failing on a value no control can show."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if -WIDGET_INT - 1 <= value <= WIDGET_INT else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) and abs(value) <= WIDGET_INT else None
+    if isinstance(value, list):
+        return [within_limits(v) for v in value]
+    if isinstance(value, dict):
+        return {k: within_limits(v) for k, v in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
@@ -33,8 +54,12 @@ class Scene:
 
     @classmethod
     def from_dict(cls, data: dict) -> Scene:
-        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+        if not isinstance(data, dict):
+            raise UserError("This file is not an explainer scene (a scene is a JSON object with a text).")
+        if "text" not in data:
             raise UserError("This scene file has no text; it is not an explainer scene.")
+        if not isinstance(data["text"], str):
+            raise UserError("This scene file's text is not a string; it is not an explainer scene.")
         try:
             version = int(data.get("version", 1))
         except (TypeError, ValueError):
@@ -67,12 +92,22 @@ def save_scene(scene: Scene, path: str | Path) -> Path:
 def load_scene(path: str | Path) -> Scene:
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        info = p.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise UserError(f"{p} is a folder; choose a scene file (.json).")
+        if not stat.S_ISREG(info.st_mode):  # a device or a pipe: endless, or waiting forever for a writer
+            raise UserError(f"{p} is not a regular file; choose a scene file (.json).")
+        if info.st_size > MAX_SCENE_BYTES:
+            raise UserError(
+                f"{p.name} is {info.st_size / 2**20:,.0f} MB; a scene file is at most {MAX_SCENE_BYTES // 2**20} MB, "
+                "so this is not an explainer scene."
+            )
+        data = json.loads(p.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"The scene file {p} does not exist.") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"The scene file {p} cannot be read ({getattr(e, 'strerror', None) or 'not text'}).") from None
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # (arrays nested thousands deep)
         raise UserError(f"{p.name} is not a valid scene file (it is not JSON).") from None
     return Scene.from_dict(data)
 

@@ -299,13 +299,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _start_view(window, args) -> str:
     """Apply --scene, --view and --presenter; one sentence when one cannot be."""
-    if args.scene:
+    if args.scene is not None:
         from pathlib import Path
 
         from explainer.core.errors import UserError
         from explainer.core.scene import load_scene
         from explainer.ui.scenes_ui import find_scene
 
+        if not args.scene.strip():
+            names = ", ".join(p.stem for p, _ in window.scenes.lecture)
+            return f"--scene needs a scene file or the name or number of a lecture scene ({names})."
         found = find_scene(args.scene, window.scenes.lecture) if not Path(args.scene).is_file() else None
         if found is not None:
             window.scenes.open_lecture(found[0])
@@ -316,7 +319,7 @@ def _start_view(window, args) -> str:
                 names = ", ".join(p.stem for p, _ in window.scenes.lecture)
                 return f"{e} (lecture scenes: {names})" if not Path(args.scene).exists() else str(e)
             window.scenes.open_path(args.scene)
-    if args.view and not window.teach.show_view(args.view):
+    if args.view is not None and not window.teach.show_view(args.view):
         return f"There is no view called {args.view!r}."
     if args.presenter:
         window.presenter.fullscreen = args.size is None

@@ -39,11 +39,19 @@ log = logging.getLogger(__name__)
 
 
 def find_scene(name: str, scenes: list[tuple[Path, Scene]]) -> tuple[int, Path, Scene] | None:
-    """A lecture scene by file stem, number, or part of the stem or title ("strawberry", "04", "sink")."""
+    """A lecture scene by file stem, number, or part of the stem or title ("strawberry", "04", "sink"); a number
+    names a scene only by its number (0 is none), and a blank name none."""
     n = name.strip().lower()
+    if not n:
+        return None
+    if n.isdecimal():
+        for i, (p, s) in enumerate(scenes):
+            lead = p.stem.split("-", 1)[0]
+            if lead.isdecimal() and int(lead) == int(n):
+                return i, p, s
+        return None
     for match in (
         lambda p, s: p.stem.lower() == n,
-        lambda p, s: p.stem.split("-", 1)[0] == n.zfill(2),
         lambda p, s: n in p.stem.lower(),
         lambda p, s: n in s.title.lower(),
     ):

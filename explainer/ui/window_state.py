@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 
-from explainer.core.scene import Scene
+from explainer.core.scene import Scene, within_limits
 from explainer.ui.view_state import LIVE, LIVE_PANELS
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,11 @@ def capture(window) -> dict:
 
 
 def upgrade(state: dict) -> dict:
-    """A state in this module's form, from this form or from an older autosave's."""
+    """A state in this module's form, from this form or from an older autosave's (numbers no control can hold
+    dropped: ``within_limits``)."""
     if not isinstance(state, dict):
         return {}
+    state = within_limits(state)
     if isinstance(state.get("panels"), dict):
         return state
     out = {k: state[k] for k in ("theme", "view", "hero", "focus") if k in state}
@@ -167,5 +169,5 @@ def to_scene(state: dict, *, title: str, text: str, note: str, parse_specials: b
 
 def from_scene(scene: Scene) -> dict:
     """A scene's view and panels as a state (with the defaults for what it does not mention)."""
-    panels = scene.panels if isinstance(scene.panels, dict) else {}
+    panels = within_limits(scene.panels) if isinstance(scene.panels, dict) else {}
     return with_defaults({"version": VERSION, "view": scene.view, "panels": panels})

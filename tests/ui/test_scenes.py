@@ -171,6 +171,9 @@ def test_a_scene_is_one_analysis_with_its_own_knocked_out_heads(qtbot, make_main
         (b'{"text": "x", "version": "seven"}', "version is not a number"),
         (b'{"text": "x", "version": 99}', "newer explainer"),
         (b"\xff\xfe\x00garbage", "cannot be read"),
+        (b'["a", "list"]', "is not an explainer scene (a scene is a JSON object with a text)"),
+        (b'{"text": 7}', "text is not a string"),
+        (b"[" * 100_000 + b"]" * 100_000, "not a valid scene file"),
     ],
 )
 def test_a_broken_scene_file_gives_a_sentence_not_a_crash(
@@ -212,6 +215,52 @@ def test_odd_panel_values_in_a_scene_are_ignored(qtbot, make_main_window, wait_r
     assert w.embeddings.layer == w.result.model.n_layers
 
 
+def test_numbers_no_control_can_hold_are_left_out_of_a_scene(tmp_path, capfd):
+    """A scene file's layer, head, position or slider value beyond a C int (or not finite) is ignored like any
+    other unusable value, also when the scene opens before the model has answered (``explainer --scene``)."""
+    from explainer.ui.app import main
+
+    huge = 10**12
+    for view, panels in (
+        ("next_token", {"next_token": {"position": huge, "temperature": 1e300, "top_k": huge, "seed": huge}}),
+        ("attention", {"attention": {"layer": huge, "head": huge, "key": huge, "knocked_out": [[huge, 1]]}}),
+        ("embeddings", {"embeddings": {"layer": huge, "highlight": [huge]}}),
+        ("walkthrough", {"walkthrough": {"layer": huge, "head": -huge}}),
+        ("lens", {"lens": {"layer": huge, "position": huge}}),
+    ):
+        path = tmp_path / f"{view}.json"
+        text = json.dumps({"version": 1, "text": "Huge numbers here.", "view": view, "panels": panels})
+        path.write_text(text.replace("1e+300", "Infinity"), encoding="utf-8")
+        assert main(["--demo", "--scene", str(path), "--screenshot", str(tmp_path / f"{view}.png")]) == 0
+        err = capfd.readouterr().err
+        assert "Traceback" not in err and "Error" not in err and "Overflow" not in err, (view, err)
+        assert (tmp_path / f"{view}.png").stat().st_size > 10_000
+
+
+def test_a_scene_path_that_is_no_file_or_too_big_gives_a_sentence(tmp_path, monkeypatch):
+    import os
+
+    from explainer.core import scene as scene_mod
+    from explainer.core.errors import UserError
+
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    for path, sentence in (
+        (fifo, "is not a regular file"),
+        ("/dev/zero", "is not a regular file"),
+        (tmp_path, "is a folder"),
+    ):
+        with pytest.raises(UserError, match=sentence):  # at once: a pipe without a writer would wait forever
+            scene_mod.load_scene(path)
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"text": "x" * 3 * 2**20}), encoding="utf-8")
+    monkeypatch.setattr(scene_mod, "MAX_SCENE_BYTES", 2**20)
+    with pytest.raises(UserError, match=r"big.json is 3 MB; a scene file is at most 1 MB"):
+        scene_mod.load_scene(big)
+    monkeypatch.setattr(scene_mod, "MAX_SCENE_BYTES", 4 * 2**20)
+    assert scene_mod.load_scene(big).text == "x" * 3 * 2**20
+
+
 def test_app_start_options_fail_with_a_sentence(tmp_path, capsys):
     from explainer.ui.app import main
 
@@ -220,6 +269,22 @@ def test_app_start_options_fail_with_a_sentence(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["--demo", "--view", "no such view", "--screenshot", shot]) == 2
     assert "no view called" in capsys.readouterr().err
+    assert main(["--demo", "--view", "", "--screenshot", shot]) == 2
+    assert "no view called ''" in capsys.readouterr().err
+    for blank in ("", "  "):
+        assert main(["--demo", "--scene", blank, "--screenshot", shot]) == 2
+        assert "--scene needs a scene file or the name or number of a lecture scene" in capsys.readouterr().err
+    assert main(["--demo", "--scene", "0", "--screenshot", shot]) == 2  # no scene 0 (not the first containing "0")
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_lecture_scene_is_found_by_its_number_only_when_the_name_is_a_number():
+    scenes = lecture_set()
+    assert len(scenes) >= 10
+    for name, stem in (("4", "04-"), ("04", "04-"), ("0004", "04-"), ("10", "10-"), ("strawberry", "01-")):
+        assert find_scene(name, scenes)[1].stem.startswith(stem), name
+    for name in ("0", "99", "", "   "):
+        assert find_scene(name, scenes) is None, name
 
 
 @pytest.mark.parametrize("size", [(1920, 1080), (1600, 1000)])
