@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import stat
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -55,7 +56,32 @@ def _only_escapes(s: str) -> bool:
     return all(not (0xD800 <= ord(c) <= 0xDFFF) or 0xDC80 <= ord(c) <= 0xDCFF for c in s)
 
 
-def read_texts(texts: Sequence[str], text_file: str | None) -> list[str]:
+MAX_TEXT_FILE_BYTES = 64 * 2**20  # (a model reads a few thousand tokens of a text: tens of kB)
+
+
+def _read_limited(f, name: str) -> bytes:
+    data = f.read(MAX_TEXT_FILE_BYTES + 1)
+    if len(data) > MAX_TEXT_FILE_BYTES:
+        raise UserError(
+            f"{name} holds more than {MAX_TEXT_FILE_BYTES // 2**20} MB of text; explainer reads texts up to that "
+            "size (the model reads at most its context of it): give the part you want analysed."
+        )
+    return data
+
+
+def _open_text_file(path: str):
+    """``path`` opened for reading. A named pipe is opened without waiting for a writer (then read as usual: with
+    no writer it is empty), so that a pipe nobody writes to gives a sentence instead of waiting forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_texts(texts: Sequence[str], text_file: str | None, verb: str = "analyse") -> list[str]:
     if text_file is not None:
         if texts:
             raise UserError("Give either TEXT arguments or --text-file, not both.")
@@ -63,10 +89,17 @@ def read_texts(texts: Sequence[str], text_file: str | None) -> list[str]:
             if text_file == "-":
                 if sys.stdin is None:
                     raise UserError("Standard input is closed; give the text as arguments or with --text-file PATH.")
-                data = sys.stdin.buffer.read()
+                data = _read_limited(sys.stdin.buffer, "Standard input")
             else:
-                with open(text_file, "rb") as f:
-                    data = f.read()
+                if os.path.isdir(text_file):
+                    raise IsADirectoryError
+                with _open_text_file(text_file) as f:
+                    data = _read_limited(f, f"The text file {text_file}")
+                    if not data and stat.S_ISFIFO(os.fstat(f.fileno()).st_mode):
+                        raise UserError(
+                            f"Nothing was written to the pipe {text_file} (no program writes to it); start the one "
+                            "that does first, or pipe the text into --text-file -."
+                        )
         except IsADirectoryError:
             raise UserError(f"--text-file {text_file} is a folder; give a text file.") from None
         except FileNotFoundError:
@@ -83,7 +116,7 @@ def read_texts(texts: Sequence[str], text_file: str | None) -> list[str]:
             data = data[3:]
         return [data.decode("utf-8", errors="replace")]
     if not texts:
-        raise UserError("Give the text to analyse as arguments, or use --text-file PATH (or - for standard input).")
+        raise UserError(f"Give the text to {verb} as arguments, or use --text-file PATH (or - for standard input).")
     return [clean_text(t) for t in texts]
 
 
@@ -192,7 +225,7 @@ def cmd_tokenize(args) -> int:
 
     tok = get_tokenizer(args.tokenizer)
     rows = []
-    for text in read_texts(args.text, args.text_file):
+    for text in read_texts(args.text, args.text_file, "tokenize"):
         tz = tok.tokenize(text, parse_specials=args.parse_specials)
         rows.append(
             {
@@ -266,6 +299,8 @@ def cmd_analyze(args) -> int:
         raise UserError("--top-k must be at least 1.")
     if args.max_tokens < 1:
         raise UserError("--max-tokens must be at least 1.")
+    if args.attention and not args.json:
+        raise UserError("--attention adds the attention weights to the JSON output: use it with --json.")
     texts = read_texts(args.text, args.text_file)
     engine = Engine(args.model, device=args.device, backend=args.backend, progress=_stderr_progress)
     if args.attention:  # printed numbers: every attention row stays float32 (the app keeps long texts' as float16)
@@ -343,7 +378,10 @@ def cmd_scenes(args) -> int:
 def print_table(r, engine, k: int = 3) -> None:
     from explainer.core.types import visible_text
 
-    print(f"{r.model.name} on {r.device}: {r.n_tokens} tokens" + (" (truncated)" if r.truncated else ""))
+    print(
+        f"{r.model.name} on {r.device}: {r.n_tokens} token{'s' if r.n_tokens != 1 else ''}"
+        + (" (truncated)" if r.truncated else "")
+    )
     if r.ablated:
         from explainer.core.knockout import heads_label
 

@@ -111,7 +111,9 @@ def _print_attribution(row: dict, engine) -> None:
 
     target = row["target"]
     print(
-        f"{engine.info.name}: {len(row['tokens'])} tokens" + (" (truncated)" if row["truncated"] else "") + "; "
+        f"{engine.info.name}: {len(row['tokens'])} token{'s' if len(row['tokens']) != 1 else ''}"
+        + (" (truncated)" if row["truncated"] else "")
+        + "; "
         f"next token {visible_text(target['text'])!r} (id {target['id']}), P = {target['prob']:.4f}"
     )
     if row["ablated"]:

@@ -383,6 +383,47 @@ def test_a_utf16_text_file_with_its_byte_order_mark_is_read_as_utf16(cli, tmp_pa
     assert strict_json(r.out)[0]["text"] == text
 
 
+@pytest.mark.skipif(os.name != "posix", reason="devices and named pipes")
+def test_a_pipe_without_a_writer_and_an_endless_device_are_one_sentence(cli, tmp_path, monkeypatch):
+    """A named pipe nobody writes to is opened without waiting and said to be empty; /dev/zero and an endless
+    standard input stop at the size limit; a pipe with a writer is read as the text."""
+    import threading
+
+    import explainer.cli as cli_mod
+
+    fifo = tmp_path / "text.txt"
+    os.mkfifo(fifo)
+    r = cli("tokenize", "--json", "--text-file", str(fifo))
+    assert_one_sentence(r.code, r.out, r.err)
+    assert "Nothing was written to the pipe" in r.err
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b"Hello pipe"))
+    writer.start()
+    r = cli("tokenize", "--json", "--text-file", str(fifo))
+    writer.join()
+    assert r.code == 0, r.err
+    assert strict_json(r.out)[0]["text"] == "Hello pipe"
+    monkeypatch.setattr(cli_mod, "MAX_TEXT_FILE_BYTES", 2**20)
+    r = cli("tokenize", "--json", "--text-file", "/dev/zero")
+    assert_one_sentence(r.code, r.out, r.err)
+    assert "/dev/zero holds more than 1 MB of text" in r.err
+    r = cli("tokenize", "--json", "--text-file", "-", stdin=b"ab" * 2**20)
+    assert_one_sentence(r.code, r.out, r.err)
+    assert "Standard input holds more than 1 MB of text" in r.err
+    r = cli("tokenize", "--json", "--text-file", "-", stdin=b"a" * 2**20)  # at the limit: read
+    assert r.code == 0 and len(strict_json(r.out)[0]["text"]) == 2**20
+
+
+def test_small_cli_wordings(cli, tiny_gguf):
+    r = cli("tokenize")
+    assert_one_sentence(r.code, r.out, r.err)
+    assert "Give the text to tokenize" in r.err
+    r = cli("analyze", "--model", str(tiny_gguf), "--attention", "x")  # the weights are printed only in JSON
+    assert_one_sentence(r.code, r.out, r.err)
+    assert "use it with --json" in r.err
+    r = cli("analyze", "--model", str(tiny_gguf), "--no-start-token", "a")
+    assert r.code == 0 and ": 1 token" in r.out and "1 tokens" not in r.out
+
+
 def test_directory_and_binary_text_files(cli, tmp_path, tiny_gguf):
     r = cli("tokenize", "--json", "--text-file", str(tmp_path))
     assert_one_sentence(r.code, r.out, r.err)
