@@ -97,10 +97,12 @@ def check_config(cfg: LlamaConfig, source: str, stored_layers: int | None = None
 
 def as_number(value, cast, problem: str):
     """``cast(value)`` (int or float) of a model file's setting, or ModelFileError(``problem``) when it is not a
-    number (text, a list, true/false)."""
+    number (text, a list, true/false), or not a whole number where one is needed (2.5 layers)."""
     try:
         if isinstance(value, bool):
             raise TypeError
+        if cast is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
         return cast(value)
     except (TypeError, ValueError, OverflowError):
         raise ModelFileError(problem) from None
@@ -140,16 +142,20 @@ def check_model_path(path: str | os.PathLike) -> Path:
     return p
 
 
-def _field(reader, key: str, default=None):
+def _field(reader, key: str, default=None, *, name: str):
     f = reader.fields.get(key)
     if f is None:
         return default
-    v = f.contents()
-    return v
+    try:
+        return f.contents()
+    except UnicodeDecodeError:  # GGUF strings are UTF-8
+        raise ModelFileError(
+            f"{name} has a metadata '{key}' that is not valid UTF-8 text; the file is damaged."
+        ) from None
 
 
 def read_config(reader, path: Path) -> LlamaConfig:
-    arch = _field(reader, "general.architecture")
+    arch = _field(reader, "general.architecture", name=path.name)
     if arch != "llama":
         raise ModelFileError(
             f"{path.name} is a '{arch}' model; explainer supports Llama-architecture GGUF files (such as SmolLM2), "
@@ -157,16 +163,17 @@ def read_config(reader, path: Path) -> LlamaConfig:
         )
 
     def number(key: str, default=None, cast=int):
-        v = _field(reader, key, default)
+        v = _field(reader, key, default, name=path.name)
         if v is None:
             raise ModelFileError(
                 f"{path.name} lacks the metadata '{key}'; the file is incomplete or not a Llama model."
             )
-        return as_number(v, cast, f"{path.name} has a metadata '{key}' that is not a number; the file is damaged.")
+        kind = "whole number" if cast is int else "number"
+        return as_number(v, cast, f"{path.name} has a metadata '{key}' that is not a {kind}; the file is damaged.")
 
     n_layers, d_model = number("llama.block_count"), number("llama.embedding_length")
     d_ff, n_heads = number("llama.feed_forward_length"), number("llama.attention.head_count")
-    tokens = _field(reader, "tokenizer.ggml.tokens")
+    tokens = _field(reader, "tokenizer.ggml.tokens", name=path.name)
     cfg = LlamaConfig(
         n_layers=n_layers,
         d_model=d_model,
@@ -177,9 +184,9 @@ def read_config(reader, path: Path) -> LlamaConfig:
         context_length=number("llama.context_length", 2048),
         rope_theta=number("llama.rope.freq_base", 10000.0, float),
         norm_eps=number("llama.attention.layer_norm_rms_epsilon", 1e-5, float),
-        name=str(_field(reader, "general.name", path.stem)),
+        name=str(_field(reader, "general.name", path.stem, name=path.name)),
         bos_token_id=number("tokenizer.ggml.bos_token_id", -1),
-        add_bos=bool(_field(reader, "tokenizer.ggml.add_bos_token", False)),
+        add_bos=bool(_field(reader, "tokenizer.ggml.add_bos_token", False, name=path.name)),
     )
     check_config(cfg, path.name, stored_layer_count(t.name for t in reader.tensors))
     embed = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)

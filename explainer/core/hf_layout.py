@@ -24,10 +24,7 @@ def read_hf_config(raw: dict, arch: str, name: str) -> LlamaConfig:
     def need(*keys, cast=int):
         for k in keys:
             if raw.get(k) is not None:
-                try:
-                    return cast(raw[k])
-                except (TypeError, ValueError):
-                    break
+                return _number(raw[k], k, name, cast)
         raise ModelFileError(f"config.json of {name} lacks a valid '{keys[0]}'; the folder is damaged.")
 
     def number(key: str, default, cast=float):  # (an integer entry of 0 means "not set", as for transformers)
@@ -96,7 +93,11 @@ def read_hf_config(raw: dict, arch: str, name: str) -> LlamaConfig:
 
 def _number(value, key: str, name: str, cast):
     """``cast(value)``, or one sentence naming the config.json entry that is not a number."""
-    return as_number(value, cast, f"config.json of {name} has a '{key}' that is not a number; the folder is damaged.")
+    return as_number(
+        value,
+        cast,
+        f"config.json of {name} has a '{key}' that is not a {'whole ' if cast is int else ''}number; the folder is damaged.",
+    )
 
 
 def _token_id(value) -> int:

@@ -198,6 +198,9 @@ def test_cli_exits_2_with_one_line(kind, folders, tmp_path, monkeypatch, capsys)
         ({"num_attention_heads": -4}, ["attention heads is -4"]),
         ({"num_key_value_heads": 3}, ["4 attention heads", "3 key/value heads"]),
         ({"vocab_size": 0}, ["vocabulary size is 0"]),
+        ({"num_hidden_layers": 2.5}, ["'num_hidden_layers'", "not a whole number"]),
+        ({"hidden_size": "wide"}, ["'hidden_size'", "not a whole number"]),
+        ({"num_attention_heads": None}, ["lacks a valid 'num_attention_heads'"]),
     ],
 )
 def test_config_values_no_model_can_have_are_one_sentence(folders, tmp_path, capsys, changes, words):

@@ -153,6 +153,28 @@ def test_metadata_no_model_can_have_is_one_sentence(tmp_path, bundled_gguf, monk
         assert code == 2 and out == "" and err_text.count("\n") == 1 and "2 layers" in err_text, err_text
 
 
+@pytest.mark.parametrize("key", ["general.architecture", "general.name", "tokenizer.ggml.tokens"])
+def test_metadata_text_that_is_not_utf8_is_one_sentence(tmp_path, bundled_gguf, monkeypatch, capsys, key):
+    """GGUF strings are UTF-8: bytes that are not (a damaged file) are named in one sentence, not an internal
+    error."""
+    import gguf
+
+    from explainer.cli import main
+
+    monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "bad-text.gguf"
+    write_tiny_llama(path, SMALL, random_weights(SMALL, seed=6), bundled_gguf)
+    reader = gguf.GGUFReader(str(path), "r+")
+    field = reader.fields[key]
+    field.parts[field.data[-1]][:] = 0xFF  # (the last token, for the vocabulary)
+    del reader
+    with pytest.raises(ModelFileError, match=f"bad-text.gguf has a metadata '{key}' that is not valid UTF-8 text"):
+        load_weights(path)
+    code = main(["analyze", "--model", str(path), "hello"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1 and "internal error" not in err, err
+
+
 def test_check_model_path_accepts_real_file(bundled_gguf):
     assert check_model_path(bundled_gguf) == bundled_gguf
 
