@@ -23,6 +23,8 @@ from explainer.cli import (
 from explainer.core import work_memory
 from explainer.core.errors import UserError
 
+PATCH_SECONDS = 60  # longer patching waits for --wait: without a terminal nothing shows it is running
+
 
 def add_attribute_arguments(parser) -> None:
     """attribute a next-token prediction to the input tokens (input × gradient)"""
@@ -44,6 +46,12 @@ def add_patch_arguments(parser) -> None:
     )
     parser.add_argument("--corrupt", required=True, metavar="TEXT", help="the corrupted text, of the same token length")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help=f"run even when it will take more than {PATCH_SECONDS} seconds (the work grows with the square of "
+        "the texts' length)",
+    )
     parser.set_defaults(handler=cmd_patch)
 
 
@@ -125,6 +133,15 @@ def _print_attribution(row: dict, engine) -> None:
         print(f"{i:>4}  {visible_text(t['text'])[:16]:<16} {t['id']:>6}  {s:>14.4f}  {_bar(s, scale)}")
 
 
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 2:
+        return f"{seconds:.0f} seconds"
+    if minutes < 120:
+        return f"{minutes} minutes"
+    return f"{seconds / 3600:.0f} hours"
+
+
 def cmd_patch(args) -> int:
     from explainer.core.patching import patch
 
@@ -140,7 +157,16 @@ def cmd_patch(args) -> int:
             f"whole texts: raise --max-tokens or shorten them."
         )
     clean_ids, corrupt_ids = [t.id for t in clean_tokens], [t.id for t in corrupt_tokens]
-    r = patch(engine, clean_ids, corrupt_ids, ablated=heads, progress=_stderr_progress)
+
+    def plan(runs: int, seconds: float) -> None:
+        if seconds > PATCH_SECONDS and not args.wait:
+            raise UserError(
+                f"Patching these {len(clean_ids)}-token texts means {runs:,} patched runs, about "
+                f"{_duration(seconds)} here; shorten the texts (the work grows with the square of their length), "
+                "or add --wait to run it."
+            )
+
+    r = patch(engine, clean_ids, corrupt_ids, ablated=heads, progress=_stderr_progress, on_plan=plan)
     out = {
         "clean": clean,
         "corrupt": corrupt,

@@ -143,6 +143,40 @@ def test_patch_json(capsys, tiny_gguf, tiny_weights_engine):
     assert code == 0 and f"{L:>9} " in out and "clean run" in out
 
 
+def test_patching_that_would_take_long_waits_for_wait(capsys, tiny_gguf, monkeypatch):
+    """Longer than PATCH_SECONDS is refused in one sentence giving the runs and the time, before any patched run;
+    --wait runs it."""
+    import explainer.cli_why as cli_why
+    import explainer.core.patching as patching
+
+    clean, corrupt = "The capital of France is", "The capital of Italy is"
+    passes = []
+    real = patching._patched_probs
+    monkeypatch.setattr(patching, "_patched_probs", lambda *a: passes.append(1) or real(*a))
+    monkeypatch.setattr(cli_why, "PATCH_SECONDS", 0)
+    code, out, err = run(capsys, "patch", "--model", tiny_gguf, "--clean", clean, "--corrupt", corrupt)
+    assert_one_sentence(code, out, err)
+    assert "Patching these 6-token texts means" in err and "patched runs, about" in err and "--wait" in err
+    assert not passes
+    code, out, err = run(
+        capsys, "patch", "--model", tiny_gguf, "--wait", "--json", "--clean", clean, "--corrupt", corrupt
+    )
+    assert code == 0 and passes and len(json.loads(out)["prob"]) == L, err
+
+
+def test_the_patching_plan_counts_the_runs_that_differ(tiny_weights_engine):
+    from explainer.core.patching import patch
+
+    e = tiny_weights_engine
+    ids = [int(t) for t in np.arange(1, 25) * 7]
+    plans = {}
+    for first in (20, 4):  # the same length; a difference from position 4 leaves far more to patch
+        other = list(ids)
+        other[first] += 1
+        patch(e, ids, other, on_plan=lambda runs, s, first=first: plans.setdefault(first, (runs, s)))
+        assert plans[first][0] == L * (24 - first) and math.isfinite(plans[first][1]) and plans[first][1] >= 0
+
+
 def test_patch_different_lengths_gives_both_counts(capsys, tiny_gguf):
     code, out, err = run(capsys, "patch", "--model", tiny_gguf, "--clean", "The cat sat", "--corrupt", "A dog")
     assert_one_sentence(code, out, err)

@@ -56,6 +56,7 @@ ROLE_HELP = {
 WORD_ID_RANGE = (1000, 10000)  # ordinary-word token ids for the reference sequences (" [a-z]{3,}" tokens)
 _WORD = re.compile(rb"^ [a-z]{3,}$")
 DEFAULT_SEED, DEFAULT_LENGTH, DEFAULT_SEEDS = 0, 50, 3
+MAX_SEEDS = 100  # (each seed is one pass; the scores' spread over seeds is small long before this)
 CACHE_VERSION = 2
 
 
@@ -336,7 +337,7 @@ def add_arguments(parser) -> None:
         type=int,
         default=DEFAULT_SEEDS,
         metavar="K",
-        help=f"how many seeds to average (default {DEFAULT_SEEDS})",
+        help=f"how many seeds to average (default {DEFAULT_SEEDS}, at most {MAX_SEEDS})",
     )
     parser.set_defaults(handler=_cmd_heads)
 
@@ -346,8 +347,8 @@ def _cmd_heads(args) -> int:
     from explainer.core.engine import Engine
     from explainer.core.errors import UserError
 
-    if args.seeds < 1:
-        raise UserError("--seeds must be at least 1.")
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds must be between 1 and {MAX_SEEDS}.")
     if args.seed < 0:
         raise UserError("--seed must be 0 or more.")
     if args.length < 2:

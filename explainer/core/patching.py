@@ -24,6 +24,7 @@ per layer through 15 blocks on average, about 137 GFLOP.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -130,6 +131,20 @@ def _patched_probs(model, runs: _Runs, target: int) -> tuple[list[tuple[int, int
     return runs.ends, torch.softmax(logits.double(), dim=-1)[:, target].cpu().numpy()
 
 
+def _seconds(model, one_id, hooks, full_pass: float, T: int, passes: list[list[tuple[int, int]]]) -> float:
+    """About how long ``passes`` take here: a block costs a + b·rows; a and b from a one-token pass and the
+    ``T``-token pass that took ``full_pass`` seconds. A pass goes through the blocks after its lowest layer."""
+    L = len(model.layers)
+    start = time.perf_counter()
+    model(torch.as_tensor(one_id, device=model.embed.weight.device), hooks=hooks)
+    one = time.perf_counter() - start
+    b = max(full_pass - one, 0.0) / (L * (T - 1)) if T > 1 else one / L
+    a = max(one / L - b, 0.0)
+    rows_blocks = sum((T - p) * (L - 1 - l) for runs in passes for l, p in runs)
+    pass_blocks = sum(L - 1 - min(l for l, _ in runs) for runs in passes)
+    return a * pass_blocks + b * rows_blocks
+
+
 def patch(
     engine,
     clean_ids,
@@ -140,6 +155,7 @@ def patch(
     progress: Callable[[str, float], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     on_layer: Callable[[int, np.ndarray], None] | None = None,
+    on_plan: Callable[[int, float], None] | None = None,
     max_rows: int = MAX_ROWS,
 ) -> Patching:
     """The layers × positions grid for two token sequences of the same length (analysed ids, start token
@@ -147,8 +163,10 @@ def patch(
 
     ``progress(message, fraction)`` after each layer (it may raise to stop); ``cancelled()`` is asked before
     every pass and a True stops with :class:`~explainer.core.errors.Cancelled`; ``on_layer(layer, row)`` gets each
-    finished row ``[T]`` (0-based layer) for a heatmap that fills while it runs. ``ablated``: heads knocked out
-    in every run. Different lengths: UserError giving both token counts."""
+    finished row ``[T]`` (0-based layer) for a heatmap that fills while it runs. ``on_plan(runs, seconds)`` is
+    told, after the clean and corrupted passes, how many patched runs are left and about how long they will take
+    here (their rows × layers at the two passes' pace; it may raise to stop). ``ablated``: heads knocked out in
+    every run. Different lengths: UserError giving both token counts."""
     clean_ids, corrupt_ids = np.array(clean_ids, np.int64), np.array(corrupt_ids, np.int64)  # own, writable copies
     T = len(clean_ids)
     if T != len(corrupt_ids):
@@ -166,7 +184,9 @@ def patch(
     hooks = KnockOut(heads)
     with torch.inference_mode():
         clean = model(torch.as_tensor(clean_ids, device=dev), hooks=hooks)
+        start = time.perf_counter()
         corrupt = model(torch.as_tensor(corrupt_ids, device=dev), hooks=hooks)
+        full_pass = time.perf_counter() - start
         ends = torch.stack((clean.final_normed[-1], corrupt.final_normed[-1])).float()
         probs = torch.softmax((ends @ model.unembedding.float().T).double(), dim=-1)
         if target is None:
@@ -184,6 +204,8 @@ def patch(
                 if not left[l]:
                     on_layer(l, readonly(grid[l].copy()))
         n_runs, n_done = sum(left), 0
+        if on_plan is not None:
+            on_plan(n_runs, _seconds(model, corrupt_ids[:1], hooks, full_pass, T, passes))
         for runs, w in zip(passes, work):
             if cancelled is not None and cancelled():
                 raise Cancelled()

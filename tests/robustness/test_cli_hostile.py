@@ -276,6 +276,8 @@ def test_table_output_hostile(cli, tiny_gguf, name):
         ["tokenize", "--text-file", "", "x"],
         ["tokenize", "--text-file", ""],
         ["heads", "--seed", "-1"],
+        ["heads", "--seeds", "0"],
+        ["heads", "--seeds", "1000000000000", "--length", "5"],  # refused at once, not a night of passes
         ["bench", "--no-picture", "--tokens", "abc"],
         ["bench", "--no-picture", "--tokens", "1.5"],
         ["bench", "--no-picture", "--tokens", "8;32"],
