@@ -36,7 +36,9 @@ class _Parser(DashValues):
     """argparse that reports a usage error in one sentence (exit 2) instead of a usage dump."""
 
     def error(self, message: str):
-        raise UserError(f"{message[:1].upper()}{message[1:]}; run '{self.prog} --help' for usage.")
+        # "-hello" is read as -h with "ello" after it: a text that starts with a dash, not a misused -h
+        dash = " (a text that starts with '-' goes after --)" if "ignored explicit argument" in message else ""
+        raise UserError(f"{message[:1].upper()}{message[1:]}; run '{self.prog} --help' for usage{dash}.")
 
 
 def clean_text(s: str) -> str:
@@ -376,7 +378,7 @@ def cmd_scenes(args) -> int:
 
 
 def print_table(r, engine, k: int = 3) -> None:
-    from explainer.core.types import visible_text
+    from explainer.core.types import display_bytes
 
     print(
         f"{r.model.name} on {r.device}: {r.n_tokens} token{'s' if r.n_tokens != 1 else ''}"
@@ -391,7 +393,7 @@ def print_table(r, engine, k: int = 3) -> None:
         p = "" if r.token_prob[i] != r.token_prob[i] else f"{r.token_prob[i]:.4f}"
         s = "" if r.surprisal_bits[i] != r.surprisal_bits[i] else f"{r.surprisal_bits[i]:.2f}"
         tops = ", ".join(
-            f"{visible_text(engine.tokenizer.decode([int(j)]))!r} {p_:.3f}"
+            f"{display_bytes(engine.tokenizer.token_bytes(int(j)))!r} {p_:.3f}"  # as the token column names them
             for j, p_ in zip(r.top_ids[i][:k], r.top_probs[i][:k])
         )
         print(f"{i:>4}  {t.display[:16]:<16} {t.id:>6}  {p:>8}  {s:>6}  {tops}")

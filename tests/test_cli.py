@@ -277,6 +277,17 @@ def test_analyze_table_shows_top_k_candidates(capsys):
     assert set(candidates("--top-k", "1")) == {1}
 
 
+def test_the_table_names_candidates_as_it_names_tokens(capsys):
+    """Pieces of a character are their bytes in both columns (<E6 97>), not one U+FFFD for different pieces."""
+    import re
+
+    code, out, err = run(capsys, "analyze", "--top-k", "5", "日本語の文章")
+    assert code == 0, err
+    names = re.findall(r"'([^']*)' \d\.\d{3}", out)
+    assert len(names) >= 40 and "\ufffd" not in out
+    assert any(re.fullmatch(r"<[0-9A-F]{2}( [0-9A-F]{2})*>", n) for n in names)
+
+
 @pytest.mark.parametrize("argv", [["--size", "5x5"], ["--size", "abc"], ["--bogus"], ["--device", "gpu"]])
 def test_the_windows_option_mistakes_are_one_sentence(capsys, argv):
     """The window's options, like the commands', answer a mistake with one sentence and exit 2 (no usage dump)."""

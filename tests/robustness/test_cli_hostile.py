@@ -294,6 +294,11 @@ def test_an_unknown_option_points_at_the_subcommands_help(cli):
     r = cli("analyze", "-x", "some text")
     assert_one_sentence(r.code, r.out, r.err)
     assert "'explainer analyze --help'" in r.err and "goes after --" in r.err
+    r = cli("tokenize", "-hello")  # read by argparse as -h with "ello"
+    assert_one_sentence(r.code, r.out, r.err)
+    assert "goes after --" in r.err
+    r = cli("tokenize", "--json", "--", "-hello")
+    assert r.code == 0 and strict_json(r.out)[0]["text"] == "-hello"
 
 
 @pytest.mark.skipif(os.name != "posix", reason="devices and named pipes")
