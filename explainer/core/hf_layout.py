@@ -93,11 +93,8 @@ def read_hf_config(raw: dict, arch: str, name: str) -> LlamaConfig:
 
 def _number(value, key: str, name: str, cast):
     """``cast(value)``, or one sentence naming the config.json entry that is not a number."""
-    return as_number(
-        value,
-        cast,
-        f"config.json of {name} has a '{key}' that is not a {'whole ' if cast is int else ''}number; the folder is damaged.",
-    )
+    kind = "whole number" if cast is int else "number"
+    return as_number(value, cast, f"config.json of {name} has a '{key}' that is not a {kind}; the folder is damaged.")
 
 
 def _token_id(value) -> int:

@@ -165,7 +165,7 @@ def patch(
     every pass and a True stops with :class:`~explainer.core.errors.Cancelled`; ``on_layer(layer, row)`` gets each
     finished row ``[T]`` (0-based layer) for a heatmap that fills while it runs. ``on_plan(runs, seconds)`` is
     told, after the clean and corrupted passes, how many patched runs are left and about how long they will take
-    here (their rows × layers at the two passes' pace; it may raise to stop). ``ablated``: heads knocked out in
+    here (``_seconds``: it costs one more one-token pass; it may raise to stop). ``ablated``: heads knocked out in
     every run. Different lengths: UserError giving both token counts."""
     clean_ids, corrupt_ids = np.array(clean_ids, np.int64), np.array(corrupt_ids, np.int64)  # own, writable copies
     T = len(clean_ids)
