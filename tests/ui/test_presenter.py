@@ -388,7 +388,11 @@ def test_the_tokens_hero_grows_its_chips_into_its_room(qtbot, window, wait_resul
     w.presenter.enter()
     w.view.set_hero("tokens")
     qtbot.waitUntil(lambda: w.tokens.isVisibleTo(w) and not w.attention.isVisibleTo(w))
-    qtbot.wait(50)
+    # (laid out: the chips are magnified once the panel has its room, on a busy machine after several passes)
+    qtbot.waitUntil(
+        lambda: view.fit >= 2.0 and scroll.viewport().height() >= max(c.rect.bottom() for c in view.chips),
+        timeout=5000,
+    )
     assert view.fit >= 2.0  # a short text in a window-wide panel
     bottom = max(c.rect.bottom() for c in view.chips)
     assert bottom <= scroll.viewport().height()  # all of it, no scrolling

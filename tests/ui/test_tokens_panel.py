@@ -271,7 +271,8 @@ def test_alone_the_chain_rule_is_written_larger_and_still_whole(qtbot, demo):
     text = panel.chain.text()
     normal = panel.chain.heightForWidth(panel.chain.width())
     panel.set_alone(True)
-    qtbot.wait(20)
+    chain = panel.chain
+    qtbot.waitUntil(lambda: chain.height() >= chain.heightForWidth(chain.width()) - 1, timeout=5000)  # laid out
     assert panel.chain.text() != text and text in panel.chain.text()  # the same words, larger
     large = panel.chain.heightForWidth(panel.chain.width())
     assert large >= 1.6 * normal, (large, normal)
