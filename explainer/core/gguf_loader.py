@@ -310,8 +310,7 @@ def _check_complete(cfg: LlamaConfig, w: dict[str, np.ndarray], path: Path) -> N
 
 
 def _cache_paths(gguf_sha: str) -> tuple[Path, Path]:
-    d = cache_dir() / "weights"
-    d.mkdir(parents=True, exist_ok=True)
+    d = cache_dir("weights")
     stem = f"{gguf_sha[:24]}-v{CACHE_FORMAT}"
     return d / f"{stem}.safetensors", d / f"{stem}.json"
 
@@ -349,7 +348,7 @@ def prune_weight_cache(budget: int = KEPT_WEIGHT_BYTES) -> list[str]:
     newest is always kept): every model file ever opened would otherwise leave its decoded weights behind, each as
     large as the model in float32. An entry that cannot be deleted now (in use, on a system that forbids that) is
     left for the next time. Returns the names deleted."""
-    d = cache_dir() / "weights"
+    d = cache_dir("weights")
     entries = []
     for meta in d.glob(f"*-v{CACHE_FORMAT}.json"):
         weights = meta.with_suffix(".safetensors")

@@ -17,17 +17,61 @@ MANIFEST_DIR = Path(__file__).resolve().parents[2] / "models"
 BUNDLED_MODEL = "smollm2-135m-instruct"
 
 
-def cache_dir() -> Path:
-    """The per-user cache folder (``$EXPLAINER_CACHE`` overrides it); created on demand."""
+def cache_dir(sub: str = "") -> Path:
+    """The per-user cache folder (``$EXPLAINER_CACHE`` overrides it), or its sub-folder ``sub``; created on demand.
+
+    A cache is only a speed-up. Where the folder cannot be made or written (a file in its place, a read-only disk,
+    ``$EXPLAINER_CACHE`` naming a device), this process, and the processes it starts, keep their cache in a
+    temporary folder instead, removed at exit: one warning, a slower start, the same numbers."""
     env = os.environ.get(CACHE_ENV)
     if env:
-        p = Path(env).expanduser()
+        root = Path(env).expanduser()
     else:
         import platformdirs
 
-        p = Path(platformdirs.user_cache_dir("explainer", appauthor=False))
+        root = Path(platformdirs.user_cache_dir("explainer", appauthor=False))
+    p = root / sub if sub else root
+    problem = _unusable(p)
+    if problem is None:
+        return p
+    fallback = _temporary_cache(p, problem)
+    p = fallback / sub if sub else fallback
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def _unusable(folder: Path) -> str | None:
+    """Why ``folder`` cannot hold cache files (None: it can), after creating it where it is missing."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return "a file is in its place"
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    except ValueError:  # a NUL in the path
+        return "not a valid path"
+    if not folder.is_dir():
+        return "not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "not writable"
+    return None
+
+
+def _temporary_cache(unusable: Path, problem: str) -> Path:
+    import atexit
+    import logging
+    import shutil
+
+    tmp = Path(tempfile.mkdtemp(prefix="explainer-cache-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    os.environ[CACHE_ENV] = str(tmp)  # (the processes started from here use it too)
+    logging.getLogger(__name__).warning(
+        "The cache folder %s cannot be used (%s); this run keeps its cache in %s (a slower start, the same results).",
+        unusable,
+        problem,
+        tmp,
+    )
+    return tmp
 
 
 @dataclass(frozen=True)

@@ -254,8 +254,11 @@ class Projector:
         return self.info.n_layers
 
     def cache_path(self, layer: int) -> Path:
-        folder = self._cache_dir if self._cache_dir is not None else paths.cache_dir() / "projection"
-        folder.mkdir(parents=True, exist_ok=True)
+        if self._cache_dir is not None:
+            folder = self._cache_dir
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            folder = paths.cache_dir("projection")
         return folder / f"pca-{self.key}-layer{layer:02d}.npy"
 
     def is_ready(self, layer: int) -> bool:

@@ -170,3 +170,48 @@ def test_the_weight_cache_keeps_the_models_used_last_within_its_budget(cache, tm
     gl.load_weights(path)  # a cache hit marks the entry as used
     newest = max(d.glob("*.json"), key=lambda p: p.stat().st_mtime)
     assert newest.name[0] != "a" and newest.stat().st_mtime > now - 5
+
+
+@pytest.mark.parametrize("damage", ["file_instead", "sub_folder_is_a_file", "device", "read_only"])
+def test_an_unusable_cache_folder_gives_a_temporary_one_and_the_same_numbers(
+    tmp_path, monkeypatch, capsys, caplog, bundled_gguf, damage
+):
+    """A cache is only a speed-up: with a file where the cache folder (or its weights folder) should be, a device
+    as the folder or a folder that cannot be written, the run keeps its cache in a temporary folder (one warning,
+    which processes started from here share) and its numbers are those of a run with a usable cache."""
+    from explainer.cli import main
+    from explainer.core.engine import TINY_CONFIG
+    from explainer.core.llama import random_weights
+    from tests.gguf_factory import write_tiny_llama
+
+    model = write_tiny_llama(tmp_path / "tiny.gguf", TINY_CONFIG, random_weights(TINY_CONFIG, seed=3), bundled_gguf)
+    argv = ["analyze", "--model", str(model), "--json", "--backend", "torch", "The cat sat"]
+    monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path / "good"))
+    monkeypatch.setattr(paths, "_memo", None)
+    assert main(argv) == 0
+    good = json.loads(capsys.readouterr().out)
+    cache = tmp_path / "bad"
+    if damage == "file_instead":
+        cache.write_text("not a folder")
+    elif damage == "sub_folder_is_a_file":
+        cache.mkdir()
+        (cache / "weights").write_text("not a folder")
+    elif damage == "device":
+        cache = os.devnull
+    else:
+        cache.mkdir()
+        real_access = os.access  # (root may write anywhere: the check is told the folder is read-only)
+        monkeypatch.setattr(
+            paths.os, "access", lambda p, mode: not str(p).startswith(str(cache)) and real_access(p, mode)
+        )
+    monkeypatch.setenv("EXPLAINER_CACHE", str(cache))
+    monkeypatch.setattr(paths, "_memo", None)
+    with caplog.at_level("WARNING", logger="explainer.core.paths"):
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out) == good
+    warnings = [r.getMessage() for r in caplog.records if r.name == "explainer.core.paths"]
+    assert len(warnings) == 1 and "cannot be used" in warnings[0] and "the same results" in warnings[0], warnings
+    temporary = os.environ["EXPLAINER_CACHE"]
+    assert temporary != str(cache) and "explainer-cache-" in temporary and os.path.isdir(temporary)
+    assert list((paths.Path(temporary) / "weights").glob("*.safetensors"))  # the cache still works, there

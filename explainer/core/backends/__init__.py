@@ -90,8 +90,7 @@ class ExportJob:
         from explainer.core.paths import cache_dir
 
         self.identity = identity
-        self.log_path = cache_dir() / "onnx" / f"export-{identity[:26]}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = cache_dir("onnx") / f"export-{identity[:26]}.log"
         self._log = open(self.log_path, "wb")
         cmd = [sys.executable, "-m", "explainer.core.backends.onnx_export", str(gguf_path), identity]
         self.started = time.monotonic()

@@ -67,8 +67,7 @@ def model_fingerprint(cfg, weights: dict) -> str:
 
 
 def export_paths(identity: str) -> tuple[Path, Path]:
-    d = cache_dir() / "onnx"
-    d.mkdir(parents=True, exist_ok=True)
+    d = cache_dir("onnx")
     stem = f"{identity[:26]}-f{EXPORT_FORMAT}-op{OPSET}"
     return d / f"{stem}.onnx", d / f"{stem}.json"
 

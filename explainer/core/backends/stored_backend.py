@@ -98,8 +98,7 @@ def graph_paths(identity: str) -> tuple[dict[str, Path], Path]:
     folder for ``identity``. The ``OPTIONAL`` graphs exist where the record lists them."""
     from explainer.core.paths import cache_dir
 
-    d = cache_dir() / "onnx"
-    d.mkdir(parents=True, exist_ok=True)
+    d = cache_dir("onnx")
     stem = f"{identity[:26]}-stored{STORED_FORMAT}"
     files = {}
     for g in GRAPHS:
