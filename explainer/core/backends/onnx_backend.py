@@ -34,6 +34,18 @@ class OnnxCache:
     length: int
 
 
+def threads_from_env() -> int | None:
+    """``$EXPLAINER_ORT_THREADS``: ONNX Runtime's threads (None: its default); a value that is not a whole number
+    from 1 to 1024 is ignored with a warning."""
+    raw = os.environ.get("EXPLAINER_ORT_THREADS", "").strip()
+    if not raw:
+        return None
+    if raw.isdecimal() and 1 <= int(raw) <= 1024:
+        return int(raw)
+    log.warning("EXPLAINER_ORT_THREADS=%r is not a number of threads from 1 to 1024; ONNX Runtime chooses.", raw)
+    return None
+
+
 def _session_options(ort, threads: int | None, prepack: bool = False):
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -47,7 +59,7 @@ def _session_options(ort, threads: int | None, prepack: bool = False):
     # sleeping worker for each cost ~3-4 ms of a 128-token keystroke here) and stop spinning when it returns
     # (left alone they spin ~45 ms more, a core each taken from the window just as it draws the result).
     # EXPLAINER_ORT_SPIN=0 never spins.
-    spin = os.environ.get("EXPLAINER_ORT_SPIN", "1")
+    spin = "0" if os.environ.get("EXPLAINER_ORT_SPIN", "1").strip() == "0" else "1"
     so.add_session_config_entry("session.intra_op.allow_spinning", spin)
     so.add_session_config_entry("session.force_spinning_stop", "1")
     if threads:
@@ -118,7 +130,7 @@ class OnnxBackend(Backend):
 
         self._ort, self.path, self.cfg = ort, Path(path), cfg
         self.embedding = embedding  # [V, D] float32: the graph starts after the embedding lookup
-        self.threads = threads or int(os.environ.get("EXPLAINER_ORT_THREADS", "0")) or None
+        self.threads = threads or threads_from_env()
         self.notice: str | None = None
         want_cuda = device.startswith("cuda")
         if want_cuda and not cuda_provider_available():

@@ -22,7 +22,6 @@ import copy
 import functools
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,10 +190,10 @@ class StoredBackend(Backend):
     def __init__(self, record: dict, cfg, embedding: np.ndarray, threads: int | None = None):
         import onnxruntime as ort
 
-        from explainer.core.backends.onnx_backend import _session_options
+        from explainer.core.backends.onnx_backend import _session_options, threads_from_env
 
         self.cfg, self.embedding = cfg, embedding  # [V, D]: input embeddings are looked up on the host
-        self.threads = threads or int(os.environ.get("EXPLAINER_ORT_THREADS", "0")) or None
+        self.threads = threads or threads_from_env()
         import threading
 
         options = _session_options(ort, self.threads, prepack=True)
