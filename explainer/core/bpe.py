@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .tokenizers import Tokenizer
 
 _GGUF_CONTROL = 3  # llama.cpp token type of control (special) tokens
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 # -- GPT-2's byte table ----------------------------------------------------------------------------------------
@@ -95,6 +95,8 @@ def _read_vocab_cache(path: Path, key: str):
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("format") != _CACHE_FORMAT or data.get("key") != key:
             return None
+        if data.get("sha256") != _vocab_digest(data["tokens"], data["specials"]):
+            return None  # damaged: a changed byte would change the tokens without a word
         ranks = {base64.b64decode(t, validate=True): int(i) for t, i in data["tokens"]}
         specials = {str(s): int(i) for s, i in data["specials"].items()}
         if len(ranks) != len(data["tokens"]) or not ranks:
@@ -106,11 +108,17 @@ def _read_vocab_cache(path: Path, key: str):
         return None  # corrupt: rebuilt and overwritten
 
 
+def _vocab_digest(tokens, specials) -> str:
+    return hashlib.sha256(json.dumps([tokens, specials], separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
 def _write_vocab_cache(path: Path, key: str, ranks: dict[bytes, int], specials: dict[str, int]) -> None:
+    tokens = [[base64.b64encode(b).decode("ascii"), i] for b, i in ranks.items()]
     payload = {
         "format": _CACHE_FORMAT,
         "key": key,
-        "tokens": [[base64.b64encode(b).decode("ascii"), i] for b, i in ranks.items()],
+        "sha256": _vocab_digest(tokens, specials),
+        "tokens": tokens,
         "specials": specials,
     }
     from explainer.core.paths import atomic_write

@@ -511,7 +511,21 @@ def test_tiny_gguf_vocabulary_and_cache(tmp_path, monkeypatch):
     assert tk.gguf_vocab(path) == (ranks, specials)  # from the cache
     monkeypatch.undo()
     monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path / "cache"))
-    for garbage in ("{not json", '{"format": 1, "key": 3}', json.dumps({"format": 1, "tokens": [["@@", 1]]}), ""):
+    good = json.loads(cached[0].read_text())
+    swapped = json.loads(cached[0].read_text())  # valid, but two tokens' ids exchanged: other tokens, silently
+    (t1, i1), (t2, i2) = swapped["tokens"][5], swapped["tokens"][6]
+    swapped["tokens"][5], swapped["tokens"][6] = [t1, i2], [t2, i1]
+    duplicate = json.loads(cached[0].read_text())  # one id twice (a flipped digit)
+    duplicate["tokens"][5][1] = duplicate["tokens"][6][1]
+    for garbage in (
+        "{not json",
+        '{"format": 2, "key": 3}',
+        json.dumps({"format": 2, "tokens": [["@@", 1]]}),
+        "",
+        json.dumps(swapped),
+        json.dumps(duplicate),
+        json.dumps({**good, "specials": {"<|endoftext|>": 1, "<|im_end|>": 0}}),
+    ):
         cached[0].write_text(garbage)
         assert tk.gguf_vocab(path) == (ranks, specials)  # rebuilt
         assert json.loads(cached[0].read_text())["specials"] == specials
