@@ -57,7 +57,7 @@ WORD_ID_RANGE = (1000, 10000)  # ordinary-word token ids for the reference seque
 _WORD = re.compile(rb"^ [a-z]{3,}$")
 DEFAULT_SEED, DEFAULT_LENGTH, DEFAULT_SEEDS = 0, 50, 3
 MAX_SEEDS = 100  # (each seed is one pass; the scores' spread over seeds is small long before this)
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def method_text(seed: int = DEFAULT_SEED, length: int = DEFAULT_LENGTH, n_seeds: int = DEFAULT_SEEDS) -> str:
@@ -273,6 +273,11 @@ def _model_key(engine) -> str:
     return h.hexdigest()[:16]
 
 
+def _digest(data: dict) -> str:
+    """A checksum of a head-score cache entry: a damaged number would otherwise be shown as the model's."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 def cached_reference_scores(
     engine, seed: int = DEFAULT_SEED, length: int = DEFAULT_LENGTH, n_seeds: int = DEFAULT_SEEDS, use_cache: bool = True
 ) -> HeadScores:
@@ -284,6 +289,8 @@ def cached_reference_scores(
         try:
             path = paths.cache_dir() / f"heads-v{CACHE_VERSION}-{_model_key(engine)}-{seed}-{length}-{n_seeds}.json"
             data = json.loads(path.read_text(encoding="utf-8"))
+            if data.pop("sha256", None) != _digest(data):
+                raise ValueError("its checksum does not match (damaged)")
             return HeadScores.from_roles(
                 {n: np.asarray(data[n], np.float32) for n in ROLES},
                 counts=data["counts"],
@@ -304,9 +311,8 @@ def cached_reference_scores(
                 "seeds": list(scores.seeds),
                 "length": length,
             }
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data), encoding="utf-8")
-            tmp.replace(path)
+            data = json.loads(json.dumps(data))  # as it reads back (the checksum is of that)
+            paths.atomic_write(path, json.dumps({**data, "sha256": _digest(data)}).encode("utf-8"))
         except OSError as e:
             log.warning("could not write the head-score cache %s: %s", path, e)
     return scores

@@ -104,6 +104,19 @@ def test_cache_round_trip(tiny_engine, tmp_path, monkeypatch):
     for name in heads.ROLES:
         np.testing.assert_allclose(a.role(name), b.role(name), atol=1e-6)
     assert b.method == a.method
+    # a damaged number in the file (a score of 99) is not shown: the scores are computed again, and rewritten
+    (path,) = tmp_path.glob("heads-*.json")
+    data = json.loads(path.read_text())
+    data["induction"][0][0] = 99.0
+    path.write_text(json.dumps(data))
+    calls = []
+    real = heads.reference_scores
+    monkeypatch.setattr(heads, "reference_scores", lambda *a: calls.append(1) or real(*a))
+    c = heads.cached_reference_scores(tiny_engine, 0, 10, 1)
+    assert calls and np.allclose(c.role("induction"), a.role("induction"), atol=1e-6)
+    assert json.loads(path.read_text())["induction"][0][0] != 99.0
+    heads.cached_reference_scores(tiny_engine, 0, 10, 1)
+    assert len(calls) == 1  # the rewritten entry is read again
 
 
 def test_cli_heads_json_and_help(monkeypatch, capsys, tiny_engine):
