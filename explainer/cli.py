@@ -246,7 +246,8 @@ def cmd_tokenize(args) -> int:
         _out(rows)
     else:
         for r in rows:
-            print(f"{len(r['ids'])} tokens, {len(r['text'])} characters ({tok.name})")
+            n, chars = len(r["ids"]), len(r["text"])
+            print(f"{n} token{'s' if n != 1 else ''}, {chars} character{'s' if chars != 1 else ''} ({tok.name})")
             for t in tz_tokens_display(r):
                 print(t)
     return 0
@@ -410,9 +411,11 @@ def _stderr_progress(msg: str, frac: float) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=os.environ.get("EXPLAINER_LOG", "WARNING").upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    level = os.environ.get("EXPLAINER_LOG", "WARNING").strip().upper()
+    known = isinstance(logging.getLevelName(level), int)  # (a name it knows maps to its number)
+    logging.basicConfig(level=level if known else "WARNING", format="%(levelname)s %(name)s: %(message)s")
+    if not known:
+        log.warning("EXPLAINER_LOG=%r is not a logging level (DEBUG, INFO, WARNING, ERROR); using WARNING.", level)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(encoding="utf-8", errors="backslashreplace")

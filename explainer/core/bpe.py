@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ModelFileError, TokenizerError
-from .paths import cache_dir
+from .paths import cache_dir, read_regular_text
 from .types import Tokenization
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def gguf_vocab(path: Path) -> tuple[dict[bytes, int], dict[str, int]]:
 
 def _read_vocab_cache(path: Path, key: str):
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_text(path))
         if data.get("format") != _CACHE_FORMAT or data.get("key") != key:
             return None
         if data.get("sha256") != _vocab_digest(data["tokens"], data["specials"]):

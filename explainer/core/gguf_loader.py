@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from explainer.core.errors import ModelFileError
-from explainer.core.paths import atomic_write, cache_dir, remove_older_formats, sha256_file
+from explainer.core.paths import atomic_write, cache_dir, read_regular_text, remove_older_formats, sha256_file
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
@@ -323,7 +323,7 @@ def _load_cache(gguf_sha: str) -> tuple[LlamaConfig, dict[str, np.ndarray]] | No
     if not (st_path.is_file() and meta_path.is_file()):
         return None
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads(read_regular_text(meta_path))
         if meta.get("size") != st_path.stat().st_size or meta.get("sha256") != sha256_file(st_path):
             log.warning("weight cache %s failed verification; rebuilding", st_path)
             return None
@@ -333,7 +333,9 @@ def _load_cache(gguf_sha: str) -> tuple[LlamaConfig, dict[str, np.ndarray]] | No
         cfg["rope_scaling"] = tuple(cfg.get("rope_scaling", ()))
         loaded = LlamaConfig(**cfg), map_safetensors(st_path)  # read on demand
     except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
-        log.warning("weight cache %s unreadable (%s); rebuilding", st_path, e)
+        log.warning(
+            "weight cache entry %s (.json, .safetensors) unreadable (%s); rebuilding", st_path.with_suffix(""), e
+        )
         return None
     remove_older_formats(st_path.parent, gguf_sha[:24], "v", CACHE_FORMAT)
     try:

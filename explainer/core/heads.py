@@ -288,7 +288,7 @@ def cached_reference_scores(
     if use_cache:
         try:
             path = paths.cache_dir() / f"heads-v{CACHE_VERSION}-{_model_key(engine)}-{seed}-{length}-{n_seeds}.json"
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(paths.read_regular_text(path))
             if data.pop("sha256", None) != _digest(data):
                 raise ValueError("its checksum does not match (damaged)")
             return HeadScores.from_roles(

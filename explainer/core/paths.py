@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.metadata
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -127,6 +129,28 @@ def remove_older_formats(folder: Path, stem: str, tag: str, current: int) -> lis
     return gone
 
 
+def open_regular(path: str | os.PathLike):
+    """``path`` opened for reading (binary) if it is a regular file, else OSError: a named pipe would wait forever
+    for a writer and a device might never end (a cache file or a record someone replaced)."""
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | nonblocking)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if nonblocking:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular_text(path: str | os.PathLike) -> str:
+    """The UTF-8 text of the regular file ``path`` (``open_regular``; UnicodeDecodeError is a ValueError)."""
+    with open_regular(path) as f:
+        return f.read().decode("utf-8")
+
+
 _WRITING: set[Path] = set()  # the temporary files atomic_write is writing now, see remove_partial_files
 
 
@@ -148,6 +172,10 @@ def atomic_write(dst: Path, data: bytes | Callable[[Path], object]) -> None:
             data(tmp_p)
         with open(tmp_p, "rb+") as f:
             os.fsync(f.fileno())
+        if dst.is_dir() and not dst.is_symlink() and _in_cache(dst):
+            import shutil
+
+            shutil.rmtree(dst)  # a folder where a cache file belongs: the cache is ours to repair
         os.replace(tmp_p, dst)
     finally:
         _WRITING.discard(tmp_p)
@@ -159,6 +187,13 @@ def atomic_write(dst: Path, data: bytes | Callable[[Path], object]) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def _in_cache(p: Path) -> bool:
+    try:
+        return p.resolve().is_relative_to(cache_dir().resolve())
+    except OSError:
+        return False
 
 
 def remove_partial_files() -> list[Path]:
@@ -178,7 +213,7 @@ def remove_partial_files() -> list[Path]:
 
 def _sha256_read(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
@@ -202,7 +237,7 @@ def _memo_table() -> tuple[dict[str, list], Path]:
     if _memo is None or _memo_dir != d:
         _memo, _memo_dir = {}, d
         try:
-            loaded = json.loads((d / HASH_MEMO_FILE).read_text(encoding="utf-8"))
+            loaded = json.loads(read_regular_text(d / HASH_MEMO_FILE))
             if isinstance(loaded, dict):
                 _memo = {k: v for k, v in loaded.items() if isinstance(v, list) and len(v) == 5}
         except (OSError, ValueError):

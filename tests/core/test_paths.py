@@ -215,3 +215,35 @@ def test_an_unusable_cache_folder_gives_a_temporary_one_and_the_same_numbers(
     temporary = os.environ["EXPLAINER_CACHE"]
     assert temporary != str(cache) and "explainer-cache-" in temporary and os.path.isdir(temporary)
     assert list((paths.Path(temporary) / "weights").glob("*.safetensors"))  # the cache still works, there
+
+
+@pytest.mark.skipif(os.name != "posix", reason="named pipes")
+def test_a_pipe_or_a_folder_in_place_of_a_cache_file_neither_waits_nor_stays(cache, tmp_path, bundled_gguf):
+    """Cache records and files are opened only as regular files (a named pipe without a writer would wait
+    forever); a folder where a cache file belongs is replaced by the file (inside the cache folder only)."""
+    import subprocess
+    import sys
+
+    cache.mkdir()
+    os.mkfifo(cache / paths.HASH_MEMO_FILE)
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(OSError, match="not a regular file"):
+        paths.read_regular_text(tmp_path / "pipe")
+    with pytest.raises(OSError, match="not a regular file"):
+        paths.open_regular(tmp_path)
+    code = (
+        "from explainer.core import paths; import pathlib; "
+        f"print(paths.sha256_file(pathlib.Path({str(bundled_gguf)!r}))[:12])"
+    )
+    env = {**os.environ, "EXPLAINER_CACHE": str(cache)}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and len(run.stdout.strip()) == 12, run.stderr
+    entry = cache / "weights" / "entry.json"
+    (entry / "inside").mkdir(parents=True)
+    paths.atomic_write(entry, b"{}")
+    assert entry.is_file() and entry.read_bytes() == b"{}"
+    outside = tmp_path / "user-folder"
+    outside.mkdir()
+    with pytest.raises(OSError):  # never a folder outside the cache
+        paths.atomic_write(outside, b"{}")
+    assert outside.is_dir()

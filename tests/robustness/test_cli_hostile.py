@@ -429,6 +429,16 @@ def test_small_cli_wordings(cli, tiny_gguf):
     assert "use it with --json" in r.err
     r = cli("analyze", "--model", str(tiny_gguf), "--no-start-token", "a")
     assert r.code == 0 and ": 1 token" in r.out and "1 tokens" not in r.out
+    r = cli("tokenize", "a")
+    assert r.code == 0 and r.out.startswith("1 token, 1 character (")
+
+
+def test_an_unknown_log_level_is_one_warning(cli, monkeypatch, caplog):
+    monkeypatch.setenv("EXPLAINER_LOG", "NOPE")
+    with caplog.at_level("WARNING"):
+        r = cli("tokenize", "--json", "hi")
+    assert r.code == 0 and strict_json(r.out)[0]["text"] == "hi" and "Traceback" not in r.err
+    assert [m for m in caplog.messages if "EXPLAINER_LOG='NOPE' is not a logging level" in m]
 
 
 def test_directory_and_binary_text_files(cli, tmp_path, tiny_gguf):

@@ -36,13 +36,14 @@ class OnnxCache:
 
 def threads_from_env() -> int | None:
     """``$EXPLAINER_ORT_THREADS``: ONNX Runtime's threads (None: its default); a value that is not a whole number
-    from 1 to 1024 is ignored with a warning."""
+    from 1 to four per CPU is ignored with a warning (thousands of threads would exhaust the memory)."""
     raw = os.environ.get("EXPLAINER_ORT_THREADS", "").strip()
     if not raw:
         return None
-    if raw.isdecimal() and 1 <= int(raw) <= 1024:
+    most = 4 * (os.cpu_count() or 1)
+    if raw.isdecimal() and 1 <= int(raw) <= most:
         return int(raw)
-    log.warning("EXPLAINER_ORT_THREADS=%r is not a number of threads from 1 to 1024; ONNX Runtime chooses.", raw)
+    log.warning("EXPLAINER_ORT_THREADS=%r is not a number of threads from 1 to %d; ONNX Runtime chooses.", raw, most)
     return None
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from explainer.core.gguf_loader import atomic_write_bytes
-from explainer.core.paths import cache_dir, remove_older_formats, sha256_file
+from explainer.core.paths import cache_dir, read_regular_text, remove_older_formats, sha256_file
 
 log = logging.getLogger(__name__)
 EXPORT_FORMAT = 3  # bump when the graph's inputs/outputs change
@@ -74,7 +74,7 @@ def export_paths(identity: str) -> tuple[Path, Path]:
 
 def export_record(onnx_path: Path) -> dict:
     """The JSON record written next to an export (size, sha256, the torch probe reference…)."""
-    return json.loads(onnx_path.with_suffix(".json").read_text(encoding="utf-8"))
+    return json.loads(read_regular_text(onnx_path.with_suffix(".json")))
 
 
 def cached_export(identity: str) -> Path | None:
@@ -83,7 +83,7 @@ def cached_export(identity: str) -> Path | None:
     if not (onnx_path.is_file() and meta_path.is_file()):
         return None
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads(read_regular_text(meta_path))
         ok = (
             meta.get("identity") == identity
             and meta.get("size") == onnx_path.stat().st_size

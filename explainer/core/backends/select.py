@@ -116,7 +116,7 @@ class BackendSelector:
     def _give_up(self, exc: BaseException, what: str = "ONNX") -> None:
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         self._notice = f"The {what} backend is not available ({detail}); running with torch."
-        quiet = (RuntimeError, ImportError, UnsupportedStorage)
+        quiet = (RuntimeError, ImportError, UnsupportedStorage, OSError)  # (an OSError names its file)
         log.warning("%s", self._notice, exc_info=not isinstance(exc, quiet))
 
     def _activate_stored(self, progress: Progress | None) -> bool:

@@ -107,14 +107,14 @@ def graph_paths(identity: str) -> tuple[dict[str, Path], Path]:
 
 def cached_graphs(identity: str) -> dict | None:
     """The record of verified graphs for ``identity`` (``paths``: the graph files), or None."""
-    from explainer.core.paths import remove_older_formats, sha256_file
+    from explainer.core.paths import read_regular_text, remove_older_formats, sha256_file
 
     files, meta_path = graph_paths(identity)
     needed = _required(files)
     if not (meta_path.is_file() and all(p.is_file() for p in needed.values())):
         return None
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads(read_regular_text(meta_path))
         files = {k: p for k, p in files.items() if k in needed or k in meta["files"]}
         for key, p in files.items():
             if not p.is_file() or meta["files"][key] != [p.stat().st_size, sha256_file(p)]:
