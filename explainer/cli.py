@@ -71,18 +71,6 @@ def _read_limited(f, name: str) -> bytes:
     return data
 
 
-def _open_text_file(path: str):
-    """``path`` opened for reading. A named pipe is opened without waiting for a writer (then read as usual: with
-    no writer it is empty), so that a pipe nobody writes to gives a sentence instead of waiting forever."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def read_texts(texts: Sequence[str], text_file: str | None, verb: str = "analyse") -> list[str]:
     if text_file is not None:
         if texts:
@@ -95,7 +83,9 @@ def read_texts(texts: Sequence[str], text_file: str | None, verb: str = "analyse
             else:
                 if os.path.isdir(text_file):
                     raise IsADirectoryError
-                with _open_text_file(text_file) as f:
+                from explainer.core.paths import open_without_waiting
+
+                with open_without_waiting(text_file) as f:  # (a pipe nobody writes to: a sentence, not a wait)
                     data = _read_limited(f, f"The text file {text_file}")
                     if not data and stat.S_ISFIFO(os.fstat(f.fileno()).st_mode):
                         raise UserError(

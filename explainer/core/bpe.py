@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ModelFileError, TokenizerError
-from .paths import cache_dir, read_regular_text
+from .paths import cache_dir, json_digest, read_regular_text
 from .types import Tokenization
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def _read_vocab_cache(path: Path, key: str):
         data = json.loads(read_regular_text(path))
         if data.get("format") != _CACHE_FORMAT or data.get("key") != key:
             return None
-        if data.get("sha256") != _vocab_digest(data["tokens"], data["specials"]):
+        if data.get("sha256") != json_digest([data["tokens"], data["specials"]]):
             return None  # damaged: a changed byte would change the tokens without a word
         ranks = {base64.b64decode(t, validate=True): int(i) for t, i in data["tokens"]}
         specials = {str(s): int(i) for s, i in data["specials"].items()}
@@ -108,16 +108,12 @@ def _read_vocab_cache(path: Path, key: str):
         return None  # corrupt: rebuilt and overwritten
 
 
-def _vocab_digest(tokens, specials) -> str:
-    return hashlib.sha256(json.dumps([tokens, specials], separators=(",", ":")).encode("utf-8")).hexdigest()
-
-
 def _write_vocab_cache(path: Path, key: str, ranks: dict[bytes, int], specials: dict[str, int]) -> None:
     tokens = [[base64.b64encode(b).decode("ascii"), i] for b, i in ranks.items()]
     payload = {
         "format": _CACHE_FORMAT,
         "key": key,
-        "sha256": _vocab_digest(tokens, specials),
+        "sha256": json_digest([tokens, specials]),
         "tokens": tokens,
         "specials": specials,
     }

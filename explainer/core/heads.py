@@ -273,11 +273,6 @@ def _model_key(engine) -> str:
     return h.hexdigest()[:16]
 
 
-def _digest(data: dict) -> str:
-    """A checksum of a head-score cache entry: a damaged number would otherwise be shown as the model's."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
-
-
 def cached_reference_scores(
     engine, seed: int = DEFAULT_SEED, length: int = DEFAULT_LENGTH, n_seeds: int = DEFAULT_SEEDS, use_cache: bool = True
 ) -> HeadScores:
@@ -289,7 +284,7 @@ def cached_reference_scores(
         try:
             path = paths.cache_dir() / f"heads-v{CACHE_VERSION}-{_model_key(engine)}-{seed}-{length}-{n_seeds}.json"
             data = json.loads(paths.read_regular_text(path))
-            if data.pop("sha256", None) != _digest(data):
+            if data.pop("sha256", None) != paths.json_digest(data):
                 raise ValueError("its checksum does not match (damaged)")
             return HeadScores.from_roles(
                 {n: np.asarray(data[n], np.float32) for n in ROLES},
@@ -312,7 +307,7 @@ def cached_reference_scores(
                 "length": length,
             }
             data = json.loads(json.dumps(data))  # as it reads back (the checksum is of that)
-            paths.atomic_write(path, json.dumps({**data, "sha256": _digest(data)}).encode("utf-8"))
+            paths.atomic_write(path, json.dumps({**data, "sha256": paths.json_digest(data)}).encode("utf-8"))
         except OSError as e:
             log.warning("could not write the head-score cache %s: %s", path, e)
     return scores

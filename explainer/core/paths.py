@@ -129,13 +129,14 @@ def remove_older_formats(folder: Path, stem: str, tag: str, current: int) -> lis
     return gone
 
 
-def open_regular(path: str | os.PathLike):
-    """``path`` opened for reading (binary) if it is a regular file, else OSError: a named pipe would wait forever
-    for a writer and a device might never end (a cache file or a record someone replaced)."""
-    nonblocking = getattr(os, "O_NONBLOCK", 0)
+def open_without_waiting(path: str | os.PathLike, *, regular: bool = False):
+    """``path`` opened for reading (binary). A named pipe is opened without waiting for a writer (opening it
+    waits for one), then read as any file: with no writer it is empty. ``regular``: OSError unless it is a regular
+    file (see ``open_regular``)."""
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # (POSIX; elsewhere opening a pipe does not wait)
     fd = os.open(path, os.O_RDONLY | nonblocking)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        if regular and not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
         if nonblocking:
             os.set_blocking(fd, True)
@@ -143,6 +144,18 @@ def open_regular(path: str | os.PathLike):
     except BaseException:
         os.close(fd)
         raise
+
+
+def open_regular(path: str | os.PathLike):
+    """``path`` opened for reading (binary) if it is a regular file, else OSError: a named pipe would wait forever
+    for a writer and a device might never end (a cache file or a record someone replaced)."""
+    return open_without_waiting(path, regular=True)
+
+
+def json_digest(value) -> str:
+    """The sha256 of ``value`` as canonical JSON: the checksum a cache entry carries, so that a damaged entry (a
+    changed id, a changed score) is rebuilt instead of shown as the model's."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
 def read_regular_text(path: str | os.PathLike) -> str:
