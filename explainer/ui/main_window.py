@@ -313,14 +313,16 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     # --- view -----------------------------------------------------------------------------------------------
-    def set_theme(self, theme: th.Theme) -> None:
+    def set_theme(self, theme: th.Theme, style_sheet: bool = True) -> None:
+        """``theme`` on the application and every panel. ``style_sheet=False``: its palette only, for a caller that
+        sets the application's style sheet (``th.style_sheet``) next, styling the widgets once for several changes."""
         if theme == self._themed:  # every panel has it (the settings, the autosave and scenes restore it again;
             return  # the plots' axes measure themselves anew for each new pen: ~0.05 s a time)
         self._themed = theme
         self.theme = theme
         app = QApplication.instance()
         if app is not None:
-            th.apply_theme(app, theme)
+            (th.apply_theme if style_sheet else th.apply_palette)(app, theme)
         self.theme_actions[theme.name].setChecked(True)
         for p in self.panels.values():
             p.set_theme(theme)
