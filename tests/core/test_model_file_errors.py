@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import shutil
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from explainer.core.engine import TINY_CONFIG, Engine
 from explainer.core.errors import ModelFileError
 from explainer.core.gguf_loader import check_model_path, dequantize_gguf, load_weights
 from explainer.core.llama import random_weights
-from tests.gguf_factory import write_tiny_llama
+from tests.gguf_factory import metadata_value_at, write_tiny_llama
 
 SMALL = dataclasses.replace(TINY_CONFIG, n_layers=1)
 
@@ -107,12 +109,24 @@ _METADATA = {
 
 def _set_metadata(path, changes: dict) -> None:
     """Overwrite numeric metadata of a GGUF in place (as llama.cpp's gguf-set-metadata does)."""
+    import struct
+
     import gguf
 
-    reader = gguf.GGUFReader(str(path), "r+")
+    T = gguf.GGUFValueType
+    formats = {T.UINT32: "<I", T.INT32: "<i", T.UINT64: "<Q", T.INT64: "<q", T.FLOAT32: "<f", T.FLOAT64: "<d"}
+    data = bytearray(path.read_bytes())
     for key, value in changes.items():
-        field = reader.fields[_METADATA[key]]
-        field.parts[field.data[0]][0] = value
+        kind, at = metadata_value_at(data, _METADATA[key])
+        struct.pack_into(formats[T(kind)], data, at, value)
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def consistent_gguf(tmp_path_factory, bundled_gguf):
+    """A tiny model whose metadata the tests below damage, each in a copy."""
+    path = tmp_path_factory.mktemp("gguf") / "consistent.gguf"
+    return write_tiny_llama(path, SMALL, random_weights(SMALL, seed=6), bundled_gguf)
 
 
 @pytest.mark.parametrize(
@@ -131,7 +145,7 @@ def _set_metadata(path, changes: dict) -> None:
         ({"norm_eps": -1.0}, ["epsilon is -1.0"]),
     ],
 )
-def test_metadata_no_model_can_have_is_one_sentence(tmp_path, bundled_gguf, monkeypatch, capsys, changes, words):
+def test_metadata_no_model_can_have_is_one_sentence(tmp_path, consistent_gguf, monkeypatch, capsys, changes, words):
     """GGUF metadata that no model can have (sizes below 1, a layer count other than the layers stored, heads
     that do not divide, a width or vocabulary the embedding table contradicts, a rotary base or epsilon that is not
     a positive number) is named in one sentence before any weight is decoded: not an internal error, NaN
@@ -140,7 +154,7 @@ def test_metadata_no_model_can_have_is_one_sentence(tmp_path, bundled_gguf, monk
 
     monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "inconsistent.gguf"
-    write_tiny_llama(path, SMALL, random_weights(SMALL, seed=6), bundled_gguf)
+    shutil.copyfile(consistent_gguf, path)
     _set_metadata(path, changes)
     with pytest.raises(ModelFileError) as err:
         load_weights(path)
@@ -154,20 +168,20 @@ def test_metadata_no_model_can_have_is_one_sentence(tmp_path, bundled_gguf, monk
 
 
 @pytest.mark.parametrize("key", ["general.architecture", "general.name", "tokenizer.ggml.tokens"])
-def test_metadata_text_that_is_not_utf8_is_one_sentence(tmp_path, bundled_gguf, monkeypatch, capsys, key):
+def test_metadata_text_that_is_not_utf8_is_one_sentence(tmp_path, consistent_gguf, monkeypatch, capsys, key):
     """GGUF strings are UTF-8: bytes that are not (a damaged file) are named in one sentence, not an internal
     error."""
-    import gguf
+    import struct
 
     from explainer.cli import main
 
     monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "bad-text.gguf"
-    write_tiny_llama(path, SMALL, random_weights(SMALL, seed=6), bundled_gguf)
-    reader = gguf.GGUFReader(str(path), "r+")
-    field = reader.fields[key]
-    field.parts[field.data[-1]][:] = 0xFF  # (the last token, for the vocabulary)
-    del reader
+    data = bytearray(consistent_gguf.read_bytes())
+    _kind, at = metadata_value_at(data, key)  # (the last token, for the vocabulary)
+    (n,) = struct.unpack_from("<Q", data, at)
+    data[at + 8 : at + 8 + n] = b"\xff" * n
+    path.write_bytes(bytes(data))
     with pytest.raises(ModelFileError, match=f"bad-text.gguf has a metadata '{key}' that is not valid UTF-8 text"):
         load_weights(path)
     code = main(["analyze", "--model", str(path), "hello"])
@@ -186,17 +200,25 @@ def quantized_gguf(tmp_path_factory, bundled_gguf):
     return path
 
 
+@functools.lru_cache(maxsize=4)
+def _tensors(source):
+    """``{name: (storage type, data offset)}`` of the GGUF ``source`` (written once per module; read once)."""
+    import gguf
+
+    return {t.name: (t.tensor_type, int(t.data_offset)) for t in gguf.GGUFReader(str(source)).tensors}
+
+
 def _poisoned(tmp_path, source, tensor: str, value: float, at: int = 0):
     """A copy of the GGUF ``source`` whose ``tensor`` holds ``value`` in its first 2-byte scale (a quantized
     tensor) or at float32 index ``at`` (a float32 one)."""
     import gguf
 
-    t = next(t for t in gguf.GGUFReader(str(source)).tensors if t.name == tensor)
+    tensor_type, data_offset = _tensors(source)[tensor]
     data = bytearray(source.read_bytes())
-    if t.tensor_type == gguf.GGMLQuantizationType.F32:
-        off, raw = t.data_offset + 4 * at, np.float32(value).tobytes()
+    if tensor_type == gguf.GGMLQuantizationType.F32:
+        off, raw = data_offset + 4 * at, np.float32(value).tobytes()
     else:
-        off, raw = t.data_offset, np.float16(value).tobytes()
+        off, raw = data_offset, np.float16(value).tobytes()
     data[off : off + len(raw)] = raw
     path = tmp_path / f"poisoned-{tensor}.gguf"
     path.write_bytes(bytes(data))
