@@ -56,6 +56,20 @@ def build_menus(window) -> None:
     v.addSeparator()
     window.analysis = AnalysisMenu(window, v)
     models_menu.install(window, app_settings())  # File: model folder, recent models, models on this computer
+    _keys_without_menu_bar(window)
+
+
+def _keys_without_menu_bar(window) -> None:
+    """Every menu entry's keys also on the window: a menu's keys work only while its menu bar is shown, and
+    presenter mode hides it (Ctrl+Q must still quit)."""
+    on_window = set(window.actions())
+    menus = [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
+    while menus:
+        for a in menus.pop().actions():
+            if a.menu() is not None:
+                menus.append(a.menu())
+            elif not a.shortcut().isEmpty() and a not in on_window:
+                window.addAction(a)
 
 
 def _build_focus_menu(window, menu) -> None:

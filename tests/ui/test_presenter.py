@@ -178,6 +178,27 @@ def test_zoom_from_the_keyboard(qtbot, window):
     assert w.editor.font().pointSizeF() == pytest.approx(base)
 
 
+def test_every_menu_key_works_in_presenter_mode(qtbot, window):
+    """Presenter mode hides the menu bar, and a menu's keys work only while its bar shows: every entry with keys
+    is the window's too, so Ctrl+Q ends a presentation and Ctrl+O opens a model."""
+    w = window
+    on_window, missing = set(w.actions()), []
+    menus = [a.menu() for a in w.menuBar().actions() if a.menu() is not None]
+    while menus:
+        for a in menus.pop().actions():
+            if a.menu() is not None:
+                menus.append(a.menu())
+            elif not a.shortcut().isEmpty() and a not in on_window:
+                missing.append(a.text())
+    assert not missing
+    w.presenter.enter()
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+    assert w.menuBar().isHidden()
+    qtbot.keyClick(w.editor, Qt.Key_Q, Qt.ControlModifier)
+    qtbot.waitUntil(lambda: not w.isVisible())
+
+
 def test_closing_in_presenter_mode_saves_the_normal_window(qtbot, window):
     from explainer.ui.main_window import app_settings
 
