@@ -63,13 +63,21 @@ def _keys_without_menu_bar(window) -> None:
     """Every menu entry's keys also on the window: a menu's keys work only while its menu bar is shown, and
     presenter mode hides it (Ctrl+Q must still quit)."""
     on_window = set(window.actions())
-    menus = [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
+    for a in menu_entries(window):
+        if not a.shortcut().isEmpty() and a not in on_window:
+            window.addAction(a)
+
+
+def menu_entries(window) -> list[QAction]:
+    """The entries of the window's menus, those of their submenus included (not the submenus themselves)."""
+    entries, menus = [], [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
     while menus:
         for a in menus.pop().actions():
             if a.menu() is not None:
                 menus.append(a.menu())
-            elif not a.shortcut().isEmpty() and a not in on_window:
-                window.addAction(a)
+            else:
+                entries.append(a)
+    return entries
 
 
 def _build_focus_menu(window, menu) -> None:
