@@ -318,6 +318,10 @@ class MainWindow(QMainWindow):
         sets the application's style sheet (``th.style_sheet``) next, styling the widgets once for several changes."""
         if theme == self._themed:  # every panel has it (the settings, the autosave and scenes restore it again;
             return  # the plots' axes measure themselves anew for each new pen: ~0.05 s a time)
+        presenter = getattr(self, "presenter", None)
+        if style_sheet and presenter is not None and presenter.scale != 1.0:
+            presenter.restyle(theme)  # zoomed fonts: a new style sheet alone would put the unzoomed ones back
+            return
         self._themed = theme
         self.theme = theme
         app = QApplication.instance()

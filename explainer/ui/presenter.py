@@ -306,7 +306,7 @@ class Presenter(QObject):
         w.teach.tabBar().hide()
         self._saved["teach_focus"] = w.teach.focusPolicy()
         w.teach.setFocusPolicy(Qt.NoFocus)  # Tab would stop at the hidden tab bar (its focus proxy) and go nowhere
-        self._restyle(high_contrast(w.theme))
+        self.restyle(high_contrast(w.theme))
         self.caption.setVisible(self.caption.has_caption)
         self.action.setChecked(True)
         if self.fullscreen:
@@ -317,7 +317,7 @@ class Presenter(QObject):
         w.editor.installEventFilter(self)  # (where the keys of a lecture mostly go)
         self._watch_keys_of(QApplication.focusWidget())
 
-    def _restyle(self, theme: th.Theme) -> None:
+    def restyle(self, theme: th.Theme) -> None:
         """The fonts at the current scale and ``theme`` on the window, the widgets styled once for both."""
         app = QApplication.instance()
         app.setStyleSheet("")  # (the style and fonts below then polish the widgets without it: once, not twice)
@@ -335,7 +335,7 @@ class Presenter(QObject):
         self.active = False
         self.caption.hide()
         self.notices.hide()
-        self._restyle(s["theme"])
+        self.restyle(s["theme"])
         w.set_help_visible(s["help"])
         w.menuBar().setVisible(s["menu"])
         w.statusBar().setVisible(s["status"])

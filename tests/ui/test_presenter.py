@@ -178,6 +178,23 @@ def test_zoom_from_the_keyboard(qtbot, window):
     assert w.editor.font().pointSizeF() == pytest.approx(base)
 
 
+def test_a_new_theme_keeps_the_zoomed_fonts(qtbot, window):
+    """Zoomed, then another theme: every font stays zoomed (a new style sheet alone put back the editor's and the
+    titles' unzoomed fonts, while the rest stayed large)."""
+    w = window
+    before = _sizes(w)
+    w.presenter.zoom_in_action.trigger()
+    zoomed = _sizes(w)
+    for k, v in before.items():
+        assert zoomed[k] == pytest.approx(v * w.presenter.zoom), k
+    w.theme_actions["dark"].trigger()
+    assert w.theme is th.DARK and _sizes(w) == pytest.approx(zoomed)
+    assert QApplication.instance().styleSheet() == th.style_sheet(th.DARK)
+    w.presenter.zoom_reset_action.trigger()
+    w.theme_actions["light"].trigger()
+    assert _sizes(w) == pytest.approx(before)
+
+
 def test_every_menu_key_works_in_presenter_mode(qtbot, window):
     """Presenter mode hides the menu bar, and a menu's keys work only while its bar shows: every entry with keys
     is the window's too, so Ctrl+Q ends a presentation and Ctrl+O opens a model."""
